@@ -1,0 +1,41 @@
+"""Loaders: vendor files in, tape events out.
+
+Each format is one module with a ``load(paths, *, repair=False) -> Loaded`` function.
+A loader reads everything it needs from its files, converts prices and sizes to exact
+integers (never through a float), orders rows by time, marks packet ends with ``F_LAST``,
+and either raises :class:`replay.quality.TapeError` naming file, row and field, or applies a
+documented repair and counts it in ``Loaded.repairs``.
+
+L2 (market-by-price) feeds use ``order_id == 0`` and these actions: ``M`` sets the level at
+``price`` to ``size``, ``D`` removes it, ``R`` clears the book before a snapshot.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from replay.quality import RepairLog
+from replay.tape import Events, InstrumentTable
+
+FORMATS = ("dbn", "bybit", "binance", "tardis", "lobster", "csv", "kis")
+
+
+@dataclass
+class Loaded:
+    events: Events
+    instruments: InstrumentTable
+    repairs: RepairLog = field(default_factory=RepairLog)
+
+
+def load(fmt: str, paths: Sequence[str | Path], **options) -> Loaded:
+    """Load ``paths`` with the loader for ``fmt`` (one of :data:`FORMATS`)."""
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    module = importlib.import_module(f"replay.loaders.{fmt}")
+    for p in paths:
+        if not Path(p).exists():
+            raise FileNotFoundError(f"{p}: no such file")
+    return module.load([Path(p) for p in paths], **options)

@@ -1,0 +1,282 @@
+"""The tape: one row per market event, columnar, time-ordered.
+
+A tape is a single Parquet file. Its rows follow :data:`EVENT_SCHEMA` (in the spirit of
+Databento MBO and Nautilus ``OrderBookDelta``); its key-value metadata carries the
+instrument table, so a tape is self-describing and can be streamed in chunks.
+
+Semantics of ``action`` (ASCII codes, as Databento uses them):
+
+- ``A`` add: a new resting order (L3), or on an L2 book (``order_id == 0``) set the
+  level at ``price`` to ``size``.
+- ``C`` cancel: reduce order ``order_id`` by ``size`` (removed at zero); on L2 reduce the
+  level by ``size``.
+- ``D`` delete: remove order ``order_id`` whatever its size; on L2 remove the level.
+- ``M`` modify: order ``order_id`` now rests at ``price`` with ``size`` (loses time priority
+  when the price changes or the size grows); on L2 set the level to ``size``.
+- ``T`` trade print: ``price``/``size`` traded, ``side`` = aggressor. Does not change the book.
+- ``F`` fill: resting order ``order_id`` (on ``side``) was executed for ``size`` at ``price``.
+  Does not change the book: the venue's following ``C``/``M``/``D`` does (as in Databento
+  MBO). This is the historical *demand* the replay modes re-apply.
+- ``R`` clear: empty the instrument's book.
+- ``S`` status: trading status change (``flags`` carry the venue's code).
+
+``side`` is ``B`` (bid/buy), ``A`` (ask/sell) or ``N`` (none). ``flags`` use Databento's
+bits: :data:`F_LAST` marks the event that completes a packet (the book is consistent
+after it), :data:`F_SNAPSHOT` marks snapshot rows.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+TAPE_VERSION = 1
+METADATA_KEY = b"cascade.instruments"
+VERSION_KEY = b"cascade.tape_version"
+
+ADD, CANCEL, DELETE, MODIFY, TRADE, FILL, CLEAR, STATUS = (ord(c) for c in "ACDMTFRS")
+ACTIONS = {"A": ADD, "C": CANCEL, "D": DELETE, "M": MODIFY, "T": TRADE, "F": FILL,
+           "R": CLEAR, "S": STATUS}
+BID, ASK, NONE = ord("B"), ord("A"), ord("N")
+SIDES = {"B": BID, "A": ASK, "N": NONE}
+
+F_LAST = 1 << 7
+F_TOB = 1 << 6
+F_SNAPSHOT = 1 << 5
+F_MBP = 1 << 4
+F_BAD_TS_RECV = 1 << 3
+F_MAYBE_BAD_BOOK = 1 << 2
+F_INJECTED = 1 << 0  # not from history: an order a broker or strategy sent
+
+EVENT_SCHEMA = pa.schema(
+    [
+        pa.field("ts", pa.int64(), nullable=False),
+        pa.field("instrument", pa.uint32(), nullable=False),
+        pa.field("action", pa.uint8(), nullable=False),
+        pa.field("side", pa.uint8(), nullable=False),
+        pa.field("price", pa.int64(), nullable=False),
+        pa.field("size", pa.int64(), nullable=False),
+        pa.field("order_id", pa.uint64(), nullable=False),
+        pa.field("flags", pa.uint8(), nullable=False),
+        pa.field("sequence", pa.uint64(), nullable=False),
+    ]
+)
+COLUMNS = tuple(EVENT_SCHEMA.names)
+DTYPES = {f.name: np.dtype(f.type.to_pandas_dtype()) for f in EVENT_SCHEMA}
+
+
+@dataclass(frozen=True)
+class Instrument:
+    """One row of the instrument table.
+
+    Prices on the tape are integers: ``price_units = natural_price * 10**price_decimals``
+    (KRW: 0 decimals, 1 unit = 1 won). Sizes likewise with ``size_decimals``.
+    """
+
+    instrument_id: int
+    symbol: str
+    venue: str = ""
+    book_type: str = "L3"  # "L3" market-by-order or "L2" market-by-price
+    price_decimals: int = 0
+    size_decimals: int = 0
+    tick_units: int = 1
+    lot_size: int = 1
+    prev_close_units: int = 0
+    market: str = ""
+    index_member: str = ""
+    shares_outstanding: int = 0
+
+    def to_natural_price(self, units: np.ndarray | int) -> np.ndarray | float:
+        return np.asarray(units, dtype=np.float64) / 10.0**self.price_decimals
+
+
+@dataclass
+class InstrumentTable:
+    """The instruments of a tape, by id."""
+
+    instruments: list[Instrument] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        ids = [i.instrument_id for i in self.instruments]
+        if len(set(ids)) != len(ids):
+            raise ValueError(f"instrument table: duplicate instrument_id in {ids}")
+
+    def __getitem__(self, instrument_id: int) -> Instrument:
+        for inst in self.instruments:
+            if inst.instrument_id == instrument_id:
+                return inst
+        raise KeyError(f"instrument {instrument_id} is not in the instrument table")
+
+    def __iter__(self) -> Iterator[Instrument]:
+        return iter(self.instruments)
+
+    def __len__(self) -> int:
+        return len(self.instruments)
+
+    def by_symbol(self, symbol: str) -> Instrument:
+        for inst in self.instruments:
+            if inst.symbol == symbol:
+                return inst
+        raise KeyError(f"symbol {symbol!r} is not in the instrument table")
+
+    def to_json(self) -> str:
+        return json.dumps([asdict(i) for i in self.instruments], ensure_ascii=False)
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> InstrumentTable:
+        return cls([Instrument(**row) for row in json.loads(text)])
+
+    def to_arrow(self) -> pa.Table:
+        return pa.Table.from_pylist([asdict(i) for i in self.instruments])
+
+
+@dataclass
+class Events:
+    """A chunk of tape rows as numpy arrays, one per column (no Python object per row)."""
+
+    ts: np.ndarray
+    instrument: np.ndarray
+    action: np.ndarray
+    side: np.ndarray
+    price: np.ndarray
+    size: np.ndarray
+    order_id: np.ndarray
+    flags: np.ndarray
+    sequence: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.ts)
+
+    @classmethod
+    def empty(cls, n: int = 0) -> Events:
+        return cls(**{c: np.zeros(n, DTYPES[c]) for c in COLUMNS})
+
+    @classmethod
+    def from_columns(cls, columns: dict[str, np.ndarray]) -> Events:
+        """Build from a mapping of column arrays, casting each to the schema's dtype."""
+        n = len(columns["ts"])
+        out = {}
+        for c in COLUMNS:
+            if c in columns:
+                out[c] = np.ascontiguousarray(columns[c], dtype=DTYPES[c])
+            elif c in ("flags", "sequence", "order_id"):
+                out[c] = np.zeros(n, DTYPES[c])
+            else:
+                raise KeyError(f"events: missing column {c!r}")
+            if len(out[c]) != n:
+                raise ValueError(f"events: column {c!r} has {len(out[c])} rows, ts has {n}")
+        return cls(**out)
+
+    @classmethod
+    def from_arrow(cls, batch: pa.RecordBatch | pa.Table) -> Events:
+        return cls.from_columns(
+            {c: batch.column(c).to_numpy(zero_copy_only=False) for c in COLUMNS}
+        )
+
+    @classmethod
+    def concat(cls, parts: list[Events]) -> Events:
+        if not parts:
+            return cls.empty()
+        return cls(**{c: np.concatenate([getattr(p, c) for p in parts]) for c in COLUMNS})
+
+    def take(self, index: np.ndarray | slice) -> Events:
+        return Events(**{c: getattr(self, c)[index] for c in COLUMNS})
+
+    def to_arrow(self) -> pa.Table:
+        return pa.Table.from_arrays([pa.array(getattr(self, c)) for c in COLUMNS],
+                                    schema=EVENT_SCHEMA)
+
+    def columns(self) -> tuple[np.ndarray, ...]:
+        return tuple(getattr(self, c) for c in COLUMNS)
+
+
+def _schema_with_metadata(instruments: InstrumentTable) -> pa.Schema:
+    return EVENT_SCHEMA.with_metadata(
+        {METADATA_KEY: instruments.to_json().encode(), VERSION_KEY: str(TAPE_VERSION).encode()}
+    )
+
+
+class TapeWriter:
+    """Append event chunks to a Parquet tape; written to a temporary name and renamed on
+    close, so a tape on disk is always complete."""
+
+    def __init__(self, path: str | Path, instruments: InstrumentTable,
+                 row_group_size: int = 1 << 20) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._tmp = self.path.with_name(self.path.name + ".partial")
+        self._writer = pq.ParquetWriter(self._tmp, _schema_with_metadata(instruments),
+                                        compression="zstd")
+        self._row_group_size = row_group_size
+        self.rows = 0
+        self._last_ts = np.iinfo(np.int64).min
+
+    def write(self, events: Events) -> None:
+        if len(events) == 0:
+            return
+        if events.ts[0] < self._last_ts or np.any(np.diff(events.ts) < 0):
+            raise ValueError(f"{self.path}: events must be written in time order")
+        self._last_ts = int(events.ts[-1])
+        self._writer.write_table(events.to_arrow(), row_group_size=self._row_group_size)
+        self.rows += len(events)
+
+    def close(self) -> Path:
+        self._writer.close()
+        self._tmp.replace(self.path)
+        return self.path
+
+    def abort(self) -> None:
+        self._writer.close()
+        self._tmp.unlink(missing_ok=True)
+
+    def __enter__(self) -> TapeWriter:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+
+def write_tape(path: str | Path, events: Events, instruments: InstrumentTable) -> Path:
+    with TapeWriter(path, instruments) as w:
+        w.write(events)
+    return Path(path)
+
+
+class Tape:
+    """A tape on disk, read lazily in chunks (a tape larger than memory replays)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        if not self.path.exists():
+            raise FileNotFoundError(f"{self.path}: no such tape")
+        try:
+            self._file = pq.ParquetFile(self.path)
+        except pa.ArrowInvalid as exc:
+            raise ValueError(f"{self.path}: not a Parquet tape ({exc})") from None
+        schema = self._file.schema_arrow
+        missing = [c for c in COLUMNS if c not in schema.names]
+        if missing:
+            raise ValueError(f"{self.path}: not a tape, missing columns {missing}")
+        meta = schema.metadata or {}
+        if METADATA_KEY not in meta:
+            raise ValueError(f"{self.path}: not a tape, no instrument table in its metadata")
+        self.instruments = InstrumentTable.from_json(meta[METADATA_KEY])
+
+    def __len__(self) -> int:
+        return self._file.metadata.num_rows
+
+    def chunks(self, rows: int = 1 << 20) -> Iterator[Events]:
+        for batch in self._file.iter_batches(batch_size=rows, columns=list(COLUMNS)):
+            yield Events.from_arrow(batch)
+
+    def read(self) -> Events:
+        return Events.concat(list(self.chunks()))
