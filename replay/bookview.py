@@ -1,0 +1,102 @@
+"""Book reconstruction: the top N levels after every complete event.
+
+``book_levels`` replays a tape with no injected orders and writes one row per event that
+completes a packet (flag ``F_LAST``; loaders of formats without packets flag every event):
+``ts``, ``instrument`` and, for k = 0..N-1, ``bid_px_k, bid_sz_k, ask_px_k, ask_sz_k`` with
+prices in natural units (NaN and size 0 where a level is empty).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+import pyarrow as pa
+from numba import njit
+
+from replay import loop
+from replay.engine import Replay
+from replay.tape import Events, InstrumentTable
+from venues.book import NEED_OUTPUT, OK, snapshot_levels
+
+
+@njit(cache=True)
+def _snapshots(ts_a, inst_a, act_a, side_a, px_a, sz_a, oid_a, flg_a, pos, ins, lv, orders,
+               free, meta, table, res, tick_lo, tick_sz, gap, imp, par, fills, trades, nout,
+               cnt, depth, out, nrow):
+    n = ts_a.shape[0]
+    while pos < n:
+        if nrow >= out.shape[0]:
+            return NEED_OUTPUT, pos, nrow
+        st = loop._apply(ts_a[pos], inst_a[pos], act_a[pos], side_a[pos], px_a[pos], sz_a[pos],
+                         oid_a[pos], ins, lv, orders, free, meta, table, res, loop.ABSOLUTE,
+                         tick_lo, tick_sz, gap, imp, par, fills, trades, nout, cnt)
+        nout[loop.N_TRADES] = 0
+        if st != OK:
+            return st, pos, nrow
+        if flg_a[pos] & 128:
+            out[nrow, 0] = ts_a[pos]
+            out[nrow, 1] = inst_a[pos]
+            snapshot_levels(ins, lv, inst_a[pos], depth, out[nrow], 2)
+            nrow += 1
+        pos += 1
+    return OK, pos, nrow
+
+
+def level_names(depth: int) -> list[str]:
+    names = []
+    for k in range(depth):
+        names += [f"bid_px_{k}", f"bid_sz_{k}", f"ask_px_{k}", f"ask_sz_{k}"]
+    return names
+
+
+def book_levels(chunks: Iterable[Events], instruments: InstrumentTable, depth: int = 10,
+                rows_per_batch: int = 1 << 16) -> Iterable[pa.RecordBatch]:
+    """Yield Arrow record batches of the top ``depth`` levels after every ``F_LAST`` event."""
+    if depth < 1:
+        raise ValueError("depth must be at least 1")
+    rp = Replay(instruments, "absolute")
+    res = np.zeros((0, 4), np.int64)
+    decimals = np.zeros(len(rp.book.ins), np.int64)
+    size_dec = np.zeros(len(rp.book.ins), np.int64)
+    for inst in instruments:
+        decimals[inst.instrument_id] = inst.price_decimals
+        size_dec[inst.instrument_id] = inst.size_decimals
+    out = np.zeros((rows_per_batch, 2 + 4 * depth), np.int64)
+    names = level_names(depth)
+    for ev in chunks:
+        if len(ev) == 0:
+            continue
+        rp._prepare(ev)
+        pos = 0
+        nrow = 0
+        while True:
+            st, pos, nrow = _snapshots(*ev.columns()[:8], pos, rp.book.ins, rp.book.lv,
+                                       rp.book.orders, rp.book.free, rp.book.meta,
+                                       rp.book.table, res, rp.tick_lo, rp.tick_sz, rp.gap,
+                                       rp.imp, rp.par, rp.fills, rp.trades, rp.nout, rp.cnt,
+                                       depth, out, nrow)
+            if st == NEED_OUTPUT or (st == OK and nrow):
+                yield _to_batch(out[:nrow], names, decimals, size_dec)
+                nrow = 0
+            if st == OK:
+                break
+            if st != NEED_OUTPUT:
+                rp._grow_for(st, ev, pos, np.zeros((0, loop.J_COLS), np.int64), 0)
+
+
+def _to_batch(rows: np.ndarray, names: list[str], decimals: np.ndarray,
+              size_dec: np.ndarray) -> pa.RecordBatch:
+    inst = rows[:, 1]
+    scale = 10.0 ** decimals[inst]
+    sscale = 10.0 ** size_dec[inst]
+    arrays = [pa.array(rows[:, 0]), pa.array(inst.astype(np.uint32))]
+    for j, name in enumerate(names):
+        col = rows[:, 2 + j]
+        if "_px_" in name:
+            arrays.append(pa.array(np.where(col < 0, np.nan, col / scale)))
+        elif np.all(size_dec == 0):
+            arrays.append(pa.array(col))
+        else:
+            arrays.append(pa.array(col / sscale))
+    return pa.RecordBatch.from_arrays(arrays, names=["ts", "instrument"] + names)

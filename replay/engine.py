@@ -1,0 +1,266 @@
+"""The replay front: owns the book and output buffers, feeds tape chunks to the kernel.
+
+``Replay`` speaks the domain's words (mode, injected orders, results); the arrays and the
+kernel live in :mod:`venues.book`, :mod:`venues.matching` and :mod:`replay.loop`.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from replay import loop
+from replay.tape import Events, Instrument, InstrumentTable
+from venues.book import (
+    I_HIST_LAST,
+    I_LAST,
+    I_N,
+    NEED_LADDER,
+    NEED_ORDERS,
+    NEED_OUTPUT,
+    OK,
+    BookState,
+)
+from venues.matching import F_COLS, ORDER_TYPES, R_COLS, fill_capacity_needed
+
+MAX_BANDS = 8
+
+
+def tick_scheme(inst: Instrument, on: object = None) -> tuple[np.ndarray, np.ndarray]:
+    """The instrument's tick bands (lower bound, tick), in price units.
+
+    KRX stocks use the KRX table of the session date (reference/krx.md: tick size);
+    anything else has one band of ``tick_units``.
+    """
+    if inst.venue == "XKRX" and inst.price_decimals == 0:
+        from venues.krx.ticks import tick_table
+
+        bounds, ticks = tick_table(on=on) if on is not None else tick_table()
+        return np.asarray(bounds, np.int64), np.asarray(ticks, np.int64)
+    return np.array([0], np.int64), np.array([max(1, inst.tick_units)], np.int64)
+
+
+@dataclass
+class InjectedOrders:
+    """Orders sent into the replay by its users (broker, strategy, a CSV of orders).
+
+    ``type``: market, limit, ioc, fok, cancel (for cancel, ``price`` is the index of the
+    order to cancel). ``side``: ``B`` buy or ``A`` sell (bytes codes 66/65).
+    """
+
+    ts: np.ndarray
+    instrument: np.ndarray
+    side: np.ndarray
+    type: np.ndarray
+    price: np.ndarray
+    size: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.ts)
+
+    @classmethod
+    def empty(cls) -> InjectedOrders:
+        z = np.zeros(0, np.int64)
+        return cls(z, z, z, z, z, z)
+
+    def as_matrix(self) -> np.ndarray:
+        m = np.zeros((len(self), loop.J_COLS), np.int64)
+        m[:, loop.J_TS] = self.ts
+        m[:, loop.J_INST] = self.instrument
+        m[:, loop.J_SIDE] = self.side
+        m[:, loop.J_TYPE] = self.type
+        m[:, loop.J_PRICE] = self.price
+        m[:, loop.J_SIZE] = self.size
+        if len(self) and np.any(np.diff(m[:, loop.J_TS]) < 0):
+            raise ValueError("injected orders must be in time order")
+        bad = ~np.isin(m[:, loop.J_TYPE], list(ORDER_TYPES.values()))
+        if bad.any():
+            raise ValueError(f"injected order {int(np.flatnonzero(bad)[0])}: unknown type")
+        nonpos = (m[:, loop.J_SIZE] <= 0) & (m[:, loop.J_TYPE] != ORDER_TYPES["cancel"])
+        if nonpos.any():
+            raise ValueError(f"injected order {int(np.flatnonzero(nonpos)[0])}: size must be > 0")
+        return m
+
+
+@dataclass
+class ReplayResult:
+    mode: str
+    fills: pd.DataFrame
+    trades: pd.DataFrame
+    top_of_book: pd.DataFrame
+    injected: pd.DataFrame
+    counters: dict[str, int]
+    events: int
+    wall_seconds: float
+    instruments: InstrumentTable = field(repr=False, default_factory=InstrumentTable)
+
+    @property
+    def events_per_second(self) -> float:
+        return self.events / self.wall_seconds if self.wall_seconds > 0 else float("nan")
+
+
+FILL_NAMES = ["ts", "instrument", "side", "price", "size", "taker", "maker", "maker_order_id",
+              "source"]
+TRADE_NAMES = ["ts", "instrument", "price", "size", "side", "source"]
+TOB_NAMES = ["ts", "instrument", "bid_px", "bid_sz", "ask_px", "ask_sz"]
+RESULT_NAMES = ["filled", "notional", "status", "resting"]
+STATUS_NAMES = ["pending", "filled", "partial", "resting", "rejected", "cancelled",
+                "no_liquidity"]
+SOURCE_NAMES = {0: "history", 1: "injected", 2: "reapplied", 3: "history_cross"}
+
+
+class Replay:
+    """Replays tape chunks through the simulated book under a replay mode.
+
+    ``propagator_tau_s`` and ``propagator_beta`` set the decay kernel
+    ``G(t) = (1 + t/tau)^-beta``; the defaults put the impact at about 2/3 of its peak after
+    5 minutes and about 1/3 after an hour (docs/replay-modes.md).
+    """
+
+    def __init__(self, instruments: InstrumentTable, mode: str = "absolute", *,
+                 propagator_tau_s: float = 120.0, propagator_beta: float = 0.324,
+                 order_capacity: int = 1 << 16, buffer_rows: int = 1 << 16,
+                 session_date: object = None) -> None:
+        if mode not in loop.MODES:
+            raise ValueError(f"unknown replay mode {mode!r}; choose one of {list(loop.MODES)}")
+        if mode == "generative":
+            raise ValueError("generative mode has no tape: use replay.generative.run_generative")
+        self.instruments = instruments
+        self.mode = mode
+        n = max(inst.instrument_id for inst in instruments) + 1 if len(instruments) else 0
+        self.book = BookState(n, order_capacity)
+        self.tick_lo = np.zeros((n, MAX_BANDS), np.int64)
+        self.tick_sz = np.zeros((n, MAX_BANDS), np.int64)
+        self.step = np.ones(n, np.int64)
+        for inst in instruments:
+            lo, sz = tick_scheme(inst, session_date)
+            self.tick_lo[inst.instrument_id, : len(lo)] = lo
+            self.tick_sz[inst.instrument_id, : len(sz)] = sz
+            self.step[inst.instrument_id] = int(np.gcd.reduce(sz))
+        self.gap = np.zeros(n, np.float64)
+        self.imp = np.zeros((4096, 3), np.float64)
+        self.par = np.array([propagator_tau_s * 1e9, propagator_beta], np.float64)
+        self.cnt = np.zeros(loop.N_COUNTERS, np.int64)
+        self.nout = np.zeros(4, np.int64)
+        self.tob_last = np.full((n, 4), -2, np.int64)
+        self._rows = buffer_rows
+        self._alloc_buffers(buffer_rows)
+        self._parts: dict[str, list[np.ndarray]] = {"fills": [], "trades": [], "tob": []}
+        self._pending: list[Events] = []
+
+    def _alloc_buffers(self, rows: int) -> None:
+        self.fills = np.zeros((rows, F_COLS), np.int64)
+        self.trades = np.zeros((rows, loop.T_COLS), np.int64)
+        self.tob = np.zeros((rows, loop.B_COLS), np.int64)
+
+    def _flush(self) -> None:
+        for name, buf, key in (("fills", self.fills, loop.N_FILLS),
+                               ("trades", self.trades, loop.N_TRADES),
+                               ("tob", self.tob, loop.N_TOB)):
+            k = int(self.nout[key])
+            if k:
+                self._parts[name].append(buf[:k].copy())
+            self.nout[key] = 0
+
+    def _ensure_ladder(self, inst: int, prices: np.ndarray) -> None:
+        lo, hi = int(prices.min()), int(prices.max())
+        step = int(self.step[inst])
+        if self.book.ins[inst, I_N]:
+            cur_lo, cur_hi = self.book.ladder_bounds(inst)
+            if lo >= cur_lo and hi <= cur_hi:
+                return
+            lo, hi = min(lo, cur_lo), max(hi, cur_hi)
+        margin = max(256 * step, (hi - lo) // 4)
+        margin += abs(int(round(self.gap[inst])))
+        self.book.set_ladder(inst, max(step, lo - margin), hi + margin, step)
+
+    def _prepare(self, ev: Events) -> None:
+        for inst in np.unique(ev.instrument):
+            sel = ev.price[(ev.instrument == inst) & (ev.price > 0)]
+            if len(sel):
+                self._ensure_ladder(int(inst), sel)
+
+    def _grow_for(self, status: int, ev: Events, pos: int, inj: np.ndarray, jpos: int) -> None:
+        if status == NEED_OUTPUT:
+            self._flush()
+            need = fill_capacity_needed(self.book.meta, len(self.book.lv)) * 2
+            if need > self._rows:
+                self._rows = int(need)
+                self._alloc_buffers(self._rows)
+        elif status == NEED_ORDERS:
+            self.book.grow_orders()
+        elif status == NEED_LADDER:
+            if pos < len(ev) and (jpos >= len(inj) or ev.ts[pos] <= inj[jpos, loop.J_TS]):
+                inst, price = int(ev.instrument[pos]), int(ev.price[pos])
+            else:
+                inst, price = int(inj[jpos, loop.J_INST]), int(inj[jpos, loop.J_PRICE])
+            g = int(abs(round(self.gap[inst]))) + int(np.abs(self.imp[:, 2]).sum())
+            self._ensure_ladder(inst, np.array([price - g, price + g]))
+        else:
+            raise RuntimeError(f"replay kernel returned unknown status {status}")
+
+    def run(self, chunks: Iterable[Events], injected: InjectedOrders | None = None,
+            progress: Callable[[int], None] | None = None) -> ReplayResult:
+        """Replay every chunk, with ``injected`` orders merged in by time."""
+        inj = (injected or InjectedOrders.empty()).as_matrix()
+        for row in inj:
+            if row[loop.J_INST] >= len(self.book.ins):
+                raise ValueError(f"injected order for unknown instrument {row[loop.J_INST]}")
+        res = np.zeros((len(inj), R_COLS), np.int64)
+        jpos = 0
+        events = 0
+        t0 = time.perf_counter()
+        for ev in itertools.chain(chunks, [Events.empty()]):
+            if len(ev):
+                self._prepare(ev)
+            limit_px = inj[jpos:, loop.J_PRICE]
+            if len(limit_px):
+                types = inj[jpos:, loop.J_TYPE]
+                for i in np.unique(inj[jpos:, loop.J_INST]):
+                    sel = limit_px[(inj[jpos:, loop.J_INST] == i) & (types != 0) & (types != 4)]
+                    if len(sel):
+                        self._ensure_ladder(int(i), sel)
+            pos = 0
+            while True:
+                status, pos, jpos = loop.run_chunk(
+                    *ev.columns()[:8], pos, inj, jpos, self.book.ins, self.book.lv,
+                    self.book.orders, self.book.free, self.book.meta, self.book.table, res,
+                    loop.MODES[self.mode], self.tick_lo, self.tick_sz, self.gap, self.imp,
+                    self.par, self.fills, self.trades, self.tob, self.tob_last, self.nout,
+                    self.cnt)
+                if status == OK:
+                    break
+                self._grow_for(status, ev, pos, inj, jpos)
+            events += len(ev)
+            if progress is not None and len(ev):
+                progress(len(ev))
+        self._flush()
+        wall = time.perf_counter() - t0
+        return ReplayResult(
+            mode=self.mode,
+            fills=self._frame("fills", FILL_NAMES),
+            trades=self._frame("trades", TRADE_NAMES),
+            top_of_book=self._frame("tob", TOB_NAMES),
+            injected=pd.DataFrame(res, columns=RESULT_NAMES),
+            counters={name: int(self.cnt[i]) for i, name in enumerate(loop.COUNTER_NAMES)},
+            events=events,
+            wall_seconds=wall,
+            instruments=self.instruments,
+        )
+
+    def _frame(self, name: str, columns: list[str]) -> pd.DataFrame:
+        parts = self._parts[name]
+        data = np.concatenate(parts) if parts else np.zeros((0, len(columns)), np.int64)
+        self._parts[name] = []
+        return pd.DataFrame(data, columns=columns)
+
+    def last_price(self, instrument: int) -> int:
+        return int(self.book.ins[instrument, I_LAST])
+
+    def historical_last_price(self, instrument: int) -> int:
+        return int(self.book.ins[instrument, I_HIST_LAST])
