@@ -151,7 +151,7 @@ class Replay:
         self._rows = buffer_rows
         self._alloc_buffers(buffer_rows)
         self._parts: dict[str, list[np.ndarray]] = {"fills": [], "trades": [], "tob": []}
-        self._pending: list[Events] = []
+        self.results = np.zeros((0, R_COLS), np.int64)  # injected orders, all calls
 
     def _alloc_buffers(self, rows: int) -> None:
         self.fills = np.zeros((rows, F_COLS), np.int64)
@@ -211,7 +211,9 @@ class Replay:
         for row in inj:
             if row[loop.J_INST] >= len(self.book.ins):
                 raise ValueError(f"injected order for unknown instrument {row[loop.J_INST]}")
-        res = np.zeros((len(inj), R_COLS), np.int64)
+        jbase = len(self.results)
+        self.results = np.concatenate([self.results, np.zeros((len(inj), R_COLS), np.int64)])
+        res = self.results
         jpos = 0
         events = 0
         t0 = time.perf_counter()
@@ -228,7 +230,7 @@ class Replay:
             pos = 0
             while True:
                 status, pos, jpos = loop.run_chunk(
-                    *ev.columns()[:8], pos, inj, jpos, self.book.ins, self.book.lv,
+                    *ev.columns()[:8], pos, inj, jpos, jbase, self.book.ins, self.book.lv,
                     self.book.orders, self.book.free, self.book.meta, self.book.table, res,
                     loop.MODES[self.mode], self.tick_lo, self.tick_sz, self.gap, self.imp,
                     self.par, self.fills, self.trades, self.tob, self.tob_last, self.nout,
@@ -246,7 +248,7 @@ class Replay:
             fills=self._frame("fills", FILL_NAMES),
             trades=self._frame("trades", TRADE_NAMES),
             top_of_book=self._frame("tob", TOB_NAMES),
-            injected=pd.DataFrame(res, columns=RESULT_NAMES),
+            injected=pd.DataFrame(res[jbase:], columns=RESULT_NAMES),
             counters={name: int(self.cnt[i]) for i, name in enumerate(loop.COUNTER_NAMES)},
             events=events,
             wall_seconds=wall,

@@ -48,6 +48,7 @@ from venues.book import (
     SIDE_ASK,
     SIDE_BID,
     alloc_order,
+    can_alloc,
     clear_instrument,
     enqueue,
     find_order,
@@ -234,15 +235,17 @@ def _tob(ins, lv, inst, ts, tob, tob_last, nout):
 
 
 @njit(cache=True)
-def _inject(ins, lv, orders, free, meta, table, res, inj, j, mode, gap, imp, par, fills,
-            trades, nout, cnt):
-    """Execute injected order ``j``; returns a status code (OK or a NEED_* to retry)."""
-    ts = inj[j, J_TS]
-    inst = inj[j, J_INST]
-    side = inj[j, J_SIDE]
-    typ = inj[j, J_TYPE]
-    price = inj[j, J_PRICE]
-    qty = inj[j, J_SIZE]
+def _inject(ins, lv, orders, free, meta, table, res, inj, jl, jbase, mode, gap, imp, par,
+            fills, trades, nout, cnt):
+    """Execute injected order ``jl`` of this call (global index ``jbase + jl``); returns a
+    status code (OK or a NEED_* to retry)."""
+    j = jbase + jl
+    ts = inj[jl, J_TS]
+    inst = inj[jl, J_INST]
+    side = inj[jl, J_SIDE]
+    typ = inj[jl, J_TYPE]
+    price = inj[jl, J_PRICE]
+    qty = inj[jl, J_SIZE]
     if typ == T_CANCEL:
         target = price
         row = find_order(orders, table, INJECTED_ID_BASE + target, inst)
@@ -258,7 +261,7 @@ def _inject(ins, lv, orders, free, meta, table, res, inj, j, mode, gap, imp, par
         return OK
     if typ != MARKET and level_index(ins, inst, side, price) < 0:
         return NEED_LADDER
-    if typ == LIMIT and meta[0] == 0:
+    if typ == LIMIT and not can_alloc(meta, table):
         return NEED_ORDERS
     limit = -1 if typ == MARKET else price
     if typ == FOK and available(ins, lv, inst, side, limit) < qty:
@@ -326,7 +329,7 @@ def _room(ins, meta, inst, fills, trades, tob, nout):
 
 @njit(cache=True)
 def run_chunk(ts_a, inst_a, act_a, side_a, px_a, sz_a, oid_a, flg_a, pos,
-              inj, jpos, ins, lv, orders, free, meta, table, res,
+              inj, jpos, jbase, ins, lv, orders, free, meta, table, res,
               mode, tick_lo, tick_sz, gap, imp, par,
               fills, trades, tob, tob_last, nout, cnt):
     """Process tape rows from ``pos`` and injected orders from ``jpos`` until the chunk ends
@@ -339,8 +342,8 @@ def run_chunk(ts_a, inst_a, act_a, side_a, px_a, sz_a, oid_a, flg_a, pos,
         while jpos < nj and (n == 0 or inj[jpos, J_TS] < ts_a[pos]):
             if not _room(ins, meta, inj[jpos, J_INST], fills, trades, tob, nout):
                 return NEED_OUTPUT, pos, jpos
-            st = _inject(ins, lv, orders, free, meta, table, res, inj, jpos, mode, gap, imp,
-                         par, fills, trades, nout, cnt)
+            st = _inject(ins, lv, orders, free, meta, table, res, inj, jpos, jbase, mode, gap,
+                         imp, par, fills, trades, nout, cnt)
             if st != OK:
                 return st, pos, jpos
             _tob(ins, lv, inj[jpos, J_INST], inj[jpos, J_TS], tob, tob_last, nout)

@@ -279,10 +279,16 @@ def level_add(ins, lv, inst, side, li, delta):
         _fix_best(ins, lv, inst, side, k)
 
 
+@njit(cache=True, inline="always")
+def can_alloc(meta, table):
+    """Whether an order row is free and the hash table has room for it."""
+    return meta[0] > 0 and 2 * (meta[1] + 1) <= table.shape[0]
+
+
 @njit(cache=True)
 def alloc_order(orders, free, meta, table):
     """A free order row, or -1 if the pool (or the hash table's load) is exhausted."""
-    if meta[0] == 0 or 2 * (meta[1] + 1) > table.shape[0]:
+    if not can_alloc(meta, table):
         return -1
     meta[0] -= 1
     return free[meta[0]]

@@ -1,0 +1,129 @@
+"""Generated event streams: the compiled book equals the reference book after every event."""
+
+import numpy as np
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from replay.engine import InjectedOrders, Replay
+from replay.tape import Events, Instrument, InstrumentTable
+from tests.reference_book import ASK, BID, ReferenceBook
+from venues.book import snapshot_levels
+from venues.matching import ORDER_TYPES
+
+DEPTH = 8
+SIDE = st.sampled_from([BID, ASK])
+PRICE = st.integers(95, 105)
+SIZE = st.integers(1, 12)
+
+step = st.one_of(
+    st.tuples(st.just("A"), SIDE, PRICE, SIZE),
+    st.tuples(st.just("C"), st.integers(0, 40), SIZE),
+    st.tuples(st.just("D"), st.integers(0, 40)),
+    st.tuples(st.just("M"), st.integers(0, 40), PRICE, st.integers(0, 12)),
+    st.tuples(st.just("F"), st.integers(0, 40), SIZE),
+    st.tuples(st.just("inject"), st.sampled_from(["market", "limit", "ioc", "fok"]), SIDE,
+              PRICE, SIZE),
+)
+l2_step = st.one_of(
+    st.tuples(st.just("set"), SIDE, PRICE, st.integers(0, 30)),
+    st.tuples(st.just("cut"), SIDE, PRICE, SIZE),
+    st.tuples(st.just("inject"), st.sampled_from(["market", "limit", "ioc", "fok"]), SIDE,
+              PRICE, SIZE),
+)
+
+
+def _event(ts, action, side, price, size, oid):
+    return Events.from_columns({
+        "ts": [ts], "instrument": [0], "action": [ord(action)], "side": [side],
+        "price": [price], "size": [size], "order_id": [oid], "flags": [128], "sequence": [ts]})
+
+
+def _inject(ts, kind, side, price, size):
+    one = np.array
+    return InjectedOrders(one([ts]), one([0]), one([side]), one([ORDER_TYPES[kind]]),
+                          one([price]), one([size]))
+
+
+def _levels(rp):
+    out = np.zeros(4 * DEPTH, np.int64)
+    snapshot_levels(rp.book.ins, rp.book.lv, 0, DEPTH, out, 0)
+    bids = [(int(out[4 * k]), int(out[4 * k + 1])) for k in range(DEPTH) if out[4 * k + 1]]
+    asks = [(int(out[4 * k + 2]), int(out[4 * k + 3])) for k in range(DEPTH) if out[4 * k + 3]]
+    return bids, asks
+
+
+def _fills(result):
+    f = result.fills
+    return [(int(s), int(p), int(q), int(m) >= 0) for s, p, q, m in
+            zip(f["side"], f["price"], f["size"], f["maker"], strict=True)]
+
+
+def _replay(book_type):
+    inst = InstrumentTable([Instrument(0, "T", book_type=book_type, tick_units=1)])
+    rp = Replay(inst, "absolute", order_capacity=8, buffer_rows=64)
+    rp._ensure_ladder(0, np.array([90, 110]))
+    return rp
+
+
+def _step(rp, ref, ts, events=None, injected=None):
+    result = rp.run([events] if events is not None else [], injected)
+    return _fills(result)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(step, min_size=1, max_size=60))
+def test_l3_book_matches_reference_after_every_event(steps):
+    rp, ref = _replay("L3"), ReferenceBook()
+    oids: list[int] = []
+    for ts, s in enumerate(steps, start=1):
+        n_before = len(ref.fills)
+        if s[0] == "A":
+            oid = len(oids) + 1
+            oids.append(oid)
+            ref.apply("A", s[1], s[2], s[3], oid)
+            got = _step(rp, ref, ts, _event(ts, "A", s[1], s[2], s[3], oid))
+        elif s[0] == "inject":
+            _, kind, side, price, size = s
+            ref.inject(ts, kind, side, price, size)
+            got = _step(rp, ref, ts, injected=_inject(ts, kind, side, price, size))
+        else:
+            if not oids:
+                continue
+            oid = oids[s[1] % len(oids)]
+            o = ref.orders.get(oid)
+            side = o.side if o else BID
+            if s[0] == "M":
+                side, price, size = side, s[2], s[3]
+            else:
+                price = o.price if o else 100
+                size = s[2] if len(s) > 2 else 0
+            ref.apply(s[0], side, price, size, oid)
+            got = _step(rp, ref, ts, _event(ts, s[0], side, price, size, oid))
+        want = [(a, p, q, m >= 0) for a, p, q, m in ref.fills[n_before:]]
+        assert got == want, f"fills differ after step {ts}: {s}"
+        assert _levels(rp) == (ref.levels(BID, DEPTH), ref.levels(ASK, DEPTH)), (
+            f"book differs after step {ts}: {s}")
+    assert rp.cnt[2] == ref.noops  # consumed_noop
+    assert rp.cnt[1] == ref.unknown  # unknown_order
+    assert rp.cnt[6] == ref.dropped  # reapplied_dropped_qty
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(l2_step, min_size=1, max_size=60))
+def test_l2_book_with_consumption_ledger_matches_reference(steps):
+    rp, ref = _replay("L2"), ReferenceBook()
+    for ts, s in enumerate(steps, start=1):
+        n_before = len(ref.fills)
+        if s[0] == "inject":
+            _, kind, side, price, size = s
+            ref.inject(ts, kind, side, price, size)
+            got = _step(rp, ref, ts, injected=_inject(ts, kind, side, price, size))
+        else:
+            kind, side, price, size = s
+            action = "C" if kind == "cut" else ("D" if size == 0 else "M")
+            ref.apply(action, side, price, size, 0)
+            got = _step(rp, ref, ts, _event(ts, action, side, price, size, 0))
+        want = [(a, p, q, m >= 0) for a, p, q, m in ref.fills[n_before:]]
+        assert got == want, f"fills differ after step {ts}: {s}"
+        assert _levels(rp) == (ref.levels(BID, DEPTH), ref.levels(ASK, DEPTH)), (
+            f"book differs after step {ts}: {s}")
