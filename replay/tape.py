@@ -196,10 +196,14 @@ class Events:
         return tuple(getattr(self, c) for c in COLUMNS)
 
 
-def _schema_with_metadata(instruments: InstrumentTable) -> pa.Schema:
-    return EVENT_SCHEMA.with_metadata(
-        {METADATA_KEY: instruments.to_json().encode(), VERSION_KEY: str(TAPE_VERSION).encode()}
-    )
+QUALITY_KEY = b"cascade.quality"
+
+
+def _schema_with_metadata(instruments: InstrumentTable, quality: str | None) -> pa.Schema:
+    meta = {METADATA_KEY: instruments.to_json().encode(), VERSION_KEY: str(TAPE_VERSION).encode()}
+    if quality:
+        meta[QUALITY_KEY] = quality.encode()
+    return EVENT_SCHEMA.with_metadata(meta)
 
 
 class TapeWriter:
@@ -207,11 +211,11 @@ class TapeWriter:
     close, so a tape on disk is always complete."""
 
     def __init__(self, path: str | Path, instruments: InstrumentTable,
-                 row_group_size: int = 1 << 20) -> None:
+                 row_group_size: int = 1 << 20, quality: str | None = None) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._tmp = self.path.with_name(self.path.name + ".partial")
-        self._writer = pq.ParquetWriter(self._tmp, _schema_with_metadata(instruments),
+        self._writer = pq.ParquetWriter(self._tmp, _schema_with_metadata(instruments, quality),
                                         compression="zstd")
         self._row_group_size = row_group_size
         self.rows = 0
@@ -245,8 +249,10 @@ class TapeWriter:
             self.abort()
 
 
-def write_tape(path: str | Path, events: Events, instruments: InstrumentTable) -> Path:
-    with TapeWriter(path, instruments) as w:
+def write_tape(path: str | Path, events: Events, instruments: InstrumentTable,
+               quality: str | None = None) -> Path:
+    """Write a whole tape; ``quality`` is the JSON of the import's repair log."""
+    with TapeWriter(path, instruments, quality=quality) as w:
         w.write(events)
     return Path(path)
 
@@ -270,6 +276,7 @@ class Tape:
         if METADATA_KEY not in meta:
             raise ValueError(f"{self.path}: not a tape, no instrument table in its metadata")
         self.instruments = InstrumentTable.from_json(meta[METADATA_KEY])
+        self.quality = meta.get(QUALITY_KEY, b"").decode() or None
 
     def __len__(self) -> int:
         return self._file.metadata.num_rows

@@ -71,13 +71,14 @@ def _records(path: Path) -> tuple[object, np.ndarray]:
 
 
 def _symbols(meta: object) -> dict[int, str]:
+    """Vendor instrument id -> raw symbol, from the metadata's symbol mappings."""
     out: dict[int, str] = {}
-    for mapping in getattr(meta, "mappings", []) or []:
-        raw_symbol = getattr(mapping, "raw_symbol", None)
-        for interval in getattr(mapping, "intervals", []) or []:
+    mappings = getattr(meta, "mappings", None) or {}
+    for raw_symbol, intervals in dict(mappings).items():
+        for interval in intervals:
             try:
-                out[int(getattr(interval, "symbol", ""))] = raw_symbol
-            except ValueError:
+                out[int(interval["symbol"])] = raw_symbol
+            except (KeyError, TypeError, ValueError):
                 continue
     return out
 

@@ -1,0 +1,200 @@
+"""The ``cascade`` command line."""
+
+from __future__ import annotations
+
+import functools
+import sys
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+app = typer.Typer(no_args_is_help=True, add_completion=False,
+                  help="Order-book replay with a margin-aware broker.\n\n"
+                       "Example: cascade data synth --profile krx-smallcap --days 1 --seed 7 "
+                       "-o day.parquet && cascade replay day.parquet --mode relative -o run/")
+data_app = typer.Typer(no_args_is_help=True, help="Import, check and synthesise tapes.")
+app.add_typer(data_app, name="data")
+err = Console(stderr=True)
+out = Console()
+
+
+def _friendly(fn):
+    """Turn input errors into one clear line and exit code 2 instead of a traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except (ValueError, FileNotFoundError, KeyError) as exc:
+            err.print(f"[bold red]error:[/] {exc}")
+            raise typer.Exit(2) from None
+
+    return wrapper
+
+
+def _progress() -> Progress:
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TimeElapsedColumn(), console=err, disable=not sys.stderr.isatty())
+
+
+@data_app.command("import")
+@_friendly
+def data_import(
+    sources: Annotated[list[Path], typer.Argument(help="Vendor files to read.")],
+    fmt: Annotated[str, typer.Option("--format", help="dbn, bybit, binance, tardis, lobster, "
+                                     "csv or kis.")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Tape to write (.parquet).")],
+    repair: Annotated[bool, typer.Option(help="Apply the documented repairs (sort, drop bad "
+                                         "rows) and count them, instead of stopping.")] = False,
+    date: Annotated[str | None, typer.Option(help="Session date YYYY-MM-DD (lobster, kis).")]
+    = None,
+    symbol: Annotated[str | None, typer.Option(help="Symbol (lobster).")] = None,
+) -> None:
+    """Convert vendor files to a tape.
+
+    Example: cascade data import --format dbn tests/data/esh4-glbx-mdp3-20231225.mbo.dbn.zst
+    -o esh4.parquet
+    """
+    from replay.loaders import load
+    from replay.tape import write_tape
+
+    options = {k: v for k, v in (("date", date), ("symbol", symbol)) if v is not None}
+    t0 = time.perf_counter()
+    loaded = load(fmt, sources, repair=repair, **options)
+    write_tape(output, loaded.events, loaded.instruments,
+               quality=loaded.repairs.to_json() if loaded.repairs.total else None)
+    out.print(f"wrote {len(loaded.events):,} events of "
+              f"{', '.join(i.symbol for i in loaded.instruments)} to {output} "
+              f"in {time.perf_counter() - t0:.2f}s")
+    if loaded.repairs.total:
+        out.print(f"repairs: {dict(loaded.repairs.counts)} (see: cascade data check {output})")
+
+
+@data_app.command("check")
+@_friendly
+def data_check(tape: Annotated[Path, typer.Argument(help="Tape to check.")]) -> None:
+    """Report what a tape holds and every data-quality problem, with the first row of each.
+
+    Exits 1 if a problem was found. Example: cascade data check esh4.parquet
+    """
+    from replay.check import check_tape, format_report
+
+    report = check_tape(tape)
+    out.print(format_report(report))
+    if any(report["problems"].values()):
+        raise typer.Exit(1)
+
+
+@data_app.command("synth")
+@_friendly
+def data_synth(
+    profile: Annotated[str, typer.Option(help="krx-largecap or krx-smallcap.")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Tape to write.")],
+    days: Annotated[int, typer.Option(help="Trading days (XKRX calendar).")] = 1,
+    seed: Annotated[int, typer.Option(help="Random seed: same seed, same tape.")] = 0,
+) -> None:
+    """Make a synthetic KRX-like L3 tape.
+
+    Example: cascade data synth --profile krx-largecap --days 2 --seed 1 -o large.parquet
+    """
+    from replay.synth import write_synthetic_tape
+
+    t0 = time.perf_counter()
+    path = write_synthetic_tape(output, profile, days=days, seed=seed)
+    from replay.tape import Tape
+
+    out.print(f"wrote {len(Tape(path)):,} events ({profile}, {days} day(s), seed {seed}) to "
+              f"{path} in {time.perf_counter() - t0:.1f}s")
+
+
+@app.command("book")
+@_friendly
+def book(
+    tape: Annotated[Path, typer.Argument(help="Tape to rebuild the book from.")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Parquet file to write.")],
+    levels: Annotated[int, typer.Option(help="Levels per side.")] = 10,
+) -> None:
+    """Write the top N levels after every complete event (packet end).
+
+    Example: cascade book esh4.parquet --levels 10 -o esh4-book.parquet
+    """
+    import pyarrow.parquet as pq
+
+    from replay.bookview import book_levels
+    from replay.tape import Tape
+
+    t = Tape(tape)
+    tmp = output.with_name(output.name + ".partial")
+    writer = None
+    rows = 0
+    with _progress() as bar:
+        task = bar.add_task("book", total=len(t))
+
+        def chunks():
+            for ev in t.chunks():
+                yield ev
+                bar.advance(task, len(ev))
+
+        for batch in book_levels(chunks(), t.instruments, levels):
+            if writer is None:
+                writer = pq.ParquetWriter(tmp, batch.schema, compression="zstd")
+            writer.write_batch(batch)
+            rows += batch.num_rows
+    if writer is None:
+        raise ValueError(f"{tape}: no complete event to snapshot")
+    writer.close()
+    tmp.replace(output)
+    out.print(f"wrote {rows:,} book rows x {levels} levels to {output}")
+
+
+@app.command("replay")
+@_friendly
+def replay_cmd(
+    tape: Annotated[Path, typer.Argument(help="Tape to replay.")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Run directory to write.")],
+    mode: Annotated[str, typer.Option(help="absolute, relative or propagator "
+                                      "(docs/replay-modes.md).")] = "absolute",
+    inject: Annotated[Path | None, typer.Option(help="CSV of orders to inject: ts,instrument,"
+                                                "side,type,price,size.")] = None,
+    seed: Annotated[int, typer.Option(help="Seed recorded with the run.")] = 0,
+    chunk_rows: Annotated[int, typer.Option(help="Rows read per chunk.")] = 1 << 20,
+) -> None:
+    """Replay a tape with injected orders; write fills, trade prints, top of book and
+    summary.json to the run directory.
+
+    Example: cascade replay day.parquet --mode relative --inject sells.csv -o runs/day
+    """
+    from replay.engine import Replay
+    from replay.inject import read_injected
+    from replay.results import write_run
+    from replay.tape import Tape
+
+    t = Tape(tape)
+    injected = read_injected(inject, t.instruments) if inject else None
+    rp = Replay(t.instruments, mode)
+    with _progress() as bar:
+        task = bar.add_task(f"replay ({mode})", total=len(t))
+        result = rp.run(t.chunks(chunk_rows), injected, progress=lambda n: bar.advance(task, n))
+    write_run(result, output, seed=seed,
+              config={"tape": str(tape), "mode": mode, "inject": str(inject) if inject else None})
+    out.print(f"replayed {result.events:,} events in {result.wall_seconds:.2f}s "
+              f"({result.events_per_second / 1e6:.2f} M events/s), "
+              f"{len(result.fills):,} fills; results in {output}/")
+
+
+@app.command("demo")
+@_friendly
+def demo(output: Annotated[Path, typer.Option("-o", "--output")] = Path("demo-output")) -> None:
+    """Synthesise a small-cap KRX day, knock it with a large market sell, replay it in each
+    mode and write the runs under OUTPUT."""
+    from replay.demo import run_demo
+
+    run_demo(output, out)
+
+
+def main() -> None:  # pragma: no cover
+    app()
