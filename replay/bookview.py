@@ -71,7 +71,7 @@ def book_levels(chunks: Iterable[Events], instruments: InstrumentTable, depth: i
         pos = 0
         nrow = 0
         while True:
-            st, pos, nrow = _snapshots(*ev.columns()[:8], pos, rp.book.ins, rp.book.lv,
+            st, pos, nrow = _snapshots(*ev.kernel_columns(), pos, rp.book.ins, rp.book.lv,
                                        rp.book.orders, rp.book.free, rp.book.meta,
                                        rp.book.table, res, rp.tick_lo, rp.tick_sz, rp.gap,
                                        rp.imp, rp.par, rp.fills, rp.trades, rp.nout, rp.cnt,

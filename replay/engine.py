@@ -20,6 +20,7 @@ from venues.book import (
     I_HIST_LAST,
     I_LAST,
     I_N,
+    I_STEP,
     NEED_LADDER,
     NEED_ORDERS,
     NEED_OUTPUT,
@@ -136,12 +137,10 @@ class Replay:
         self.book = BookState(n, order_capacity)
         self.tick_lo = np.zeros((n, MAX_BANDS), np.int64)
         self.tick_sz = np.zeros((n, MAX_BANDS), np.int64)
-        self.step = np.ones(n, np.int64)
         for inst in instruments:
             lo, sz = tick_scheme(inst, session_date)
             self.tick_lo[inst.instrument_id, : len(lo)] = lo
             self.tick_sz[inst.instrument_id, : len(sz)] = sz
-            self.step[inst.instrument_id] = int(np.gcd.reduce(sz))
         self.gap = np.zeros(n, np.float64)
         self.imp = np.zeros((4096, 3), np.float64)
         self.par = np.array([propagator_tau_s * 1e9, propagator_beta], np.float64)
@@ -167,17 +166,32 @@ class Replay:
                 self._parts[name].append(buf[:k].copy())
             self.nout[key] = 0
 
+    def _step_for(self, inst: int, lo: int, hi: int) -> int:
+        """The ladder step for prices in [lo, hi]: the gcd of the ticks of the bands that
+        overlap it (KRX: 50 and 100 for a 49,000-91,000 day, not 1 won)."""
+        lows, ticks = self.tick_lo[inst], self.tick_sz[inst]
+        used = ticks > 0
+        lows, ticks = lows[used], ticks[used]
+        upper = np.append(lows[1:], np.iinfo(np.int64).max)
+        overlap = (upper > lo) & (lows <= hi)
+        if not overlap.any():
+            overlap[0] = True
+        return int(np.gcd.reduce(ticks[overlap]))
+
     def _ensure_ladder(self, inst: int, prices: np.ndarray) -> None:
         lo, hi = int(prices.min()), int(prices.max())
-        step = int(self.step[inst])
         if self.book.ins[inst, I_N]:
             cur_lo, cur_hi = self.book.ladder_bounds(inst)
             if lo >= cur_lo and hi <= cur_hi:
                 return
             lo, hi = min(lo, cur_lo), max(hi, cur_hi)
-        margin = max(256 * step, (hi - lo) // 4)
+        margin = max(256 * self._step_for(inst, lo, hi), (hi - lo) // 4)
         margin += abs(int(round(self.gap[inst])))
-        self.book.set_ladder(inst, max(step, lo - margin), hi + margin, step)
+        lo, hi = max(1, lo - margin), hi + margin
+        step = self._step_for(inst, lo, hi)
+        if self.book.ins[inst, I_N]:
+            step = int(np.gcd(step, int(self.book.ins[inst, I_STEP])))
+        self.book.set_ladder(inst, lo, hi, step)
 
     def _prepare(self, ev: Events) -> None:
         for inst in np.unique(ev.instrument):
@@ -193,7 +207,7 @@ class Replay:
                 self._rows = int(need)
                 self._alloc_buffers(self._rows)
         elif status == NEED_ORDERS:
-            self.book.grow_orders()
+            self.book.make_room()
         elif status == NEED_LADDER:
             if pos < len(ev) and (jpos >= len(inj) or ev.ts[pos] <= inj[jpos, loop.J_TS]):
                 inst, price = int(ev.instrument[pos]), int(ev.price[pos])
@@ -230,7 +244,7 @@ class Replay:
             pos = 0
             while True:
                 status, pos, jpos = loop.run_chunk(
-                    *ev.columns()[:8], pos, inj, jpos, jbase, self.book.ins, self.book.lv,
+                    *ev.kernel_columns(), pos, inj, jpos, jbase, self.book.ins, self.book.lv,
                     self.book.orders, self.book.free, self.book.meta, self.book.table, res,
                     loop.MODES[self.mode], self.tick_lo, self.tick_sz, self.gap, self.imp,
                     self.par, self.fills, self.trades, self.tob, self.tob_last, self.nout,

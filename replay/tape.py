@@ -195,6 +195,13 @@ class Events:
     def columns(self) -> tuple[np.ndarray, ...]:
         return tuple(getattr(self, c) for c in COLUMNS)
 
+    def kernel_columns(self) -> tuple[np.ndarray, ...]:
+        """ts, instrument, action, side, price, size, order_id, flags as compiled kernels
+        take them: order ids as int64 (the same bits), so no mixed signed/unsigned
+        arithmetic turns them into floats."""
+        return (self.ts, self.instrument, self.action, self.side, self.price, self.size,
+                self.order_id.view(np.int64), self.flags)
+
 
 QUALITY_KEY = b"cascade.quality"
 

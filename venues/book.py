@@ -67,18 +67,20 @@ class BookState:
         return int(base), int(base + (n - 1) * step)
 
     def set_ladder(self, i: int, low: int, high: int, step: int) -> None:
-        """Give instrument ``i`` a ladder covering [low, high] (price units), keeping every
-        level it already has."""
+        """Give instrument ``i`` a ladder covering [low, high] (price units) in steps of
+        ``step``, keeping every level it already has. The step may only get finer, by a
+        divisor of the old one (a price on the old grid stays on the new one)."""
         if step <= 0:
             raise ValueError(f"instrument {i}: ladder step must be positive, got {step}")
+        old_n = int(self.ins[i, I_N])
+        old_step = int(self.ins[i, I_STEP])
+        if old_n:
+            if old_step % step:
+                raise ValueError(f"instrument {i}: ladder step {old_step} cannot become {step}")
+            old_lo, old_hi = self.ladder_bounds(i)
+            low, high = min(low, old_lo), max(high, old_hi)
         low -= low % step
         high += (-high) % step
-        old_n = int(self.ins[i, I_N])
-        if old_n:
-            old_lo, old_hi = self.ladder_bounds(i)
-            if int(self.ins[i, I_STEP]) != step:
-                raise ValueError(f"instrument {i}: ladder step cannot change mid-replay")
-            low, high = min(low, old_lo), max(high, old_hi)
         n = (high - low) // step + 1
         sizes = self.ins[:, I_N].copy()
         sizes[i] = n
@@ -91,15 +93,19 @@ class BookState:
             if nj == 0:
                 continue
             src = int(self.ins[j, I_OFF])
-            shift = 0 if j != i else int((self.ins[i, I_BASE] - low) // step)
-            dst = int(offsets[j]) + shift
             new_n = int(sizes[j])
-            new_lv[dst:dst + nj] = self.lv[src:src + nj]  # bids
-            new_lv[dst + new_n:dst + new_n + nj] = self.lv[src + nj:src + 2 * nj]  # asks
-            if j == i and shift:
+            if j == i:
+                # old slot k sits at price old_base + k*old_step = low + new_k*step
+                new_k = (int(self.ins[i, I_BASE]) - low + np.arange(nj) * old_step) // step
+            else:
+                new_k = np.arange(nj)
+            dst = int(offsets[j])
+            new_lv[dst + new_k] = self.lv[src:src + nj]  # bids
+            new_lv[dst + new_n + new_k] = self.lv[src + nj:src + 2 * nj]  # asks
+            if j == i:
                 for col in (I_BEST_BID, I_BEST_ASK):
                     if self.ins[i, col] >= 0:
-                        self.ins[i, col] += shift
+                        self.ins[i, col] = new_k[self.ins[i, col]]
         self.lv = new_lv
         self.ins[:, I_OFF] = offsets
         self.ins[:, I_N] = sizes
@@ -119,6 +125,14 @@ class BookState:
         self.orders, self.free = orders, free
         self.meta[0] = cap + free_top
         self.rehash()
+
+    def make_room(self) -> None:
+        """Room for one more order: drop the hash table's tombstones if live orders fill
+        less than half the pool, else double the pool."""
+        if 2 * int(self.meta[2]) < len(self.orders) and self.meta[0] > 0:
+            self.rehash()
+        else:
+            self.grow_orders()
 
     def rehash(self) -> None:
         self.table = np.full(_pow2(len(self.orders) * 2), EMPTY, np.int64)
