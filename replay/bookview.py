@@ -18,26 +18,25 @@ from replay import loop
 from replay.engine import Replay
 from replay.tape import Events, InstrumentTable
 from venues.book import NEED_OUTPUT, OK, snapshot_levels
+from venues.matching import TRADES
 
 
 @njit(cache=True)
-def _snapshots(ts_a, inst_a, act_a, side_a, px_a, sz_a, oid_a, flg_a, pos, ins, lv, orders,
-               free, meta, table, res, tick_lo, tick_sz, gap, imp, par, fills, trades, nout,
-               cnt, depth, out, nrow):
+def _snapshots(ts_a, inst_a, act_a, side_a, px_a, sz_a, oid_a, flg_a, pos, S, F, OUT, depth,
+               out, nrow):
     n = ts_a.shape[0]
     while pos < n:
         if nrow >= out.shape[0]:
             return NEED_OUTPUT, pos, nrow
-        st = loop._apply(ts_a[pos], inst_a[pos], act_a[pos], side_a[pos], px_a[pos], sz_a[pos],
-                         oid_a[pos], ins, lv, orders, free, meta, table, res, loop.ABSOLUTE,
-                         tick_lo, tick_sz, gap, imp, par, fills, trades, nout, cnt)
-        nout[loop.N_TRADES] = 0
+        st = loop.apply_row(S, F, OUT, loop.ABSOLUTE, ts_a[pos], inst_a[pos], act_a[pos],
+                            side_a[pos], px_a[pos], sz_a[pos], oid_a[pos])
+        OUT[TRADES + 2] = 0  # trade prints are not wanted here
         if st != OK:
             return st, pos, nrow
         if flg_a[pos] & 128:
             out[nrow, 0] = ts_a[pos]
             out[nrow, 1] = inst_a[pos]
-            snapshot_levels(ins, lv, inst_a[pos], depth, out[nrow], 2)
+            snapshot_levels(S, inst_a[pos], depth, out[nrow], 2)
             nrow += 1
         pos += 1
     return OK, pos, nrow
@@ -56,7 +55,6 @@ def book_levels(chunks: Iterable[Events], instruments: InstrumentTable, depth: i
     if depth < 1:
         raise ValueError("depth must be at least 1")
     rp = Replay(instruments, "absolute")
-    res = np.zeros((0, 4), np.int64)
     decimals = np.zeros(len(rp.book.ins), np.int64)
     size_dec = np.zeros(len(rp.book.ins), np.int64)
     for inst in instruments:
@@ -71,11 +69,8 @@ def book_levels(chunks: Iterable[Events], instruments: InstrumentTable, depth: i
         pos = 0
         nrow = 0
         while True:
-            st, pos, nrow = _snapshots(*ev.kernel_columns(), pos, rp.book.ins, rp.book.lv,
-                                       rp.book.orders, rp.book.free, rp.book.meta,
-                                       rp.book.table, res, rp.tick_lo, rp.tick_sz, rp.gap,
-                                       rp.imp, rp.par, rp.fills, rp.trades, rp.nout, rp.cnt,
-                                       depth, out, nrow)
+            st, pos, nrow = _snapshots(*ev.kernel_columns(), pos, rp.book.S, rp.F,
+                                       rp.reports.OUT, depth, out, nrow)
             if st == NEED_OUTPUT or (st == OK and nrow):
                 yield _to_batch(out[:nrow], names, decimals, size_dec)
                 nrow = 0

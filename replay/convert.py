@@ -27,7 +27,18 @@ from replay.tape import (
     Events,
     InstrumentTable,
 )
-from venues.book import L_SIZE, NEED_OUTPUT, O_PRICE, O_SIDE, OK, find_order, level_index
+from venues.book import (
+    L_SIZE,
+    NEED_OUTPUT,
+    O_PRICE,
+    O_SIDE,
+    OK,
+    find_order,
+    level_index,
+    li_,
+    oi,
+)
+from venues.matching import TRADES
 
 
 @njit(cache=True)
@@ -43,16 +54,15 @@ def _emit(out, k, ts, inst, action, side, price, size, flags):
 
 
 @njit(cache=True)
-def _level_row(out, k, ins, lv, ts, inst, side, price, flags):
-    li = level_index(ins, inst, side, price)
-    size = lv[li, L_SIZE] if li >= 0 else 0
+def _level_row(out, k, S, ts, inst, side, price, flags):
+    li = level_index(S, inst, side, price)
+    size = S[li_(S, li, L_SIZE)] if li >= 0 else 0
     action = MODIFY if size > 0 else DELETE
     return _emit(out, k, ts, inst, action, side, price, size, flags)
 
 
 @njit(cache=True)
-def _to_l2(ts_a, inst_a, act_a, side_a, px_a, sz_a, oid_a, flg_a, pos, ins, lv, orders, free,
-           meta, table, res, tick_lo, tick_sz, gap, imp, par, fills, trades, nout, cnt, out, k):
+def _to_l2(ts_a, inst_a, act_a, side_a, px_a, sz_a, oid_a, flg_a, pos, S, F, OUT, out, k):
     n = ts_a.shape[0]
     while pos < n:
         if k + 3 > out.shape[0]:
@@ -62,14 +72,13 @@ def _to_l2(ts_a, inst_a, act_a, side_a, px_a, sz_a, oid_a, flg_a, pos, ins, lv, 
         old_side = -1
         old_price = -1
         if oid_a[pos] != 0 and (act == CANCEL or act == DELETE or act == MODIFY):
-            row = find_order(orders, table, oid_a[pos], inst)
+            row = find_order(S, oid_a[pos], inst)
             if row >= 0:
-                old_side = orders[row, O_SIDE]
-                old_price = orders[row, O_PRICE]
-        st = loop._apply(ts_a[pos], inst, act, side_a[pos], px_a[pos], sz_a[pos], oid_a[pos],
-                         ins, lv, orders, free, meta, table, res, loop.ABSOLUTE, tick_lo,
-                         tick_sz, gap, imp, par, fills, trades, nout, cnt)
-        nout[loop.N_TRADES] = 0
+                old_side = S[oi(S, row, O_SIDE)]
+                old_price = S[oi(S, row, O_PRICE)]
+        st = loop.apply_row(S, F, OUT, loop.ABSOLUTE, ts_a[pos], inst, act, side_a[pos],
+                            px_a[pos], sz_a[pos], oid_a[pos])
+        OUT[TRADES + 2] = 0
         if st != OK:
             return st, pos, k
         flags = flg_a[pos]
@@ -78,14 +87,13 @@ def _to_l2(ts_a, inst_a, act_a, side_a, px_a, sz_a, oid_a, flg_a, pos, ins, lv, 
             k = _emit(out, k, ts, inst, act, side_a[pos], px_a[pos], sz_a[pos], flags)
         elif act == FILL:
             pass
-        elif act == ADD or (oid_a[pos] == 0 and act != FILL):
-            k = _level_row(out, k, ins, lv, ts, inst, side_a[pos], px_a[pos], flags)
+        elif act == ADD or oid_a[pos] == 0:
+            k = _level_row(out, k, S, ts, inst, side_a[pos], px_a[pos], flags)
         elif old_price >= 0:
             moved = act == MODIFY and (old_price != px_a[pos] or old_side != side_a[pos])
-            k = _level_row(out, k, ins, lv, ts, inst, old_side, old_price,
-                           0 if moved else flags)
+            k = _level_row(out, k, S, ts, inst, old_side, old_price, 0 if moved else flags)
             if moved:
-                k = _level_row(out, k, ins, lv, ts, inst, side_a[pos], px_a[pos], flags)
+                k = _level_row(out, k, S, ts, inst, side_a[pos], px_a[pos], flags)
         pos += 1
     return OK, pos, k
 
@@ -93,16 +101,13 @@ def _to_l2(ts_a, inst_a, act_a, side_a, px_a, sz_a, oid_a, flg_a, pos, ins, lv, 
 def to_l2(events: Events, instruments: InstrumentTable) -> tuple[Events, InstrumentTable]:
     """The L2 form of an L3 stream, and its instrument table (book type L2)."""
     rp = Replay(instruments, "absolute")
-    res = np.zeros((0, 4), np.int64)
     out = np.zeros((max(1024, len(events) + len(events) // 4), 7), np.int64)
     parts = []
     rp._prepare(events)
     pos = k = 0
     while True:
-        st, pos, k = _to_l2(*events.kernel_columns(), pos, rp.book.ins, rp.book.lv,
-                            rp.book.orders, rp.book.free, rp.book.meta, rp.book.table, res,
-                            rp.tick_lo, rp.tick_sz, rp.gap, rp.imp, rp.par, rp.fills,
-                            rp.trades, rp.nout, rp.cnt, out, k)
+        st, pos, k = _to_l2(*events.kernel_columns(), pos, rp.book.S, rp.F, rp.reports.OUT,
+                            out, k)
         if st == OK:
             break
         if st == NEED_OUTPUT:

@@ -21,15 +21,14 @@ from venues.book import (
     I_LAST,
     I_N,
     I_STEP,
+    MAX_BANDS,
     NEED_LADDER,
     NEED_ORDERS,
     NEED_OUTPUT,
     OK,
     BookState,
 )
-from venues.matching import F_COLS, ORDER_TYPES, R_COLS, fill_capacity_needed
-
-MAX_BANDS = 8
+from venues.matching import FILLS, ORDER_TYPES, TOB, TRADES, Reports, rows_needed
 
 
 def tick_scheme(inst: Instrument, on: object = None) -> tuple[np.ndarray, np.ndarray]:
@@ -120,56 +119,51 @@ class Replay:
 
     ``propagator_tau_s`` and ``propagator_beta`` set the decay kernel
     ``G(t) = (1 + t/tau)^-beta``; the defaults put the impact at about 2/3 of its peak after
-    5 minutes and about 1/3 after an hour (docs/replay-modes.md).
+    5 minutes and about 1/3 after an hour (docs/replay-modes.md). A ``Replay`` keeps its book
+    between calls of :meth:`run`, so a replay can be fed in steps.
     """
 
     def __init__(self, instruments: InstrumentTable, mode: str = "absolute", *,
                  propagator_tau_s: float = 120.0, propagator_beta: float = 0.324,
-                 order_capacity: int = 1 << 16, buffer_rows: int = 1 << 16,
+                 order_capacity: int = 1 << 16, buffer_rows: int = 1 << 18,
                  session_date: object = None) -> None:
         if mode not in loop.MODES:
             raise ValueError(f"unknown replay mode {mode!r}; choose one of {list(loop.MODES)}")
         if mode == "generative":
-            raise ValueError("generative mode has no tape: use replay.generative.run_generative")
+            raise ValueError("generative mode (no tape, reactive synthetic flow) is not "
+                             "available yet; use absolute, relative or propagator")
         self.instruments = instruments
         self.mode = mode
         n = max(inst.instrument_id for inst in instruments) + 1 if len(instruments) else 0
         self.book = BookState(n, order_capacity)
-        self.tick_lo = np.zeros((n, MAX_BANDS), np.int64)
-        self.tick_sz = np.zeros((n, MAX_BANDS), np.int64)
+        ticks = self.book.ticks
         for inst in instruments:
             lo, sz = tick_scheme(inst, session_date)
-            self.tick_lo[inst.instrument_id, : len(lo)] = lo
-            self.tick_sz[inst.instrument_id, : len(sz)] = sz
-        self.gap = np.zeros(n, np.float64)
-        self.imp = np.zeros((4096, 3), np.float64)
-        self.par = np.array([propagator_tau_s * 1e9, propagator_beta], np.float64)
-        self.cnt = np.zeros(loop.N_COUNTERS, np.int64)
-        self.nout = np.zeros(4, np.int64)
-        self.tob_last = np.full((n, 4), -2, np.int64)
-        self._rows = buffer_rows
-        self._alloc_buffers(buffer_rows)
-        self._parts: dict[str, list[np.ndarray]] = {"fills": [], "trades": [], "tob": []}
-        self.results = np.zeros((0, R_COLS), np.int64)  # injected orders, all calls
+            if len(lo) > MAX_BANDS:
+                raise ValueError(f"{inst.symbol}: more than {MAX_BANDS} tick bands")
+            ticks[inst.instrument_id, 0, : len(lo)] = lo
+            ticks[inst.instrument_id, 1, : len(sz)] = sz
+        self.F = loop.float_state(n, propagator_tau_s * 1e9, propagator_beta)
+        self.reports = Reports(buffer_rows)
+        self._parts: dict[int, list[np.ndarray]] = {FILLS: [], TRADES: [], TOB: []}
 
-    def _alloc_buffers(self, rows: int) -> None:
-        self.fills = np.zeros((rows, F_COLS), np.int64)
-        self.trades = np.zeros((rows, loop.T_COLS), np.int64)
-        self.tob = np.zeros((rows, loop.B_COLS), np.int64)
+    @property
+    def gap(self) -> np.ndarray:
+        return loop.gaps(self.F)
+
+    @property
+    def counters(self) -> dict[str, int]:
+        return loop.counter_values(self.book.S)
 
     def _flush(self) -> None:
-        for name, buf, key in (("fills", self.fills, loop.N_FILLS),
-                               ("trades", self.trades, loop.N_TRADES),
-                               ("tob", self.tob, loop.N_TOB)):
-            k = int(self.nout[key])
-            if k:
-                self._parts[name].append(buf[:k].copy())
-            self.nout[key] = 0
+        for table, parts in self._parts.items():
+            if self.reports.count(table):
+                parts.append(self.reports.take(table))
 
     def _step_for(self, inst: int, lo: int, hi: int) -> int:
         """The ladder step for prices in [lo, hi]: the gcd of the ticks of the bands that
         overlap it (KRX: 50 and 100 for a 49,000-91,000 day, not 1 won)."""
-        lows, ticks = self.tick_lo[inst], self.tick_sz[inst]
+        lows, ticks = self.book.ticks[inst, 0], self.book.ticks[inst, 1]
         used = ticks > 0
         lows, ticks = lows[used], ticks[used]
         upper = np.append(lows[1:], np.iinfo(np.int64).max)
@@ -202,10 +196,9 @@ class Replay:
     def _grow_for(self, status: int, ev: Events, pos: int, inj: np.ndarray, jpos: int) -> None:
         if status == NEED_OUTPUT:
             self._flush()
-            need = fill_capacity_needed(self.book.meta, len(self.book.lv)) * 2
-            if need > self._rows:
-                self._rows = int(need)
-                self._alloc_buffers(self._rows)
+            need = 2 * rows_needed(self.book.S)
+            if need > self.reports.rows:
+                self.reports = Reports(need)
         elif status == NEED_ORDERS:
             self.book.make_room()
         elif status == NEED_LADDER:
@@ -213,7 +206,8 @@ class Replay:
                 inst, price = int(ev.instrument[pos]), int(ev.price[pos])
             else:
                 inst, price = int(inj[jpos, loop.J_INST]), int(inj[jpos, loop.J_PRICE])
-            g = int(abs(round(self.gap[inst]))) + int(np.abs(self.imp[:, 2]).sum())
+            imp = self.F[loop.F_HEADER + len(self.gap):].reshape(-1, 3)
+            g = int(abs(round(self.gap[inst]))) + int(np.abs(imp[:, 2]).sum())
             self._ensure_ladder(inst, np.array([price - g, price + g]))
         else:
             raise RuntimeError(f"replay kernel returned unknown status {status}")
@@ -222,57 +216,51 @@ class Replay:
             progress: Callable[[int], None] | None = None) -> ReplayResult:
         """Replay every chunk, with ``injected`` orders merged in by time."""
         inj = (injected or InjectedOrders.empty()).as_matrix()
-        for row in inj:
-            if row[loop.J_INST] >= len(self.book.ins):
-                raise ValueError(f"injected order for unknown instrument {row[loop.J_INST]}")
-        jbase = len(self.results)
-        self.results = np.concatenate([self.results, np.zeros((len(inj), R_COLS), np.int64)])
-        res = self.results
+        n_ins = len(self.book.ins)
+        if len(inj) and (inj[:, loop.J_INST].max() >= n_ins or inj[:, loop.J_INST].min() < 0):
+            raise ValueError("injected order for an instrument not in the instrument table")
+        jbase = self.book.add_results(len(inj))
         jpos = 0
         events = 0
+        mode = loop.MODES[self.mode]
         t0 = time.perf_counter()
         for ev in itertools.chain(chunks, [Events.empty()]):
             if len(ev):
                 self._prepare(ev)
-            limit_px = inj[jpos:, loop.J_PRICE]
-            if len(limit_px):
-                types = inj[jpos:, loop.J_TYPE]
-                for i in np.unique(inj[jpos:, loop.J_INST]):
-                    sel = limit_px[(inj[jpos:, loop.J_INST] == i) & (types != 0) & (types != 4)]
-                    if len(sel):
-                        self._ensure_ladder(int(i), sel)
+            rest = inj[jpos:]
+            priced = rest[(rest[:, loop.J_TYPE] != ORDER_TYPES["market"])
+                          & (rest[:, loop.J_TYPE] != ORDER_TYPES["cancel"])]
+            for i in np.unique(priced[:, loop.J_INST]):
+                self._ensure_ladder(int(i), priced[priced[:, loop.J_INST] == i, loop.J_PRICE])
             pos = 0
             while True:
-                status, pos, jpos = loop.run_chunk(
-                    *ev.kernel_columns(), pos, inj, jpos, jbase, self.book.ins, self.book.lv,
-                    self.book.orders, self.book.free, self.book.meta, self.book.table, res,
-                    loop.MODES[self.mode], self.tick_lo, self.tick_sz, self.gap, self.imp,
-                    self.par, self.fills, self.trades, self.tob, self.tob_last, self.nout,
-                    self.cnt)
+                status, pos, jpos = loop.run_chunk(*ev.kernel_columns(), pos, inj, jpos, jbase,
+                                                   self.book.S, self.F, self.reports.OUT, mode)
                 if status == OK:
                     break
                 self._grow_for(status, ev, pos, inj, jpos)
             events += len(ev)
+            self.book.counters[loop.C_EVENTS] += len(ev)
             if progress is not None and len(ev):
                 progress(len(ev))
         self._flush()
         wall = time.perf_counter() - t0
         return ReplayResult(
             mode=self.mode,
-            fills=self._frame("fills", FILL_NAMES),
-            trades=self._frame("trades", TRADE_NAMES),
-            top_of_book=self._frame("tob", TOB_NAMES),
-            injected=pd.DataFrame(res[jbase:], columns=RESULT_NAMES),
-            counters={name: int(self.cnt[i]) for i, name in enumerate(loop.COUNTER_NAMES)},
+            fills=self._frame(FILLS, FILL_NAMES),
+            trades=self._frame(TRADES, TRADE_NAMES),
+            top_of_book=self._frame(TOB, TOB_NAMES),
+            injected=pd.DataFrame(self.book.results[jbase:].copy(), columns=RESULT_NAMES),
+            counters=self.counters,
             events=events,
             wall_seconds=wall,
             instruments=self.instruments,
         )
 
-    def _frame(self, name: str, columns: list[str]) -> pd.DataFrame:
-        parts = self._parts[name]
+    def _frame(self, table: int, columns: list[str]) -> pd.DataFrame:
+        parts = self._parts[table]
         data = np.concatenate(parts) if parts else np.zeros((0, len(columns)), np.int64)
-        self._parts[name] = []
+        self._parts[table] = []
         return pd.DataFrame(data, columns=columns)
 
     def last_price(self, instrument: int) -> int:

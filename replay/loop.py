@@ -11,19 +11,26 @@ applies the replay mode's rules (docs/replay-modes.md):
   the historical last price, snapped to the tick grid: injected impact is permanent.
 - ``propagator``: the shift is the injected price moves, each decaying with a power-law
   kernel ``G(t) = (1 + t/tau)^-beta``.
+
 A historical fill on an order the simulation no longer has in full is historical demand:
 the missing part is re-applied as an IOC at the (shifted) historical price; what it cannot
 take is dropped and counted. The kernel stops early (status != OK) when it needs a wider
-ladder, more order rows or output room; the Python front grows them and calls again.
+ladder, more order rows or report room; the Python front grows them and calls again.
+
+State travels in three arrays: ``S`` (the book's int64 arena, :mod:`venues.book`), ``F``
+(float64: the re-centring gap and the impact history) and ``OUT`` (the reports).
 """
 
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
 
 from replay.tape import ADD, CANCEL, CLEAR, DELETE, FILL, MODIFY, TRADE
 from venues.book import (
+    CONSUMED,
+    H_CNT,
+    H_TICKS,
+    H_TOB_LAST,
     I_BASE,
     I_BEST_ASK,
     I_BEST_BID,
@@ -32,47 +39,58 @@ from venues.book import (
     I_N,
     I_OFF,
     I_STEP,
+    IN_LEVEL,
     L_ANON,
     L_LEDGER,
     L_SIZE,
+    MAX_BANDS,
     NEED_LADDER,
     NEED_ORDERS,
     NEED_OUTPUT,
     O_HIST,
-    O_INST,
     O_LIVE,
     O_PRICE,
     O_SIDE,
     O_SIZE,
     OK,
+    R_FILLED,
+    R_NOTIONAL,
+    R_RESTING,
+    R_STATUS,
     SIDE_ASK,
     SIDE_BID,
     alloc_order,
     can_alloc,
     clear_instrument,
+    count,
     enqueue,
     find_order,
+    ii,
     level_add,
     level_index,
     level_price,
+    li_,
     link,
+    oi,
+    reduce_order,
     release,
+    ri,
     unlink,
 )
+from venues.kernel import kernel
 from venues.matching import (
-    CANCEL as T_CANCEL,
-)
-from venues.matching import (
-    CONSUMED,
+    B_ASK_PX,
+    B_ASK_SZ,
+    B_BID_PX,
+    B_BID_SZ,
+    B_INST,
+    B_TS,
+    FILLS,
     FOK,
-    IN_LEVEL,
     LIMIT,
     MARKET,
-    R_FILLED,
-    R_NOTIONAL,
-    R_RESTING,
-    R_STATUS,
     SRC_HIST_CROSS,
+    SRC_HISTORY,
     SRC_INJECTED,
     SRC_REAPPLIED,
     ST_CANCELLED,
@@ -81,15 +99,21 @@ from venues.matching import (
     ST_PARTIAL,
     ST_REJECTED,
     ST_RESTING,
+    TOB,
     available,
+    bi,
     match,
+    print_trade,
+    prints_from_fills,
+    room,
 )
+from venues.matching import CANCEL as T_CANCEL
 
 ABSOLUTE, RELATIVE, PROPAGATOR, GENERATIVE = 0, 1, 2, 3
 MODES = {"absolute": ABSOLUTE, "relative": RELATIVE, "propagator": PROPAGATOR,
          "generative": GENERATIVE}
 
-# Counters (cnt[...]); names in COUNTER_NAMES.
+# Counters (S's counter block); names in COUNTER_NAMES.
 (C_EVENTS, C_UNKNOWN_ORDER, C_CONSUMED_NOOP, C_CLIPPED, C_REAPPLIED, C_REAPPLIED_FILLED,
  C_REAPPLIED_DROPPED, C_DUPLICATE_ADD, C_CROSS_FILLS, C_OFF_GRID, C_SHIFTED, C_INJECTED,
  C_STATUS) = range(13)
@@ -97,33 +121,40 @@ COUNTER_NAMES = ("events", "unknown_order", "consumed_noop", "clipped", "reappli
                  "reapplied_filled_qty", "reapplied_dropped_qty", "duplicate_add",
                  "cross_fills", "off_grid", "shifted_events", "injected_orders",
                  "status_events")
-N_COUNTERS = 16
 
-# Output counters (nout[...]).
-N_FILLS, N_TRADES, N_TOB, N_IMPACT = range(4)
-# Trade-print columns.
-T_TS, T_INST, T_PRICE, T_SIZE, T_SIDE, T_SOURCE = range(6)
-T_COLS = 6
-SRC_HISTORY = 0
-# Top-of-book columns.
-B_TS, B_INST, B_BID_PX, B_BID_SZ, B_ASK_PX, B_ASK_SZ = range(6)
-B_COLS = 6
 # Injected order columns.
 J_TS, J_INST, J_SIDE, J_TYPE, J_PRICE, J_SIZE = range(6)
 J_COLS = 6
-# Model parameters (par[...]).
-P_TAU_NS, P_BETA = 0, 1
 INJECTED_ID_BASE = 1 << 62
 
+# F (float arena): header, then the gap per instrument, then impact rows (ts, inst, dp).
+F_TAU_NS, F_BETA, F_NIMP, F_IMP_CAP, F_NINS = range(5)
+F_HEADER = 8
 
-@njit(cache=True)
-def snap(price, tick_lo, tick_sz, inst):
-    """Round ``price`` to the nearest price on the instrument's tick grid (a band table:
-    from ``tick_lo[inst, b]`` upwards the tick is ``tick_sz[inst, b]``; 0 marks unused)."""
-    t = tick_sz[inst, 0]
-    for b in range(tick_lo.shape[1]):
-        if tick_sz[inst, b] > 0 and price >= tick_lo[inst, b]:
-            t = tick_sz[inst, b]
+
+def float_state(n_instruments: int, tau_ns: float, beta: float,
+                impact_rows: int = 4096) -> np.ndarray:
+    F = np.zeros(F_HEADER + n_instruments + 3 * impact_rows, np.float64)
+    F[F_TAU_NS], F[F_BETA] = tau_ns, beta
+    F[F_IMP_CAP], F[F_NINS] = impact_rows, n_instruments
+    return F
+
+
+def gaps(F: np.ndarray) -> np.ndarray:
+    """The re-centring gap per instrument (relative mode), a view into ``F``."""
+    return F[F_HEADER:F_HEADER + int(F[F_NINS])]
+
+
+@kernel
+def snap(S, inst, price):
+    """Round ``price`` to the nearest price on the instrument's tick grid (its band table:
+    from each band's lower bound upwards, that band's tick)."""
+    base = S[H_TICKS] + inst * 2 * MAX_BANDS
+    t = S[base + MAX_BANDS]
+    for b in range(MAX_BANDS):
+        tb = S[base + MAX_BANDS + b]
+        if tb > 0 and price >= S[base + b]:
+            t = tb
     q = price // t
     r = price - q * t
     if 2 * r >= t:
@@ -131,112 +162,100 @@ def snap(price, tick_lo, tick_sz, inst):
     return q * t
 
 
-@njit(cache=True)
-def _gap(mode, inst, ts, gap, imp, nout, par):
+@kernel
+def _gap(F, mode, inst, ts):
     """The re-centring gap (price units) for ``inst`` at ``ts``."""
     if mode == RELATIVE:
-        return gap[inst]
+        return F[F_HEADER + inst]
     if mode != PROPAGATOR:
         return 0.0
     g = 0.0
-    tau = par[P_TAU_NS]
-    beta = par[P_BETA]
-    for j in range(nout[N_IMPACT]):
-        if imp[j, 1] == inst and imp[j, 0] <= ts:
-            g += imp[j, 2] * (1.0 + (ts - imp[j, 0]) / tau) ** (-beta)
+    tau = F[F_TAU_NS]
+    beta = F[F_BETA]
+    base = F_HEADER + np.int64(F[F_NINS])
+    for j in range(np.int64(F[F_NIMP])):
+        t0 = F[base + 3 * j]
+        if F[base + 3 * j + 1] == inst and t0 <= ts:
+            g += F[base + 3 * j + 2] * (1.0 + (ts - t0) / tau) ** (-beta)
     return g
 
 
-@njit(cache=True)
-def _record_impact(mode, inst, ts, before, after, gap, imp, nout):
+@kernel
+def _record_impact(F, mode, inst, ts, before, after):
     if before <= 0 or after == before:
         return
     if mode == RELATIVE:
-        gap[inst] += after - before
-    elif mode == PROPAGATOR and nout[N_IMPACT] < imp.shape[0]:
-        j = nout[N_IMPACT]
-        imp[j, 0] = ts
-        imp[j, 1] = inst
-        imp[j, 2] = after - before
-        nout[N_IMPACT] += 1
+        F[F_HEADER + inst] += after - before
+    elif mode == PROPAGATOR and F[F_NIMP] < F[F_IMP_CAP]:
+        j = np.int64(F[F_NIMP])
+        base = F_HEADER + np.int64(F[F_NINS]) + 3 * j
+        F[base] = ts
+        F[base + 1] = inst
+        F[base + 2] = after - before
+        F[F_NIMP] += 1
 
 
-@njit(cache=True)
-def _reduce(ins, lv, orders, row, take):
-    """Take ``take`` from a queued order's simulated size (it leaves its level at zero)."""
-    li = level_index(ins, orders[row, O_INST], orders[row, O_SIDE], orders[row, O_PRICE])
-    if take >= orders[row, O_SIZE]:
-        unlink(ins, lv, orders, row, li)
-        orders[row, O_SIZE] = 0
-        orders[row, O_LIVE] = CONSUMED
-    else:
-        orders[row, O_SIZE] -= take
-        level_add(ins, lv, orders[row, O_INST], orders[row, O_SIDE], li, -take)
-
-
-@njit(cache=True)
-def _set_level(ins, lv, inst, side, li, hist_size):
+@kernel
+def _set_level(S, inst, side, li, hist_size):
     """L2: history says the level now holds ``hist_size``; subtract what injected flow
     consumed there (the ledger), which is forgotten as history's own size falls below it."""
-    led = lv[li, L_LEDGER]
+    led = S[li_(S, li, L_LEDGER)]
     anon = hist_size - led
     if anon < 0:
         anon = 0
     if hist_size < led:
-        lv[li, L_LEDGER] = hist_size
-    level_add(ins, lv, inst, side, li, anon - lv[li, L_ANON])
-    lv[li, L_ANON] = anon
+        S[li_(S, li, L_LEDGER)] = hist_size
+    level_add(S, inst, side, li, anon - S[li_(S, li, L_ANON)])
+    S[li_(S, li, L_ANON)] = anon
 
 
-@njit(cache=True)
-def _cross_injected(ins, lv, orders, free, meta, table, res, inst, side, price, qty, ts,
-                    fills, nout, cnt):
+@kernel
+def _cross_injected(S, OUT, inst, side, price, qty, ts):
     """A historical order at ``price`` that crosses injected resting orders executes
     against them; returns the quantity it took."""
-    opp = ins[inst, I_BEST_ASK] if side == SIDE_BID else ins[inst, I_BEST_BID]
+    opp = S[ii(S, inst, I_BEST_ASK if side == SIDE_BID else I_BEST_BID)]
     if opp < 0:
         return 0
-    p = level_price(ins, inst, opp)
+    p = level_price(S, inst, opp)
     if (side == SIDE_BID and p > price) or (side == SIDE_ASK and p < price):
         return 0
-    filled, notional, nf = match(ins, lv, orders, free, meta, table, res, inst, side, price,
-                                 qty, ts, -1, SRC_HIST_CROSS, True, -1, fills, nout[N_FILLS])
-    cnt[C_CROSS_FILLS] += nf - nout[N_FILLS]
-    nout[N_FILLS] = nf
+    start = OUT[FILLS + 2]
+    filled, _ = match(S, OUT, inst, side, price, qty, ts, -1, SRC_HIST_CROSS, True, -1)
+    count(S, C_CROSS_FILLS, OUT[FILLS + 2] - start)
+    prints_from_fills(OUT, start)
     return filled
 
 
-@njit(cache=True)
-def _tob(ins, lv, inst, ts, tob, tob_last, nout):
+@kernel
+def write_top(S, OUT, inst, ts):
     """Append a top-of-book row if it changed since the last one written for ``inst``."""
-    off = ins[inst, I_OFF]
-    n = ins[inst, I_N]
-    kb = ins[inst, I_BEST_BID]
-    ka = ins[inst, I_BEST_ASK]
-    bp = level_price(ins, inst, kb) if kb >= 0 else -1
-    bs = lv[off + kb, L_SIZE] if kb >= 0 else 0
-    ap = level_price(ins, inst, ka) if ka >= 0 else -1
-    az = lv[off + n + ka, L_SIZE] if ka >= 0 else 0
-    if (tob_last[inst, 0] == bp and tob_last[inst, 1] == bs and tob_last[inst, 2] == ap
-            and tob_last[inst, 3] == az):
+    off = S[ii(S, inst, I_OFF)]
+    n = S[ii(S, inst, I_N)]
+    kb = S[ii(S, inst, I_BEST_BID)]
+    ka = S[ii(S, inst, I_BEST_ASK)]
+    bp = level_price(S, inst, kb) if kb >= 0 else -1
+    bs = S[li_(S, off + kb, L_SIZE)] if kb >= 0 else 0
+    ap = level_price(S, inst, ka) if ka >= 0 else -1
+    az = S[li_(S, off + n + ka, L_SIZE)] if ka >= 0 else 0
+    last = S[H_TOB_LAST] + 4 * inst
+    if S[last] == bp and S[last + 1] == bs and S[last + 2] == ap and S[last + 3] == az:
         return
-    tob_last[inst, 0] = bp
-    tob_last[inst, 1] = bs
-    tob_last[inst, 2] = ap
-    tob_last[inst, 3] = az
-    j = nout[N_TOB]
-    tob[j, B_TS] = ts
-    tob[j, B_INST] = inst
-    tob[j, B_BID_PX] = bp
-    tob[j, B_BID_SZ] = bs
-    tob[j, B_ASK_PX] = ap
-    tob[j, B_ASK_SZ] = az
-    nout[N_TOB] = j + 1
+    S[last] = bp
+    S[last + 1] = bs
+    S[last + 2] = ap
+    S[last + 3] = az
+    j = OUT[TOB + 2]
+    OUT[bi(OUT, j, B_TS)] = ts
+    OUT[bi(OUT, j, B_INST)] = inst
+    OUT[bi(OUT, j, B_BID_PX)] = bp
+    OUT[bi(OUT, j, B_BID_SZ)] = bs
+    OUT[bi(OUT, j, B_ASK_PX)] = ap
+    OUT[bi(OUT, j, B_ASK_SZ)] = az
+    OUT[TOB + 2] = j + 1
 
 
-@njit(cache=True)
-def _inject(ins, lv, orders, free, meta, table, res, inj, jl, jbase, mode, gap, imp, par,
-            fills, trades, nout, cnt):
+@kernel
+def _inject(S, F, OUT, inj, jl, jbase, mode):
     """Execute injected order ``jl`` of this call (global index ``jbase + jl``); returns a
     status code (OK or a NEED_* to retry)."""
     j = jbase + jl
@@ -248,290 +267,251 @@ def _inject(ins, lv, orders, free, meta, table, res, inj, jl, jbase, mode, gap, 
     qty = inj[jl, J_SIZE]
     if typ == T_CANCEL:
         target = price
-        row = find_order(orders, table, INJECTED_ID_BASE + target, inst)
+        row = find_order(S, INJECTED_ID_BASE + target, inst)
         if row >= 0:
-            li = level_index(ins, inst, orders[row, O_SIDE], orders[row, O_PRICE])
-            unlink(ins, lv, orders, row, li)
-            release(orders, free, meta, table, row)
-            res[target, R_STATUS] = ST_CANCELLED
-            res[target, R_RESTING] = 0
-            res[j, R_STATUS] = ST_FILLED
+            li = level_index(S, inst, S[oi(S, row, O_SIDE)], S[oi(S, row, O_PRICE)])
+            unlink(S, row, li)
+            release(S, row)
+            S[ri(S, target, R_STATUS)] = ST_CANCELLED
+            S[ri(S, target, R_RESTING)] = 0
+            S[ri(S, j, R_STATUS)] = ST_FILLED
         else:
-            res[j, R_STATUS] = ST_REJECTED
+            S[ri(S, j, R_STATUS)] = ST_REJECTED
         return OK
-    if typ != MARKET and level_index(ins, inst, side, price) < 0:
+    if typ != MARKET and level_index(S, inst, side, price) < 0:
         return NEED_LADDER
-    if typ == LIMIT and not can_alloc(meta, table):
+    if typ == LIMIT and not can_alloc(S):
         return NEED_ORDERS
     limit = -1 if typ == MARKET else price
-    if typ == FOK and available(ins, lv, inst, side, limit) < qty:
-        res[j, R_STATUS] = ST_REJECTED
+    if typ == FOK and available(S, inst, side, limit) < qty:
+        S[ri(S, j, R_STATUS)] = ST_REJECTED
         return OK
-    before = ins[inst, I_LAST]
-    filled, notional, nf = match(ins, lv, orders, free, meta, table, res, inst, side, limit,
-                                 qty, ts, j, SRC_INJECTED, False, -1, fills, nout[N_FILLS])
-    _trades_from_fills(fills, nout[N_FILLS], nf, trades, nout)
-    nout[N_FILLS] = nf
-    cnt[C_INJECTED] += 1
-    res[j, R_FILLED] += filled
-    res[j, R_NOTIONAL] += notional
-    _record_impact(mode, inst, ts, before, ins[inst, I_LAST], gap, imp, nout)
+    before = S[ii(S, inst, I_LAST)]
+    start = OUT[FILLS + 2]
+    filled, notional = match(S, OUT, inst, side, limit, qty, ts, j, SRC_INJECTED, False, -1)
+    prints_from_fills(OUT, start)
+    count(S, C_INJECTED, 1)
+    S[ri(S, j, R_FILLED)] += filled
+    S[ri(S, j, R_NOTIONAL)] += notional
+    _record_impact(F, mode, inst, ts, before, S[ii(S, inst, I_LAST)])
     rest = qty - filled
     if rest == 0:
-        res[j, R_STATUS] = ST_FILLED
+        S[ri(S, j, R_STATUS)] = ST_FILLED
     elif typ == LIMIT:
-        row = alloc_order(orders, free, meta, table)
-        if row < 0:
-            return NEED_ORDERS  # unreachable after the check above, kept for safety
-        li = level_index(ins, inst, side, price)
-        enqueue(ins, lv, orders, table, meta, row, INJECTED_ID_BASE + j, inst, side, price,
-                rest, 0, j, ts, li)
-        res[j, R_STATUS] = ST_RESTING if filled == 0 else ST_PARTIAL
-        res[j, R_RESTING] = rest
+        row = alloc_order(S)
+        li = level_index(S, inst, side, price)
+        enqueue(S, row, INJECTED_ID_BASE + j, inst, side, price, rest, 0, j, ts, li)
+        S[ri(S, j, R_STATUS)] = ST_RESTING if filled == 0 else ST_PARTIAL
+        S[ri(S, j, R_RESTING)] = rest
     elif filled > 0:
-        res[j, R_STATUS] = ST_PARTIAL
+        S[ri(S, j, R_STATUS)] = ST_PARTIAL
     else:
-        res[j, R_STATUS] = ST_NO_LIQUIDITY
+        S[ri(S, j, R_STATUS)] = ST_NO_LIQUIDITY
     return OK
 
 
-@njit(cache=True)
-def _trades_from_fills(fills, start, end, trades, nout):
-    """One trade print per aggressor and price from fill rows ``start:end``."""
-    j = nout[N_TRADES]
-    i = start
-    while i < end:
-        price = fills[i, 3]
-        size = 0
-        k = i
-        while k < end and fills[k, 3] == price and fills[k, 5] == fills[i, 5]:
-            size += fills[k, 4]
-            k += 1
-        trades[j, T_TS] = fills[i, 0]
-        trades[j, T_INST] = fills[i, 1]
-        trades[j, T_PRICE] = price
-        trades[j, T_SIZE] = size
-        trades[j, T_SIDE] = fills[i, 2]
-        trades[j, T_SOURCE] = fills[i, 8]
-        j += 1
-        i = k
-    nout[N_TRADES] = j
-
-
-@njit(cache=True, inline="always")
-def _room(ins, meta, inst, fills, trades, tob, nout):
-    """Whether the output buffers can take the worst case of one more event: every live
-    order and every level of the instrument filled once."""
-    need = meta[2] + 2 * ins[inst, I_N] + 1
-    return (nout[N_FILLS] + need <= fills.shape[0] and nout[N_TRADES] + need <= trades.shape[0]
-            and nout[N_TOB] + 1 <= tob.shape[0])
-
-
-@njit(cache=True)
-def run_chunk(ts_a, inst_a, act_a, side_a, px_a, sz_a, oid_a, flg_a, pos,
-              inj, jpos, jbase, ins, lv, orders, free, meta, table, res,
-              mode, tick_lo, tick_sz, gap, imp, par,
-              fills, trades, tob, tob_last, nout, cnt):
+@kernel
+def run_chunk(ts_a, inst_a, act_a, side_a, px_a, sz_a, oid_a, flg_a, pos, inj, jpos, jbase,
+              S, F, OUT, mode):
     """Process tape rows from ``pos`` and injected orders from ``jpos`` until the chunk ends
-    (injected orders later than the chunk's last row wait for the next chunk unless this is
-    the last chunk, signalled by ``ts_a`` being empty). Returns (status, pos, jpos)."""
+    (injected orders later than the chunk's last row wait for the next chunk, except in the
+    closing call, whose chunk is empty). Returns (status, pos, jpos)."""
     n = ts_a.shape[0]
     nj = inj.shape[0]
     while pos < n or (n == 0 and jpos < nj):
         # injected orders strictly before this row arrive first
         while jpos < nj and (n == 0 or inj[jpos, J_TS] < ts_a[pos]):
-            if not _room(ins, meta, inj[jpos, J_INST], fills, trades, tob, nout):
+            if not room(S, OUT):
                 return NEED_OUTPUT, pos, jpos
-            st = _inject(ins, lv, orders, free, meta, table, res, inj, jpos, jbase, mode, gap,
-                         imp, par, fills, trades, nout, cnt)
+            st = _inject(S, F, OUT, inj, jpos, jbase, mode)
             if st != OK:
                 return st, pos, jpos
-            _tob(ins, lv, inj[jpos, J_INST], inj[jpos, J_TS], tob, tob_last, nout)
+            write_top(S, OUT, inj[jpos, J_INST], inj[jpos, J_TS])
             jpos += 1
         if n == 0:
             break
-        if not _room(ins, meta, inst_a[pos], fills, trades, tob, nout):
+        if not room(S, OUT):
             return NEED_OUTPUT, pos, jpos
-        st = _apply(ts_a[pos], inst_a[pos], act_a[pos], side_a[pos], px_a[pos], sz_a[pos],
-                    oid_a[pos], ins, lv, orders, free, meta, table, res, mode, tick_lo, tick_sz,
-                    gap, imp, par, fills, trades, nout, cnt)
+        st = apply_row(S, F, OUT, mode, ts_a[pos], inst_a[pos], act_a[pos], side_a[pos],
+                       px_a[pos], sz_a[pos], oid_a[pos])
         if st != OK:
             return st, pos, jpos
         if flg_a[pos] & 128:
-            _tob(ins, lv, inst_a[pos], ts_a[pos], tob, tob_last, nout)
+            write_top(S, OUT, inst_a[pos], ts_a[pos])
         pos += 1
     return OK, pos, jpos
 
 
-@njit(cache=True)
-def _apply(ts, inst, act, side, price, size, oid, ins, lv, orders, free, meta, table, res,
-           mode, tick_lo, tick_sz, gap, imp, par, fills, trades, nout, cnt):
-    """Apply one historical row under the mode's rules."""
+@kernel
+def _off_grid(S, inst, price):
+    return (price - S[ii(S, inst, I_BASE)]) % S[ii(S, inst, I_STEP)] != 0
+
+
+@kernel
+def apply_row(S, F, OUT, mode, ts, inst, act, side, price, size, oid):
+    """Apply one historical row under the mode's rules (the caller counts rows)."""
     shift = 0
     if mode == RELATIVE or mode == PROPAGATOR:
         if act == ADD or act == MODIFY or act == FILL or act == TRADE or (
                 oid == 0 and (act == CANCEL or act == DELETE)):
-            g = _gap(mode, inst, ts, gap, imp, nout, par)
+            g = _gap(F, mode, inst, ts)
             if g != 0.0:
-                shifted = snap(price + np.int64(np.round(g)), tick_lo, tick_sz, inst)
-                shift = shifted - price
+                shift = snap(S, inst, price + np.int64(np.round(g))) - price
                 if shift != 0:
-                    cnt[C_SHIFTED] += 1
+                    count(S, C_SHIFTED, 1)
     p = price + shift
     if act == TRADE:
-        ins[inst, I_HIST_LAST] = price
-        ins[inst, I_LAST] = p
-        j = nout[N_TRADES]
-        trades[j, T_TS] = ts
-        trades[j, T_INST] = inst
-        trades[j, T_PRICE] = p
-        trades[j, T_SIZE] = size
-        trades[j, T_SIDE] = side
-        trades[j, T_SOURCE] = SRC_HISTORY
-        nout[N_TRADES] = j + 1
-        cnt[C_EVENTS] += 1
+        S[ii(S, inst, I_HIST_LAST)] = price
+        S[ii(S, inst, I_LAST)] = p
+        print_trade(OUT, ts, inst, p, size, side, SRC_HISTORY)
         return OK
     if act == CLEAR:
-        clear_instrument(ins, lv, orders, free, meta, table, inst)
-        cnt[C_EVENTS] += 1
+        clear_instrument(S, inst)
         return OK
     if act != ADD and act != CANCEL and act != DELETE and act != MODIFY and act != FILL:
-        cnt[C_STATUS] += 1
-        cnt[C_EVENTS] += 1
+        count(S, C_STATUS, 1)
         return OK
     if oid == 0:
-        # L2 level update
-        if act == FILL:
-            cnt[C_EVENTS] += 1
-            return OK
-        li = level_index(ins, inst, side, p)
-        if li < 0:
-            if (p - ins[inst, I_BASE]) % ins[inst, I_STEP] != 0:
-                cnt[C_OFF_GRID] += 1
-                cnt[C_EVENTS] += 1
-                return OK
-            if act == DELETE or (act == CANCEL):
-                cnt[C_EVENTS] += 1
-                return OK  # nothing there to remove
-            return NEED_LADDER
-        if act == DELETE:
-            _set_level(ins, lv, inst, side, li, 0)
-        elif act == CANCEL:
-            _set_level(ins, lv, inst, side, li, max(lv[li, L_ANON] + lv[li, L_LEDGER] - size, 0))
-        else:
-            _set_level(ins, lv, inst, side, li, size)
-        cnt[C_EVENTS] += 1
-        return OK
-    # L3
-    row = find_order(orders, table, oid, inst)
+        return _apply_l2(S, inst, act, side, p, size)
     if act == ADD:
-        if row >= 0:
-            cnt[C_DUPLICATE_ADD] += 1
-            cnt[C_EVENTS] += 1
-            return OK
-        li = level_index(ins, inst, side, p)
-        if li < 0:
-            if (p - ins[inst, I_BASE]) % ins[inst, I_STEP] != 0:
-                cnt[C_OFF_GRID] += 1
-                cnt[C_EVENTS] += 1
-                return OK
-            return NEED_LADDER
-        row = alloc_order(orders, free, meta, table)
-        if row < 0:
-            return NEED_ORDERS
-        start = nout[N_FILLS]
-        took = _cross_injected(ins, lv, orders, free, meta, table, res, inst, side, p, size, ts,
-                               fills, nout, cnt)
-        _trades_from_fills(fills, start, nout[N_FILLS], trades, nout)
-        enqueue(ins, lv, orders, table, meta, row, oid, inst, side, p, size - took, size, -1,
-                ts, li)
-        if size - took == 0:
-            unlink(ins, lv, orders, row, li)
-            orders[row, O_LIVE] = CONSUMED
-        cnt[C_EVENTS] += 1
-        return OK
+        return _add(S, OUT, ts, inst, side, p, size, oid)
+    row = find_order(S, oid, inst)
     if row < 0:
-        cnt[C_UNKNOWN_ORDER] += 1
-        cnt[C_EVENTS] += 1
+        count(S, C_UNKNOWN_ORDER, 1)
         return OK
     if act == CANCEL or act == DELETE:
-        take = size if act == CANCEL else orders[row, O_HIST]
-        if take > orders[row, O_HIST]:
-            take = orders[row, O_HIST]
-        cur = orders[row, O_SIZE]
-        if orders[row, O_LIVE] == IN_LEVEL:
-            if act == DELETE or take >= cur:
-                if take > cur:
-                    cnt[C_CLIPPED] += 1
-                _reduce(ins, lv, orders, row, cur)
-            else:
-                _reduce(ins, lv, orders, row, take)
-        else:
-            cnt[C_CONSUMED_NOOP] += 1
-        orders[row, O_HIST] -= take
-        if act == DELETE or orders[row, O_HIST] == 0:
-            if orders[row, O_LIVE] == IN_LEVEL:
-                _reduce(ins, lv, orders, row, orders[row, O_SIZE])
-            release(orders, free, meta, table, row)
-        cnt[C_EVENTS] += 1
+        _cancel(S, row, act, size)
         return OK
     if act == MODIFY:
-        consumed = orders[row, O_HIST] - orders[row, O_SIZE]
-        new_size = size - consumed
-        if new_size < 0:
-            new_size = 0
-        li_new = level_index(ins, inst, side, p)
-        if li_new < 0:
-            if (p - ins[inst, I_BASE]) % ins[inst, I_STEP] != 0:
-                cnt[C_OFF_GRID] += 1
-                cnt[C_EVENTS] += 1
-                return OK
-            return NEED_LADDER
-        keeps_priority = (p == orders[row, O_PRICE] and new_size <= orders[row, O_SIZE]
-                          and orders[row, O_LIVE] == IN_LEVEL)
-        if keeps_priority:
-            if new_size == 0:
-                _reduce(ins, lv, orders, row, orders[row, O_SIZE])
-            else:
-                _reduce(ins, lv, orders, row, orders[row, O_SIZE] - new_size)
-        else:
-            if orders[row, O_LIVE] == IN_LEVEL:
-                _reduce(ins, lv, orders, row, orders[row, O_SIZE])
-            orders[row, O_PRICE] = p
-            orders[row, O_SIDE] = side
-            took = 0
-            if new_size > 0:
-                start = nout[N_FILLS]
-                took = _cross_injected(ins, lv, orders, free, meta, table, res, inst, side, p,
-                                       new_size, ts, fills, nout, cnt)
-                _trades_from_fills(fills, start, nout[N_FILLS], trades, nout)
-            orders[row, O_SIZE] = new_size - took
-            if new_size - took > 0:
-                orders[row, O_LIVE] = IN_LEVEL
-                link(ins, lv, orders, row, li_new)
-            else:
-                orders[row, O_LIVE] = CONSUMED
-        orders[row, O_HIST] = size
-        if size == 0:
-            release(orders, free, meta, table, row)
-        cnt[C_EVENTS] += 1
-        return OK
+        return _modify(S, OUT, ts, inst, side, p, size, row)
     # FILL: history executed ``size`` of this resting order at ``price``.
-    have = orders[row, O_SIZE]
-    ins[inst, I_HIST_LAST] = price
+    _fill(S, OUT, ts, inst, price, p, size, row)
+    return OK
+
+
+@kernel
+def _apply_l2(S, inst, act, side, p, size):
+    """An L2 level update (order_id 0)."""
+    if act == FILL:
+        return OK
+    li = level_index(S, inst, side, p)
+    if li < 0:
+        if _off_grid(S, inst, p):
+            count(S, C_OFF_GRID, 1)
+            return OK
+        if act == DELETE or act == CANCEL:
+            return OK  # nothing there to remove
+        return NEED_LADDER
+    if act == DELETE:
+        _set_level(S, inst, side, li, 0)
+    elif act == CANCEL:
+        hist = S[li_(S, li, L_ANON)] + S[li_(S, li, L_LEDGER)]
+        _set_level(S, inst, side, li, max(hist - size, 0))
+    else:
+        _set_level(S, inst, side, li, size)
+    return OK
+
+
+@kernel
+def _add(S, OUT, ts, inst, side, p, size, oid):
+    if find_order(S, oid, inst) >= 0:
+        count(S, C_DUPLICATE_ADD, 1)
+        return OK
+    li = level_index(S, inst, side, p)
+    if li < 0:
+        if _off_grid(S, inst, p):
+            count(S, C_OFF_GRID, 1)
+            return OK
+        return NEED_LADDER
+    row = alloc_order(S)
+    if row < 0:
+        return NEED_ORDERS
+    took = _cross_injected(S, OUT, inst, side, p, size, ts)
+    enqueue(S, row, oid, inst, side, p, size - took, size, -1, ts, li)
+    if size - took == 0:
+        unlink(S, row, li)
+        S[oi(S, row, O_LIVE)] = CONSUMED
+    return OK
+
+
+@kernel
+def _cancel(S, row, act, size):
+    """A historical cancel (reduce by ``size``) or delete of order ``row``."""
+    hist = S[oi(S, row, O_HIST)]
+    take = size if act == CANCEL else hist
+    if take > hist:
+        take = hist
+    cur = S[oi(S, row, O_SIZE)]
+    if S[oi(S, row, O_LIVE)] == IN_LEVEL:
+        if act == DELETE or take >= cur:
+            if take > cur:
+                count(S, C_CLIPPED, 1)
+            reduce_order(S, row, cur)
+        else:
+            reduce_order(S, row, take)
+    else:
+        count(S, C_CONSUMED_NOOP, 1)
+    S[oi(S, row, O_HIST)] = hist - take
+    if act == DELETE or hist - take == 0:
+        if S[oi(S, row, O_LIVE)] == IN_LEVEL:
+            reduce_order(S, row, S[oi(S, row, O_SIZE)])
+        release(S, row)
+
+
+@kernel
+def _modify(S, OUT, ts, inst, side, p, size, row):
+    consumed = S[oi(S, row, O_HIST)] - S[oi(S, row, O_SIZE)]
+    new_size = size - consumed
+    if new_size < 0:
+        new_size = 0
+    li_new = level_index(S, inst, side, p)
+    if li_new < 0:
+        if _off_grid(S, inst, p):
+            count(S, C_OFF_GRID, 1)
+            return OK
+        return NEED_LADDER
+    queued = S[oi(S, row, O_LIVE)] == IN_LEVEL
+    cur = S[oi(S, row, O_SIZE)]
+    if p == S[oi(S, row, O_PRICE)] and new_size <= cur and queued:
+        reduce_order(S, row, cur - new_size if new_size > 0 else cur)
+    else:
+        if queued:
+            reduce_order(S, row, cur)
+        S[oi(S, row, O_PRICE)] = p
+        S[oi(S, row, O_SIDE)] = side
+        took = 0
+        if new_size > 0:
+            took = _cross_injected(S, OUT, inst, side, p, new_size, ts)
+        S[oi(S, row, O_SIZE)] = new_size - took
+        if new_size - took > 0:
+            link(S, row, li_new)
+        else:
+            S[oi(S, row, O_LIVE)] = CONSUMED
+    S[oi(S, row, O_HIST)] = size
+    if size == 0:
+        release(S, row)
+    return OK
+
+
+@kernel
+def _fill(S, OUT, ts, inst, price, p, size, row):
+    """History executed ``size`` of order ``row``: what the simulation no longer has of it
+    is re-applied as an IOC at the (shifted) price ``p``."""
+    have = S[oi(S, row, O_SIZE)]
+    S[ii(S, inst, I_HIST_LAST)] = price
     if have > 0:
-        ins[inst, I_LAST] = orders[row, O_PRICE]
+        S[ii(S, inst, I_LAST)] = S[oi(S, row, O_PRICE)]
     if have < size:
         deficit = size - have
-        cnt[C_REAPPLIED] += 1
-        aggressor = SIDE_ASK if orders[row, O_SIDE] == SIDE_BID else SIDE_BID
-        start = nout[N_FILLS]
-        filled, notional, nf = match(ins, lv, orders, free, meta, table, res, inst, aggressor,
-                                     p, deficit, ts, -1, SRC_REAPPLIED, False, row, fills,
-                                     nout[N_FILLS])
-        nout[N_FILLS] = nf
-        _trades_from_fills(fills, start, nf, trades, nout)
-        cnt[C_REAPPLIED_FILLED] += filled
-        cnt[C_REAPPLIED_DROPPED] += deficit - filled
-    cnt[C_EVENTS] += 1
-    return OK
+        count(S, C_REAPPLIED, 1)
+        aggressor = SIDE_ASK if S[oi(S, row, O_SIDE)] == SIDE_BID else SIDE_BID
+        start = OUT[FILLS + 2]
+        filled, _ = match(S, OUT, inst, aggressor, p, deficit, ts, -1, SRC_REAPPLIED, False, row)
+        prints_from_fills(OUT, start)
+        count(S, C_REAPPLIED_FILLED, filled)
+        count(S, C_REAPPLIED_DROPPED, deficit - filled)
+
+
+def counter_values(S: np.ndarray) -> dict[str, int]:
+    base = int(S[H_CNT])
+    return {name: int(S[base + i]) for i, name in enumerate(COUNTER_NAMES)}

@@ -46,7 +46,7 @@ def _inject(ts, kind, side, price, size):
 
 def _levels(rp):
     out = np.zeros(4 * DEPTH, np.int64)
-    snapshot_levels(rp.book.ins, rp.book.lv, 0, DEPTH, out, 0)
+    snapshot_levels(rp.book.S, 0, DEPTH, out, 0)
     bids = [(int(out[4 * k]), int(out[4 * k + 1])) for k in range(DEPTH) if out[4 * k + 1]]
     asks = [(int(out[4 * k + 2]), int(out[4 * k + 3])) for k in range(DEPTH) if out[4 * k + 3]]
     return bids, asks
@@ -103,9 +103,9 @@ def test_l3_book_matches_reference_after_every_event(steps):
         assert got == want, f"fills differ after step {ts}: {s}"
         assert _levels(rp) == (ref.levels(BID, DEPTH), ref.levels(ASK, DEPTH)), (
             f"book differs after step {ts}: {s}")
-    assert rp.cnt[2] == ref.noops  # consumed_noop
-    assert rp.cnt[1] == ref.unknown  # unknown_order
-    assert rp.cnt[6] == ref.dropped  # reapplied_dropped_qty
+    assert rp.counters["consumed_noop"] == ref.noops
+    assert rp.counters["unknown_order"] == ref.unknown
+    assert rp.counters["reapplied_dropped_qty"] == ref.dropped
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -107,7 +107,7 @@ def test_propagator_gap_decays_with_the_kernel():
     rp = Replay(INSTRUMENTS, "propagator", propagator_tau_s=100, propagator_beta=1.0)
     result = rp.run([tape(rows)], market_sell(10, 16))
     out = np.zeros(4 * 4, np.int64)
-    snapshot_levels(rp.book.ins, rp.book.lv, 0, 4, out, 0)
+    snapshot_levels(rp.book.S, 0, 4, out, 0)
     asks = [(int(out[4 * k + 2]), int(out[4 * k + 3])) for k in range(4)]
     assert asks[:3] == [(1010, 5), (1040, 3), (1060, 3)]  # 1050 - 10; 1060 unshifted
     # 1000 tau later the impact has decayed to -20/1001: rounds to 0, no shift

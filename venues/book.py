@@ -1,24 +1,28 @@
 """The order book: dense price ladders, FIFO queues of orders, an order-id hash table.
 
-All instruments of a replay share one :class:`BookState`, a handful of integer numpy
-arrays. Compiled kernels (``@njit``) below read and write those arrays; nothing outside
-this module and :mod:`venues.matching` touches their layout.
+All instruments of a replay share one :class:`BookState`. Its state is a single int64
+array, the *arena* ``S``: a header of offsets, then the blocks below. Compiled kernels take
+the arena (one array, not a dozen: every array passed to a compiled call costs reference
+counting, which dominated the per-event cost), and nothing outside this module,
+:mod:`venues.matching` and :mod:`replay.loop` touches its layout. Python reads and grows the
+blocks through numpy views (:attr:`BookState.ins`, :attr:`~BookState.lv`, ...).
 
 - **Ladder.** Each instrument owns ``n`` price levels per side, from ``base`` upwards in
-  steps of ``step`` price units (the finest tick of its tick scheme). KRX daily limits bound a
+  steps of ``step`` price units (the finest tick in its price range). KRX daily limits bound a
   day's prices, so a ladder spans hundreds to a few thousand levels; an event outside the
-  ladder makes the kernel stop with :data:`NEED_LADDER`, and the front re-centres it.
+  ladder makes the kernel stop with :data:`NEED_LADDER`, and the front widens it.
 - **Level.** Visible size = anonymous size (L2 feeds: the vendor's aggregate) + the sizes
   of the orders queued at the level (L3 feeds and every injected order), in time priority.
-- **Order.** A row of ``orders``; historical orders keep ``hist`` (the size history believes
-  it has) beside ``size`` (what the simulation left of it), so later historical events on an
-  order that injected flow consumed are clipped, not applied twice.
+- **Order.** A row of the order pool; historical orders keep ``hist`` (the size history
+  believes it has) beside ``size`` (what the simulation left of it), so later historical
+  events on an order that injected flow consumed are clipped, not applied twice.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+
+from venues.kernel import kernel
 
 # Status codes returned by kernels that can stop early.
 OK = 0
@@ -26,40 +30,142 @@ NEED_LADDER = 1
 NEED_ORDERS = 2
 NEED_OUTPUT = 3
 
-# Instrument columns (ins[i, :]).
+# Arena header: offsets and sizes of the blocks, and the order pool's counters.
+(H_INS, H_NINS, H_LV, H_NLV, H_ORD, H_CAP, H_FREE, H_TAB, H_TABN, H_FREE_TOP, H_USED,
+ H_LIVE, H_CNT, H_TICKS, H_TOB_LAST, H_RES, H_NRES) = range(17)
+HEADER = 32
+N_COUNTERS = 16
+MAX_BANDS = 8
+
+# Instrument columns.
 I_OFF, I_N, I_BASE, I_STEP, I_BEST_BID, I_BEST_ASK, I_LAST, I_HIST_LAST, I_L2 = range(9)
 I_COLS = 9
-
-# Level columns (lv[k, :]); bid levels of instrument i are rows off .. off+n-1, asks follow.
+# Level columns; bid levels of instrument i are rows off .. off+n-1, its asks follow.
 L_SIZE, L_ANON, L_COUNT, L_HEAD, L_TAIL, L_INJ, L_LEDGER = range(7)
 L_COLS = 7
-
-# Order columns (orders[j, :]).
-O_ID, O_INST, O_SIDE, O_PRICE, O_SIZE, O_HIST, O_PREV, O_NEXT, O_OWNER, O_TS, O_LIVE = range(11)
-O_COLS = 11
+# Order columns.
+(O_ID, O_INST, O_SIDE, O_PRICE, O_SIZE, O_HIST, O_PREV, O_NEXT, O_OWNER, O_TS, O_LIVE,
+ O_HSLOT) = range(12)
+O_COLS = 12
 NO_OWNER = -1  # a historical order; injected orders carry their injection index
+IN_LEVEL = 1
+CONSUMED = 2  # a historical order the simulation emptied; history has not removed it yet
+# Injected-order result columns.
+R_FILLED, R_NOTIONAL, R_STATUS, R_RESTING = range(4)
+R_COLS = 4
 
 SIDE_BID = 66  # ord("B")
 SIDE_ASK = 65  # ord("A")
-
 EMPTY = -1
 TOMB = -2
 
 
+def _pow2(n: int) -> int:
+    p = 1
+    while p < n:
+        p <<= 1
+    return p
+
+
 class BookState:
-    """The arrays of a book over several instruments, and their (re)allocation."""
+    """The arena of a book over several instruments, its numpy views, and its growth."""
 
     def __init__(self, n_instruments: int, order_capacity: int = 1 << 16) -> None:
-        self.ins = np.zeros((n_instruments, I_COLS), np.int64)
-        self.ins[:, I_BEST_BID] = -1
-        self.ins[:, I_BEST_ASK] = -1
-        self.ins[:, I_STEP] = 1
-        self.lv = np.zeros((0, L_COLS), np.int64)
-        self.orders = np.zeros((order_capacity, O_COLS), np.int64)
-        self.free = np.arange(order_capacity - 1, -1, -1, dtype=np.int64)
-        self.meta = np.zeros(4, np.int64)  # [free_top, hash_used(incl. tombs), live, _]
-        self.meta[0] = order_capacity
-        self.table = np.full(_pow2(order_capacity * 2), EMPTY, np.int64)
+        ins = np.zeros((n_instruments, I_COLS), np.int64)
+        ins[:, I_BEST_BID] = -1
+        ins[:, I_BEST_ASK] = -1
+        ins[:, I_STEP] = 1
+        self._pack(ins=ins, lv=np.zeros((0, L_COLS), np.int64),
+                   orders=np.zeros((order_capacity, O_COLS), np.int64),
+                   free=np.arange(order_capacity - 1, -1, -1, dtype=np.int64),
+                   table=np.full(_pow2(order_capacity * 4), EMPTY, np.int64),
+                   counters=np.zeros(N_COUNTERS, np.int64),
+                   ticks=np.zeros((n_instruments, 2, MAX_BANDS), np.int64),
+                   tob_last=np.full((n_instruments, 4), -2, np.int64),
+                   results=np.zeros((0, R_COLS), np.int64),
+                   meta=(order_capacity, 0, 0))
+
+    # -- arena layout -------------------------------------------------------------------------
+    def _pack(self, *, ins, lv, orders, free, table, counters, ticks, tob_last, results,
+              meta) -> None:
+        blocks = [ins, lv, orders, free, table, counters, ticks, tob_last, results]
+        sizes = [b.size for b in blocks]
+        S = np.zeros(HEADER + sum(sizes), np.int64)
+        offsets = HEADER + np.concatenate([[0], np.cumsum(sizes)[:-1]])
+        for off, b in zip(offsets, blocks, strict=True):
+            S[off:off + b.size] = b.ravel()
+        S[H_INS], S[H_NINS] = offsets[0], len(ins)
+        S[H_LV], S[H_NLV] = offsets[1], len(lv)
+        S[H_ORD], S[H_CAP] = offsets[2], len(orders)
+        S[H_FREE] = offsets[3]
+        S[H_TAB], S[H_TABN] = offsets[4], len(table)
+        S[H_CNT], S[H_TICKS], S[H_TOB_LAST] = offsets[5], offsets[6], offsets[7]
+        S[H_RES], S[H_NRES] = offsets[8], len(results)
+        S[H_FREE_TOP], S[H_USED], S[H_LIVE] = meta
+        self.S = S
+
+    def _block(self, h_off: int, shape: tuple[int, ...]) -> np.ndarray:
+        off = int(self.S[h_off])
+        return self.S[off:off + int(np.prod(shape))].reshape(shape)
+
+    @property
+    def ins(self) -> np.ndarray:
+        return self._block(H_INS, (int(self.S[H_NINS]), I_COLS))
+
+    @property
+    def lv(self) -> np.ndarray:
+        return self._block(H_LV, (int(self.S[H_NLV]), L_COLS))
+
+    @property
+    def orders(self) -> np.ndarray:
+        return self._block(H_ORD, (int(self.S[H_CAP]), O_COLS))
+
+    @property
+    def free(self) -> np.ndarray:
+        return self._block(H_FREE, (int(self.S[H_CAP]),))
+
+    @property
+    def table(self) -> np.ndarray:
+        return self._block(H_TAB, (int(self.S[H_TABN]),))
+
+    @property
+    def counters(self) -> np.ndarray:
+        return self._block(H_CNT, (N_COUNTERS,))
+
+    @property
+    def ticks(self) -> np.ndarray:
+        """Tick bands per instrument: ``ticks[i, 0, b]`` lower bound, ``ticks[i, 1, b]``
+        tick (0 = unused band)."""
+        return self._block(H_TICKS, (int(self.S[H_NINS]), 2, MAX_BANDS))
+
+    @property
+    def tob_last(self) -> np.ndarray:
+        return self._block(H_TOB_LAST, (int(self.S[H_NINS]), 4))
+
+    @property
+    def results(self) -> np.ndarray:
+        return self._block(H_RES, (int(self.S[H_NRES]), R_COLS))
+
+    @property
+    def live_orders(self) -> int:
+        return int(self.S[H_LIVE])
+
+    def _repack(self, **replace) -> None:
+        parts = dict(ins=self.ins, lv=self.lv, orders=self.orders, free=self.free,
+                     table=self.table, counters=self.counters, ticks=self.ticks,
+                     tob_last=self.tob_last, results=self.results,
+                     meta=(int(self.S[H_FREE_TOP]), int(self.S[H_USED]), int(self.S[H_LIVE])))
+        parts.update(replace)
+        self._pack(**{k: (v.copy() if isinstance(v, np.ndarray) else v)
+                      for k, v in parts.items()})
+
+    def add_results(self, n: int) -> int:
+        """Room for ``n`` more injected orders' results; returns the first new index."""
+        first = int(self.S[H_NRES])
+        if n:
+            self._repack(results=np.concatenate([self.results,
+                                                 np.zeros((n, R_COLS), np.int64)]))
+        return first
 
     # -- ladder -----------------------------------------------------------------------------
     def ladder_bounds(self, i: int) -> tuple[int, int]:
@@ -72,8 +178,10 @@ class BookState:
         divisor of the old one (a price on the old grid stays on the new one)."""
         if step <= 0:
             raise ValueError(f"instrument {i}: ladder step must be positive, got {step}")
-        old_n = int(self.ins[i, I_N])
-        old_step = int(self.ins[i, I_STEP])
+        ins = self.ins.copy()
+        lv = self.lv
+        old_n = int(ins[i, I_N])
+        old_step = int(ins[i, I_STEP])
         if old_n:
             if old_step % step:
                 raise ValueError(f"instrument {i}: ladder step {old_step} cannot become {step}")
@@ -82,83 +190,123 @@ class BookState:
         low -= low % step
         high += (-high) % step
         n = (high - low) // step + 1
-        sizes = self.ins[:, I_N].copy()
+        sizes = ins[:, I_N].copy()
         sizes[i] = n
         offsets = np.concatenate([[0], np.cumsum(2 * sizes)[:-1]]).astype(np.int64)
         new_lv = np.zeros((int(2 * sizes.sum()), L_COLS), np.int64)
         new_lv[:, L_HEAD] = EMPTY
         new_lv[:, L_TAIL] = EMPTY
-        for j in range(len(self.ins)):
-            nj = int(self.ins[j, I_N])
+        for j in range(len(ins)):
+            nj = int(ins[j, I_N])
             if nj == 0:
                 continue
-            src = int(self.ins[j, I_OFF])
+            src = int(ins[j, I_OFF])
             new_n = int(sizes[j])
             if j == i:
                 # old slot k sits at price old_base + k*old_step = low + new_k*step
-                new_k = (int(self.ins[i, I_BASE]) - low + np.arange(nj) * old_step) // step
+                new_k = (int(ins[i, I_BASE]) - low + np.arange(nj) * old_step) // step
             else:
                 new_k = np.arange(nj)
             dst = int(offsets[j])
-            new_lv[dst + new_k] = self.lv[src:src + nj]  # bids
-            new_lv[dst + new_n + new_k] = self.lv[src + nj:src + 2 * nj]  # asks
+            new_lv[dst + new_k] = lv[src:src + nj]  # bids
+            new_lv[dst + new_n + new_k] = lv[src + nj:src + 2 * nj]  # asks
             if j == i:
                 for col in (I_BEST_BID, I_BEST_ASK):
-                    if self.ins[i, col] >= 0:
-                        self.ins[i, col] = new_k[self.ins[i, col]]
-        self.lv = new_lv
-        self.ins[:, I_OFF] = offsets
-        self.ins[:, I_N] = sizes
-        self.ins[i, I_BASE] = low
-        self.ins[i, I_STEP] = step
+                    if ins[i, col] >= 0:
+                        ins[i, col] = new_k[ins[i, col]]
+        ins[:, I_OFF] = offsets
+        ins[:, I_N] = sizes
+        ins[i, I_BASE] = low
+        ins[i, I_STEP] = step
+        self._repack(ins=ins, lv=new_lv)
 
     # -- order pool ---------------------------------------------------------------------------
-    def grow_orders(self) -> None:
-        """Double the order pool and rebuild the hash table (dropping tombstones)."""
-        cap = len(self.orders)
-        orders = np.zeros((2 * cap, O_COLS), np.int64)
-        orders[:cap] = self.orders
-        free_top = int(self.meta[0])
-        free = np.empty(2 * cap, np.int64)
-        free[:cap] = np.arange(2 * cap - 1, cap - 1, -1)
-        free[cap:cap + free_top] = self.free[:free_top]
-        self.orders, self.free = orders, free
-        self.meta[0] = cap + free_top
-        self.rehash()
-
     def make_room(self) -> None:
         """Room for one more order: drop the hash table's tombstones if live orders fill
         less than half the pool, else double the pool."""
-        if 2 * int(self.meta[2]) < len(self.orders) and self.meta[0] > 0:
-            self.rehash()
+        if 2 * self.live_orders < int(self.S[H_CAP]) and self.S[H_FREE_TOP] > 0:
+            _rehash_in_place(self.S)
         else:
-            self.grow_orders()
+            cap = int(self.S[H_CAP])
+            orders = np.zeros((2 * cap, O_COLS), np.int64)
+            orders[:cap] = self.orders
+            free_top = int(self.S[H_FREE_TOP])
+            free = np.empty(2 * cap, np.int64)
+            free[:cap] = np.arange(2 * cap - 1, cap - 1, -1)
+            free[cap:cap + free_top] = self.free[:free_top]
+            self._repack(orders=orders, free=free,
+                         meta=(cap + free_top, int(self.S[H_USED]), self.live_orders))
+            self._rehash(self.orders, 2 * cap)
 
-    def rehash(self) -> None:
-        self.table = np.full(_pow2(len(self.orders) * 2), EMPTY, np.int64)
-        self.meta[1] = _rehash(self.orders, self.table)
+    def _rehash(self, orders: np.ndarray, capacity: int) -> None:
+        table = np.full(_pow2(capacity * 4), EMPTY, np.int64)
+        used = _rehash(orders, table)
+        self._repack(table=table, meta=(int(self.S[H_FREE_TOP]), used, self.live_orders))
 
 
-def _pow2(n: int) -> int:
-    p = 1
-    while p < n:
-        p <<= 1
-    return p
-
-
-@njit(cache=True)
+@kernel
 def _rehash(orders, table):
     used = 0
+    mask = table.shape[0] - 1
     for j in range(orders.shape[0]):
         if orders[j, O_LIVE] != 0:
-            _hash_insert(table, orders[j, O_ID], orders[j, O_INST], j)
+            h = _hash(orders[j, O_ID], orders[j, O_INST], mask)
+            while table[h] >= 0:
+                h = (h + 1) & mask
+            table[h] = j
+            orders[j, O_HSLOT] = h
             used += 1
     return used
 
 
+@kernel
+def _rehash_in_place(S):
+    """Rebuild the hash table where it is, dropping its tombstones."""
+    tab = S[H_TAB]
+    for h in range(S[H_TABN]):
+        S[tab + h] = EMPTY
+    used = 0
+    for r in range(S[H_CAP]):
+        if S[oi(S, r, O_LIVE)] != 0:
+            _hash_insert(S, S[oi(S, r, O_ID)], S[oi(S, r, O_INST)], r)
+            used += 1
+    S[H_USED] = used
+
+
+# -- arena addressing (one array in, an index out: cheap, inlined by LLVM) ----------------------
+
+@kernel
+def ii(S, inst, col):
+    """Index of instrument ``inst``'s column ``col``."""
+    return S[H_INS] + inst * I_COLS + col
+
+
+@kernel
+def li_(S, li, col):
+    """Index of level row ``li``'s column ``col``."""
+    return S[H_LV] + li * L_COLS + col
+
+
+@kernel
+def oi(S, row, col):
+    """Index of order row ``row``'s column ``col``."""
+    return S[H_ORD] + row * O_COLS + col
+
+
+@kernel
+def ri(S, j, col):
+    """Index of injected order ``j``'s result column ``col``."""
+    return S[H_RES] + j * R_COLS + col
+
+
+@kernel
+def count(S, counter, k):
+    S[S[H_CNT] + counter] += k
+
+
 # -- hash table: (instrument, order_id) -> order row ----------------------------------------
 
-@njit(cache=True, inline="always")
+@kernel
 def _hash(order_id, inst, mask):
     x = np.uint64(order_id) ^ (np.uint64(inst) * np.uint64(0x9E3779B97F4A7C15))
     x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
@@ -167,264 +315,254 @@ def _hash(order_id, inst, mask):
     return np.int64(x & np.uint64(mask))
 
 
-@njit(cache=True)
-def _hash_insert(table, order_id, inst, row):
-    mask = table.shape[0] - 1
-    h = _hash(order_id, inst, mask)
-    while table[h] >= 0:
-        h = (h + 1) & mask
-    table[h] = row
-
-
-@njit(cache=True)
-def find_order(orders, table, order_id, inst):
-    """Row of order ``order_id`` of instrument ``inst``, or -1."""
-    mask = table.shape[0] - 1
+@kernel
+def _probe(S, order_id, inst):
+    """Table slot holding order ``order_id`` of ``inst``, or -1."""
+    tab = S[H_TAB]
+    mask = S[H_TABN] - 1
     h = _hash(order_id, inst, mask)
     while True:
-        r = table[h]
+        r = S[tab + h]
         if r == EMPTY:
             return -1
-        if r >= 0 and orders[r, O_ID] == order_id and orders[r, O_INST] == inst:
-            return r
+        if r >= 0 and S[oi(S, r, O_ID)] == order_id and S[oi(S, r, O_INST)] == inst:
+            return h
         h = (h + 1) & mask
 
 
-@njit(cache=True)
-def _hash_remove(orders, table, order_id, inst):
-    mask = table.shape[0] - 1
+@kernel
+def find_order(S, order_id, inst):
+    """Row of order ``order_id`` of instrument ``inst``, or -1."""
+    h = _probe(S, order_id, inst)
+    return S[S[H_TAB] + h] if h >= 0 else -1
+
+
+@kernel
+def _hash_insert(S, order_id, inst, row):
+    tab = S[H_TAB]
+    mask = S[H_TABN] - 1
     h = _hash(order_id, inst, mask)
-    while True:
-        r = table[h]
-        if r == EMPTY:
-            return
-        if r >= 0 and orders[r, O_ID] == order_id and orders[r, O_INST] == inst:
-            table[h] = TOMB
-            return
+    while S[tab + h] >= 0:
         h = (h + 1) & mask
+    S[tab + h] = row
+    S[oi(S, row, O_HSLOT)] = h
 
 
 # -- ladder arithmetic ------------------------------------------------------------------------
 
-@njit(cache=True, inline="always")
-def level_index(ins, inst, side, price):
-    """Index into ``lv`` of the level at ``price`` on ``side``, or -1 outside the ladder/grid."""
-    step = ins[inst, I_STEP]
-    d = price - ins[inst, I_BASE]
+@kernel
+def level_index(S, inst, side, price):
+    """Level row of ``price`` on ``side``, or -1 outside the ladder or off its grid."""
+    step = S[ii(S, inst, I_STEP)]
+    d = price - S[ii(S, inst, I_BASE)]
     if d < 0 or d % step != 0:
         return -1
     k = d // step
-    n = ins[inst, I_N]
+    n = S[ii(S, inst, I_N)]
     if k >= n:
         return -1
-    return ins[inst, I_OFF] + k + (n if side == SIDE_ASK else 0)
+    return S[ii(S, inst, I_OFF)] + k + (n if side == SIDE_ASK else 0)
 
 
-@njit(cache=True, inline="always")
-def in_ladder(ins, inst, price):
-    d = price - ins[inst, I_BASE]
-    return d >= 0 and d // ins[inst, I_STEP] < ins[inst, I_N]
-
-
-@njit(cache=True, inline="always")
-def level_price(ins, inst, k):
+@kernel
+def level_price(S, inst, k):
     """Price of ladder slot ``k`` (0..n-1)."""
-    return ins[inst, I_BASE] + k * ins[inst, I_STEP]
+    return S[ii(S, inst, I_BASE)] + k * S[ii(S, inst, I_STEP)]
 
 
-@njit(cache=True)
-def best_price(ins, inst, side):
-    """Best price on ``side`` or -1 if that side is empty."""
-    k = ins[inst, I_BEST_BID] if side == SIDE_BID else ins[inst, I_BEST_ASK]
-    if k < 0:
-        return -1
-    return level_price(ins, inst, k)
+@kernel
+def best_slot(S, inst, side):
+    """Ladder slot of the best price on ``side``, or -1 if that side is empty."""
+    return S[ii(S, inst, I_BEST_BID if side == SIDE_BID else I_BEST_ASK)]
 
 
-@njit(cache=True)
-def _touch_best(ins, lv, inst, side, k):
-    """A level at slot ``k`` gained size: it may be the new best."""
-    if side == SIDE_BID:
-        if ins[inst, I_BEST_BID] < k:
-            ins[inst, I_BEST_BID] = k
-    else:
-        b = ins[inst, I_BEST_ASK]
-        if b < 0 or k < b:
-            ins[inst, I_BEST_ASK] = k
+@kernel
+def _slot(S, inst, side, li):
+    n = S[ii(S, inst, I_N)]
+    return li - S[ii(S, inst, I_OFF)] - (n if side == SIDE_ASK else 0)
 
 
-@njit(cache=True)
-def _fix_best(ins, lv, inst, side, k):
+@kernel
+def _fix_best(S, inst, side, k):
     """The level at slot ``k`` became empty: if it was the best, walk to the next one."""
-    off = ins[inst, I_OFF]
-    n = ins[inst, I_N]
+    off = S[ii(S, inst, I_OFF)]
+    n = S[ii(S, inst, I_N)]
     if side == SIDE_BID:
-        if ins[inst, I_BEST_BID] != k:
+        if S[ii(S, inst, I_BEST_BID)] != k:
             return
         j = k - 1
-        while j >= 0 and lv[off + j, L_SIZE] == 0:
+        while j >= 0 and S[li_(S, off + j, L_SIZE)] == 0:
             j -= 1
-        ins[inst, I_BEST_BID] = j
+        S[ii(S, inst, I_BEST_BID)] = j
     else:
-        if ins[inst, I_BEST_ASK] != k:
+        if S[ii(S, inst, I_BEST_ASK)] != k:
             return
         j = k + 1
-        while j < n and lv[off + n + j, L_SIZE] == 0:
+        while j < n and S[li_(S, off + n + j, L_SIZE)] == 0:
             j += 1
-        ins[inst, I_BEST_ASK] = j if j < n else -1
-
-
-@njit(cache=True, inline="always")
-def _slot(ins, inst, side, li):
-    return li - ins[inst, I_OFF] - (ins[inst, I_N] if side == SIDE_ASK else 0)
+        S[ii(S, inst, I_BEST_ASK)] = j if j < n else -1
 
 
 # -- level and order primitives ----------------------------------------------------------------
 
-@njit(cache=True)
-def level_add(ins, lv, inst, side, li, delta):
+@kernel
+def level_add(S, inst, side, li, delta):
     """Change a level's visible size by ``delta`` and keep the best prices right."""
-    before = lv[li, L_SIZE]
-    lv[li, L_SIZE] = before + delta
-    k = _slot(ins, inst, side, li)
+    at = li_(S, li, L_SIZE)
+    before = S[at]
+    S[at] = before + delta
     if before == 0 and delta > 0:
-        _touch_best(ins, lv, inst, side, k)
+        k = _slot(S, inst, side, li)
+        if side == SIDE_BID:
+            if S[ii(S, inst, I_BEST_BID)] < k:
+                S[ii(S, inst, I_BEST_BID)] = k
+        else:
+            b = S[ii(S, inst, I_BEST_ASK)]
+            if b < 0 or k < b:
+                S[ii(S, inst, I_BEST_ASK)] = k
     elif before > 0 and before + delta == 0:
-        _fix_best(ins, lv, inst, side, k)
+        _fix_best(S, inst, side, _slot(S, inst, side, li))
 
 
-@njit(cache=True, inline="always")
-def can_alloc(meta, table):
+@kernel
+def can_alloc(S):
     """Whether an order row is free and the hash table has room for it."""
-    return meta[0] > 0 and 2 * (meta[1] + 1) <= table.shape[0]
+    return S[H_FREE_TOP] > 0 and 2 * (S[H_USED] + 1) <= S[H_TABN]
 
 
-@njit(cache=True)
-def alloc_order(orders, free, meta, table):
+@kernel
+def alloc_order(S):
     """A free order row, or -1 if the pool (or the hash table's load) is exhausted."""
-    if not can_alloc(meta, table):
+    if not can_alloc(S):
         return -1
-    meta[0] -= 1
-    return free[meta[0]]
+    S[H_FREE_TOP] -= 1
+    return S[S[H_FREE] + S[H_FREE_TOP]]
 
 
-@njit(cache=True)
-def enqueue(ins, lv, orders, table, meta, row, order_id, inst, side, price, size, hist, owner,
-            ts, li):
+@kernel
+def enqueue(S, row, order_id, inst, side, price, size, hist, owner, ts, li):
     """Put a new order at the back of level ``li``."""
-    orders[row, O_ID] = order_id
-    orders[row, O_INST] = inst
-    orders[row, O_SIDE] = side
-    orders[row, O_PRICE] = price
-    orders[row, O_SIZE] = size
-    orders[row, O_HIST] = hist
-    orders[row, O_OWNER] = owner
-    orders[row, O_TS] = ts
-    orders[row, O_LIVE] = 1
-    _hash_insert(table, order_id, inst, row)
-    meta[1] += 1
-    meta[2] += 1
-    link(ins, lv, orders, row, li)
+    S[oi(S, row, O_ID)] = order_id
+    S[oi(S, row, O_INST)] = inst
+    S[oi(S, row, O_SIDE)] = side
+    S[oi(S, row, O_PRICE)] = price
+    S[oi(S, row, O_SIZE)] = size
+    S[oi(S, row, O_HIST)] = hist
+    S[oi(S, row, O_OWNER)] = owner
+    S[oi(S, row, O_TS)] = ts
+    S[oi(S, row, O_LIVE)] = IN_LEVEL
+    _hash_insert(S, order_id, inst, row)
+    S[H_USED] += 1
+    S[H_LIVE] += 1
+    link(S, row, li)
 
 
-@njit(cache=True)
-def link(ins, lv, orders, row, li):
+@kernel
+def link(S, row, li):
     """Append order ``row`` to the FIFO of level ``li``."""
-    orders[row, O_NEXT] = -1
-    tail = lv[li, L_TAIL]
-    orders[row, O_PREV] = tail
+    S[oi(S, row, O_NEXT)] = -1
+    tail = S[li_(S, li, L_TAIL)]
+    S[oi(S, row, O_PREV)] = tail
     if tail >= 0:
-        orders[tail, O_NEXT] = row
+        S[oi(S, tail, O_NEXT)] = row
     else:
-        lv[li, L_HEAD] = row
-    lv[li, L_TAIL] = row
-    lv[li, L_COUNT] += 1
-    if orders[row, O_OWNER] >= 0:
-        lv[li, L_INJ] += 1
-    level_add(ins, lv, orders[row, O_INST], orders[row, O_SIDE], li, orders[row, O_SIZE])
+        S[li_(S, li, L_HEAD)] = row
+    S[li_(S, li, L_TAIL)] = row
+    S[li_(S, li, L_COUNT)] += 1
+    if S[oi(S, row, O_OWNER)] >= 0:
+        S[li_(S, li, L_INJ)] += 1
+    S[oi(S, row, O_LIVE)] = IN_LEVEL
+    level_add(S, S[oi(S, row, O_INST)], S[oi(S, row, O_SIDE)], li, S[oi(S, row, O_SIZE)])
 
 
-@njit(cache=True)
-def unlink(ins, lv, orders, row, li):
+@kernel
+def unlink(S, row, li):
     """Take order ``row`` out of the FIFO of level ``li`` (its row stays allocated)."""
-    p = orders[row, O_PREV]
-    nx = orders[row, O_NEXT]
+    p = S[oi(S, row, O_PREV)]
+    nx = S[oi(S, row, O_NEXT)]
     if p >= 0:
-        orders[p, O_NEXT] = nx
+        S[oi(S, p, O_NEXT)] = nx
     else:
-        lv[li, L_HEAD] = nx
+        S[li_(S, li, L_HEAD)] = nx
     if nx >= 0:
-        orders[nx, O_PREV] = p
+        S[oi(S, nx, O_PREV)] = p
     else:
-        lv[li, L_TAIL] = p
-    orders[row, O_PREV] = -1
-    orders[row, O_NEXT] = -1
-    lv[li, L_COUNT] -= 1
-    if orders[row, O_OWNER] >= 0:
-        lv[li, L_INJ] -= 1
-    level_add(ins, lv, orders[row, O_INST], orders[row, O_SIDE], li, -orders[row, O_SIZE])
+        S[li_(S, li, L_TAIL)] = p
+    S[oi(S, row, O_PREV)] = -1
+    S[oi(S, row, O_NEXT)] = -1
+    S[li_(S, li, L_COUNT)] -= 1
+    if S[oi(S, row, O_OWNER)] >= 0:
+        S[li_(S, li, L_INJ)] -= 1
+    level_add(S, S[oi(S, row, O_INST)], S[oi(S, row, O_SIDE)], li, -S[oi(S, row, O_SIZE)])
 
 
-@njit(cache=True)
-def release(orders, free, meta, table, row):
+@kernel
+def release(S, row):
     """Forget order ``row``: out of the hash table, back to the free list."""
-    _hash_remove(orders, table, orders[row, O_ID], orders[row, O_INST])
-    orders[row, O_LIVE] = 0
-    free[meta[0]] = row
-    meta[0] += 1
-    meta[2] -= 1
+    S[S[H_TAB] + S[oi(S, row, O_HSLOT)]] = TOMB
+    S[oi(S, row, O_LIVE)] = 0
+    S[S[H_FREE] + S[H_FREE_TOP]] = row
+    S[H_FREE_TOP] += 1
+    S[H_LIVE] -= 1
 
 
-@njit(cache=True)
-def clear_instrument(ins, lv, orders, free, meta, table, inst):
+@kernel
+def reduce_order(S, row, take):
+    """Take ``take`` from a queued order's simulated size; at zero it leaves its level and
+    is marked consumed (history may still refer to it)."""
+    inst = S[oi(S, row, O_INST)]
+    side = S[oi(S, row, O_SIDE)]
+    li = level_index(S, inst, side, S[oi(S, row, O_PRICE)])
+    if take >= S[oi(S, row, O_SIZE)]:
+        unlink(S, row, li)
+        S[oi(S, row, O_SIZE)] = 0
+        S[oi(S, row, O_LIVE)] = CONSUMED
+    else:
+        S[oi(S, row, O_SIZE)] -= take
+        level_add(S, inst, side, li, -take)
+
+
+@kernel
+def clear_instrument(S, inst):
     """Empty every level of ``inst`` and forget its orders."""
-    off = ins[inst, I_OFF]
-    n = ins[inst, I_N]
+    off = S[ii(S, inst, I_OFF)]
+    n = S[ii(S, inst, I_N)]
     for li in range(off, off + 2 * n):
-        r = lv[li, L_HEAD]
-        while r >= 0:
-            nx = orders[r, O_NEXT]
-            release(orders, free, meta, table, r)
-            r = nx
-        lv[li, L_SIZE] = 0
-        lv[li, L_ANON] = 0
-        lv[li, L_COUNT] = 0
-        lv[li, L_INJ] = 0
-        lv[li, L_LEDGER] = 0
-        lv[li, L_HEAD] = -1
-        lv[li, L_TAIL] = -1
-    # orders consumed out of their level but still tracked for history's sake
-    for r in range(orders.shape[0]):
-        if orders[r, O_LIVE] != 0 and orders[r, O_INST] == inst:
-            release(orders, free, meta, table, r)
-    ins[inst, I_BEST_BID] = -1
-    ins[inst, I_BEST_ASK] = -1
+        for c in range(L_COLS):
+            S[li_(S, li, c)] = 0
+        S[li_(S, li, L_HEAD)] = -1
+        S[li_(S, li, L_TAIL)] = -1
+    for r in range(S[H_CAP]):
+        if S[oi(S, r, O_LIVE)] != 0 and S[oi(S, r, O_INST)] == inst:
+            release(S, r)
+    S[ii(S, inst, I_BEST_BID)] = -1
+    S[ii(S, inst, I_BEST_ASK)] = -1
 
 
-@njit(cache=True)
-def snapshot_levels(ins, lv, inst, depth, out, col0):
+@kernel
+def snapshot_levels(S, inst, depth, out, col0):
     """Write the top ``depth`` levels of each side as (bid_px, bid_sz, ask_px, ask_sz)
     quadruples into ``out[col0:]``; an empty level is (-1, 0)."""
-    off = ins[inst, I_OFF]
-    n = ins[inst, I_N]
-    k = ins[inst, I_BEST_BID]
+    off = S[ii(S, inst, I_OFF)]
+    n = S[ii(S, inst, I_N)]
+    k = S[ii(S, inst, I_BEST_BID)]
     for d in range(depth):
-        while k >= 0 and lv[off + k, L_SIZE] == 0:
+        while k >= 0 and S[li_(S, off + k, L_SIZE)] == 0:
             k -= 1
         if k >= 0:
-            out[col0 + 4 * d] = level_price(ins, inst, k)
-            out[col0 + 4 * d + 1] = lv[off + k, L_SIZE]
+            out[col0 + 4 * d] = level_price(S, inst, k)
+            out[col0 + 4 * d + 1] = S[li_(S, off + k, L_SIZE)]
             k -= 1
         else:
             out[col0 + 4 * d] = -1
             out[col0 + 4 * d + 1] = 0
-    k = ins[inst, I_BEST_ASK]
+    k = S[ii(S, inst, I_BEST_ASK)]
     for d in range(depth):
-        while 0 <= k < n and lv[off + n + k, L_SIZE] == 0:
+        while 0 <= k < n and S[li_(S, off + n + k, L_SIZE)] == 0:
             k += 1
         if 0 <= k < n:
-            out[col0 + 4 * d + 2] = level_price(ins, inst, k)
-            out[col0 + 4 * d + 3] = lv[off + n + k, L_SIZE]
+            out[col0 + 4 * d + 2] = level_price(S, inst, k)
+            out[col0 + 4 * d + 3] = S[li_(S, off + n + k, L_SIZE)]
             k += 1
         else:
             out[col0 + 4 * d + 2] = -1

@@ -2,16 +2,21 @@
 
 At each level the anonymous (L2) quantity is taken first, then the queued orders in time
 order. Every execution is written as a fill row; an injected resting order that is filled
-completely leaves the book, a historical one stays tracked (``O_LIVE == CONSUMED``) so the
-tape's later events on it are clipped instead of applied twice (DESIGN.md: replay modes).
+completely leaves the book, a historical one stays tracked (``CONSUMED``) so the tape's
+later events on it are clipped instead of applied twice (docs/replay-modes.md).
+
+Reports (fills, trade prints, top-of-book rows) go to one int64 array, the ``OUT`` arena:
+a header of offsets, capacities and counts, then one block per table.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
 
 from venues.book import (
+    CONSUMED,
+    H_LIVE,
+    H_NLV,
     I_BEST_ASK,
     I_BEST_BID,
     I_LAST,
@@ -29,36 +34,106 @@ from venues.book import (
     O_OWNER,
     O_SIDE,
     O_SIZE,
+    R_FILLED,
+    R_NOTIONAL,
+    R_RESTING,
+    R_STATUS,
     SIDE_ASK,
     SIDE_BID,
+    ii,
     level_add,
     level_price,
+    li_,
+    oi,
     release,
+    ri,
     unlink,
 )
+from venues.kernel import kernel
 
 # Order types of injected orders.
 MARKET, LIMIT, IOC, FOK, CANCEL = 0, 1, 2, 3, 4
 ORDER_TYPES = {"market": MARKET, "limit": LIMIT, "ioc": IOC, "fok": FOK, "cancel": CANCEL}
-
-IN_LEVEL = 1
-CONSUMED = 2  # a historical order the simulation emptied; history has not removed it yet
+ST_PENDING, ST_FILLED, ST_PARTIAL, ST_RESTING, ST_REJECTED, ST_CANCELLED, ST_NO_LIQUIDITY = range(7)
 
 # Fill columns.
 F_TS, F_INST, F_SIDE, F_PRICE, F_SIZE, F_TAKER, F_MAKER, F_MAKER_OID, F_SOURCE = range(9)
 F_COLS = 9
-# Who was the aggressor (F_SOURCE).
+# Who was the aggressor (F_SOURCE / T_SOURCE).
+SRC_HISTORY = 0  # a trade print of the tape
 SRC_INJECTED = 1  # an injected order (broker, strategy)
 SRC_REAPPLIED = 2  # historical demand re-applied as an IOC
 SRC_HIST_CROSS = 3  # a historical order crossing injected resting orders
+# Trade-print columns.
+T_TS, T_INST, T_PRICE, T_SIZE, T_SIDE, T_SOURCE = range(6)
+T_COLS = 6
+# Top-of-book columns.
+B_TS, B_INST, B_BID_PX, B_BID_SZ, B_ASK_PX, B_ASK_SZ = range(6)
+B_COLS = 6
 
-# Injected-order result columns.
-R_FILLED, R_NOTIONAL, R_STATUS, R_RESTING = range(4)
-R_COLS = 4
-ST_PENDING, ST_FILLED, ST_PARTIAL, ST_RESTING, ST_REJECTED, ST_CANCELLED, ST_NO_LIQUIDITY = range(7)
+# OUT arena header: (offset, capacity, count) per table.
+FILLS, TRADES, TOB = 0, 3, 6
+OUT_HEADER = 16
 
 
-@njit(cache=True, inline="always")
+class Reports:
+    """The OUT arena: preallocated fills, trade prints and top-of-book rows."""
+
+    def __init__(self, rows: int) -> None:
+        self.rows = rows
+        widths = {FILLS: F_COLS, TRADES: T_COLS, TOB: B_COLS}
+        self.OUT = np.zeros(OUT_HEADER + rows * sum(widths.values()), np.int64)
+        off = OUT_HEADER
+        for table, width in widths.items():
+            self.OUT[table], self.OUT[table + 1] = off, rows
+            off += rows * width
+        self._widths = widths
+
+    def view(self, table: int) -> np.ndarray:
+        off, n = int(self.OUT[table]), int(self.OUT[table + 2])
+        w = self._widths[table]
+        return self.OUT[off:off + n * w].reshape(n, w)
+
+    def take(self, table: int) -> np.ndarray:
+        """Copy out the rows written to ``table`` and empty it."""
+        rows = self.view(table).copy()
+        self.OUT[table + 2] = 0
+        return rows
+
+    def count(self, table: int) -> int:
+        return int(self.OUT[table + 2])
+
+
+@kernel
+def fi(OUT, row, col):
+    return OUT[FILLS] + row * F_COLS + col
+
+
+@kernel
+def ti(OUT, row, col):
+    return OUT[TRADES] + row * T_COLS + col
+
+
+@kernel
+def bi(OUT, row, col):
+    return OUT[TOB] + row * B_COLS + col
+
+
+@kernel
+def room(S, OUT):
+    """Whether the reports can take the worst case of one more event: every live order and
+    every level filled once."""
+    need = S[H_LIVE] + S[H_NLV] + 1
+    return (OUT[FILLS + 2] + need <= OUT[FILLS + 1] and OUT[TRADES + 2] + need <= OUT[TRADES + 1]
+            and OUT[TOB + 2] + 1 <= OUT[TOB + 1])
+
+
+def rows_needed(S: np.ndarray) -> int:
+    """Report rows that always leave room for one event (see :func:`room`)."""
+    return int(S[H_LIVE] + S[H_NLV] + 1)
+
+
+@kernel
 def _crosses(side, limit, price):
     if limit < 0:
         return True  # market order
@@ -67,110 +142,141 @@ def _crosses(side, limit, price):
     return price >= limit
 
 
-@njit(cache=True)
-def available(ins, lv, inst, side, limit):
+@kernel
+def available(S, inst, side, limit):
     """Quantity an aggressive order on ``side`` could take up to ``limit`` (-1: no limit)."""
-    off = ins[inst, I_OFF]
-    n = ins[inst, I_N]
+    off = S[ii(S, inst, I_OFF)]
+    n = S[ii(S, inst, I_N)]
     total = 0
     if side == SIDE_BID:
-        k = ins[inst, I_BEST_ASK]
-        while 0 <= k < n and _crosses(side, limit, level_price(ins, inst, k)):
-            total += lv[off + n + k, L_SIZE]
+        k = S[ii(S, inst, I_BEST_ASK)]
+        while 0 <= k < n and _crosses(side, limit, level_price(S, inst, k)):
+            total += S[li_(S, off + n + k, L_SIZE)]
             k += 1
     else:
-        k = ins[inst, I_BEST_BID]
-        while k >= 0 and _crosses(side, limit, level_price(ins, inst, k)):
-            total += lv[off + k, L_SIZE]
+        k = S[ii(S, inst, I_BEST_BID)]
+        while k >= 0 and _crosses(side, limit, level_price(S, inst, k)):
+            total += S[li_(S, off + k, L_SIZE)]
             k -= 1
     return total
 
 
-@njit(cache=True)
-def match(ins, lv, orders, free, meta, table, res, inst, side, limit, qty, ts, taker, source,
-          only_injected, exclude_row, fills, nfill):
+@kernel
+def _fill(OUT, ts, inst, side, price, size, taker, maker, maker_oid, source):
+    j = OUT[FILLS + 2]
+    OUT[fi(OUT, j, F_TS)] = ts
+    OUT[fi(OUT, j, F_INST)] = inst
+    OUT[fi(OUT, j, F_SIDE)] = side
+    OUT[fi(OUT, j, F_PRICE)] = price
+    OUT[fi(OUT, j, F_SIZE)] = size
+    OUT[fi(OUT, j, F_TAKER)] = taker
+    OUT[fi(OUT, j, F_MAKER)] = maker
+    OUT[fi(OUT, j, F_MAKER_OID)] = maker_oid
+    OUT[fi(OUT, j, F_SOURCE)] = source
+    OUT[FILLS + 2] = j + 1
+
+
+@kernel
+def print_trade(OUT, ts, inst, price, size, side, source):
+    j = OUT[TRADES + 2]
+    OUT[ti(OUT, j, T_TS)] = ts
+    OUT[ti(OUT, j, T_INST)] = inst
+    OUT[ti(OUT, j, T_PRICE)] = price
+    OUT[ti(OUT, j, T_SIZE)] = size
+    OUT[ti(OUT, j, T_SIDE)] = side
+    OUT[ti(OUT, j, T_SOURCE)] = source
+    OUT[TRADES + 2] = j + 1
+
+
+@kernel
+def prints_from_fills(OUT, start):
+    """One trade print per aggressor and price for the fill rows written since ``start``."""
+    end = OUT[FILLS + 2]
+    i = start
+    while i < end:
+        price = OUT[fi(OUT, i, F_PRICE)]
+        taker = OUT[fi(OUT, i, F_TAKER)]
+        size = 0
+        k = i
+        while k < end and OUT[fi(OUT, k, F_PRICE)] == price and OUT[fi(OUT, k, F_TAKER)] == taker:
+            size += OUT[fi(OUT, k, F_SIZE)]
+            k += 1
+        print_trade(OUT, OUT[fi(OUT, i, F_TS)], OUT[fi(OUT, i, F_INST)], price, size,
+                    OUT[fi(OUT, i, F_SIDE)], OUT[fi(OUT, i, F_SOURCE)])
+        i = k
+
+
+@kernel
+def match(S, OUT, inst, side, limit, qty, ts, taker, source, only_injected, exclude_row):
     """Execute up to ``qty`` for an aggressor on ``side`` with price bound ``limit`` (-1 for
     a market order). ``only_injected`` restricts the walk to injected resting orders (a
     historical order crossing them); ``exclude_row`` is skipped (the order whose own fill is
-    being re-applied). Returns (filled, notional, fills written so far)."""
-    off = ins[inst, I_OFF]
-    n = ins[inst, I_N]
+    being re-applied). Writes fills; returns (filled, notional)."""
+    off = S[ii(S, inst, I_OFF)]
+    n = S[ii(S, inst, I_N)]
+    maker_side = SIDE_ASK if side == SIDE_BID else SIDE_BID
     filled = 0
     notional = 0
+    last = -1
     if side == SIDE_BID:
-        k = ins[inst, I_BEST_ASK]
+        k = S[ii(S, inst, I_BEST_ASK)]
         base = off + n
     else:
-        k = ins[inst, I_BEST_BID]
+        k = S[ii(S, inst, I_BEST_BID)]
         base = off
     while qty > 0 and 0 <= k < n:
         li = base + k
-        price = level_price(ins, inst, k)
+        price = level_price(S, inst, k)
         if not _crosses(side, limit, price):
             break
-        if lv[li, L_SIZE] > 0 and not (only_injected and lv[li, L_INJ] == 0):
+        if S[li_(S, li, L_SIZE)] > 0 and not (only_injected and S[li_(S, li, L_INJ)] == 0):
             # anonymous L2 quantity first: it was there before any injected order
-            if not only_injected and lv[li, L_ANON] > 0:
-                take = min(qty, lv[li, L_ANON])
-                lv[li, L_ANON] -= take
-                lv[li, L_LEDGER] += take
-                level_add(ins, lv, inst, SIDE_ASK if side == SIDE_BID else SIDE_BID, li, -take)
-                nfill = _fill(fills, nfill, ts, inst, side, price, take, taker, -1, 0, source)
+            anon = S[li_(S, li, L_ANON)]
+            if not only_injected and anon > 0:
+                take = min(qty, anon)
+                S[li_(S, li, L_ANON)] = anon - take
+                S[li_(S, li, L_LEDGER)] += take
+                level_add(S, inst, maker_side, li, -take)
+                _fill(OUT, ts, inst, side, price, take, taker, -1, 0, source)
                 qty -= take
                 filled += take
                 notional += take * price
-            r = lv[li, L_HEAD]
+                last = price
+            r = S[li_(S, li, L_HEAD)]
             while qty > 0 and r >= 0:
-                nx = orders[r, O_NEXT]
-                owner = orders[r, O_OWNER]
+                nx = S[oi(S, r, O_NEXT)]
+                owner = S[oi(S, r, O_OWNER)]
                 if r != exclude_row and not (only_injected and owner < 0):
-                    take = min(qty, orders[r, O_SIZE])
-                    nfill = _fill(fills, nfill, ts, inst, side, price, take, taker, owner,
-                                  orders[r, O_ID], source)
+                    size = S[oi(S, r, O_SIZE)]
+                    take = min(qty, size)
+                    _fill(OUT, ts, inst, side, price, take, taker, owner, S[oi(S, r, O_ID)],
+                          source)
                     qty -= take
                     filled += take
                     notional += take * price
+                    last = price
                     if owner >= 0:
-                        res[owner, R_FILLED] += take
-                        res[owner, R_NOTIONAL] += take * price
-                    if take == orders[r, O_SIZE]:
-                        unlink(ins, lv, orders, r, li)
-                        orders[r, O_SIZE] = 0
+                        S[ri(S, owner, R_FILLED)] += take
+                        S[ri(S, owner, R_NOTIONAL)] += take * price
+                    if take == size:
+                        unlink(S, r, li)
+                        S[oi(S, r, O_SIZE)] = 0
                         if owner >= 0:
-                            res[owner, R_STATUS] = ST_FILLED
-                            res[owner, R_RESTING] = 0
-                            release(orders, free, meta, table, r)
-                        elif orders[r, O_HIST] > 0:
-                            orders[r, O_LIVE] = CONSUMED
+                            S[ri(S, owner, R_STATUS)] = ST_FILLED
+                            S[ri(S, owner, R_RESTING)] = 0
+                            release(S, r)
+                        elif S[oi(S, r, O_HIST)] > 0:
+                            S[oi(S, r, O_LIVE)] = CONSUMED
                         else:
-                            release(orders, free, meta, table, r)
+                            release(S, r)
                     else:
-                        orders[r, O_SIZE] -= take
-                        level_add(ins, lv, inst, orders[r, O_SIDE], li, -take)
+                        S[oi(S, r, O_SIZE)] = size - take
+                        level_add(S, inst, S[oi(S, r, O_SIDE)], li, -take)
                         if owner >= 0:
-                            res[owner, R_STATUS] = ST_PARTIAL
-                            res[owner, R_RESTING] = orders[r, O_SIZE]
+                            S[ri(S, owner, R_STATUS)] = ST_PARTIAL
+                            S[ri(S, owner, R_RESTING)] = size - take
                 r = nx
         k = k + 1 if side == SIDE_BID else k - 1
     if filled > 0:
-        ins[inst, I_LAST] = fills[nfill - 1, 3]
-    return filled, notional, nfill
-
-
-@njit(cache=True, inline="always")
-def _fill(fills, nfill, ts, inst, side, price, size, taker, maker, maker_oid, source):
-    fills[nfill, F_TS] = ts
-    fills[nfill, F_INST] = inst
-    fills[nfill, F_SIDE] = side
-    fills[nfill, F_PRICE] = price
-    fills[nfill, F_SIZE] = size
-    fills[nfill, F_TAKER] = taker
-    fills[nfill, F_MAKER] = maker
-    fills[nfill, F_MAKER_OID] = maker_oid
-    fills[nfill, F_SOURCE] = source
-    return nfill + 1
-
-
-def fill_capacity_needed(meta: np.ndarray, n_levels: int) -> int:
-    """An upper bound on the fills one aggressive order can write."""
-    return int(meta[2]) + 2 * n_levels + 1
+        S[ii(S, inst, I_LAST)] = last
+    return filled, notional
