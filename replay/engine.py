@@ -22,6 +22,7 @@ from venues.book import (
     I_N,
     I_STEP,
     MAX_BANDS,
+    MIN_TABLE,
     NEED_LADDER,
     NEED_ORDERS,
     NEED_OUTPUT,
@@ -126,7 +127,7 @@ class Replay:
     def __init__(self, instruments: InstrumentTable, mode: str = "absolute", *,
                  propagator_tau_s: float = 120.0, propagator_beta: float = 0.324,
                  order_capacity: int = 1 << 16, buffer_rows: int = 1 << 18,
-                 session_date: object = None) -> None:
+                 table_size: int = MIN_TABLE, session_date: object = None) -> None:
         if mode not in loop.MODES:
             raise ValueError(f"unknown replay mode {mode!r}; choose one of {list(loop.MODES)}")
         if mode == "generative":
@@ -135,7 +136,7 @@ class Replay:
         self.instruments = instruments
         self.mode = mode
         n = max(inst.instrument_id for inst in instruments) + 1 if len(instruments) else 0
-        self.book = BookState(n, order_capacity)
+        self.book = BookState(n, order_capacity, table_size)
         ticks = self.book.ticks
         for inst in instruments:
             lo, sz = tick_scheme(inst, session_date)

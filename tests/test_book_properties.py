@@ -60,7 +60,8 @@ def _fills(result):
 
 def _replay(book_type):
     inst = InstrumentTable([Instrument(0, "T", book_type=book_type, tick_units=1)])
-    rp = Replay(inst, "absolute", order_capacity=8, buffer_rows=64)
+    # tiny pool, id table and buffers: every growth and rehash path runs
+    rp = Replay(inst, "absolute", order_capacity=8, buffer_rows=64, table_size=4)
     rp._ensure_ladder(0, np.array([90, 110]))
     return rp
 
@@ -127,3 +128,27 @@ def test_l2_book_with_consumption_ledger_matches_reference(steps):
         assert got == want, f"fills differ after step {ts}: {s}"
         assert _levels(rp) == (ref.levels(BID, DEPTH), ref.levels(ASK, DEPTH)), (
             f"book differs after step {ts}: {s}")
+
+
+def test_id_table_survives_many_tombstones_and_growth():
+    """Thousands of orders added and cancelled through a 4-entry id table: it is rebuilt in
+    place and doubled many times, and every surviving order is still found."""
+    rp = _replay("L3")
+    n = 5000
+    rows = []
+    for i in range(1, n + 1):
+        rows.append((2 * i, "A", BID if i % 2 else ASK, 95 if i % 2 else 105, i % 7 + 1, i))
+        if i % 3:  # two orders in three are cancelled again
+            rows.append((2 * i + 1, "D", BID if i % 2 else ASK, 0, 0, i))
+    ts, act, side, px, sz, oid = zip(*rows, strict=True)
+    ev = Events.from_columns({"ts": ts, "instrument": [0] * len(ts),
+                              "action": [ord(a) for a in act], "side": side, "price": px,
+                              "size": sz, "order_id": oid, "flags": [128] * len(ts),
+                              "sequence": range(len(ts))})
+    rp.run([ev])
+    kept = [i for i in range(1, n + 1) if i % 3 == 0]
+    assert rp.book.live_orders == len(kept)
+    bids, asks = _levels(rp)
+    assert bids == [(95, sum(i % 7 + 1 for i in kept if i % 2))]
+    assert asks == [(105, sum(i % 7 + 1 for i in kept if not i % 2))]
+    assert rp.counters["unknown_order"] == 0

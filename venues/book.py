@@ -38,8 +38,12 @@ N_COUNTERS = 16
 MAX_BANDS = 8
 
 # Instrument columns.
-I_OFF, I_N, I_BASE, I_STEP, I_BEST_BID, I_BEST_ASK, I_LAST, I_HIST_LAST, I_L2 = range(9)
-I_COLS = 9
+(I_OFF, I_N, I_BASE, I_STEP, I_BEST_BID, I_BEST_ASK, I_LAST, I_HIST_LAST, I_L2,
+ I_INV_STEP) = range(10)
+I_COLS = 10
+# I_INV_STEP holds round(2**52 / step): the reciprocal as an integer, so the arena stays int64
+RECIPROCAL_SCALE = 2.0**52
+RECIPROCAL_SCALE_INV = 1.0 / RECIPROCAL_SCALE
 # Level columns; bid levels of instrument i are rows off .. off+n-1, its asks follow.
 L_SIZE, L_ANON, L_COUNT, L_HEAD, L_TAIL, L_INJ, L_LEDGER = range(7)
 L_COLS = 7
@@ -58,6 +62,10 @@ SIDE_BID = 66  # ord("B")
 SIDE_ASK = 65  # ord("A")
 EMPTY = -1
 TOMB = -2
+# The id table is sized to the live orders, not the pool: probes that stay in cache are most
+# of an event's cost. It is rebuilt in place when tombstones fill it, and doubled when live
+# orders pass an eighth of it.
+MIN_TABLE = 1 << 14
 
 
 def _pow2(n: int) -> int:
@@ -70,7 +78,8 @@ def _pow2(n: int) -> int:
 class BookState:
     """The arena of a book over several instruments, its numpy views, and its growth."""
 
-    def __init__(self, n_instruments: int, order_capacity: int = 1 << 16) -> None:
+    def __init__(self, n_instruments: int, order_capacity: int = 1 << 16,
+                 table_size: int = MIN_TABLE) -> None:
         ins = np.zeros((n_instruments, I_COLS), np.int64)
         ins[:, I_BEST_BID] = -1
         ins[:, I_BEST_ASK] = -1
@@ -78,7 +87,7 @@ class BookState:
         self._pack(ins=ins, lv=np.zeros((0, L_COLS), np.int64),
                    orders=np.zeros((order_capacity, O_COLS), np.int64),
                    free=np.arange(order_capacity - 1, -1, -1, dtype=np.int64),
-                   table=np.full(_pow2(order_capacity * 4), EMPTY, np.int64),
+                   table=np.full(_pow2(max(4, table_size)), EMPTY, np.int64),
                    counters=np.zeros(N_COUNTERS, np.int64),
                    ticks=np.zeros((n_instruments, 2, MAX_BANDS), np.int64),
                    tob_last=np.full((n_instruments, 4), -2, np.int64),
@@ -218,28 +227,28 @@ class BookState:
         ins[:, I_N] = sizes
         ins[i, I_BASE] = low
         ins[i, I_STEP] = step
+        ins[i, I_INV_STEP] = round(RECIPROCAL_SCALE / step)
         self._repack(ins=ins, lv=new_lv)
 
     # -- order pool ---------------------------------------------------------------------------
     def make_room(self) -> None:
-        """Room for one more order: drop the hash table's tombstones if live orders fill
-        less than half the pool, else double the pool."""
-        if 2 * self.live_orders < int(self.S[H_CAP]) and self.S[H_FREE_TOP] > 0:
-            _rehash_in_place(self.S)
-        else:
+        """Room for one more order: double the pool if no row is free; rebuild the id table
+        in place if tombstones fill it, or double it if live orders need the space."""
+        if self.S[H_FREE_TOP] == 0:
             cap = int(self.S[H_CAP])
             orders = np.zeros((2 * cap, O_COLS), np.int64)
             orders[:cap] = self.orders
-            free_top = int(self.S[H_FREE_TOP])
-            free = np.empty(2 * cap, np.int64)
-            free[:cap] = np.arange(2 * cap - 1, cap - 1, -1)
-            free[cap:cap + free_top] = self.free[:free_top]
+            free = np.arange(2 * cap - 1, cap - 1, -1, dtype=np.int64)
+            free = np.concatenate([free, np.zeros(cap, np.int64)])
             self._repack(orders=orders, free=free,
-                         meta=(cap + free_top, int(self.S[H_USED]), self.live_orders))
-            self._rehash(self.orders, 2 * cap)
+                         meta=(cap, int(self.S[H_USED]), self.live_orders))
+        if 8 * (self.live_orders + 1) > int(self.S[H_TABN]):
+            self._rehash(self.orders, 2 * int(self.S[H_TABN]))
+        elif 2 * (int(self.S[H_USED]) + 1) > int(self.S[H_TABN]):
+            _rehash_in_place(self.S)
 
-    def _rehash(self, orders: np.ndarray, capacity: int) -> None:
-        table = np.full(_pow2(capacity * 4), EMPTY, np.int64)
+    def _rehash(self, orders: np.ndarray, table_size: int) -> None:
+        table = np.full(_pow2(max(table_size, 4)), EMPTY, np.int64)
         used = _rehash(orders, table)
         self._repack(table=table, meta=(int(self.S[H_FREE_TOP]), used, self.live_orders))
 
@@ -261,16 +270,22 @@ def _rehash(orders, table):
 
 @kernel
 def _rehash_in_place(S):
-    """Rebuild the hash table where it is, dropping its tombstones."""
+    """Rebuild the id table where it is, dropping its tombstones, in O(table size). The
+    rows it holds are gathered into the unused top of the free stack (allocated rows are
+    exactly as many as that space)."""
     tab = S[H_TAB]
+    scratch = S[H_FREE] + S[H_FREE_TOP]
+    k = 0
     for h in range(S[H_TABN]):
+        r = S[tab + h]
+        if r >= 0:
+            S[scratch + k] = r
+            k += 1
         S[tab + h] = EMPTY
-    used = 0
-    for r in range(S[H_CAP]):
-        if S[oi(S, r, O_LIVE)] != 0:
-            _hash_insert(S, S[oi(S, r, O_ID)], S[oi(S, r, O_INST)], r)
-            used += 1
-    S[H_USED] = used
+    for j in range(k):
+        r = S[scratch + j]
+        _hash_insert(S, S[oi(S, r, O_ID)], S[oi(S, r, O_INST)], r)
+    S[H_USED] = k
 
 
 # -- arena addressing (one array in, an index out: cheap, inlined by LLVM) ----------------------
@@ -351,17 +366,35 @@ def _hash_insert(S, order_id, inst, row):
 # -- ladder arithmetic ------------------------------------------------------------------------
 
 @kernel
+def ladder_slot(S, inst, price):
+    """Ladder slot of ``price``, or -1 outside the ladder or off its grid.
+
+    The slot is estimated with a multiplication by the step's reciprocal (an integer
+    division costs tens of cycles here) and then verified in integers: ``k * step`` must
+    equal the offset exactly, so a float never decides a price. A failed check falls back
+    to integer division."""
+    d = price - S[ii(S, inst, I_BASE)]
+    if d < 0:
+        return -1
+    step = S[ii(S, inst, I_STEP)]
+    k = np.int64(np.float64(d) * (np.float64(S[ii(S, inst, I_INV_STEP)]) * RECIPROCAL_SCALE_INV)
+                 + 0.5)
+    if k * step != d:
+        k = d // step
+        if k * step != d:
+            return -1
+    if k >= S[ii(S, inst, I_N)]:
+        return -1
+    return k
+
+
+@kernel
 def level_index(S, inst, side, price):
     """Level row of ``price`` on ``side``, or -1 outside the ladder or off its grid."""
-    step = S[ii(S, inst, I_STEP)]
-    d = price - S[ii(S, inst, I_BASE)]
-    if d < 0 or d % step != 0:
+    k = ladder_slot(S, inst, price)
+    if k < 0:
         return -1
-    k = d // step
-    n = S[ii(S, inst, I_N)]
-    if k >= n:
-        return -1
-    return S[ii(S, inst, I_OFF)] + k + (n if side == SIDE_ASK else 0)
+    return S[ii(S, inst, I_OFF)] + k + (S[ii(S, inst, I_N)] if side == SIDE_ASK else 0)
 
 
 @kernel
@@ -426,8 +459,15 @@ def level_add(S, inst, side, li, delta):
 
 @kernel
 def can_alloc(S):
-    """Whether an order row is free and the hash table has room for it."""
-    return S[H_FREE_TOP] > 0 and 2 * (S[H_USED] + 1) <= S[H_TABN]
+    """Whether an order row is free and the id table has room for it; clears the table's
+    tombstones in place when that is enough (the caller grows the arena otherwise)."""
+    if S[H_FREE_TOP] == 0:
+        return False
+    if 2 * (S[H_USED] + 1) > S[H_TABN]:
+        if 8 * (S[H_LIVE] + 1) > S[H_TABN]:
+            return False
+        _rehash_in_place(S)
+    return True
 
 
 @kernel
