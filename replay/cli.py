@@ -154,34 +154,56 @@ def book(
 @app.command("replay")
 @_friendly
 def replay_cmd(
-    tape: Annotated[Path, typer.Argument(help="Tape to replay.")],
-    output: Annotated[Path, typer.Option("-o", "--output", help="Run directory to write.")],
-    mode: Annotated[str, typer.Option(help="absolute, relative or propagator "
+    tape: Annotated[Path | None, typer.Argument(help="Tape to replay (none in generative "
+                                                "mode).")] = None,
+    output: Annotated[Path, typer.Option("-o", "--output", help="Run directory to write.")]
+    = Path("run"),
+    mode: Annotated[str, typer.Option(help="absolute, relative, propagator or generative "
                                       "(docs/replay-modes.md).")] = "absolute",
     inject: Annotated[Path | None, typer.Option(help="CSV of orders to inject: ts,instrument,"
                                                 "side,type,price,size.")] = None,
-    seed: Annotated[int, typer.Option(help="Seed recorded with the run.")] = 0,
+    profile: Annotated[str, typer.Option(help="Generative mode: the flow's profile, "
+                                         "krx-largecap or krx-smallcap.")] = "krx-smallcap",
+    days: Annotated[int, typer.Option(help="Generative mode: sessions to generate.")] = 1,
+    seed: Annotated[int, typer.Option(help="Seed (generative flow); recorded with every "
+                                      "run.")] = 0,
     chunk_rows: Annotated[int, typer.Option(help="Rows read per chunk.")] = 1 << 20,
 ) -> None:
     """Replay a tape with injected orders; write fills, trade prints, top of book and
     summary.json to the run directory.
 
-    Example: cascade replay day.parquet --mode relative --inject sells.csv -o runs/day
+    Examples: cascade replay day.parquet --mode relative --inject sells.csv -o runs/day;
+    cascade replay --mode generative --profile krx-smallcap --seed 3 --inject sells.csv
+    -o runs/gen
     """
-    from replay.engine import Replay
     from replay.inject import read_injected
     from replay.results import write_run
-    from replay.tape import Tape
 
-    t = Tape(tape)
-    injected = read_injected(inject, t.instruments) if inject else None
-    rp = Replay(t.instruments, mode)
-    with _progress() as bar:
-        task = bar.add_task(f"replay ({mode})", total=len(t))
-        result = rp.run(t.chunks(chunk_rows), injected, progress=lambda n: bar.advance(task, n))
-    write_run(result, output, seed=seed,
-              config={"tape": str(tape), "mode": mode, "inject": str(inject) if inject else None})
-    out.print(f"replayed {result.events:,} events in {result.wall_seconds:.2f}s "
+    if mode == "generative":
+        from replay.generative import flow_instruments, run_generative
+
+        if tape is not None:
+            raise ValueError("generative mode takes no tape; drop the TAPE argument")
+        injected = read_injected(inject, flow_instruments(profile)) if inject else None
+        result = run_generative(profile, days=days, seed=seed, injected=injected)
+        config = {"mode": mode, "profile": profile, "days": days,
+                  "inject": str(inject) if inject else None}
+    else:
+        from replay.engine import Replay
+        from replay.tape import Tape
+
+        if tape is None:
+            raise ValueError(f"{mode} mode replays a tape: give TAPE")
+        t = Tape(tape)
+        injected = read_injected(inject, t.instruments) if inject else None
+        rp = Replay(t.instruments, mode)
+        with _progress() as bar:
+            task = bar.add_task(f"replay ({mode})", total=len(t))
+            result = rp.run(t.chunks(chunk_rows), injected,
+                            progress=lambda n: bar.advance(task, n))
+        config = {"tape": str(tape), "mode": mode, "inject": str(inject) if inject else None}
+    write_run(result, output, seed=seed, config=config)
+    out.print(f"{mode}: {result.events:,} events in {result.wall_seconds:.2f}s "
               f"({result.events_per_second / 1e6:.2f} M events/s), "
               f"{len(result.fills):,} fills; results in {output}/")
 

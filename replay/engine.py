@@ -130,9 +130,6 @@ class Replay:
                  table_size: int = MIN_TABLE, session_date: object = None) -> None:
         if mode not in loop.MODES:
             raise ValueError(f"unknown replay mode {mode!r}; choose one of {list(loop.MODES)}")
-        if mode == "generative":
-            raise ValueError("generative mode (no tape, reactive synthetic flow) is not "
-                             "available yet; use absolute, relative or propagator")
         self.instruments = instruments
         self.mode = mode
         n = max(inst.instrument_id for inst in instruments) + 1 if len(instruments) else 0
@@ -216,6 +213,9 @@ class Replay:
     def run(self, chunks: Iterable[Events], injected: InjectedOrders | None = None,
             progress: Callable[[int], None] | None = None) -> ReplayResult:
         """Replay every chunk, with ``injected`` orders merged in by time."""
+        if self.mode == "generative":
+            raise ValueError("generative mode has no tape: use replay.generative.run_generative "
+                             "(cascade replay --mode generative --profile ...)")
         inj = (injected or InjectedOrders.empty()).as_matrix()
         n_ins = len(self.book.ins)
         if len(inj) and (inj[:, loop.J_INST].max() >= n_ins or inj[:, loop.J_INST].min() < 0):
