@@ -217,9 +217,12 @@ class Replay:
             raise ValueError("generative mode has no tape: use replay.generative.run_generative "
                              "(cascade replay --mode generative --profile ...)")
         inj = (injected or InjectedOrders.empty()).as_matrix()
-        n_ins = len(self.book.ins)
-        if len(inj) and (inj[:, loop.J_INST].max() >= n_ins or inj[:, loop.J_INST].min() < 0):
-            raise ValueError("injected order for an instrument not in the instrument table")
+        known = [i.instrument_id for i in self.instruments]
+        unknown = ~np.isin(inj[:, loop.J_INST], known)
+        if unknown.any():
+            j = int(np.flatnonzero(unknown)[0])
+            raise ValueError(f"injected order {j}: instrument {inj[j, loop.J_INST]} is not in "
+                             f"the instrument table (ids {known})")
         jbase = self.book.add_results(len(inj))
         jpos = 0
         events = 0

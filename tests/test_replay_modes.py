@@ -117,3 +117,10 @@ def test_propagator_gap_decays_with_the_kernel():
 def test_unknown_mode_is_rejected():
     with pytest.raises(ValueError, match="unknown replay mode"):
         Replay(INSTRUMENTS, "sideways")
+
+
+def test_an_injected_order_for_an_unknown_instrument_is_rejected():
+    orders = InjectedOrders(np.array([1]), np.array([3]), np.array([ASK]),
+                            np.array([ORDER_TYPES["market"]]), np.array([0]), np.array([1]))
+    with pytest.raises(ValueError, match="instrument 3 is not in the instrument table"):
+        Replay(INSTRUMENTS, "absolute").run([tape(BASE)], orders)
