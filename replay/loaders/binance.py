@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from replay.loaders import Loaded
-from replay.loaders.csv import (
+from replay.loaders.text import (
     Table,
     decimals_by_instrument,
     instrument_ids,

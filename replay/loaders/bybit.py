@@ -38,7 +38,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from replay.loaders import Loaded
-from replay.loaders.csv import MISSING, decimals_of, merge_by_time, normalized
+from replay.loaders.text import MISSING, decimals_of, merge_by_time, normalized
 from replay.quality import RepairLog, TapeError, sort_or_reject, to_units
 from replay.tape import (
     ASK,

@@ -41,7 +41,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 
 from replay.loaders import Loaded
-from replay.loaders.csv import Table, instrument_ids, merge_by_time, read_table
+from replay.loaders.text import Table, instrument_ids, merge_by_time, read_table
 from replay.quality import RepairLog, TapeError, sort_or_reject
 from replay.tape import (
     ADD,
