@@ -343,8 +343,13 @@ def run_chunk(ts_a, inst_a, act_a, side_a, px_a, sz_a, oid_a, flg_a, pos, inj, j
 
 
 @kernel
-def _off_grid(S, inst, price):
-    return (price - S[ii(S, inst, I_BASE)]) % S[ii(S, inst, I_STEP)] != 0
+def _no_level(S, inst, price):
+    """Why ``price`` has no level: off the grid (counted, the row is dropped: OK) or outside
+    the ladder (NEED_LADDER: the front widens it and the row is applied again)."""
+    if (price - S[ii(S, inst, I_BASE)]) % S[ii(S, inst, I_STEP)] != 0:
+        count(S, C_OFF_GRID, 1)
+        return OK
+    return NEED_LADDER
 
 
 @kernel
@@ -396,12 +401,9 @@ def _apply_l2(S, inst, act, side, p, size):
         return OK
     li = level_index(S, inst, side, p)
     if li < 0:
-        if _off_grid(S, inst, p):
-            count(S, C_OFF_GRID, 1)
-            return OK
         if act == DELETE or act == CANCEL:
             return OK  # nothing there to remove
-        return NEED_LADDER
+        return _no_level(S, inst, p)
     if act == DELETE:
         _set_level(S, inst, side, li, 0)
     elif act == CANCEL:
@@ -419,10 +421,7 @@ def _add(S, OUT, ts, inst, side, p, size, oid):
         return OK
     li = level_index(S, inst, side, p)
     if li < 0:
-        if _off_grid(S, inst, p):
-            count(S, C_OFF_GRID, 1)
-            return OK
-        return NEED_LADDER
+        return _no_level(S, inst, p)
     row = alloc_order(S)
     if row < 0:
         return NEED_ORDERS
@@ -466,10 +465,7 @@ def _modify(S, OUT, ts, inst, side, p, size, row):
         new_size = 0
     li_new = level_index(S, inst, side, p)
     if li_new < 0:
-        if _off_grid(S, inst, p):
-            count(S, C_OFF_GRID, 1)
-            return OK
-        return NEED_LADDER
+        return _no_level(S, inst, p)
     queued = S[oi(S, row, O_LIVE)] == IN_LEVEL
     cur = S[oi(S, row, O_SIZE)]
     if p == S[oi(S, row, O_PRICE)] and new_size <= cur and queued:

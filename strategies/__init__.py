@@ -1,1 +1,4 @@
-"""strategies"""
+"""Strategies: the event-driven strategy API and example leveraged strategies.
+
+Not built yet: strategies will trade through the replay's injected-order path.
+"""

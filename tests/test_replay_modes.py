@@ -124,3 +124,11 @@ def test_an_injected_order_for_an_unknown_instrument_is_rejected():
                             np.array([ORDER_TYPES["market"]]), np.array([0]), np.array([1]))
     with pytest.raises(ValueError, match="instrument 3 is not in the instrument table"):
         Replay(INSTRUMENTS, "absolute").run([tape(BASE)], orders)
+
+
+def test_a_historical_price_off_the_tick_grid_is_counted_and_dropped():
+    rows = BASE + [(20, ADD, BID, 1005, 9, 7)]  # tick 10: 1005 is off the grid
+    result = Replay(INSTRUMENTS, "absolute").run([tape(rows)])
+    assert result.counters["off_grid"] == 1
+    last = result.top_of_book.iloc[-1]
+    assert (last.bid_px, last.bid_sz) == (1000, 10)
