@@ -86,3 +86,23 @@ def test_generative_replay_from_the_command_line(tmp_path):
 def test_modes_that_need_a_tape_say_so():
     r = cascade("replay", "--mode", "relative", "-o", "unused")
     assert r.exit_code == 2 and "give TAPE" in r.output
+
+
+def test_repairs_made_at_import_are_counted_by_data_check(tmp_path):
+    src = tmp_path / "unsorted.csv"
+    src.write_text("ts,instrument,action,side,price,size,order_id\n"
+                   "2000,X,A,B,100,5,1\n"
+                   "1000,X,A,A,101,5,2\n")
+    tape = tmp_path / "t.parquet"
+    r = cascade("data", "import", "--format", "csv", src, "-o", tape)
+    assert r.exit_code == 2 and "row 3" in " ".join(r.output.split())
+    r = cascade("data", "import", "--format", "csv", "--repair", src, "-o", tape)
+    assert r.exit_code == 0, r.output
+    report = json.loads(cascade("data", "check", tape).output)
+    assert report["repairs_at_import"] == {"unsorted_ts": 1}
+    assert report["problems"]["unsorted_ts"] == 0  # the tape itself is now in order
+
+
+def test_unknown_format_is_a_clear_error(tmp_path):
+    r = cascade("data", "import", "--format", "kdb", tmp_path / "x", "-o", tmp_path / "y")
+    assert r.exit_code == 2 and "unknown format 'kdb'" in r.output
