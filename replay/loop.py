@@ -72,6 +72,7 @@ from venues.book import (
     li_,
     link,
     oi,
+    probe_for_add,
     reduce_order,
     release,
     ri,
@@ -416,17 +417,18 @@ def _apply_l2(S, inst, act, side, p, size):
 
 @kernel
 def _add(S, OUT, ts, inst, side, p, size, oid):
-    if find_order(S, oid, inst) >= 0:
+    if not can_alloc(S):  # first: making room may rebuild the id table
+        return NEED_ORDERS
+    slot = probe_for_add(S, oid, inst)
+    if slot < 0:
         count(S, C_DUPLICATE_ADD, 1)
         return OK
     li = level_index(S, inst, side, p)
     if li < 0:
         return _no_level(S, inst, p)
     row = alloc_order(S)
-    if row < 0:
-        return NEED_ORDERS
     took = _cross_injected(S, OUT, inst, side, p, size, ts)
-    enqueue(S, row, oid, inst, side, p, size - took, size, -1, ts, li)
+    enqueue(S, row, oid, inst, side, p, size - took, size, -1, ts, li, slot)
     if size - took == 0:
         unlink(S, row, li)
         S[oi(S, row, O_LIVE)] = CONSUMED

@@ -353,6 +353,26 @@ def find_order(S, order_id, inst):
 
 
 @kernel
+def probe_for_add(S, order_id, inst):
+    """One walk of the id table for a new order: -1 if the id is already there, else the
+    slot to insert it at (the first tombstone or empty slot on its probe path)."""
+    tab = S[H_TAB]
+    mask = S[H_TABN] - 1
+    h = _hash(order_id, inst, mask)
+    first_free = -1
+    while True:
+        r = S[tab + h]
+        if r == EMPTY:
+            return h if first_free < 0 else first_free
+        if r == TOMB:
+            if first_free < 0:
+                first_free = h
+        elif S[oi(S, r, O_ID)] == order_id and S[oi(S, r, O_INST)] == inst:
+            return -1
+        h = (h + 1) & mask
+
+
+@kernel
 def _hash_insert(S, order_id, inst, row):
     tab = S[H_TAB]
     mask = S[H_TABN] - 1
@@ -480,8 +500,9 @@ def alloc_order(S):
 
 
 @kernel
-def enqueue(S, row, order_id, inst, side, price, size, hist, owner, ts, li):
-    """Put a new order at the back of level ``li``."""
+def enqueue(S, row, order_id, inst, side, price, size, hist, owner, ts, li, slot=-1):
+    """Put a new order at the back of level ``li``; ``slot`` is its id-table slot when the
+    caller already probed for it (:func:`probe_for_add`), -1 to find one."""
     S[oi(S, row, O_ID)] = order_id
     S[oi(S, row, O_INST)] = inst
     S[oi(S, row, O_SIDE)] = side
@@ -491,7 +512,11 @@ def enqueue(S, row, order_id, inst, side, price, size, hist, owner, ts, li):
     S[oi(S, row, O_OWNER)] = owner
     S[oi(S, row, O_TS)] = ts
     S[oi(S, row, O_LIVE)] = IN_LEVEL
-    _hash_insert(S, order_id, inst, row)
+    if slot < 0:
+        _hash_insert(S, order_id, inst, row)
+    else:
+        S[S[H_TAB] + slot] = row
+        S[oi(S, row, O_HSLOT)] = slot
     S[H_USED] += 1
     S[H_LIVE] += 1
     link(S, row, li)
