@@ -177,7 +177,7 @@ def replay_cmd(
     -o runs/gen
     """
     from replay.inject import read_injected
-    from replay.results import write_run
+    from replay.results import RunWriter, write_run
 
     if mode == "generative":
         from replay.generative import flow_instruments, run_generative
@@ -197,15 +197,20 @@ def replay_cmd(
         t = Tape(tape)
         injected = read_injected(inject, t.instruments) if inject else None
         rp = Replay(t.instruments, mode)
+        writer = RunWriter(output, t.instruments)  # reports stream to disk as they come
         with _progress() as bar:
             task = bar.add_task(f"replay ({mode})", total=len(t))
             result = rp.run(t.chunks(chunk_rows), injected,
-                            progress=lambda n: bar.advance(task, n))
+                            progress=lambda n: bar.advance(task, n), sink=writer)
         config = {"tape": str(tape), "mode": mode, "inject": str(inject) if inject else None}
-    write_run(result, output, seed=seed, config=config)
+        writer.close(result, seed=seed, config=config)
+        fills = writer.rows["fills"]
+    if mode == "generative":
+        write_run(result, output, seed=seed, config=config)
+        fills = len(result.fills)
     out.print(f"{mode}: {result.events:,} events in {result.wall_seconds:.2f}s "
               f"({result.events_per_second / 1e6:.2f} M events/s), "
-              f"{len(result.fills):,} fills; results in {output}/")
+              f"{fills:,} fills; results in {output}/")
 
 
 @app.command("demo")

@@ -10,6 +10,7 @@ import itertools
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 import pandas as pd
@@ -29,7 +30,24 @@ from venues.book import (
     OK,
     BookState,
 )
+from venues.kernel import njit_alloc
 from venues.matching import FILLS, ORDER_TYPES, TOB, TRADES, Reports, rows_needed
+
+
+@njit_alloc
+def price_ranges(inst_a, px_a, n_instruments):
+    """Lowest and highest positive price per instrument in one pass (0, 0 where none)."""
+    lo = np.zeros(n_instruments, np.int64)
+    hi = np.zeros(n_instruments, np.int64)
+    for i in range(px_a.shape[0]):
+        p = px_a[i]
+        k = inst_a[i]
+        if p > 0 and k < n_instruments:
+            if hi[k] == 0 or p < lo[k]:
+                lo[k] = p
+            if p > hi[k]:
+                hi[k] = p
+    return lo, hi
 
 
 def tick_scheme(inst: Instrument, on: object = None) -> tuple[np.ndarray, np.ndarray]:
@@ -115,6 +133,12 @@ STATUS_NAMES = ["pending", "filled", "partial", "resting", "rejected", "cancelle
 SOURCE_NAMES = {0: "history", 1: "injected", 2: "reapplied", 3: "history_cross"}
 
 
+class ReportSink(Protocol):
+    """Where flushed report rows go instead of memory (fills, trades or top of book)."""
+
+    def append(self, table: int, rows: np.ndarray) -> None: ...
+
+
 class Replay:
     """Replays tape chunks through the simulated book under a replay mode.
 
@@ -144,6 +168,7 @@ class Replay:
         self.F = loop.float_state(n, propagator_tau_s * 1e9, propagator_beta)
         self.reports = Reports(buffer_rows)
         self._parts: dict[int, list[np.ndarray]] = {FILLS: [], TRADES: [], TOB: []}
+        self._sink: ReportSink | None = None
 
     @property
     def gap(self) -> np.ndarray:
@@ -156,7 +181,11 @@ class Replay:
     def _flush(self) -> None:
         for table, parts in self._parts.items():
             if self.reports.count(table):
-                parts.append(self.reports.take(table))
+                rows = self.reports.take(table)
+                if self._sink is not None:
+                    self._sink.append(table, rows)
+                else:
+                    parts.append(rows)
 
     def _step_for(self, inst: int, lo: int, hi: int) -> int:
         """The ladder step for prices in [lo, hi]: the gcd of the ticks of the bands that
@@ -186,10 +215,10 @@ class Replay:
         self.book.set_ladder(inst, lo, hi, step)
 
     def _prepare(self, ev: Events) -> None:
-        for inst in np.unique(ev.instrument):
-            sel = ev.price[(ev.instrument == inst) & (ev.price > 0)]
-            if len(sel):
-                self._ensure_ladder(int(inst), sel)
+        """Widen ladders to the chunk's prices before the kernel meets them."""
+        lo, hi = price_ranges(ev.instrument, ev.price, len(self.book.ins))
+        for inst in np.flatnonzero(hi > 0):
+            self._ensure_ladder(int(inst), np.array([lo[inst], hi[inst]]))
 
     def _grow_for(self, status: int, ev: Events, pos: int, inj: np.ndarray, jpos: int) -> None:
         if status == NEED_OUTPUT:
@@ -211,8 +240,12 @@ class Replay:
             raise RuntimeError(f"replay kernel returned unknown status {status}")
 
     def run(self, chunks: Iterable[Events], injected: InjectedOrders | None = None,
-            progress: Callable[[int], None] | None = None) -> ReplayResult:
-        """Replay every chunk, with ``injected`` orders merged in by time."""
+            progress: Callable[[int], None] | None = None,
+            sink: ReportSink | None = None) -> ReplayResult:
+        """Replay every chunk, with ``injected`` orders merged in by time. With a ``sink``
+        (e.g. :class:`replay.results.RunWriter`) report rows go to it as they are flushed
+        and the result's tables are left empty: memory stays flat however long the tape."""
+        self._sink = sink
         if self.mode == "generative":
             raise ValueError("generative mode has no tape: use replay.generative.run_generative "
                              "(cascade replay --mode generative --profile ...)")

@@ -1,4 +1,10 @@
-"""A run directory: Parquet tables and summary.json, each written atomically."""
+"""A run directory: Parquet tables and summary.json, each written atomically.
+
+:class:`RunWriter` takes report rows as the replay flushes them, so a long replay streams
+its fills, trade prints and top-of-book path to disk instead of holding them in memory;
+:func:`write_run` writes a finished in-memory result the same way. Each table gets the
+instrument's symbol and natural-unit prices beside the integer ones.
+"""
 
 from __future__ import annotations
 
@@ -7,10 +13,25 @@ import os
 import platform
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from replay.engine import SOURCE_NAMES, STATUS_NAMES, ReplayResult
+from replay.engine import (
+    FILL_NAMES,
+    SOURCE_NAMES,
+    STATUS_NAMES,
+    TOB_NAMES,
+    TRADE_NAMES,
+    ReplayResult,
+)
+from replay.tape import InstrumentTable
+from venues.matching import FILLS, TOB, TRADES
+
+TABLES = {FILLS: ("fills", FILL_NAMES, ["price"]),
+          TRADES: ("trades", TRADE_NAMES, ["price"]),
+          TOB: ("top_of_book", TOB_NAMES, ["bid_px", "ask_px"])}
 
 
 def versions() -> dict[str, str]:
@@ -25,56 +46,88 @@ def versions() -> dict[str, str]:
     return out
 
 
-def _atomic_table(table: pa.Table, path: Path) -> None:
-    tmp = path.with_name(path.name + ".partial")
-    pq.write_table(table, tmp)
-    os.replace(tmp, path)
+class RunWriter:
+    """Streams report rows into ``run_dir``; nothing is visible under its final name until
+    :meth:`close`."""
+
+    def __init__(self, run_dir: str | Path, instruments: InstrumentTable) -> None:
+        self.run_dir = Path(run_dir)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        ids = [i.instrument_id for i in instruments]
+        n = max(ids) + 1 if ids else 0
+        self._symbols = np.array([""] * n, dtype=object)
+        self._scale = np.ones(n)
+        for i in instruments:
+            self._symbols[i.instrument_id] = i.symbol
+            self._scale[i.instrument_id] = 10.0**i.price_decimals
+        self._writers: dict[int, pq.ParquetWriter] = {}
+        self.rows = {name: 0 for name, _, _ in TABLES.values()}
+
+    def _path(self, table: int, final: bool) -> Path:
+        name = TABLES[table][0] + ".parquet"
+        return self.run_dir / (name if final else name + ".partial")
+
+    def _frame(self, table: int, rows: np.ndarray) -> pa.Table:
+        _, names, price_cols = TABLES[table]
+        frame = pd.DataFrame(rows, columns=names)
+        inst = frame["instrument"].to_numpy()
+        frame.insert(1, "symbol", self._symbols[inst])
+        for c in price_cols:
+            px = frame[c].to_numpy()
+            frame[c + "_natural"] = np.where(px >= 0, px / self._scale[inst], np.nan)
+        if "source" in frame:
+            frame["source"] = frame["source"].map(SOURCE_NAMES)
+        return pa.Table.from_pandas(frame, preserve_index=False)
+
+    def append(self, table: int, rows: np.ndarray) -> None:
+        arrow = self._frame(table, rows)
+        if table not in self._writers:
+            self._writers[table] = pq.ParquetWriter(self._path(table, False), arrow.schema,
+                                                    compression="zstd")
+        self._writers[table].write_table(arrow)
+        self.rows[TABLES[table][0]] += len(rows)
+
+    def close(self, result: ReplayResult, *, seed: int, config: dict | None = None) -> Path:
+        """Finish the tables, write injected.parquet and summary.json."""
+        for table, (_, names, _) in TABLES.items():
+            if table not in self._writers:  # no rows: still a table, with its columns
+                self.append(table, np.zeros((0, len(names)), np.int64))
+            self._writers[table].close()
+            os.replace(self._path(table, False), self._path(table, True))
+        injected = result.injected.copy()
+        injected["status"] = injected["status"].map(dict(enumerate(STATUS_NAMES)))
+        _atomic(self.run_dir / "injected.parquet",
+                lambda p: pq.write_table(pa.Table.from_pandas(injected, preserve_index=False),
+                                         p))
+        summary = {
+            "mode": result.mode,
+            "seed": seed,
+            "events_processed": result.events,
+            "wall_seconds": round(result.wall_seconds, 6),
+            "events_per_second": round(result.events_per_second, 1),
+            "counters": result.counters,
+            "injected_orders": len(result.injected),
+            "rows": self.rows,
+            "versions": versions(),
+            "config": config or {},
+        }
+        _atomic(self.run_dir / "summary.json",
+                lambda p: p.write_text(json.dumps(summary, indent=2, ensure_ascii=False)))
+        return self.run_dir
 
 
-def _atomic_text(text: str, path: Path) -> None:
+def _atomic(path: Path, write) -> None:
     tmp = path.with_name(path.name + ".partial")
-    tmp.write_text(text)
+    write(tmp)
     os.replace(tmp, path)
 
 
 def write_run(result: ReplayResult, run_dir: str | Path, *, seed: int,
               config: dict | None = None) -> Path:
-    """Write fills, trades, top of book, injected-order outcomes and summary.json."""
-    run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    symbols = {i.instrument_id: i.symbol for i in result.instruments}
-    scale = {i.instrument_id: 10.0**i.price_decimals for i in result.instruments}
-
-    def natural(frame, cols):
-        frame = frame.copy()
-        frame.insert(1, "symbol", frame["instrument"].map(symbols))
-        factor = frame["instrument"].map(scale)
-        for c in cols:
-            frame[c + "_natural"] = frame[c].where(frame[c] >= 0) / factor
-        return frame
-
-    fills = natural(result.fills, ["price"])
-    fills["source"] = fills["source"].map(SOURCE_NAMES)
-    trades = natural(result.trades, ["price"])
-    trades["source"] = trades["source"].map(SOURCE_NAMES)
-    tob = natural(result.top_of_book, ["bid_px", "ask_px"])
-    injected = result.injected.copy()
-    injected["status"] = injected["status"].map(dict(enumerate(STATUS_NAMES)))
-    for name, frame in (("fills", fills), ("trades", trades), ("top_of_book", tob),
-                        ("injected", injected)):
-        _atomic_table(pa.Table.from_pandas(frame, preserve_index=False),
-                      run_dir / f"{name}.parquet")
-    summary = {
-        "mode": result.mode,
-        "seed": seed,
-        "events_processed": result.events,
-        "wall_seconds": round(result.wall_seconds, 6),
-        "events_per_second": round(result.events_per_second, 1),
-        "counters": result.counters,
-        "injected_orders": len(result.injected),
-        "fills": len(result.fills),
-        "versions": versions(),
-        "config": config or {},
-    }
-    _atomic_text(json.dumps(summary, indent=2, ensure_ascii=False), run_dir / "summary.json")
-    return run_dir
+    """Write a finished in-memory result: fills, trades, top of book, injected-order
+    outcomes and summary.json."""
+    writer = RunWriter(run_dir, result.instruments)
+    for table, (_, names, _) in TABLES.items():
+        frame = {FILLS: result.fills, TRADES: result.trades, TOB: result.top_of_book}[table]
+        writer.append(table, frame[names].to_numpy(np.int64))
+    return writer.close(result, seed=seed, config=config)

@@ -272,7 +272,9 @@ class Tape:
         if not self.path.exists():
             raise FileNotFoundError(f"{self.path}: no such tape")
         try:
-            self._file = pq.ParquetFile(self.path)
+            # no pre-buffering: it keeps whole row groups' bytes alive and doubled the
+            # memory a streamed replay needs
+            self._file = pq.ParquetFile(self.path, pre_buffer=False)
         except pa.ArrowInvalid as exc:
             raise ValueError(f"{self.path}: not a Parquet tape ({exc})") from None
         schema = self._file.schema_arrow

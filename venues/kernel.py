@@ -51,3 +51,6 @@ def _kernel_options() -> dict:
 
 
 kernel = njit(**_kernel_options())
+
+#: For the few compiled helpers that allocate their result arrays (reference counting on).
+njit_alloc = njit(cache=True)
