@@ -14,7 +14,6 @@ import platform
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -60,6 +59,8 @@ class RunWriter:
         for i in instruments:
             self._symbols[i.instrument_id] = i.symbol
             self._scale[i.instrument_id] = 10.0**i.price_decimals
+        self._source_names = pa.array([SOURCE_NAMES.get(k, str(k))
+                                       for k in range(max(SOURCE_NAMES) + 1)])
         self._writers: dict[int, pq.ParquetWriter] = {}
         self.rows = {name: 0 for name, _, _ in TABLES.values()}
 
@@ -68,22 +69,32 @@ class RunWriter:
         return self.run_dir / (name if final else name + ".partial")
 
     def _frame(self, table: int, rows: np.ndarray) -> pa.Table:
+        """Report rows as an Arrow table: integer columns as they are, the symbol and the
+        source as dictionary columns (no Python object per row), natural-unit prices."""
         _, names, price_cols = TABLES[table]
-        frame = pd.DataFrame(rows, columns=names)
-        inst = frame["instrument"].to_numpy()
-        frame.insert(1, "symbol", self._symbols[inst])
+        inst = rows[:, names.index("instrument")]
+        columns: dict[str, pa.Array] = {}
+        for j, name in enumerate(names):
+            col = np.ascontiguousarray(rows[:, j])
+            if name == "source":
+                columns[name] = pa.DictionaryArray.from_arrays(
+                    pa.array(col.astype(np.int32)), self._source_names)
+            else:
+                columns[name] = pa.array(col)
+            if name == "instrument":
+                columns["symbol"] = pa.DictionaryArray.from_arrays(
+                    pa.array(col.astype(np.int32)), pa.array(self._symbols.tolist()))
         for c in price_cols:
-            px = frame[c].to_numpy()
-            frame[c + "_natural"] = np.where(px >= 0, px / self._scale[inst], np.nan)
-        if "source" in frame:
-            frame["source"] = frame["source"].map(SOURCE_NAMES)
-        return pa.Table.from_pandas(frame, preserve_index=False)
+            px = rows[:, names.index(c)]
+            columns[c + "_natural"] = pa.array(
+                np.where(px >= 0, px / self._scale[inst], np.nan))
+        return pa.table(columns)
 
     def append(self, table: int, rows: np.ndarray) -> None:
         arrow = self._frame(table, rows)
         if table not in self._writers:
             self._writers[table] = pq.ParquetWriter(self._path(table, False), arrow.schema,
-                                                    compression="zstd")
+                                                    compression="zstd", compression_level=1)
         self._writers[table].write_table(arrow)
         self.rows[TABLES[table][0]] += len(rows)
 
