@@ -133,9 +133,12 @@ def to_units(values: np.ndarray, decimals: int, file: str | Path, field_name: st
             if len(frac) > decimals:
                 raise ValueError
             n = int(whole or "0") * scale + (int(frac.ljust(decimals, "0")) if decimals else 0)
-            out[i] = -n if neg else n
         except ValueError:
             raise TapeError(file, int(row_of[i]), field_name,
                             f"{v!r} is not a decimal number with at most {decimals} "
                             "decimals") from None
+        if n >= 2**63:
+            raise TapeError(file, int(row_of[i]), field_name,
+                            f"{v!r} is too large for 64-bit integer units ({decimals} decimals)")
+        out[i] = -n if neg else n
     return out

@@ -312,3 +312,15 @@ def test_csv_short_row_reads_as_missing_values(tmp_path):
         load("csv", [path])
     assert_names(exc, path, 3, "price")
     assert load("csv", [path], repair=True).repairs.counts["missing_value"] == 1
+
+
+def test_a_price_too_large_for_int64_units_is_named(tmp_path):
+    from replay.loaders import load
+    from replay.quality import TapeError
+
+    src = tmp_path / "huge.csv"
+    src.write_text("ts,instrument,action,side,price,size,order_id\n"
+                   "1,X,A,B,1.5,1,1\n"
+                   "2,X,A,B,99999999999999999999,1,2\n")
+    with pytest.raises(TapeError, match=r"row 3.*price.*too large"):
+        load("csv", [src])
