@@ -1,6 +1,8 @@
-"""KRX venue rules: tick table and daily price limits (reference/krx.md)."""
+"""KRX venue rules: tick table, daily price limits, calendar and settlement
+(reference/krx.md)."""
 
+from venues.krx.calendar import settlement_date
 from venues.krx.limits import price_limits
 from venues.krx.ticks import tick_size
 
-__all__ = ["price_limits", "tick_size"]
+__all__ = ["price_limits", "settlement_date", "tick_size"]

@@ -1,0 +1,27 @@
+"""reference/krx.md, "Settlement and calendar": T+2 on KRX trading days (XKRX calendar)."""
+
+from datetime import date
+
+import pytest
+
+from venues.krx import settlement_date
+from venues.krx.calendar import is_trading_day
+
+
+def test_t_plus_two_over_a_weekend():
+    assert settlement_date("2024-08-02") == date(2024, 8, 6)  # Fri -> Tue (5 Aug is T+1)
+
+
+def test_t_plus_two_skips_korean_holidays():
+    # Seollal 2024: 9-12 Feb closed; a Thursday trade settles on Wednesday 14 Feb
+    assert settlement_date(date(2024, 2, 8)) == date(2024, 2, 14)
+    # Chuseok 2024: 16-18 Sep closed
+    assert settlement_date(date(2024, 9, 13)) == date(2024, 9, 20)
+    # year-end closing day 29 Dec 2023
+    assert settlement_date(date(2023, 12, 28)) == date(2024, 1, 3)
+
+
+def test_a_non_trading_day_is_rejected():
+    assert not is_trading_day("2024-02-09")
+    with pytest.raises(ValueError, match="not an XKRX trading day"):
+        settlement_date("2024-02-10")
