@@ -45,12 +45,13 @@ def _progress() -> Progress:
 @_friendly
 def data_import(
     sources: Annotated[list[Path], typer.Argument(help="Vendor files to read.")],
-    fmt: Annotated[str, typer.Option("--format", help="dbn, bybit, binance, tardis, lobster "
-                                     "or csv (docs/data-formats.md).")],
+    fmt: Annotated[str, typer.Option("--format", help="dbn, bybit, binance, tardis, lobster, "
+                                     "csv or kis (docs/data-formats.md).")],
     output: Annotated[Path, typer.Option("-o", "--output", help="Tape to write (.parquet).")],
     repair: Annotated[bool, typer.Option(help="Apply the documented repairs (sort, drop bad "
                                          "rows) and count them, instead of stopping.")] = False,
-    date: Annotated[str | None, typer.Option(help="Session date YYYY-MM-DD (lobster).")]
+    date: Annotated[str | None, typer.Option(help="Session date YYYY-MM-DD (lobster; kis "
+                                        "frames without a trade date).")]
     = None,
     symbol: Annotated[str | None, typer.Option(help="Symbol (lobster).")] = None,
 ) -> None:

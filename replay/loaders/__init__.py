@@ -20,7 +20,7 @@ from pathlib import Path
 from replay.quality import RepairLog
 from replay.tape import Events, InstrumentTable
 
-FORMATS = ("dbn", "bybit", "binance", "tardis", "lobster", "csv")
+FORMATS = ("dbn", "bybit", "binance", "tardis", "lobster", "csv", "kis")
 
 
 @dataclass

@@ -1,0 +1,254 @@
+"""KIS (Korea Investment & Securities) real-time recordings: H0STASP0 quotes, H0STCNT0 trades.
+
+Layout: reference/kis-realtime.md. One frame per line, ``E|TR_ID|NNN|f1^f2^...``, optionally
+preceded by the recorder's receive time (ISO-8601, or epoch seconds / milliseconds /
+nanoseconds) and a space, comma or tab. A frame holds NNN records of the TR's full field list.
+
+- ``H0STASP0`` / ``H0UNASP0`` (10-level book, 59 fields in older recordings, 62-63 in newer):
+  each record is a snapshot; consecutive snapshots of a code are differenced into L2 level
+  updates (``M`` with the new size, ``D`` for a level that vanished at or better than the
+  tenth level shown). A level beyond the tenth is unknown, not empty: nothing is emitted for
+  it (with fewer than ten levels shown, the side has no other level and vanished ones go). The
+  first snapshot of a code clears its book (``R``).
+- ``H0STCNT0`` / ``H0UNCNT0`` (46 fields): a trade print ``T`` at STCK_PRPR for CNTG_VOL
+  shares; the aggressor from CCLD_DVSN (1 buy ``B``, 5 sell ``A``, 3 pre-open ``N``).
+
+Times are HHMMSS in Asia/Seoul. The date is ``date=`` when given, else the trade date
+(BSOP_DATE) of the nearest trade frame before (or, at the start, after) the quote, else the
+receive-time prefix's Seoul date. Within one second, a receive-time prefix orders events by
+its sub-second part; otherwise file order does. Encrypted frames (E=1: account data, never
+market data) and other TR_IDs are skipped and counted. A malformed frame is an error naming
+its line and the reason.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date as Date
+from datetime import datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import numpy as np
+
+from replay.loaders import Loaded
+from replay.quality import RepairLog, TapeError
+from replay.tape import (
+    ASK,
+    BID,
+    CLEAR,
+    DELETE,
+    F_LAST,
+    MODIFY,
+    NONE,
+    TRADE,
+    Events,
+    Instrument,
+    InstrumentTable,
+)
+
+SEOUL = ZoneInfo("Asia/Seoul")
+QUOTES = {"H0STASP0", "H0UNASP0"}
+TRADES = {"H0STCNT0", "H0UNCNT0"}
+QUOTE_FIELDS = {59, 62, 63}
+TRADE_FIELDS = 46
+LEVELS = 10
+# H0STASP0: code, hour, hour class, ASKP1..10, BIDP1..10, ASKP_RSQN1..10, BIDP_RSQN1..10
+Q_CODE, Q_HOUR, Q_ASK_PX, Q_BID_PX, Q_ASK_SZ, Q_BID_SZ = 0, 1, 3, 13, 23, 33
+# H0STCNT0 field positions
+T_CODE, T_HOUR, T_PRICE, T_SIZE, T_SIDE, T_DATE = 0, 1, 2, 12, 21, 33
+AGGRESSOR = {"1": BID, "5": ASK, "3": NONE}
+
+_FRAME = re.compile(r"(?:^|[\s,])([01])\|([A-Z0-9]+)\|(\d{3})\|(.*)$")
+
+
+def _receive_ns(prefix: str, path: Path, line: int) -> int | None:
+    text = prefix.strip().rstrip(",").strip()
+    if not text:
+        return None
+    try:
+        if re.fullmatch(r"\d+(\.\d+)?", text):
+            value = float(text) if "." in text else int(text)
+            if value > 1e17:
+                return int(value)  # ns
+            if value > 1e11:
+                return int(value * 1_000_000)  # ms
+            return int(round(value * 1e9))  # s
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=SEOUL)
+        return int(moment.timestamp() * 1e9)
+    except ValueError:
+        raise TapeError(path, line, "receive_time",
+                        f"{text!r} is neither ISO-8601 nor an epoch time") from None
+
+
+def _int(value: str, path: Path, line: int, name: str) -> int:
+    try:
+        return int(value)
+    except ValueError:
+        raise TapeError(path, line, name, f"{value!r} is not an integer") from None
+
+
+def _seconds(hhmmss: str, path: Path, line: int, name: str) -> int:
+    if not re.fullmatch(r"\d{6}", hhmmss):
+        raise TapeError(path, line, name, f"{hhmmss!r} is not HHMMSS")
+    h, m, s = int(hhmmss[:2]), int(hhmmss[2:4]), int(hhmmss[4:])
+    if h > 23 or m > 59 or s > 59:
+        raise TapeError(path, line, name, f"{hhmmss!r} is not a time of day")
+    return 3600 * h + 60 * m + s
+
+
+def _split(line_text: str, path: Path, line: int):
+    m = _FRAME.search(line_text)
+    if m is None:
+        raise TapeError(path, line, "frame", "not a KIS frame (E|TR_ID|NNN|fields)")
+    enc, tr_id, count, body = m.groups()
+    prefix = line_text[:m.start(1)]
+    n = int(count)
+    fields = body.split("^")
+    if n == 0 or len(fields) % n:
+        raise TapeError(path, line, "NNN", f"{len(fields)} fields do not split into {n} records")
+    width = len(fields) // n
+    records = [fields[k * width:(k + 1) * width] for k in range(n)]
+    return enc, tr_id, records, prefix
+
+
+def load(paths: list[Path], *, repair: bool = False, date: str | None = None,
+         **_: object) -> Loaded:
+    """Load KIS recordings; ``date`` (YYYY-MM-DD) dates frames that carry none."""
+    log = RepairLog()
+    fixed_date = Date.fromisoformat(date) if date else None
+    # pass 1: frames as Python records (recordings are text, a few per second per code)
+    frames = []  # (kind, code, second, date or None, receive_ns or None, data, path, line)
+    for path in paths:
+        with open(path, encoding="utf-8") as fh:
+            for line, text in enumerate(fh, start=1):
+                text = text.rstrip("\r\n")
+                if not text.strip():
+                    continue
+                enc, tr_id, records, prefix = _split(text, path, line)
+                if enc == "1":
+                    log.add("encrypted_frame_skipped", [line])
+                    continue
+                if tr_id not in QUOTES and tr_id not in TRADES:
+                    log.add("other_tr_id_skipped", [line])
+                    continue
+                recv = _receive_ns(prefix, path, line)
+                for rec in records:
+                    frames.append(_record(tr_id, rec, recv, path, line))
+    # dates: explicit, else nearest trade date in the file, else the receive time's
+    trade_dates = [f[3] for f in frames if f[3] is not None]
+    last = trade_dates[0] if trade_dates else None
+    rows = []
+    for order, f in enumerate(frames):
+        kind, code, second, day, recv, data, path, line = f
+        if day is not None:
+            last = day
+        use = fixed_date or day or last
+        if use is None and recv is not None:
+            use = datetime.fromtimestamp(recv / 1e9, SEOUL).date()
+        if use is None:
+            raise TapeError(path, line, "date", "no date for this frame: no trade date in the "
+                            "file and no receive time; pass --date YYYY-MM-DD")
+        midnight = datetime(use.year, use.month, use.day, tzinfo=SEOUL)
+        ts = int(midnight.timestamp()) * 10**9 + second * 10**9
+        sub = recv % 10**9 if recv is not None else 0
+        rows.append((ts + sub, order, kind, code, data, path, line))
+    rows.sort(key=lambda r: (r[0], r[1]))
+    return _events(rows, log)
+
+
+def _record(tr_id, rec, recv, path, line):
+    if tr_id in QUOTES:
+        if len(rec) not in QUOTE_FIELDS:
+            raise TapeError(path, line, "fields", f"{tr_id} record has {len(rec)} fields; "
+                            f"expected one of {sorted(QUOTE_FIELDS)}")
+        second = _seconds(rec[Q_HOUR], path, line, "BSOP_HOUR")
+        asks = [(_int(rec[Q_ASK_PX + k], path, line, f"ASKP{k + 1}"),
+                 _int(rec[Q_ASK_SZ + k], path, line, f"ASKP_RSQN{k + 1}")) for k in range(LEVELS)]
+        bids = [(_int(rec[Q_BID_PX + k], path, line, f"BIDP{k + 1}"),
+                 _int(rec[Q_BID_SZ + k], path, line, f"BIDP_RSQN{k + 1}")) for k in range(LEVELS)]
+        for name, levels in (("ASKP", asks), ("BIDP", bids)):
+            for k, (p, s) in enumerate(levels):
+                if p < 0 or s < 0:
+                    raise TapeError(path, line, f"{name}{k + 1}", "negative price or size")
+        return ("Q", rec[Q_CODE], second, None, recv, (bids, asks), path, line)
+    if len(rec) != TRADE_FIELDS:
+        raise TapeError(path, line, "fields",
+                        f"{tr_id} record has {len(rec)} fields; expected {TRADE_FIELDS}")
+    second = _seconds(rec[T_HOUR], path, line, "STCK_CNTG_HOUR")
+    price = _int(rec[T_PRICE], path, line, "STCK_PRPR")
+    size = _int(rec[T_SIZE], path, line, "CNTG_VOL")
+    if price <= 0 or size <= 0:
+        raise TapeError(path, line, "STCK_PRPR" if price <= 0 else "CNTG_VOL",
+                        "trade price and size must be positive")
+    side = AGGRESSOR.get(rec[T_SIDE])
+    if side is None:
+        raise TapeError(path, line, "CCLD_DVSN", f"{rec[T_SIDE]!r} is not 1, 3 or 5")
+    try:
+        day = datetime.strptime(rec[T_DATE], "%Y%m%d").date()
+    except ValueError:
+        raise TapeError(path, line, "BSOP_DATE", f"{rec[T_DATE]!r} is not YYYYMMDD") from None
+    return ("T", rec[T_CODE], second, day, recv, (price, size, side), path, line)
+
+
+def _events(rows, log: RepairLog) -> Loaded:
+    codes: dict[str, int] = {}
+    books: dict[int, tuple[dict[int, int], dict[int, int]] | None] = {}
+    out: list[tuple[int, int, int, int, int, int, int]] = []
+    first_price: dict[int, int] = {}
+    for ts, _, kind, code, data, _path, _line in rows:
+        inst = codes.setdefault(code, len(codes))
+        start = len(out)
+        if kind == "T":
+            price, size, side = data
+            out.append((ts, inst, TRADE, side, price, size, 0))
+            first_price.setdefault(inst, price)
+        else:
+            bids, asks = data
+            new = ({p: s for p, s in bids if p > 0 and s > 0},
+                   {p: s for p, s in asks if p > 0 and s > 0})
+            old = books.get(inst)
+            if old is None:
+                out.append((ts, inst, CLEAR, NONE, 0, 0, 0))
+                old = ({}, {})
+            for side, was, now in ((BID, old[0], new[0]), (ASK, old[1], new[1])):
+                shown = [p for p, s in (bids if side == BID else asks) if p > 0 and s > 0]
+                # the tenth (worst) level shown; with fewer than ten the side has no other
+                worst = (min(shown) if side == BID else max(shown)) if shown else 0
+
+                def known(p: int, full: bool = len(shown) == LEVELS, worst=worst,
+                          bid: bool = side == BID) -> bool:
+                    # only a price beyond the tenth level is unknown (not empty)
+                    return not full or (p >= worst if bid else p <= worst)
+
+                for p in sorted(now):
+                    if was.get(p) != now[p]:
+                        out.append((ts, inst, MODIFY, side, p, now[p], 0))
+                for p in sorted(was):
+                    if p not in now and known(p):
+                        out.append((ts, inst, DELETE, side, p, 0, 0))
+                kept = {p: s for p, s in was.items() if not known(p)}
+                kept.update(now)
+                was.clear()
+                was.update(kept)
+            books[inst] = old
+            if bids[0][0] > 0:
+                first_price.setdefault(inst, bids[0][0])
+        if len(out) > start:
+            ts0, i0, a0, s0, p0, z0, _ = out[-1]
+            out[-1] = (ts0, i0, a0, s0, p0, z0, F_LAST)
+    n = len(out)
+    cols = np.array(out, dtype=np.int64).reshape(n, 7)
+    events = Events.from_columns({
+        "ts": cols[:, 0], "instrument": cols[:, 1], "action": cols[:, 2], "side": cols[:, 3],
+        "price": cols[:, 4], "size": cols[:, 5], "order_id": np.zeros(n, np.uint64),
+        "flags": cols[:, 6], "sequence": np.arange(n, dtype=np.uint64)})
+    from venues.krx.ticks import tick_size
+
+    instruments = InstrumentTable([
+        Instrument(instrument_id=i, symbol=code, venue="XKRX", book_type="L2",
+                   tick_units=int(tick_size(first_price.get(i, 1))), market="")
+        for code, i in codes.items()])
+    return Loaded(events, instruments, log)
