@@ -15,6 +15,7 @@ import pandas as pd
 from replay.engine import InjectedOrders
 from replay.quality import TapeError, to_units
 from replay.tape import ASK, BID, InstrumentTable
+from venues.krx.orders import rejection
 from venues.matching import ORDER_TYPES
 
 COLUMNS = ("ts", "instrument", "side", "type", "price", "size")
@@ -65,7 +66,14 @@ def read_injected(path: str | Path, instruments: InstrumentTable) -> InjectedOrd
                 raise TapeError(path, line, "price", f"a {row.type} order needs a price")
             out["price"][i] = to_units(np.array([row.price]), inst.price_decimals, path,
                                        "price", rows)[0]
-            if out["price"][i] % inst.tick_units:
+            if inst.venue == "XKRX" and inst.price_decimals == 0 and inst.prev_close_units:
+                # reference/krx.md: tick grid and daily limits around the base price
+                reason = rejection(int(out["price"][i]), base=inst.prev_close_units,
+                                   on=pd.Timestamp(out["ts"][i], tz="UTC")
+                                   .tz_convert("Asia/Seoul").date())
+                if reason:
+                    raise TapeError(path, line, "price", f"the KRX would reject it: {reason}")
+            elif out["price"][i] % inst.tick_units:
                 raise TapeError(path, line, "price", f"{row.price} is off the tick grid")
         out["size"][i] = to_units(np.array([row.size]), inst.size_decimals, path, "size",
                                   rows)[0]
