@@ -1,0 +1,84 @@
+"""A KRX trading day's phases, in UTC nanoseconds (reference/krx.md: sessions).
+
+- Opening call auction: orders from 08:30; uncross at 09:00 plus a random end.
+- Continuous trading to 15:20.
+- Closing call auction 15:20-15:30 plus a random end.
+- Post-close trading at the closing price 15:40-16:00.
+
+"Every single-price auction ends at a random moment within 30 s after its nominal end"
+[P]: the extra time is drawn from the run's seed and the day, so the same seed gives the same
+schedule. Times are Asia/Seoul wall clock; the tape is in UTC.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+import numpy as np
+
+SEOUL = ZoneInfo("Asia/Seoul")
+RANDOM_END_MAX = timedelta(seconds=30)  # reference/krx.md: "within 30 s"
+
+PRE_OPEN = time(8, 30)
+OPEN = time(9, 0)
+CLOSE_AUCTION = time(15, 20)
+CLOSE = time(15, 30)
+POST_CLOSE_START = time(15, 40)
+POST_CLOSE_END = time(16, 0)
+
+
+def seoul_ns(day: date, at: time) -> int:
+    """Nanoseconds since the epoch (UTC) of Seoul wall-clock ``at`` on ``day``."""
+    return int(datetime.combine(day, at, tzinfo=SEOUL).timestamp()) * 10**9
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """One day's phase boundaries, UTC ns. ``open_ns`` and ``close_ns`` are the random
+    auction ends: the opening uncross and the closing uncross."""
+
+    day: date
+    pre_open_ns: int
+    open_ns: int
+    continuous_end_ns: int
+    close_ns: int
+    post_close_start_ns: int
+    post_close_end_ns: int
+
+    def phase(self, ts_ns: int) -> str:
+        """The phase at ``ts_ns``: closed, opening_auction, continuous, closing_auction,
+        between (closed after the closing uncross), post_close."""
+        if ts_ns < self.pre_open_ns:
+            return "closed"
+        if ts_ns < self.open_ns:
+            return "opening_auction"
+        if ts_ns < self.continuous_end_ns:
+            return "continuous"
+        if ts_ns < self.close_ns:
+            return "closing_auction"
+        if ts_ns < self.post_close_start_ns:
+            return "between"
+        if ts_ns < self.post_close_end_ns:
+            return "post_close"
+        return "closed"
+
+
+def random_end_ns(seed: int, day: date, which: str) -> int:
+    """The random extension (0 to 30 s, in ns) of one auction, from the seed and the day."""
+    key = [seed, day.toordinal(), {"open": 0, "close": 1}[which]]
+    rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence(key)))
+    return int(rng.integers(0, RANDOM_END_MAX // timedelta(microseconds=1))) * 1_000
+
+
+def schedule(day: date, seed: int = 0) -> Schedule:
+    return Schedule(
+        day=day,
+        pre_open_ns=seoul_ns(day, PRE_OPEN),
+        open_ns=seoul_ns(day, OPEN) + random_end_ns(seed, day, "open"),
+        continuous_end_ns=seoul_ns(day, CLOSE_AUCTION),
+        close_ns=seoul_ns(day, CLOSE) + random_end_ns(seed, day, "close"),
+        post_close_start_ns=seoul_ns(day, POST_CLOSE_START),
+        post_close_end_ns=seoul_ns(day, POST_CLOSE_END),
+    )
