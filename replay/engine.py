@@ -18,8 +18,6 @@ import pandas as pd
 from replay import loop
 from replay.tape import Events, Instrument, InstrumentTable
 from venues.book import (
-    I_HIST_LAST,
-    I_LAST,
     I_N,
     I_STEP,
     MAX_BANDS,
@@ -299,9 +297,3 @@ class Replay:
         data = np.concatenate(parts) if parts else np.zeros((0, len(columns)), np.int64)
         self._parts[table] = []
         return pd.DataFrame(data, columns=columns)
-
-    def last_price(self, instrument: int) -> int:
-        return int(self.book.ins[instrument, I_LAST])
-
-    def historical_last_price(self, instrument: int) -> int:
-        return int(self.book.ins[instrument, I_HIST_LAST])

@@ -61,12 +61,6 @@ class RepairLog:
         self.examples.setdefault(policy, [])
         self.examples[policy].extend(rows[: max(0, 5 - len(self.examples[policy]))])
 
-    def merge(self, other: RepairLog) -> None:
-        for k, v in other.counts.items():
-            self.counts[k] += v
-            self.examples.setdefault(k, [])
-            self.examples[k].extend(other.examples.get(k, [])[: 5 - len(self.examples[k])])
-
     @property
     def total(self) -> int:
         return sum(self.counts.values())
@@ -78,11 +72,6 @@ class RepairLog:
     def from_json(cls, text: str | bytes) -> RepairLog:
         d = json.loads(text)
         return cls(Counter(d.get("counts", {})), dict(d.get("example_rows", {})))
-
-
-def first_true(mask: np.ndarray) -> int | None:
-    idx = np.flatnonzero(mask)
-    return int(idx[0]) if len(idx) else None
 
 
 def sort_or_reject(ts: np.ndarray, file: str | Path, row_of: np.ndarray, field_name: str,

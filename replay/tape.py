@@ -52,7 +52,6 @@ F_SNAPSHOT = 1 << 5
 F_MBP = 1 << 4
 F_BAD_TS_RECV = 1 << 3
 F_MAYBE_BAD_BOOK = 1 << 2
-F_INJECTED = 1 << 0  # not from history: an order a broker or strategy sent
 
 EVENT_SCHEMA = pa.schema(
     [
@@ -91,9 +90,6 @@ class Instrument:
     market: str = ""
     index_member: str = ""
     shares_outstanding: int = 0
-
-    def to_natural_price(self, units: np.ndarray | int) -> np.ndarray | float:
-        return np.asarray(units, dtype=np.float64) / 10.0**self.price_decimals
 
 
 @dataclass

@@ -38,20 +38,19 @@ N_COUNTERS = 16
 MAX_BANDS = 8
 
 # Instrument columns.
-(I_OFF, I_N, I_BASE, I_STEP, I_BEST_BID, I_BEST_ASK, I_LAST, I_HIST_LAST, I_L2,
- I_INV_STEP) = range(10)
-I_COLS = 10
+(I_OFF, I_N, I_BASE, I_STEP, I_BEST_BID, I_BEST_ASK, I_LAST, I_HIST_LAST,
+ I_INV_STEP) = range(9)
+I_COLS = 9
 # I_INV_STEP holds round(2**52 / step): the reciprocal as an integer, so the arena stays int64
 RECIPROCAL_SCALE = 2.0**52
 RECIPROCAL_SCALE_INV = 1.0 / RECIPROCAL_SCALE
 # Level columns; bid levels of instrument i are rows off .. off+n-1, its asks follow.
 L_SIZE, L_ANON, L_COUNT, L_HEAD, L_TAIL, L_INJ, L_LEDGER = range(7)
 L_COLS = 7
-# Order columns.
+# Order columns; O_OWNER is -1 for a historical order, else the injected order's index.
 (O_ID, O_INST, O_SIDE, O_PRICE, O_SIZE, O_HIST, O_PREV, O_NEXT, O_OWNER, O_TS, O_LIVE,
  O_HSLOT) = range(12)
 O_COLS = 12
-NO_OWNER = -1  # a historical order; injected orders carry their injection index
 IN_LEVEL = 1
 CONSUMED = 2  # a historical order the simulation emptied; history has not removed it yet
 # Injected-order result columns.
@@ -421,12 +420,6 @@ def level_index(S, inst, side, price):
 def level_price(S, inst, k):
     """Price of ladder slot ``k`` (0..n-1)."""
     return S[ii(S, inst, I_BASE)] + k * S[ii(S, inst, I_STEP)]
-
-
-@kernel
-def best_slot(S, inst, side):
-    """Ladder slot of the best price on ``side``, or -1 if that side is empty."""
-    return S[ii(S, inst, I_BEST_BID if side == SIDE_BID else I_BEST_ASK)]
 
 
 @kernel
