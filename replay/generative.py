@@ -42,8 +42,6 @@ from replay.synth import (
     follow_trade,
     limit_order,
     market_order,
-    session_bounds_ns,
-    trading_days,
 )
 from replay.tape import ADD, CANCEL, MODIFY, TRADE, Events, Instrument, InstrumentTable
 from venues.book import (
@@ -70,7 +68,9 @@ from venues.book import (
     release,
 )
 from venues.kernel import kernel
+from venues.krx.calendar import trading_days
 from venues.krx.limits import price_limits
+from venues.krx.session import continuous_bounds_ns
 from venues.krx.ticks import price_grid, tick_size
 from venues.matching import (
     F_PRICE,
@@ -250,7 +250,7 @@ def run_generative(profile: str, *, days: int = 1, seed: int = 0,
         ladder = np.asarray(price_grid(lower, upper, on=day), np.int64)
         rp._ensure_ladder(INSTRUMENT_ID, np.array([lower, upper]))
         rp.book.ins[INSTRUMENT_ID, I_LAST] = base
-        open_ns, close_ns = session_bounds_ns(day)
+        open_ns, close_ns = continuous_bounds_ns(day)
         value = np.array([float(base)])
         st[G_T] = 0
         st[G_NLIST] = 0

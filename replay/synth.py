@@ -44,9 +44,8 @@ hits is the book owner's pick (:func:`pick_live` over its list of live orders).
 
 Determinism: the same profile, days, seed and start give byte-identical events, whatever
 ``chunk_events`` is; every draw comes from one ``numpy.random.Generator`` seeded from
-``seed``. Trading days come from exchange_calendars' XKRX calendar when that package is
-installed; without it, weekdays stand in (Korean holidays are then trading days) and
-:data:`CALENDAR_SOURCE` says so. The late opens of the first trading day of the year and of
+``seed``. Trading days come from the XKRX calendar (venues/krx/calendar.py), the session
+clock from venues/krx/session.py. The late opens of the first trading day of the year and of
 the college entrance exam day are not modelled.
 """
 
@@ -55,7 +54,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import date, datetime
 from pathlib import Path
 
 import numpy as np
@@ -76,21 +75,13 @@ from replay.tape import (
     InstrumentTable,
     TapeWriter,
 )
+from venues.krx.calendar import trading_days
 from venues.krx.limits import price_limits
+from venues.krx.session import CLOSE_AUCTION, OPEN, continuous_bounds_ns
 from venues.krx.ticks import price_grid, tick_size
 
-KST = timezone(timedelta(hours=9))  # Korea keeps no daylight saving time
-SESSION_OPEN = time(9, 0)
-SESSION_CLOSE = time(15, 20)
 INSTRUMENT_ID = 1
 
-try:
-    import exchange_calendars as _xcals
-except ImportError:  # optional: weekdays stand in for the XKRX calendar
-    _xcals = None
-
-#: Where trading days come from: "exchange_calendars XKRX" or "weekdays".
-CALENDAR_SOURCE = "exchange_calendars XKRX" if _xcals is not None else "weekdays"
 
 
 @dataclass(frozen=True)
@@ -230,7 +221,7 @@ PROFILES: dict[str, Profile] = {p.name: p for p in (LARGECAP, SMALLCAP)}
 
 def _session_seconds() -> float:
     d = date(2000, 1, 1)
-    return (datetime.combine(d, SESSION_CLOSE) - datetime.combine(d, SESSION_OPEN)).seconds
+    return (datetime.combine(d, CLOSE_AUCTION) - datetime.combine(d, OPEN)).seconds
 
 
 # ---------------------------------------------------------------------------------------
@@ -735,33 +726,6 @@ class _Book:
         self.arrays = (*self.arrays[:9], *levels)
 
 
-def trading_days(start: date, days: int) -> list[date]:
-    """The first ``days`` XKRX trading days on or after ``start`` (reference/krx.md:
-    settlement and calendar); weekdays when exchange_calendars is not installed."""
-    if days < 0:
-        raise ValueError(f"days={days} must not be negative")
-    if _xcals is not None:
-        import pandas as pd
-
-        first = pd.Timestamp(start)
-        last = first + pd.Timedelta(days=days * 2 + 30)
-        cal = _xcals.get_calendar("XKRX", start=first, end=last)
-        return [s.date() for s in cal.sessions[:days]]
-    out, d = [], start
-    while len(out) < days:
-        if d.weekday() < 5:
-            out.append(d)
-        d += timedelta(days=1)
-    return out
-
-
-def session_bounds_ns(day: date) -> tuple[int, int]:
-    """``(open, close)`` of the continuous session on ``day`` as ns since the epoch, UTC."""
-    def ns(t: time) -> int:
-        return int(datetime.combine(day, t, tzinfo=KST).timestamp()) * 1_000_000_000
-    return ns(SESSION_OPEN), ns(SESSION_CLOSE)
-
-
 def _resolve(profile: str | Profile) -> Profile:
     if isinstance(profile, Profile):
         return profile
@@ -822,7 +786,7 @@ def synthesize(profile: str | Profile, days: int, seed: int, start: date = date(
             instrument_id=INSTRUMENT_ID, symbol=prof.symbol, venue="XKRX", book_type="L3",
             price_decimals=0, tick_units=tick_size(base, on=day), prev_close_units=base,
             market="KOSPI")])
-        open_ns, close_ns = session_bounds_ns(day)
+        open_ns, close_ns = continuous_bounds_ns(day)
         session_ns = close_ns - open_ns
         rows = _new_rows(chunk)
         while book.capacity - st[_S_LIVE] < n_open:

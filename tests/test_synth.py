@@ -10,13 +10,10 @@ import numpy as np
 import pytest
 
 from replay.synth import (
-    KST,
     LARGECAP,
     SMALLCAP,
     place_price,
-    session_bounds_ns,
     synthesize,
-    trading_days,
     write_synthetic_tape,
 )
 from replay.tape import (
@@ -33,6 +30,9 @@ from replay.tape import (
     Tape,
 )
 from venues.krx import price_limits
+from venues.krx.calendar import trading_days
+from venues.krx.session import SEOUL as KST
+from venues.krx.session import continuous_bounds_ns
 from venues.krx.ticks import is_on_grid, price_grid
 
 FRIDAY = date(2024, 1, 5)
@@ -260,7 +260,7 @@ def test_next_day_base_is_the_last_trade_and_falls_on_the_next_trading_day(small
     assert t2.instruments[0].prev_close_units == last_trade
     # Friday 2024-01-05 -> Monday 2024-01-08, on XKRX and on weekdays alike.
     assert (d1, d2) == tuple(trading_days(FRIDAY, 2)) == (FRIDAY, date(2024, 1, 8))
-    open_ns, close_ns = session_bounds_ns(d2)
+    open_ns, close_ns = continuous_bounds_ns(d2)
     assert ev2.ts[0] == open_ns and ev2.ts[-1] == close_ns
     assert (np.diff(np.concatenate([ev1.ts, ev2.ts])) >= 0).all()
     # Order ids and sequence numbers keep increasing across the day boundary.

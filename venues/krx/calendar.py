@@ -20,6 +20,17 @@ def xkrx() -> exchange_calendars.ExchangeCalendar:
     return exchange_calendars.get_calendar("XKRX")
 
 
+def trading_days(start: date, days: int) -> list[date]:
+    """The first ``days`` XKRX trading days on or after ``start``."""
+    if days < 0:
+        raise ValueError(f"days={days} must not be negative")
+    first = pd.Timestamp(start)
+    # a calendar bounded around the request works for any date, however far back
+    cal = exchange_calendars.get_calendar("XKRX", start=first,
+                                          end=first + pd.Timedelta(days=days * 2 + 30))
+    return [s.date() for s in cal.sessions[:days]]
+
+
 def is_trading_day(day: date | str) -> bool:
     return bool(xkrx().is_session(pd.Timestamp(day)))
 

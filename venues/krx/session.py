@@ -34,6 +34,11 @@ def seoul_ns(day: date, at: time) -> int:
     return int(datetime.combine(day, at, tzinfo=SEOUL).timestamp()) * 10**9
 
 
+def continuous_bounds_ns(day: date) -> tuple[int, int]:
+    """``(start, end)`` of continuous trading on ``day``, 09:00-15:20 Seoul, in UTC ns."""
+    return seoul_ns(day, OPEN), seoul_ns(day, CLOSE_AUCTION)
+
+
 @dataclass(frozen=True)
 class Schedule:
     """One day's phase boundaries, UTC ns. ``open_ns`` and ``close_ns`` are the random
