@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from replay.engine import InjectedOrders
+from replay.loaders.text import parse_ts_ns
 from replay.quality import TapeError, to_units
 from replay.tape import ASK, BID, InstrumentTable
 from venues.krx.orders import rejection
@@ -23,16 +24,12 @@ SIDE_WORDS = {"b": BID, "buy": BID, "bid": BID, "a": ASK, "s": ASK, "sell": ASK,
 
 
 def parse_ts(value: str, path: Path, line: int) -> int:
-    s = str(value).strip()
-    if s.lstrip("-").isdigit():
-        return int(s)
+    """The loaders' exact timestamp parser (integer ns or ISO-8601), naming the row."""
     try:
-        t = pd.Timestamp(s)
-    except ValueError:
-        raise TapeError(path, line, "ts", f"{s!r} is neither integer ns nor ISO-8601") from None
-    if t.tzinfo is None:
-        t = t.tz_localize("UTC")
-    return int(t.value)
+        return parse_ts_ns(str(value).strip())
+    except (ValueError, OverflowError):
+        raise TapeError(path, line, "ts",
+                        f"{value!r} is neither integer ns nor ISO-8601") from None
 
 
 def read_injected(path: str | Path, instruments: InstrumentTable) -> InjectedOrders:
