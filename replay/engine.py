@@ -169,10 +169,6 @@ class Replay:
         self._sink: ReportSink | None = None
 
     @property
-    def gap(self) -> np.ndarray:
-        return loop.gaps(self.F)
-
-    @property
     def counters(self) -> dict[str, int]:
         return loop.counter_values(self.book.S)
 
@@ -205,7 +201,7 @@ class Replay:
                 return
             lo, hi = min(lo, cur_lo), max(hi, cur_hi)
         margin = max(256 * self._step_for(inst, lo, hi), (hi - lo) // 4)
-        margin += abs(int(round(self.gap[inst])))
+        margin += loop.shift_reach(self.F, inst)
         lo, hi = max(1, lo - margin), hi + margin
         step = self._step_for(inst, lo, hi)
         if self.book.ins[inst, I_N]:
@@ -231,8 +227,7 @@ class Replay:
                 inst, price = int(ev.instrument[pos]), int(ev.price[pos])
             else:
                 inst, price = int(inj[jpos, loop.J_INST]), int(inj[jpos, loop.J_PRICE])
-            imp = self.F[loop.F_HEADER + len(self.gap):].reshape(-1, 3)
-            g = int(abs(round(self.gap[inst]))) + int(np.abs(imp[:, 2]).sum())
+            g = loop.shift_reach(self.F, inst)
             self._ensure_ladder(inst, np.array([price - g, price + g]))
         else:
             raise RuntimeError(f"replay kernel returned unknown status {status}")

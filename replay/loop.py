@@ -141,9 +141,13 @@ def float_state(n_instruments: int, tau_ns: float, beta: float,
     return F
 
 
-def gaps(F: np.ndarray) -> np.ndarray:
-    """The re-centring gap per instrument (relative mode), a view into ``F``."""
-    return F[F_HEADER:F_HEADER + int(F[F_NINS])]
+def shift_reach(F: np.ndarray, inst: int) -> int:
+    """The most the re-centring can shift ``inst``'s prices (price units): its relative gap
+    plus every recorded propagator impact, undecayed. A ladder this much wider than the tape's
+    prices holds every shifted price."""
+    n = int(F[F_NINS])
+    imp = F[F_HEADER + n:F_HEADER + n + 3 * int(F[F_NIMP])].reshape(-1, 3)
+    return int(abs(round(F[F_HEADER + inst]))) + int(np.abs(imp[imp[:, 1] == inst, 2]).sum())
 
 
 @kernel
