@@ -22,7 +22,8 @@ Semantics of ``action`` (ASCII codes, as Databento uses them):
 
 ``side`` is ``B`` (bid/buy), ``A`` (ask/sell) or ``N`` (none). ``flags`` use Databento's
 bits: :data:`F_LAST` marks the event that completes a packet (the book is consistent
-after it), :data:`F_SNAPSHOT` marks snapshot rows.
+after it), :data:`F_SNAPSHOT` marks snapshot rows; :data:`F_AUCTION` (a bit Databento leaves
+unused) marks history's own auction uncross.
 """
 
 from __future__ import annotations
@@ -52,6 +53,10 @@ F_SNAPSHOT = 1 << 5
 F_MBP = 1 << 4
 F_BAD_TS_RECV = 1 << 3
 F_MAYBE_BAD_BOOK = 1 << 2
+#: The row belongs to history's own single-price auction uncross (its fills, the reductions
+#: of the filled orders and the print). A generic venue applies such rows as they are; the
+#: KRX venue computes every uncross itself and skips them (docs/krx-venue.md).
+F_AUCTION = 1 << 1
 
 EVENT_SCHEMA = pa.schema(
     [
@@ -200,12 +205,17 @@ class Events:
 
 
 QUALITY_KEY = b"cascade.quality"
+#: The seed a synthetic tape's session schedule (auction random ends) was drawn from.
+SESSION_SEED_KEY = b"cascade.session_seed"
 
 
-def _schema_with_metadata(instruments: InstrumentTable, quality: str | None) -> pa.Schema:
+def _schema_with_metadata(instruments: InstrumentTable, quality: str | None,
+                          session_seed: int | None) -> pa.Schema:
     meta = {METADATA_KEY: instruments.to_json().encode(), VERSION_KEY: str(TAPE_VERSION).encode()}
     if quality:
         meta[QUALITY_KEY] = quality.encode()
+    if session_seed is not None:
+        meta[SESSION_SEED_KEY] = str(int(session_seed)).encode()
     return EVENT_SCHEMA.with_metadata(meta)
 
 
@@ -214,11 +224,13 @@ class TapeWriter:
     close, so a tape on disk is always complete."""
 
     def __init__(self, path: str | Path, instruments: InstrumentTable,
-                 row_group_size: int = 1 << 20, quality: str | None = None) -> None:
+                 row_group_size: int = 1 << 20, quality: str | None = None,
+                 session_seed: int | None = None) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._tmp = self.path.with_name(self.path.name + ".partial")
-        self._writer = pq.ParquetWriter(self._tmp, _schema_with_metadata(instruments, quality),
+        self._writer = pq.ParquetWriter(self._tmp, _schema_with_metadata(instruments, quality,
+                                                                  session_seed),
                                         compression="zstd")
         self._row_group_size = row_group_size
         self.rows = 0
@@ -282,6 +294,9 @@ class Tape:
             raise ValueError(f"{self.path}: not a tape, no instrument table in its metadata")
         self.instruments = InstrumentTable.from_json(meta[METADATA_KEY])
         self.quality = meta.get(QUALITY_KEY, b"").decode() or None
+        seed = meta.get(SESSION_SEED_KEY)
+        #: the seed of the tape's own auction schedule (synthetic tapes), else None
+        self.session_seed = int(seed) if seed is not None else None
 
     def __len__(self) -> int:
         return self._file.metadata.num_rows
