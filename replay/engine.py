@@ -26,10 +26,14 @@ from venues.book import (
     NEED_ORDERS,
     NEED_OUTPUT,
     OK,
+    PAUSE,
+    VENUE_EVENT,
     BookState,
 )
 from venues.kernel import njit_alloc
-from venues.matching import FILLS, ORDER_TYPES, TOB, TRADES, Reports, rows_needed
+from venues.matching import FILLS, ORDER_TYPES, REASONS, TOB, TRADES, Reports, rows_needed
+
+VENUES = ("generic", "krx")
 
 
 @njit_alloc
@@ -67,7 +71,8 @@ class InjectedOrders:
     """Orders sent into the replay by its users (broker, strategy, a CSV of orders).
 
     ``type``: market, limit, ioc, fok, cancel (for cancel, ``price`` is the index of the
-    order to cancel). ``side``: ``B`` buy or ``A`` sell (bytes codes 66/65).
+    order to cancel). ``side``: ``B`` buy or ``A`` sell (bytes codes 66/65). ``flags``:
+    :data:`venues.rules.J_PROGRAM` marks a program order (the KRX sidecar suspends these).
     """
 
     ts: np.ndarray
@@ -76,6 +81,7 @@ class InjectedOrders:
     type: np.ndarray
     price: np.ndarray
     size: np.ndarray
+    flags: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.ts)
@@ -93,6 +99,8 @@ class InjectedOrders:
         m[:, loop.J_TYPE] = self.type
         m[:, loop.J_PRICE] = self.price
         m[:, loop.J_SIZE] = self.size
+        if self.flags is not None:
+            m[:, loop.J_FLAGS] = self.flags
         if len(self) and np.any(np.diff(m[:, loop.J_TS]) < 0):
             raise ValueError("injected orders must be in time order")
         bad = ~np.isin(m[:, loop.J_TYPE], list(ORDER_TYPES.values()))
@@ -115,6 +123,10 @@ class ReplayResult:
     events: int
     wall_seconds: float
     instruments: InstrumentTable = field(repr=False, default_factory=InstrumentTable)
+    venue: str = "generic"
+    venue_events: pd.DataFrame = field(default_factory=pd.DataFrame)
+    sessions: pd.DataFrame = field(default_factory=pd.DataFrame)
+    unfilled: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     @property
     def events_per_second(self) -> float:
@@ -125,10 +137,11 @@ FILL_NAMES = ["ts", "instrument", "side", "price", "size", "taker", "maker", "ma
               "source"]
 TRADE_NAMES = ["ts", "instrument", "price", "size", "side", "source"]
 TOB_NAMES = ["ts", "instrument", "bid_px", "bid_sz", "ask_px", "ask_sz"]
-RESULT_NAMES = ["filled", "notional", "status", "resting"]
+RESULT_NAMES = ["filled", "notional", "status", "resting", "reason"]
 STATUS_NAMES = ["pending", "filled", "partial", "resting", "rejected", "cancelled",
-                "no_liquidity"]
-SOURCE_NAMES = {0: "history", 1: "injected", 2: "reapplied", 3: "history_cross"}
+                "no_liquidity", "expired"]
+REASON_NAMES = list(REASONS)
+SOURCE_NAMES = {0: "history", 1: "injected", 2: "reapplied", 3: "history_cross", 4: "auction"}
 
 
 class ReportSink(Protocol):
@@ -149,9 +162,13 @@ class Replay:
     def __init__(self, instruments: InstrumentTable, mode: str = "absolute", *,
                  propagator_tau_s: float = 120.0, propagator_beta: float = 0.324,
                  order_capacity: int = 1 << 16, buffer_rows: int = 1 << 18,
-                 table_size: int = MIN_TABLE, session_date: object = None) -> None:
+                 table_size: int = MIN_TABLE, session_date: object = None,
+                 venue: str = "generic", seed: int = 0, krx_rules: object = None,
+                 index_prior_close: float = 0.0) -> None:
         if mode not in loop.MODES:
             raise ValueError(f"unknown replay mode {mode!r}; choose one of {list(loop.MODES)}")
+        if venue not in VENUES:
+            raise ValueError(f"unknown venue {venue!r}; choose one of {list(VENUES)}")
         self.instruments = instruments
         self.mode = mode
         n = max(inst.instrument_id for inst in instruments) + 1 if len(instruments) else 0
@@ -167,6 +184,35 @@ class Replay:
         self.reports = Reports(buffer_rows)
         self._parts: dict[int, list[np.ndarray]] = {FILLS: [], TRADES: [], TOB: []}
         self._sink: ReportSink | None = None
+        self.venue_name = venue
+        self.venue = None
+        self._inj = np.zeros((0, loop.J_COLS), np.int64)
+        self._jbase = 0
+        if venue == "krx":
+            from venues.krx.venue import KrxVenue
+
+            self.venue = KrxVenue(self, instruments, seed, rules=krx_rules,
+                                  index_prior_close=index_prior_close)
+
+    # -- what the venue needs (venues.krx.venue.Host) ---------------------------------------
+    def out(self) -> np.ndarray:
+        return self.reports.OUT
+
+    def report_room(self, fills: int) -> None:
+        """Room for ``fills`` more fill rows, a trade print and a top-of-book row."""
+        if self.reports.rows - max(self.reports.count(t) for t in self._parts) < fills + 2:
+            self._flush()
+        if self.reports.rows < fills + 2:
+            self.reports = Reports(2 * (fills + 2))
+
+    def ensure_ladder(self, inst: int, low: int, high: int) -> None:
+        self._ensure_ladder(inst, np.array([low, high]))
+
+    def write_top(self, inst: int, ts: int) -> None:
+        loop.write_top(self.book.S, self.reports.OUT, inst, ts)
+
+    def injected_orders(self) -> tuple[int, np.ndarray]:
+        return self._jbase, self._inj
 
     @property
     def counters(self) -> dict[str, int]:
@@ -250,13 +296,20 @@ class Replay:
             raise ValueError(f"injected order {j}: instrument {inj[j, loop.J_INST]} is not in "
                              f"the instrument table (ids {known})")
         jbase = self.book.add_results(len(inj))
+        self._inj, self._jbase = inj, jbase
         jpos = 0
         events = 0
         mode = loop.MODES[self.mode]
+        venue = self.venue
         t0 = time.perf_counter()
         for ev in itertools.chain(chunks, [Events.empty()]):
             if len(ev):
+                if venue is not None and venue.day is None:
+                    venue.begin(int(ev.ts[0]) if not len(inj) else
+                                min(int(ev.ts[0]), int(inj[0, loop.J_TS])))
                 self._prepare(ev)
+            elif venue is not None and venue.day is None and jpos < len(inj):
+                venue.begin(int(inj[jpos, loop.J_TS]))
             rest = inj[jpos:]
             priced = rest[(rest[:, loop.J_TYPE] != ORDER_TYPES["market"])
                           & (rest[:, loop.J_TYPE] != ORDER_TYPES["cancel"])]
@@ -264,15 +317,24 @@ class Replay:
                 self._ensure_ladder(int(i), priced[priced[:, loop.J_INST] == i, loop.J_PRICE])
             pos = 0
             while True:
+                until = venue.next_ts() if venue is not None else loop.NEVER
                 status, pos, jpos = loop.run_chunk(*ev.kernel_columns(), pos, inj, jpos, jbase,
-                                                   self.book.S, self.F, self.reports.OUT, mode)
+                                                   self.book.S, self.F, self.reports.OUT, mode,
+                                                   until)
                 if status == OK:
                     break
-                self._grow_for(status, ev, pos, inj, jpos)
+                if status == PAUSE:
+                    venue.step()
+                elif status == VENUE_EVENT:
+                    venue.on_event()
+                else:
+                    self._grow_for(status, ev, pos, inj, jpos)
             events += len(ev)
             self.book.counters[loop.C_EVENTS] += len(ev)
             if progress is not None and len(ev):
                 progress(len(ev))
+        if venue is not None:
+            venue.finish()
         self._flush()
         wall = time.perf_counter() - t0
         return ReplayResult(
@@ -285,7 +347,16 @@ class Replay:
             events=events,
             wall_seconds=wall,
             instruments=self.instruments,
+            venue=self.venue_name,
+            **self._venue_tables(),
         )
+
+    def _venue_tables(self) -> dict[str, pd.DataFrame]:
+        if self.venue is None:
+            return {}
+        return {"venue_events": pd.DataFrame(self.venue.events),
+                "sessions": pd.DataFrame(self.venue.sessions),
+                "unfilled": pd.DataFrame(self.venue.unfilled)}
 
     def _frame(self, table: int, columns: list[str]) -> pd.DataFrame:
         parts = self._parts[table]

@@ -25,20 +25,24 @@ from __future__ import annotations
 
 import numpy as np
 
-from replay.tape import ADD, CANCEL, CLEAR, DELETE, FILL, MODIFY, TRADE
+from replay.tape import ADD, CANCEL, CLEAR, DELETE, F_AUCTION, FILL, MODIFY, TRADE
 from venues.book import (
     CONSUMED,
     H_CNT,
+    H_EV_KIND,
     H_TICKS,
     H_TOB_LAST,
+    H_VENUE,
     I_BASE,
     I_BEST_ASK,
     I_BEST_BID,
     I_HIST_LAST,
     I_LAST,
+    I_LO_LIM,
     I_N,
     I_OFF,
     I_STEP,
+    I_UP_LIM,
     IN_LEVEL,
     L_ANON,
     L_LEDGER,
@@ -53,12 +57,16 @@ from venues.book import (
     O_SIDE,
     O_SIZE,
     OK,
+    PAUSE,
     R_FILLED,
     R_NOTIONAL,
+    R_REASON,
     R_RESTING,
     R_STATUS,
     SIDE_ASK,
     SIDE_BID,
+    VENUE_EVENT,
+    VENUE_GENERIC,
     alloc_order,
     can_alloc,
     clear_instrument,
@@ -90,6 +98,10 @@ from venues.matching import (
     FOK,
     LIMIT,
     MARKET,
+    RJ_FOK,
+    RJ_NONE,
+    RJ_OFF_GRID,
+    RJ_UNKNOWN_ORDER,
     SRC_HIST_CROSS,
     SRC_HISTORY,
     SRC_INJECTED,
@@ -109,6 +121,18 @@ from venues.matching import (
     room,
 )
 from venues.matching import CANCEL as T_CANCEL
+from venues.rules import (
+    accepts_history,
+    beyond,
+    bounded,
+    check_order,
+    market_price,
+    market_watch,
+    matching_allowed,
+    trigger_vi,
+    vi_after,
+    vi_stops,
+)
 
 ABSOLUTE, RELATIVE, PROPAGATOR, GENERATIVE = 0, 1, 2, 3
 MODES = {"absolute": ABSOLUTE, "relative": RELATIVE, "propagator": PROPAGATOR,
@@ -117,15 +141,19 @@ MODES = {"absolute": ABSOLUTE, "relative": RELATIVE, "propagator": PROPAGATOR,
 # Counters (S's counter block); names in COUNTER_NAMES.
 (C_EVENTS, C_UNKNOWN_ORDER, C_CONSUMED_NOOP, C_CLIPPED, C_REAPPLIED, C_REAPPLIED_FILLED,
  C_REAPPLIED_DROPPED, C_DUPLICATE_ADD, C_CROSS_FILLS, C_OFF_GRID, C_SHIFTED, C_INJECTED,
- C_STATUS) = range(13)
+ C_STATUS, C_AUCTION_ROWS, C_OUTSIDE_LIMITS, C_PHASE_DROPPED, C_AUCTION_SUPPRESSED,
+ C_REJECTED) = range(18)
 COUNTER_NAMES = ("events", "unknown_order", "consumed_noop", "clipped", "reapplied_ioc",
                  "reapplied_filled_qty", "reapplied_dropped_qty", "duplicate_add",
                  "cross_fills", "off_grid", "shifted_events", "injected_orders",
-                 "status_events")
+                 "status_events", "history_auction_rows_replaced", "outside_limits",
+                 "dropped_closed_or_halted", "history_executions_in_auction",
+                 "injected_rejected")
 
-# Injected order columns.
-J_TS, J_INST, J_SIDE, J_TYPE, J_PRICE, J_SIZE = range(6)
-J_COLS = 6
+# Injected order columns (J_FLAGS: venues.rules.J_PROGRAM).
+J_TS, J_INST, J_SIDE, J_TYPE, J_PRICE, J_SIZE, J_FLAGS = range(7)
+J_COLS = 7
+NEVER = np.iinfo(np.int64).max  # ``until`` when no venue asks the loop to stop
 INJECTED_ID_BASE = 1 << 62
 
 # F (float arena): header, then the gap per instrument, then impact rows (ts, inst, dp).
@@ -219,13 +247,15 @@ def _cross_injected(S, OUT, inst, side, price, qty, ts):
     """A historical order at ``price`` that crosses injected resting orders executes
     against them; returns the quantity it took."""
     opp = S[ii(S, inst, I_BEST_ASK if side == SIDE_BID else I_BEST_BID)]
-    if opp < 0:
+    if opp < 0 or not matching_allowed(S, inst):
         return 0
     p = level_price(S, inst, opp)
     if (side == SIDE_BID and p > price) or (side == SIDE_ASK and p < price):
         return 0
+    lo, hi = vi_stops(S, inst)
     start = OUT[FILLS + 2]
-    filled, _ = match(S, OUT, inst, side, price, qty, ts, -1, SRC_HIST_CROSS, True, -1)
+    filled, _ = match(S, OUT, inst, side, bounded(price, side, lo, hi), qty, ts, -1,
+                      SRC_HIST_CROSS, True, -1)
     count(S, C_CROSS_FILLS, OUT[FILLS + 2] - start)
     prints_from_fills(OUT, start)
     return filled
@@ -260,6 +290,13 @@ def write_top(S, OUT, inst, ts):
 
 
 @kernel
+def _reject(S, j, reason):
+    S[ri(S, j, R_STATUS)] = ST_REJECTED
+    S[ri(S, j, R_REASON)] = reason
+    count(S, C_REJECTED, 1)
+
+
+@kernel
 def _inject(S, F, OUT, inj, jl, jbase, mode):
     """Execute injected order ``jl`` of this call (global index ``jbase + jl``); returns a
     status code (OK or a NEED_* to retry)."""
@@ -270,6 +307,10 @@ def _inject(S, F, OUT, inj, jl, jbase, mode):
     typ = inj[jl, J_TYPE]
     price = inj[jl, J_PRICE]
     qty = inj[jl, J_SIZE]
+    reason = check_order(S, inst, side, typ, price, inj[jl, J_FLAGS], ts)
+    if reason != RJ_NONE:
+        _reject(S, j, reason)
+        return OK
     if typ == T_CANCEL:
         target = price
         row = find_order(S, INJECTED_ID_BASE + target, inst)
@@ -281,24 +322,39 @@ def _inject(S, F, OUT, inj, jl, jbase, mode):
             S[ri(S, target, R_RESTING)] = 0
             S[ri(S, j, R_STATUS)] = ST_FILLED
         else:
-            S[ri(S, j, R_STATUS)] = ST_REJECTED
+            _reject(S, j, RJ_UNKNOWN_ORDER)
         return OK
+    if typ == MARKET:
+        # KRX: a market order is priced at the day's limit, so what it cannot fill rests there
+        mp = market_price(S, inst, side)
+        if mp > 0:
+            typ = LIMIT
+            price = mp
     if typ != MARKET and level_index(S, inst, side, price) < 0:
+        if price <= 0 or (price - S[ii(S, inst, I_BASE)]) % S[ii(S, inst, I_STEP)] != 0:
+            _reject(S, j, RJ_OFF_GRID)  # no ladder step reaches it: off the price grid
+            return OK
         return NEED_LADDER
     if typ == LIMIT and not can_alloc(S):
         return NEED_ORDERS
-    limit = -1 if typ == MARKET else price
-    if typ == FOK and available(S, inst, side, limit) < qty:
-        S[ri(S, j, R_STATUS)] = ST_REJECTED
-        return OK
-    before = S[ii(S, inst, I_LAST)]
-    start = OUT[FILLS + 2]
-    filled, notional = match(S, OUT, inst, side, limit, qty, ts, j, SRC_INJECTED, False, -1)
-    prints_from_fills(OUT, start)
     count(S, C_INJECTED, 1)
-    S[ri(S, j, R_FILLED)] += filled
-    S[ri(S, j, R_NOTIONAL)] += notional
-    _record_impact(F, mode, inst, ts, before, S[ii(S, inst, I_LAST)])
+    filled = 0
+    if matching_allowed(S, inst):
+        limit = -1 if typ == MARKET else price
+        lo, hi = vi_stops(S, inst)
+        bound = bounded(limit, side, lo, hi)
+        if typ == FOK and available(S, inst, side, bound) < qty:
+            _reject(S, j, RJ_FOK)
+            return OK
+        before = S[ii(S, inst, I_LAST)]
+        start = OUT[FILLS + 2]
+        filled, notional = match(S, OUT, inst, side, bound, qty, ts, j, SRC_INJECTED, False, -1)
+        prints_from_fills(OUT, start)
+        S[ri(S, j, R_FILLED)] += filled
+        S[ri(S, j, R_NOTIONAL)] += notional
+        _record_impact(F, mode, inst, ts, before, S[ii(S, inst, I_LAST)])
+        if filled < qty:
+            vi_after(S, inst, side, limit, lo, hi, ts, before)
     rest = qty - filled
     if rest == 0:
         S[ri(S, j, R_STATUS)] = ST_FILLED
@@ -317,33 +373,55 @@ def _inject(S, F, OUT, inj, jl, jbase, mode):
 
 @kernel
 def run_chunk(ts_a, inst_a, act_a, side_a, px_a, sz_a, oid_a, flg_a, pos, inj, jpos, jbase,
-              S, F, OUT, mode):
+              S, F, OUT, mode, until):
     """Process tape rows from ``pos`` and injected orders from ``jpos`` until the chunk ends
     (injected orders later than the chunk's last row wait for the next chunk, except in the
-    closing call, whose chunk is empty). Returns (status, pos, jpos)."""
+    closing call, whose chunk is empty), or until the next row or order is at or after
+    ``until`` (PAUSE), or a venue rule fires (VENUE_EVENT, after the event that fired it).
+    Returns (status, pos, jpos)."""
     n = ts_a.shape[0]
     nj = inj.shape[0]
+    venue = S[H_VENUE] != VENUE_GENERIC
     while pos < n or (n == 0 and jpos < nj):
         # injected orders strictly before this row arrive first
         while jpos < nj and (n == 0 or inj[jpos, J_TS] < ts_a[pos]):
+            if inj[jpos, J_TS] >= until:
+                return PAUSE, pos, jpos
             if not room(S, OUT):
                 return NEED_OUTPUT, pos, jpos
+            inst = inj[jpos, J_INST]
+            before = S[ii(S, inst, I_LAST)]
             st = _inject(S, F, OUT, inj, jpos, jbase, mode)
             if st != OK:
                 return st, pos, jpos
-            write_top(S, OUT, inj[jpos, J_INST], inj[jpos, J_TS])
+            write_top(S, OUT, inst, inj[jpos, J_TS])
+            if venue:
+                market_watch(S, inst, before, inj[jpos, J_TS])
             jpos += 1
+            if S[H_EV_KIND] != 0:
+                return VENUE_EVENT, pos, jpos
         if n == 0:
             break
+        if ts_a[pos] >= until:
+            return PAUSE, pos, jpos
         if not room(S, OUT):
             return NEED_OUTPUT, pos, jpos
-        st = apply_row(S, F, OUT, mode, ts_a[pos], inst_a[pos], act_a[pos], side_a[pos],
-                       px_a[pos], sz_a[pos], oid_a[pos])
-        if st != OK:
-            return st, pos, jpos
+        inst = inst_a[pos]
+        before = S[ii(S, inst, I_LAST)]
+        if venue and flg_a[pos] & F_AUCTION:
+            count(S, C_AUCTION_ROWS, 1)  # history's own uncross: the venue computes its own
+        else:
+            st = apply_row(S, F, OUT, mode, ts_a[pos], inst, act_a[pos], side_a[pos],
+                           px_a[pos], sz_a[pos], oid_a[pos])
+            if st != OK:
+                return st, pos, jpos
         if flg_a[pos] & 128:
-            write_top(S, OUT, inst_a[pos], ts_a[pos])
+            write_top(S, OUT, inst, ts_a[pos])
+        if venue:
+            market_watch(S, inst, before, ts_a[pos])
         pos += 1
+        if S[H_EV_KIND] != 0:
+            return VENUE_EVENT, pos, jpos
     return OK, pos, jpos
 
 
@@ -370,13 +448,17 @@ def apply_row(S, F, OUT, mode, ts, inst, act, side, price, size, oid):
                 if shift != 0:
                     count(S, C_SHIFTED, 1)
     p = price + shift
+    if act == CLEAR:
+        clear_instrument(S, inst)
+        return OK
+    if S[H_VENUE] != VENUE_GENERIC:
+        st = _venue_row(S, inst, act, p, ts)
+        if st != OK:
+            return OK  # dropped and counted
     if act == TRADE:
         S[ii(S, inst, I_HIST_LAST)] = price
         S[ii(S, inst, I_LAST)] = p
         print_trade(OUT, ts, inst, p, size, side, SRC_HISTORY)
-        return OK
-    if act == CLEAR:
-        clear_instrument(S, inst)
         return OK
     if act != ADD and act != CANCEL and act != DELETE and act != MODIFY and act != FILL:
         count(S, C_STATUS, 1)
@@ -396,6 +478,36 @@ def apply_row(S, F, OUT, mode, ts, inst, act, side, price, size, oid):
         return _modify(S, OUT, ts, inst, side, p, size, row)
     # FILL: history executed ``size`` of this resting order at ``price``.
     _fill(S, OUT, ts, inst, price, p, size, row)
+    return OK
+
+
+@kernel
+def _venue_row(S, inst, act, p, ts):
+    """KRX venue rules for a historical row; OK if it applies, else 1 (dropped, counted).
+
+    Nothing applies while the market is closed, no new order while it is halted; prices
+    outside the day's limits are dropped; an execution during a single-price auction did not
+    happen (its order's own reduction, which follows it, still applies), and one at or
+    beyond a VI threshold triggers the VI instead of printing.
+    """
+    if not accepts_history(S, inst, act == ADD):
+        count(S, C_PHASE_DROPPED, 1)
+        return 1
+    if act == ADD or act == MODIFY or act == FILL or act == TRADE:
+        lo_lim = S[ii(S, inst, I_LO_LIM)]
+        up_lim = S[ii(S, inst, I_UP_LIM)]
+        if (lo_lim > 0 and p < lo_lim) or (up_lim > 0 and p > up_lim):
+            count(S, C_OUTSIDE_LIMITS, 1)
+            return 1
+    if act == FILL or act == TRADE:
+        if not matching_allowed(S, inst):
+            count(S, C_AUCTION_SUPPRESSED, 1)
+            return 1
+        lo, hi = vi_stops(S, inst)
+        if beyond(p, lo, hi):
+            trigger_vi(S, inst, p, ts, S[ii(S, inst, I_LAST)])
+            count(S, C_AUCTION_SUPPRESSED, 1)
+            return 1
     return OK
 
 
@@ -507,9 +619,14 @@ def _fill(S, OUT, ts, inst, price, p, size, row):
         deficit = size - have
         count(S, C_REAPPLIED, 1)
         aggressor = SIDE_ASK if S[oi(S, row, O_SIDE)] == SIDE_BID else SIDE_BID
+        lo, hi = vi_stops(S, inst)
+        ref = S[ii(S, inst, I_LAST)]
         start = OUT[FILLS + 2]
-        filled, _ = match(S, OUT, inst, aggressor, p, deficit, ts, -1, SRC_REAPPLIED, False, row)
+        filled, _ = match(S, OUT, inst, aggressor, bounded(p, aggressor, lo, hi), deficit, ts,
+                          -1, SRC_REAPPLIED, False, row)
         prints_from_fills(OUT, start)
+        if filled < deficit:
+            vi_after(S, inst, aggressor, p, lo, hi, ts, ref)
         count(S, C_REAPPLIED_FILLED, filled)
         count(S, C_REAPPLIED_DROPPED, deficit - filled)
 

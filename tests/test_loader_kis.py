@@ -1,8 +1,9 @@
 """KIS real-time recordings (reference/kis-realtime.md).
 
 The trade frame below is the real one published in reference/kis-realtime.md (Samsung
-Electronics, 2023-03-24 11:26:16). The quote frames are synthetic: built from the published
-H0STASP0 field layout, with made-up prices and sizes.
+Electronics, 2023-03-24 11:26:16). The quote frames, and the trade frames made by
+``trade_record``, are synthetic: built from the published H0STASP0 / H0STCNT0 field layouts,
+with made-up prices and sizes.
 """
 
 from datetime import datetime
@@ -14,7 +15,7 @@ import pytest
 from replay.bookview import book_levels
 from replay.loaders import load
 from replay.quality import TapeError
-from replay.tape import ASK, BID, CLEAR, DELETE, F_LAST, MODIFY, TRADE
+from replay.tape import ASK, BID, CLEAR, DELETE, F_AUCTION, F_LAST, MODIFY, NONE, TRADE
 
 REAL_TRADE = ("0|H0STCNT0|001|005930^112616^62700^2^400^0.64^62700.41^62700^63000^62300^62700^"
               "62600^125^9694968^607878273600^25807^15918^-9889^93.01^4614191^4291558^1^0.45^"
@@ -33,6 +34,14 @@ def quote_record(hhmmss, asks, bids, code="005930", newer=False):
     fields += ["0"] * (59 - len(fields))
     if newer:
         fields += ["0", "0", "0"]
+    return "^".join(fields)
+
+
+def trade_record(hhmmss, price, size, ccld_dvsn, code="005930", day="20240805"):
+    """One synthetic H0STCNT0 record (46 fields): only the fields the loader reads are set."""
+    fields = ["0"] * 46
+    fields[0], fields[1], fields[2], fields[12] = code, hhmmss, str(price), str(size)
+    fields[21], fields[33] = ccld_dvsn, day  # CCLD_DVSN, BSOP_DATE
     return "^".join(fields)
 
 
@@ -165,3 +174,19 @@ def test_a_level_pushed_out_of_the_top_ten_is_unknown_not_empty(tmp_path):
     assert not (third & (ev.action == DELETE)).any()
     book = next(iter(book_levels([ev], loaded.instruments, 11))).to_pandas().iloc[-1]
     assert (book["bid_px_10"], book["bid_sz_10"]) == (61700, 39)  # what we last knew
+
+
+def test_an_auction_print_is_flagged_and_has_no_aggressor(tmp_path):
+    # synthetic: the 09:00 opening uncross (CCLD_DVSN 3, pre-open) then continuous trades
+    lines = [quote_frame(quote_record("085959", [(70_100, 50)], [(70_000, 80)])),
+             f"0|H0STCNT0|001|{trade_record('090000', 70_000, 12_345, '3')}",
+             f"0|H0STCNT0|002|{trade_record('090001', 70_100, 10, '1')}^"
+             f"{trade_record('090001', 70_000, 7, '5')}"]
+    ev = load("kis", [write(tmp_path, lines)]).events
+    trades = np.flatnonzero(ev.action == TRADE)
+    auction, buy, sell = trades
+    assert (ev.price[auction], ev.size[auction], ev.side[auction]) == (70_000, 12_345, NONE)
+    assert ev.flags[auction] == F_AUCTION | F_LAST
+    assert (ev.side[buy], ev.side[sell]) == (BID, ASK)
+    assert not (ev.flags[[buy, sell]] & F_AUCTION).any()
+    assert (ev.flags[[buy, sell]] & F_LAST).all()

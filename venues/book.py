@@ -29,18 +29,34 @@ OK = 0
 NEED_LADDER = 1
 NEED_ORDERS = 2
 NEED_OUTPUT = 3
+PAUSE = 4  # the next row or order is at or after the time the venue asked to stop at
+VENUE_EVENT = 5  # a venue rule fired (VI, circuit breaker, sidecar): see the H_EV_* slots
 
 # Arena header: offsets and sizes of the blocks, and the order pool's counters.
 (H_INS, H_NINS, H_LV, H_NLV, H_ORD, H_CAP, H_FREE, H_TAB, H_TABN, H_FREE_TOP, H_USED,
  H_LIVE, H_CNT, H_TICKS, H_TOB_LAST, H_RES, H_NRES) = range(17)
-HEADER = 32
-N_COUNTERS = 16
+# Venue slots (venues.krx.venue): which rules apply, the event a kernel stopped for, the
+# market index for circuit breakers and the index future for the sidecar.
+(H_VENUE, H_EV_KIND, H_EV_INST, H_EV_PX, H_EV_REF, H_EV_TS, H_IDX_NUM, H_IDX_TRIG,
+ H_IDX_SINCE, H_FUT_INST, H_FUT_LO, H_FUT_HI, H_FUT_SINCE, H_PROG_SIDE,
+ H_PROG_UNTIL) = range(17, 32)
+HEADER = 48
+N_COUNTERS = 24
 MAX_BANDS = 8
+VENUE_GENERIC, VENUE_KRX = 0, 1
 
 # Instrument columns.
 (I_OFF, I_N, I_BASE, I_STEP, I_BEST_BID, I_BEST_ASK, I_LAST, I_HIST_LAST,
  I_INV_STEP) = range(9)
-I_COLS = 9
+# Venue columns (KRX): trading phase, the day's price limits (0: none), the static VI
+# reference, the VI thresholds in basis points (0: off), shares outstanding (index weight),
+# the day's closing price (post-close trading).
+(I_PHASE, I_LO_LIM, I_UP_LIM, I_STATIC_REF, I_DYN_BP, I_STATIC_BP, I_SHARES,
+ I_CLOSE_PX) = range(9, 17)
+I_COLS = 17
+# Phases (I_PHASE): continuous matching, single-price auction (orders rest, nothing
+# matches), halted (cancels only), closed (nothing), post-close (orders at the close only).
+PH_CONTINUOUS, PH_AUCTION, PH_HALTED, PH_CLOSED, PH_POST_CLOSE = range(5)
 # I_INV_STEP holds round(2**52 / step): the reciprocal as an integer, so the arena stays int64
 RECIPROCAL_SCALE = 2.0**52
 RECIPROCAL_SCALE_INV = 1.0 / RECIPROCAL_SCALE
@@ -54,8 +70,8 @@ O_COLS = 12
 IN_LEVEL = 1
 CONSUMED = 2  # a historical order the simulation emptied; history has not removed it yet
 # Injected-order result columns.
-R_FILLED, R_NOTIONAL, R_STATUS, R_RESTING = range(4)
-R_COLS = 4
+R_FILLED, R_NOTIONAL, R_STATUS, R_RESTING, R_REASON = range(5)
+R_COLS = 5
 
 SIDE_BID = 66  # ord("B")
 SIDE_ASK = 65  # ord("A")
@@ -110,6 +126,11 @@ class BookState:
         S[H_CNT], S[H_TICKS], S[H_TOB_LAST] = offsets[5], offsets[6], offsets[7]
         S[H_RES], S[H_NRES] = offsets[8], len(results)
         S[H_FREE_TOP], S[H_USED], S[H_LIVE] = meta
+        if hasattr(self, "S"):  # the venue's slots survive a repack
+            S[H_VENUE:HEADER] = self.S[H_VENUE:HEADER]
+        else:
+            S[H_EV_INST] = S[H_IDX_TRIG] = S[H_IDX_SINCE] = S[H_FUT_INST] = -1
+            S[H_FUT_SINCE] = -1
         self.S = S
 
     def _block(self, h_off: int, shape: tuple[int, ...]) -> np.ndarray:

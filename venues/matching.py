@@ -54,7 +54,17 @@ from venues.kernel import kernel
 # Order types of injected orders.
 MARKET, LIMIT, IOC, FOK, CANCEL = 0, 1, 2, 3, 4
 ORDER_TYPES = {"market": MARKET, "limit": LIMIT, "ioc": IOC, "fok": FOK, "cancel": CANCEL}
-ST_PENDING, ST_FILLED, ST_PARTIAL, ST_RESTING, ST_REJECTED, ST_CANCELLED, ST_NO_LIQUIDITY = range(7)
+(ST_PENDING, ST_FILLED, ST_PARTIAL, ST_RESTING, ST_REJECTED, ST_CANCELLED, ST_NO_LIQUIDITY,
+ ST_EXPIRED) = range(8)
+# Why a venue rejected an injected order (R_REASON); names in REASONS.
+(RJ_NONE, RJ_OFF_GRID, RJ_ABOVE_UPPER, RJ_BELOW_LOWER, RJ_HALTED, RJ_CLOSED, RJ_AUCTION_TIF,
+ RJ_POST_CLOSE_PRICE, RJ_SIDECAR, RJ_FOK, RJ_UNKNOWN_ORDER) = range(11)
+REASONS = ("", "off the tick grid", "above the upper price limit", "below the lower price limit",
+           "trading halted (circuit breaker): cancels only", "market closed",
+           "IOC/FOK orders are not accepted in a single-price auction",
+           "post-close orders must be at the closing price",
+           "program orders on this side suspended (sidecar)",
+           "FOK: not enough executable quantity", "no such resting order to cancel")
 
 # Fill columns.
 F_TS, F_INST, F_SIDE, F_PRICE, F_SIZE, F_TAKER, F_MAKER, F_MAKER_OID, F_SOURCE = range(9)
@@ -64,6 +74,7 @@ SRC_HISTORY = 0  # a trade print of the tape
 SRC_INJECTED = 1  # an injected order (broker, strategy)
 SRC_REAPPLIED = 2  # historical demand re-applied as an IOC
 SRC_HIST_CROSS = 3  # a historical order crossing injected resting orders
+SRC_AUCTION = 4  # a single-price auction uncross (every order filled in it)
 # Trade-print columns.
 T_TS, T_INST, T_PRICE, T_SIZE, T_SIDE, T_SOURCE = range(6)
 T_COLS = 6

@@ -11,7 +11,9 @@ nanoseconds) and a space, comma or tab. A frame holds NNN records of the TR's fu
   it (with fewer than ten levels shown, the side has no other level and vanished ones go). The
   first snapshot of a code clears its book (``R``).
 - ``H0STCNT0`` / ``H0UNCNT0`` (46 fields): a trade print ``T`` at STCK_PRPR for CNTG_VOL
-  shares; the aggressor from CCLD_DVSN (1 buy ``B``, 5 sell ``A``, 3 pre-open ``N``).
+  shares; the aggressor from CCLD_DVSN (1 buy ``B``, 5 sell ``A``). CCLD_DVSN 3 (pre-open)
+  is a single-price auction's print: it has no aggressor (``N``) and carries ``F_AUCTION``,
+  so a venue that computes its own uncross skips it.
 
 Times are HHMMSS in Asia/Seoul. The date is ``date=`` when given, else the trade date
 (BSOP_DATE) of the nearest trade frame before (or, at the start, after) the quote, else the
@@ -38,6 +40,7 @@ from replay.tape import (
     BID,
     CLEAR,
     DELETE,
+    F_AUCTION,
     F_LAST,
     MODIFY,
     NONE,
@@ -58,6 +61,7 @@ Q_CODE, Q_HOUR, Q_ASK_PX, Q_BID_PX, Q_ASK_SZ, Q_BID_SZ = 0, 1, 3, 13, 23, 33
 # H0STCNT0 field positions
 T_CODE, T_HOUR, T_PRICE, T_SIZE, T_SIDE, T_DATE = 0, 1, 2, 12, 21, 33
 AGGRESSOR = {"1": BID, "5": ASK, "3": NONE}
+AUCTION_DVSN = "3"  # pre-open: the single-price auction's print, no aggressor
 
 _FRAME = re.compile(r"(?:^|[\s,])([01])\|([A-Z0-9]+)\|(\d{3})\|(.*)$")
 
@@ -190,7 +194,8 @@ def _record(tr_id, rec, recv, path, line):
         day = datetime.strptime(rec[T_DATE], "%Y%m%d").date()
     except ValueError:
         raise TapeError(path, line, "BSOP_DATE", f"{rec[T_DATE]!r} is not YYYYMMDD") from None
-    return ("T", rec[T_CODE], second, day, recv, (price, size, side), path, line)
+    flags = F_AUCTION if rec[T_SIDE] == AUCTION_DVSN else 0
+    return ("T", rec[T_CODE], second, day, recv, (price, size, side, flags), path, line)
 
 
 def _events(rows, log: RepairLog) -> Loaded:
@@ -202,8 +207,8 @@ def _events(rows, log: RepairLog) -> Loaded:
         inst = codes.setdefault(code, len(codes))
         start = len(out)
         if kind == "T":
-            price, size, side = data
-            out.append((ts, inst, TRADE, side, price, size, 0))
+            price, size, side, flags = data
+            out.append((ts, inst, TRADE, side, price, size, flags))
             first_price.setdefault(inst, price)
         else:
             bids, asks = data
@@ -237,8 +242,8 @@ def _events(rows, log: RepairLog) -> Loaded:
             if bids[0][0] > 0:
                 first_price.setdefault(inst, bids[0][0])
         if len(out) > start:
-            ts0, i0, a0, s0, p0, z0, _ = out[-1]
-            out[-1] = (ts0, i0, a0, s0, p0, z0, F_LAST)
+            ts0, i0, a0, s0, p0, z0, f0 = out[-1]
+            out[-1] = (ts0, i0, a0, s0, p0, z0, f0 | F_LAST)
     n = len(out)
     cols = np.array(out, dtype=np.int64).reshape(n, 7)
     events = Events.from_columns({

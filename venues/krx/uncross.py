@@ -18,6 +18,10 @@ Unconfirmed details, made explicit here: within a round that cannot serve every 
 full, earlier orders are served first; "half the remainder" rounds up, so a 1-unit remainder
 is served; market orders on the rationed side join the simultaneous group (they are priced
 at the limit); client orders are not put before a broker's own (orders carry no such flag).
+
+The work is done on int64 arrays (:func:`uncross_arrays`, sorts and cumulative sums, so a
+book of 10^5 orders uncrosses in milliseconds); :func:`uncross` is the same rule over
+``(price, size)`` tuples.
 """
 
 from __future__ import annotations
@@ -25,7 +29,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
+
 ROUNDS = (100, 500, 1_000, 2_000)
+#: The price of a market order in :func:`uncross_arrays`' price arrays.
+MARKET = -1
 
 Order = tuple[int | None, int]  # (limit price or None for a market order, size)
 
@@ -41,20 +49,6 @@ class Uncross:
     ask_fills: list[int]
 
 
-def _validate(orders: Sequence[Order], side: str) -> None:
-    for i, (price, size) in enumerate(orders):
-        if size <= 0:
-            raise ValueError(f"{side} order {i}: size must be positive, got {size}")
-        if price is not None and price <= 0:
-            raise ValueError(f"{side} order {i}: price must be positive or None (market)")
-
-
-def _volume_at(p: int, bids: Sequence[Order], asks: Sequence[Order]) -> int:
-    demand = sum(s for q, s in bids if q is None or q >= p)
-    supply = sum(s for q, s in asks if q is None or q <= p)
-    return min(demand, supply)
-
-
 def uncross(bids: Sequence[Order], asks: Sequence[Order], reference: int, *,
             lower_limit: int | None = None, upper_limit: int | None = None,
             opening: bool = True) -> Uncross:
@@ -65,72 +59,123 @@ def uncross(bids: Sequence[Order], asks: Sequence[Order], reference: int, *,
     day's limits and ``opening=True`` for an open or reopen, where a print at a limit fills
     the simultaneous orders at that limit in rounds.
     """
-    _validate(bids, "bid")
-    _validate(asks, "ask")
-    prices = sorted({p for p, _ in [*bids, *asks] if p is not None} | {reference})
-    best = 0
-    lo = hi = None
-    for p in prices:
-        v = _volume_at(p, bids, asks)
-        if v > best:
-            best, lo, hi = v, p, p
-        elif v == best and best > 0:
-            hi = p
-    if best == 0:
-        return Uncross(None, 0, [0] * len(bids), [0] * len(asks))
-    price = min(max(reference, lo), hi)
+    bid_px, bid_sz = _columns(bids, "bid")
+    ask_px, ask_sz = _columns(asks, "ask")
+    price, volume, bid_fills, ask_fills = uncross_arrays(
+        bid_px, bid_sz, ask_px, ask_sz, reference, lower_limit=lower_limit,
+        upper_limit=upper_limit, opening=opening)
+    return Uncross(price, volume, bid_fills.tolist(), ask_fills.tolist())
+
+
+def uncross_arrays(bid_px: np.ndarray, bid_sz: np.ndarray, ask_px: np.ndarray,
+                   ask_sz: np.ndarray, reference: int, *, lower_limit: int | None = None,
+                   upper_limit: int | None = None, opening: bool = True,
+                   ) -> tuple[int | None, int, np.ndarray, np.ndarray]:
+    """:func:`uncross` over integer arrays, each side in time priority, price
+    :data:`MARKET` (-1) for a market order. Returns ``(price, volume, bid_fills,
+    ask_fills)``: price None when nothing crosses, fills as int64 arrays."""
+    bid_px, bid_sz = _checked(bid_px, bid_sz, "bid")
+    ask_px, ask_sz = _checked(ask_px, ask_sz, "ask")
+    bid_market, ask_market = bid_px == MARKET, ask_px == MARKET
+    limit_bid_px, limit_bid_sz = bid_px[~bid_market], bid_sz[~bid_market]
+    limit_ask_px, limit_ask_sz = ask_px[~ask_market], ask_sz[~ask_market]
+    # executable volume at each candidate: the limit prices and the reference
+    prices = np.unique(np.concatenate([limit_bid_px, limit_ask_px,
+                                       np.array([reference], np.int64)]))
+    by_px = np.argsort(limit_bid_px, kind="stable")
+    px_sorted, below = limit_bid_px[by_px], _cumsum0(limit_bid_sz[by_px])
+    demand = bid_sz[bid_market].sum() + below[-1] - below[np.searchsorted(px_sorted, prices)]
+    by_px = np.argsort(limit_ask_px, kind="stable")
+    px_sorted, below = limit_ask_px[by_px], _cumsum0(limit_ask_sz[by_px])
+    supply = ask_sz[ask_market].sum() + below[np.searchsorted(px_sorted, prices, "right")]
+    executable = np.minimum(demand, supply)
+    volume = int(executable.max())
+    if volume == 0:
+        return None, 0, np.zeros(len(bid_px), np.int64), np.zeros(len(ask_px), np.int64)
+    best = np.flatnonzero(executable == volume)  # one interval of candidates
+    price = min(max(int(reference), int(prices[best[0]])), int(prices[best[-1]]))
     at_limit = opening and price in (lower_limit, upper_limit)
-    bid_fills = _allocate(bids, price, best, buy=True,
+    bid_fills = _allocate(bid_px, bid_sz, price, volume, buy=True,
                           simultaneous=at_limit and price == upper_limit)
-    ask_fills = _allocate(asks, price, best, buy=False,
+    ask_fills = _allocate(ask_px, ask_sz, price, volume, buy=False,
                           simultaneous=at_limit and price == lower_limit)
-    return Uncross(price, best, bid_fills, ask_fills)
+    return price, volume, bid_fills, ask_fills
 
 
-def _allocate(orders: Sequence[Order], price: int, volume: int, *, buy: bool,
-              simultaneous: bool) -> list[int]:
+def _allocate(px: np.ndarray, sz: np.ndarray, price: int, volume: int, *, buy: bool,
+              simultaneous: bool) -> np.ndarray:
     """Fill ``volume`` among the orders that accept ``price``: better prices first (market
     orders best), then time; the orders at ``price`` share what is left, in rounds when
     ``simultaneous``."""
-    fills = [0] * len(orders)
-
-    def better(p: int | None) -> bool:
-        if p is None:
-            return not simultaneous  # a market order is at the limit when rounds apply
-        return p > price if buy else p < price
-
-    left = volume
-    # strictly better limit prices, best first, then time
-    ranked = sorted((i for i, (p, _) in enumerate(orders) if better(p)),
-                    key=lambda i: (0 if orders[i][0] is None else 1,
-                                   -(orders[i][0] or 0) if buy else (orders[i][0] or 0), i))
-    for i in ranked:
-        take = min(left, orders[i][1])
-        fills[i] = take
-        left -= take
-    marginal = [i for i, (p, _) in enumerate(orders) if p == price or (p is None and
-                                                                       not better(p))]
+    fills = np.zeros(len(px), np.int64)
+    market = px == MARKET
+    better = ~market & ((px > price) if buy else (px < price))
     if not simultaneous:
-        for i in marginal:
-            take = min(left, orders[i][1])
-            fills[i] += take
-            left -= take
-        return fills
-    caps = list(ROUNDS) + ["half", "rest"]
-    for cap in caps:
-        for i in marginal:
-            if left == 0:
-                return fills
-            remaining = orders[i][1] - fills[i]
-            if remaining == 0:
-                continue
-            if cap == "half":
-                give = (remaining + 1) // 2
-            elif cap == "rest":
-                give = remaining
-            else:
-                give = min(cap, remaining)
-            give = min(give, left)
-            fills[i] += give
-            left -= give
+        better |= market
+    # best price first (market orders before any limit), then time: a stable sort on price
+    ranked = np.flatnonzero(better)
+    key = -px[ranked] if buy else px[ranked]
+    key[market[ranked]] = np.iinfo(np.int64).min
+    ranked = ranked[np.argsort(key, kind="stable")]
+    fills[ranked] = _serve(sz[ranked], volume)
+    left = volume - int(fills[ranked].sum())
+    # the marginal level, in time order; a market order is at the limit when rounds apply
+    marginal = np.flatnonzero((~market & (px == price)) | (market & simultaneous))
+    remaining = sz[marginal].copy()
+    for cap in (*ROUNDS, "half", "rest") if simultaneous else ("rest",):
+        if left == 0:
+            break
+        if cap == "half":
+            give = (remaining + 1) // 2
+        elif cap == "rest":
+            give = remaining
+        else:
+            give = np.minimum(remaining, cap)
+        taken = _serve(give, left)
+        remaining -= taken
+        left -= int(taken.sum())
+    fills[marginal] = sz[marginal] - remaining
     return fills
+
+
+def _serve(wanted: np.ndarray, available: int) -> np.ndarray:
+    """Serve ``wanted`` in order, earlier first, until ``available`` runs out."""
+    served = np.minimum(np.cumsum(wanted), available)
+    return np.diff(served, prepend=0)
+
+
+def _cumsum0(sizes: np.ndarray) -> np.ndarray:
+    return np.concatenate([np.zeros(1, np.int64), np.cumsum(sizes)])
+
+
+def _columns(orders: Sequence[Order], side: str) -> tuple[np.ndarray, np.ndarray]:
+    """``(price, size)`` tuples as price and size arrays, None becoming :data:`MARKET`."""
+    n = len(orders)
+    market = np.fromiter((p is None for p, _ in orders), bool, n)
+    px = np.fromiter((MARKET if p is None else p for p, _ in orders), np.int64, n)
+    sz = np.fromiter((s for _, s in orders), np.int64, n)
+    bad = (sz <= 0) | (~market & (px <= 0))
+    if bad.any():
+        i = int(np.argmax(bad))
+        if sz[i] <= 0:
+            raise ValueError(f"{side} order {i}: size must be positive, got {orders[i][1]}")
+        raise ValueError(f"{side} order {i}: price must be positive or None (market)")
+    return px, sz
+
+
+def _checked(px: np.ndarray, sz: np.ndarray, side: str) -> tuple[np.ndarray, np.ndarray]:
+    px, sz = np.asarray(px), np.asarray(sz)
+    for name, a in (("prices", px), ("sizes", sz)):
+        if a.ndim != 1 or (a.size and a.dtype.kind not in "iu"):
+            raise TypeError(f"{side} {name} must be a 1-D integer array, got {a.dtype} "
+                            f"with shape {a.shape}")
+    if len(px) != len(sz):
+        raise ValueError(f"{len(px)} {side} prices but {len(sz)} sizes")
+    px, sz = px.astype(np.int64, copy=False), sz.astype(np.int64, copy=False)
+    bad = (sz <= 0) | ((px <= 0) & (px != MARKET))
+    if bad.any():
+        i = int(np.argmax(bad))
+        if sz[i] <= 0:
+            raise ValueError(f"{side} order {i}: size must be positive, got {sz[i]}")
+        raise ValueError(f"{side} order {i}: price must be positive or {MARKET} (market)")
+    return px, sz

@@ -1,0 +1,595 @@
+"""The KRX venue: the session state machine a replay runs under at ``--venue krx``.
+
+The compiled loop applies the per-event rules (:mod:`venues.rules`: order checks, VI
+thresholds, market watch); this class owns what happens at moments in time, between calls
+of the loop (reference/krx.md for every number):
+
+- **Each day** (XKRX trading days): the tick table of the day, the base price (the first
+  day: the instrument table's previous close; later days: the simulated close, or with no
+  trade the previous base), the daily limits, VI references. Then the phases: opening
+  auction from 08:30, uncross at 09:00 plus a random end within 30 s; continuous trading;
+  closing auction 15:20-15:30 plus a random end; post-close trading at the closing price
+  15:40-16:00; at 16:00 every resting order expires and injected ones are reported with
+  their unfilled quantity.
+- **Every auction** uncrosses with :func:`venues.krx.uncross.uncross_arrays`: reference the
+  base price at the open, else the last price; the limit-price rounds at an open or reopen.
+  An opening or closing auction whose price would be at or beyond the static VI threshold
+  (or, at the close, the closing dynamic one) is extended by a VI: 2 minutes plus a random
+  end, once.
+- **VI** in continuous trading (fired by the loop): the name goes to a 2-minute single-price
+  auction with a random end of up to 30 s, after which it uncrosses and the static
+  reference becomes that price.
+- **Circuit breakers** on an index of the constituents (market-cap weighted by the
+  instrument table's shares outstanding, rebased to ``index_prior_close``): stages -8%,
+  -15%, -20% held 1 minute, each at least 1% below the previous stage's level; stages 1-2
+  halt every name for 20 minutes (cancels only), then a 10-minute reopening auction; stage 3
+  ends the day; each stage once; no stage 1-2 after 14:50.
+- **Sidecar** on the index future (the instrument whose ``market`` is ``FUTURES``): +-5% vs
+  its previous close held 1 minute suspends program orders on that side for 5 minutes; once
+  a day; not in the first 5 minutes nor the last 40 of continuous trading.
+
+Random ends come from the run's seed and the day (and the instrument and a counter for VIs),
+so a replay is reproducible. Outputs: :attr:`events` (VI, circuit breakers, sidecar and
+every uncross), :attr:`sessions` (each name's day: base, limits, open, close, whether it
+closed limit-locked) and :attr:`unfilled` (injected orders left at the end of a day).
+"""
+
+from __future__ import annotations
+
+import heapq
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from typing import Any, Protocol
+
+import numpy as np
+
+from venues.auction import apply_fills, gather, print_uncross
+from venues.book import (
+    H_EV_INST,
+    H_EV_KIND,
+    H_EV_PX,
+    H_EV_REF,
+    H_EV_TS,
+    H_FUT_HI,
+    H_FUT_INST,
+    H_FUT_LO,
+    H_FUT_SINCE,
+    H_IDX_NUM,
+    H_IDX_SINCE,
+    H_IDX_TRIG,
+    H_PROG_SIDE,
+    H_PROG_UNTIL,
+    H_VENUE,
+    I_CLOSE_PX,
+    I_DYN_BP,
+    I_HIST_LAST,
+    I_LAST,
+    I_LO_LIM,
+    I_PHASE,
+    I_SHARES,
+    I_STATIC_BP,
+    I_STATIC_REF,
+    I_UP_LIM,
+    PH_AUCTION,
+    PH_CLOSED,
+    PH_CONTINUOUS,
+    PH_HALTED,
+    PH_POST_CLOSE,
+    R_RESTING,
+    R_STATUS,
+    SIDE_ASK,
+    SIDE_BID,
+    VENUE_KRX,
+    BookState,
+    clear_instrument,
+)
+from venues.krx import session as ses
+from venues.krx.calendar import is_trading_day, xkrx
+from venues.krx.limits import price_limits
+from venues.krx.ticks import tick_table
+from venues.krx.uncross import uncross_arrays
+from venues.matching import MARKET, ST_EXPIRED, ST_PARTIAL, ST_RESTING
+from venues.rules import EV_CIRCUIT_BREAKER, EV_SIDECAR, EV_VI_DYNAMIC, EV_VI_STATIC
+
+FUTURES = "FUTURES"
+KOSPI200 = "KOSPI200"
+MINUTE = 60 * 10**9
+
+
+@dataclass(frozen=True)
+class KrxRules:
+    """The KRX numbers the venue uses; each default is cited in reference/krx.md."""
+
+    static_vi_bp: int = 1_000  # "Static VI: +-10% vs the reference"
+    dynamic_vi_bp_kospi200: int = 300  # "KOSPI200 names +-3%"
+    dynamic_vi_bp_other: int = 600  # "other KOSPI and KOSDAQ names +-6%"
+    closing_vi_bp_kospi200: int = 200  # "(closing auction +-2%)"
+    closing_vi_bp_other: int = 400  # "(closing auction +-4%)"
+    vi_auction: timedelta = timedelta(minutes=2)  # "switch to a 2-minute single-price auction"
+    random_end: timedelta = ses.RANDOM_END_MAX  # "a random moment within 30 s"
+    cb_stages_bp: tuple[int, int, int] = (800, 1_500, 2_000)  # "-8%", "-15%", "-20%"
+    cb_step_bp: int = 100  # "at least 1% below the stage-1 level"
+    cb_halt: timedelta = timedelta(minutes=20)  # "20-minute halt of all stocks"
+    cb_reopen_auction: timedelta = timedelta(minutes=10)  # "10-minute single-price auction"
+    cb_last_stage12: time = time(14, 50)  # "stages 1-2 not after 14:50"
+    sidecar_bp: int = 500  # "KOSPI200 front future +-5% for 1 minute"
+    sidecar_suspend: timedelta = timedelta(minutes=5)  # "suspended 5 minutes"
+    sidecar_quiet_start: timedelta = timedelta(minutes=5)  # "not in the first 5 minutes"
+    sidecar_quiet_end: timedelta = timedelta(minutes=40)  # "nor the last 40"
+
+
+class Host(Protocol):
+    """What the venue needs from the replay that drives it."""
+
+    book: BookState
+
+    def out(self) -> np.ndarray: ...
+
+    def report_room(self, fills: int) -> None: ...
+
+    def ensure_ladder(self, inst: int, low: int, high: int) -> None: ...
+
+    def write_top(self, inst: int, ts: int) -> None: ...
+
+    def injected_orders(self) -> tuple[int, np.ndarray]:
+        """The first result row of this run's injected orders, and their matrix."""
+
+
+def _ns(td: timedelta) -> int:
+    return int(td / timedelta(microseconds=1)) * 1_000
+
+
+def _seoul_date(ts_ns: int) -> date:
+    return datetime.fromtimestamp(ts_ns / 1e9, ses.SEOUL).date()
+
+
+@dataclass
+class _Name:
+    """One instrument's day."""
+
+    inst: int
+    symbol: str
+    market: str
+    kospi200: bool
+    future: bool
+    shares: int
+    base: int = 0
+    lower: int = 0
+    upper: int = 0
+    open_px: int = 0
+    auction: str = ""  # the auction the name is in: open, close, vi, reopen ("" none)
+    extended: bool = False  # this auction already got its VI extension
+    vi_count: int = 0
+    pending_end: int = 0  # when the name's extended or VI auction ends (0: none pending)
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+class KrxVenue:
+    """KRX session rules over a replay's book (see the module docstring)."""
+
+    def __init__(self, host: Host, instruments, seed: int = 0, *,
+                 rules: KrxRules | None = None, index_prior_close: float = 0.0) -> None:
+        self.host = host
+        self.seed = int(seed)
+        self.rules = rules or KrxRules()
+        self.index_prior_close = float(index_prior_close)
+        self.names: dict[int, _Name] = {}
+        for inst in instruments:
+            future = inst.market.upper() == FUTURES
+            if not future and inst.venue != "XKRX":
+                raise ValueError(f"{inst.symbol}: venue {inst.venue!r}; the KRX venue replays "
+                                 "XKRX instruments (and one index future); use --venue "
+                                 "generic for other markets")
+            if inst.price_decimals != 0 and not future:
+                raise ValueError(f"{inst.symbol}: KRX prices are whole won (price_decimals 0)")
+            if inst.prev_close_units <= 0:
+                raise ValueError(f"{inst.symbol}: the KRX venue needs the previous close "
+                                 "(prev_close_units) for the first day's base price and limits")
+            self.names[inst.instrument_id] = _Name(
+                inst=inst.instrument_id, symbol=inst.symbol, market=inst.market or "KOSPI",
+                kospi200=KOSPI200 in inst.index_member.upper(), future=future,
+                shares=int(inst.shares_outstanding) if not future else 0,
+                base=int(inst.prev_close_units))
+        futures = [n for n in self.names.values() if n.future]
+        if len(futures) > 1:
+            raise ValueError(f"{len(futures)} index futures in the instrument table; the "
+                             "sidecar watches one")
+        self.future = futures[0] if futures else None
+        self.events: list[dict[str, Any]] = []
+        self.sessions: list[dict[str, Any]] = []
+        self.unfilled: list[dict[str, Any]] = []
+        self.day: date | None = None
+        self._queue: list[tuple[int, int, str, int]] = []
+        self._seq = 0
+        self._cb_stage = 0  # stages fired today
+        self._cb_level = 0  # index numerator at the last stage
+        self._den = 0
+        self._sched: ses.Schedule | None = None
+        S = host.book.S
+        S[H_VENUE] = VENUE_KRX
+        S[H_IDX_TRIG] = -1
+        S[H_FUT_INST] = -1
+
+    # -- the clock ---------------------------------------------------------------------------
+    def next_ts(self) -> int:
+        """When the loop must stop next (int64 max if nothing is scheduled)."""
+        return self._queue[0][0] if self._queue else np.iinfo(np.int64).max
+
+    def _at(self, ts: int, what: str, inst: int = -1) -> None:
+        self._seq += 1
+        heapq.heappush(self._queue, (int(ts), self._seq, what, inst))
+
+    def begin(self, ts: int) -> None:
+        """Start the first session: the trading day of ``ts`` (or the next one)."""
+        day = _seoul_date(ts)
+        if not is_trading_day(day):
+            day = xkrx().date_to_session(day, direction="next").date()
+        self._start_day(day)
+
+    def step(self) -> None:
+        """Run the earliest scheduled step (and any others at the same time)."""
+        first = self._queue[0][0]
+        while self._queue and self._queue[0][0] <= first:
+            at, _, what, inst = heapq.heappop(self._queue)
+            getattr(self, "_on_" + what)(at, inst)
+
+    def finish(self) -> None:
+        """The input is exhausted: run the schedule to the end of the current day."""
+        while self._queue and self._queue[0][2] != "next_day":
+            at, _, what, inst = heapq.heappop(self._queue)
+            getattr(self, "_on_" + what)(at, inst)
+        self._queue.clear()
+
+    # -- days ---------------------------------------------------------------------------------
+    def _start_day(self, day: date) -> None:
+        self.day = day
+        self._queue.clear()
+        sch = ses.schedule(day, self.seed)
+        self._sched = sch
+        book = self.host.book
+        ins = book.ins
+        for n in self.names.values():
+            if n.future:
+                ins[n.inst, I_LAST] = n.base
+                ins[n.inst, I_PHASE] = PH_CLOSED
+                continue
+            bounds, ticks = tick_table(on=day, market=_tick_market(n.market))
+            book.ticks[n.inst, :, :] = 0
+            book.ticks[n.inst, 0, :len(bounds)] = bounds
+            book.ticks[n.inst, 1, :len(ticks)] = ticks
+            n.lower, n.upper = price_limits(n.base, on=day, market=_tick_market(n.market))
+            self.host.ensure_ladder(n.inst, n.lower, n.upper)
+            ins = book.ins  # the ladder may have repacked the arena
+            ins[n.inst, I_LO_LIM], ins[n.inst, I_UP_LIM] = n.lower, n.upper
+            ins[n.inst, I_LAST] = ins[n.inst, I_HIST_LAST] = n.base
+            ins[n.inst, I_STATIC_REF] = n.base
+            ins[n.inst, I_STATIC_BP] = self.rules.static_vi_bp
+            ins[n.inst, I_DYN_BP] = (self.rules.dynamic_vi_bp_kospi200 if n.kospi200
+                                     else self.rules.dynamic_vi_bp_other)
+            ins[n.inst, I_SHARES] = n.shares
+            ins[n.inst, I_CLOSE_PX] = 0
+            ins[n.inst, I_PHASE] = PH_CLOSED
+            n.open_px, n.auction, n.extended, n.vi_count = 0, "", False, 0
+        S = book.S
+        self._den = sum(n.shares * n.base for n in self.names.values())
+        S[H_IDX_NUM] = self._den
+        S[H_IDX_TRIG] = S[H_IDX_SINCE] = -1
+        S[H_FUT_INST] = S[H_FUT_SINCE] = -1
+        S[H_PROG_SIDE] = S[H_PROG_UNTIL] = 0
+        self._cb_stage, self._cb_level = 0, 0
+        self._at(sch.pre_open_ns, "pre_open")
+        self._at(sch.open_ns, "open")
+        self._at(sch.continuous_end_ns, "closing_auction")
+        self._at(sch.close_ns, "close")
+        self._at(sch.post_close_start_ns, "post_close")
+        self._at(sch.post_close_end_ns, "day_end")
+        open_ns = ses.seoul_ns(day, ses.OPEN)
+        close_ns = sch.continuous_end_ns
+        self._at(ses.seoul_ns(day, self.rules.cb_last_stage12), "cb_late")
+        if self.future is not None:
+            self._at(open_ns + _ns(self.rules.sidecar_quiet_start), "sidecar_arm")
+            self._at(close_ns - _ns(self.rules.sidecar_quiet_end), "sidecar_disarm")
+
+    def _on_next_day(self, at: int, inst: int) -> None:
+        self._start_day(xkrx().next_session(self.day).date())
+
+    def _stocks(self):
+        return (n for n in self.names.values() if not n.future)
+
+    def _set_phase(self, inst: int, phase: int) -> None:
+        self.host.book.ins[inst, I_PHASE] = phase
+
+    def _on_pre_open(self, at: int, inst: int) -> None:
+        for n in self.names.values():
+            self._set_phase(n.inst, PH_AUCTION if not n.future else PH_CONTINUOUS)
+            n.auction = "open" if not n.future else ""
+
+    def _on_open(self, at: int, inst: int) -> None:
+        for n in self._stocks():
+            if n.auction == "open":
+                self._end_auction(n, at)
+        self._arm_cb(at)
+
+    def _on_closing_auction(self, at: int, inst: int) -> None:
+        S = self.host.book.S
+        S[H_IDX_TRIG] = S[H_IDX_SINCE] = -1  # no circuit breaker in the closing auction
+        for n in self._stocks():
+            ph = self.host.book.ins[n.inst, I_PHASE]
+            if ph == PH_CLOSED:
+                continue  # stage 3 ended the day
+            # a VI auction still running joins the closing auction (reference/krx.md)
+            n.auction, n.extended, n.pending_end = "close", False, 0
+            self._set_phase(n.inst, PH_AUCTION)
+
+    def _on_close(self, at: int, inst: int) -> None:
+        for n in self._stocks():
+            if n.auction == "close" and not n.extended:
+                self._end_auction(n, at)
+        if self.future is not None:
+            self._set_phase(self.future.inst, PH_CLOSED)
+
+    def _on_post_close(self, at: int, inst: int) -> None:
+        ins = self.host.book.ins
+        for n in self._stocks():
+            if ins[n.inst, I_PHASE] == PH_CLOSED and ins[n.inst, I_CLOSE_PX] > 0 \
+                    and not self._ended_by_cb():
+                self._set_phase(n.inst, PH_POST_CLOSE)
+
+    def _ended_by_cb(self) -> bool:
+        return self._cb_stage >= 3
+
+    def _on_day_end(self, at: int, inst: int) -> None:
+        book = self.host.book
+        ins = book.ins
+        res = book.results
+        day = self.day
+        for n in self._stocks():
+            close = int(ins[n.inst, I_CLOSE_PX]) or int(ins[n.inst, I_LAST])
+            at_lower = self._resting_at(n.inst, SIDE_ASK, n.lower)
+            self.sessions.append({
+                "day": day, "instrument": n.inst, "symbol": n.symbol, "base": n.base,
+                "lower_limit": n.lower, "upper_limit": n.upper, "open": n.open_px,
+                "close": close, "ask_qty_at_lower_limit": at_lower,
+                "limit_locked_down": bool(close == n.lower and at_lower > 0),
+            })
+            n.base = close  # reference/krx.md: "Base price: previous close"
+        jbase, inj = self.host.injected_orders()
+        live = np.flatnonzero(np.isin(res[jbase:, R_STATUS], (ST_RESTING, ST_PARTIAL))
+                              & (res[jbase:, R_RESTING] > 0))
+        for j in live:
+            n = self.names[int(inj[j, 1])]
+            buy = inj[j, 2] == SIDE_BID
+            # a market order rested at the day's limit on its side
+            price = int(inj[j, 4]) if inj[j, 3] != MARKET else (n.upper if buy else n.lower)
+            self.unfilled.append({
+                "day": day, "order": int(j), "ts": int(inj[j, 0]), "instrument": n.inst,
+                "side": "buy" if buy else "sell", "price": price, "size": int(inj[j, 5]),
+                "unfilled": int(res[jbase + j, R_RESTING])})
+            res[jbase + j, R_STATUS] = ST_EXPIRED
+        for n in self.names.values():
+            clear_instrument(book.S, n.inst)
+            self._set_phase(n.inst, PH_CLOSED)
+        self._at(at, "next_day")
+
+    def _resting_at(self, inst: int, side: int, price: int) -> int:
+        px, sz, *_ = gather(self.host.book.S, inst, side)
+        return int(sz[px == price].sum())
+
+    # -- auctions -----------------------------------------------------------------------------
+    def _random_end(self, *key: int) -> int:
+        rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence(
+            [self.seed, self.day.toordinal(), *key])))
+        return int(rng.integers(0, _ns(self.rules.random_end) // 1_000)) * 1_000
+
+    def _vi_end(self, n: _Name, at: int) -> int:
+        """Schedule the end of a VI auction (or a VI extension) starting at ``at``."""
+        n.vi_count += 1
+        n.pending_end = at + _ns(self.rules.vi_auction) + self._random_end(2, n.inst, n.vi_count)
+        self._at(n.pending_end, "auction_end", n.inst)
+        return n.pending_end
+
+    def _end_auction(self, n: _Name, at: int) -> None:
+        """Uncross ``n``'s auction at ``at``, unless a VI extends it first."""
+        S = self.host.book.S
+        ins = self.host.book.ins
+        kind = n.auction
+        # reference/krx.md: the limit-price rounds apply "at an open (or reopen)"
+        opening = kind in ("open", "reopen")
+        # "take the one equal to the previous price (before the open: the base price)"
+        ref = n.base if kind == "open" else int(ins[n.inst, I_LAST])
+        bids = gather(S, n.inst, SIDE_BID)
+        asks = gather(S, n.inst, SIDE_ASK)
+        price, volume, bid_fills, ask_fills = uncross_arrays(
+            bids[0], bids[1], asks[0], asks[1], ref, lower_limit=n.lower,
+            upper_limit=n.upper, opening=opening)
+        if price is None or volume <= 0:
+            price, volume = None, 0
+        if price is not None and not n.extended and kind in ("open", "close"):
+            vi = self._auction_vi(n, kind, int(price))
+            if vi:
+                n.extended = True
+                release = self._vi_end(n, at)
+                self._event(at, n, vi[0], vi[1], int(price), release)
+                return
+        if price is not None:
+            inj_bid = int(bid_fills[bids[4] >= 0].sum())
+            inj_ask = int(ask_fills[asks[4] >= 0].sum())
+            self.host.report_room(len(bids[0]) + len(asks[0]) + 1)
+            OUT = self.host.out()
+            apply_fills(S, OUT, n.inst, SIDE_BID, at, int(price), bids[2], bids[3], bids[4],
+                        np.asarray(bid_fills, np.int64), inj_ask, int(volume))
+            apply_fills(S, OUT, n.inst, SIDE_ASK, at, int(price), asks[2], asks[3], asks[4],
+                        np.asarray(ask_fills, np.int64), inj_bid, int(volume))
+            print_uncross(S, OUT, n.inst, at, int(price), int(volume))
+            ins[n.inst, I_STATIC_REF] = int(price)
+            self.host.write_top(n.inst, at)
+        self.events.append({"ts": at, "instrument": n.inst, "symbol": n.symbol,
+                            "kind": f"uncross_{kind}", "reference": ref,
+                            "price": int(price) if price is not None else -1,
+                            "volume": int(volume), "release_ts": at})
+        if kind == "open" and price is not None:
+            n.open_px = int(price)
+        n.auction, n.extended, n.pending_end = "", False, 0
+        if kind == "close":
+            ins[n.inst, I_CLOSE_PX] = int(ins[n.inst, I_LAST])
+            self._set_phase(n.inst, PH_CLOSED)
+        else:
+            self._set_phase(n.inst, PH_CONTINUOUS)
+
+    def _auction_vi(self, n: _Name, kind: str, price: int) -> tuple[str, int] | None:
+        """Whether the indicative ``price`` of an opening or closing auction triggers a VI:
+        static vs the static reference; at the close also dynamic vs the last trade."""
+        ins = self.host.book.ins
+        sref = int(ins[n.inst, I_STATIC_REF])
+        if _beyond(price, sref, self.rules.static_vi_bp):
+            return "vi_static", sref
+        if kind == "close":
+            last = int(ins[n.inst, I_LAST])
+            bp = (self.rules.closing_vi_bp_kospi200 if n.kospi200
+                  else self.rules.closing_vi_bp_other)
+            if _beyond(price, last, bp):
+                return "vi_dynamic", last
+        return None
+
+    def _on_auction_end(self, at: int, inst: int) -> None:
+        n = self.names[inst]
+        if n.auction and n.pending_end == at:  # else a later auction superseded this end
+            self._end_auction(n, at)
+
+    # -- events the loop fired ---------------------------------------------------------------
+    def on_event(self) -> None:
+        """Handle the event the loop stopped for (VI, circuit breaker, sidecar)."""
+        S = self.host.book.S
+        kind, inst, px, ref, ts = (int(S[H_EV_KIND]), int(S[H_EV_INST]), int(S[H_EV_PX]),
+                                   int(S[H_EV_REF]), int(S[H_EV_TS]))
+        S[H_EV_KIND] = 0
+        if kind in (EV_VI_STATIC, EV_VI_DYNAMIC):
+            n = self.names[inst]
+            release = self._vi_end(n, ts)
+            n.auction, n.extended = "vi", True
+            self._event(ts, n, "vi_static" if kind == EV_VI_STATIC else "vi_dynamic", ref, px,
+                        release)
+        elif kind == EV_CIRCUIT_BREAKER:
+            self._circuit_breaker(ts, px)
+        elif kind == EV_SIDECAR:
+            self._sidecar(ts, inst, px)
+        else:
+            raise RuntimeError(f"unknown venue event {kind}")
+
+    def _event(self, ts: int, n: _Name | None, kind: str, ref: int, px: int,
+               release: int, volume: int = 0) -> None:
+        self.events.append({"ts": ts, "instrument": n.inst if n else -1,
+                            "symbol": n.symbol if n else "", "kind": kind, "reference": ref,
+                            "price": px, "volume": volume, "release_ts": release})
+
+    # -- circuit breakers and sidecar ---------------------------------------------------------
+    def index_level(self, numerator: int) -> float:
+        """The index for an index numerator (sum of shares x price), rebased so the prior
+        close is ``index_prior_close`` (1.0 if none was given); for reports only."""
+        base = self.index_prior_close or 1.0
+        return base * numerator / self._den if self._den else float("nan")
+
+    def _arm_cb(self, at: int) -> None:
+        """Arm the next circuit-breaker stage (index numerator at or below the trigger)."""
+        S = self.host.book.S
+        if self._den <= 0 or self._cb_stage >= 3:
+            return
+        stage = self._cb_stage  # 0-based index of the stage to arm
+        if at >= ses.seoul_ns(self.day, self.rules.cb_last_stage12):
+            stage = 2  # "stages 1-2 not after 14:50": only stage 3 remains
+        trig = self._den * (10_000 - self.rules.cb_stages_bp[stage]) // 10_000
+        if self._cb_level:
+            # "at least 1% below the stage-1 level" (and stage 3 below stage 2)
+            trig = min(trig, self._cb_level * (10_000 - self.rules.cb_step_bp) // 10_000)
+        self._armed_stage = stage
+        S[H_IDX_TRIG] = trig
+        S[H_IDX_SINCE] = -1
+
+    _armed_stage = 0
+
+    def _on_cb_late(self, at: int, inst: int) -> None:
+        if self.host.book.S[H_IDX_TRIG] >= 0 and self._armed_stage < 2:
+            self._arm_cb(at)
+
+    def _circuit_breaker(self, ts: int, numerator: int) -> None:
+        stage = self._armed_stage + 1  # 1-based
+        self._cb_stage = stage
+        self._cb_level = numerator
+        level = self.index_level(numerator)
+        bp = self.rules.cb_stages_bp[stage - 1]
+        ins = self.host.book.ins
+        if stage >= 3:
+            self._event(ts, None, "circuit_breaker_3", self._den, numerator, ts)
+            self.events[-1]["index"] = level
+            for n in self.names.values():
+                n.auction = ""
+                self._set_phase(n.inst, PH_CLOSED)
+            # the day is over: drop the rest of today's schedule but its end
+            self._queue = [e for e in self._queue if e[2] in ("day_end", "next_day")]
+            heapq.heapify(self._queue)
+            return
+        halt_end = ts + _ns(self.rules.cb_halt)
+        reopen = halt_end + _ns(self.rules.cb_reopen_auction) + self._random_end(3, stage)
+        self._event(ts, None, f"circuit_breaker_{stage}", self._den, numerator, reopen)
+        self.events[-1]["index"] = level
+        self.events[-1]["threshold_bp"] = bp
+        for n in self._stocks():
+            if ins[n.inst, I_PHASE] in (PH_CONTINUOUS, PH_AUCTION):
+                self._set_phase(n.inst, PH_HALTED)
+                n.auction = ""
+        # pending VI ends are void: the halt and the reopening auction replace them
+        self._queue = [e for e in self._queue if e[2] != "auction_end"]
+        heapq.heapify(self._queue)
+        self._at(halt_end, "reopen_auction")
+        self._at(reopen, "reopen")
+
+    def _on_reopen_auction(self, at: int, inst: int) -> None:
+        for n in self._stocks():
+            if self.host.book.ins[n.inst, I_PHASE] == PH_HALTED:
+                self._set_phase(n.inst, PH_AUCTION)
+                n.auction = "reopen"
+
+    def _on_reopen(self, at: int, inst: int) -> None:
+        for n in self._stocks():
+            if n.auction == "reopen":
+                self._end_auction(n, at)
+        if at < self._sched.continuous_end_ns:
+            self._arm_cb(at)
+
+    def _on_sidecar_arm(self, at: int, inst: int) -> None:
+        f = self.future
+        S = self.host.book.S
+        if f is None or getattr(self, "_sidecar_fired", None) == self.day:
+            return
+        S[H_FUT_INST] = f.inst
+        S[H_FUT_LO] = f.base * (10_000 - self.rules.sidecar_bp) // 10_000
+        S[H_FUT_HI] = -((-f.base * (10_000 + self.rules.sidecar_bp)) // 10_000)
+        S[H_FUT_SINCE] = -1
+
+    def _on_sidecar_disarm(self, at: int, inst: int) -> None:
+        self.host.book.S[H_FUT_INST] = -1
+
+    def _sidecar(self, ts: int, inst: int, px: int) -> None:
+        S = self.host.book.S
+        f = self.names[inst]
+        side = SIDE_ASK if px < f.base else SIDE_BID
+        until = ts + _ns(self.rules.sidecar_suspend)
+        S[H_PROG_SIDE] = side
+        S[H_PROG_UNTIL] = until
+        self._sidecar_fired = self.day
+        self._event(ts, f, "sidecar_sell" if side == SIDE_ASK else "sidecar_buy", f.base, px,
+                    until)
+
+
+def _beyond(price: int, ref: int, bp: int) -> bool:
+    """``price`` at or beyond ``ref`` +- ``bp`` basis points (integers only); bp 0: off."""
+    lo, hi = price * 10_000 <= ref * (10_000 - bp), price * 10_000 >= ref * (10_000 + bp)
+    return bp > 0 and (lo or hi)
+
+
+def _tick_market(market: str) -> str:
+    return "KOSDAQ" if market.upper() == "KOSDAQ" else "KOSPI"
+
+
+__all__ = ["KrxRules", "KrxVenue", "PH_AUCTION", "PH_CLOSED", "PH_CONTINUOUS", "PH_HALTED",
+           "PH_POST_CLOSE"]

@@ -1,0 +1,299 @@
+"""Venue rules the compiled loop applies per event: order checks, VI bands, market watch.
+
+At the generic venue (``S[H_VENUE] == VENUE_GENERIC``) none of this applies: every order is
+accepted and matching is never interrupted. At the KRX venue (reference/krx.md) the state
+that :mod:`venues.krx.venue` keeps in the arena decides:
+
+- **Order checks.** A limit price off the tick grid or outside the day's limits is rejected;
+  nothing but cancels enters a halted market; an auction takes no IOC/FOK; post-close orders
+  must be at the closing price; program orders on a side the sidecar suspended are rejected.
+  A market order is a limit order at the day's limit price: a sell that finds no bid above
+  the lower limit rests there, in time priority.
+- **Volatility interruptions.** An execution may not happen at or beyond the VI thresholds:
+  the dynamic one around the last trade before the order, the static one around the last
+  auction price. The first tick at or beyond is the trigger price; the kernel records the
+  event and puts the name in a single-price auction; the Python side schedules its end.
+- **Market watch.** A market-cap weighted index of the constituents' last prices (the
+  numerator ``sum(shares * last)``), compared with the circuit-breaker trigger, and the
+  index future's last price against the sidecar band; each must hold for a minute.
+
+Thresholds are integers: a price ``p`` is at or beyond the lower threshold of reference
+``r`` at ``bp`` basis points when ``p * 10000 <= r * (10000 - bp)``. No float decides.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from venues.book import (
+    H_EV_INST,
+    H_EV_KIND,
+    H_EV_PX,
+    H_EV_REF,
+    H_EV_TS,
+    H_FUT_HI,
+    H_FUT_INST,
+    H_FUT_LO,
+    H_FUT_SINCE,
+    H_IDX_NUM,
+    H_IDX_SINCE,
+    H_IDX_TRIG,
+    H_PROG_SIDE,
+    H_PROG_UNTIL,
+    H_TICKS,
+    H_VENUE,
+    I_BEST_ASK,
+    I_BEST_BID,
+    I_CLOSE_PX,
+    I_DYN_BP,
+    I_LAST,
+    I_LO_LIM,
+    I_PHASE,
+    I_SHARES,
+    I_STATIC_BP,
+    I_STATIC_REF,
+    I_UP_LIM,
+    MAX_BANDS,
+    PH_AUCTION,
+    PH_CLOSED,
+    PH_CONTINUOUS,
+    PH_HALTED,
+    PH_POST_CLOSE,
+    SIDE_BID,
+    VENUE_GENERIC,
+    ii,
+    level_price,
+)
+from venues.kernel import kernel
+from venues.matching import (
+    CANCEL,
+    FOK,
+    IOC,
+    MARKET,
+    RJ_ABOVE_UPPER,
+    RJ_AUCTION_TIF,
+    RJ_BELOW_LOWER,
+    RJ_CLOSED,
+    RJ_HALTED,
+    RJ_NONE,
+    RJ_OFF_GRID,
+    RJ_POST_CLOSE_PRICE,
+    RJ_SIDECAR,
+)
+
+# Venue events a kernel can stop for (H_EV_KIND).
+EV_NONE, EV_VI_STATIC, EV_VI_DYNAMIC, EV_CIRCUIT_BREAKER, EV_SIDECAR = range(5)
+BP = 10_000
+NO_STOP_HI = np.iinfo(np.int64).max
+HOLD_NS = 60 * 10**9  # circuit breaker and sidecar: the move must hold for 1 minute
+J_PROGRAM = 1  # injected-order flag: a program order (the sidecar suspends these)
+
+
+@kernel
+def on_grid(S, inst, price):
+    """Whether ``price`` lies on the instrument's tick grid (its band table)."""
+    base = S[H_TICKS] + inst * 2 * MAX_BANDS
+    t = S[base + MAX_BANDS]
+    for b in range(MAX_BANDS):
+        tb = S[base + MAX_BANDS + b]
+        if tb > 0 and price >= S[base + b]:
+            t = tb
+    return price > 0 and price % t == 0
+
+
+@kernel
+def check_order(S, inst, side, typ, price, flags, ts):
+    """Why the venue refuses an injected order (an RJ_* code), or RJ_NONE."""
+    if S[H_VENUE] == VENUE_GENERIC:
+        return RJ_NONE
+    phase = S[ii(S, inst, I_PHASE)]
+    if typ == CANCEL:
+        return RJ_CLOSED if phase == PH_CLOSED else RJ_NONE
+    if phase == PH_CLOSED:
+        return RJ_CLOSED
+    if phase == PH_HALTED:
+        return RJ_HALTED
+    if (flags & J_PROGRAM) and side == S[H_PROG_SIDE] and ts < S[H_PROG_UNTIL]:
+        return RJ_SIDECAR
+    if phase == PH_AUCTION and (typ == IOC or typ == FOK):
+        return RJ_AUCTION_TIF
+    if phase == PH_POST_CLOSE:
+        if typ != MARKET and price != S[ii(S, inst, I_CLOSE_PX)]:
+            return RJ_POST_CLOSE_PRICE
+        return RJ_NONE
+    if typ == MARKET:
+        return RJ_NONE
+    up = S[ii(S, inst, I_UP_LIM)]
+    lo = S[ii(S, inst, I_LO_LIM)]
+    if up > 0 and price > up:
+        return RJ_ABOVE_UPPER
+    if lo > 0 and price < lo:
+        return RJ_BELOW_LOWER
+    if not on_grid(S, inst, price):
+        return RJ_OFF_GRID
+    return RJ_NONE
+
+
+@kernel
+def market_price(S, inst, side):
+    """The price a market order takes at the KRX venue: the day's limit on its side (the
+    close in post-close trading); -1 (no bound) at the generic venue."""
+    if S[H_VENUE] == VENUE_GENERIC:
+        return -1
+    if S[ii(S, inst, I_PHASE)] == PH_POST_CLOSE:
+        return S[ii(S, inst, I_CLOSE_PX)]
+    lim = S[ii(S, inst, I_UP_LIM if side == SIDE_BID else I_LO_LIM)]
+    return lim if lim > 0 else -1
+
+
+@kernel
+def _down(ref, bp):
+    """Highest price at or beyond the lower threshold: p * BP <= ref * (BP - bp)."""
+    return ref * (BP - bp) // BP
+
+
+@kernel
+def _up(ref, bp):
+    """Lowest price at or beyond the upper threshold: p * BP >= ref * (BP + bp)."""
+    return -((-ref * (BP + bp)) // BP)
+
+
+@kernel
+def vi_stops(S, inst):
+    """``(lo, hi)``: an execution at a price ``<= lo`` or ``>= hi`` would trigger a VI.
+    (-1, max) where no VI applies (generic venue, outside continuous trading)."""
+    lo = np.int64(-1)
+    hi = np.int64(NO_STOP_HI)
+    if S[H_VENUE] == VENUE_GENERIC or S[ii(S, inst, I_PHASE)] != PH_CONTINUOUS:
+        return lo, hi
+    bp = S[ii(S, inst, I_DYN_BP)]
+    ref = S[ii(S, inst, I_LAST)]
+    if bp > 0 and ref > 0:
+        lo = _down(ref, bp)
+        hi = _up(ref, bp)
+    sbp = S[ii(S, inst, I_STATIC_BP)]
+    sref = S[ii(S, inst, I_STATIC_REF)]
+    if sbp > 0 and sref > 0:
+        lo = max(lo, _down(sref, sbp))
+        hi = min(hi, _up(sref, sbp))
+    return lo, hi
+
+
+@kernel
+def bounded(limit, side, lo, hi):
+    """``limit`` (-1: market) tightened so an aggressor on ``side`` stops short of the VI
+    thresholds ``lo``/``hi``."""
+    if side == SIDE_BID:
+        if hi == NO_STOP_HI:
+            return limit
+        cap = hi - 1
+        return cap if limit < 0 or limit > cap else limit
+    if lo < 0:
+        return limit
+    floor = lo + 1
+    return floor if limit < 0 or limit < floor else limit
+
+
+@kernel
+def beyond(price, lo, hi):
+    return price <= lo or price >= hi
+
+
+@kernel
+def trigger_vi(S, inst, price, ts, ref):
+    """A VI at ``price``: record the event (static if the static threshold is crossed,
+    else dynamic, whose reference ``ref`` is the last trade before the order) and put the
+    name in a single-price auction."""
+    sbp = S[ii(S, inst, I_STATIC_BP)]
+    sref = S[ii(S, inst, I_STATIC_REF)]
+    kind = EV_VI_DYNAMIC
+    if sbp > 0 and sref > 0 and (price <= _down(sref, sbp) or price >= _up(sref, sbp)):
+        kind = EV_VI_STATIC
+        ref = sref
+    S[H_EV_KIND] = kind
+    S[H_EV_INST] = inst
+    S[H_EV_PX] = price
+    S[H_EV_REF] = ref
+    S[H_EV_TS] = ts
+    S[ii(S, inst, I_PHASE)] = PH_AUCTION
+
+
+@kernel
+def vi_after(S, inst, side, limit, lo, hi, ts, ref):
+    """After an aggressor on ``side`` (price bound ``limit``, -1 market) stopped at the VI
+    thresholds computed from the last price ``ref``: if the opposite best would still have
+    executed, that price triggers a VI. Returns whether it did."""
+    if lo < 0 and hi == NO_STOP_HI:
+        return False
+    k = S[ii(S, inst, I_BEST_ASK if side == SIDE_BID else I_BEST_BID)]
+    if k < 0:
+        return False
+    p = level_price(S, inst, k)
+    if limit >= 0 and ((side == SIDE_BID and p > limit) or (side != SIDE_BID and p < limit)):
+        return False
+    if not beyond(p, lo, hi):
+        return False
+    trigger_vi(S, inst, p, ts, ref)
+    return True
+
+
+@kernel
+def _fire(S, kind, inst, px, ts):
+    S[H_EV_KIND] = kind
+    S[H_EV_INST] = inst
+    S[H_EV_PX] = px
+    S[H_EV_REF] = 0
+    S[H_EV_TS] = ts
+
+
+@kernel
+def market_watch(S, inst, before, ts):
+    """Keep the index numerator up to date after ``inst``'s last price moved from
+    ``before``, and fire the circuit breaker or the sidecar once their move has held for a
+    minute. Called after every event at the KRX venue."""
+    after = S[ii(S, inst, I_LAST)]
+    shares = S[ii(S, inst, I_SHARES)]
+    if shares > 0 and before > 0 and after != before:
+        S[H_IDX_NUM] += shares * (after - before)
+    if S[H_IDX_TRIG] >= 0:
+        if S[H_IDX_NUM] <= S[H_IDX_TRIG]:
+            if S[H_IDX_SINCE] < 0:
+                S[H_IDX_SINCE] = ts
+            elif ts - S[H_IDX_SINCE] >= HOLD_NS:
+                S[H_IDX_TRIG] = -1
+                S[H_IDX_SINCE] = -1
+                _fire(S, EV_CIRCUIT_BREAKER, -1, S[H_IDX_NUM], ts)
+                return
+        else:
+            S[H_IDX_SINCE] = -1
+    fut = S[H_FUT_INST]
+    if fut >= 0:
+        p = S[ii(S, fut, I_LAST)]
+        if p > 0 and (p <= S[H_FUT_LO] or p >= S[H_FUT_HI]):
+            if S[H_FUT_SINCE] < 0:
+                S[H_FUT_SINCE] = ts
+            elif ts - S[H_FUT_SINCE] >= HOLD_NS:
+                S[H_FUT_INST] = -1
+                S[H_FUT_SINCE] = -1
+                _fire(S, EV_SIDECAR, fut, p, ts)
+        else:
+            S[H_FUT_SINCE] = -1
+
+
+@kernel
+def accepts_history(S, inst, act_is_add):
+    """Whether a historical row of ``inst`` applies in its phase: nothing while closed; no
+    new orders while halted (cancels still apply)."""
+    phase = S[ii(S, inst, I_PHASE)]
+    if phase == PH_CLOSED:
+        return False
+    if phase == PH_HALTED and act_is_add:
+        return False
+    return True
+
+
+@kernel
+def matching_allowed(S, inst):
+    """Whether orders of ``inst`` may execute now (not in an auction, halt or closure)."""
+    ph = S[ii(S, inst, I_PHASE)]
+    return ph == PH_CONTINUOUS or ph == PH_POST_CLOSE
