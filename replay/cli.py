@@ -96,20 +96,45 @@ def data_synth(
     profile: Annotated[str, typer.Option(help="krx-largecap or krx-smallcap.")],
     output: Annotated[Path, typer.Option("-o", "--output", help="Tape to write.")],
     days: Annotated[int, typer.Option(help="Trading days (XKRX calendar).")] = 1,
-    seed: Annotated[int, typer.Option(help="Random seed: same seed, same tape.")] = 0,
+    seed: Annotated[int, typer.Option(help="Random seed: same seed, same tape (and the "
+                                      "same auction random ends).")] = 0,
+    shock: Annotated[list[str] | None, typer.Option(
+        help="DAY:FRACTION, repeatable: move the latent value by FRACTION before day DAY's "
+             "open (0 = the first day), e.g. 1:-0.4; beyond the daily limit the day is "
+             "limit-locked.")] = None,
 ) -> None:
-    """Make a synthetic KRX-like L3 tape.
+    """Make a synthetic KRX-like L3 tape: opening auction, continuous session, closing
+    auction (docs/synthetic-tapes.md).
 
-    Example: cascade data synth --profile krx-largecap --days 2 --seed 1 -o large.parquet
+    Example: cascade data synth --profile krx-smallcap --days 2 --seed 1 --shock 1:-0.4
+    -o locked.parquet
     """
     from replay.synth import write_synthetic_tape
 
+    shocks = _parse_shocks(shock or [])
     t0 = time.perf_counter()
-    path = write_synthetic_tape(output, profile, days=days, seed=seed)
+    path = write_synthetic_tape(output, profile, days=days, seed=seed, shocks=shocks)
     from replay.tape import Tape
 
     out.print(f"wrote {len(Tape(path)):,} events ({profile}, {days} day(s), seed {seed}) to "
               f"{path} in {time.perf_counter() - t0:.1f}s")
+
+
+def _parse_shocks(values: list[str]) -> dict[int, float]:
+    """``["1:-0.4", ...]`` as ``{1: -0.4}``; a day given twice is an error."""
+    shocks: dict[int, float] = {}
+    for text in values:
+        day, sep, fraction = text.partition(":")
+        try:
+            if not sep:
+                raise ValueError
+            key, move = int(day), float(fraction)
+        except ValueError:
+            raise ValueError(f"--shock {text!r}: expected DAY:FRACTION, e.g. 1:-0.4") from None
+        if key in shocks:
+            raise ValueError(f"--shock {text!r}: day {key} is shocked twice")
+        shocks[key] = move
+    return shocks
 
 
 @app.command("book")
@@ -166,14 +191,24 @@ def replay_cmd(
     profile: Annotated[str, typer.Option(help="Generative mode: the flow's profile, "
                                          "krx-largecap or krx-smallcap.")] = "krx-smallcap",
     days: Annotated[int, typer.Option(help="Generative mode: sessions to generate.")] = 1,
-    seed: Annotated[int, typer.Option(help="Seed (generative flow); recorded with every "
-                                      "run.")] = 0,
+    seed: Annotated[int | None, typer.Option(
+        help="Seed of the generative flow and of the KRX venue's random auction ends; "
+             "recorded with every run. Default: the tape's own session seed (synthetic "
+             "tapes), else 0.")] = None,
+    venue: Annotated[str, typer.Option(
+        help="generic (price-time matching, no session rules) or krx (ticks, daily limits, "
+             "auctions, VI, circuit breakers: docs/krx-venue.md).")] = "generic",
+    index_prior_close: Annotated[float, typer.Option(
+        help="KRX venue: the index's previous close, to report circuit-breaker levels in "
+             "index points (the index is computed from the tape's constituents).")] = 0.0,
     chunk_rows: Annotated[int, typer.Option(help="Rows read per chunk.")] = 1 << 20,
 ) -> None:
     """Replay a tape with injected orders; write fills, trade prints, top of book and
-    summary.json to the run directory.
+    summary.json to the run directory (at --venue krx also venue_events, sessions and
+    unfilled).
 
     Examples: cascade replay day.parquet --mode relative --inject sells.csv -o runs/day;
+    cascade replay krx2d.parquet --venue krx --inject sells.csv -o runs/krx;
     cascade replay --mode generative --profile krx-smallcap --seed 3 --inject sells.csv
     -o runs/gen
     """
@@ -185,6 +220,9 @@ def replay_cmd(
 
         if tape is not None:
             raise ValueError("generative mode takes no tape; drop the TAPE argument")
+        if venue != "generic":
+            raise ValueError("generative mode runs at the generic venue; drop --venue")
+        seed = seed or 0
         injected = read_injected(inject, flow_instruments(profile)) if inject else None
         result = run_generative(profile, days=days, seed=seed, injected=injected)
         config = {"mode": mode, "profile": profile, "days": days,
@@ -196,14 +234,18 @@ def replay_cmd(
         if tape is None:
             raise ValueError(f"{mode} mode replays a tape: give TAPE")
         t = Tape(tape)
+        if seed is None:
+            seed = t.session_seed if t.session_seed is not None else 0
         injected = read_injected(inject, t.instruments) if inject else None
-        rp = Replay(t.instruments, mode)
+        rp = Replay(t.instruments, mode, venue=venue, seed=seed,
+                    index_prior_close=index_prior_close)
         writer = RunWriter(output, t.instruments)  # reports stream to disk as they come
         with _progress() as bar:
             task = bar.add_task(f"replay ({mode})", total=len(t))
             result = rp.run(t.chunks(chunk_rows), injected,
                             progress=lambda n: bar.advance(task, n), sink=writer)
-        config = {"tape": str(tape), "mode": mode, "inject": str(inject) if inject else None}
+        config = {"tape": str(tape), "mode": mode, "venue": venue,
+                  "inject": str(inject) if inject else None}
         writer.close(result, seed=seed, config=config)
         fills = writer.rows["fills"]
     if mode == "generative":

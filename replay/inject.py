@@ -2,7 +2,13 @@
 
 ``ts`` is integer ns UTC or ISO-8601 (naive = UTC); ``instrument`` a symbol of the tape;
 ``side`` B/buy or A/S/sell; ``type`` market, limit, ioc or fok; ``price`` in natural units
-(empty for market orders); ``size`` in natural units. Rows must be in time order.
+(empty for market orders); ``size`` in natural units. Rows must be in time order. An
+optional ``program`` column (1/0, true/false) marks program orders, which a KRX sidecar
+suspends.
+
+Prices are checked against the venue's rules when the order arrives, not here: a KRX day's
+limits depend on the previous day's simulated close. A refused order is reported in
+``injected.parquet`` with its reason (off the tick grid, outside the limits, halted, ...).
 """
 
 from __future__ import annotations
@@ -16,10 +22,12 @@ from replay.engine import InjectedOrders
 from replay.loaders.text import parse_ts_ns
 from replay.quality import TapeError, to_units
 from replay.tape import ASK, BID, InstrumentTable
-from venues.krx.orders import rejection
 from venues.matching import ORDER_TYPES
+from venues.rules import J_PROGRAM
 
 COLUMNS = ("ts", "instrument", "side", "type", "price", "size")
+PROGRAM_WORDS = {"": False, "0": False, "false": False, "no": False, "1": True, "true": True,
+                 "yes": True}
 SIDE_WORDS = {"b": BID, "buy": BID, "bid": BID, "a": ASK, "s": ASK, "sell": ASK, "ask": ASK}
 
 
@@ -63,14 +71,7 @@ def read_injected(path: str | Path, instruments: InstrumentTable) -> InjectedOrd
                 raise TapeError(path, line, "price", f"a {row.type} order needs a price")
             out["price"][i] = to_units(np.array([row.price]), inst.price_decimals, path,
                                        "price", rows)[0]
-            if inst.venue == "XKRX" and inst.price_decimals == 0 and inst.prev_close_units:
-                # reference/krx.md: tick grid and daily limits around the base price
-                reason = rejection(int(out["price"][i]), base=inst.prev_close_units,
-                                   on=pd.Timestamp(out["ts"][i], tz="UTC")
-                                   .tz_convert("Asia/Seoul").date())
-                if reason:
-                    raise TapeError(path, line, "price", f"the KRX would reject it: {reason}")
-            elif out["price"][i] % inst.tick_units:
+            if inst.venue != "XKRX" and out["price"][i] % inst.tick_units:
                 raise TapeError(path, line, "price", f"{row.price} is off the tick grid")
         out["size"][i] = to_units(np.array([row.size]), inst.size_decimals, path, "size",
                                   rows)[0]
@@ -79,5 +80,12 @@ def read_injected(path: str | Path, instruments: InstrumentTable) -> InjectedOrd
     back = np.flatnonzero(np.diff(out["ts"]) < 0)
     if len(back):
         raise TapeError(path, int(back[0]) + 3, "ts", "orders must be in time order")
+    flags = np.zeros(n, np.int64)
+    if "program" in frame.columns:
+        for i, v in enumerate(frame["program"]):
+            word = str(v).strip().lower()
+            if word not in PROGRAM_WORDS:
+                raise TapeError(path, i + 2, "program", f"{v!r} is not 1/0 or true/false")
+            flags[i] = J_PROGRAM if PROGRAM_WORDS[word] else 0
     return InjectedOrders(out["ts"], out["instrument"], out["side"], out["type"],
-                          out["price"], out["size"])
+                          out["price"], out["size"], flags)

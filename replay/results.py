@@ -19,6 +19,7 @@ import pyarrow.parquet as pq
 
 from replay.engine import (
     FILL_NAMES,
+    REASON_NAMES,
     SOURCE_NAMES,
     STATUS_NAMES,
     TOB_NAMES,
@@ -107,11 +108,14 @@ class RunWriter:
             os.replace(self._path(table, False), self._path(table, True))
         injected = result.injected.copy()
         injected["status"] = injected["status"].map(dict(enumerate(STATUS_NAMES)))
+        injected["reason"] = injected["reason"].map(dict(enumerate(REASON_NAMES)))
         _atomic(self.run_dir / "injected.parquet",
                 lambda p: pq.write_table(pa.Table.from_pandas(injected, preserve_index=False),
                                          p))
+        venue = self._venue_tables(result)
         summary = {
             "mode": result.mode,
+            "venue": result.venue,
             "seed": seed,
             "events_processed": result.events,
             "wall_seconds": round(result.wall_seconds, 6),
@@ -119,12 +123,37 @@ class RunWriter:
             "counters": result.counters,
             "injected_orders": len(result.injected),
             "rows": self.rows,
+            **({"venue_summary": venue} if venue else {}),
             "versions": versions(),
             "config": config or {},
         }
         _atomic(self.run_dir / "summary.json",
                 lambda p: p.write_text(json.dumps(summary, indent=2, ensure_ascii=False)))
         return self.run_dir
+
+    def _venue_tables(self, result: ReplayResult) -> dict:
+        """Write venue_events, sessions and unfilled (KRX venue); return their summary."""
+        if result.venue == "generic":
+            return {}
+        for name in ("venue_events", "sessions", "unfilled"):
+            frame = getattr(result, name)
+            _atomic(self.run_dir / f"{name}.parquet",
+                    lambda p, f=frame: pq.write_table(
+                        pa.Table.from_pandas(f, preserve_index=False), p))
+        ev, ses, unf = result.venue_events, result.sessions, result.unfilled
+        kinds = ev["kind"].value_counts().to_dict() if len(ev) else {}
+        return {
+            "volatility_interruptions": int(sum(v for k, v in kinds.items()
+                                                if k.startswith("vi_"))),
+            "circuit_breakers": int(sum(v for k, v in kinds.items()
+                                        if k.startswith("circuit_breaker"))),
+            "sidecars": int(sum(v for k, v in kinds.items() if k.startswith("sidecar"))),
+            "events_by_kind": {k: int(v) for k, v in sorted(kinds.items())},
+            "sessions": len(ses),
+            "limit_locked_down_sessions": int(ses["limit_locked_down"].sum()) if len(ses) else 0,
+            "unfilled_orders": len(unf),
+            "unfilled_quantity": int(unf["unfilled"].sum()) if len(unf) else 0,
+        }
 
 
 def _atomic(path: Path, write) -> None:

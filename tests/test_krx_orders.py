@@ -32,17 +32,32 @@ def test_tick_bands_change_inside_the_limits():
     assert "tick 100" in rejection(50_050, base=50_000, on=DAY)
 
 
-def test_injected_orders_for_a_krx_stock_are_checked(tmp_path):
+def test_injected_krx_orders_are_read_as_given_and_the_venue_refuses_them(tmp_path):
+    """A KRX day's limits depend on the previous day's simulated close, so the CSV reader
+    does not judge prices: the venue does, on arrival, and says why."""
+    import numpy as np
+
+    from replay.engine import Replay
+    from replay.tape import Events
+
     inst = InstrumentTable([Instrument(0, "005930", venue="XKRX", tick_units=100,
                                        prev_close_units=70_000)])
-    ok = tmp_path / "ok.csv"
-    ok.write_text("ts,instrument,side,type,price,size\n"
-                  "2024-08-05T01:00:00Z,005930,sell,limit,49000,10\n"
-                  "2024-08-05T01:00:01Z,005930,sell,market,,10\n")
-    assert len(read_injected(ok, inst)) == 2
+    csv = tmp_path / "orders.csv"
+    csv.write_text("ts,instrument,side,type,price,size,program\n"
+                   "2024-08-05T01:00:00Z,005930,sell,limit,49000,10,0\n"
+                   "2024-08-05T01:00:01Z,005930,sell,limit,48000,10,1\n"
+                   "2024-08-05T01:00:02Z,005930,sell,market,,10,\n")
+    orders = read_injected(csv, inst)
+    assert list(orders.flags) == [0, 1, 0]
+    tape = Events.from_columns({c: np.zeros(0, np.int64) for c in
+                                ("ts", "instrument", "action", "side", "price", "size")})
+    result = Replay(inst, venue="krx").run([tape], orders)
+    # base 70,000 -> lower limit 49,000 (krx.md:22-25)
+    assert list(result.injected.status) == [7, 4, 7]  # rested (expired), rejected, rested
+    assert result.injected.reason[1] == 3  # below the lower price limit
     bad = tmp_path / "bad.csv"
-    bad.write_text("ts,instrument,side,type,price,size\n"
-                   "2024-08-05T01:00:00Z,005930,sell,limit,48000,10\n")
-    with pytest.raises(TapeError, match="below the lower price limit 49,000") as exc:
+    bad.write_text("ts,instrument,side,type,price,size,program\n"
+                   "2024-08-05T01:00:00Z,005930,sell,limit,49000,10,maybe\n")
+    with pytest.raises(TapeError, match="program") as exc:
         read_injected(bad, inst)
-    assert (exc.value.row, exc.value.field) == (2, "price")
+    assert (exc.value.row, exc.value.field) == (2, "program")
