@@ -70,6 +70,9 @@ def test_the_real_trade_frame(tmp_path):
     inst = loaded.instruments[0]
     assert (inst.symbol, inst.venue, inst.book_type, inst.tick_units) == ("005930", "XKRX",
                                                                           "L2", 100)
+    # PRDY_VRSS_SIGN 2 (up) and PRDY_VRSS 400: the previous close was 62,300, the base of
+    # the day's price limits at the KRX venue
+    assert inst.prev_close_units == 62_300
 
 
 def test_snapshots_become_level_updates_and_the_book_matches_the_last_snapshot(tmp_path):
@@ -160,6 +163,12 @@ def test_a_kis_recording_replays_like_any_tape(tmp_path):
     result = Replay(loaded.instruments, "absolute").run([loaded.events], sell)
     assert result.fills.price.tolist() == [62700, 62600, 62500]
     assert result.fills["size"].tolist() == [20, 21, 4]
+    # at the KRX venue too: 11:26 is continuous trading, and 62,500 is 0.3% below the last
+    # trade, far from a VI; the venue also runs the day's closing auction
+    krx = Replay(loaded.instruments, "absolute", venue="krx").run([loaded.events], sell)
+    assert krx.fills[krx.fills.source == 1].price.tolist() == [62700, 62600, 62500]
+    # krx.md:23-24: width 62,300 x 30% = 18,690, truncated to the base's tick 100: 18,600
+    assert krx.sessions.base[0] == 62_300 and krx.sessions.lower_limit[0] == 43_700
 
 
 def test_a_level_pushed_out_of_the_top_ten_is_unknown_not_empty(tmp_path):

@@ -60,6 +60,9 @@ LEVELS = 10
 Q_CODE, Q_HOUR, Q_ASK_PX, Q_BID_PX, Q_ASK_SZ, Q_BID_SZ = 0, 1, 3, 13, 23, 33
 # H0STCNT0 field positions
 T_CODE, T_HOUR, T_PRICE, T_SIZE, T_SIDE, T_DATE = 0, 1, 2, 12, 21, 33
+T_CHANGE_SIGN, T_CHANGE = 3, 4  # PRDY_VRSS_SIGN, PRDY_VRSS: the change vs the previous close
+# PRDY_VRSS_SIGN: 1 upper limit, 2 up, 3 unchanged, 4 lower limit, 5 down
+CHANGE_SIGN = {"1": 1, "2": 1, "3": 0, "4": -1, "5": -1}
 AGGRESSOR = {"1": BID, "5": ASK, "3": NONE}
 AUCTION_DVSN = "3"  # pre-open: the single-price auction's print, no aggressor
 
@@ -195,7 +198,16 @@ def _record(tr_id, rec, recv, path, line):
     except ValueError:
         raise TapeError(path, line, "BSOP_DATE", f"{rec[T_DATE]!r} is not YYYYMMDD") from None
     flags = F_AUCTION if rec[T_SIDE] == AUCTION_DVSN else 0
-    return ("T", rec[T_CODE], second, day, recv, (price, size, side, flags), path, line)
+    sign = CHANGE_SIGN.get(rec[T_CHANGE_SIGN].strip())
+    if sign is None:
+        raise TapeError(path, line, "PRDY_VRSS_SIGN",
+                        f"{rec[T_CHANGE_SIGN]!r} is not 1-5")
+    change = abs(_int(rec[T_CHANGE], path, line, "PRDY_VRSS"))
+    prev_close = price - sign * change
+    if prev_close <= 0:
+        raise TapeError(path, line, "PRDY_VRSS", f"previous close {prev_close} is not positive")
+    return ("T", rec[T_CODE], second, day, recv, (price, size, side, flags, prev_close), path,
+            line)
 
 
 def _events(rows, log: RepairLog) -> Loaded:
@@ -203,13 +215,15 @@ def _events(rows, log: RepairLog) -> Loaded:
     books: dict[int, tuple[dict[int, int], dict[int, int]] | None] = {}
     out: list[tuple[int, int, int, int, int, int, int]] = []
     first_price: dict[int, int] = {}
+    prev_close: dict[int, int] = {}
     for ts, _, kind, code, data, _path, _line in rows:
         inst = codes.setdefault(code, len(codes))
         start = len(out)
         if kind == "T":
-            price, size, side, flags = data
+            price, size, side, flags, prev = data
             out.append((ts, inst, TRADE, side, price, size, flags))
             first_price.setdefault(inst, price)
+            prev_close.setdefault(inst, prev)
         else:
             bids, asks = data
             new = ({p: s for p, s in bids if p > 0 and s > 0},
@@ -254,6 +268,7 @@ def _events(rows, log: RepairLog) -> Loaded:
 
     instruments = InstrumentTable([
         Instrument(instrument_id=i, symbol=code, venue="XKRX", book_type="L2",
-                   tick_units=int(tick_size(first_price.get(i, 1))), market="")
+                   tick_units=int(tick_size(first_price.get(i, 1))), market="",
+                   prev_close_units=prev_close.get(i, 0))
         for code, i in codes.items()])
     return Loaded(events, instruments, log)
