@@ -42,7 +42,17 @@ def trade_record(hhmmss, price, size, ccld_dvsn, code="005930", day="20240805"):
     fields = ["0"] * 46
     fields[0], fields[1], fields[2], fields[12] = code, hhmmss, str(price), str(size)
     fields[21], fields[33] = ccld_dvsn, day  # CCLD_DVSN, BSOP_DATE
+    fields[3] = "3"  # PRDY_VRSS_SIGN: unchanged from the previous close
     return "^".join(fields)
+
+
+def test_a_bad_change_sign_names_its_line_and_field(tmp_path):
+    bad = trade_record("090001", 62700, 5, "1").split("^")
+    bad[3] = "9"
+    path = write(tmp_path, [REAL_TRADE, "0|H0STCNT0|001|" + "^".join(bad)])
+    with pytest.raises(TapeError) as exc:
+        load("kis", [path])
+    assert (exc.value.row, exc.value.field) == (2, "PRDY_VRSS_SIGN")
 
 
 def quote_frame(*records):
