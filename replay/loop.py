@@ -253,11 +253,15 @@ def _cross_injected(S, OUT, inst, side, price, qty, ts):
     if (side == SIDE_BID and p > price) or (side == SIDE_ASK and p < price):
         return 0
     lo, hi = vi_stops(S, inst)
+    ref = S[ii(S, inst, I_LAST)]
     start = OUT[FILLS + 2]
     filled, _ = match(S, OUT, inst, side, bounded(price, side, lo, hi), qty, ts, -1,
                       SRC_HIST_CROSS, True, -1)
     count(S, C_CROSS_FILLS, OUT[FILLS + 2] - start)
     prints_from_fills(OUT, start)
+    if filled < qty:
+        # an order that would execute at or beyond a VI threshold triggers the VI
+        vi_after(S, inst, side, price, lo, hi, ts, ref)
     return filled
 
 

@@ -213,7 +213,8 @@ def test_a_sell_larger_than_every_bid_locks_the_book_at_the_lower_limit():
     at = seoul_ns(DAY, t(10, 0))
     r = run(tape, [stock()], orders((at, 1, ASK, MKT, 0, 50_000)))
     s = r.sessions.iloc[0]
-    assert s.lower_limit == 7_000 and s.close == 7_000 and s.limit_locked_down
+    assert s.lower_limit == 7_000 and s.close == 7_000
+    assert s.limit_locked_down and s.closed_at_lower_limit
     # every bid (500 shares) was sold to; the rest rests at the lower limit
     assert r.injected.filled[0] == 500
     u = r.unfilled.iloc[0]

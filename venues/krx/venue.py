@@ -60,6 +60,7 @@ from venues.book import (
     H_PROG_SIDE,
     H_PROG_UNTIL,
     H_VENUE,
+    I_BEST_BID,
     I_CLOSE_PX,
     I_DYN_BP,
     I_HIST_LAST,
@@ -346,11 +347,14 @@ class KrxVenue:
         for n in self._stocks():
             close = int(ins[n.inst, I_CLOSE_PX]) or int(ins[n.inst, I_LAST])
             at_lower = self._resting_at(n.inst, SIDE_ASK, n.lower)
+            no_bid = int(ins[n.inst, I_BEST_BID]) < 0
             self.sessions.append({
                 "day": day, "instrument": n.inst, "symbol": n.symbol, "base": n.base,
                 "lower_limit": n.lower, "upper_limit": n.upper, "open": n.open_px,
                 "close": close, "ask_qty_at_lower_limit": at_lower,
-                "limit_locked_down": bool(close == n.lower and at_lower > 0),
+                # sells queued at the lower limit and not one bid: nothing can trade
+                "limit_locked_down": bool(at_lower > 0 and no_bid),
+                "closed_at_lower_limit": close == n.lower,
             })
             n.base = close  # reference/krx.md: "Base price: previous close"
         jbase, inj = self.host.injected_orders()
