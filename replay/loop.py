@@ -507,9 +507,12 @@ def _venue_row(S, inst, act, p, ts):
         if not matching_allowed(S, inst):
             count(S, C_AUCTION_SUPPRESSED, 1)
             return 1
+        last = S[ii(S, inst, I_LAST)]
+        if p == last:
+            return OK  # the last price is inside both VI bands (or a VI would have fired)
         lo, hi = vi_stops(S, inst)
         if beyond(p, lo, hi):
-            trigger_vi(S, inst, p, ts, S[ii(S, inst, I_LAST)])
+            trigger_vi(S, inst, p, ts, last)
             count(S, C_AUCTION_SUPPRESSED, 1)
             return 1
     return OK
