@@ -1,12 +1,15 @@
-"""Synthetic KRX-like L3 tapes: seeded, reactive order flow over the continuous session.
+"""Synthetic KRX-like L3 tapes: seeded, reactive order flow over a KRX trading day.
 
-A tape made here looks like a KRX market-by-order feed of one stock over the continuous
-session, 09:00-15:20 Asia/Seoul, on consecutive XKRX trading days (reference/krx.md:
-sessions). Prices sit on the day's tick grid (reference/krx.md: tick size) and inside the
-day's daily limits from the previous close (reference/krx.md: daily price limits); the
-next day's previous close is the day's last trade.
+A tape made here looks like a KRX market-by-order feed of one stock on consecutive XKRX
+trading days (reference/krx.md: sessions): the opening call auction from 08:30, its uncross
+at the day's random end after 09:00, continuous trading to 15:20, the closing call auction
+and its uncross at the random end after 15:30 ("Every single-price auction ends at a random
+moment within 30 s after its nominal end"). Prices sit on the day's tick grid
+(reference/krx.md: tick size) and inside the day's daily limits from the base price
+(reference/krx.md: daily price limits); the next day's base price is the day's closing
+price ("Base price: previous close; with no trade, the previous base").
 
-The order flow is a Santa Fe / queue-reactive model around a latent value:
+The continuous order flow is a Santa Fe / queue-reactive model around a latent value:
 
 - decisions arrive as a Poisson process whose rate rises at the open and the close;
 - a *limit order* rests ``d`` ticks from the opposite best (``d >= 1``, so it never crosses),
@@ -19,16 +22,38 @@ The order flow is a Santa Fe / queue-reactive model around a latent value:
   which is what makes the price follow the value;
 - the latent value is a geometric random walk with :attr:`Profile.daily_volatility`, pulled
   towards each trade's price in proportion to its size (:attr:`Profile.follow_volume`), so
-  an order that moves the price leaves part of its impact behind.
+  an order that moves the price leaves part of its impact behind. Overnight it moves by
+  :attr:`Profile.overnight_volatility`, by a random news jump
+  (:attr:`Profile.jump_probability`, :attr:`Profile.jump_size`) and by any ``shocks`` given.
 
-Tape conventions. Each day opens with one packet of adds at exactly 09:00:00 (the book the
-opening auction would leave behind) and closes with one packet of deletes at exactly
-15:20:00 (day orders expire; the closing auction is not modelled). A market order is one
-packet sharing one ``ts``: a ``T`` print (side = aggressor, price = last price walked,
-size = total), then per resting order hit an ``F`` (its order_id, side, fill price and size)
-followed by a ``C`` of the same size on that order; only the packet's last row carries
-``F_LAST``. Every other event is a packet of one row with ``F_LAST``. Order ids and
-sequence numbers increase over the whole tape.
+The value is not clamped to the daily limits. While it lies at or beyond a limit the book is
+*limit-locked*: the side pressing on the limit (sellers at the lower limit) prices every
+order at the limit, trading with whatever it crosses and resting the rest there; the other
+side mostly stays away (:attr:`Profile.locked_buy_share` of the orders still come, at the
+limit); orders queued at the limit mostly keep their place
+(:attr:`Profile.locked_cancel_share`). A trade at a limit does not pull a value that lies
+beyond it.
+
+Auctions (단일가매매). In each call auction orders arrive as a Poisson process
+(:attr:`Profile.auction_orders_open`, :attr:`Profile.auction_orders_close`), on both sides,
+priced around the latent value with :attr:`Profile.auction_spread_ticks` of spread, so the
+auction book crosses near the value; some arrivals cancel a live order. Nothing matches
+until the uncross, at exactly the schedule's ``open_ns`` / ``close_ns``
+(:func:`venues.krx.session.schedule` with the tape's seed), which is
+:func:`venues.krx.uncross.uncross` over the resting orders in price-time priority (the
+reference: the base price at the open, the last trade price at the close).
+
+Tape conventions. A market order is one packet sharing one ``ts``: a ``T`` print (side =
+aggressor, price = last price walked, size = total), then per resting order hit an ``F``
+(its order_id, side, fill price and size) followed by a ``C`` of the same size on that
+order; only the packet's last row carries ``F_LAST``. A limit order at a locked limit that
+trades is the same packet with an ``A`` of its rest at the end. An uncross is one packet,
+every row flagged ``F_AUCTION``: a ``T`` (side ``N``, the uncross price, the volume), then
+an ``F`` (uncross price) and a ``C`` (the order's own price) per filled order. At
+``open_ns`` a second packet, without ``F_AUCTION``, may follow: non-crossing adds that top
+the book up to ``live_orders`` (not on a locked day). At ``close_ns`` a packet of deletes
+follows the closing uncross: KRX orders are day orders. Every other event is a packet of
+one row with ``F_LAST``. Order ids and sequence numbers increase over the whole tape.
 
 Reactive hooks. The decision logic is a set of compiled functions the generator calls and
 that an engine owning a different book can call too (the "generative" replay mode):
@@ -42,17 +67,19 @@ the next event's fields. An engine keeps its own value with :func:`evolve_value`
 it after each of its trades with :func:`follow_trade`; which live order a cancel or modify
 hits is the book owner's pick (:func:`pick_live` over its list of live orders).
 
-Determinism: the same profile, days, seed and start give byte-identical events, whatever
-``chunk_events`` is; every draw comes from one ``numpy.random.Generator`` seeded from
-``seed``. Trading days come from the XKRX calendar (venues/krx/calendar.py), the session
-clock from venues/krx/session.py. The late opens of the first trading day of the year and of
-the college entrance exam day are not modelled.
+Determinism: the same profile, days, seed, start and shocks give byte-identical events,
+whatever ``chunk_events`` is; every draw comes from one ``numpy.random.Generator`` seeded
+from ``seed``, and the auctions' random ends from :func:`venues.krx.session.schedule` with
+the same seed (a written tape records it as its session seed). Trading days come from the
+XKRX calendar (venues/krx/calendar.py), the session clock from venues/krx/session.py. The
+late opens of the first trading day of the year and of the college entrance exam day, the
+volatility interruptions and the post-close sessions are not modelled.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
@@ -66,9 +93,11 @@ from replay.tape import (
     BID,
     CANCEL,
     DELETE,
+    F_AUCTION,
     F_LAST,
     FILL,
     MODIFY,
+    NONE,
     TRADE,
     Events,
     Instrument,
@@ -77,11 +106,11 @@ from replay.tape import (
 )
 from venues.krx.calendar import trading_days
 from venues.krx.limits import price_limits
-from venues.krx.session import CLOSE_AUCTION, OPEN, continuous_bounds_ns
+from venues.krx.session import CLOSE, CLOSE_AUCTION, OPEN, PRE_OPEN, schedule, seoul_ns
 from venues.krx.ticks import price_grid, tick_size
+from venues.krx.uncross import uncross
 
 INSTRUMENT_ID = 1
-
 
 
 @dataclass(frozen=True)
@@ -120,12 +149,28 @@ class Profile:
     value_pull: float  # lean of order sides per tick of gap between value and mid (tanh gain)
     limit_lean: float  # cap on the lean of limit orders' sides (1 = may become one-sided)
     follow_volume: float  # traded shares that would pull the value all the way to the price
+    # Call auctions (reference/krx.md: sessions, single-price auction).
+    auction_orders_open: float = 0.0  # expected orders in the opening auction, 08:30-09:00
+    auction_orders_close: float = 0.0  # expected orders in the closing auction, 15:20-15:30
+    auction_spread_ticks: float = 4.0  # sd of auction limit prices around the value, ticks
+    auction_cancel_share: float = 0.1  # share of auction arrivals that cancel a live order
+    # Limit-locked days (reference/krx.md: daily price limits).
+    locked_buy_share: float = 0.005  # share of a locked day's orders that lean against the
+    # lock (buyers at a lower-limit lock, sellers at an upper-limit one)
+    locked_cancel_share: float = 0.05  # share of cancels and re-prices that still hit an
+    # order queued at the locked limit on the pressing side (the rest keep their place)
+    jump_probability: float = 0.0  # chance of an overnight news jump of the value, per day
+    jump_size: float = 0.0  # its size, a fractional move up or down (0.35 = +-35%)
 
     def __post_init__(self) -> None:
         shares = {"market_share": self.market_share, "cancel_share": self.cancel_share,
                   "modify_share": self.modify_share,
                   "partial_cancel_share": self.partial_cancel_share,
-                  "limit_lean": self.limit_lean}
+                  "limit_lean": self.limit_lean,
+                  "auction_cancel_share": self.auction_cancel_share,
+                  "locked_buy_share": self.locked_buy_share,
+                  "locked_cancel_share": self.locked_cancel_share,
+                  "jump_probability": self.jump_probability}
         for key, v in shares.items():
             if not 0.0 <= v <= 1.0:
                 raise ValueError(f"profile {self.name!r}: {key}={v} must lie in [0, 1]")
@@ -140,6 +185,15 @@ class Profile:
         for key, v in positive.items():
             if not v > 0:
                 raise ValueError(f"profile {self.name!r}: {key}={v} must be positive")
+        non_negative = {"auction_orders_open": self.auction_orders_open,
+                        "auction_orders_close": self.auction_orders_close,
+                        "auction_spread_ticks": self.auction_spread_ticks}
+        for key, v in non_negative.items():
+            if not v >= 0:
+                raise ValueError(f"profile {self.name!r}: {key}={v} must not be negative")
+        if not 0.0 <= self.jump_size < 1.0:
+            raise ValueError(f"profile {self.name!r}: jump_size={self.jump_size} must lie in "
+                             "[0, 1)")
         if not self.placement_weights or min(self.placement_weights) < 0 \
                 or sum(self.placement_weights) <= 0:
             raise ValueError(f"profile {self.name!r}: placement_weights must be non-negative "
@@ -173,6 +227,10 @@ class Profile:
         head[P_PULL] = self.value_pull
         head[P_LIMIT_LEAN] = self.limit_lean
         head[P_FOLLOW_VOLUME] = self.follow_volume
+        head[P_AUCTION_SPREAD] = self.auction_spread_ticks
+        head[P_AUCTION_CANCEL] = self.auction_cancel_share
+        head[P_LOCKED_BUY] = self.locked_buy_share
+        head[P_LOCKED_CANCEL] = self.locked_cancel_share
         w = np.asarray(self.placement_weights, np.float64)
         cdf = np.cumsum(w) / w.sum()
         cdf[-1] = 1.0
@@ -183,7 +241,7 @@ class Profile:
 (P_BASE_RATE_PER_NS, P_OPEN_BOOST, P_CLOSE_BOOST, P_DECAY_NS, P_SESSION_NS, P_MARKET,
  P_CANCEL, P_MODIFY, P_PARTIAL, P_LIVE_TARGET, P_LOG_SIZE, P_SIZE_SIGMA, P_LOG_MKT_SIZE,
  P_MKT_SIZE_SIGMA, P_SIZE_MAX, P_SIGMA_PER_SQRT_NS, P_PULL, P_LIMIT_LEAN, P_FOLLOW_VOLUME,
- P_PLACEMENT) = range(20)
+ P_AUCTION_SPREAD, P_AUCTION_CANCEL, P_LOCKED_BUY, P_LOCKED_CANCEL, P_PLACEMENT) = range(24)
 
 
 def _weights(n: int, rise: float, scale: float) -> tuple[float, ...]:
@@ -202,10 +260,14 @@ LARGECAP = Profile(
     size_median=80.0, size_sigma=1.0, market_size_median=60.0, market_size_sigma=1.1,
     size_max=50_000, daily_volatility=0.012, overnight_volatility=0.01,
     value_pull=0.35, limit_lean=0.5, follow_volume=2_000_000.0,
+    auction_orders_open=1_500.0, auction_orders_close=800.0, auction_spread_ticks=4.0,
+    auction_cancel_share=0.1, locked_buy_share=0.005, locked_cancel_share=0.05,
+    jump_probability=0.0, jump_size=0.0,
 )
 
 #: A thin small-cap: ~6,000 won, a spread of 1-3 ticks, a few hundred thousand tape rows a
-#: day, about twice the large-cap's volatility.
+#: day, about twice the large-cap's volatility, and a 1% chance a day of a +-35% news jump
+#: overnight, which locks the day at a daily limit.
 SMALLCAP = Profile(
     name="krx-smallcap", symbol="SYNTH-SMALL", start_price=6_000,
     event_rate=14.0, open_boost=2.5, close_boost=1.0, boost_decay_s=1_800.0,
@@ -214,14 +276,21 @@ SMALLCAP = Profile(
     size_median=60.0, size_sigma=1.1, market_size_median=80.0, market_size_sigma=1.2,
     size_max=20_000, daily_volatility=0.025, overnight_volatility=0.02,
     value_pull=0.25, limit_lean=0.5, follow_volume=500_000.0,
+    auction_orders_open=200.0, auction_orders_close=100.0, auction_spread_ticks=4.0,
+    auction_cancel_share=0.1, locked_buy_share=0.005, locked_cancel_share=0.05,
+    jump_probability=0.01, jump_size=0.35,
 )
 
 PROFILES: dict[str, Profile] = {p.name: p for p in (LARGECAP, SMALLCAP)}
 
 
-def _session_seconds() -> float:
+def _seconds(start, end) -> float:
     d = date(2000, 1, 1)
-    return (datetime.combine(d, CLOSE_AUCTION) - datetime.combine(d, OPEN)).seconds
+    return (datetime.combine(d, end) - datetime.combine(d, start)).seconds
+
+
+def _session_seconds() -> float:
+    return _seconds(OPEN, CLOSE_AUCTION)
 
 
 # ---------------------------------------------------------------------------------------
@@ -535,10 +604,9 @@ def _side_code(s):
 
 
 @njit(cache=True)
-def _open_book(params, ladder, rng, book, st, outs, pos, ts, center):
-    """The 09:00 packet: ``live_orders`` adds, alternating sides, each placed against the
-    book built so far (so the packet never crosses), around ladder index ``center``."""
-    n = int(params[P_LIVE_TARGET])
+def _top_up(params, ladder, rng, book, st, outs, pos, ts, center, n):
+    """A packet of ``n`` adds, alternating sides, each placed against the book built so far
+    (so the packet never crosses), around ladder index ``center`` when the book is empty."""
     first = pos
     for i in range(n):
         s = i % 2
@@ -557,7 +625,8 @@ def _open_book(params, ladder, rng, book, st, outs, pos, ts, center):
 
 @njit(cache=True)
 def _close_book(ladder, book, st, outs, pos, ts):
-    """The 15:20 packet: a delete for every live order, in live-list order."""
+    """The packet after the closing uncross: a delete for every live order, in live-list
+    order (KRX orders are day orders)."""
     o_id, o_side, o_lvl, o_size, live = book[0], book[1], book[2], book[3], book[7]
     first = pos
     while st[_S_LIVE] > 0:
@@ -571,9 +640,20 @@ def _close_book(ladder, book, st, outs, pos, ts):
 
 
 @njit(cache=True)
-def _walk(params, ladder, book, st, fst, outs, pos, ts, side, size):
-    """A market order of ``size`` on aggressor ``side``: T print, then F + C per resting
-    order hit in price-time priority; the unfilled rest is dropped."""
+def _follow(value, ladder, price, size, params):
+    # A print at a limit says nothing about a value lying beyond that limit.
+    if (value < ladder[0] and price == ladder[0]) or (value > ladder[-1]
+                                                      and price == ladder[-1]):
+        return value
+    return follow_trade(value, price, size, params)
+
+
+@njit(cache=True)
+def _walk(params, ladder, book, st, fst, outs, pos, ts, side, size, limit_lvl):
+    """An order of ``size`` on aggressor ``side`` taking liquidity: T print, then F + C per
+    resting order hit in price-time priority, through levels up to ``limit_lvl`` (-1: no
+    limit, a market order). Returns ``(pos, unfilled size)``; the caller has checked that
+    the opposite best is within the limit, and the packet's last row carries F_LAST."""
     o_id, o_size, head = book[0], book[3], book[9]
     opp = 1 if side == BID else 0
     opp_code = _side_code(opp)
@@ -585,7 +665,10 @@ def _walk(params, ladder, book, st, fst, outs, pos, ts, side, size):
     total = 0
     lvl = -1
     while remaining > 0 and st[_S_NBID + opp] > 0:
-        lvl = st[_S_BID] if opp == 0 else st[_S_ASK]
+        nxt_lvl = st[_S_BID] if opp == 0 else st[_S_ASK]
+        if limit_lvl >= 0 and (nxt_lvl < limit_lvl if opp == 0 else nxt_lvl > limit_lvl):
+            break
+        lvl = nxt_lvl
         price = ladder[lvl]
         slot = head[opp, lvl]
         while slot >= 0 and remaining > 0:
@@ -609,15 +692,170 @@ def _walk(params, ladder, book, st, fst, outs, pos, ts, side, size):
     outs[6][pos - 1] = F_LAST
     st[_S_LAST] = lvl
     st[_S_TRADED] = 1
-    fst[0] = follow_trade(fst[0], ladder[lvl], total, params)
+    fst[0] = _follow(fst[0], ladder, ladder[lvl], total, params)
+    return pos, remaining
+
+
+@njit(cache=True)
+def _locked(params, ladder, rng, book, st, fst, outs, pos, ts, action, down):
+    """An ADD or TRADE decision while the value lies at or beyond a limit (the lower one if
+    ``down``): the pressing side (sellers at the lower limit) sends it with probability
+    1 - locked_buy_share, the other side otherwise. A limit order is priced at the limit
+    (a sell that would go lower sells at the lower limit): it trades with what it crosses
+    and rests the rest there; a market order walks the opposite side."""
+    n = ladder.shape[0]
+    lim = 0 if down else n - 1
+    press = ASK if down else BID
+    side = press if rng.random() >= params[P_LOCKED_BUY] else (BID if press == ASK else ASK)
+    s = 0 if side == BID else 1
+    if action == TRADE:
+        size = _size(params[P_LOG_MKT_SIZE], params[P_MKT_SIZE_SIGMA],
+                     int(params[P_SIZE_MAX]), rng)
+        if st[_S_NBID + 1 - s] == 0:
+            return pos
+        pos, _ = _walk(params, ladder, book, st, fst, outs, pos, ts, side, size, -1)
+        return pos
+    size = _size(params[P_LOG_SIZE], params[P_SIZE_SIGMA], int(params[P_SIZE_MAX]), rng)
+    if side == ASK:
+        crosses = st[_S_NBID] > 0 and st[_S_BID] >= lim
+    else:
+        crosses = st[_S_NASK] > 0 and st[_S_ASK] <= lim
+    rest = size
+    if crosses:
+        pos, rest = _walk(params, ladder, book, st, fst, outs, pos, ts, side, size, lim)
+    if rest > 0:
+        if crosses:
+            outs[6][pos - 1] = 0  # the rest's add ends the packet
+        slot = _add_order(book, st, s, lim, rest)
+        pos = _emit(outs, pos, st, ts, ADD, side, ladder[lim], rest, book[0][slot], F_LAST)
     return pos
 
 
 @njit(cache=True)
-def _continuous(params, ladder, rng, book, st, fst, outs, pos, open_ns, session_ns):
-    """Decisions from the state's clock to the session's end, until the rows buffer or the
-    order pool runs short. Those checks come before any draw, so where a chunk ends never
-    changes what is drawn."""
+def _queued_at_lock(s, lvl, value, lo, ladder):
+    # Side s (0 bid) at ladder index lvl is the pressing side queued at the locked limit.
+    if value <= lo:
+        return s == 1 and lvl == 0
+    return s == 0 and lvl == ladder.shape[0] - 1
+
+
+@njit(cache=True)
+def _ladder_ticks(ladder, price):
+    # Fractional ladder index of a price, extended beyond the limits with the end ticks.
+    n = ladder.shape[0]
+    if price < ladder[0]:
+        return (price - ladder[0]) / (ladder[1] - ladder[0])
+    if price > ladder[n - 1]:
+        return (n - 1) + (price - ladder[n - 1]) / (ladder[n - 1] - ladder[n - 2])
+    return _ladder_position(ladder, price)
+
+
+@njit(cache=True)
+def _auction(params, ladder, rng, book, st, fst, outs, pos, origin_ns, end_t, rate_per_ns):
+    """Call-auction arrivals from the state's clock to ``end_t`` (ns after ``origin_ns``,
+    exclusive): Poisson at ``rate_per_ns``; a share cancel a live order, the rest add one on
+    either side at the value plus N(0, auction_spread_ticks) ticks, so bids and asks overlap
+    around the value ``fst[0]``. Nothing matches. A price beyond a limit: the side that wants it (a
+    sell below the lower limit) goes to the limit, the other side stays away but for
+    locked_buy_share of its orders, which go to the limit."""
+    o_id, o_size, o_side, o_lvl, live = book[0], book[3], book[1], book[2], book[7]
+    cap = outs[0].shape[0]
+    n = ladder.shape[0]
+    x = _ladder_ticks(ladder, fst[0])
+    spread = params[P_AUCTION_SPREAD]
+    while True:
+        if cap - pos < 2:
+            return pos, _ROWS_FULL
+        if st[_S_FREE] == 0:
+            return pos, _POOL_FULL
+        gap = int(rng.standard_exponential() / rate_per_ns) + 1
+        if st[_S_T] + gap >= end_t:
+            st[_S_T] = end_t
+            return pos, _DONE
+        st[_S_T] += gap
+        ts = origin_ns + st[_S_T]
+        if st[_S_LIVE] > 0 and rng.random() < params[P_AUCTION_CANCEL]:
+            slot = live[pick_live(st[_S_LIVE], rng)]
+            q = cancel_size(o_size[slot], params, rng)
+            pos = _emit(outs, pos, st, ts, CANCEL, _side_code(o_side[slot]),
+                        ladder[o_lvl[slot]], q, o_id[slot], F_LAST)
+            o_size[slot] -= q
+            if o_size[slot] == 0:
+                _remove_order(book, st, slot)
+            continue
+        s = 0 if rng.random() < 0.5 else 1
+        size = _size(params[P_LOG_SIZE], params[P_SIZE_SIGMA], int(params[P_SIZE_MAX]), rng)
+        j = int(math.floor(x + spread * rng.standard_normal() + 0.5))
+        away = rng.random() >= params[P_LOCKED_BUY]
+        if j < 0:
+            if s == 0 and away:
+                continue
+            j = 0
+        elif j > n - 1:
+            if s == 1 and away:
+                continue
+            j = n - 1
+        slot = _add_order(book, st, s, j, size)
+        pos = _emit(outs, pos, st, ts, ADD, _side_code(s), ladder[j], size, o_id[slot],
+                    F_LAST)
+
+
+@njit(cache=True)
+def _crossing(book, st):
+    """The orders an uncross can fill: bids at or above the best ask and asks at or below
+    the best bid, each side best price first and in time priority within a price. Returns
+    ``(slots, n_bids)``: the bids' slots, then the asks'."""
+    o_next, head = book[5], book[9]
+    out = np.empty(st[_S_LIVE], np.int64)
+    k = 0
+    n_bids = 0
+    if st[_S_NBID] == 0 or st[_S_NASK] == 0 or st[_S_BID] < st[_S_ASK]:
+        return out[:0], 0
+    for lvl in range(st[_S_BID], st[_S_ASK] - 1, -1):
+        slot = head[0, lvl]
+        while slot >= 0:
+            out[k] = slot
+            k += 1
+            slot = o_next[slot]
+    n_bids = k
+    for lvl in range(st[_S_ASK], st[_S_BID] + 1):
+        slot = head[1, lvl]
+        while slot >= 0:
+            out[k] = slot
+            k += 1
+            slot = o_next[slot]
+    return out[:k], n_bids
+
+
+@njit(cache=True)
+def _emit_uncross(ladder, book, st, outs, pos, ts, lvl, volume, slots, fills):
+    """The uncross packet, every row F_AUCTION: the T print (side N), then per filled order
+    an F at the uncross price and a C at the order's own price, the order reduced."""
+    o_id, o_side, o_lvl, o_size = book[0], book[1], book[2], book[3]
+    pos = _emit(outs, pos, st, ts, TRADE, NONE, ladder[lvl], volume, 0, F_AUCTION)
+    for k in range(slots.shape[0]):
+        q = fills[k]
+        if q == 0:
+            continue
+        slot = slots[k]
+        side = _side_code(o_side[slot])
+        pos = _emit(outs, pos, st, ts, FILL, side, ladder[lvl], q, o_id[slot], F_AUCTION)
+        pos = _emit(outs, pos, st, ts, CANCEL, side, ladder[o_lvl[slot]], q, o_id[slot],
+                    F_AUCTION)
+        o_size[slot] -= q
+        if o_size[slot] == 0:
+            _remove_order(book, st, slot)
+    outs[6][pos - 1] = F_AUCTION | F_LAST
+    st[_S_LAST] = lvl
+    st[_S_TRADED] = 1
+    return pos
+
+
+@njit(cache=True)
+def _continuous(params, ladder, rng, book, st, fst, outs, pos, origin_ns, session_ns):
+    """Decisions from the state's clock (ns after ``origin_ns``, 09:00) to the session's
+    end, until the rows buffer or the order pool runs short. Those checks come before any
+    draw, so where a chunk ends never changes what is drawn."""
     o_id, o_side, o_lvl, o_size, live = book[0], book[1], book[2], book[3], book[7]
     cap = outs[0].shape[0]
     lo, hi = float(ladder[0]), float(ladder[-1])
@@ -631,13 +869,17 @@ def _continuous(params, ladder, rng, book, st, fst, outs, pos, open_ns, session_
             st[_S_T] = session_ns
             return pos, _DONE
         st[_S_T] += gap
-        ts = open_ns + st[_S_T]
-        fst[0] = min(max(evolve_value(fst[0], gap, params, rng), lo), hi)
+        ts = origin_ns + st[_S_T]
+        fst[0] = evolve_value(fst[0], gap, params, rng)
         bb = ladder[st[_S_BID]] if st[_S_BID] >= 0 else 0
         ba = ladder[st[_S_ASK]] if st[_S_ASK] >= 0 else 0
         last = ladder[st[_S_LAST]]
         action = choose_action(st[_S_LIVE], params, rng)
-        if action == ADD:
+        locked = fst[0] <= lo or fst[0] >= hi
+        if locked and (action == ADD or action == TRADE):
+            pos = _locked(params, ladder, rng, book, st, fst, outs, pos, ts, action,
+                          fst[0] <= lo)
+        elif action == ADD:
             side, price, size = limit_order(bb, ba, last, params, ladder, fst[0], rng)
             if size == 0:
                 continue
@@ -648,10 +890,13 @@ def _continuous(params, ladder, rng, book, st, fst, outs, pos, open_ns, session_
             side, size = market_order(bb, ba, last, params, ladder, fst[0], rng)
             if st[_S_NASK if side == BID else _S_NBID] == 0:
                 continue
-            pos = _walk(params, ladder, book, st, fst, outs, pos, ts, side, size)
+            pos, _ = _walk(params, ladder, book, st, fst, outs, pos, ts, side, size, -1)
         elif st[_S_LIVE] > 0:
             slot = live[pick_live(st[_S_LIVE], rng)]
             side = _side_code(o_side[slot])
+            if locked and _queued_at_lock(o_side[slot], o_lvl[slot], fst[0], lo, ladder) \
+                    and rng.random() >= params[P_LOCKED_CANCEL]:
+                continue  # a seller queued at a lower-limit lock keeps its place
             if action == CANCEL:
                 q = cancel_size(o_size[slot], params, rng)
                 pos = _emit(outs, pos, st, ts, CANCEL, side, ladder[o_lvl[slot]], q,
@@ -675,19 +920,6 @@ def _continuous(params, ladder, rng, book, st, fst, outs, pos, open_ns, session_
                 best = st[_S_BID] if s == 0 else st[_S_ASK]
                 if book[9][s, best] < 0:
                     _repair_best(book, st, s)
-
-
-# Phases of a session: one compiled entry point runs all three.
-_OPEN, _CONTINUOUS, _CLOSE = 0, 1, 2
-
-
-@njit(cache=True)
-def _run(phase, params, ladder, rng, book, st, fst, outs, pos, open_ns, session_ns, center):
-    if phase == _OPEN:
-        return _open_book(params, ladder, rng, book, st, outs, pos, open_ns, center), _DONE
-    if phase == _CLOSE:
-        return _close_book(ladder, book, st, outs, pos, open_ns + session_ns), _DONE
-    return _continuous(params, ladder, rng, book, st, fst, outs, pos, open_ns, session_ns)
 
 
 class _Book:
@@ -747,17 +979,36 @@ def _events(rows: tuple[np.ndarray, ...], n: int) -> Events:
                   side=side, price=price, size=size, order_id=oid, flags=flags, sequence=seq)
 
 
+def _check_shocks(shocks: Mapping[int, float] | None, days: int) -> dict[int, float]:
+    out = {}
+    for day, move in (shocks or {}).items():
+        if not 0 <= int(day) < days or int(day) != day:
+            raise ValueError(f"shock on day {day!r}: day indices run from 0 to {days - 1}")
+        if not -1.0 < float(move) < 10.0:
+            raise ValueError(f"shock on day {day}: fraction {move} must lie in (-1, 10) "
+                             "(-0.4 = a 40% fall)")
+        out[int(day)] = float(move)
+    return out
+
+
 def synthesize(profile: str | Profile, days: int, seed: int, start: date = date(2024, 1, 2),
-               *, chunk_events: int = 1 << 20) -> Iterator[tuple[Events, InstrumentTable]]:
+               *, chunk_events: int = 1 << 20, shocks: Mapping[int, float] | None = None,
+               ) -> Iterator[tuple[Events, InstrumentTable]]:
     """Generate ``days`` trading days of ``profile`` ("krx-largecap", "krx-smallcap" or a
     :class:`Profile`) from ``start``, yielding chunks of events with the instrument table of
     their day (its ``prev_close_units`` is that day's base price).
 
+    ``shocks`` maps a day index (0 = the first day) to a fractional move of the latent
+    value before that day's opening auction, e.g. ``{1: -0.40}``: news overnight. A move
+    beyond the daily limit locks the day at the limit.
+
     A chunk holds at most ``chunk_events`` rows (raised to ``4 * live_orders + 64`` if
-    smaller), never splits a packet and never spans two days; the chunking does not change
-    the events.
+    smaller, and to about twice the live orders when a locked day's queue outgrows that,
+    so a market order can always walk the whole book), never splits a packet and never
+    spans two days; the chunking does not change the events.
     """
     prof = _resolve(profile)
+    moves = _check_shocks(shocks, days)
     params = prof.to_params()
     rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence(seed)))
     n_open = prof.live_orders
@@ -769,63 +1020,151 @@ def synthesize(profile: str | Profile, days: int, seed: int, start: date = date(
     st[_S_FREE] = book.capacity
     fst = np.array([float(prof.start_price)])
     base = prof.start_price
+    rates = {"open": prof.auction_orders_open / (_seconds(PRE_OPEN, OPEN) * 1e9),
+             "close": prof.auction_orders_close / (_seconds(CLOSE_AUCTION, CLOSE) * 1e9)}
     for i, day in enumerate(trading_days(start, days)):
         lower, upper = price_limits(base, on=day)
         ladder = price_grid(lower, upper, on=day)
         book.new_day(len(ladder))
+        sched = schedule(day, seed)
+        origin = seoul_ns(day, OPEN)  # the clock of the rate shape: ns after 09:00
         if i > 0:
             fst[0] *= math.exp(prof.overnight_volatility * rng.standard_normal())
-        fst[0] = min(max(fst[0], float(lower)), float(upper))
-        st[_S_T] = 0
+        if prof.jump_probability > 0 and rng.random() < prof.jump_probability:
+            fst[0] *= 1.0 + (prof.jump_size if rng.random() < 0.5 else -prof.jump_size)
+        fst[0] *= 1.0 + moves.get(i, 0.0)
         st[_S_TRADED] = 0
         st[_S_BID] = st[_S_ASK] = -1
         st[_S_LAST] = int(np.searchsorted(ladder, base, side="right")) - 1
-        center = min(max(int(np.searchsorted(ladder, fst[0], side="right")) - 1, 0),
-                     len(ladder) - 1)
         table = InstrumentTable([Instrument(
             instrument_id=INSTRUMENT_ID, symbol=prof.symbol, venue="XKRX", book_type="L3",
             price_decimals=0, tick_units=tick_size(base, on=day), prev_close_units=base,
             market="KOSPI")])
-        open_ns, close_ns = continuous_bounds_ns(day)
-        session_ns = close_ns - open_ns
-        rows = _new_rows(chunk)
-        while book.capacity - st[_S_LIVE] < n_open:
-            book.grow(st)
-        pos, _ = _run(_OPEN, params, ladder, rng, book.arrays, st, fst, rows, 0, open_ns,
-                      session_ns, center)
-        while True:
-            pos, status = _run(_CONTINUOUS, params, ladder, rng, book.arrays, st, fst, rows,
-                               pos, open_ns, session_ns, center)
-            if status == _POOL_FULL:
+        day_rows = _DayRows(chunk)
+        head = (params, ladder, rng)
+
+        # Opening call auction, 08:30 to the random end; its uncross at open_ns.
+        st[_S_T] = sched.pre_open_ns - origin
+        if rates["open"] > 0:
+            yield from day_rows.run(_auction, head, book, st, fst, table, origin,
+                                    sched.open_ns - origin, rates["open"])
+        yield from _uncross_packet(day_rows, book, st, fst, params, ladder, base, lower, upper,
+                                   True, sched.open_ns, table)
+        if lower < fst[0] < upper and st[_S_LIVE] < n_open:
+            # The top-up: orders that would rest away from the open price, placed without
+            # crossing, so continuous trading starts from a book of the profile's depth.
+            while book.capacity - st[_S_LIVE] < n_open:
                 book.grow(st)
-                continue
-            if status == _ROWS_FULL:
-                yield _events(rows, pos), table
-                rows, pos = _new_rows(chunk), 0
-                continue
-            break
-        if len(rows[0]) - pos < st[_S_LIVE]:
-            yield _events(rows, pos), table
-            rows, pos = _new_rows(int(st[_S_LIVE])), 0
-        pos, _ = _run(_CLOSE, params, ladder, rng, book.arrays, st, fst, rows, pos, open_ns,
-                      session_ns, center)
-        yield _events(rows, pos), table
+            yield from day_rows.room(n_open, table)
+            center = min(max(int(np.searchsorted(ladder, fst[0], side="right")) - 1, 0),
+                         len(ladder) - 1)
+            day_rows.pos = _top_up(params, ladder, rng, book.arrays, st, day_rows.rows,
+                                   day_rows.pos, sched.open_ns, center,
+                                   n_open - int(st[_S_LIVE]))
+
+        # Continuous trading from the uncross to 15:20.
+        st[_S_T] = sched.open_ns - origin
+        yield from day_rows.run(_continuous, head, book, st, fst, table, origin,
+                                sched.continuous_end_ns - origin)
+
+        # Closing call auction, 15:20 to the random end; its uncross at close_ns, priced
+        # against the last trade; then every order expires.
+        if rates["close"] > 0:
+            yield from day_rows.run(_auction, head, book, st, fst, table, origin,
+                                    sched.close_ns - origin, rates["close"])
+        yield from _uncross_packet(day_rows, book, st, fst, params, ladder,
+                                   int(ladder[st[_S_LAST]]), lower, upper, False,
+                                   sched.close_ns, table)
+        yield from day_rows.room(int(st[_S_LIVE]), table)
+        day_rows.pos = _close_book(ladder, book.arrays, st, day_rows.rows, day_rows.pos,
+                                   sched.close_ns)
+        if day_rows.pos:
+            yield day_rows.events(), table
         if st[_S_TRADED]:
-            # reference/krx.md: the base price is the previous close; with no trade, the
-            # previous base.
+            # reference/krx.md: "Base price: previous close; with no trade, the previous
+            # base." The close is the closing uncross, or the last trade if nothing crossed.
             base = int(ladder[st[_S_LAST]])
 
 
+class _DayRows:
+    """One day's rows buffer: kernels write into ``rows`` from ``pos``; full buffers are
+    yielded as chunks (whole packets only) and replaced."""
+
+    def __init__(self, chunk: int) -> None:
+        self.chunk = chunk
+        self.rows = _new_rows(chunk)
+        self.pos = 0
+
+    def events(self) -> Events:
+        return _events(self.rows, self.pos)
+
+    def room(self, need: int, table: InstrumentTable) -> Iterator:
+        """Make room for a packet of ``need`` rows, yielding the buffer if it is short."""
+        if len(self.rows[0]) - self.pos < need:
+            if self.pos:
+                yield self.events(), table
+            self.rows, self.pos = _new_rows(max(self.chunk, need)), 0
+
+    def run(self, kernel, head: tuple, book: _Book, st: np.ndarray, fst: np.ndarray,
+            table: InstrumentTable, *tail) -> Iterator:
+        """Call ``kernel(*head, book, st, fst, rows, pos, *tail)`` until it is done,
+        growing the order pool and yielding full buffers as it asks."""
+        while True:
+            self.pos, status = kernel(*head, book.arrays, st, fst, self.rows, self.pos, *tail)
+            if status == _POOL_FULL:
+                book.grow(st)
+            elif status == _ROWS_FULL:
+                yield self.events(), table
+                # room for a walk through every live order, however large the book grew
+                self.rows = _new_rows(max(self.chunk, 2 * int(st[_S_LIVE]) + 64))
+                self.pos = 0
+            else:
+                break
+
+
+def _uncross_packet(day_rows: _DayRows, book: _Book, st: np.ndarray, fst: np.ndarray,
+                    params: np.ndarray, ladder: np.ndarray, reference: int, lower: int,
+                    upper: int, opening: bool, ts: int, table: InstrumentTable) -> Iterator:
+    """History's own uncross at ``ts``: :func:`venues.krx.uncross.uncross` over the resting
+    orders (reference/krx.md: single-price auction), written as an F_AUCTION packet and
+    applied to the generator's book; nothing when nothing crosses.
+
+    Only the orders that can trade are passed: a bid below the lowest ask (or an ask above
+    the highest bid) is executable at no price with positive volume, so it changes neither
+    the price, nor the volume, nor anyone's fill.
+    """
+    slots, n_bids = _crossing(book.arrays, st)
+    if len(slots) == 0:
+        return
+    o_lvl, o_size = book.arrays[2], book.arrays[3]
+    prices = ladder[o_lvl[slots]].tolist()
+    sizes = o_size[slots].tolist()
+    result = uncross(list(zip(prices[:n_bids], sizes[:n_bids], strict=True)),
+                     list(zip(prices[n_bids:], sizes[n_bids:], strict=True)),
+                     reference, lower_limit=lower, upper_limit=upper, opening=opening)
+    if result.price is None:
+        return
+    fills = np.asarray(result.bid_fills + result.ask_fills, np.int64)
+    yield from day_rows.room(1 + 2 * int(np.count_nonzero(fills)), table)
+    lvl = int(np.searchsorted(ladder, result.price))
+    day_rows.pos = _emit_uncross(ladder, book.arrays, st, day_rows.rows, day_rows.pos, ts,
+                                 lvl, result.volume, slots, fills)
+    fst[0] = _follow(fst[0], ladder, result.price, result.volume, params)
+
+
 def write_synthetic_tape(path: str | Path, profile: str | Profile, days: int, seed: int,
-                         start: date = date(2024, 1, 2), *,
-                         chunk_events: int = 1 << 20) -> Path:
+                         start: date = date(2024, 1, 2), *, chunk_events: int = 1 << 20,
+                         shocks: Mapping[int, float] | None = None) -> Path:
     """Stream :func:`synthesize` into a Parquet tape at ``path``; the tape's instrument table
-    is the first day's (later days' base prices follow from their previous day's close)."""
+    is the first day's (later days' base prices follow from their previous day's close),
+    and its session seed is ``seed``, so a replay draws the same auction ends
+    (:func:`venues.krx.session.schedule`)."""
     writer: TapeWriter | None = None
     try:
-        for events, table in synthesize(profile, days, seed, start, chunk_events=chunk_events):
+        for events, table in synthesize(profile, days, seed, start, chunk_events=chunk_events,
+                                        shocks=shocks):
             if writer is None:
-                writer = TapeWriter(path, table)
+                writer = TapeWriter(path, table, session_seed=seed)
             writer.write(events)
     except BaseException:
         if writer is not None:
