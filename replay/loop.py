@@ -130,7 +130,7 @@ from venues.rules import (
     market_watch,
     matching_allowed,
     trigger_vi,
-    vi_after,
+    vi_check,
     vi_stops,
 )
 
@@ -254,6 +254,8 @@ def _cross_injected(S, OUT, inst, side, price, qty, ts):
         return 0
     lo, hi = vi_stops(S, inst)
     ref = S[ii(S, inst, I_LAST)]
+    if vi_check(S, inst, side, price, lo, hi, ts, ref):
+        return 0  # the best opposite price already lies beyond a VI threshold
     start = OUT[FILLS + 2]
     filled, _ = match(S, OUT, inst, side, bounded(price, side, lo, hi), qty, ts, -1,
                       SRC_HIST_CROSS, True, -1)
@@ -261,7 +263,7 @@ def _cross_injected(S, OUT, inst, side, price, qty, ts):
     prints_from_fills(OUT, start)
     if filled < qty:
         # an order that would execute at or beyond a VI threshold triggers the VI
-        vi_after(S, inst, side, price, lo, hi, ts, ref)
+        vi_check(S, inst, side, price, lo, hi, ts, ref)
     return filled
 
 
@@ -351,14 +353,18 @@ def _inject(S, F, OUT, inj, jl, jbase, mode):
             _reject(S, j, RJ_FOK)
             return OK
         before = S[ii(S, inst, I_LAST)]
-        start = OUT[FILLS + 2]
-        filled, notional = match(S, OUT, inst, side, bound, qty, ts, j, SRC_INJECTED, False, -1)
-        prints_from_fills(OUT, start)
-        S[ri(S, j, R_FILLED)] += filled
-        S[ri(S, j, R_NOTIONAL)] += notional
-        _record_impact(F, mode, inst, ts, before, S[ii(S, inst, I_LAST)])
-        if filled < qty:
-            vi_after(S, inst, side, limit, lo, hi, ts, before)
+        # an order that meets a VI at once does not execute: it rests in the VI auction
+        # (an IOC is cancelled)
+        if not vi_check(S, inst, side, limit, lo, hi, ts, before):
+            start = OUT[FILLS + 2]
+            filled, notional = match(S, OUT, inst, side, bound, qty, ts, j, SRC_INJECTED,
+                                     False, -1)
+            prints_from_fills(OUT, start)
+            S[ri(S, j, R_FILLED)] += filled
+            S[ri(S, j, R_NOTIONAL)] += notional
+            _record_impact(F, mode, inst, ts, before, S[ii(S, inst, I_LAST)])
+            if filled < qty:
+                vi_check(S, inst, side, limit, lo, hi, ts, before)
     rest = qty - filled
     if rest == 0:
         S[ri(S, j, R_STATUS)] = ST_FILLED
@@ -628,12 +634,14 @@ def _fill(S, OUT, ts, inst, price, p, size, row):
         aggressor = SIDE_ASK if S[oi(S, row, O_SIDE)] == SIDE_BID else SIDE_BID
         lo, hi = vi_stops(S, inst)
         ref = S[ii(S, inst, I_LAST)]
-        start = OUT[FILLS + 2]
-        filled, _ = match(S, OUT, inst, aggressor, bounded(p, aggressor, lo, hi), deficit, ts,
-                          -1, SRC_REAPPLIED, False, row)
-        prints_from_fills(OUT, start)
-        if filled < deficit:
-            vi_after(S, inst, aggressor, p, lo, hi, ts, ref)
+        filled = 0
+        if not vi_check(S, inst, aggressor, p, lo, hi, ts, ref):
+            start = OUT[FILLS + 2]
+            filled, _ = match(S, OUT, inst, aggressor, bounded(p, aggressor, lo, hi), deficit,
+                              ts, -1, SRC_REAPPLIED, False, row)
+            prints_from_fills(OUT, start)
+            if filled < deficit:
+                vi_check(S, inst, aggressor, p, lo, hi, ts, ref)
         count(S, C_REAPPLIED_FILLED, filled)
         count(S, C_REAPPLIED_DROPPED, deficit - filled)
 

@@ -219,10 +219,12 @@ def trigger_vi(S, inst, price, ts, ref):
 
 
 @kernel
-def vi_after(S, inst, side, limit, lo, hi, ts, ref):
-    """After an aggressor on ``side`` (price bound ``limit``, -1 market) stopped at the VI
-    thresholds computed from the last price ``ref``: if the opposite best would still have
-    executed, that price triggers a VI. Returns whether it did."""
+def vi_check(S, inst, side, limit, lo, hi, ts, ref):
+    """Whether an aggressor on ``side`` (price bound ``limit``, -1 market) meets a VI: the
+    opposite best, which it would execute against, lies at or beyond a threshold computed
+    from the last price ``ref``. Called before matching (the best may already lie beyond,
+    on either side of the last price) and after a walk stopped at a threshold. Fires the VI
+    and returns True if so."""
     if lo < 0 and hi == NO_STOP_HI:
         return False
     k = S[ii(S, inst, I_BEST_ASK if side == SIDE_BID else I_BEST_BID)]
@@ -282,14 +284,10 @@ def market_watch(S, inst, before, ts):
 
 @kernel
 def accepts_history(S, inst, act_is_add):
-    """Whether a historical row of ``inst`` applies in its phase: nothing while closed; no
-    new orders while halted (cancels still apply)."""
+    """Whether a historical row of ``inst`` applies in its phase: no new order while the
+    market is closed or halted; cancels and deletes always apply."""
     phase = S[ii(S, inst, I_PHASE)]
-    if phase == PH_CLOSED:
-        return False
-    if phase == PH_HALTED and act_is_add:
-        return False
-    return True
+    return not (act_is_add and (phase == PH_CLOSED or phase == PH_HALTED))
 
 
 @kernel
