@@ -30,7 +30,6 @@ from venues.book import (
     CONSUMED,
     H_CNT,
     H_EV_KIND,
-    H_TICKS,
     H_TOB_LAST,
     H_VENUE,
     I_BASE,
@@ -47,7 +46,6 @@ from venues.book import (
     L_ANON,
     L_LEDGER,
     L_SIZE,
-    MAX_BANDS,
     NEED_LADDER,
     NEED_ORDERS,
     NEED_OUTPUT,
@@ -84,6 +82,7 @@ from venues.book import (
     reduce_order,
     release,
     ri,
+    tick_of,
     unlink,
 )
 from venues.kernel import kernel
@@ -182,12 +181,7 @@ def shift_reach(F: np.ndarray, inst: int) -> int:
 def snap(S, inst, price):
     """Round ``price`` to the nearest price on the instrument's tick grid (its band table:
     from each band's lower bound upwards, that band's tick)."""
-    base = S[H_TICKS] + inst * 2 * MAX_BANDS
-    t = S[base + MAX_BANDS]
-    for b in range(MAX_BANDS):
-        tb = S[base + MAX_BANDS + b]
-        if tb > 0 and price >= S[base + b]:
-            t = tb
+    t = tick_of(S, inst, price)
     q = price // t
     r = price - q * t
     if 2 * r >= t:

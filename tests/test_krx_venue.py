@@ -306,17 +306,17 @@ def test_history_does_not_execute_during_a_simulated_vi():
 
 # -- circuit breakers and sidecar ---------------------------------------------------------------
 
-def index_tape(drop_to, *, at=t(10, 0), hold_s=61, day=DAY):
-    """Two constituents (weights 3:1 at the base); both open at the base, then prints at
-    ``drop_to`` (fractions of the base) every 10 s for ``hold_s`` seconds."""
-    tape = Tape()
-    for inst in (1, 2):
-        tape.add(t(8, 40), BID, 10_000, 100, inst, day=day)
-        tape.add(t(8, 40), ASK, 10_000, 100, inst, day=day)
-    start = seoul_ns(day, at)
-    for k in range(0, hold_s + 1, 10):
+def index_tape(start, path, tape=None):
+    """Two constituents that open at 10,000 (a new tape), then print each price of ``path``
+    on both, one every 10 s from ``start``."""
+    if tape is None:
+        tape = Tape()
         for inst in (1, 2):
-            tape.row(start + k * SEC, inst, TRADE, ASK, drop_to[inst - 1], 10)
+            tape.add(t(8, 40), BID, 10_000, 100, inst)
+            tape.add(t(8, 40), ASK, 10_000, 100, inst)
+    for k, px in enumerate(path):
+        for inst in (1, 2):
+            tape.row(start + k * 10 * SEC, inst, TRADE, ASK, px, 10)
     return tape
 
 
@@ -328,15 +328,8 @@ def test_stage_1_circuit_breaker_halts_20_minutes_then_reopens_by_auction():
     # krx.md:59 (cancels allowed during a halt, new orders not).
     # Prices -8% on both names: index -8%; the prints stay inside the 10% static VI band
     # but a single print of -8% would pass the 6% dynamic VI, so step down first.
-    tape = Tape()
-    for inst in (1, 2):
-        tape.add(t(8, 40), BID, 10_000, 100, inst)
-        tape.add(t(8, 40), ASK, 10_000, 100, inst)
     start = seoul_ns(DAY, t(10, 0))
-    for k, px in enumerate([9_600, 9_200, 9_200, 9_200, 9_200, 9_200, 9_200, 9_200, 9_200]):
-        for inst in (1, 2):
-            tape.row(start + k * 10 * SEC, inst, TRADE, ASK, px, 10)
-    oid = tape.add(t(9, 50), BID, 9_000, 10, 1)
+    tape = index_tape(start, [9_600] + [9_200] * 8)
     halted_at = start + 60 * SEC + 10 * SEC  # 9,200 first printed at +10 s, held 60 s
     r = run(tape, CONSTITUENTS, orders(
         (seoul_ns(DAY, t(9, 55)), 1, BID, LMT, 9_100, 10),
@@ -351,32 +344,21 @@ def test_stage_1_circuit_breaker_halts_20_minutes_then_reopens_by_auction():
     assert 30 * MIN <= wait < 30 * MIN + 30 * SEC
     assert list(r.injected.status) == [5, 4, 1]  # cancelled, rejected (halted), done
     assert r.injected.reason[1] == 4
-    assert oid  # the historical order stays in the book
 
 
 def test_stage_3_ends_the_day_and_no_stage_1_after_14_50():
     # krx.md:58 (stage 3 ends trading for the day), krx.md:59 (stages 1-2 not after 14:50).
-    tape = Tape()
-    for inst in (1, 2):
-        tape.add(t(8, 40), BID, 10_000, 100, inst)
-        tape.add(t(8, 40), ASK, 10_000, 100, inst)
     start = seoul_ns(DAY, t(14, 55))
-    path = [9_500, 9_000, 8_550, 8_550] + [8_550] * 7  # -14.5%: stage 1 level, after 14:50
-    for k, px in enumerate(path):
-        for inst in (1, 2):
-            tape.row(start + k * 10 * SEC, inst, TRADE, ASK, px, 10)
+    # -14.5% after 14:50: a stage-1 level, but stage 1 may not fire any more
+    tape = index_tape(start, [9_500, 9_000] + [8_550] * 9)
     # static VIs off (KrxRules(static_vi_bp=0)): prints alone cannot pass a VI auction
     no_static = {"krx_rules": KrxRules(static_vi_bp=0)}
     r = run(tape, CONSTITUENTS, **no_static)
     assert not r.venue_events.kind.str.startswith("circuit").any()
     # -20% after 14:50: stage 3, and nothing trades afterwards
-    tape2 = Tape()
-    tape2.rows = list(tape.rows)
-    path3 = [8_100, 7_700, 7_700] + [7_700] * 8
     t3 = start + 200 * SEC
-    for k, px in enumerate(path3):
-        for inst in (1, 2):
-            tape2.row(t3 + k * 10 * SEC, inst, TRADE, ASK, px, 10)
+    tape2 = index_tape(t3, [8_100] + [7_700] * 10, Tape())
+    tape2.rows = tape.rows + tape2.rows
     later = t3 + 10 * MIN
     r3 = run(tape2, CONSTITUENTS, orders((later, 1, BID, LMT, 7_700, 10)), **no_static)
     cb = r3.venue_events[r3.venue_events.kind.str.startswith("circuit")]

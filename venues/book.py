@@ -406,6 +406,19 @@ def _hash_insert(S, order_id, inst, row):
 # -- ladder arithmetic ------------------------------------------------------------------------
 
 @kernel
+def tick_of(S, inst, price):
+    """The tick at ``price`` in the instrument's band table (each band's lower bound
+    upwards has that band's tick)."""
+    base = S[H_TICKS] + inst * 2 * MAX_BANDS
+    t = S[base + MAX_BANDS]
+    for b in range(MAX_BANDS):
+        tb = S[base + MAX_BANDS + b]
+        if tb > 0 and price >= S[base + b]:
+            t = tb
+    return t
+
+
+@kernel
 def ladder_slot(S, inst, price):
     """Ladder slot of ``price``, or -1 outside the ladder or off its grid.
 

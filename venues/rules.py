@@ -40,7 +40,6 @@ from venues.book import (
     H_IDX_TRIG,
     H_PROG_SIDE,
     H_PROG_UNTIL,
-    H_TICKS,
     H_VENUE,
     I_BEST_ASK,
     I_BEST_BID,
@@ -53,7 +52,6 @@ from venues.book import (
     I_STATIC_BP,
     I_STATIC_REF,
     I_UP_LIM,
-    MAX_BANDS,
     PH_AUCTION,
     PH_CLOSED,
     PH_CONTINUOUS,
@@ -63,6 +61,7 @@ from venues.book import (
     VENUE_GENERIC,
     ii,
     level_price,
+    tick_of,
 )
 from venues.kernel import kernel
 from venues.matching import (
@@ -92,13 +91,7 @@ J_PROGRAM = 1  # injected-order flag: a program order (the sidecar suspends thes
 @kernel
 def on_grid(S, inst, price):
     """Whether ``price`` lies on the instrument's tick grid (its band table)."""
-    base = S[H_TICKS] + inst * 2 * MAX_BANDS
-    t = S[base + MAX_BANDS]
-    for b in range(MAX_BANDS):
-        tb = S[base + MAX_BANDS + b]
-        if tb > 0 and price >= S[base + b]:
-            t = tb
-    return price > 0 and price % t == 0
+    return price > 0 and price % tick_of(S, inst, price) == 0
 
 
 @kernel
