@@ -18,6 +18,8 @@ import pandas as pd
 from replay import loop
 from replay.tape import Events, Instrument, InstrumentTable
 from venues.book import (
+    BROKER_EVENT,
+    H_NRES,
     I_N,
     I_STEP,
     MAX_BANDS,
@@ -91,7 +93,9 @@ class InjectedOrders:
         z = np.zeros(0, np.int64)
         return cls(z, z, z, z, z, z)
 
-    def as_matrix(self) -> np.ndarray:
+    def as_matrix(self, first_id: int = 0) -> np.ndarray:
+        """The kernel's matrix; the orders' result rows are ``first_id`` onwards (a cancel's
+        ``price``, the index of its target among these orders, becomes that row too)."""
         m = np.zeros((len(self), loop.J_COLS), np.int64)
         m[:, loop.J_TS] = self.ts
         m[:, loop.J_INST] = self.instrument
@@ -101,6 +105,10 @@ class InjectedOrders:
         m[:, loop.J_SIZE] = self.size
         if self.flags is not None:
             m[:, loop.J_FLAGS] = self.flags
+        m[:, loop.J_ID] = first_id + np.arange(len(self))
+        m[:, loop.J_GEN] = -1
+        cancels = m[:, loop.J_TYPE] == ORDER_TYPES["cancel"]
+        m[cancels, loop.J_PRICE] += first_id
         if len(self) and np.any(np.diff(m[:, loop.J_TS]) < 0):
             raise ValueError("injected orders must be in time order")
         bad = ~np.isin(m[:, loop.J_TYPE], list(ORDER_TYPES.values()))
@@ -188,6 +196,9 @@ class Replay:
         self.venue = None
         self._inj = np.zeros((0, loop.J_COLS), np.int64)
         self._jbase = 0
+        self._jpos = 0
+        self.result_gen = np.zeros(0, np.int64)  # per result row: forced-order generation
+        self.broker = None  # brokers.engine.Broker attaches itself here
         if venue == "krx":
             from venues.krx.venue import KrxVenue
 
@@ -211,8 +222,35 @@ class Replay:
     def write_top(self, inst: int, ts: int) -> None:
         loop.write_top(self.book.S, self.reports.OUT, inst, ts)
 
-    def injected_orders(self) -> tuple[int, np.ndarray]:
-        return self._jbase, self._inj
+    def injected_orders(self) -> np.ndarray:
+        """Every injected order of this run so far (its result row is column J_ID)."""
+        return self._inj
+
+    def submit(self, ts: np.ndarray, instrument: np.ndarray, side: np.ndarray,
+               typ: np.ndarray, price: np.ndarray, size: np.ndarray,
+               generation: np.ndarray) -> np.ndarray:
+        """Add orders during a run (a broker's forced orders): they arrive at ``ts`` (not
+        before any order already waiting at the same time). Returns their result rows."""
+        n = len(ts)
+        first = self.book.add_results(n)
+        m = np.zeros((n, loop.J_COLS), np.int64)
+        m[:, loop.J_TS], m[:, loop.J_INST], m[:, loop.J_SIDE] = ts, instrument, side
+        m[:, loop.J_TYPE], m[:, loop.J_PRICE], m[:, loop.J_SIZE] = typ, price, size
+        m[:, loop.J_ID] = first + np.arange(n)
+        m[:, loop.J_GEN] = generation
+        done, waiting = self._inj[:self._jpos], self._inj[self._jpos:]
+        if len(waiting) and len(m) and m[:, loop.J_TS].min() < waiting[0, loop.J_TS] and \
+                self._jpos and m[:, loop.J_TS].min() < done[-1, loop.J_TS]:
+            raise ValueError("orders cannot be submitted in the past")
+        merged = np.concatenate([waiting, m])
+        merged = merged[np.argsort(merged[:, loop.J_TS], kind="stable")]
+        self._inj = np.concatenate([done, merged])
+        self.result_gen = np.concatenate([self.result_gen, np.asarray(generation, np.int64)])
+        for i in np.unique(m[:, loop.J_INST]):
+            priced = m[(m[:, loop.J_INST] == i) & (m[:, loop.J_TYPE] != ORDER_TYPES["market"])]
+            if len(priced):
+                self._ensure_ladder(int(i), priced[:, loop.J_PRICE])
+        return m[:, loop.J_ID].copy()
 
     @property
     def counters(self) -> dict[str, int]:
@@ -288,19 +326,25 @@ class Replay:
         if self.mode == "generative":
             raise ValueError("generative mode has no tape: use replay.generative.run_generative "
                              "(cascade replay --mode generative --profile ...)")
-        inj = (injected or InjectedOrders.empty()).as_matrix()
+        orders = injected or InjectedOrders.empty()
+        jbase = int(self.book.S[H_NRES])
+        inj = orders.as_matrix(jbase)
         known = [i.instrument_id for i in self.instruments]
         unknown = ~np.isin(inj[:, loop.J_INST], known)
         if unknown.any():
             j = int(np.flatnonzero(unknown)[0])
             raise ValueError(f"injected order {j}: instrument {inj[j, loop.J_INST]} is not in "
                              f"the instrument table (ids {known})")
-        jbase = self.book.add_results(len(inj))
-        self._inj, self._jbase = inj, jbase
+        self.book.add_results(len(inj))
+        self._inj, self._jbase, self._jpos = inj, jbase, 0
+        self.result_gen = np.concatenate([self.result_gen, np.full(len(inj), -1, np.int64)])
         jpos = 0
         events = 0
         mode = loop.MODES[self.mode]
         venue = self.venue
+        broker = self.broker
+        if broker is not None:
+            broker.start(self)
         t0 = time.perf_counter()
         for ev in itertools.chain(chunks, [Events.empty()]):
             if len(ev):
@@ -318,15 +362,20 @@ class Replay:
             pos = 0
             while True:
                 until = venue.next_ts() if venue is not None else loop.NEVER
-                status, pos, jpos = loop.run_chunk(*ev.kernel_columns(), pos, inj, jpos, jbase,
+                status, pos, jpos = loop.run_chunk(*ev.kernel_columns(), pos, inj, jpos,
                                                    self.book.S, self.F, self.reports.OUT, mode,
                                                    until)
                 if status == OK:
                     break
-                if status == PAUSE:
-                    venue.step()
-                elif status == VENUE_EVENT:
-                    venue.on_event()
+                if status in (PAUSE, VENUE_EVENT, BROKER_EVENT):
+                    self._jpos = jpos
+                    if status == PAUSE:
+                        venue.step()
+                    elif status == VENUE_EVENT:
+                        venue.on_event()
+                    else:
+                        broker.on_watch()
+                    inj, jpos = self._inj, self._jpos  # the venue or broker may add orders
                 else:
                     self._grow_for(status, ev, pos, inj, jpos)
             events += len(ev)

@@ -132,7 +132,7 @@ def _remove_from_live(st, live, oid):
 
 
 @kernel
-def run_session(S, F, OUT, inj, jpos, jbase, inst, open_ns, session_ns, params, ladder, rng,
+def run_session(S, F, OUT, inj, jpos, inst, open_ns, session_ns, params, ladder, rng,
                 st, live, value, n_open):
     """Generate one session from ``st[G_T]`` (0 at the open), injected orders merged in by
     time. Returns (status, jpos); the flow state lives in ``st``/``live``/``value``."""
@@ -153,7 +153,7 @@ def run_session(S, F, OUT, inj, jpos, jbase, inst, open_ns, session_ns, params, 
             if not room(S, OUT):
                 return NEED_OUTPUT, jpos
             start = OUT[FILLS + 2]
-            status = loop._inject(S, F, OUT, inj, jpos, jbase, loop.GENERATIVE)
+            status = loop._inject(S, F, OUT, inj, jpos, loop.GENERATIVE)
             if status != OK:
                 return status, jpos
             _follow(S, OUT, start, value, params)
@@ -237,8 +237,9 @@ def run_generative(profile: str, *, days: int = 1, seed: int = 0,
     day0 = trading_days(start, 1)[0]
     table = flow_instruments(profile, start)
     rp = Replay(table, "generative", session_date=day0)
-    inj = (injected or InjectedOrders.empty()).as_matrix()
-    jbase = rp.book.add_results(len(inj))
+    orders = injected or InjectedOrders.empty()
+    jbase = rp.book.add_results(len(orders))
+    inj = orders.as_matrix(jbase)
     jpos = 0
     live = np.zeros(4 * prof.live_orders + 1024, np.int64)
     st = np.zeros(4, np.int64)
@@ -255,7 +256,7 @@ def run_generative(profile: str, *, days: int = 1, seed: int = 0,
         st[G_T] = 0
         st[G_NLIST] = 0
         while True:
-            status, jpos = run_session(rp.book.S, rp.F, rp.reports.OUT, inj, jpos, jbase,
+            status, jpos = run_session(rp.book.S, rp.F, rp.reports.OUT, inj, jpos,
                                        INSTRUMENT_ID, open_ns, close_ns - open_ns, params,
                                        ladder, rng, st, live, value, prof.live_orders)
             if status == OK:

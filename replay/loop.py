@@ -27,7 +27,10 @@ import numpy as np
 
 from replay.tape import ADD, CANCEL, CLEAR, DELETE, F_AUCTION, FILL, MODIFY, TRADE
 from venues.book import (
+    BROKER_EVENT,
     CONSUMED,
+    H_BK_INST,
+    H_BK_TS,
     H_CNT,
     H_EV_KIND,
     H_TOB_LAST,
@@ -37,11 +40,13 @@ from venues.book import (
     I_BEST_BID,
     I_HIST_LAST,
     I_LAST,
+    I_LAST_GEN,
     I_LO_LIM,
     I_N,
     I_OFF,
     I_STEP,
     I_UP_LIM,
+    I_WATCH,
     IN_LEVEL,
     L_ANON,
     L_LEDGER,
@@ -86,7 +91,7 @@ from venues.book import (
     unlink,
 )
 from venues.kernel import kernel
-from venues.matching import (
+from venues.matching import (  # noqa: F401  (the injected-order layout, re-exported)
     B_ASK_PX,
     B_ASK_SZ,
     B_BID_PX,
@@ -95,6 +100,16 @@ from venues.matching import (
     B_TS,
     FILLS,
     FOK,
+    J_COLS,
+    J_FLAGS,
+    J_GEN,
+    J_ID,
+    J_INST,
+    J_PRICE,
+    J_SIDE,
+    J_SIZE,
+    J_TS,
+    J_TYPE,
     LIMIT,
     MARKET,
     RJ_FOK,
@@ -149,9 +164,6 @@ COUNTER_NAMES = ("events", "unknown_order", "consumed_noop", "clipped", "reappli
                  "dropped_closed_or_halted", "history_executions_in_auction",
                  "injected_rejected")
 
-# Injected order columns (J_FLAGS: venues.rules.J_PROGRAM).
-J_TS, J_INST, J_SIDE, J_TYPE, J_PRICE, J_SIZE, J_FLAGS = range(7)
-J_COLS = 7
 NEVER = np.iinfo(np.int64).max  # ``until`` when no venue asks the loop to stop
 INJECTED_ID_BASE = 1 << 62
 
@@ -297,10 +309,10 @@ def _reject(S, j, reason):
 
 
 @kernel
-def _inject(S, F, OUT, inj, jl, jbase, mode):
-    """Execute injected order ``jl`` of this call (global index ``jbase + jl``); returns a
+def _inject(S, F, OUT, inj, jl, mode):
+    """Execute injected order ``jl`` of this call (result row ``inj[jl, J_ID]``); returns a
     status code (OK or a NEED_* to retry)."""
-    j = jbase + jl
+    j = inj[jl, J_ID]
     ts = inj[jl, J_TS]
     inst = inj[jl, J_INST]
     side = inj[jl, J_SIDE]
@@ -356,6 +368,8 @@ def _inject(S, F, OUT, inj, jl, jbase, mode):
             prints_from_fills(OUT, start)
             S[ri(S, j, R_FILLED)] += filled
             S[ri(S, j, R_NOTIONAL)] += notional
+            if filled > 0:
+                S[ii(S, inst, I_LAST_GEN)] = inj[jl, J_GEN] + 1
             _record_impact(F, mode, inst, ts, before, S[ii(S, inst, I_LAST)])
             if filled < qty:
                 vi_check(S, inst, side, limit, lo, hi, ts, before)
@@ -376,7 +390,7 @@ def _inject(S, F, OUT, inj, jl, jbase, mode):
 
 
 @kernel
-def run_chunk(ts_a, inst_a, act_a, side_a, px_a, sz_a, oid_a, flg_a, pos, inj, jpos, jbase,
+def run_chunk(ts_a, inst_a, act_a, side_a, px_a, sz_a, oid_a, flg_a, pos, inj, jpos,
               S, F, OUT, mode, until):
     """Process tape rows from ``pos`` and injected orders from ``jpos`` until the chunk ends
     (injected orders later than the chunk's last row wait for the next chunk, except in the
@@ -395,7 +409,7 @@ def run_chunk(ts_a, inst_a, act_a, side_a, px_a, sz_a, oid_a, flg_a, pos, inj, j
                 return NEED_OUTPUT, pos, jpos
             inst = inj[jpos, J_INST]
             before = S[ii(S, inst, I_LAST)]
-            st = _inject(S, F, OUT, inj, jpos, jbase, mode)
+            st = _inject(S, F, OUT, inj, jpos, mode)
             if st != OK:
                 return st, pos, jpos
             write_top(S, OUT, inst, inj[jpos, J_TS])
@@ -404,6 +418,10 @@ def run_chunk(ts_a, inst_a, act_a, side_a, px_a, sz_a, oid_a, flg_a, pos, inj, j
             jpos += 1
             if S[H_EV_KIND] != 0:
                 return VENUE_EVENT, pos, jpos
+            if S[ii(S, inst, I_LAST)] <= S[ii(S, inst, I_WATCH)]:
+                S[H_BK_INST] = inst
+                S[H_BK_TS] = inj[jpos - 1, J_TS]
+                return BROKER_EVENT, pos, jpos
         if n == 0:
             break
         if ts_a[pos] >= until:
@@ -426,6 +444,10 @@ def run_chunk(ts_a, inst_a, act_a, side_a, px_a, sz_a, oid_a, flg_a, pos, inj, j
         pos += 1
         if S[H_EV_KIND] != 0:
             return VENUE_EVENT, pos, jpos
+        if S[ii(S, inst, I_LAST)] <= S[ii(S, inst, I_WATCH)]:
+            S[H_BK_INST] = inst
+            S[H_BK_TS] = ts_a[pos - 1]
+            return BROKER_EVENT, pos, jpos
     return OK, pos, jpos
 
 
@@ -462,6 +484,7 @@ def apply_row(S, F, OUT, mode, ts, inst, act, side, price, size, oid):
     if act == TRADE:
         S[ii(S, inst, I_HIST_LAST)] = price
         S[ii(S, inst, I_LAST)] = p
+        S[ii(S, inst, I_LAST_GEN)] = 0
         print_trade(OUT, ts, inst, p, size, side, SRC_HISTORY)
         return OK
     if act != ADD and act != CANCEL and act != DELETE and act != MODIFY and act != FILL:
@@ -622,6 +645,7 @@ def _fill(S, OUT, ts, inst, price, p, size, row):
     S[ii(S, inst, I_HIST_LAST)] = price
     if have > 0:
         S[ii(S, inst, I_LAST)] = S[oi(S, row, O_PRICE)]
+        S[ii(S, inst, I_LAST_GEN)] = 0
     if have < size:
         deficit = size - have
         count(S, C_REAPPLIED, 1)

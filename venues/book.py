@@ -31,6 +31,7 @@ NEED_ORDERS = 2
 NEED_OUTPUT = 3
 PAUSE = 4  # the next row or order is at or after the time the venue asked to stop at
 VENUE_EVENT = 5  # a venue rule fired (VI, circuit breaker, sidecar): see the H_EV_* slots
+BROKER_EVENT = 6  # a last price reached the broker's watch price (H_BK_INST, H_BK_TS)
 
 # Arena header: offsets and sizes of the blocks, and the order pool's counters.
 (H_INS, H_NINS, H_LV, H_NLV, H_ORD, H_CAP, H_FREE, H_TAB, H_TABN, H_FREE_TOP, H_USED,
@@ -40,6 +41,7 @@ VENUE_EVENT = 5  # a venue rule fired (VI, circuit breaker, sidecar): see the H_
 (H_VENUE, H_EV_KIND, H_EV_INST, H_EV_PX, H_EV_REF, H_EV_TS, H_IDX_NUM, H_IDX_TRIG,
  H_IDX_SINCE, H_FUT_INST, H_FUT_LO, H_FUT_HI, H_FUT_SINCE, H_PROG_SIDE,
  H_PROG_UNTIL) = range(17, 32)
+H_BK_INST, H_BK_TS = 32, 33
 HEADER = 48
 N_COUNTERS = 24
 MAX_BANDS = 8
@@ -53,7 +55,11 @@ VENUE_GENERIC, VENUE_KRX = 0, 1
 # the day's closing price (post-close trading).
 (I_PHASE, I_LO_LIM, I_UP_LIM, I_STATIC_REF, I_DYN_BP, I_STATIC_BP, I_SHARES,
  I_CLOSE_PX) = range(9, 17)
-I_COLS = 17
+# Broker columns: the loop stops (BROKER_EVENT) when the last price falls to I_WATCH or
+# below (-1: nothing to watch); I_LAST_GEN is 1 + the cascade generation of the forced
+# order that set the last price (0: the tape or any other order).
+I_WATCH, I_LAST_GEN = 17, 18
+I_COLS = 19
 # Phases (I_PHASE): continuous matching, single-price auction (orders rest, nothing
 # matches), halted (cancels only), closed (nothing), post-close (orders at the close only).
 PH_CONTINUOUS, PH_AUCTION, PH_HALTED, PH_CLOSED, PH_POST_CLOSE = range(5)
@@ -99,6 +105,7 @@ class BookState:
         ins[:, I_BEST_BID] = -1
         ins[:, I_BEST_ASK] = -1
         ins[:, I_STEP] = 1
+        ins[:, I_WATCH] = -1
         self._pack(ins=ins, lv=np.zeros((0, L_COLS), np.int64),
                    orders=np.zeros((order_capacity, O_COLS), np.int64),
                    free=np.arange(order_capacity - 1, -1, -1, dtype=np.int64),

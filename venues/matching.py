@@ -66,6 +66,12 @@ REASONS = ("", "off the tick grid", "above the upper price limit", "below the lo
            "program orders on this side suspended (sidecar)",
            "FOK: not enough executable quantity", "no such resting order to cancel")
 
+# Injected-order columns (the matrix the loop takes). J_FLAGS: venues.rules.J_PROGRAM.
+# J_ID: the order's result row (orders can be added during a run, so it is not its
+# position). J_GEN: a forced order's cascade generation, -1 for any other order.
+J_TS, J_INST, J_SIDE, J_TYPE, J_PRICE, J_SIZE, J_FLAGS, J_ID, J_GEN = range(9)
+J_COLS = 9
+
 # Fill columns.
 F_TS, F_INST, F_SIDE, F_PRICE, F_SIZE, F_TAKER, F_MAKER, F_MAKER_OID, F_SOURCE = range(9)
 F_COLS = 9

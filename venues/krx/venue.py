@@ -89,7 +89,7 @@ from venues.krx.calendar import is_trading_day, xkrx
 from venues.krx.limits import price_limits
 from venues.krx.ticks import tick_table
 from venues.krx.uncross import uncross_arrays
-from venues.matching import MARKET, ST_EXPIRED, ST_PARTIAL, ST_RESTING
+from venues.matching import J_ID, MARKET, ST_EXPIRED, ST_PARTIAL, ST_RESTING
 from venues.rules import EV_CIRCUIT_BREAKER, EV_SIDECAR, EV_VI_DYNAMIC, EV_VI_STATIC
 
 FUTURES = "FUTURES"
@@ -132,8 +132,8 @@ class Host(Protocol):
 
     def write_top(self, inst: int, ts: int) -> None: ...
 
-    def injected_orders(self) -> tuple[int, np.ndarray]:
-        """The first result row of this run's injected orders, and their matrix."""
+    def injected_orders(self) -> np.ndarray:
+        """Every injected order of the run so far (result row in column J_ID)."""
 
 
 def _ns(td: timedelta) -> int:
@@ -357,19 +357,20 @@ class KrxVenue:
                 "closed_at_lower_limit": close == n.lower,
             })
             n.base = close  # reference/krx.md: "Base price: previous close"
-        jbase, inj = self.host.injected_orders()
-        live = np.flatnonzero(np.isin(res[jbase:, R_STATUS], (ST_RESTING, ST_PARTIAL))
-                              & (res[jbase:, R_RESTING] > 0))
+        inj = self.host.injected_orders()
+        ids = inj[:, J_ID]
+        live = np.flatnonzero(np.isin(res[ids, R_STATUS], (ST_RESTING, ST_PARTIAL))
+                              & (res[ids, R_RESTING] > 0))
         for j in live:
             n = self.names[int(inj[j, 1])]
             buy = inj[j, 2] == SIDE_BID
             # a market order rested at the day's limit on its side
             price = int(inj[j, 4]) if inj[j, 3] != MARKET else (n.upper if buy else n.lower)
             self.unfilled.append({
-                "day": day, "order": int(j), "ts": int(inj[j, 0]), "instrument": n.inst,
+                "day": day, "order": int(ids[j]), "ts": int(inj[j, 0]), "instrument": n.inst,
                 "side": "buy" if buy else "sell", "price": price, "size": int(inj[j, 5]),
-                "unfilled": int(res[jbase + j, R_RESTING])})
-            res[jbase + j, R_STATUS] = ST_EXPIRED
+                "unfilled": int(res[ids[j], R_RESTING])})
+            res[ids[j], R_STATUS] = ST_EXPIRED
         for n in self.names.values():
             clear_instrument(book.S, n.inst)
             self._set_phase(n.inst, PH_CLOSED)
