@@ -1,0 +1,105 @@
+"""A liquidation cascade computed by hand: a small book, three ``instant`` accounts with
+staggered trigger prices, one exogenous sell. Every forced fill, generation and price below
+is worked out in the comments."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from brokers.engine import Broker, trigger_prices
+from replay.engine import InjectedOrders, Replay
+from replay.tape import ADD, ASK, BID, F_LAST, TRADE, Events, Instrument, InstrumentTable
+from venues.matching import ORDER_TYPES
+
+MARKET = ORDER_TYPES["market"]
+
+
+@dataclass(frozen=True)
+class InstantRules:
+    """The ``instant`` preset's fields the engine reads (maintenance 140%, on every trade)."""
+
+    name: str = "instant"
+    kind: str = "instant"
+    valuation: str = "last"
+    maintenance_ratio: float = 1.40
+
+
+@dataclass
+class Accounts:
+    account_id: np.ndarray
+    cash: np.ndarray
+    loan: np.ndarray
+    pos_account: np.ndarray
+    pos_instrument: np.ndarray
+    pos_shares: np.ndarray
+
+
+def book_tape():
+    """A print at 10,000 (the last price), then bids of 100 at 10,000 .. 9,700 and 500 at
+    9,600."""
+    rows = [(1, 1, TRADE, ASK, 10_000, 1, 0)]
+    for k, (px, sz) in enumerate([(10_000, 100), (9_900, 100), (9_800, 100), (9_700, 100),
+                                  (9_600, 500)]):
+        rows.append((2, 1, ADD, BID, px, sz, k + 1))
+    rows.append((2, 1, ADD, ASK, 10_100, 100, 99))
+    cols = ["ts", "instrument", "action", "side", "price", "size", "order_id"]
+    ev = {c: np.array([r[i] for r in rows], np.int64) for i, c in enumerate(cols)}
+    ev["flags"] = np.full(len(rows), F_LAST)
+    return Events.from_columns(ev)
+
+
+# Loans chosen so each trigger sits halfway between two ticks: the account breaches when
+# shares * P / loan < 1.40, i.e. P < 1.40 * loan / shares:
+#   A:  60 shares, loan 426,450: 1.40 * 426,450 / 60  = 9,950.5 -> trigger 9,950
+#   B: 100 shares, loan 703,607: 1.40 * 703,607 / 100 = 9,850.498 -> trigger 9,850
+#   C: 120 shares, loan 835,757: 1.40 * 835,757 / 120 = 9,750.498 -> trigger 9,750
+# At the last price 10,000 their ratios are 1.407, 1.421 and 1.436: none is breached.
+ACCOUNTS = Accounts(account_id=np.array([101, 102, 103]), cash=np.zeros(3, np.int64),
+                    loan=np.array([426_450, 703_607, 835_757]),
+                    pos_account=np.array([0, 1, 2]), pos_instrument=np.array([1, 1, 1]),
+                    pos_shares=np.array([60, 100, 120]))
+
+
+def test_trigger_prices_in_closed_form():
+    assert trigger_prices(ACCOUNTS.pos_shares, ACCOUNTS.loan, 14_000).tolist() == \
+        [9_950, 9_850, 9_750]
+
+
+def test_a_hand_computed_three_generation_cascade():
+    instruments = InstrumentTable([Instrument(1, "X", tick_units=100)])
+    rp = Replay(instruments)
+    broker = Broker(InstantRules(), ACCOUNTS).attach(rp)
+    # the exogenous sell: 150 at market takes 100 @ 10,000 and 50 @ 9,900; last 9,900
+    sell = InjectedOrders(np.array([3]), np.array([1]), np.array([ASK]), np.array([MARKET]),
+                          np.array([0]), np.array([150]))
+    result = rp.run([book_tape()], sell)
+    forced = broker.forced_orders()
+    # 9,900 <= A's trigger 9,950: A is breached by a price the exogenous order set:
+    # generation 0. A sells 60: 50 @ 9,900, 10 @ 9,800 -> last 9,800 (set by generation 0).
+    # 9,800 <= B's 9,850: generation 1. B sells 100: 90 @ 9,800, 10 @ 9,700 -> last 9,700.
+    # 9,700 <= C's 9,750: generation 2. C sells 120: 90 @ 9,700, 30 @ 9,600.
+    assert forced.account_id.tolist() == [101, 102, 103]
+    assert forced.generation.tolist() == [0, 1, 2]
+    assert forced.trigger.tolist() == [9_950, 9_850, 9_750]
+    assert forced.qty.tolist() == [60, 100, 120] and forced.filled_qty.tolist() == [60, 100, 120]
+    inj = result.fills[result.fills.source == 1]
+    by_taker = [list(zip(g.price, g["size"], strict=True)) for _, g in inj.groupby("taker")]
+    assert by_taker == [[(10_000, 100), (9_900, 50)],  # the exogenous sell
+                        [(9_900, 50), (9_800, 10)],  # A
+                        [(9_800, 90), (9_700, 10)],  # B
+                        [(9_700, 90), (9_600, 30)]]  # C
+    assert forced.avg_price.tolist() == [(50 * 9_900 + 10 * 9_800) / 60,
+                                         (90 * 9_800 + 10 * 9_700) / 100,
+                                         (90 * 9_700 + 30 * 9_600) / 120]
+    # ratios at the trigger: shares x price / loan
+    assert np.allclose(forced.ratio_at_trigger, [60 * 9_900 / 426_450, 100 * 9_800 / 703_607,
+                                                 120 * 9_700 / 835_757])
+
+
+def test_without_the_exogenous_sell_nobody_is_liquidated():
+    rp = Replay(InstrumentTable([Instrument(1, "X", tick_units=100)]))
+    broker = Broker(InstantRules(), ACCOUNTS).attach(rp)
+    rp.run([book_tape()])
+    assert broker.forced_orders().empty
