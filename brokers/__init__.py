@@ -1,4 +1,4 @@
-"""Brokers: margin accounts, Korean margin rules (신용융자, 미수) and forced liquidation.
-
-Not built yet: the replay engine (replay/, venues/) is what a broker will attach to.
-"""
+"""The margin-aware broker: rules as data (:mod:`brokers.rules`, presets in
+``brokers/presets``), account populations (:mod:`brokers.population`) and the liquidation
+engine (:mod:`brokers.engine`) that attaches to a replay and sells out breached accounts
+through the venue. docs/brokers.md describes each preset and its rule source."""

@@ -256,6 +256,67 @@ def replay_cmd(
               f"{fills:,} fills; results in {output}/")
 
 
+brokers_app = typer.Typer(invoke_without_command=True,
+                           help="Broker margin-rule presets (docs/brokers.md).")
+app.add_typer(brokers_app, name="brokers")
+
+
+@brokers_app.callback()
+def brokers_main(ctx: typer.Context) -> None:
+    """Broker margin-rule presets: with no subcommand, list them.
+
+    Example: cascade brokers
+    """
+    if ctx.invoked_subcommand is None:
+        brokers_list()
+
+
+@brokers_app.command("list")
+@_friendly
+def brokers_list() -> None:
+    """List the shipped margin-rule presets: valuation, maintenance ratio, CFD call and
+    liquidation levels, grace days, execution and sale size.
+
+    Example: cascade brokers list
+    """
+    from rich.table import Table
+
+    from brokers.rules import list_presets
+
+    table = Table(title="broker presets (details: cascade brokers show NAME)", box=None,
+                  padding=(0, 1, 0, 0), header_style="bold")
+    for column in ("name", "kind", "valued at", "ratio", "call/liq", "grace", "execution",
+                   "size"):
+        table.add_column(column, no_wrap=True)
+    for r in list_presets():
+        ratio = f"{r.maintenance_ratio:g}" if r.maintenance_ratio else "-"
+        levels = f"{r.call_level:g}/{r.liquidation_level:g}" if r.call_level else "-"
+        table.add_row(r.name, r.kind, r.valuation, ratio, levels, f"{r.grace_days}d",
+                      r.execution, r.size)
+    out.print(table)
+
+
+@brokers_app.command("show")
+@_friendly
+def brokers_show(
+    rules: Annotated[str, typer.Argument(metavar="NAME_OR_FILE",
+                                         help="A preset name or a rules .toml file.")],
+    overrides: Annotated[list[str] | None, typer.Option(
+        "--set", help="KEY=VALUE, repeatable: override one field, e.g. "
+                      "maintenance_ratio=1.3.")] = None,
+) -> None:
+    """Print the resolved rules as TOML (save it to start your own rules file).
+
+    Example: cascade brokers show krx-credit --set maintenance_ratio=1.3 --set grace_days=2
+    """
+    from brokers.rules import load_rules
+
+    resolved = load_rules(rules, overrides or [])
+    header = f"# {rules}" + (f" with --set {' '.join(overrides)}" if overrides else "")
+    out.print(header, markup=False, highlight=False, soft_wrap=True)
+    out.print(resolved.to_toml(), end="", markup=False, highlight=False, soft_wrap=True)
+
+
 @app.command("demo")
 @_friendly
 def demo(output: Annotated[Path, typer.Option("-o", "--output")] = Path("demo-output")) -> None:

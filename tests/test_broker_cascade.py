@@ -4,11 +4,11 @@ is worked out in the comments."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
 from brokers.engine import Broker, trigger_prices
+from brokers.population import Population
+from brokers.rules import load_rules
 from replay.engine import InjectedOrders, Replay
 from replay.tape import ADD, ASK, BID, F_LAST, TRADE, Events, Instrument, InstrumentTable
 from venues.matching import ORDER_TYPES
@@ -16,24 +16,7 @@ from venues.matching import ORDER_TYPES
 MARKET = ORDER_TYPES["market"]
 
 
-@dataclass(frozen=True)
-class InstantRules:
-    """The ``instant`` preset's fields the engine reads (maintenance 140%, on every trade)."""
-
-    name: str = "instant"
-    kind: str = "instant"
-    valuation: str = "last"
-    maintenance_ratio: float = 1.40
-
-
-@dataclass
-class Accounts:
-    account_id: np.ndarray
-    cash: np.ndarray
-    loan: np.ndarray
-    pos_account: np.ndarray
-    pos_instrument: np.ndarray
-    pos_shares: np.ndarray
+RULES = load_rules("instant")  # maintenance 140% on every trade, all sold at market
 
 
 def book_tape():
@@ -56,10 +39,15 @@ def book_tape():
 #   B: 100 shares, loan 703,607: 1.40 * 703,607 / 100 = 9,850.498 -> trigger 9,850
 #   C: 120 shares, loan 835,757: 1.40 * 835,757 / 120 = 9,750.498 -> trigger 9,750
 # At the last price 10,000 their ratios are 1.407, 1.421 and 1.436: none is breached.
-ACCOUNTS = Accounts(account_id=np.array([101, 102, 103]), cash=np.zeros(3, np.int64),
-                    loan=np.array([426_450, 703_607, 835_757]),
-                    pos_account=np.array([0, 1, 2]), pos_instrument=np.array([1, 1, 1]),
-                    pos_shares=np.array([60, 100, 120]))
+ACCOUNTS = Population(account_id=[101, 102, 103], kind=[3, 3, 3], cash=[0, 0, 0],
+                      loan=[426_450, 703_607, 835_757], pos_account=[0, 1, 2],
+                      pos_instrument=[1, 1, 1], pos_shares=[60, 100, 120],
+                      pos_entry=[10_000] * 3, pos_trade_date=[19_723] * 3)
+
+
+def test_the_instant_preset_is_what_the_cascade_assumes():
+    assert (RULES.valuation, RULES.maintenance_ratio, RULES.size, RULES.execution) == \
+        ("last", 1.4, "all", "market")
 
 
 def test_trigger_prices_in_closed_form():
@@ -70,7 +58,7 @@ def test_trigger_prices_in_closed_form():
 def test_a_hand_computed_three_generation_cascade():
     instruments = InstrumentTable([Instrument(1, "X", tick_units=100)])
     rp = Replay(instruments)
-    broker = Broker(InstantRules(), ACCOUNTS).attach(rp)
+    broker = Broker(RULES, ACCOUNTS).attach(rp)
     # the exogenous sell: 150 at market takes 100 @ 10,000 and 50 @ 9,900; last 9,900
     sell = InjectedOrders(np.array([3]), np.array([1]), np.array([ASK]), np.array([MARKET]),
                           np.array([0]), np.array([150]))
@@ -100,6 +88,6 @@ def test_a_hand_computed_three_generation_cascade():
 
 def test_without_the_exogenous_sell_nobody_is_liquidated():
     rp = Replay(InstrumentTable([Instrument(1, "X", tick_units=100)]))
-    broker = Broker(InstantRules(), ACCOUNTS).attach(rp)
+    broker = Broker(RULES, ACCOUNTS).attach(rp)
     rp.run([book_tape()])
     assert broker.forced_orders().empty
