@@ -16,7 +16,6 @@ Two ways to get one (docs/brokers.md):
 from __future__ import annotations
 
 import csv
-import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 from datetime import date
@@ -29,7 +28,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
-from brokers.rules import KINDS
+from brokers.rules import KINDS, read_toml
 from replay.quality import TapeError
 from replay.tape import InstrumentTable
 
@@ -455,11 +454,7 @@ def synthesize_population(spec: str | Path | dict, instruments: InstrumentTable,
         data, where, base = dict(spec), "population spec", Path.cwd()
     else:
         path = Path(spec)
-        with path.open("rb") as fh:
-            try:
-                data = tomllib.load(fh)
-            except tomllib.TOMLDecodeError as exc:
-                raise ValueError(f"{path}: not valid TOML: {exc}") from None
+        data = read_toml(path)
         where, base = str(path), path.parent
 
     def fail(key: str, reason: str) -> ValueError:

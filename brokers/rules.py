@@ -195,16 +195,21 @@ def list_presets() -> list[Rules]:
     return sorted(rules, key=lambda r: (KINDS.index(r.kind), r.name))
 
 
+def read_toml(path: Path) -> dict:
+    """A TOML file as a dict; invalid TOML is an error naming the file."""
+    with path.open("rb") as fh:
+        try:
+            return tomllib.load(fh)
+        except tomllib.TOMLDecodeError as exc:
+            raise ValueError(f"{path}: not valid TOML: {exc}") from None
+
+
 def load_rules(spec: str | Path, overrides: Sequence[str] = ()) -> Rules:
     """Rules from a preset name (``"krx-credit"``) or a TOML file, with ``key=value``
     overrides applied (``["maintenance_ratio=1.3", "grace_days=2"]``), each coerced to the
     field's type. Every error names the file or override, the key and what is allowed."""
     path = _resolve(spec)
-    with path.open("rb") as fh:
-        try:
-            data = tomllib.load(fh)
-        except tomllib.TOMLDecodeError as exc:
-            raise ValueError(f"{path}: not valid TOML: {exc}") from None
+    data = read_toml(path)
     known = field_types()
     for key in data:
         if key not in known:
