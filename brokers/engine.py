@@ -128,6 +128,35 @@ class Broker:
                 "generation": generation, "qty": int(qty[k]), "order": int(ids[k])})
 
     # -- results ---------------------------------------------------------------------------
+    def accounts(self) -> pd.DataFrame:
+        """Each account after the run: shares left, the forced sales' proceeds (which repay
+        the loan first), the loan and cash left, and the broker's shortfall where the
+        proceeds and the cash did not cover the loan of a position sold out."""
+        pop = self.population
+        n = len(pop.account_id)
+        proceeds = np.zeros(n, np.int64)
+        sold = np.zeros(n, np.int64)
+        if self.forced:
+            frame = pd.DataFrame(self.forced)
+            res = self._replay.book.results
+            acct = pd.Index(pop.account_id).get_indexer(frame.account_id)
+            np.add.at(proceeds, acct, res[frame.order.to_numpy(), R_NOTIONAL])
+            np.add.at(sold, acct, res[frame.order.to_numpy(), R_FILLED])
+        held = np.zeros(n, np.int64)
+        np.add.at(held, pop.pos_account, pop.pos_shares)
+        repay = np.minimum(proceeds, pop.loan)
+        loan_left = pop.loan - repay
+        cash_left = pop.cash + proceeds - repay
+        shares_left = held - sold
+        # a sold-out account whose loan is still open: its cash covers what it can
+        cover = np.where(shares_left == 0, np.minimum(cash_left, loan_left), 0)
+        loan_left = loan_left - cover
+        cash_left = cash_left - cover
+        shortfall = np.where(shares_left == 0, loan_left, 0)
+        return pd.DataFrame({"account_id": pop.account_id, "shares_left": shares_left,
+                             "proceeds": proceeds, "loan_left": loan_left,
+                             "cash_left": cash_left, "shortfall": shortfall})
+
     def forced_orders(self) -> pd.DataFrame:
         """One row per forced order: ts, account_id, instrument, trigger, ratio_at_trigger,
         generation, qty, filled_qty, avg_price."""

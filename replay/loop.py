@@ -418,7 +418,8 @@ def run_chunk(ts_a, inst_a, act_a, side_a, px_a, sz_a, oid_a, flg_a, pos, inj, j
             jpos += 1
             if S[H_EV_KIND] != 0:
                 return VENUE_EVENT, pos, jpos
-            if S[ii(S, inst, I_LAST)] <= S[ii(S, inst, I_WATCH)]:
+            last = S[ii(S, inst, I_LAST)]
+            if 0 < last <= S[ii(S, inst, I_WATCH)]:
                 S[H_BK_INST] = inst
                 S[H_BK_TS] = inj[jpos - 1, J_TS]
                 return BROKER_EVENT, pos, jpos
@@ -444,7 +445,8 @@ def run_chunk(ts_a, inst_a, act_a, side_a, px_a, sz_a, oid_a, flg_a, pos, inj, j
         pos += 1
         if S[H_EV_KIND] != 0:
             return VENUE_EVENT, pos, jpos
-        if S[ii(S, inst, I_LAST)] <= S[ii(S, inst, I_WATCH)]:
+        last = S[ii(S, inst, I_LAST)]
+        if 0 < last <= S[ii(S, inst, I_WATCH)]:  # 0: no price yet
             S[H_BK_INST] = inst
             S[H_BK_TS] = ts_a[pos - 1]
             return BROKER_EVENT, pos, jpos

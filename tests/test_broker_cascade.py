@@ -91,3 +91,34 @@ def test_without_the_exogenous_sell_nobody_is_liquidated():
     broker = Broker(RULES, ACCOUNTS).attach(rp)
     rp.run([book_tape()])
     assert broker.forced_orders().empty
+
+
+def test_proceeds_repay_the_loan_and_a_wiped_out_account_leaves_a_shortfall():
+    # The same book, but the first print (10,000) comes after it: all three accounts are
+    # already below 140% there and are sold at once (generation 0), highest trigger first.
+    # Triggers: the debt is the loan less the cash, x 1.4 / shares:
+    #   F: (600,000 - 20,000) x 1.4 / 50 = 16,240 -> 16,239
+    #   D: 990,000 x 1.4 / 100 = 13,860 -> 13,859;  E: 2,900,000 x 1.4 / 300 = 13,533.3 -> 13,533
+    # F sells 50 @ 10,000 = 500,000: the loan keeps 100,000, the cash 20,000 pays part of it,
+    #   the broker's shortfall is 80,000.
+    # D sells 50 @ 10,000 + 50 @ 9,900 = 995,000: the loan 990,000 is repaid, 5,000 left.
+    # E sells 50 @ 9,900, 100 @ 9,800, 100 @ 9,700, 50 @ 9,600 = 2,925,000: 25,000 left.
+    pop = Population(account_id=[1, 2, 3], kind=[3, 3, 3], cash=[0, 0, 20_000],
+                     loan=[990_000, 2_900_000, 600_000], pos_account=[0, 1, 2],
+                     pos_instrument=[1, 1, 1], pos_shares=[100, 300, 50],
+                     pos_entry=[10_000] * 3, pos_trade_date=[19_723] * 3)
+    tape = book_tape()
+    tape.ts[0] = 3  # the print after the book (rows stay in time order once sorted)
+    tape = tape.take(np.argsort(tape.ts, kind="stable"))
+    rp = Replay(InstrumentTable([Instrument(1, "X", tick_units=100)]))
+    broker = Broker(RULES, pop).attach(rp)
+    rp.run([tape])
+    forced = broker.forced_orders()
+    assert forced.account_id.tolist() == [3, 1, 2]
+    assert forced.trigger.tolist() == [16_239, 13_859, 13_533]
+    assert forced.generation.tolist() == [0, 0, 0]
+    acc = broker.accounts().set_index("account_id")
+    cols = ["shares_left", "proceeds", "loan_left", "cash_left", "shortfall"]
+    assert acc.loc[3, cols].tolist() == [0, 500_000, 80_000, 0, 80_000]
+    assert acc.loc[1, cols].tolist() == [0, 995_000, 0, 5_000, 0]
+    assert acc.loc[2, cols].tolist() == [0, 2_925_000, 0, 25_000, 0]
