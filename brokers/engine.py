@@ -1,45 +1,77 @@
 """The liquidation engine: a broker attached to a replay, selling out accounts that breach.
 
-This first part implements intraday rules (``valuation = "last"``: the ``instant`` preset):
-each single-name account's trigger price is computed in closed form and the triggers are
-kept sorted per instrument, so the compiled loop only compares the last price with one
-number per instrument (``I_WATCH``: the highest trigger not yet breached) and stops when it
-is reached. The broker then finds every account breached at that price by walking the
-sorted triggers (no scan of the population), and submits their forced orders, which go
-through the venue like any other order.
+**Intraday rules** (``instant``, and a CFD's liquidation level). Each single-name account's
+trigger price is computed in closed form, and the triggers are kept sorted per instrument.
+The compiled loop compares the last price with one number per instrument: ``I_WATCH``, the
+highest trigger not yet breached. When that price is reached the loop stops. The broker then
+walks the sorted triggers to find every account breached at that price (no scan of the
+population) and submits their forced orders. The orders go through the venue like any
+other.
 
-Cascade generations: the loop records who set each instrument's last price (``I_LAST_GEN``:
-0 for the tape or any order that is not a forced sale, ``k + 1`` for a generation-``k``
-forced order); accounts breached at that price get that generation.
+**Close-valued rules** (``krx-credit``, ``krx-misu``, a CFD's margin call). These need the
+KRX venue's sessions.
+- At each day's end the broker values every account of its kind at the close,
+  vectorised over positions:
+  - *credit*: holdings / debt below the maintenance ratio opens a margin call;
+  - *misu*: a purchase whose settlement day (T+2) has come is unpaid;
+  - *cfd*: the margin level (equity / required margin) is below the call level.
+- The account cures or not:
+  - at the deadline (``grace_days`` XKRX days later) it tops up with probability
+    ``cure_probability``, or if its loss is below ``cure_max_loss``;
+  - a credit account whose ratio has recovered by then is cured by the price.
+- If it does not cure, the forced sale is entered in the next morning's pre-open auction at
+  the lower limit:
+  - it is sized to restore the target ratio (credit), to cover the shortfall at the prior
+    close less the haircut (misu), or is the whole position;
+  - forced quantity left unfilled at a limit-locked close is carried to the next pre-open.
 
-Trigger price, integers only: an account with ``shares`` and debt ``loan`` breaches the
-maintenance ratio ``m`` when ``shares * P / loan < m``, i.e. ``P * shares * 10_000 <
-m_bp * loan`` with ``m_bp = round(m * 10_000)``; the trigger is the highest such price.
+**Cascade generations.** The loop records who set each instrument's last price
+(``I_LAST_GEN``: 0 for the tape or any order that is not a forced sale, ``k + 1`` for a
+generation-``k`` forced order; an auction takes the highest generation it filled). Accounts
+breached at that price, or at a close it set, get that generation.
+
+**Triggers, in integers only.** Debt is the loan less the account's cash.
+- An account with ``shares`` and debt ``D`` breaches ratio ``m`` when
+  ``shares * P / D < m``, i.e. ``P * shares * 10_000 < m_bp * D``. Its trigger is the
+  highest such price.
+- A CFD is liquidated when ``equity / (margin_rate * value) <= liquidation_level``. That is
+  the ratio ``1 / (1 - liquidation_level * margin_rate)``, reached or crossed.
+
+Proceeds repay the loan first. An account sold out with debt left is the broker's
+shortfall.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from venues.book import H_BK_INST, H_BK_TS, I_LAST, I_LAST_GEN, I_WATCH, SIDE_ASK
-from venues.matching import MARKET, R_FILLED, R_NOTIONAL
+from venues.book import H_BK_INST, H_BK_TS, I_CLOSE_PX, I_LAST, I_LAST_GEN, I_WATCH, SIDE_ASK
+from venues.krx.calendar import trading_days_after
+from venues.matching import LIMIT, MARKET, R_FILLED, R_NOTIONAL, R_RESTING
 
 BP = 10_000
+# Account states.
+OK, CALLED, SELLING, FROZEN = 0, 1, 2, 3
+STATE_NAMES = ("ok", "called", "selling", "frozen")
+KIND_CODES = {"credit": 0, "misu": 1, "cfd": 2, "instant": 3}
 
 
-def trigger_prices(shares: np.ndarray, debt: np.ndarray, ratio_bp: int) -> np.ndarray:
-    """The highest price at which ``shares * P / debt`` is below ``ratio_bp / 10_000``:
-    ``ceil(ratio_bp * debt / (shares * BP)) - 1`` (-1 where there is no debt)."""
+def trigger_prices(shares: np.ndarray, debt: np.ndarray, ratio_bp: int, *,
+                   strict: bool = True) -> np.ndarray:
+    """The highest price at which ``shares * P / debt`` is below (``strict``) or at most
+    ``ratio_bp / 10_000``: ``ceil(ratio_bp * debt / (shares * BP)) - 1``, or the floor when
+    not strict (-1 where there is no debt)."""
     shares = np.asarray(shares, np.int64)
     debt = np.asarray(debt, np.int64)
     num = ratio_bp * debt
-    den = shares * BP
-    t = -((-num) // den) - 1
-    return np.where(debt > 0, t, -1)
+    den = np.maximum(shares, 1) * BP
+    t = -((-num) // den) - 1 if strict else num // den
+    return np.where((debt > 0) & (shares > 0), t, -1)
 
 
 @dataclass
@@ -56,36 +88,72 @@ class _Watch:
 
 @dataclass
 class Broker:
-    """A population under one set of rules (:class:`brokers.rules.Rules`), attached to a
-    :class:`replay.engine.Replay` with :meth:`attach`."""
+    """The accounts of ``population`` whose kind is ``rules.kind``, under ``rules``
+    (:class:`brokers.rules.Rules`), attached to a :class:`replay.engine.Replay` with
+    :meth:`attach`. ``submit_orders=False`` evaluates the accounts but never sends a
+    forced order: the counterfactual run."""
 
     rules: Any
     population: Any
     seed: int = 0
+    submit_orders: bool = True
     forced: list[dict[str, Any]] = field(default_factory=list)
+    snapshots: list[pd.DataFrame] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        if self.rules.valuation != "last":
-            raise NotImplementedError(f"rules {self.rules.name!r}: valuation "
-                                      f"{self.rules.valuation!r} is not supported yet; the "
-                                      "broker runs intraday ('last') rules")
+        pop = self.population
+        self.kind = KIND_CODES[self.rules.kind]
+        self.managed = np.asarray(pop.kind) == self.kind
+        if not self.managed.any():
+            raise ValueError(f"rules {self.rules.name!r} ({self.rules.kind}): the population "
+                             f"has no {self.rules.kind} account")
         self._replay = None
         self._watch: dict[int, _Watch] = {}
+        self._loan = pop.loan.astype(np.int64).copy()
+        self._cash = pop.cash.astype(np.int64).copy()
+        self._shares = pop.pos_shares.astype(np.int64).copy()  # held, after settled sales
+        self._pending = np.zeros(len(self._shares), np.int64)  # in forced orders now
+        self._state = np.zeros(len(pop.account_id), np.int8)
+        self._deadline = np.full(len(pop.account_id), -1, np.int64)  # day ordinal
+        self._gen = np.zeros(len(pop.account_id), np.int64)
+        self._trigger_px = np.zeros(len(pop.account_id), np.int64)
+        self._ratio = np.full(len(pop.account_id), np.nan)
+        self._to_sell: list[tuple[int, int, int, int, float]] = []  # pos row, qty, gen, ...
+        self._settled = np.zeros((0, 2), np.int64)  # per forced order: filled, notional
 
     def attach(self, replay) -> Broker:
         replay.broker = self
+        if self.rules.valuation == "close":
+            if replay.venue is None:
+                raise ValueError(f"rules {self.rules.name!r} value accounts at the close: they "
+                                 "need the KRX venue's sessions (--venue krx)")
+        if replay.venue is not None:
+            replay.venue.listeners.append(self)
         return self
 
-    # -- the replay calls these -----------------------------------------------------------
+    # -- intraday ----------------------------------------------------------------------------
+    def _intraday_ratio(self) -> tuple[int, bool] | None:
+        """The ratio (bp) whose crossing sells at once, and whether strictly below."""
+        r = self.rules
+        if r.kind == "instant":
+            return int(round(r.maintenance_ratio * BP)), True
+        if r.kind == "cfd" and r.liquidation_level > 0:
+            # equity / (mr * value) <= lvl  <=>  value / debt <= 1 / (1 - lvl * mr)
+            return int(BP / (1.0 - r.liquidation_level * r.margin_rate)), False
+        return None
+
     def start(self, replay) -> None:
-        """Compute the triggers and arm the watch prices (the replay starts)."""
+        """Arm the intraday watch prices (the replay starts)."""
         self._replay = replay
+        intraday = self._intraday_ratio()
+        if intraday is None:
+            return
+        ratio_bp, strict = intraday
         pop = self.population
         n_pos = np.bincount(pop.pos_account, minlength=len(pop.account_id))
-        single = n_pos[pop.pos_account] == 1
-        m_bp = int(round(self.rules.maintenance_ratio * BP))
-        debt = pop.loan[pop.pos_account] - pop.cash[pop.pos_account]
-        trig = trigger_prices(pop.pos_shares, np.maximum(debt, 0), m_bp)
+        single = (n_pos[pop.pos_account] == 1) & self.managed[pop.pos_account]
+        debt = self._loan[pop.pos_account] - self._cash[pop.pos_account]
+        trig = trigger_prices(self._shares, np.maximum(debt, 0), ratio_bp, strict=strict)
         ins = replay.book.ins
         for inst in np.unique(pop.pos_instrument[single]):
             rows = np.flatnonzero(single & (pop.pos_instrument == inst) & (trig > 0))
@@ -93,7 +161,6 @@ class Broker:
             w = _Watch(rows[order], trig[rows][order])
             self._watch[int(inst)] = w
             ins[int(inst), I_WATCH] = w.next_trigger()
-        self._shares_left = pop.pos_shares.copy()
 
     def on_watch(self) -> None:
         """The loop stopped: an instrument's last price reached its watch price."""
@@ -107,55 +174,230 @@ class Broker:
         start = w.cursor
         while w.cursor < len(w.rows) and w.triggers[w.cursor] >= price:
             w.cursor += 1
-        rows = w.rows[start:w.cursor]
         ins[inst, I_WATCH] = w.next_trigger()
-        if not len(rows):
-            return
+        rows = w.rows[start:w.cursor]
+        rows = rows[self._shares[rows] - self._pending[rows] > 0]
+        if len(rows):
+            acct = self.population.pos_account[rows]
+            debt = self._loan[acct] - self._cash[acct]
+            ratio = self._shares[rows] * price / np.maximum(debt, 1)
+            self._sell(ts, rows, self._shares[rows] - self._pending[rows], MARKET, 0,
+                       np.full(len(rows), generation), w.triggers[start:w.cursor][
+                           np.isin(w.rows[start:w.cursor], rows)], ratio)
+
+    def _sell(self, ts: int, rows: np.ndarray, qty: np.ndarray, typ: int,
+              price: int | np.ndarray, gen: np.ndarray, trigger: np.ndarray,
+              ratio: np.ndarray) -> None:
+        """Forced sell orders for position ``rows``."""
         pop = self.population
-        qty = self._shares_left[rows]
-        self._shares_left[rows] = 0
         n = len(rows)
-        ids = rp.submit(np.full(n, ts), np.full(n, inst), np.full(n, SIDE_ASK),
-                        np.full(n, MARKET), np.zeros(n, np.int64), qty,
-                        np.full(n, generation))
         acct = pop.pos_account[rows]
-        debt = pop.loan[acct] - pop.cash[acct]
+        self._state[acct] = SELLING
+        if not self.submit_orders:
+            for k in range(n):
+                self.forced.append(self._row(ts, rows[k], trigger[k], ratio[k], gen[k],
+                                             qty[k], -1))
+            return
+        ids = self._replay.submit(np.full(n, ts), pop.pos_instrument[rows], np.full(n, SIDE_ASK),
+                                  np.full(n, typ), np.broadcast_to(price, n).copy(), qty, gen)
+        self._pending[rows] += qty
         for k in range(n):
-            self.forced.append({
-                "ts": ts, "account_id": int(pop.account_id[acct[k]]), "instrument": inst,
-                "trigger": int(w.triggers[start + k]),
-                "ratio_at_trigger": float(pop.pos_shares[rows[k]] * price / debt[k]),
-                "generation": generation, "qty": int(qty[k]), "order": int(ids[k])})
+            self.forced.append(self._row(ts, rows[k], trigger[k], ratio[k], gen[k], qty[k],
+                                         ids[k]))
+        self._settled = np.concatenate([self._settled, np.zeros((n, 2), np.int64)])
+
+    def _row(self, ts, row, trigger, ratio, gen, qty, order) -> dict[str, Any]:
+        pop = self.population
+        return {"ts": int(ts), "account_id": int(pop.account_id[pop.pos_account[row]]),
+                "instrument": int(pop.pos_instrument[row]), "trigger": int(trigger),
+                "ratio_at_trigger": float(ratio), "generation": int(gen), "qty": int(qty),
+                "order": int(order), "position": int(row)}
+
+    # -- settlement ------------------------------------------------------------------------
+    def _settle(self) -> None:
+        """Book the fills of forced orders since the last settlement: shares leave, the
+        proceeds repay the loan first, the rest is cash."""
+        if not self.forced or not self.submit_orders:
+            return
+        orders = np.array([f["order"] for f in self.forced])
+        rows = np.array([f["position"] for f in self.forced])
+        res = self._replay.book.results
+        now = res[orders][:, [R_FILLED, R_NOTIONAL]]
+        delta = now - self._settled
+        self._settled = now.copy()
+        acct = self.population.pos_account[rows]
+        np.add.at(self._shares, rows, -delta[:, 0])
+        np.add.at(self._pending, rows, -delta[:, 0])
+        proceeds = np.zeros(len(self._loan), np.int64)
+        np.add.at(proceeds, acct, delta[:, 1])
+        repay = np.minimum(proceeds, self._loan)
+        self._loan -= repay
+        self._cash += proceeds - repay
+
+    # -- the KRX venue calls these ------------------------------------------------------------
+    def on_day_end(self, day: date, at: int) -> None:
+        """After the close: settle, carry unfilled forced quantity, value the accounts."""
+        self._settle()
+        rp = self._replay
+        res = rp.book.results
+        carry: list[tuple[int, int, int, int, float]] = []
+        if self.submit_orders:
+            for f in self.forced:
+                left = int(res[f["order"], R_RESTING]) if f["order"] >= 0 else 0
+                if left > 0 and f.get("carried_to") is None:
+                    f["carried_to"] = day  # what a limit-locked close left, sold next morning
+                    carry.append((f["position"], left, f["generation"], f["trigger"],
+                                  f["ratio_at_trigger"]))
+                    self._pending[f["position"]] -= left
+        pending = np.bincount(self.population.pos_account, weights=self._pending,
+                              minlength=len(self._state))
+        queued = np.zeros(len(self._state), bool)
+        queued[self.population.pos_account[[c[0] for c in carry + self._to_sell]]] = True
+        # a sale that is done: the account is judged again from this close
+        self._state[(self._state == SELLING) & (pending == 0) & ~queued] = OK
+        ins = rp.book.ins
+        close = np.where(ins[:, I_CLOSE_PX] > 0, ins[:, I_CLOSE_PX], ins[:, I_LAST])
+        gen_at_close = ins[:, I_LAST_GEN].copy()
+        pop = self.population
+        free = self._shares - self._pending
+        value_pos = free * close[pop.pos_instrument]
+        n = len(pop.account_id)
+        value = np.bincount(pop.pos_account, weights=value_pos, minlength=n).astype(np.int64)
+        debt = self._loan - self._cash
+        if self.rules.valuation == "close":
+            self._close_rules(day, value, debt, close, gen_at_close, carry)
+        self._to_sell = carry + self._to_sell
+        ratio = np.where(debt > 0, value / np.maximum(debt, 1), np.inf)
+        self.snapshots.append(pd.DataFrame({
+            "day": day, "account_id": pop.account_id, "value": value, "loan": self._loan.copy(),
+            "cash": self._cash.copy(), "collateral_ratio": ratio,
+            "state": pd.Categorical.from_codes(self._state, STATE_NAMES)})[self.managed])
+
+    def _close_rules(self, day, value, debt, close, gen_at_close, carry) -> None:
+        r = self.rules
+        pop = self.population
+        managed = self.managed & (self._state != SELLING)
+        today = day.toordinal()
+        if r.kind == "misu":
+            # the rest of the purchase was due on T+2: unpaid -> sold the next morning
+            due = np.zeros(len(pop.account_id), bool)
+            for a in np.flatnonzero(managed & (self._loan > 0) & (self._state == OK)):
+                trade_day = date.fromordinal(int(pop.pos_trade_date[
+                    np.flatnonzero(pop.pos_account == a)[0]]) + date(1970, 1, 1).toordinal())
+                if trading_days_after(trade_day, r.grace_days) == day:
+                    due[a] = True
+            breached = due
+            deadline_today = due
+        else:
+            if r.kind == "cfd":
+                required = r.margin_rate * value
+                level = np.where(value > 0, (value - debt) / np.maximum(required, 1), -np.inf)
+                below = level < r.call_level
+            else:
+                m_bp = int(round(r.maintenance_ratio * BP))
+                below = value * BP < m_bp * np.maximum(debt, 0)
+            newly = managed & below & (self._state == OK) & (debt > 0)
+            self._state[newly] = CALLED
+            self._deadline[newly] = (trading_days_after(day, r.grace_days).toordinal()
+                                     if r.grace_days else today)
+            self._gen[newly] = self._account_gen(newly, gen_at_close)
+            recovered = managed & (self._state == CALLED) & ~below
+            self._state[recovered & (self._deadline <= today)] = OK
+            deadline_today = managed & (self._state == CALLED) & (self._deadline <= today)
+            breached = deadline_today
+        if r.kind == "misu":
+            self._gen[breached] = self._account_gen(breached, gen_at_close)
+        cured = self._cures(day, breached, value, debt)
+        topup = cured & (debt > 0)
+        if r.kind != "misu":
+            # top up so the ratio is back at the maintenance ratio: debt falls to value / m
+            target = (r.restore_ratio if r.kind != "cfd" else 1.0 / (1.0 - r.call_level *
+                                                                      r.margin_rate))
+            pay = np.maximum(debt - (value / target).astype(np.int64), 0)
+        else:
+            pay = self._loan
+        self._loan[topup] -= np.minimum(pay[topup], self._loan[topup])
+        self._state[cured] = OK
+        sell = np.flatnonzero(breached & ~cured)
+        self._state[sell] = SELLING
+        for a in sell:
+            rows = np.flatnonzero(pop.pos_account == a)
+            qty = self._sale_qty(a, rows, value, debt, close)
+            for row, q in zip(rows, qty, strict=True):
+                if q > 0:
+                    px = close[pop.pos_instrument[row]]
+                    self._to_sell.append((int(row), int(q), int(self._gen[a]), int(px),
+                                          float(value[a] / max(debt[a], 1))))
+            if r.kind == "misu" and r.freeze_days and debt[a] > r.freeze_threshold:
+                self._state[a] = FROZEN  # after the sale, 100% cash for freeze_days
+
+    def _account_gen(self, mask: np.ndarray, gen_at_close: np.ndarray) -> np.ndarray:
+        """The generation of accounts breached at the close: the highest of their names'."""
+        pop = self.population
+        g = np.zeros(len(pop.account_id), np.int64)
+        np.maximum.at(g, pop.pos_account, gen_at_close[pop.pos_instrument])
+        return g[mask]
+
+    def _cures(self, day: date, breached: np.ndarray, value, debt) -> np.ndarray:
+        r = self.rules
+        cured = np.zeros(len(breached), bool)
+        idx = np.flatnonzero(breached)
+        if not len(idx):
+            return cured
+        if r.cure_probability > 0:
+            rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence(
+                [self.seed, day.toordinal(), 7])))
+            cured[idx] = rng.random(len(idx)) < r.cure_probability
+        elif r.cure_max_loss >= 0:
+            pop = self.population
+            cost = np.bincount(pop.pos_account, weights=pop.pos_shares * pop.pos_entry,
+                               minlength=len(pop.account_id))
+            loss = 1.0 - value / np.maximum(cost, 1)
+            cured[idx] = loss[idx] < r.cure_max_loss
+        return cured
+
+    def _sale_qty(self, a: int, rows: np.ndarray, value, debt, close) -> np.ndarray:
+        """Shares to sell per position of account ``a``: all, or enough to restore the
+        target ratio (credit) or cover the shortfall at the haircut price (misu), spread
+        over the names in proportion to their value."""
+        r = self.rules
+        pop = self.population
+        held = self._shares[rows] - self._pending[rows]
+        if r.size == "all":
+            return held
+        px = close[pop.pos_instrument[rows]].astype(np.int64)
+        if r.kind == "misu":
+            need_value = self._loan[a]
+            unit = np.maximum((px * (1.0 - r.haircut)).astype(np.int64), 1)
+        else:
+            m = r.restore_ratio
+            # (V - x) / (D - x) >= m  <=>  x >= (m D - V) / (m - 1), x = value sold
+            need_value = max(0.0, (m * debt[a] - value[a]) / (m - 1.0))
+            unit = np.maximum(px, 1)
+        share = held * px / max(float((held * px).sum()), 1.0)
+        qty = np.ceil(need_value * share / unit).astype(np.int64)
+        return np.minimum(qty, held)
+
+    def on_pre_open(self, day: date, at: int, lower_limits: dict[int, int]) -> None:
+        """Enter the day's forced sales in the pre-open auction, at the lower limit."""
+        if not self._to_sell:
+            return
+        todo, self._to_sell = self._to_sell, []
+        rows = np.array([t[0] for t in todo])
+        qty = np.array([t[1] for t in todo])
+        gen = np.array([t[2] for t in todo])
+        trigger = np.array([t[3] for t in todo])
+        ratio = np.array([t[4] for t in todo])
+        inst = self.population.pos_instrument[rows]
+        if self.rules.execution == "preopen_lower_limit":
+            price = np.array([lower_limits[int(i)] for i in inst])
+            self._sell(at, rows, qty, LIMIT, price, gen, trigger, ratio)
+        else:
+            self._sell(at, rows, qty, MARKET, 0, gen, trigger, ratio)
 
     # -- results ---------------------------------------------------------------------------
-    def accounts(self) -> pd.DataFrame:
-        """Each account after the run: shares left, the forced sales' proceeds (which repay
-        the loan first), the loan and cash left, and the broker's shortfall where the
-        proceeds and the cash did not cover the loan of a position sold out."""
-        pop = self.population
-        n = len(pop.account_id)
-        proceeds = np.zeros(n, np.int64)
-        sold = np.zeros(n, np.int64)
-        if self.forced:
-            frame = pd.DataFrame(self.forced)
-            res = self._replay.book.results
-            acct = pd.Index(pop.account_id).get_indexer(frame.account_id)
-            np.add.at(proceeds, acct, res[frame.order.to_numpy(), R_NOTIONAL])
-            np.add.at(sold, acct, res[frame.order.to_numpy(), R_FILLED])
-        held = np.zeros(n, np.int64)
-        np.add.at(held, pop.pos_account, pop.pos_shares)
-        repay = np.minimum(proceeds, pop.loan)
-        loan_left = pop.loan - repay
-        cash_left = pop.cash + proceeds - repay
-        shares_left = held - sold
-        # a sold-out account whose loan is still open: its cash covers what it can
-        cover = np.where(shares_left == 0, np.minimum(cash_left, loan_left), 0)
-        loan_left = loan_left - cover
-        cash_left = cash_left - cover
-        shortfall = np.where(shares_left == 0, loan_left, 0)
-        return pd.DataFrame({"account_id": pop.account_id, "shares_left": shares_left,
-                             "proceeds": proceeds, "loan_left": loan_left,
-                             "cash_left": cash_left, "shortfall": shortfall})
+    def finish(self) -> None:
+        self._settle()
 
     def forced_orders(self) -> pd.DataFrame:
         """One row per forced order: ts, account_id, instrument, trigger, ratio_at_trigger,
@@ -165,9 +407,35 @@ class Broker:
         if not self.forced:
             return pd.DataFrame(columns=cols)
         frame = pd.DataFrame(self.forced)
-        res = self._replay.book.results
-        filled = res[frame.order.to_numpy(), R_FILLED]
-        notional = res[frame.order.to_numpy(), R_NOTIONAL]
+        if self.submit_orders:
+            res = self._replay.book.results
+            filled = res[frame.order.to_numpy(), R_FILLED]
+            notional = res[frame.order.to_numpy(), R_NOTIONAL]
+        else:
+            filled = notional = np.zeros(len(frame), np.int64)
         frame["filled_qty"] = filled
         frame["avg_price"] = np.where(filled > 0, notional / np.maximum(filled, 1), np.nan)
         return frame[cols]
+
+    def accounts(self) -> pd.DataFrame:
+        """Each account of the broker's kind now: shares left, the forced sales' proceeds
+        (which repaid the loan first), the loan and cash left, and the broker's shortfall
+        where an account sold out still owes."""
+        self._settle()
+        pop = self.population
+        n = len(pop.account_id)
+        held = np.bincount(pop.pos_account, weights=self._shares, minlength=n).astype(np.int64)
+        proceeds = np.zeros(n, np.int64)
+        if self.forced and self.submit_orders:
+            frame = pd.DataFrame(self.forced)
+            acct = pd.Index(pop.account_id).get_indexer(frame.account_id)
+            np.add.at(proceeds, acct, self._settled[:, 1])
+        loan, cash = self._loan.copy(), self._cash.copy()
+        # a sold-out account whose loan is still open: its cash covers what it can
+        cover = np.where(held == 0, np.minimum(cash, loan), 0)
+        loan, cash = loan - cover, cash - cover
+        shortfall = np.where(held == 0, loan, 0)
+        frame = pd.DataFrame({"account_id": pop.account_id, "shares_left": held,
+                              "proceeds": proceeds, "loan_left": loan, "cash_left": cash,
+                              "shortfall": shortfall})
+        return frame[self.managed].reset_index(drop=True)

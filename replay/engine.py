@@ -384,6 +384,8 @@ class Replay:
                 progress(len(ev))
         if venue is not None:
             venue.finish()
+        if broker is not None:
+            broker.finish()
         self._flush()
         wall = time.perf_counter() - t0
         return ReplayResult(

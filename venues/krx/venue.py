@@ -65,6 +65,7 @@ from venues.book import (
     I_DYN_BP,
     I_HIST_LAST,
     I_LAST,
+    I_LAST_GEN,
     I_LO_LIM,
     I_PHASE,
     I_SHARES,
@@ -123,6 +124,7 @@ class Host(Protocol):
     """What the venue needs from the replay that drives it."""
 
     book: BookState
+    result_gen: np.ndarray  # per injected-order result row: its cascade generation, or -1
 
     def out(self) -> np.ndarray: ...
 
@@ -199,6 +201,9 @@ class KrxVenue:
         self.events: list[dict[str, Any]] = []
         self.sessions: list[dict[str, Any]] = []
         self.unfilled: list[dict[str, Any]] = []
+        #: objects told of each pre-open (``on_pre_open(day, ts, lower_limits)``) and day end
+        #: (``on_day_end(day, ts)``, before orders expire): a broker's close-valued rules
+        self.listeners: list[Any] = []
         self.day: date | None = None
         self._queue: list[tuple[int, int, str, int]] = []
         self._seq = 0
@@ -304,6 +309,9 @@ class KrxVenue:
         for n in self.names.values():
             self._set_phase(n.inst, PH_AUCTION if not n.future else PH_CONTINUOUS)
             n.auction = "open" if not n.future else ""
+        lower = {n.inst: n.lower for n in self._stocks()}
+        for listener in self.listeners:
+            listener.on_pre_open(self.day, at, lower)
 
     def _on_open(self, at: int, inst: int) -> None:
         for n in self._stocks():
@@ -340,6 +348,8 @@ class KrxVenue:
         return self._cb_stage >= 3
 
     def _on_day_end(self, at: int, inst: int) -> None:
+        for listener in self.listeners:
+            listener.on_day_end(self.day, at)
         book = self.host.book
         ins = book.ins
         res = book.results
@@ -426,6 +436,11 @@ class KrxVenue:
             apply_fills(S, OUT, n.inst, SIDE_ASK, at, int(price), asks[2], asks[3], asks[4],
                         np.asarray(ask_fills, np.int64), inj_bid, int(volume))
             print_uncross(S, OUT, n.inst, at, int(price), int(volume))
+            # the price's cascade generation: 1 + the highest forced order filled in it
+            gens = self.host.result_gen
+            filled = np.concatenate([bids[4][(bid_fills > 0) & (bids[4] >= 0)],
+                                     asks[4][(ask_fills > 0) & (asks[4] >= 0)]])
+            ins[n.inst, I_LAST_GEN] = int(gens[filled].max()) + 1 if len(filled) else 0
             ins[n.inst, I_STATIC_REF] = int(price)
             self.host.write_top(n.inst, at)
         self.events.append({"ts": at, "instrument": n.inst, "symbol": n.symbol,

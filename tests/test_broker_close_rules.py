@@ -1,0 +1,114 @@
+"""Close-valued broker rules at the KRX venue, on hand-built three-day tapes: a credit
+margin call at the close, the D+1 deadline, the forced sale in the next pre-open auction at
+the lower limit sized to restore 140%; a 미수 purchase unpaid on T+2 sold on T+3
+(reference/krx.md, 신용융자 and 미수)."""
+
+from __future__ import annotations
+
+from datetime import date
+from datetime import time as t
+
+import numpy as np
+
+from brokers.engine import Broker
+from brokers.population import Population
+from brokers.rules import load_rules
+from replay.engine import Replay
+from replay.tape import ADD, ASK, BID, F_LAST, Events, Instrument, InstrumentTable
+from venues.krx.session import seoul_ns
+
+FRI, MON, TUE = date(2024, 1, 5), date(2024, 1, 8), date(2024, 1, 9)
+
+
+def tape(rows):
+    """(day, time, side, price, size) adds, one order id each."""
+    cols = {c: [] for c in ("ts", "instrument", "action", "side", "price", "size",
+                            "order_id", "flags")}
+    for k, (day, at, side, px, sz) in enumerate(sorted(rows, key=lambda r: (r[0], r[1]))):
+        for c, v in zip(cols, (seoul_ns(day, at), 1, ADD, side, px, sz, k + 1, F_LAST),
+                        strict=True):
+            cols[c].append(v)
+    return Events.from_columns({c: np.array(v, np.int64) for c, v in cols.items()})
+
+
+THREE_DAYS = [
+    (FRI, t(8, 40), BID, 10_000, 100), (FRI, t(8, 40), ASK, 10_000, 100),  # opens 10,000
+    (FRI, t(15, 25), BID, 9_700, 50), (FRI, t(15, 25), ASK, 9_700, 50),  # closes 9,700
+    (MON, t(8, 40), BID, 9_700, 10), (MON, t(8, 40), ASK, 9_700, 10),
+    (MON, t(15, 25), BID, 9_700, 10), (MON, t(15, 25), ASK, 9_700, 10),  # closes 9,700
+    (TUE, t(8, 40), BID, 9_600, 10),  # a buyer in Tuesday's opening auction
+]
+STOCK = InstrumentTable([Instrument(1, "S", venue="XKRX", prev_close_units=10_000,
+                                    market="KOSPI")])
+
+
+def one_account(kind, loan, shares=100, trade_day=FRI):
+    epoch = (trade_day - date(1970, 1, 1)).days
+    return Population(account_id=[7], kind=[kind], cash=[0], loan=[loan], pos_account=[0],
+                      pos_instrument=[1], pos_shares=[shares], pos_entry=[10_000],
+                      pos_trade_date=[epoch])
+
+
+def test_credit_margin_call_deadline_and_pre_open_sale_at_the_lower_limit():
+    # 100 shares, loan 700,000 (krx.md:77-82). Friday's close 9,700: 970,000 / 700,000 =
+    # 1.386 < 1.40 -> margin call, top-up due D+1 = Monday (krx.md:80-81). Nobody tops up
+    # (cure_probability 0). Monday's close 9,700: still called, deadline reached -> sold in
+    # Tuesday's pre-open auction at Tuesday's lower limit: base 9,700 -> 6,790.
+    # Restore 140%: sell value x with (970,000 - x) / (700,000 - x) = 1.4 -> x = 25,000,
+    # 3 shares at the 9,700 close (ceil(25,000 / 9,700)).
+    rp = Replay(STOCK, venue="krx", seed=1)
+    broker = Broker(load_rules("krx-credit"), one_account(0, 700_000)).attach(rp)
+    rp.run([tape(THREE_DAYS)])
+    forced = broker.forced_orders()
+    assert len(forced) == 1
+    f = forced.iloc[0]
+    assert f.ts == seoul_ns(TUE, t(8, 30))  # entered at the pre-open
+    assert (f.qty, f.generation, f.trigger) == (3, 0, 9_700)
+    sale = rp.injected_orders()[-1]
+    assert sale[4] == 6_790  # the lower limit (krx.md:22-25: 9,700 - 2,910)
+    # Tuesday's uncross: 3 shares offered at 6,790 against a 9,600 bid; every price from
+    # 6,790 to 9,600 executes 3; the base 9,700 is closest to 9,600 (krx.md:37-41)
+    assert (f.filled_qty, f.avg_price) == (3, 9_600)
+    acc = broker.accounts().iloc[0]
+    assert (acc.shares_left, acc.proceeds, acc.loan_left) == (97, 28_800, 671_200)
+    snaps = broker.snapshots
+    # called on Friday; the sale is scheduled on Monday; after Tuesday's sale at 9,600 the
+    # account, judged again at Tuesday's 9,600 close, is below 140% again:
+    # 97 x 9,600 / 671,200 = 1.387 -> a new call
+    assert [s.state.iloc[0] for s in snaps] == ["called", "selling", "called"]
+    assert np.isclose(snaps[0].collateral_ratio.iloc[0], 970_000 / 700_000)
+
+
+def test_a_credit_account_above_140_is_left_alone():
+    rp = Replay(STOCK, venue="krx", seed=1)
+    broker = Broker(load_rules("krx-credit"), one_account(0, 690_000)).attach(rp)
+    rp.run([tape(THREE_DAYS)])  # 970,000 / 690,000 = 1.406
+    assert broker.forced_orders().empty
+    assert [s.state.iloc[0] for s in broker.snapshots] == ["ok", "ok", "ok"]
+
+
+def test_a_top_up_cures_the_call():
+    # cure_probability 1: at the deadline the account pays the loan down to value / 1.4
+    rules = load_rules("krx-credit", ["cure_probability=1"])
+    rp = Replay(STOCK, venue="krx", seed=1)
+    broker = Broker(rules, one_account(0, 700_000)).attach(rp)
+    rp.run([tape(THREE_DAYS)])
+    assert broker.forced_orders().empty
+    assert broker.accounts().loan_left.iloc[0] == int(970_000 / 1.4)
+
+
+def test_misu_unpaid_on_t_plus_2_is_sold_on_t_plus_3():
+    # krx.md:69-72: bought Friday (T) with 40% down; the rest, 600,000, is due T+2 =
+    # Tuesday; unpaid -> sold in the T+3 pre-open auction at the lower limit, enough to
+    # cover 600,000 at the prior close less 15%: ceil(600,000 / (9,600 x 0.85)) = 74 shares.
+    days = THREE_DAYS + [(TUE, t(15, 25), BID, 9_600, 5), (TUE, t(15, 25), ASK, 9_600, 5),
+                         (date(2024, 1, 10), t(8, 40), BID, 9_500, 1_000)]
+    rp = Replay(STOCK, venue="krx", seed=1)
+    broker = Broker(load_rules("krx-misu"), one_account(1, 600_000)).attach(rp)
+    rp.run([tape(days)])
+    forced = broker.forced_orders()
+    assert len(forced) == 1
+    f = forced.iloc[0]
+    assert f.ts == seoul_ns(date(2024, 1, 10), t(8, 30))
+    assert f.qty == -(-600_000 // int(9_600 * 0.85))
+    assert rp.injected_orders()[-1][4] == 6_720  # Wednesday's lower limit, base 9,600
