@@ -201,19 +201,33 @@ def replay_cmd(
     index_prior_close: Annotated[float, typer.Option(
         help="KRX venue: the index's previous close, to report circuit-breaker levels in "
              "index points (the index is computed from the tape's constituents).")] = 0.0,
+    broker: Annotated[str | None, typer.Option(
+        help="Attach a margin broker: a preset (cascade brokers list) or a rules TOML file. "
+             "Needs --population.")] = None,
+    population: Annotated[Path | None, typer.Option(
+        help="The broker's accounts: a CSV (account_id,kind,instrument,shares,entry_price,"
+             "cash,loan,trade_date) or a TOML spec synthesised from daily bars "
+             "(docs/brokers.md).")] = None,
+    set_: Annotated[list[str] | None, typer.Option(
+        "--set", help="Override a rule: --set maintenance_ratio=1.3 (repeatable).")] = None,
     chunk_rows: Annotated[int, typer.Option(help="Rows read per chunk.")] = 1 << 20,
 ) -> None:
     """Replay a tape with injected orders; write fills, trade prints, top of book and
     summary.json to the run directory (at --venue krx also venue_events, sessions and
-    unfilled).
+    unfilled). With --broker and --population, a margin broker liquidates its accounts
+    through the book, and the same tape is replayed a second time without its orders (the
+    counterfactual): forced_orders.parquet, accounts.parquet and the figures of both in
+    summary.json.
 
     Examples: cascade replay day.parquet --mode relative --inject sells.csv -o runs/day;
     cascade replay krx2d.parquet --venue krx --inject sells.csv -o runs/krx;
+    cascade replay krx2d.parquet --venue krx --broker krx-credit --population accts.csv
+    --set maintenance_ratio=1.3 -o runs/credit;
     cascade replay --mode generative --profile krx-smallcap --seed 3 --inject sells.csv
     -o runs/gen
     """
     from replay.inject import read_injected
-    from replay.results import RunWriter, write_run
+    from replay.results import RunWriter, add_to_summary, write_run
 
     if mode == "generative":
         from replay.generative import flow_instruments, run_generative
@@ -237,8 +251,25 @@ def replay_cmd(
         if seed is None:
             seed = t.session_seed if t.session_seed is not None else 0
         injected = read_injected(inject, t.instruments) if inject else None
-        rp = Replay(t.instruments, mode, venue=venue, seed=seed,
-                    index_prior_close=index_prior_close)
+
+        def make_replay() -> Replay:
+            return Replay(t.instruments, mode, venue=venue, seed=seed,
+                          index_prior_close=index_prior_close)
+
+        rp = make_replay()
+        bk = rules = pop = None
+        if broker or population:
+            from brokers.engine import Broker
+            from brokers.rules import load_rules
+            from replay.broker_run import load_population
+
+            if not (broker and population):
+                raise ValueError("a broker needs both --broker and --population")
+            rules = load_rules(broker, set_ or ())
+            pop = load_population(population, t.instruments, seed)
+            bk = Broker(rules, pop, seed=seed).attach(rp)
+        elif set_:
+            raise ValueError("--set overrides a broker's rules: give --broker")
         writer = RunWriter(output, t.instruments)  # reports stream to disk as they come
         with _progress() as bar:
             task = bar.add_task(f"replay ({mode})", total=len(t))
@@ -248,6 +279,28 @@ def replay_cmd(
                   "inject": str(inject) if inject else None}
         writer.close(result, seed=seed, config=config)
         fills = writer.rows["fills"]
+        if bk is not None:
+            from replay.broker_run import counterfactual, metrics, write_broker_tables
+
+            write_broker_tables(output, bk)
+            with _progress() as bar:
+                task = bar.add_task("counterfactual (no forced orders)", total=None)
+                cf_result, cf_broker = counterfactual(t, make_replay, rules, pop, seed,
+                                                      injected, chunk_rows)
+            import pyarrow.parquet as pq
+
+            trades = pq.read_table(output / "trades.parquet").to_pandas()
+            extra = {"config": {**config, "broker": rules.name, "population": str(population),
+                                "set": set_ or []},
+                     "broker": metrics(bk, trades),
+                     "counterfactual": metrics(cf_broker, cf_result.trades)}
+            add_to_summary(output, extra)
+            b, c = extra["broker"], extra["counterfactual"]
+            out.print(f"broker {rules.name}: {b['forced_orders']:,} forced orders, "
+                      f"{b['forced_volume']:,} shares sold, {b['accounts_liquidated']:,} "
+                      f"accounts liquidated, shortfall {b['broker_shortfall']:,}; max "
+                      f"drawdown {b['max_drawdown']:.2%} vs {c['max_drawdown']:.2%} without "
+                      "the forced orders")
     if mode == "generative":
         write_run(result, output, seed=seed, config=config)
         fills = len(result.fills)

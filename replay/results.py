@@ -156,6 +156,14 @@ class RunWriter:
         }
 
 
+def add_to_summary(run_dir: str | Path, sections: dict) -> None:
+    """Add (or replace) top-level sections of a run's summary.json, atomically."""
+    path = Path(run_dir) / "summary.json"
+    summary = json.loads(path.read_text())
+    summary.update(sections)
+    _atomic(path, lambda p: p.write_text(json.dumps(summary, indent=2, ensure_ascii=False)))
+
+
 def _atomic(path: Path, write) -> None:
     tmp = path.with_name(path.name + ".partial")
     write(tmp)
