@@ -219,6 +219,9 @@ class Replay:
     def ensure_ladder(self, inst: int, low: int, high: int) -> None:
         self._ensure_ladder(inst, np.array([low, high]))
 
+    def record_impact(self, inst: int, ts: int, before: int, after: int) -> None:
+        loop._record_impact(self.F, loop.MODES[self.mode], inst, ts, before, after)
+
     def write_top(self, inst: int, ts: int) -> None:
         loop.write_top(self.book.S, self.reports.OUT, inst, ts)
 

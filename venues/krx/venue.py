@@ -128,6 +128,9 @@ class Host(Protocol):
 
     def out(self) -> np.ndarray: ...
 
+    def record_impact(self, inst: int, ts: int, before: int, after: int) -> None:
+        """A price move injected orders made (relative and propagator modes follow it)."""
+
     def report_room(self, fills: int) -> None: ...
 
     def ensure_ladder(self, inst: int, low: int, high: int) -> None: ...
@@ -435,7 +438,10 @@ class KrxVenue:
                         np.asarray(bid_fills, np.int64), inj_ask, int(volume))
             apply_fills(S, OUT, n.inst, SIDE_ASK, at, int(price), asks[2], asks[3], asks[4],
                         np.asarray(ask_fills, np.int64), inj_bid, int(volume))
+            before = int(ins[n.inst, I_LAST])
             print_uncross(S, OUT, n.inst, at, int(price), int(volume))
+            if inj_bid or inj_ask:  # injected orders moved this price: a re-centring impact
+                self.host.record_impact(n.inst, at, before, int(price))
             # the price's cascade generation: 1 + the highest forced order filled in it
             gens = self.host.result_gen
             filled = np.concatenate([bids[4][(bid_fills > 0) & (bids[4] >= 0)],
