@@ -76,13 +76,23 @@ def trigger_prices(shares: np.ndarray, debt: np.ndarray, ratio_bp: int, *,
 
 @dataclass
 class _Watch:
-    """One instrument's single-name accounts, by trigger price, highest first."""
+    """One instrument's single-name accounts, by trigger price, highest first. They are
+    sorted when the watch first fires: a day with no breach costs one ``max``."""
 
-    rows: np.ndarray  # position rows, sorted by trigger descending
+    rows: np.ndarray  # position rows; sorted by trigger descending once ``ordered``
     triggers: np.ndarray
     cursor: int = 0  # rows[:cursor] are breached
+    ordered: bool = False
+
+    def order(self) -> None:
+        if not self.ordered:
+            key = np.argsort(-self.triggers, kind="stable")  # ties: by position row
+            self.rows, self.triggers = self.rows[key], self.triggers[key]
+            self.ordered = True
 
     def next_trigger(self) -> int:
+        if not self.ordered:
+            return int(self.triggers.max()) if len(self.rows) else -1
         return int(self.triggers[self.cursor]) if self.cursor < len(self.rows) else -1
 
 
@@ -157,8 +167,7 @@ class Broker:
         ins = replay.book.ins
         for inst in np.unique(pop.pos_instrument[single]):
             rows = np.flatnonzero(single & (pop.pos_instrument == inst) & (trig > 0))
-            order = np.argsort(-trig[rows], kind="stable")
-            w = _Watch(rows[order], trig[rows][order])
+            w = _Watch(rows, trig[rows])
             self._watch[int(inst)] = w
             ins[int(inst), I_WATCH] = w.next_trigger()
 
@@ -171,6 +180,7 @@ class Broker:
         price = int(ins[inst, I_LAST])
         generation = int(ins[inst, I_LAST_GEN])
         w = self._watch[inst]
+        w.order()
         start = w.cursor
         while w.cursor < len(w.rows) and w.triggers[w.cursor] >= price:
             w.cursor += 1
