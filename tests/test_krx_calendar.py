@@ -25,3 +25,26 @@ def test_a_non_trading_day_is_rejected():
     assert not is_trading_day("2024-02-09")
     with pytest.raises(ValueError, match="not an XKRX trading day"):
         settlement_date("2024-02-10")
+
+
+def test_the_session_list_is_exchange_calendars_own_and_kept_on_disk(tmp_path, monkeypatch):
+    import exchange_calendars
+    import numpy as np
+    import pandas as pd
+
+    from venues.krx import calendar
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    calendar.sessions.cache_clear()
+    try:
+        days = calendar.sessions()
+        assert calendar._cache_file().exists()
+        calendar.sessions.cache_clear()
+        assert np.array_equal(calendar.sessions(), days)  # read back from the file
+    finally:
+        calendar.sessions.cache_clear()
+    xkrx = exchange_calendars.get_calendar("XKRX", start=pd.Timestamp("2024-01-01"),
+                                           end=pd.Timestamp("2024-12-31"))
+    want = xkrx.sessions.values.astype("datetime64[D]")
+    got = days[(days >= want[0]) & (days <= want[-1])]
+    assert np.array_equal(got, want)

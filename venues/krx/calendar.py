@@ -7,41 +7,97 @@ calendar), never from a hand-made list: Korean holidays such as Seollal and Chus
 from __future__ import annotations
 
 import functools
+import os
 from datetime import date
+from pathlib import Path
 
 import exchange_calendars
+import numpy as np
 import pandas as pd
 
 SETTLEMENT_LAG = 2  # reference/krx.md: "T+2 on KRX trading days"
 
 
+def _cache_file() -> Path:
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return base / "cascade-replay" / f"xkrx-sessions-{exchange_calendars.__version__}.npy"
+
+
 @functools.cache
-def xkrx() -> exchange_calendars.ExchangeCalendar:
-    return exchange_calendars.get_calendar("XKRX")
+def sessions() -> np.ndarray:
+    """Every XKRX session exchange-calendars knows (1956 to about a year ahead), as
+    ``datetime64[D]``. Building the calendar takes seconds (its lunar holidays), so the
+    session list is kept on disk, keyed by the exchange-calendars version."""
+    path = _cache_file()
+    if path.exists():
+        try:
+            return np.load(path)
+        except (OSError, ValueError):
+            pass  # a damaged cache is rebuilt
+    days = exchange_calendars.get_calendar("XKRX").sessions.values.astype("datetime64[D]")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + f".{os.getpid()}.partial.npy")
+    np.save(tmp, days)
+    os.replace(tmp, path)
+    return days
+
+
+def _d64(day: date | str) -> np.datetime64:
+    return np.datetime64(pd.Timestamp(day).date(), "D")
+
+
+def _index(day: date | str) -> int:
+    """Position of the first session on or after ``day``; an error past the calendar."""
+    s = sessions()
+    i = int(np.searchsorted(s, _d64(day)))
+    if i >= len(s) or _d64(day) < s[0]:
+        raise ValueError(f"{pd.Timestamp(day).date()}: outside the XKRX calendar "
+                         f"({s[0]} to {s[-1]})")
+    return i
+
+
+def _as_date(d: np.datetime64) -> date:
+    return pd.Timestamp(d).date()
 
 
 def trading_days(start: date, days: int) -> list[date]:
     """The first ``days`` XKRX trading days on or after ``start``."""
     if days < 0:
         raise ValueError(f"days={days} must not be negative")
-    first = pd.Timestamp(start)
-    # a calendar bounded around the request works for any date, however far back
-    cal = exchange_calendars.get_calendar("XKRX", start=first,
-                                          end=first + pd.Timedelta(days=days * 2 + 30))
-    return [s.date() for s in cal.sessions[:days]]
+    i = _index(start)
+    s = sessions()
+    if i + days > len(s):
+        raise ValueError(f"{days} trading days from {start} run past the XKRX calendar "
+                         f"(it ends {s[-1]})")
+    return [_as_date(d) for d in s[i:i + days]]
 
 
 def is_trading_day(day: date | str) -> bool:
-    return bool(xkrx().is_session(pd.Timestamp(day)))
+    s = sessions()
+    i = int(np.searchsorted(s, _d64(day)))
+    return i < len(s) and s[i] == _d64(day)
+
+
+def next_trading_day(day: date | str, *, include: bool = False) -> date:
+    """The XKRX trading day after ``day`` (or ``day`` itself if ``include`` and it is one)."""
+    i = _index(day)
+    s = sessions()
+    if not include and s[i] == _d64(day):
+        i += 1
+    if i >= len(s):
+        raise ValueError(f"{day}: no XKRX trading day after it in the calendar")
+    return _as_date(s[i])
 
 
 def trading_days_after(day: date | str, n: int) -> date:
     """The ``n``-th XKRX trading day after ``day`` (which must itself be a trading day)."""
-    ts = pd.Timestamp(day)
-    cal = xkrx()
-    if not cal.is_session(ts):
-        raise ValueError(f"{ts.date()} is not an XKRX trading day")
-    return cal.session_offset(ts, n).date()
+    if not is_trading_day(day):
+        raise ValueError(f"{pd.Timestamp(day).date()} is not an XKRX trading day")
+    i = _index(day) + n
+    s = sessions()
+    if not 0 <= i < len(s):
+        raise ValueError(f"{day} + {n} trading days is outside the XKRX calendar")
+    return _as_date(s[i])
 
 
 def settlement_date(trade_date: date | str) -> date:

@@ -86,7 +86,7 @@ from venues.book import (
     clear_instrument,
 )
 from venues.krx import session as ses
-from venues.krx.calendar import is_trading_day, xkrx
+from venues.krx.calendar import is_trading_day, next_trading_day
 from venues.krx.limits import price_limits
 from venues.krx.ticks import tick_table
 from venues.krx.uncross import uncross_arrays
@@ -232,7 +232,7 @@ class KrxVenue:
         """Start the first session: the trading day of ``ts`` (or the next one)."""
         day = _seoul_date(ts)
         if not is_trading_day(day):
-            day = xkrx().date_to_session(day, direction="next").date()
+            day = next_trading_day(day)
         self._start_day(day)
 
     def step(self) -> None:
@@ -300,7 +300,7 @@ class KrxVenue:
             self._at(close_ns - _ns(self.rules.sidecar_quiet_end), "sidecar_disarm")
 
     def _on_next_day(self, at: int, inst: int) -> None:
-        self._start_day(xkrx().next_session(self.day).date())
+        self._start_day(next_trading_day(self.day))
 
     def _stocks(self):
         return (n for n in self.names.values() if not n.future)
