@@ -19,7 +19,6 @@ from replay import loop
 from replay.tape import Events, Instrument, InstrumentTable
 from venues.book import (
     BROKER_EVENT,
-    H_NRES,
     I_N,
     I_STEP,
     MAX_BANDS,
@@ -330,7 +329,7 @@ class Replay:
             raise ValueError("generative mode has no tape: use replay.generative.run_generative "
                              "(cascade replay --mode generative --profile ...)")
         orders = injected or InjectedOrders.empty()
-        jbase = int(self.book.S[H_NRES])
+        jbase = self.book.n_results
         inj = orders.as_matrix(jbase)
         known = [i.instrument_id for i in self.instruments]
         unknown = ~np.isin(inj[:, loop.J_INST], known)

@@ -180,7 +180,12 @@ class BookState:
 
     @property
     def results(self) -> np.ndarray:
-        return self._block(H_RES, (int(self.S[H_NRES]), R_COLS))
+        """The results of the injected orders so far (one row per order)."""
+        return self._block(H_RES, (int(self.S[H_NRES]), R_COLS))[:self.n_results]
+
+    @property
+    def n_results(self) -> int:
+        return getattr(self, "_n_results", 0)
 
     @property
     def live_orders(self) -> int:
@@ -189,7 +194,8 @@ class BookState:
     def _repack(self, **replace) -> None:
         parts = dict(ins=self.ins, lv=self.lv, orders=self.orders, free=self.free,
                      table=self.table, counters=self.counters, ticks=self.ticks,
-                     tob_last=self.tob_last, results=self.results,
+                     tob_last=self.tob_last,
+                     results=self._block(H_RES, (int(self.S[H_NRES]), R_COLS)),
                      meta=(int(self.S[H_FREE_TOP]), int(self.S[H_USED]), int(self.S[H_LIVE])))
         parts.update(replace)
         self._pack(**{k: (v.copy() if isinstance(v, np.ndarray) else v)
@@ -197,10 +203,13 @@ class BookState:
 
     def add_results(self, n: int) -> int:
         """Room for ``n`` more injected orders' results; returns the first new index."""
-        first = int(self.S[H_NRES])
-        if n:
-            self._repack(results=np.concatenate([self.results,
-                                                 np.zeros((n, R_COLS), np.int64)]))
+        first = self.n_results
+        capacity = int(self.S[H_NRES])
+        if first + n > capacity:  # grow by doubling: orders added one by one stay cheap
+            grown = np.zeros((max(2 * capacity, first + n, 64), R_COLS), np.int64)
+            grown[:first] = self.results
+            self._repack(results=grown)
+        self._n_results = first + n
         return first
 
     # -- ladder -----------------------------------------------------------------------------
