@@ -68,10 +68,18 @@ def trigger_prices(shares: np.ndarray, debt: np.ndarray, ratio_bp: int, *,
     not strict (-1 where there is no debt)."""
     shares = np.asarray(shares, np.int64)
     debt = np.asarray(debt, np.int64)
-    num = ratio_bp * debt
-    den = np.maximum(shares, 1) * BP
-    t = -((-num) // den) - 1 if strict else num // den
-    return np.where((debt > 0) & (shares > 0), t, -1)
+    num = debt * ratio_bp  # in place from here: 10^6 accounts, few temporaries
+    den = np.maximum(shares, 1)
+    den *= BP
+    if strict:  # ceil(num / den) - 1 = -floor(-num / den) - 1
+        np.negative(num, out=num)
+        np.floor_divide(num, den, out=num)
+        np.negative(num, out=num)
+        num -= 1
+    else:
+        np.floor_divide(num, den, out=num)
+    num[(debt <= 0) | (shares <= 0)] = -1
+    return num
 
 
 @dataclass
@@ -124,10 +132,8 @@ class Broker:
         self._shares = pop.pos_shares.astype(np.int64).copy()  # held, after settled sales
         self._pending = np.zeros(len(self._shares), np.int64)  # in forced orders now
         self._state = np.zeros(len(pop.account_id), np.int8)
-        self._deadline = np.full(len(pop.account_id), -1, np.int64)  # day ordinal
+        self._deadline = np.zeros(len(pop.account_id), np.int64)  # day ordinal, 0: none
         self._gen = np.zeros(len(pop.account_id), np.int64)
-        self._trigger_px = np.zeros(len(pop.account_id), np.int64)
-        self._ratio = np.full(len(pop.account_id), np.nan)
         self._to_sell: list[tuple[int, int, int, int, float]] = []  # pos row, qty, gen, ...
         self._settled = np.zeros((0, 2), np.int64)  # per forced order: filled, notional
 
@@ -161,11 +167,19 @@ class Broker:
         ratio_bp, strict = intraday
         pop = self.population
         n_pos = np.bincount(pop.pos_account, minlength=len(pop.account_id))
-        single = (n_pos[pop.pos_account] == 1) & self.managed[pop.pos_account]
-        debt = self._loan[pop.pos_account] - self._cash[pop.pos_account]
-        trig = trigger_prices(self._shares, np.maximum(debt, 0), ratio_bp, strict=strict)
+        if len(n_pos) == len(pop.pos_account) and np.array_equal(
+                pop.pos_account, np.arange(len(pop.pos_account))):
+            single = self.managed  # one position per account, in account order
+            debt = self._loan - self._cash
+        else:
+            single = (n_pos[pop.pos_account] == 1) & self.managed[pop.pos_account]
+            debt = self._loan[pop.pos_account] - self._cash[pop.pos_account]
+        np.maximum(debt, 0, out=debt)
+        trig = trigger_prices(self._shares, debt, ratio_bp, strict=strict)
         ins = replay.book.ins
-        for inst in np.unique(pop.pos_instrument[single]):
+        present = np.bincount(pop.pos_instrument[single] if not single.all()
+                              else pop.pos_instrument)
+        for inst in np.flatnonzero(present):
             rows = np.flatnonzero(single & (pop.pos_instrument == inst) & (trig > 0))
             w = _Watch(rows, trig[rows])
             self._watch[int(inst)] = w
