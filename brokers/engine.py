@@ -84,23 +84,34 @@ def trigger_prices(shares: np.ndarray, debt: np.ndarray, ratio_bp: int, *,
 
 @dataclass
 class _Watch:
-    """One instrument's single-name accounts, by trigger price, highest first. They are
-    sorted when the watch first fires: a day with no breach costs one ``max``."""
+    """One instrument's single-name accounts, by trigger price, highest first.
 
-    rows: np.ndarray  # position rows; sorted by trigger descending once ``ordered``
-    triggers: np.ndarray
+    Until the watch first fires it holds only the population's triggers and which positions
+    are watched (``select``); it picks and sorts them then, so a day with no breach costs
+    one ``max`` over the triggers."""
+
+    triggers: np.ndarray  # every position's trigger, or once ordered the watched ones sorted
+    select: np.ndarray | None  # watched positions (bool over positions); None: all
+    rows: np.ndarray | None = None  # once ordered: position rows, by trigger descending
     cursor: int = 0  # rows[:cursor] are breached
-    ordered: bool = False
+    top: int = -1
+
+    def __post_init__(self) -> None:
+        t = self.triggers if self.select is None else self.triggers[self.select]
+        self.top = int(t.max()) if len(t) else -1
 
     def order(self) -> None:
-        if not self.ordered:
-            key = np.argsort(-self.triggers, kind="stable")  # ties: by position row
-            self.rows, self.triggers = self.rows[key], self.triggers[key]
-            self.ordered = True
+        if self.rows is None:
+            watched = self.triggers > 0
+            if self.select is not None:
+                watched &= self.select
+            rows = np.flatnonzero(watched)
+            key = np.argsort(-self.triggers[rows], kind="stable")  # ties: by position row
+            self.rows, self.triggers = rows[key], self.triggers[rows[key]]
 
     def next_trigger(self) -> int:
-        if not self.ordered:
-            return int(self.triggers.max()) if len(self.rows) else -1
+        if self.rows is None:
+            return self.top
         return int(self.triggers[self.cursor]) if self.cursor < len(self.rows) else -1
 
 
@@ -177,11 +188,15 @@ class Broker:
         np.maximum(debt, 0, out=debt)
         trig = trigger_prices(self._shares, debt, ratio_bp, strict=strict)
         ins = replay.book.ins
-        present = np.bincount(pop.pos_instrument[single] if not single.all()
-                              else pop.pos_instrument)
-        for inst in np.flatnonzero(present):
-            rows = np.flatnonzero(single & (pop.pos_instrument == inst) & (trig > 0))
-            w = _Watch(rows, trig[rows])
+        everyone = bool(single.all())
+        present = np.flatnonzero(np.bincount(pop.pos_instrument if everyone
+                                             else pop.pos_instrument[single]))
+        for inst in present:
+            if everyone and len(present) == 1:
+                select = None  # the common case: one name, every position watched
+            else:
+                select = single & (pop.pos_instrument == inst)
+            w = _Watch(trig, select)
             self._watch[int(inst)] = w
             ins[int(inst), I_WATCH] = w.next_trigger()
 
