@@ -177,22 +177,23 @@ class Broker:
             return
         ratio_bp, strict = intraday
         pop = self.population
-        n_pos = np.bincount(pop.pos_account, minlength=len(pop.account_id))
-        if len(n_pos) == len(pop.pos_account) and np.array_equal(
-                pop.pos_account, np.arange(len(pop.pos_account))):
+        n = len(pop.pos_account)
+        if n == len(pop.account_id) and np.array_equal(pop.pos_account, np.arange(n)):
             single = self.managed  # one position per account, in account order
             debt = self._loan - self._cash
         else:
+            n_pos = np.bincount(pop.pos_account, minlength=len(pop.account_id))
             single = (n_pos[pop.pos_account] == 1) & self.managed[pop.pos_account]
             debt = self._loan[pop.pos_account] - self._cash[pop.pos_account]
         np.maximum(debt, 0, out=debt)
         trig = trigger_prices(self._shares, debt, ratio_bp, strict=strict)
         ins = replay.book.ins
         everyone = bool(single.all())
-        present = np.flatnonzero(np.bincount(pop.pos_instrument if everyone
-                                             else pop.pos_instrument[single]))
+        names = pop.pos_instrument if everyone else pop.pos_instrument[single]
+        one_name = len(names) > 0 and names.min() == names.max()
+        present = names[:1] if one_name else np.flatnonzero(np.bincount(names))
         for inst in present:
-            if everyone and len(present) == 1:
+            if everyone and one_name:
                 select = None  # the common case: one name, every position watched
             else:
                 select = single & (pop.pos_instrument == inst)
