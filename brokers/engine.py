@@ -51,7 +51,7 @@ import numpy as np
 import pandas as pd
 
 from venues.book import H_BK_INST, H_BK_TS, I_CLOSE_PX, I_LAST, I_LAST_GEN, I_WATCH, SIDE_ASK
-from venues.krx.calendar import trading_days_after
+from venues.krx.calendar import sessions, trading_days_after
 from venues.matching import LIMIT, MARKET, R_FILLED, R_NOTIONAL, R_RESTING
 
 BP = 10_000
@@ -145,6 +145,8 @@ class Broker:
         self._state = np.zeros(len(pop.account_id), np.int8)
         self._deadline = np.zeros(len(pop.account_id), np.int64)  # day ordinal, 0: none
         self._gen = np.zeros(len(pop.account_id), np.int64)
+        self._matured = np.zeros(len(pop.account_id), bool)
+        self._last_day: date | None = None
         self._to_sell: list[tuple[int, int, int, int, float]] = []  # pos row, qty, gen, ...
         self._settled = np.zeros((0, 2), np.int64)  # per forced order: filled, notional
 
@@ -275,9 +277,33 @@ class Broker:
         self._cash += proceeds - repay
 
     # -- the KRX venue calls these ------------------------------------------------------------
+    def _first_trade(self) -> np.ndarray:
+        """Each account's earliest position date (datetime64[D])."""
+        pop = self.population
+        first = np.full(len(pop.account_id), np.iinfo(np.int64).max, np.int64)
+        np.minimum.at(first, pop.pos_account, pop.pos_trade_date)
+        return first.astype("datetime64[D]")
+
+    def _settlement_days(self, lag: int) -> np.ndarray:
+        """Each account's first trade date + ``lag`` XKRX trading days (datetime64[D])."""
+        days = sessions()
+        i = np.searchsorted(days, self._first_trade()) + lag
+        return days[np.minimum(i, len(days) - 1)]
+
+    def _accrue(self, day: date) -> None:
+        """Interest on the loans since the last close: calendar days / 365 of the annual
+        rate, rounded to the won."""
+        rate = self.rules.interest_rate
+        if rate > 0 and self._last_day is not None:
+            days = (day - self._last_day).days
+            self._loan += np.rint(self._loan * (rate * days / 365.0)).astype(np.int64)
+        self._last_day = day
+
     def on_day_end(self, day: date, at: int) -> None:
-        """After the close: settle, carry unfilled forced quantity, value the accounts."""
+        """After the close: settle, carry unfilled forced quantity, accrue interest, value
+        the accounts."""
         self._settle()
+        self._accrue(day)
         rp = self._replay
         res = rp.book.results
         carry: list[tuple[int, int, int, int, float]] = []
@@ -319,15 +345,10 @@ class Broker:
         managed = self.managed & (self._state != SELLING)
         today = day.toordinal()
         if r.kind == "misu":
-            # the rest of the purchase was due on T+2: unpaid -> sold the next morning
-            due = np.zeros(len(pop.account_id), bool)
-            for a in np.flatnonzero(managed & (self._loan > 0) & (self._state == OK)):
-                trade_day = date.fromordinal(int(pop.pos_trade_date[
-                    np.flatnonzero(pop.pos_account == a)[0]]) + date(1970, 1, 1).toordinal())
-                if trading_days_after(trade_day, r.grace_days) == day:
-                    due[a] = True
-            breached = due
-            deadline_today = due
+            # the rest of the purchase was due on T+2 (XKRX days): unpaid -> sold next morning
+            settles = self._settlement_days(r.grace_days)
+            breached = managed & (self._loan > 0) & (self._state == OK) & (
+                settles == np.datetime64(day, "D"))
         else:
             if r.kind == "cfd":
                 required = r.margin_rate * value
@@ -343,8 +364,14 @@ class Broker:
             self._gen[newly] = self._account_gen(newly, gen_at_close)
             recovered = managed & (self._state == CALLED) & ~below
             self._state[recovered & (self._deadline <= today)] = OK
-            deadline_today = managed & (self._state == CALLED) & (self._deadline <= today)
-            breached = deadline_today
+            breached = managed & (self._state == CALLED) & (self._deadline <= today)
+            if r.kind == "credit" and r.loan_term_days:
+                # at maturity the loan is due: unpaid, sold the next morning (krx.md:82)
+                matured = managed & (self._loan > 0) & (self._state == OK) & (
+                    self._first_trade() + r.loan_term_days <= np.datetime64(day, "D"))
+                self._matured |= matured
+                self._gen[matured] = self._account_gen(matured, gen_at_close)
+                breached |= matured
         if r.kind == "misu":
             self._gen[breached] = self._account_gen(breached, gen_at_close)
         cured = self._cures(day, breached, value, debt)
@@ -354,6 +381,7 @@ class Broker:
             target = (r.restore_ratio if r.kind != "cfd" else 1.0 / (1.0 - r.call_level *
                                                                       r.margin_rate))
             pay = np.maximum(debt - (value / target).astype(np.int64), 0)
+            pay = np.where(self._matured, self._loan, pay)  # a matured loan is paid off
         else:
             pay = self._loan
         self._loan[topup] -= np.minimum(pay[topup], self._loan[topup])
@@ -406,7 +434,10 @@ class Broker:
         if r.size == "all":
             return held
         px = close[pop.pos_instrument[rows]].astype(np.int64)
-        if r.kind == "misu":
+        if self._matured[a]:  # enough to repay the whole loan at the close
+            need_value = max(float(debt[a]), 0.0)
+            unit = np.maximum(px, 1)
+        elif r.kind == "misu":
             need_value = self._loan[a]
             unit = np.maximum((px * (1.0 - r.haircut)).astype(np.int64), 1)
         else:

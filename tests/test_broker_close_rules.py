@@ -112,3 +112,42 @@ def test_misu_unpaid_on_t_plus_2_is_sold_on_t_plus_3():
     assert f.ts == seoul_ns(date(2024, 1, 10), t(8, 30))
     assert f.qty == -(-600_000 // int(9_600 * 0.85))
     assert rp.injected_orders()[-1][4] == 6_720  # Wednesday's lower limit, base 9,600
+
+
+def test_a_credit_loan_at_maturity_is_sold_the_next_morning():
+    # krx.md:77 ("term 90 days") and :82 ("At maturity, unpaid: sold next morning"): bought
+    # 2023-10-07, 90 calendar days later is Friday 2024-01-05. 100 shares, loan 300,000:
+    # the ratio (3.2) is fine, but the loan is due: sold in Monday's pre-open auction at
+    # the lower limit, enough to repay 300,000 at the 9,700 close: ceil(300,000 / 9,700)
+    # = 31 shares. Monday's opening auction has one bid of 10 at 9,700 and its closing
+    # auction another: 10 fill in each (at 9,700), 11 are left at the lower limit at the
+    # close and entered again on Tuesday.
+    epoch = (date(2023, 10, 7) - date(1970, 1, 1)).days
+    pop = Population(account_id=[7], kind=[0], cash=[0], loan=[300_000], pos_account=[0],
+                     pos_instrument=[1], pos_shares=[100], pos_entry=[10_000],
+                     pos_trade_date=[epoch])
+    rp = Replay(STOCK, venue="krx", seed=1)
+    broker = Broker(load_rules("krx-credit"), pop).attach(rp)
+    rp.run([tape(THREE_DAYS)])
+    forced = broker.forced_orders()
+    assert forced.qty.tolist() == [31, 11]
+    assert forced.ts.tolist() == [seoul_ns(MON, t(8, 30)), seoul_ns(TUE, t(8, 30))]
+    assert forced.filled_qty.iloc[0] == 20 and forced.avg_price.iloc[0] == 9_700
+    # a loan that is not due yet is left alone: 89 days
+    early = Population(account_id=[7], kind=[0], cash=[0], loan=[300_000], pos_account=[0],
+                       pos_instrument=[1], pos_shares=[100], pos_entry=[10_000],
+                       pos_trade_date=[epoch + 1 + 3])  # matures after Tuesday
+    rp = Replay(STOCK, venue="krx", seed=1)
+    assert Broker(load_rules("krx-credit"), early).attach(rp) is not None
+    rp.run([tape(THREE_DAYS)])
+    assert rp.broker.forced_orders().empty
+
+
+def test_interest_accrues_on_the_loan_between_closes():
+    # 3.65% a year is 0.01% a calendar day: Friday -> Monday (3 days) adds 0.03%,
+    # Monday -> Tuesday 0.01%: 690,000 -> 690,207 -> 690,276
+    rules = load_rules("krx-credit", ["interest_rate=0.0365"])
+    rp = Replay(STOCK, venue="krx", seed=1)
+    broker = Broker(rules, one_account(0, 690_000)).attach(rp)
+    rp.run([tape(THREE_DAYS)])
+    assert [int(s.loan.iloc[0]) for s in broker.snapshots] == [690_000, 690_207, 690_276]
