@@ -146,6 +146,8 @@ class Broker:
         self._deadline = np.zeros(len(pop.account_id), np.int64)  # day ordinal, 0: none
         self._gen = np.zeros(len(pop.account_id), np.int64)
         self._matured = np.zeros(len(pop.account_id), bool)
+        self._portfolio: np.ndarray | None = None  # position rows of multi-name accounts
+        self._pf_names: list[int] = []
         self._last_day: date | None = None
         self._to_sell: list[tuple[int, int, int, int, float]] = []  # pos row, qty, gen, ...
         self._settled = np.zeros((0, 2), np.int64)  # per forced order: filled, notional
@@ -202,6 +204,12 @@ class Broker:
             w = _Watch(trig, select)
             self._watch[int(inst)] = w
             ins[int(inst), I_WATCH] = w.next_trigger()
+        if not everyone:
+            multi = self.managed[pop.pos_account] & ~single
+            if multi.any():
+                self._portfolio = np.flatnonzero(multi)
+                self._pf_names = [int(i) for i in np.unique(pop.pos_instrument[multi])]
+                self._arm()
 
     def on_watch(self) -> None:
         """The loop stopped: an instrument's last price reached its watch price."""
@@ -211,21 +219,100 @@ class Broker:
         ins = rp.book.ins
         price = int(ins[inst, I_LAST])
         generation = int(ins[inst, I_LAST_GEN])
-        w = self._watch[inst]
-        w.order()
-        start = w.cursor
-        while w.cursor < len(w.rows) and w.triggers[w.cursor] >= price:
-            w.cursor += 1
-        ins[inst, I_WATCH] = w.next_trigger()
-        rows = w.rows[start:w.cursor]
-        rows = rows[self._shares[rows] - self._pending[rows] > 0]
-        if len(rows):
-            acct = self.population.pos_account[rows]
-            debt = self._loan[acct] - self._cash[acct]
-            ratio = self._shares[rows] * price / np.maximum(debt, 1)
-            self._sell(ts, rows, self._shares[rows] - self._pending[rows], MARKET, 0,
-                       np.full(len(rows), generation), w.triggers[start:w.cursor][
-                           np.isin(w.rows[start:w.cursor], rows)], ratio)
+        w = self._watch.get(inst)
+        if w is not None:
+            w.order()
+            start = w.cursor
+            while w.cursor < len(w.rows) and w.triggers[w.cursor] >= price:
+                w.cursor += 1
+            rows = w.rows[start:w.cursor]
+            rows = rows[self._shares[rows] - self._pending[rows] > 0]
+            if len(rows):
+                acct = self.population.pos_account[rows]
+                debt = self._loan[acct] - self._cash[acct]
+                ratio = self._shares[rows] * price / np.maximum(debt, 1)
+                self._sell(ts, rows, self._shares[rows] - self._pending[rows], MARKET, 0,
+                           np.full(len(rows), generation), w.triggers[start:w.cursor][
+                               np.isin(w.rows[start:w.cursor], rows)], ratio)
+        if self._portfolio is not None:
+            self._revalue_portfolios(ts)
+        self._arm(inst)
+
+    def _arm(self, inst: int | None = None) -> None:
+        """Set the watch price of ``inst`` (None: every watched instrument): the highest
+        trigger of its single-name accounts or of the portfolio accounts holding it."""
+        ins = self._replay.book.ins
+        names = [inst] if inst is not None and self._portfolio is None else \
+            sorted(set(self._watch) | set(self._pf_names))
+        pf = self._portfolio_triggers() if self._portfolio is not None else {}
+        for i in names:
+            w = self._watch.get(i)
+            ins[i, I_WATCH] = max(w.next_trigger() if w is not None else -1, pf.get(i, -1))
+
+    # -- accounts holding several names: revalued whenever the broker is woken ---------------
+    def _portfolio_triggers(self) -> dict[int, int]:
+        """Per instrument, the highest price at which a portfolio account holding it breaches
+        with its other names at their last prices."""
+        pop = self.population
+        rows = self._portfolio
+        live = self._state[pop.pos_account[rows]] != SELLING
+        rows = rows[live]
+        if not len(rows):
+            return {}
+        last = self._replay.book.ins[:, I_LAST]
+        priced = self._priced()[pop.pos_account[rows]]
+        out: dict[int, int] = {}
+        for i in np.unique(pop.pos_instrument[rows[~priced]]):
+            # an account not yet valued: wake the broker at the next print of its names
+            out[int(i)] = np.iinfo(np.int64).max
+        rows = rows[priced]
+        acct = pop.pos_account[rows]
+        value_pos = self._shares[rows] * last[pop.pos_instrument[rows]]
+        value = np.zeros(len(pop.account_id), np.int64)
+        np.add.at(value, acct, value_pos)
+        others = value[acct] - value_pos
+        debt = np.maximum(self._loan[acct] - self._cash[acct], 0)
+        ratio_bp, strict = self._intraday_ratio()
+        # s * P + others < m * D  <=>  P < (m D - others) / s
+        need = ratio_bp * debt - others * BP
+        den = np.maximum(self._shares[rows], 1) * BP
+        trig = (-((-need) // den) - 1) if strict else need // den
+        trig = np.where((debt > 0) & (self._shares[rows] > 0), trig, -1)
+        top = np.full(len(last), -1, np.int64)
+        np.maximum.at(top, pop.pos_instrument[rows], trig)
+        for i in np.unique(pop.pos_instrument[rows]):
+            out[int(i)] = max(out.get(int(i), -1), int(top[i]))
+        return out
+
+    def _priced(self) -> np.ndarray:
+        """Per account: every name it holds has a last price (it can be valued)."""
+        pop = self.population
+        unpriced = np.zeros(len(pop.account_id), bool)
+        last = self._replay.book.ins[:, I_LAST]
+        np.logical_or.at(unpriced, pop.pos_account, last[pop.pos_instrument] <= 0)
+        return ~unpriced
+
+    def _revalue_portfolios(self, ts: int) -> None:
+        """Sell out every portfolio account below its ratio at the last prices."""
+        pop = self.population
+        rows = self._portfolio
+        ins = self._replay.book.ins
+        last = ins[:, I_LAST]
+        acct = pop.pos_account[rows]
+        value = np.zeros(len(pop.account_id), np.int64)
+        np.add.at(value, acct, self._shares[rows] * last[pop.pos_instrument[rows]])
+        debt = self._loan - self._cash
+        ratio_bp, strict = self._intraday_ratio()
+        lhs, rhs = value * BP, ratio_bp * np.maximum(debt, 0)
+        breached = ((lhs < rhs) if strict else (lhs <= rhs)) & (debt > 0) & (
+            self._state != SELLING) & self._priced()
+        sell = rows[breached[acct] & (self._shares[rows] - self._pending[rows] > 0)]
+        if len(sell):
+            a = pop.pos_account[sell]
+            gen = np.zeros(len(pop.account_id), np.int64)
+            np.maximum.at(gen, acct, ins[pop.pos_instrument[rows], I_LAST_GEN])
+            self._sell(ts, sell, self._shares[sell] - self._pending[sell], MARKET, 0, gen[a],
+                       last[pop.pos_instrument[sell]], value[a] / np.maximum(debt[a], 1))
 
     def _sell(self, ts: int, rows: np.ndarray, qty: np.ndarray, typ: int,
               price: int | np.ndarray, gen: np.ndarray, trigger: np.ndarray,

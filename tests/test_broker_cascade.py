@@ -122,3 +122,39 @@ def test_proceeds_repay_the_loan_and_a_wiped_out_account_leaves_a_shortfall():
     assert acc.loc[3, cols].tolist() == [0, 500_000, 80_000, 0, 80_000]
     assert acc.loc[1, cols].tolist() == [0, 995_000, 0, 5_000, 0]
     assert acc.loc[2, cols].tolist() == [0, 2_925_000, 0, 25_000, 0]
+
+
+def test_an_account_holding_two_names_is_revalued_across_both():
+    # 50 X + 50 Y at 10,000, loan 710,000: breached when 50 X + 50 Y < 1.4 x 710,000 =
+    # 994,000. With Y at 10,000, X's trigger is the highest P with 50 P + 500,000 < 994,000:
+    # 9,879. A sell of 250 X takes 100 @ 10,000, 100 @ 9,900, 50 @ 9,800: X's last 9,800,
+    # the account is worth 990,000 < 994,000 and both names are sold at market:
+    # 50 X @ 9,800 and 50 Y @ 10,000.
+    rows = [(1, 1, TRADE, ASK, 10_000, 1, 0), (1, 2, TRADE, ASK, 10_000, 1, 0)]
+    for k, px in enumerate([10_000, 9_900, 9_800, 9_700]):
+        rows.append((2, 1, ADD, BID, px, 100, k + 1))
+    rows.append((2, 2, ADD, BID, 10_000, 100, 10))
+    cols = ["ts", "instrument", "action", "side", "price", "size", "order_id"]
+    ev = {c: np.array([r[i] for r in rows], np.int64) for i, c in enumerate(cols)}
+    ev["flags"] = np.full(len(rows), F_LAST)
+    pop = Population(account_id=[5], kind=[3], cash=[0], loan=[710_000], pos_account=[0, 0],
+                     pos_instrument=[1, 2], pos_shares=[50, 50], pos_entry=[10_000] * 2,
+                     pos_trade_date=[19_723] * 2)
+    rp = Replay(InstrumentTable([Instrument(1, "X", tick_units=100),
+                                 Instrument(2, "Y", tick_units=100)]))
+    broker = Broker(RULES, pop).attach(rp)
+    sell = InjectedOrders(np.array([3]), np.array([1]), np.array([ASK]), np.array([MARKET]),
+                          np.array([0]), np.array([250]))
+    rp.run([Events.from_columns(ev)], sell)
+    forced = broker.forced_orders()
+    assert forced.instrument.tolist() == [1, 2]
+    assert forced.filled_qty.tolist() == [50, 50]
+    assert forced.avg_price.tolist() == [9_800, 10_000]
+    assert forced.generation.tolist() == [0, 0]
+    # a sell of 150 X (last 9,900: 995,000 >= 994,000) breaches nobody
+    rp = Replay(InstrumentTable([Instrument(1, "X", tick_units=100),
+                                 Instrument(2, "Y", tick_units=100)]))
+    broker = Broker(RULES, pop).attach(rp)
+    sell.size[:] = 150
+    rp.run([Events.from_columns(ev)], sell)
+    assert broker.forced_orders().empty
