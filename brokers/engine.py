@@ -146,6 +146,7 @@ class Broker:
         self._deadline = np.zeros(len(pop.account_id), np.int64)  # day ordinal, 0: none
         self._gen = np.zeros(len(pop.account_id), np.int64)
         self._matured = np.zeros(len(pop.account_id), bool)
+        self._frozen_until = np.zeros(len(pop.account_id), np.int64)  # day ordinal
         self._portfolio: np.ndarray | None = None  # position rows of multi-name accounts
         self._pf_names: list[int] = []
         self._last_day: date | None = None
@@ -421,10 +422,12 @@ class Broker:
             self._close_rules(day, value, debt, close, gen_at_close, carry)
         self._to_sell = carry + self._to_sell
         ratio = np.where(debt > 0, value / np.maximum(debt, 1), np.inf)
+        state = np.where((self._state == OK) & (self._frozen_until > day.toordinal()),
+                         FROZEN, self._state).astype(np.int8)
         self.snapshots.append(pd.DataFrame({
             "day": day, "account_id": pop.account_id, "value": value, "loan": self._loan.copy(),
             "cash": self._cash.copy(), "collateral_ratio": ratio,
-            "state": pd.Categorical.from_codes(self._state, STATE_NAMES)})[self.managed])
+            "state": pd.Categorical.from_codes(state, STATE_NAMES)})[self.managed])
 
     def _close_rules(self, day, value, debt, close, gen_at_close, carry) -> None:
         r = self.rules
@@ -484,7 +487,8 @@ class Broker:
                     self._to_sell.append((int(row), int(q), int(self._gen[a]), int(px),
                                           float(value[a] / max(debt[a], 1))))
             if r.kind == "misu" and r.freeze_days and debt[a] > r.freeze_threshold:
-                self._state[a] = FROZEN  # after the sale, 100% cash for freeze_days
+                # after the sale, 100% cash for new buys during freeze_days calendar days
+                self._frozen_until[a] = today + r.freeze_days
 
     def _account_gen(self, mask: np.ndarray, gen_at_close: np.ndarray) -> np.ndarray:
         """The generation of accounts breached at the close: the highest of their names'."""

@@ -14,8 +14,9 @@ from brokers.engine import Broker
 from brokers.population import Population
 from brokers.rules import load_rules
 from replay.engine import Replay
-from replay.tape import ADD, ASK, BID, F_LAST, Events, Instrument, InstrumentTable
+from replay.tape import ADD, ASK, BID, F_LAST, TRADE, Events, Instrument, InstrumentTable
 from venues.krx.session import seoul_ns
+from venues.krx.venue import KrxRules
 
 FRI, MON, TUE = date(2024, 1, 5), date(2024, 1, 8), date(2024, 1, 9)
 
@@ -151,3 +152,63 @@ def test_interest_accrues_on_the_loan_between_closes():
     broker = Broker(rules, one_account(0, 690_000)).attach(rp)
     rp.run([tape(THREE_DAYS)])
     assert [int(s.loan.iloc[0]) for s in broker.snapshots] == [690_000, 690_207, 690_276]
+
+
+NO_VI = KrxRules(static_vi_bp=0, dynamic_vi_bp_other=0, closing_vi_bp_other=0)
+
+
+def test_cfd_sold_at_once_at_a_50pct_margin_level():
+    # krx.md:87-89: 40% margin; <= 50% intraday -> sold at once. 100 shares bought at
+    # 10,000 with 400,000 down: loan 600,000. Margin level = (V - 600,000) / (0.4 V) <= 0.5
+    # <=> V <= 750,000 <=> P <= 7,500. (VIs are switched off so prints can walk down.)
+    rows = [(FRI, t(8, 40), BID, 10_000, 10), (FRI, t(8, 40), ASK, 10_000, 10),
+            (FRI, t(9, 30), BID, 7_400, 100)]
+    ev = tape(rows)
+    prints = [(t(10, 0), 9_000), (t(10, 1), 7_600), (t(10, 2), 7_500), (t(10, 3), 7_450)]
+    extra = {c: [] for c in ("ts", "instrument", "action", "side", "price", "size")}
+    for at, px in prints:
+        for c, v in zip(extra, (seoul_ns(FRI, at), 1, TRADE, ASK, px, 1), strict=True):
+            extra[c].append(v)
+    ev = Events.concat([ev, Events.from_columns({c: np.array(v, np.int64)
+                                                 for c, v in extra.items()} |
+                                                {"flags": np.full(4, F_LAST)})])
+    ev = ev.take(np.argsort(ev.ts, kind="stable"))
+    rp = Replay(STOCK, venue="krx", seed=1, krx_rules=NO_VI)
+    broker = Broker(load_rules("cfd"), one_account(2, 600_000)).attach(rp)
+    rp.run([ev])
+    forced = broker.forced_orders()
+    assert forced.ts.tolist() == [seoul_ns(FRI, t(10, 2))]  # the 7,500 print, not 7,600
+    assert (forced.qty.iloc[0], forced.filled_qty.iloc[0], forced.avg_price.iloc[0]) == \
+        (100, 100, 7_400)
+
+
+def test_cfd_margin_call_below_70pct_at_the_close():
+    # krx.md:88: margin level < 70% after the close -> top-up by the next day, else sold.
+    # (V - 600,000) / (0.4 V) < 0.7 <=> V < 833,333.3: a close of 8,300 (V 830,000) calls,
+    # 8,400 (V 840,000) does not. Called on Friday, due Monday, sold at Tuesday's pre-open.
+    def closes(px):
+        return [(FRI, t(8, 40), BID, 10_000, 10), (FRI, t(8, 40), ASK, 10_000, 10),
+                (FRI, t(15, 25), BID, px, 10), (FRI, t(15, 25), ASK, px, 10),
+                (MON, t(15, 25), BID, px, 10), (MON, t(15, 25), ASK, px, 10),
+                (TUE, t(8, 40), BID, px, 10)]
+    for px, sold in ((8_300, True), (8_400, False)):
+        rp = Replay(STOCK, venue="krx", seed=1, krx_rules=NO_VI)
+        broker = Broker(load_rules("cfd"), one_account(2, 600_000)).attach(rp)
+        rp.run([tape(closes(px))])
+        forced = broker.forced_orders()
+        assert (not forced.empty) == sold
+        if sold:
+            assert forced.ts.tolist() == [seoul_ns(TUE, t(8, 30))]
+            assert forced.qty.tolist() == [100]  # "sold": the whole position
+            assert [s.state.iloc[0] for s in broker.snapshots[:2]] == ["called", "selling"]
+
+
+def test_misu_freeze_after_a_sale_above_100000_won():
+    # krx.md:73-74: frozen 30 days if the shortfall exceeded 100,000 won
+    days = THREE_DAYS + [(TUE, t(15, 25), BID, 9_600, 5), (TUE, t(15, 25), ASK, 9_600, 5),
+                         (date(2024, 1, 10), t(8, 40), BID, 9_500, 1_000)]
+    for loan, frozen in ((600_000, True), (90_000, False)):
+        rp = Replay(STOCK, venue="krx", seed=1)
+        broker = Broker(load_rules("krx-misu"), one_account(1, loan)).attach(rp)
+        rp.run([tape(days)])
+        assert (broker.snapshots[-1].state.iloc[0] == "frozen") == frozen
