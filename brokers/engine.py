@@ -49,6 +49,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from numba import njit
 
 from venues.book import H_BK_INST, H_BK_TS, I_CLOSE_PX, I_LAST, I_LAST_GEN, I_WATCH, SIDE_ASK
 from venues.krx.calendar import sessions, trading_days_after
@@ -80,6 +81,31 @@ def trigger_prices(shares: np.ndarray, debt: np.ndarray, ratio_bp: int, *,
         np.floor_divide(num, den, out=num)
     num[(debt <= 0) | (shares <= 0)] = -1
     return num
+
+
+@njit(cache=True)
+def _is_identity(a):
+    for i in range(a.shape[0]):
+        if a[i] != i:
+            return False
+    return True
+
+
+@njit(cache=True)
+def _account_triggers(shares, loan, cash, ratio_bp, strict):
+    """:func:`trigger_prices` for one position per account, in one compiled pass with
+    the debt (loan less cash, at least 0) formed on the fly."""
+    out = np.empty(shares.shape[0], np.int64)
+    for i in range(shares.shape[0]):
+        debt = loan[i] - cash[i]
+        s = shares[i]
+        if debt <= 0 or s <= 0:
+            out[i] = -1
+            continue
+        num = ratio_bp * debt
+        den = s * BP
+        out[i] = (num + den - 1) // den - 1 if strict else num // den
+    return out
 
 
 @dataclass
@@ -138,9 +164,11 @@ class Broker:
                              f"has no {self.rules.kind} account")
         self._replay = None
         self._watch: dict[int, _Watch] = {}
-        self._loan = pop.loan.astype(np.int64).copy()
-        self._cash = pop.cash.astype(np.int64).copy()
-        self._shares = pop.pos_shares.astype(np.int64).copy()  # held, after settled sales
+        # the population's own arrays until the broker first changes one (see _own)
+        self._loan = np.asarray(pop.loan, np.int64)
+        self._cash = np.asarray(pop.cash, np.int64)
+        self._shares = np.asarray(pop.pos_shares, np.int64)  # held, after settled sales
+        self._owned = False
         self._pending = np.zeros(len(self._shares), np.int64)  # in forced orders now
         self._state = np.zeros(len(pop.account_id), np.int8)
         self._deadline = np.zeros(len(pop.account_id), np.int64)  # day ordinal, 0: none
@@ -183,15 +211,15 @@ class Broker:
         ratio_bp, strict = intraday
         pop = self.population
         n = len(pop.pos_account)
-        if n == len(pop.account_id) and np.array_equal(pop.pos_account, np.arange(n)):
+        if n == len(pop.account_id) and _is_identity(pop.pos_account):
             single = self.managed  # one position per account, in account order
-            debt = self._loan - self._cash
+            trig = _account_triggers(self._shares, self._loan, self._cash, ratio_bp, strict)
         else:
             n_pos = np.bincount(pop.pos_account, minlength=len(pop.account_id))
             single = (n_pos[pop.pos_account] == 1) & self.managed[pop.pos_account]
             debt = self._loan[pop.pos_account] - self._cash[pop.pos_account]
-        np.maximum(debt, 0, out=debt)
-        trig = trigger_prices(self._shares, debt, ratio_bp, strict=strict)
+            np.maximum(debt, 0, out=debt)
+            trig = trigger_prices(self._shares, debt, ratio_bp, strict=strict)
         ins = replay.book.ins
         everyone = bool(single.all())
         names = pop.pos_instrument if everyone else pop.pos_instrument[single]
@@ -344,11 +372,20 @@ class Broker:
                 "order": int(order), "position": int(row)}
 
     # -- settlement ------------------------------------------------------------------------
+    def _own(self) -> None:
+        """Copy the loans, cash and holdings before the first change: the population
+        itself is never modified (a counterfactual run shares it)."""
+        if not self._owned:
+            self._loan, self._cash, self._shares = (self._loan.copy(), self._cash.copy(),
+                                                    self._shares.copy())
+            self._owned = True
+
     def _settle(self) -> None:
         """Book the fills of forced orders since the last settlement: shares leave, the
         proceeds repay the loan first, the rest is cash."""
         if not self.forced or not self.submit_orders:
             return
+        self._own()
         orders = np.array([f["order"] for f in self.forced])
         rows = np.array([f["position"] for f in self.forced])
         res = self._replay.book.results
@@ -383,6 +420,7 @@ class Broker:
         rate, rounded to the won."""
         rate = self.rules.interest_rate
         if rate > 0 and self._last_day is not None:
+            self._own()
             days = (day - self._last_day).days
             self._loan += np.rint(self._loan * (rate * days / 365.0)).astype(np.int64)
         self._last_day = day
@@ -474,7 +512,9 @@ class Broker:
             pay = np.where(self._matured, self._loan, pay)  # a matured loan is paid off
         else:
             pay = self._loan
-        self._loan[topup] -= np.minimum(pay[topup], self._loan[topup])
+        if topup.any():
+            self._own()
+            self._loan[topup] -= np.minimum(pay[topup], self._loan[topup])
         self._state[cured] = OK
         sell = np.flatnonzero(breached & ~cured)
         self._state[sell] = SELLING

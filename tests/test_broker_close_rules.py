@@ -212,3 +212,14 @@ def test_misu_freeze_after_a_sale_above_100000_won():
         broker = Broker(load_rules("krx-misu"), one_account(1, loan)).attach(rp)
         rp.run([tape(days)])
         assert (broker.snapshots[-1].state.iloc[0] == "frozen") == frozen
+
+
+def test_cure_while_the_loss_is_below_a_threshold():
+    # the investor tops up while the loss vs the entry price is below x: at Monday's close
+    # the loss is 1 - 9,700 / 10,000 = 3%
+    for max_loss, sold in ((0.05, False), (0.02, True)):
+        rules = load_rules("krx-credit", [f"cure_max_loss={max_loss}"])
+        rp = Replay(STOCK, venue="krx", seed=1)
+        broker = Broker(rules, one_account(0, 700_000)).attach(rp)
+        rp.run([tape(THREE_DAYS)])
+        assert (not broker.forced_orders().empty) == sold
