@@ -51,6 +51,7 @@ import numpy as np
 import pandas as pd
 from numba import njit
 
+from brokers.population import KIND_CODES
 from venues.book import H_BK_INST, H_BK_TS, I_CLOSE_PX, I_LAST, I_LAST_GEN, I_WATCH, SIDE_ASK
 from venues.krx.calendar import sessions, trading_days_after
 from venues.matching import LIMIT, MARKET, R_FILLED, R_NOTIONAL, R_RESTING
@@ -59,7 +60,6 @@ BP = 10_000
 # Account states.
 OK, CALLED, SELLING, FROZEN = 0, 1, 2, 3
 STATE_NAMES = ("ok", "called", "selling", "frozen")
-KIND_CODES = {"credit": 0, "misu": 1, "cfd": 2, "instant": 3}
 
 
 def trigger_prices(shares: np.ndarray, debt: np.ndarray, ratio_bp: int, *,

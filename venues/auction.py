@@ -57,11 +57,9 @@ from venues.book import (
 )
 from venues.kernel import kernel, njit_alloc
 from venues.matching import (
-    FILLS,
     SRC_AUCTION,
     ST_FILLED,
     ST_PARTIAL,
-    TRADES,
     _fill,
     print_trade,
 )
@@ -155,9 +153,4 @@ def apply_fills(S, OUT, inst, side, ts, price, rows, lis, owners, fills, inj_num
 def print_uncross(S, OUT, inst, ts, price, volume):
     print_trade(OUT, ts, inst, price, volume, SIDE_NONE, SRC_AUCTION)
     S[ii(S, inst, I_LAST)] = price
-
-
-def report_room(OUT: np.ndarray) -> tuple[int, int]:
-    """Free rows in the fills and trade-print tables of ``OUT``."""
-    return (int(OUT[FILLS + 1] - OUT[FILLS + 2]), int(OUT[TRADES + 1] - OUT[TRADES + 2]))
 
