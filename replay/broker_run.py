@@ -11,6 +11,8 @@ Written beside the replay's own tables:
   generation, qty, filled_qty, avg_price.
 - ``accounts.parquet``: each account's state at each close (KRX venue), or at the end of
   the run.
+- ``counterfactual_trades.parquet``: the counterfactual run's trade prints, for the price
+  path without the forced sales.
 - ``summary.json``, under ``broker`` and ``counterfactual``: forced volume and value,
   accounts liquidated, amplification, broker shortfall and max drawdown, each computed the
   same way for the two runs.
@@ -94,9 +96,13 @@ def write_broker_tables(run_dir: Path, broker: Broker) -> None:
 
 
 def counterfactual(tape, make_replay, rules, population, seed: int, injected,
-                   chunk_rows: int) -> tuple[ReplayResult, Broker]:
-    """The same tape, seed and orders with the broker's forced orders switched off."""
+                   chunk_rows: int, run_dir: Path | None = None) -> tuple[ReplayResult, Broker]:
+    """The same tape, seed and orders with the broker's forced orders switched off; its
+    trade prints go to ``run_dir/counterfactual_trades.parquet`` when a directory is given."""
     rp: Replay = make_replay()
     broker = Broker(rules, population, seed=seed, submit_orders=False).attach(rp)
     result = rp.run(tape.chunks(chunk_rows), injected)
+    if run_dir is not None:
+        pq.write_table(pa.Table.from_pandas(result.trades, preserve_index=False),
+                       Path(run_dir) / "counterfactual_trades.parquet")
     return result, broker

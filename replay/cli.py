@@ -286,7 +286,7 @@ def replay_cmd(
             with _progress() as bar:
                 task = bar.add_task("counterfactual (no forced orders)", total=None)
                 cf_result, cf_broker = counterfactual(t, make_replay, rules, pop, seed,
-                                                      injected, chunk_rows)
+                                                      injected, chunk_rows, output)
             import pyarrow.parquet as pq
 
             trades = pq.read_table(output / "trades.parquet").to_pandas()

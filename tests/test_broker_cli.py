@@ -40,6 +40,10 @@ def test_cascade_and_counterfactual_from_the_command_line(tmp_path):
     assert summary["config"]["broker"] == "instant"
     accounts = pq.read_table(out / "accounts.parquet").to_pandas()
     assert accounts.shares_left.tolist() == [0, 0, 0]
+    # the price path without the forced sales: the print, then the exogenous sell's two
+    # prints, and nothing below 9,900
+    cf = pq.read_table(out / "counterfactual_trades.parquet").to_pandas()
+    assert cf.price.tolist() == [10_000, 10_000, 9_900]
 
 
 def test_set_overrides_a_rule(tmp_path):
