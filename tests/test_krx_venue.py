@@ -67,6 +67,14 @@ class Tape:
                                     for i, c in enumerate(cols)})
 
 
+def opened_tape():
+    """A tape whose opening auction crosses 100 shares at 10,000 (the open)."""
+    tape = Tape()
+    tape.add(t(8, 40), BID, 10_000, 100)
+    tape.add(t(8, 40), ASK, 10_000, 100)
+    return tape
+
+
 def orders(*rows, program=None):
     """InjectedOrders from (ts, inst, side, type, price, size) rows."""
     a = np.array(rows, np.int64).reshape(-1, 6)
@@ -251,9 +259,7 @@ def test_dynamic_vi_kospi200_3pct_stops_a_sweep_at_the_first_tick_beyond():
 
 def test_dynamic_vi_is_6pct_for_other_names():
     # krx.md:49: other KOSPI and KOSDAQ names +-6%.
-    tape = Tape()
-    tape.add(t(8, 40), BID, 10_000, 100)
-    tape.add(t(8, 40), ASK, 10_000, 100)
+    tape = opened_tape()
     for k in range(8):
         tape.add(t(9, 30), BID, 9_900 - 100 * k, 100)  # 9,900 .. 9,200
     at = seoul_ns(DAY, t(10, 0))
@@ -278,9 +284,7 @@ def test_static_vi_at_the_open_extends_the_opening_auction():
 
 def test_closing_auction_dynamic_vi_uses_the_closing_threshold():
     # krx.md:49: other names +-4% in the closing auction.
-    tape = Tape()
-    tape.add(t(8, 40), BID, 10_000, 100)
-    tape.add(t(8, 40), ASK, 10_000, 100)
+    tape = opened_tape()
     tape.add(t(15, 22), BID, 10_400, 100)  # +4% vs the last trade 10,000
     tape.add(t(15, 22), ASK, 10_400, 100)
     r = run(tape, [stock()])
@@ -292,9 +296,7 @@ def test_closing_auction_dynamic_vi_uses_the_closing_threshold():
 
 
 def test_history_does_not_execute_during_a_simulated_vi():
-    tape = Tape()
-    tape.add(t(8, 40), BID, 10_000, 100)
-    tape.add(t(8, 40), ASK, 10_000, 100)
+    tape = opened_tape()
     for k in range(6):
         tape.add(t(9, 30), BID, 9_900 - 100 * k, 100)  # 9,400 is 6% below 10,000: a VI
     at = seoul_ns(DAY, t(10, 0))
@@ -370,9 +372,7 @@ def test_stage_3_ends_the_day_and_no_stage_1_after_14_50():
 def test_sidecar_suspends_program_orders_on_that_side_for_5_minutes():
     # krx.md:61-62: index future -5% for 1 minute -> program sells suspended 5 minutes.
     fut = Instrument(9, "K200F", venue="XKRX", prev_close_units=40_000, market="FUTURES")
-    tape = Tape()
-    tape.add(t(8, 40), BID, 10_000, 100)
-    tape.add(t(8, 40), ASK, 10_000, 100)
+    tape = opened_tape()
     tape.add(t(9, 30), BID, 9_990, 1_000)
     start = seoul_ns(DAY, t(10, 0))
     for k in range(8):
@@ -391,9 +391,7 @@ def test_sidecar_suspends_program_orders_on_that_side_for_5_minutes():
 
 
 def test_the_same_seed_gives_the_same_run():
-    tape = Tape()
-    tape.add(t(8, 40), BID, 10_000, 100)
-    tape.add(t(8, 40), ASK, 10_000, 100)
+    tape = opened_tape()
     for k in range(8):
         tape.add(t(9, 30), BID, 9_950 - 50 * k, 100)
     at = seoul_ns(DAY, t(10, 0))
