@@ -194,7 +194,6 @@ class Replay:
         self.venue_name = venue
         self.venue = None
         self._inj = np.zeros((0, loop.J_COLS), np.int64)
-        self._jbase = 0
         self._jpos = 0
         self.result_gen = np.zeros(0, np.int64)  # per result row: forced-order generation
         self.broker = None  # brokers.engine.Broker attaches itself here
@@ -241,9 +240,8 @@ class Replay:
         m[:, loop.J_ID] = first + np.arange(n)
         m[:, loop.J_GEN] = generation
         done, waiting = self._inj[:self._jpos], self._inj[self._jpos:]
-        if len(waiting) and len(m) and m[:, loop.J_TS].min() < waiting[0, loop.J_TS] and \
-                self._jpos and m[:, loop.J_TS].min() < done[-1, loop.J_TS]:
-            raise ValueError("orders cannot be submitted in the past")
+        if len(done) and len(m) and m[:, loop.J_TS].min() < done[-1, loop.J_TS]:
+            raise ValueError("orders cannot be submitted before an order already executed")
         merged = np.concatenate([waiting, m])
         merged = merged[np.argsort(merged[:, loop.J_TS], kind="stable")]
         self._inj = np.concatenate([done, merged])
@@ -338,7 +336,7 @@ class Replay:
             raise ValueError(f"injected order {j}: instrument {inj[j, loop.J_INST]} is not in "
                              f"the instrument table (ids {known})")
         self.book.add_results(len(inj))
-        self._inj, self._jbase, self._jpos = inj, jbase, 0
+        self._inj, self._jpos = inj, 0
         self.result_gen = np.concatenate([self.result_gen, np.full(len(inj), -1, np.int64)])
         jpos = 0
         events = 0
