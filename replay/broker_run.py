@@ -29,7 +29,6 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from brokers.engine import Broker
-from replay.engine import Replay, ReplayResult
 
 SELL = 65  # ord("A"): the aggressor side of a sell print
 
@@ -93,16 +92,3 @@ def write_broker_tables(run_dir: Path, broker: Broker) -> None:
         accounts = broker.accounts()
     pq.write_table(pa.Table.from_pandas(accounts, preserve_index=False),
                    run_dir / "accounts.parquet")
-
-
-def counterfactual(tape, make_replay, rules, population, seed: int, injected,
-                   chunk_rows: int, run_dir: Path | None = None) -> tuple[ReplayResult, Broker]:
-    """The same tape, seed and orders with the broker's forced orders switched off; its
-    trade prints go to ``run_dir/counterfactual_trades.parquet`` when a directory is given."""
-    rp: Replay = make_replay()
-    broker = Broker(rules, population, seed=seed, submit_orders=False).attach(rp)
-    result = rp.run(tape.chunks(chunk_rows), injected)
-    if run_dir is not None:
-        pq.write_table(pa.Table.from_pandas(result.trades, preserve_index=False),
-                       Path(run_dir) / "counterfactual_trades.parquet")
-    return result, broker

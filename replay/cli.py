@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -120,6 +121,33 @@ def data_synth(
               f"{path} in {time.perf_counter() - t0:.1f}s")
 
 
+def _parse_params(values: list[str]) -> dict:
+    """``["cash=5e7", "name=x"]`` as ``{"cash": 50000000.0, "name": "x"}``: numbers where
+    they parse (int before float), else text."""
+    params: dict = {}
+    for text in values:
+        key, sep, value = text.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"--param {text!r}: expected KEY=VALUE, e.g. cash=50000000")
+        for convert in (int, float):
+            try:
+                params[key.strip()] = convert(value)
+                break
+            except ValueError:
+                continue
+        else:
+            params[key.strip()] = value
+    return params
+
+
+@contextmanager
+def _bar_factory(label: str, total: int | None):
+    """A progress bar on stderr (shown only on a terminal); yields ``advance(n)``."""
+    with _progress() as bar:
+        task = bar.add_task(label, total=total)
+        yield lambda n: bar.advance(task, n)
+
+
 def _parse_shocks(values: list[str]) -> dict[int, float]:
     """``["1:-0.4", ...]`` as ``{1: -0.4}``; a day given twice is an error."""
     shocks: dict[int, float] = {}
@@ -210,6 +238,14 @@ def replay_cmd(
              "(docs/brokers.md).")] = None,
     set_: Annotated[list[str] | None, typer.Option(
         "--set", help="Override a rule: --set maintenance_ratio=1.3 (repeatable).")] = None,
+    strategy: Annotated[str | None, typer.Option(
+        help="A strategy to run in the replay: FILE.py:Class or module:Class, e.g. "
+             "strategies/credit_momentum.py:CreditMomentum (docs/strategies.md). Its account "
+             "is an account of --broker, or of its own kind's KRX preset when no broker is "
+             "given.")] = None,
+    param: Annotated[list[str] | None, typer.Option(
+        help="KEY=VALUE passed to the strategy's constructor (repeatable), e.g. "
+             "--param cash=50000000.")] = None,
     chunk_rows: Annotated[int, typer.Option(help="Rows read per chunk.")] = 1 << 20,
 ) -> None:
     """Replay a tape with injected orders; write fills, trade prints, top of book and
@@ -227,7 +263,7 @@ def replay_cmd(
     -o runs/gen
     """
     from replay.inject import read_injected
-    from replay.results import RunWriter, add_to_summary, write_run
+    from replay.results import write_run
 
     if mode == "generative":
         from replay.generative import flow_instruments, run_generative
@@ -242,68 +278,35 @@ def replay_cmd(
         config = {"mode": mode, "profile": profile, "days": days,
                   "inject": str(inject) if inject else None}
     else:
-        from replay.engine import Replay
-        from replay.tape import Tape
+        from replay.runner import RunSpec, run_tape
 
         if tape is None:
             raise ValueError(f"{mode} mode replays a tape: give TAPE")
-        t = Tape(tape)
-        if seed is None:
-            seed = t.session_seed if t.session_seed is not None else 0
-        injected = read_injected(inject, t.instruments) if inject else None
-
-        def make_replay() -> Replay:
-            return Replay(t.instruments, mode, venue=venue, seed=seed,
-                          index_prior_close=index_prior_close)
-
-        rp = make_replay()
-        bk = rules = pop = None
-        if broker or population:
-            from brokers.engine import Broker
-            from brokers.rules import load_rules
-            from replay.broker_run import load_population
-
-            if not (broker and population):
-                raise ValueError("a broker needs both --broker and --population")
-            rules = load_rules(broker, set_ or ())
-            pop = load_population(population, t.instruments, seed)
-            bk = Broker(rules, pop, seed=seed).attach(rp)
-        elif set_:
-            raise ValueError("--set overrides a broker's rules: give --broker")
-        writer = RunWriter(output, t.instruments)  # reports stream to disk as they come
-        with _progress() as bar:
-            task = bar.add_task(f"replay ({mode})", total=len(t))
-            result = rp.run(t.chunks(chunk_rows), injected,
-                            progress=lambda n: bar.advance(task, n), sink=writer)
-        config = {"tape": str(tape), "mode": mode, "venue": venue,
-                  "inject": str(inject) if inject else None}
-        writer.close(result, seed=seed, config=config)
-        fills = writer.rows["fills"]
-        if bk is not None:
-            from replay.broker_run import counterfactual, metrics, write_broker_tables
-
-            write_broker_tables(output, bk)
-            with _progress() as bar:
-                task = bar.add_task("counterfactual (no forced orders)", total=None)
-                cf_result, cf_broker = counterfactual(t, make_replay, rules, pop, seed,
-                                                      injected, chunk_rows, output)
-            import pyarrow.parquet as pq
-
-            trades = pq.read_table(output / "trades.parquet").to_pandas()
-            extra = {"config": {**config, "broker": rules.name, "population": str(population),
-                                "set": set_ or []},
-                     "broker": metrics(bk, trades),
-                     "counterfactual": metrics(cf_broker, cf_result.trades)}
-            add_to_summary(output, extra)
-            b, c = extra["broker"], extra["counterfactual"]
-            out.print(f"broker {rules.name}: {b['forced_orders']:,} forced orders, "
-                      f"{b['forced_volume']:,} shares sold, {b['accounts_liquidated']:,} "
-                      f"accounts liquidated, shortfall {b['broker_shortfall']:,}; max "
-                      f"drawdown {b['max_drawdown']:.2%} vs {c['max_drawdown']:.2%} without "
-                      "the forced orders")
-    if mode == "generative":
-        write_run(result, output, seed=seed, config=config)
-        fills = len(result.fills)
+        spec = RunSpec(tape=tape, output=output, mode=mode, venue=venue, seed=seed,
+                       inject=inject, broker=broker, population=population,
+                       overrides=tuple(set_ or ()), index_prior_close=index_prior_close,
+                       chunk_rows=chunk_rows, strategy=strategy,
+                       strategy_params=_parse_params(param or []))
+        summary = run_tape(spec, _bar_factory)
+        if "broker" in summary:
+            b, c = summary["broker"], summary["counterfactual"]
+            out.print(f"broker {summary['config']['broker']}: {b['forced_orders']:,} forced "
+                      f"orders, {b['forced_volume']:,} shares sold, "
+                      f"{b['accounts_liquidated']:,} accounts liquidated, shortfall "
+                      f"{b['broker_shortfall']:,}; max drawdown {b['max_drawdown']:.2%} vs "
+                      f"{c['max_drawdown']:.2%} without the forced orders")
+        if "strategy" in summary:
+            st = summary["strategy"]
+            out.print(f"strategy {st['name']}: final equity {st['final_equity']:,.0f} "
+                      f"(started {st['initial_cash']:,.0f}), {st['fills']:,} fills, "
+                      f"{st['margin_calls']} margin call(s), {st['liquidations']} forced "
+                      "sale(s)")
+        out.print(f"{mode}: {summary['events_processed']:,} events in "
+                  f"{summary['wall_seconds']:.2f}s ({summary['events_per_second'] / 1e6:.2f} M "
+                  f"events/s), {summary['_fills']:,} fills; results in {output}/")
+        return
+    write_run(result, output, seed=seed, config=config)
+    fills = len(result.fills)
     out.print(f"{mode}: {result.events:,} events in {result.wall_seconds:.2f}s "
               f"({result.events_per_second / 1e6:.2f} M events/s), "
               f"{fills:,} fills; results in {output}/")
