@@ -180,6 +180,9 @@ class Broker:
         self._last_day: date | None = None
         self._to_sell: list[tuple[int, int, int, int, float]] = []  # pos row, qty, gen, ...
         self._settled = np.zeros((0, 2), np.int64)  # per forced order: filled, notional
+        # accounts that trade during the run (a strategy's): their positions change, so they
+        # are revalued whenever the broker wakes, and they cure a call only by paying
+        self.self_directed = np.zeros(len(pop.account_id), bool)
 
     def attach(self, replay) -> Broker:
         replay.broker = self
@@ -211,12 +214,14 @@ class Broker:
         ratio_bp, strict = intraday
         pop = self.population
         n = len(pop.pos_account)
-        if n == len(pop.account_id) and _is_identity(pop.pos_account):
+        if (n == len(pop.account_id) and not self.self_directed.any()
+                and _is_identity(pop.pos_account)):
             single = self.managed  # one position per account, in account order
             trig = _account_triggers(self._shares, self._loan, self._cash, ratio_bp, strict)
         else:
             n_pos = np.bincount(pop.pos_account, minlength=len(pop.account_id))
-            single = (n_pos[pop.pos_account] == 1) & self.managed[pop.pos_account]
+            single = ((n_pos[pop.pos_account] == 1) & self.managed[pop.pos_account]
+                      & ~self.self_directed[pop.pos_account])
             debt = self._loan[pop.pos_account] - self._cash[pop.pos_account]
             np.maximum(debt, 0, out=debt)
             trig = trigger_prices(self._shares, debt, ratio_bp, strict=strict)
@@ -318,7 +323,8 @@ class Broker:
         pop = self.population
         unpriced = np.zeros(len(pop.account_id), bool)
         last = self._replay.book.ins[:, I_LAST]
-        np.logical_or.at(unpriced, pop.pos_account, last[pop.pos_instrument] <= 0)
+        np.logical_or.at(unpriced, pop.pos_account,
+                         (last[pop.pos_instrument] <= 0) & (self._shares > 0))
         return ~unpriced
 
     def _revalue_portfolios(self, ts: int) -> None:
@@ -370,6 +376,18 @@ class Broker:
                 "instrument": int(pop.pos_instrument[row]), "trigger": int(trigger),
                 "ratio_at_trigger": float(ratio), "generation": int(gen), "qty": int(qty),
                 "order": int(order), "position": int(row)}
+
+    # -- an account that trades (a strategy's) ---------------------------------------------
+    def book_trade(self, account: int, row: int, shares: int, cash: int, loan: int) -> None:
+        """Add ``shares`` to position ``row`` and ``cash`` and ``loan`` to ``account``: a
+        self-directed account's own fill, deposit or repayment. Intraday watch prices are
+        recomputed from the new holdings."""
+        self._own()
+        self._shares[row] += shares
+        self._cash[account] += cash
+        self._loan[account] += loan
+        if self._portfolio is not None and self._replay is not None:
+            self._arm()
 
     # -- settlement ------------------------------------------------------------------------
     def _own(self) -> None:
@@ -540,7 +558,7 @@ class Broker:
     def _cures(self, day: date, breached: np.ndarray, value, debt) -> np.ndarray:
         r = self.rules
         cured = np.zeros(len(breached), bool)
-        idx = np.flatnonzero(breached)
+        idx = np.flatnonzero(breached & ~self.self_directed)
         if not len(idx):
             return cured
         if r.cure_probability > 0:

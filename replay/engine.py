@@ -19,6 +19,9 @@ from replay import loop
 from replay.tape import Events, Instrument, InstrumentTable
 from venues.book import (
     BROKER_EVENT,
+    H_BK_TS,
+    H_EV_TS,
+    H_ST_TS,
     I_N,
     I_STEP,
     MAX_BANDS,
@@ -28,6 +31,7 @@ from venues.book import (
     NEED_OUTPUT,
     OK,
     PAUSE,
+    STRATEGY_EVENT,
     VENUE_EVENT,
     BookState,
 )
@@ -197,6 +201,7 @@ class Replay:
         self._jpos = 0
         self.result_gen = np.zeros(0, np.int64)  # per result row: forced-order generation
         self.broker = None  # brokers.engine.Broker attaches itself here
+        self.strategy = None  # strategies.base.StrategyHost attaches itself here
         if venue == "krx":
             from venues.krx.venue import KrxVenue
 
@@ -257,6 +262,9 @@ class Replay:
         return loop.counter_values(self.book.S)
 
     def _flush(self) -> None:
+        if self.strategy is not None:
+            self.strategy.tap()  # the strategy reads the trade prints before they go
+            self.strategy.flushed()
         for table, parts in self._parts.items():
             if self.reports.count(table):
                 rows = self.reports.take(table)
@@ -343,14 +351,19 @@ class Replay:
         mode = loop.MODES[self.mode]
         venue = self.venue
         broker = self.broker
+        host = self.strategy
         if broker is not None:
             broker.start(self)
         t0 = time.perf_counter()
         for ev in itertools.chain(chunks, [Events.empty()]):
             if len(ev):
+                first = int(ev.ts[0]) if not len(inj) else min(int(ev.ts[0]),
+                                                                 int(inj[0, loop.J_TS]))
                 if venue is not None and venue.day is None:
-                    venue.begin(int(ev.ts[0]) if not len(inj) else
-                                min(int(ev.ts[0]), int(inj[0, loop.J_TS])))
+                    venue.begin(first)
+                if host is not None and not host._started:
+                    host.begin(first)
+                    inj = self._inj  # on_start may submit orders
                 self._prepare(ev)
             elif venue is not None and venue.day is None and jpos < len(inj):
                 venue.begin(int(inj[jpos, loop.J_TS]))
@@ -362,20 +375,33 @@ class Replay:
             pos = 0
             while True:
                 until = venue.next_ts() if venue is not None else loop.NEVER
+                if host is not None:
+                    until = min(until, host.next_ts())
                 status, pos, jpos = loop.run_chunk(*ev.kernel_columns(), pos, inj, jpos,
                                                    self.book.S, self.F, self.reports.OUT, mode,
                                                    until)
                 if status == OK:
                     break
-                if status in (PAUSE, VENUE_EVENT, BROKER_EVENT):
+                if status in (PAUSE, VENUE_EVENT, BROKER_EVENT, STRATEGY_EVENT):
                     self._jpos = jpos
+                    now = until
                     if status == PAUSE:
-                        venue.step()
+                        if venue is not None and venue.next_ts() <= until:
+                            venue.step()
+                        else:
+                            host.on_time(until, self._next_input(ev, pos, jpos))
                     elif status == VENUE_EVENT:
+                        now = int(self.book.S[H_EV_TS])
                         venue.on_event()
-                    else:
+                    elif status == BROKER_EVENT:
+                        now = int(self.book.S[H_BK_TS])
                         broker.on_watch()
-                    inj, jpos = self._inj, self._jpos  # the venue or broker may add orders
+                    else:
+                        now = int(self.book.S[H_ST_TS])
+                    if host is not None:
+                        host.poll(now)
+                    # the venue, the broker or the strategy may have added orders
+                    inj, jpos = self._inj, self._jpos
                 else:
                     self._grow_for(status, ev, pos, inj, jpos)
             events += len(ev)
@@ -386,6 +412,8 @@ class Replay:
             venue.finish()
         if broker is not None:
             broker.finish()
+        if host is not None:
+            host.finish()
         self._flush()
         wall = time.perf_counter() - t0
         return ReplayResult(
@@ -401,6 +429,13 @@ class Replay:
             venue=self.venue_name,
             **self._venue_tables(),
         )
+
+    def _next_input(self, ev: Events, pos: int, jpos: int) -> int:
+        """The time of the next tape row or injected order (int64 max: none)."""
+        t = int(ev.ts[pos]) if pos < len(ev) else loop.NEVER
+        if jpos < len(self._inj):
+            t = min(t, int(self._inj[jpos, loop.J_TS]))
+        return t
 
     def _venue_tables(self) -> dict[str, pd.DataFrame]:
         if self.venue is None:

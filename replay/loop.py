@@ -33,6 +33,8 @@ from venues.book import (
     H_BK_TS,
     H_CNT,
     H_EV_KIND,
+    H_ST_INST,
+    H_ST_TS,
     H_TOB_LAST,
     H_VENUE,
     I_BASE,
@@ -45,6 +47,7 @@ from venues.book import (
     I_N,
     I_OFF,
     I_STEP,
+    I_SUB,
     I_UP_LIM,
     I_WATCH,
     IN_LEVEL,
@@ -68,6 +71,7 @@ from venues.book import (
     R_STATUS,
     SIDE_ASK,
     SIDE_BID,
+    STRATEGY_EVENT,
     VENUE_EVENT,
     VENUE_GENERIC,
     alloc_order,
@@ -127,6 +131,7 @@ from venues.matching import (  # noqa: F401  (the injected-order layout, re-expo
     ST_REJECTED,
     ST_RESTING,
     TOB,
+    TRADES,
     available,
     bi,
     match,
@@ -409,6 +414,7 @@ def run_chunk(ts_a, inst_a, act_a, side_a, px_a, sz_a, oid_a, flg_a, pos, inj, j
                 return NEED_OUTPUT, pos, jpos
             inst = inj[jpos, J_INST]
             before = S[ii(S, inst, I_LAST)]
+            printed = OUT[TRADES + 2]
             st = _inject(S, F, OUT, inj, jpos, mode)
             if st != OK:
                 return st, pos, jpos
@@ -423,6 +429,10 @@ def run_chunk(ts_a, inst_a, act_a, side_a, px_a, sz_a, oid_a, flg_a, pos, inj, j
                 S[H_BK_INST] = inst
                 S[H_BK_TS] = inj[jpos - 1, J_TS]
                 return BROKER_EVENT, pos, jpos
+            if S[ii(S, inst, I_SUB)] != 0 and OUT[TRADES + 2] != printed:
+                S[H_ST_INST] = inst
+                S[H_ST_TS] = inj[jpos - 1, J_TS]
+                return STRATEGY_EVENT, pos, jpos
         if n == 0:
             break
         if ts_a[pos] >= until:
@@ -431,6 +441,7 @@ def run_chunk(ts_a, inst_a, act_a, side_a, px_a, sz_a, oid_a, flg_a, pos, inj, j
             return NEED_OUTPUT, pos, jpos
         inst = inst_a[pos]
         before = S[ii(S, inst, I_LAST)]
+        printed = OUT[TRADES + 2]
         if venue and flg_a[pos] & F_AUCTION:
             count(S, C_AUCTION_ROWS, 1)  # history's own uncross: the venue computes its own
         else:
@@ -450,6 +461,10 @@ def run_chunk(ts_a, inst_a, act_a, side_a, px_a, sz_a, oid_a, flg_a, pos, inj, j
             S[H_BK_INST] = inst
             S[H_BK_TS] = ts_a[pos - 1]
             return BROKER_EVENT, pos, jpos
+        if S[ii(S, inst, I_SUB)] != 0 and OUT[TRADES + 2] != printed:
+            S[H_ST_INST] = inst
+            S[H_ST_TS] = ts_a[pos - 1]
+            return STRATEGY_EVENT, pos, jpos
     return OK, pos, jpos
 
 

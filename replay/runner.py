@@ -91,7 +91,7 @@ def run_tape(spec: RunSpec, progress: ProgressFactory = _no_progress) -> dict[st
 
             host = attach_strategy(rp, strategy_class(**spec.strategy_params), rules=rules,
                                    population=pop, seed=seed, submit_forced=submit_forced)
-            broker = host.broker
+            broker = host.population_broker
         elif rules is not None:
             from brokers.engine import Broker
 

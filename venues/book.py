@@ -32,6 +32,7 @@ NEED_OUTPUT = 3
 PAUSE = 4  # the next row or order is at or after the time the venue asked to stop at
 VENUE_EVENT = 5  # a venue rule fired (VI, circuit breaker, sidecar): see the H_EV_* slots
 BROKER_EVENT = 6  # a last price reached the broker's watch price (H_BK_INST, H_BK_TS)
+STRATEGY_EVENT = 7  # an event printed trades on an instrument a strategy watches (I_SUB)
 
 # Arena header: offsets and sizes of the blocks, and the order pool's counters.
 (H_INS, H_NINS, H_LV, H_NLV, H_ORD, H_CAP, H_FREE, H_TAB, H_TABN, H_FREE_TOP, H_USED,
@@ -42,6 +43,7 @@ BROKER_EVENT = 6  # a last price reached the broker's watch price (H_BK_INST, H_
  H_IDX_SINCE, H_FUT_INST, H_FUT_LO, H_FUT_HI, H_FUT_SINCE, H_PROG_SIDE,
  H_PROG_UNTIL) = range(17, 32)
 H_BK_INST, H_BK_TS = 32, 33
+H_ST_INST, H_ST_TS = 34, 35  # the instrument and time of a STRATEGY_EVENT
 HEADER = 48
 N_COUNTERS = 24
 MAX_BANDS = 8
@@ -59,7 +61,10 @@ VENUE_GENERIC, VENUE_KRX = 0, 1
 # below (-1: nothing to watch); I_LAST_GEN is 1 + the cascade generation of the forced
 # order that set the last price (0: the tape or any other order).
 I_WATCH, I_LAST_GEN = 17, 18
-I_COLS = 19
+# Strategy column: nonzero where a strategy wants the loop to stop after an event that
+# printed a trade (its on_trade subscriptions, and instruments where its orders rest).
+I_SUB = 19
+I_COLS = 20
 # Phases (I_PHASE): continuous matching, single-price auction (orders rest, nothing
 # matches), halted (cancels only), closed (nothing), post-close (orders at the close only).
 PH_CONTINUOUS, PH_AUCTION, PH_HALTED, PH_CLOSED, PH_POST_CLOSE = range(5)

@@ -10,7 +10,8 @@ function beside its module and re-validates it against that module's file only, 
 that inlines a function from another module (the book's primitives into the replay loop)
 would keep stale machine code after that other module changes; a directory per digest of
 every kernel module removes that trap.
-``NUMBA_CACHE_DIR``, when set, wins.
+The front modules listed in :data:`_FRONT` hold no kernel and no constant a kernel reads, so
+editing them keeps the cache. ``NUMBA_CACHE_DIR``, when set, wins.
 """
 
 from __future__ import annotations
@@ -23,6 +24,9 @@ import numba
 from numba import njit
 
 _PACKAGES = ("venues", "replay")
+#: modules of those packages that no kernel reads: the command line and the run's files
+_FRONT = frozenset(f"replay/{name}.py" for name in (
+    "cli", "runner", "compare", "report", "demo", "results", "broker_run", "inject", "check"))
 
 
 def kernel_digest() -> str:
@@ -30,6 +34,8 @@ def kernel_digest() -> str:
     h = hashlib.sha256()
     for pkg in _PACKAGES:
         for path in sorted((root / pkg).rglob("*.py")):
+            if path.relative_to(root).as_posix() in _FRONT:
+                continue
             h.update(str(path.relative_to(root)).encode())
             h.update(path.read_bytes())
     return h.hexdigest()[:16]

@@ -1,0 +1,985 @@
+"""Strategies: Python callbacks driven by the replay, trading through the simulated book.
+
+A strategy subclasses :class:`Strategy` and overrides the callbacks it needs; the names are
+Nautilus Trader's (``on_start``, ``on_trade``, ``on_bar`` ...). It says in ``on_start`` what
+it wants to hear about (``subscribe_trades``, ``subscribe_book``, ``subscribe_bars``,
+``set_timer``): the compiled loop stops for nothing else, so a strategy that subscribes to
+little costs little, and a replay without a strategy runs exactly as before.
+
+**Time.** A callback runs at a simulated time, :attr:`Strategy.now` (ns since the epoch,
+UTC). An order submitted then arrives at the venue ``latency_ns`` later and is matched
+against the book as it is at that time. ``on_trade`` runs after the event that printed the
+trade; ``on_bar`` when the bar's period has ended; ``on_book`` at most once per interval, on
+the interval's grid, when something happened since the last one; ``on_timer`` at its times.
+
+**The account.** ``account`` names its kind: ``cash`` (no borrowing), or a margin account of
+the broker: ``credit`` (신용융자), ``misu`` (미수), ``cfd`` or ``instant``. A margin account is
+an account of the run's broker (``--broker``; with none, the KRX preset of its kind) under
+the same rules as the population: buys are financed at the rules' ``margin_rate``, calls
+come at the close, uncured calls are sold in the next pre-open auction, and forced sales
+reach the strategy as ``on_liquidation`` and ``on_fill(fill.forced=True)``. A call is cured
+only by the strategy itself (``deposit``, ``repay`` or selling), never by the rules'
+``cure_probability``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import math
+import sys
+from dataclasses import dataclass
+from datetime import date, datetime, time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from venues.book import (
+    I_CLOSE_PX,
+    I_LAST,
+    I_LO_LIM,
+    I_PHASE,
+    I_SUB,
+    I_UP_LIM,
+    R_FILLED,
+    R_NOTIONAL,
+    R_REASON,
+    R_STATUS,
+    SIDE_ASK,
+    SIDE_BID,
+    snapshot_levels,
+)
+from venues.matching import J_ID, J_PRICE, ORDER_TYPES, TRADES
+
+ACCOUNT_KINDS = ("cash", "credit", "misu", "cfd", "instant")
+#: the broker preset a margin account uses when the run has no --broker
+DEFAULT_RULES = {"credit": "krx-credit", "misu": "krx-misu", "cfd": "cfd", "instant": "instant"}
+PHASES = ("continuous", "auction", "halted", "closed", "post_close")
+NEVER = np.iinfo(np.int64).max
+_NO_TRADE_DATE = np.datetime64("2200-01-01", "D").astype(np.int64)
+_BP = 10_000
+# result statuses (replay.engine.STATUS_NAMES) after which an order is done
+_DONE = (1, 4, 5, 6, 7)  # filled, rejected, cancelled, no_liquidity, expired
+
+
+def duration_ns(value: int | str | pd.Timedelta) -> int:
+    """``"5min"``, ``"1s"``, a Timedelta or integer nanoseconds, as nanoseconds > 0."""
+    ns = int(value) if isinstance(value, int | np.integer) else pd.Timedelta(value).value
+    if ns <= 0:
+        raise ValueError(f"interval {value!r} must be positive")
+    return ns
+
+
+# -- what callbacks receive --------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class Trade:
+    ts: int
+    instrument: int
+    price: int
+    size: int
+    aggressor: str  # "buy", "sell" or "" (an auction print)
+    source: str  # history, injected, reapplied, history_cross, auction
+
+
+@dataclass(frozen=True, slots=True)
+class Bar:
+    start: int  # the bar covers [start, end)
+    end: int
+    instrument: int
+    open: int
+    high: int
+    low: int
+    close: int
+    volume: int
+    trades: int
+
+
+@dataclass(frozen=True, slots=True)
+class Book:
+    ts: int
+    instrument: int
+    bids: tuple[tuple[int, int], ...]  # (price, size), best first
+    asks: tuple[tuple[int, int], ...]
+
+    @property
+    def best_bid(self) -> int | None:
+        return self.bids[0][0] if self.bids else None
+
+    @property
+    def best_ask(self) -> int | None:
+        return self.asks[0][0] if self.asks else None
+
+
+@dataclass(frozen=True, slots=True)
+class Fill:
+    ts: int
+    order_id: int
+    instrument: int
+    side: str
+    qty: int
+    notional: int  # price x qty summed over the executions, in price units
+    forced: bool  # a forced sale of the broker, not the strategy's own order
+
+    @property
+    def price(self) -> float:
+        return self.notional / self.qty
+
+
+@dataclass(frozen=True, slots=True)
+class MarginCall:
+    ts: int
+    day: date
+    kind: str  # the account's kind
+    collateral_ratio: float  # value / (loan - cash) at the close
+    deadline: date  # cure by this day's close, else sold the next morning
+    shortfall: int  # won to deposit to cure now (0: not curable, a 미수 due unpaid)
+
+
+@dataclass(frozen=True, slots=True)
+class Liquidation:
+    ts: int
+    order_id: int
+    instrument: int
+    qty: int
+    price: int  # the order's limit (0: market)
+    generation: int  # cascade generation (brokers/engine.py)
+
+
+@dataclass(frozen=True, slots=True)
+class Timer:
+    ts: int
+    name: str
+
+
+@dataclass
+class Order:
+    order_id: int
+    ts: int  # arrival at the venue
+    instrument: int
+    side: str
+    type: str
+    price: int
+    qty: int
+    filled: int = 0
+    notional: int = 0
+    status: str = "pending"
+    forced: bool = False
+
+
+# -- the class users write ----------------------------------------------------------------------
+class Strategy:
+    """Base class of strategies. Class attributes are parameters: ``cash`` (won at the
+    start), ``account`` (its kind, :data:`ACCOUNT_KINDS`), ``latency_ns`` (order arrival
+    delay); subclasses add their own. Every parameter can be set as a keyword of the
+    constructor (``cascade replay --param KEY=VALUE``)."""
+
+    account: str = "cash"
+    cash: int = 100_000_000
+    latency_ns: int = 0
+
+    def __init__(self, **params: Any) -> None:
+        for key, value in params.items():
+            if key.startswith("_") or not hasattr(type(self), key) or callable(
+                    getattr(type(self), key)):
+                raise TypeError(f"{type(self).__name__}: unknown parameter {key!r}; its "
+                                f"parameters: {', '.join(self.parameters())}")
+            default = getattr(type(self), key)
+            if isinstance(default, bool):
+                value = value if isinstance(value, bool) else str(value).lower() in (
+                    "1", "true", "yes")
+            elif isinstance(default, int) and isinstance(value, float) and value.is_integer():
+                value = int(value)
+            setattr(self, key, value)
+        if self.account not in ACCOUNT_KINDS:
+            raise ValueError(f"{type(self).__name__}: account {self.account!r} is not one of "
+                             f"{ACCOUNT_KINDS}")
+        self._host: StrategyHost | None = None
+
+    @classmethod
+    def parameters(cls) -> dict[str, Any]:
+        out = {}
+        for klass in reversed(cls.__mro__):
+            for k, v in vars(klass).items():
+                if not k.startswith("_") and not callable(v) and not isinstance(
+                        v, property | classmethod | staticmethod):
+                    out[k] = v
+        return out
+
+    @property
+    def name(self) -> str:
+        return type(self).__name__
+
+    # callbacks: override what you need ----------------------------------------------------
+    def on_start(self) -> None: ...
+    def on_stop(self) -> None: ...
+    def on_trade(self, trade: Trade) -> None: ...
+    def on_book(self, book: Book) -> None: ...
+    def on_bar(self, bar: Bar) -> None: ...
+    def on_timer(self, timer: Timer) -> None: ...
+    def on_fill(self, fill: Fill) -> None: ...
+    def on_order_rejected(self, order: Order, reason: str) -> None: ...
+    def on_margin_call(self, call: MarginCall) -> None: ...
+    def on_liquidation(self, order: Liquidation) -> None: ...
+    def on_close(self, day: date) -> None:
+        """After a KRX session's close (and after the broker valued the accounts)."""
+
+    # what a strategy can do ----------------------------------------------------------------
+    @property
+    def host(self) -> StrategyHost:
+        if self._host is None:
+            raise RuntimeError(f"{self.name} is not attached to a replay")
+        return self._host
+
+    @property
+    def now(self) -> int:
+        return self.host.now
+
+    def instrument(self, symbol: str | int) -> int:
+        """An instrument id from its symbol (or id)."""
+        return self.host.instrument_id(symbol)
+
+    def subscribe_trades(self, instrument: str | int) -> None:
+        self.host.subscribe_trades(self.instrument(instrument))
+
+    def subscribe_book(self, instrument: str | int, interval: int | str = "1s",
+                       depth: int = 5) -> None:
+        self.host.subscribe_book(self.instrument(instrument), duration_ns(interval), depth)
+
+    def subscribe_bars(self, instrument: str | int, interval: int | str = "1min") -> None:
+        self.host.subscribe_bars(self.instrument(instrument), duration_ns(interval))
+
+    def set_timer(self, name: str, *, interval: int | str | None = None,
+                  at: int | None = None, daily: time | None = None) -> None:
+        """Call ``on_timer`` every ``interval``, once ``at`` a time (ns), or ``daily`` at a
+        Seoul wall-clock time on each XKRX trading day."""
+        if sum(x is not None for x in (interval, at, daily)) != 1:
+            raise ValueError("set_timer: give exactly one of interval, at, daily")
+        self.host.set_timer(name, None if interval is None else duration_ns(interval), at,
+                            daily)
+
+    def cancel_timer(self, name: str) -> None:
+        self.host.timers.pop(name, None)
+
+    def submit_order(self, instrument: str | int, side: str, qty: int, type: str = "market",
+                     price: int | None = None) -> Order | None:
+        """A ``market``, ``limit`` or ``ioc`` order arriving ``latency_ns`` from now; None
+        if refused at once (``on_order_rejected`` says why)."""
+        return self.host.submit(self.instrument(instrument), side, int(qty), type, price)
+
+    def cancel_order(self, order: Order | int) -> None:
+        self.host.cancel(order if isinstance(order, int) else order.order_id)
+
+    def position(self, instrument: str | int) -> int:
+        return self.host.position(self.instrument(instrument))
+
+    def open_orders(self) -> list[Order]:
+        return [o for o in self.host.orders.values() if o.status in ("pending", "resting",
+                                                                      "partial")]
+
+    @property
+    def balance(self) -> int:
+        """Cash (won; negative is owed to the broker on a margin account)."""
+        return self.host.cash
+
+    @property
+    def loan(self) -> int:
+        return self.host.loan
+
+    @property
+    def equity(self) -> float:
+        return self.host.equity()
+
+    @property
+    def collateral_ratio(self) -> float:
+        """Holdings at the last price / (loan - cash): inf without debt."""
+        return self.host.collateral_ratio()
+
+    def buying_power(self) -> int:
+        """Won of stock the account can buy now (cash / margin rate)."""
+        return self.host.buying_power()
+
+    def deposit(self, amount: int) -> None:
+        self.host.deposit(int(amount))
+
+    def repay(self, amount: int | None = None) -> int:
+        """Repay the loan from cash (all of it that cash covers by default); returns won
+        repaid."""
+        return self.host.repay(amount)
+
+    def last_price(self, instrument: str | int) -> int:
+        return self.host.last_price(self.instrument(instrument))
+
+    def limits(self, instrument: str | int) -> tuple[int, int]:
+        """The day's (lower, upper) price limits at the KRX venue ((0, 0) elsewhere)."""
+        return self.host.limits(self.instrument(instrument))
+
+    def phase(self, instrument: str | int) -> str:
+        return self.host.phase(self.instrument(instrument))
+
+    def book(self, instrument: str | int, depth: int = 5) -> Book:
+        return self.host.book(self.instrument(instrument), depth)
+
+    def log(self, text: str) -> None:
+        self.host.record(self.now, "log", -1, "", 0, 0, text)
+
+    @property
+    def today(self) -> date:
+        return self.host.today()
+
+
+def load_strategy(spec: str) -> type[Strategy]:
+    """``FILE.py:Class`` or ``package.module:Class`` as a :class:`Strategy` subclass."""
+    where, sep, cls_name = spec.rpartition(":")
+    if not sep or not where or not cls_name:
+        raise ValueError(f"--strategy {spec!r}: expected FILE.py:Class or module:Class, e.g. "
+                         "strategies/credit_momentum.py:CreditMomentum")
+    if where.endswith(".py"):
+        path = Path(where)
+        if not path.is_file():
+            raise FileNotFoundError(f"--strategy {spec!r}: no file {path}")
+        name = "cascade_strategy_" + path.stem
+        mod_spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(mod_spec)
+        sys.modules[name] = module
+        mod_spec.loader.exec_module(module)
+    else:
+        module = importlib.import_module(where)
+    cls = getattr(module, cls_name, None)
+    if cls is None:
+        found = [k for k, v in vars(module).items()
+                 if isinstance(v, type) and issubclass(v, Strategy) and v is not Strategy]
+        raise ValueError(f"--strategy {spec!r}: {where} has no class {cls_name!r} (its "
+                         f"strategies: {', '.join(found) or 'none'})")
+    if not (isinstance(cls, type) and issubclass(cls, Strategy)):
+        raise ValueError(f"--strategy {spec!r}: {cls_name} is not a strategies.base.Strategy")
+    return cls
+
+
+def attach_strategy(replay, strategy: Strategy, *, rules=None, population=None,
+                    seed: int = 0, submit_forced: bool = True) -> StrategyHost:
+    """Attach ``strategy`` to ``replay``. Its margin account joins ``population`` under
+    ``rules`` (with no rules: the KRX preset of its kind, and no other account)."""
+    from brokers.engine import Broker
+    from brokers.rules import load_rules
+
+    broker = None
+    account = row0 = 0
+    kind = strategy.account
+    n_inst = len(replay.book.ins)
+    if kind != "cash":
+        if rules is None:
+            rules = load_rules(DEFAULT_RULES[kind], [])
+        elif rules.kind != kind:
+            raise ValueError(f"strategy {strategy.name} trades a {kind} account, but the "
+                             f"run's broker has {rules.kind} rules ({rules.name}); give a "
+                             f"{kind} broker or set the strategy's account")
+        population, account, row0 = _with_account(population, n_inst, kind, strategy.cash)
+        broker = Broker(rules, population, seed=seed, submit_orders=submit_forced)
+        broker.self_directed[account] = True
+        broker.attach(replay)
+    elif rules is not None:
+        broker = Broker(rules, population, seed=seed, submit_orders=submit_forced)
+        broker.attach(replay)
+    host = StrategyHost(replay, strategy, broker if kind != "cash" else None, account, row0)
+    host.population_broker = broker  # the run's broker (a cash strategy has none of its own)
+    return host
+
+
+def _with_account(population, n_instruments: int, kind: str, cash: int):
+    """``population`` plus one account of ``kind`` with ``cash`` and an empty position in
+    every instrument: (population, account index, its first position row)."""
+    from brokers.population import KIND_CODES, Population
+
+    if population is None:
+        z = np.zeros(0, np.int64)
+        population = Population(z, z.astype(np.int8), z, z, z, z, z, z, z)
+    a = len(population.account_id)
+    row0 = len(population.pos_account)
+    new_id = int(population.account_id.max()) + 1 if a else 1
+    inst = np.arange(n_instruments, dtype=np.int64)
+    cat = np.concatenate
+    return Population(
+        account_id=cat([population.account_id, [new_id]]),
+        kind=cat([population.kind, [KIND_CODES[kind]]]),
+        cash=cat([population.cash, [int(cash)]]),
+        loan=cat([population.loan, [0]]),
+        pos_account=cat([population.pos_account, np.full(n_instruments, a)]),
+        pos_instrument=cat([population.pos_instrument, inst]),
+        pos_shares=cat([population.pos_shares, np.zeros(n_instruments, np.int64)]),
+        pos_entry=cat([population.pos_entry, np.zeros(n_instruments, np.int64)]),
+        pos_trade_date=cat([population.pos_trade_date,
+                            np.full(n_instruments, _NO_TRADE_DATE)]),
+    ), a, row0
+
+
+class _CashLedger:
+    """A cash account's holdings, in the broker's layout (position rows, account 0)."""
+
+    def __init__(self, n_instruments: int, cash: int) -> None:
+        self._shares = np.zeros(n_instruments, np.int64)
+        self._cash = np.array([int(cash)], np.int64)
+        self._loan = np.zeros(1, np.int64)
+        self._pending = np.zeros(n_instruments, np.int64)
+
+    def book_trade(self, account: int, row: int, shares: int, cash: int, loan: int) -> None:
+        self._shares[row] += shares
+        self._cash[account] += cash
+        self._loan[account] += loan
+
+
+class StrategyHost:
+    """Runs one strategy inside a :class:`replay.engine.Replay`: the replay calls
+    :meth:`begin`, :meth:`next_ts`, :meth:`on_time`, :meth:`poll`, :meth:`tap` and
+    :meth:`finish`; the KRX venue calls :meth:`on_pre_open` and :meth:`on_day_end`."""
+
+    def __init__(self, replay, strategy: Strategy, broker, account: int, row0: int) -> None:
+        self.rp = replay
+        self.strategy = strategy
+        self.broker = broker
+        self.account = account
+        self.row0 = row0
+        n = len(replay.book.ins)
+        self.ledger = broker if broker is not None else _CashLedger(n, strategy.cash)
+        self.symbols = {i.symbol: i.instrument_id for i in replay.instruments}
+        self.now = 0
+        self._started = False
+        self.orders: dict[int, Order] = {}
+        self._live: set[int] = set()
+        self._forced_seen = 0
+        self._trade_seen = 0
+        self._trade_subs = np.zeros(n, bool)
+        self._books: dict[int, list[int]] = {}  # inst -> [interval, depth, next due]
+        self._bars: dict[int, list[Any]] = {}  # inst -> [interval, current bar dict | None]
+        self.timers: dict[str, list[Any]] = {}  # name -> [next due, interval, daily time]
+        self._events: list[tuple] = []
+        self._equity: list[tuple] = []
+        self._last_equity_ts = -NEVER
+        self._called = False
+        self.deposits = 0
+        self.margin_calls = 0
+        self.liquidations = 0
+        self.fills = 0
+        self.rejected = 0
+        self.margin_rate = broker.rules.margin_rate if broker is not None else 1.0
+        replay.strategy = self
+        strategy._host = self
+        if replay.venue is not None:
+            replay.venue.listeners.append(self)
+
+    # -- account ---------------------------------------------------------------------------
+    def instrument_id(self, symbol: str | int) -> int:
+        if isinstance(symbol, int | np.integer):
+            if int(symbol) not in self.symbols.values():
+                raise KeyError(f"instrument id {symbol} is not in the tape (ids "
+                               f"{sorted(self.symbols.values())})")
+            return int(symbol)
+        if symbol not in self.symbols:
+            raise KeyError(f"instrument {symbol!r} is not in the tape (symbols "
+                           f"{sorted(self.symbols)})")
+        return self.symbols[symbol]
+
+    def position(self, inst: int) -> int:
+        return int(self.ledger._shares[self.row0 + inst])
+
+    @property
+    def cash(self) -> int:
+        return int(self.ledger._cash[self.account])
+
+    @property
+    def loan(self) -> int:
+        return int(self.ledger._loan[self.account])
+
+    def last_price(self, inst: int) -> int:
+        ins = self.rp.book.ins
+        return int(ins[inst, I_LAST]) or int(ins[inst, I_CLOSE_PX])
+
+    def holdings(self) -> float:
+        n = len(self.rp.book.ins)
+        shares = self.ledger._shares[self.row0:self.row0 + n]
+        return float((shares * self.rp.book.ins[:n, I_LAST]).sum())
+
+    def equity(self) -> float:
+        return self.holdings() + self.cash - self.loan
+
+    def collateral_ratio(self) -> float:
+        debt = self.loan - self.cash
+        return self.holdings() / debt if debt > 0 else math.inf
+
+    def _rate(self) -> float:
+        """The share of a purchase paid in cash: the margin rate, 100% for a cash account or
+        a 미수 account frozen after a forced sale."""
+        b = self.broker
+        if b is None:
+            return 1.0
+        if b._frozen_until[self.account] > self.today().toordinal():
+            return 1.0
+        return self.margin_rate
+
+    def buying_power(self) -> int:
+        reserved = sum(o.price * (o.qty - o.filled) for o in self.orders.values()
+                       if o.side == "buy" and o.status in ("pending", "resting", "partial"))
+        return int(max(self.cash, 0) / self._rate()) - reserved
+
+    def deposit(self, amount: int) -> None:
+        if amount <= 0:
+            raise ValueError("deposit: amount must be positive")
+        self.ledger.book_trade(self.account, self.row0, 0, amount, 0)
+        self.deposits += amount
+        self.record(self.now, "deposit", -1, "", 0, 0, f"{amount:,} won")
+
+    def repay(self, amount: int | None = None) -> int:
+        pay = min(self.loan, max(self.cash, 0), self.loan if amount is None else int(amount))
+        if pay > 0:
+            self.ledger.book_trade(self.account, self.row0, 0, -pay, -pay)
+            if self.loan == 0:
+                self._set_trade_dates(None)
+            self.record(self.now, "repay", -1, "", 0, 0, f"{pay:,} won")
+        return pay
+
+    def limits(self, inst: int) -> tuple[int, int]:
+        ins = self.rp.book.ins
+        return int(ins[inst, I_LO_LIM]), int(ins[inst, I_UP_LIM])
+
+    def phase(self, inst: int) -> str:
+        if self.rp.venue is None:
+            return "continuous"
+        return PHASES[int(self.rp.book.ins[inst, I_PHASE])]
+
+    def book(self, inst: int, depth: int) -> Book:
+        out = np.zeros(4 * depth, np.int64)
+        snapshot_levels(self.rp.book.S, inst, depth, out, 0)
+        q = out.reshape(depth, 4)
+        bids = tuple((int(p), int(s)) for p, s in q[:, :2] if p > 0 and s > 0)
+        asks = tuple((int(p), int(s)) for p, s in q[:, 2:] if p > 0 and s > 0)
+        return Book(self.now, inst, bids, asks)
+
+    def today(self) -> date:
+        venue = self.rp.venue
+        if venue is not None and venue.day is not None:
+            return venue.day
+        return _seoul_date(self.now)
+
+    # -- orders ----------------------------------------------------------------------------
+    def submit(self, inst: int, side: str, qty: int, typ: str, price: int | None):
+        if side not in ("buy", "sell"):
+            raise ValueError(f"submit_order: side {side!r} must be 'buy' or 'sell'")
+        if typ not in ("market", "limit", "ioc"):
+            raise ValueError(f"submit_order: type {typ!r} must be market, limit or ioc")
+        if typ != "market" and (price is None or int(price) <= 0):
+            raise ValueError(f"submit_order: a {typ} order needs a positive price")
+        ts = self.now + int(self.strategy.latency_ns)
+        px = int(price) if typ != "market" else 0
+        order = Order(-1, ts, inst, side, typ, px, qty)
+        reason = self._refuse(order)
+        if reason:
+            self.rejected += 1
+            order.status = "rejected"
+            self.record(self.now, "rejected", inst, side, qty, px, reason)
+            self.strategy.on_order_rejected(order, reason)
+            return None
+        if typ == "market" and side == "buy":
+            order.price = self._buy_estimate(inst)  # reserved buying power
+        code = SIDE_BID if side == "buy" else SIDE_ASK
+        ids = self.rp.submit(np.array([ts]), np.array([inst]), np.array([code]),
+                             np.array([ORDER_TYPES[typ]]), np.array([px]), np.array([qty]),
+                             np.array([-1]))
+        order.order_id = int(ids[0])
+        self.orders[order.order_id] = order
+        self._live.add(order.order_id)
+        self._watch(inst)
+        return order
+
+    def _buy_estimate(self, inst: int) -> int:
+        """What a market buy may pay per share: the upper limit at KRX, else the best ask or
+        the last price."""
+        lo, hi = self.limits(inst)
+        if hi > 0:
+            return hi
+        ins = self.rp.book.ins
+        b = self.book(inst, 1)
+        return b.best_ask or int(ins[inst, I_LAST])
+
+    def _refuse(self, o: Order) -> str:
+        if o.qty <= 0:
+            return "quantity must be positive"
+        if o.side == "sell":
+            selling = sum(x.qty - x.filled for x in self.orders.values()
+                          if x.instrument == o.instrument and x.side == "sell"
+                          and x.status in ("pending", "resting", "partial") and not x.forced)
+            forced = int(self.ledger._pending[self.row0 + o.instrument])
+            if o.qty > self.position(o.instrument) - selling - forced:
+                return (f"sell {o.qty:,} exceeds the position left to sell "
+                        f"({self.position(o.instrument) - selling - forced:,}): no short sales")
+            return ""
+        px = o.price if o.type != "market" else self._buy_estimate(o.instrument)
+        if px <= 0:
+            return "no price to value a market buy yet"
+        if o.qty * px > self.buying_power():
+            return (f"buy {o.qty:,} x {px:,} exceeds the buying power "
+                    f"{self.buying_power():,} (cash {self.cash:,}, margin rate "
+                    f"{self._rate():.0%})")
+        return ""
+
+    def cancel(self, order_id: int) -> None:
+        o = self.orders.get(order_id)
+        if o is None or o.forced:
+            raise ValueError(f"cancel_order: {order_id} is not an order of this strategy")
+        if o.status not in ("pending", "resting", "partial"):
+            return
+        ts = self.now + int(self.strategy.latency_ns)
+        self.rp.submit(np.array([ts]), np.array([o.instrument]), np.array([SIDE_BID]),
+                       np.array([ORDER_TYPES["cancel"]]), np.array([order_id]),
+                       np.array([0]), np.array([-1]))
+
+    def _watch(self, inst: int) -> None:
+        """Stop the loop after trades on ``inst`` while it has live orders or a trade
+        subscription."""
+        live = any(self.orders[j].instrument == inst for j in self._live)
+        self.rp.book.ins[inst, I_SUB] = int(live or self._trade_subs[inst])
+
+    # -- subscriptions ----------------------------------------------------------------------
+    def subscribe_trades(self, inst: int) -> None:
+        self._trade_subs[inst] = True
+        self._watch(inst)
+
+    def subscribe_book(self, inst: int, interval: int, depth: int) -> None:
+        self._books[inst] = [interval, depth, self._first_due(interval)]
+
+    def subscribe_bars(self, inst: int, interval: int) -> None:
+        self._bars[inst] = [interval, None]
+
+    def set_timer(self, name: str, interval: int | None, at: int | None,
+                  daily: time | None) -> None:
+        if at is not None:
+            due = int(at)
+        elif interval is not None:
+            due = self._first_due(interval)
+        else:
+            due = self._next_daily(daily, self.now)
+        self.timers[name] = [due, interval, daily]
+
+    def _first_due(self, interval: int) -> int:
+        return NEVER if not self._started else (self.now // interval + 1) * interval
+
+    def _next_daily(self, at: time, after: int) -> int:
+        from venues.krx.calendar import next_trading_day
+        from venues.krx.session import seoul_ns
+
+        day = _seoul_date(after) if after > 0 else self.today()
+        for _ in range(3):
+            d = day if _is_trading_day(day) else next_trading_day(day)
+            due = seoul_ns(d, at)
+            if due > after:
+                return due
+            day = next_trading_day(d)
+        return seoul_ns(day, at)
+
+    # -- the replay calls these ---------------------------------------------------------------
+    def begin(self, ts: int) -> None:
+        """The first event's time: the strategy starts."""
+        self.now = ts
+        self._started = True
+        self.strategy.on_start()
+        for sub in self._books.values():
+            if sub[2] == NEVER:
+                sub[2] = (ts // sub[0] + 1) * sub[0]
+        for t in self.timers.values():
+            if t[0] == NEVER and t[1] is not None:
+                t[0] = (ts // t[1] + 1) * t[1]
+        self._snapshot(ts, force=True)
+
+    def next_ts(self) -> int:
+        due = NEVER
+        for t in self.timers.values():
+            due = min(due, t[0])
+        for sub in self._books.values():
+            due = min(due, sub[2])
+        for _interval, bar in self._bars.values():
+            if bar is not None:
+                due = min(due, bar["end"])
+        return due
+
+    def on_time(self, t: int, next_event: int) -> None:
+        """The loop paused at ``t``: everything before it has happened."""
+        self.now = t
+        self.poll(t)
+        for inst, (_interval, bar) in sorted(self._bars.items()):
+            if bar is not None and bar["end"] <= t:
+                self._bars[inst][1] = None
+                self.strategy.on_bar(Bar(**bar))
+        for inst, sub in sorted(self._books.items()):
+            if sub[2] <= t:
+                self.strategy.on_book(self.book(inst, sub[1]))
+                # the next snapshot: the next grid time after the next event
+                sub[2] = max(t + sub[0], (next_event // sub[0] + 1) * sub[0])
+        for name, timer in sorted(self.timers.items(), key=lambda kv: kv[1][0]):
+            due, interval, daily = timer
+            if due > t:
+                continue
+            if interval is not None:
+                timer[0] = due + interval * ((t - due) // interval + 1)
+            elif daily is not None:
+                timer[0] = self._next_daily(daily, t)
+            else:
+                del self.timers[name]
+            self.strategy.on_timer(Timer(t, name))
+        self._snapshot(t)
+
+    def poll(self, t: int) -> None:
+        """After any stop of the loop: fills of the strategy's orders, forced sales of its
+        account, trades it subscribed to."""
+        self.now = max(self.now, t)
+        self._fills()
+        self._forced()
+        self.tap()
+
+    def tap(self) -> None:
+        """Read the trade prints written since the last tap (before the replay flushes
+        them): feed the bars, call ``on_trade``."""
+        out = self.rp.reports.view(TRADES)
+        rows = out[self._trade_seen:]
+        self._trade_seen = len(out)
+        if not len(rows) or not (self._bars or self._trade_subs.any()):
+            return
+        from replay.engine import SOURCE_NAMES
+
+        ts, inst, px, size, side, src = (rows[:, k] for k in range(6))
+        for i, (interval, _bar) in self._bars.items():
+            m = inst == i
+            if m.any():
+                self._add_to_bars(i, interval, ts[m], px[m], size[m])
+        sub = self._trade_subs[inst]
+        for k in np.flatnonzero(sub):
+            self.now = max(self.now, int(ts[k]))
+            aggressor = {SIDE_BID: "buy", SIDE_ASK: "sell"}.get(int(side[k]), "")
+            self.strategy.on_trade(Trade(int(ts[k]), int(inst[k]), int(px[k]), int(size[k]),
+                                         aggressor, SOURCE_NAMES.get(int(src[k]), "?")))
+
+    def flushed(self) -> None:
+        self._trade_seen = 0
+
+    def _add_to_bars(self, inst: int, interval: int, ts, px, size) -> None:
+        start = ts // interval * interval
+        for s in np.unique(start):
+            m = start == s
+            bar = self._bars[inst][1]
+            if bar is not None and bar["start"] != s:
+                # a later bar begins before the pause at this one's end: emit it now
+                self._bars[inst][1] = None
+                self.strategy.on_bar(Bar(**bar))
+                bar = None
+            p, q = px[m], size[m]
+            if bar is None:
+                bar = {"start": int(s), "end": int(s) + interval, "instrument": inst,
+                       "open": int(p[0]), "high": int(p.max()), "low": int(p.min()),
+                       "close": int(p[-1]), "volume": int(q.sum()), "trades": int(len(p))}
+            else:
+                bar.update(high=max(bar["high"], int(p.max())), low=min(bar["low"],
+                           int(p.min())), close=int(p[-1]), volume=bar["volume"] + int(q.sum()),
+                           trades=bar["trades"] + int(len(p)))
+            self._bars[inst][1] = bar
+
+    def _fills(self) -> None:
+        if not self._live:
+            return
+        res = self.rp.book.results
+        for j in sorted(self._live):
+            o = self.orders[j]
+            filled, notional = int(res[j, R_FILLED]), int(res[j, R_NOTIONAL])
+            status = int(res[j, R_STATUS])
+            if filled > o.filled:
+                dq, dn = filled - o.filled, notional - o.notional
+                o.filled, o.notional = filled, notional
+                if not o.forced:
+                    self._book_fill(o.instrument, o.side, dq, dn)
+                self._fill(Fill(self.now, j, o.instrument, o.side, dq, dn, o.forced))
+            from replay.engine import REASON_NAMES, STATUS_NAMES
+
+            o.status = STATUS_NAMES[status]
+            if status in _DONE:
+                self._live.discard(j)
+                self._watch(o.instrument)
+                if status == 4 and not o.forced:  # rejected by the venue
+                    reason = REASON_NAMES[int(res[j, R_REASON])]
+                    self.rejected += 1
+                    self.record(self.now, "rejected", o.instrument, o.side, o.qty, o.price,
+                                reason)
+                    self.strategy.on_order_rejected(o, reason)
+
+    def _fill(self, fill: Fill) -> None:
+        self.fills += 1
+        self.record(fill.ts, "liquidation_fill" if fill.forced else "fill", fill.instrument,
+                    fill.side, fill.qty, round(fill.price), "")
+        self._snapshot(fill.ts, force=True)
+        self.strategy.on_fill(fill)
+
+    def _book_fill(self, inst: int, side: str, qty: int, notional: int) -> None:
+        """The account's side of its own execution: a buy is paid at the margin rate and
+        the rest lent; a sale's proceeds repay the loan first."""
+        row = self.row0 + inst
+        if side == "buy":
+            own = -(-notional * int(round(self._rate() * _BP)) // _BP)
+            lent = notional - own
+            if lent > 0 and self.loan == 0:
+                self._set_trade_dates(self.today())
+            self.ledger.book_trade(self.account, row, qty, -own, lent)
+        else:
+            repay = min(notional, self.loan)
+            self.ledger.book_trade(self.account, row, -qty, notional - repay, -repay)
+            if repay and self.loan == 0:
+                self._set_trade_dates(None)
+
+    def _set_trade_dates(self, day: date | None) -> None:
+        """The loan's start (미수 settlement, credit maturity); cleared when repaid."""
+        b = self.broker
+        if b is None:
+            return
+        n = len(self.rp.book.ins)
+        value = _NO_TRADE_DATE if day is None else np.datetime64(day, "D").astype(np.int64)
+        b.population.pos_trade_date[self.row0:self.row0 + n] = value
+
+    def _forced(self) -> None:
+        b = self.broker
+        if b is None or len(b.forced) == self._forced_seen:
+            return
+        new = b.forced[self._forced_seen:]
+        self._forced_seen = len(b.forced)
+        acct_id = int(b.population.account_id[self.account])
+        for f in new:
+            if f["account_id"] != acct_id or f["order"] < 0:
+                continue
+            j = int(f["order"])
+            self.liquidations += 1
+            o = Order(j, int(f["ts"]), int(f["instrument"]), "sell", "forced", 0,
+                      int(f["qty"]), forced=True)
+            self.orders[j] = o
+            self._live.add(j)
+            self._watch(o.instrument)
+            self.record(self.now, "liquidation", o.instrument, "sell", o.qty, 0,
+                        f"generation {f['generation']}")
+            inj = self.rp.injected_orders()
+            price = int(inj[inj[:, J_ID] == j, J_PRICE][0]) if (inj[:, J_ID] == j).any() else 0
+            o.price = price
+            self.strategy.on_liquidation(Liquidation(o.ts, j, o.instrument, o.qty, price,
+                                                     int(f["generation"])))
+        if any(self.orders[j].forced for j in self._live):
+            b._settle()
+            self._fills()
+
+    # -- the KRX venue calls these ------------------------------------------------------------
+    def on_pre_open(self, day: date, at: int, lower_limits: dict[int, int]) -> None:
+        self.now = max(self.now, at)
+        self._forced()
+
+    def on_day_end(self, day: date, at: int) -> None:
+        """After the broker valued the accounts at the close: margin calls, on_close."""
+        self.now = max(self.now, at)
+        self.poll(at)
+        b = self.broker
+        if b is not None:
+            from brokers.engine import CALLED, SELLING
+
+            state = int(b._state[self.account])
+            debt = self.loan - self.cash
+            ratio = self.holdings() / debt if debt > 0 else math.inf
+            called = state == CALLED or (state == SELLING and b.rules.kind == "misu"
+                                         and not self._called)
+            if called and not self._called:
+                self.margin_calls += 1
+                deadline = date.fromordinal(int(b._deadline[self.account])) if (
+                    state == CALLED) else day
+                shortfall = self._shortfall(debt) if state == CALLED else 0
+                self.record(at, "margin_call", -1, "", 0, 0,
+                            f"ratio {ratio:.3f}, deadline {deadline}, shortfall {shortfall:,}")
+                self.strategy.on_margin_call(MarginCall(at, day, b.rules.kind, ratio,
+                                                        deadline, shortfall))
+            elif self._called and state not in (CALLED, SELLING):
+                self.record(at, "cured", -1, "", 0, 0, f"ratio {ratio:.3f}")
+            self._called = state in (CALLED, SELLING)
+        self.strategy.on_close(day)
+        self._snapshot(at, force=True)
+
+    def _shortfall(self, debt: int) -> int:
+        """Won that bring the account back to the call threshold at the close."""
+        r = self.broker.rules
+        value = self.holdings()
+        if r.kind == "cfd":
+            target = 1.0 / (1.0 - r.call_level * r.margin_rate)
+        else:
+            target = r.restore_ratio
+        return max(0, math.ceil(debt - value / target))
+
+    def finish(self) -> None:
+        """The replay ended: last fills and bars, then on_stop."""
+        self.poll(self.now)
+        for inst, (_interval, bar) in sorted(self._bars.items()):
+            if bar is not None:
+                self._bars[inst][1] = None
+                self.strategy.on_bar(Bar(**bar))
+        self.strategy.on_stop()
+        self._snapshot(self.now, force=True)
+
+    # -- records ----------------------------------------------------------------------------
+    def record(self, ts: int, kind: str, inst: int, side: str, qty: int, price: int,
+               detail: str) -> None:
+        self._events.append((int(ts), kind, int(inst), side, int(qty), int(price), detail))
+
+    def _snapshot(self, ts: int, force: bool = False) -> None:
+        """One row of the equity curve (at most one a minute unless ``force``)."""
+        if not force and ts - self._last_equity_ts < 60 * 10**9:
+            return
+        self._last_equity_ts = ts
+        hold = self.holdings()
+        eq = hold + self.cash - self.loan
+        debt = self.loan - self.cash
+        self._equity.append((int(ts), eq, float(self.cash), float(self.loan), hold,
+                             hold / eq if eq > 0 else math.inf,
+                             hold / debt if debt > 0 else math.inf))
+
+    def summary(self) -> dict[str, Any]:
+        eq = [e[1] for e in self._equity]
+        lev = [e[5] for e in self._equity if math.isfinite(e[5])]
+        start = float(self.strategy.cash)
+        final = eq[-1] if eq else start
+        return {"name": self.strategy.name, "kind": self.strategy.account,
+                "parameters": {k: getattr(self.strategy, k) for k in
+                               self.strategy.parameters()},
+                "initial_cash": start, "deposits": self.deposits, "final_equity": final,
+                "return": (final - start - self.deposits) / start if start else None,
+                "fills": self.fills, "orders_rejected": self.rejected,
+                "margin_calls": self.margin_calls, "liquidations": self.liquidations,
+                "max_leverage": max(lev) if lev else 0.0,
+                "min_equity": min(eq) if eq else start}
+
+    def tables(self) -> tuple[pd.DataFrame, pd.DataFrame]:
+        equity = pd.DataFrame(self._equity, columns=["ts", "equity", "cash", "loan",
+                                                     "position_value", "leverage",
+                                                     "collateral_ratio"])
+        events = pd.DataFrame(self._events, columns=["ts", "kind", "instrument", "side",
+                                                     "qty", "price", "detail"])
+        return equity, events
+
+    def write_tables(self, run_dir: Path) -> dict[str, Any]:
+        """strategy_equity.parquet and strategy_events.parquet; returns the summary."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        equity, events = self.tables()
+        for name, frame in (("strategy_equity", equity), ("strategy_events", events)):
+            pq.write_table(pa.Table.from_pandas(frame, preserve_index=False),
+                           Path(run_dir) / f"{name}.parquet")
+        return self.summary()
+
+
+def _seoul_date(ts: int) -> date:
+    from venues.krx.session import SEOUL
+
+    return datetime.fromtimestamp(ts / 1e9, tz=SEOUL).date()
+
+
+def _is_trading_day(day: date) -> bool:
+    from venues.krx.calendar import is_trading_day
+
+    return is_trading_day(day)
