@@ -46,10 +46,12 @@ from venues.book import (
     R_FILLED,
     R_NOTIONAL,
     R_REASON,
+    R_RESTING,
     R_STATUS,
     SIDE_ASK,
     SIDE_BID,
     snapshot_levels,
+    tick_of,
 )
 from venues.matching import J_ID, J_PRICE, ORDER_TYPES, TRADES
 
@@ -62,6 +64,7 @@ _NO_TRADE_DATE = np.datetime64("2200-01-01", "D").astype(np.int64)
 _BP = 10_000
 # result statuses (replay.engine.STATUS_NAMES) after which an order is done
 _DONE = (1, 4, 5, 6, 7)  # filled, rejected, cancelled, no_liquidity, expired
+_PARTIAL = 2  # done too when nothing rests (an IOC's rest is cancelled)
 
 
 def duration_ns(value: int | str | pd.Timedelta) -> int:
@@ -275,8 +278,8 @@ class Strategy:
         return self.host.position(self.instrument(instrument))
 
     def open_orders(self) -> list[Order]:
-        return [o for o in self.host.orders.values() if o.status in ("pending", "resting",
-                                                                      "partial")]
+        """Orders sent and not done (a resting rest, or not yet arrived)."""
+        return self.host.live_orders()
 
     @property
     def balance(self) -> int:
@@ -320,6 +323,11 @@ class Strategy:
 
     def book(self, instrument: str | int, depth: int = 5) -> Book:
         return self.host.book(self.instrument(instrument), depth)
+
+    def to_tick(self, instrument: str | int, price: float, up: bool = False) -> int:
+        """``price`` rounded down (or ``up``) to the instrument's tick grid, within the
+        day's limits at the KRX venue."""
+        return self.host.to_tick(self.instrument(instrument), price, up)
 
     def log(self, text: str) -> None:
         self.host.record(self.now, "log", -1, "", 0, 0, text)
@@ -517,9 +525,12 @@ class StrategyHost:
             return 1.0
         return self.margin_rate
 
+    def live_orders(self) -> list[Order]:
+        return [self.orders[j] for j in sorted(self._live)]
+
     def buying_power(self) -> int:
-        reserved = sum(o.price * (o.qty - o.filled) for o in self.orders.values()
-                       if o.side == "buy" and o.status in ("pending", "resting", "partial"))
+        reserved = sum(o.price * (o.qty - o.filled) for o in self.live_orders()
+                       if o.side == "buy")
         return int(max(self.cash, 0) / self._rate()) - reserved
 
     def deposit(self, amount: int) -> None:
@@ -554,6 +565,12 @@ class StrategyHost:
         bids = tuple((int(p), int(s)) for p, s in q[:, :2] if p > 0 and s > 0)
         asks = tuple((int(p), int(s)) for p, s in q[:, 2:] if p > 0 and s > 0)
         return Book(self.now, inst, bids, asks)
+
+    def to_tick(self, inst: int, price: float, up: bool) -> int:
+        tick = int(tick_of(self.rp.book.S, inst, int(price)))
+        p = -(-int(math.ceil(price)) // tick) * tick if up else int(price) // tick * tick
+        lo, hi = self.limits(inst)
+        return min(max(p, lo), hi) if hi > 0 else max(p, tick)
 
     def today(self) -> date:
         venue = self.rp.venue
@@ -605,9 +622,8 @@ class StrategyHost:
         if o.qty <= 0:
             return "quantity must be positive"
         if o.side == "sell":
-            selling = sum(x.qty - x.filled for x in self.orders.values()
-                          if x.instrument == o.instrument and x.side == "sell"
-                          and x.status in ("pending", "resting", "partial") and not x.forced)
+            selling = sum(x.qty - x.filled for x in self.live_orders()
+                          if x.instrument == o.instrument and x.side == "sell" and not x.forced)
             forced = int(self.ledger._pending[self.row0 + o.instrument])
             if o.qty > self.position(o.instrument) - selling - forced:
                 return (f"sell {o.qty:,} exceeds the position left to sell "
@@ -626,7 +642,7 @@ class StrategyHost:
         o = self.orders.get(order_id)
         if o is None or o.forced:
             raise ValueError(f"cancel_order: {order_id} is not an order of this strategy")
-        if o.status not in ("pending", "resting", "partial"):
+        if order_id not in self._live:
             return
         ts = self.now + int(self.strategy.latency_ns)
         self.rp.submit(np.array([ts]), np.array([o.instrument]), np.array([SIDE_BID]),
@@ -798,7 +814,7 @@ class StrategyHost:
             from replay.engine import REASON_NAMES, STATUS_NAMES
 
             o.status = STATUS_NAMES[status]
-            if status in _DONE:
+            if status in _DONE or (status == _PARTIAL and res[j, R_RESTING] == 0):
                 self._live.discard(j)
                 self._watch(o.instrument)
                 if status == 4 and not o.forced:  # rejected by the venue
@@ -857,11 +873,12 @@ class StrategyHost:
             self.orders[j] = o
             self._live.add(j)
             self._watch(o.instrument)
-            self.record(self.now, "liquidation", o.instrument, "sell", o.qty, 0,
-                        f"generation {f['generation']}")
             inj = self.rp.injected_orders()
-            price = int(inj[inj[:, J_ID] == j, J_PRICE][0]) if (inj[:, J_ID] == j).any() else 0
+            mine = inj[:, J_ID] == j
+            price = int(inj[mine, J_PRICE][0]) if mine.any() else 0
             o.price = price
+            self.record(self.now, "liquidation", o.instrument, "sell", o.qty, price,
+                        f"generation {f['generation']}")
             self.strategy.on_liquidation(Liquidation(o.ts, j, o.instrument, o.qty, price,
                                                      int(f["generation"])))
         if any(self.orders[j].forced for j in self._live):
@@ -896,7 +913,7 @@ class StrategyHost:
                 self.strategy.on_margin_call(MarginCall(at, day, b.rules.kind, ratio,
                                                         deadline, shortfall))
             elif self._called and state not in (CALLED, SELLING):
-                self.record(at, "cured", -1, "", 0, 0, f"ratio {ratio:.3f}")
+                self.record(at, "call_ended", -1, "", 0, 0, f"ratio {ratio:.3f}")
             self._called = state in (CALLED, SELLING)
         self.strategy.on_close(day)
         self._snapshot(at, force=True)
@@ -944,7 +961,7 @@ class StrategyHost:
         start = float(self.strategy.cash)
         final = eq[-1] if eq else start
         return {"name": self.strategy.name, "kind": self.strategy.account,
-                "parameters": {k: getattr(self.strategy, k) for k in
+                "parameters": {k: _plain(getattr(self.strategy, k)) for k in
                                self.strategy.parameters()},
                 "initial_cash": start, "deposits": self.deposits, "final_equity": final,
                 "return": (final - start - self.deposits) / start if start else None,
@@ -971,6 +988,11 @@ class StrategyHost:
             pq.write_table(pa.Table.from_pandas(frame, preserve_index=False),
                            Path(run_dir) / f"{name}.parquet")
         return self.summary()
+
+
+def _plain(value: Any) -> Any:
+    """A parameter as JSON can hold it (times and other objects as text)."""
+    return value if isinstance(value, bool | int | float | str | type(None)) else str(value)
 
 
 def _seoul_date(ts: int) -> date:
