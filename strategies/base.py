@@ -299,6 +299,15 @@ class Strategy:
         """Holdings at the last price / (loan - cash): inf without debt."""
         return self.host.collateral_ratio()
 
+    @property
+    def rules(self):
+        """The margin rules of the account (:class:`brokers.rules.Rules`; None for cash)."""
+        return self.host.broker.rules if self.host.broker is not None else None
+
+    def holdings_value(self) -> float:
+        """The positions at their last prices, in won."""
+        return self.host.holdings()
+
     def buying_power(self) -> int:
         """Won of stock the account can buy now (cash / margin rate)."""
         return self.host.buying_power()

@@ -7,7 +7,9 @@ above the best ask.
 It exits only when a bar closes ``stop_loss`` below its entry: a wide stop, so a gap down
 overnight leaves it holding through the close, where the broker values the collateral. It
 does not meet margin calls (``meet_calls = False``): below 140% at the close and not topped
-up by D+1, the broker sells it in the next pre-open auction at the lower limit.
+up by D+1, the broker sells it in the next pre-open auction at the lower limit. With
+``meet_calls`` it deposits enough to stay above the ratio after a further ``call_buffer``
+fall, since the broker judges the call again at the deadline's close.
 
     cascade replay crash.parquet --venue krx --mode relative \\
         --strategy strategies/credit_momentum.py:CreditMomentum -o runs/momentum
@@ -30,7 +32,8 @@ class CreditMomentum(Strategy):
     stop_loss = 0.35  # a bar closing 35% under the entry sells
     use = 0.98  # share of the buying power used
     sweep = 0.03  # the IOC's limit: this far above the best ask
-    meet_calls = False  # True: deposit the shortfall when called
+    meet_calls = False  # True: deposit when called, enough for a further fall of call_buffer
+    call_buffer = 0.15
 
     def on_start(self) -> None:
         self.inst = self.instrument(self.symbol or next(iter(self.host.symbols)))
@@ -68,4 +71,7 @@ class CreditMomentum(Strategy):
     def on_margin_call(self, call: MarginCall) -> None:
         self.log(f"margin call: ratio {call.collateral_ratio:.3f}, deadline {call.deadline}")
         if self.meet_calls and call.shortfall > 0:
-            self.deposit(call.shortfall)
+            # the call is judged again at the deadline's close: leave room for a further fall
+            value = self.holdings_value() * (1 - self.call_buffer)
+            room = value / self.rules.restore_ratio
+            self.deposit(max(call.shortfall, round(self.loan - self.balance - room)))
