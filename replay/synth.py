@@ -161,6 +161,9 @@ class Profile:
     # order queued at the locked limit on the pressing side (the rest keep their place)
     jump_probability: float = 0.0  # chance of an overnight news jump of the value, per day
     jump_size: float = 0.0  # its size, a fractional move up or down (0.35 = +-35%)
+    # shares outstanding: the stock's weight in the KRX venue's index (circuit breakers);
+    # 0 keeps it out of the index
+    shares_outstanding: int = 0
 
     def __post_init__(self) -> None:
         shares = {"market_share": self.market_share, "cancel_share": self.cancel_share,
@@ -263,6 +266,7 @@ LARGECAP = Profile(
     auction_orders_open=1_500.0, auction_orders_close=800.0, auction_spread_ticks=4.0,
     auction_cancel_share=0.1, locked_buy_share=0.005, locked_cancel_share=0.05,
     jump_probability=0.0, jump_size=0.0,
+    shares_outstanding=5_969_782_550,  # a market by itself: its fall is the index's
 )
 
 #: A thin small-cap: ~6,000 won, a spread of 1-3 ticks, a few hundred thousand tape rows a
@@ -1039,7 +1043,7 @@ def synthesize(profile: str | Profile, days: int, seed: int, start: date = date(
         table = InstrumentTable([Instrument(
             instrument_id=INSTRUMENT_ID, symbol=prof.symbol, venue="XKRX", book_type="L3",
             price_decimals=0, tick_units=tick_size(base, on=day), prev_close_units=base,
-            market="KOSPI")])
+            market="KOSPI", shares_outstanding=prof.shares_outstanding)])
         day_rows = _DayRows(chunk)
         head = (params, ladder, rng)
 

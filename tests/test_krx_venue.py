@@ -348,6 +348,24 @@ def test_stage_1_circuit_breaker_halts_20_minutes_then_reopens_by_auction():
     assert r.injected.reason[1] == 4
 
 
+def test_an_opening_auction_gap_counts_in_the_index():
+    # krx.md:56: the index is the constituents' prices, auction prices included. Both names
+    # open at 9,100 (-9%, inside the 10% static VI band, so the auction is not extended);
+    # the next prints at that price hold the index at -9% for a minute: stage 1.
+    tape = Tape()
+    for inst in (1, 2):
+        tape.add(t(8, 40), BID, 9_100, 100, inst)
+        tape.add(t(8, 40), ASK, 9_100, 100, inst)
+    first = seoul_ns(DAY, t(9, 0, 30))
+    for k in range(3):
+        for inst in (1, 2):
+            tape.row(first + k * 35 * SEC, inst, TRADE, ASK, 9_100, 10)
+    r = run(tape, CONSTITUENTS)
+    assert list(uncrosses(r, "open").price) == [9_100, 9_100]
+    cb = r.venue_events[r.venue_events.kind == "circuit_breaker_1"]
+    assert list(cb.ts) == [first + 70 * SEC]  # the first print a minute after 09:00:30
+
+
 def test_stage_3_ends_the_day_and_no_stage_1_after_14_50():
     # krx.md:58 (stage 3 ends trading for the day), krx.md:59 (stages 1-2 not after 14:50).
     start = seoul_ns(DAY, t(14, 55))

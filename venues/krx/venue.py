@@ -440,6 +440,8 @@ class KrxVenue:
                         np.asarray(ask_fills, np.int64), inj_bid, int(volume))
             before = int(ins[n.inst, I_LAST])
             print_uncross(S, OUT, n.inst, at, int(price), int(volume))
+            if before > 0 and n.shares > 0:  # the index moves with the uncross price too
+                S[H_IDX_NUM] += n.shares * (int(price) - before)
             if inj_bid or inj_ask:  # injected orders moved this price: a re-centring impact
                 self.host.record_impact(n.inst, at, before, int(price))
             # the price's cascade generation: 1 + the highest forced order filled in it
