@@ -373,6 +373,104 @@ def brokers_show(
     out.print(resolved.to_toml(), end="", markup=False, highlight=False, soft_wrap=True)
 
 
+@app.command("compare")
+@_friendly
+def compare_cmd(
+    tape: Annotated[Path, typer.Argument(help="Tape every variant replays.")],
+    broker: Annotated[list[str], typer.Option(
+        help="A rule variant, repeatable (at least two): PRESET_OR_TOML[,KEY=VALUE...], e.g. "
+             "--broker krx-credit --broker krx-credit,maintenance_ratio=1.3.")],
+    population: Annotated[Path, typer.Option(
+        help="The accounts every variant holds (as in cascade replay).")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Directory to write: one run "
+                                         "directory per variant and the comparison.")],
+    set_: Annotated[list[str] | None, typer.Option(
+        "--set", help="KEY=VALUE applied to every variant before its own (repeatable).")]
+    = None,
+    label: Annotated[list[str] | None, typer.Option(
+        help="Name the variants' run directories, one per --broker in order (repeatable); "
+             "default: from the variant text.")] = None,
+    mode: Annotated[str, typer.Option(help="absolute, relative or propagator.")] = "relative",
+    venue: Annotated[str, typer.Option(help="generic or krx.")] = "krx",
+    seed: Annotated[int | None, typer.Option(
+        help="Seed shared by every variant. Default: the tape's session seed, else 0.")]
+    = None,
+    inject: Annotated[Path | None, typer.Option(
+        help="CSV of orders injected in every variant.")] = None,
+    index_prior_close: Annotated[float, typer.Option(
+        help="KRX venue: the index's previous close (circuit-breaker levels).")] = 0.0,
+    jobs: Annotated[int | None, typer.Option(
+        help="Variants run at once, each in its own process. Default: min(variants, CPUs).")]
+    = None,
+) -> None:
+    """Replay the same tape, population and seed under each broker rule variant and write
+    comparison.csv, comparison.parquet and comparison.html (table, bar charts, each
+    variant's price path against the counterfactual) to OUTPUT.
+
+    Example: cascade compare krx2d.parquet --population accts.csv --broker krx-credit
+    --broker krx-credit,maintenance_ratio=1.3 -o runs/ratio
+    """
+    import pandas as pd
+    from rich.table import Table
+
+    from replay.compare import OUTPUTS, VariantError, compare
+
+    with _progress() as bar:
+        task = bar.add_task("variants", total=len(broker))
+
+        def done(name: str, summary: dict) -> None:
+            b, c = summary["broker"], summary["counterfactual"]
+            bar.console.print(f"[green]done[/] {name}: {b['forced_volume']:,} shares force-sold,"
+                              f" max drawdown {b['max_drawdown']:.2%} vs {c['max_drawdown']:.2%}"
+                              f" counterfactual ({summary['compare']['seconds']:.1f}s)",
+                              highlight=False)
+            bar.advance(task)
+
+        try:
+            table = compare(tape, broker, population, output, labels=label,
+                            overrides=set_ or (), mode=mode, venue=venue, seed=seed,
+                            inject=inject, index_prior_close=index_prior_close, jobs=jobs,
+                            progress=done)
+        except VariantError as exc:
+            from rich.markup import escape
+
+            err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
+            raise typer.Exit(1) from None
+    # one column per variant: a few variants with long labels still fit a terminal
+    shown = Table(box=None, padding=(0, 2, 0, 0), header_style="bold")
+    shown.add_column("", no_wrap=True)
+    for name in table.label:
+        shown.add_column(name, justify="right", overflow="fold")
+    formats = {"forced_volume": "{:,}", "forced_value": "{:,.0f}", "amplification": "{:.4f}",
+               "max_drawdown": "{:.2%}", "counterfactual_max_drawdown": "{:.2%}",
+               "excess_drawdown": "{:.2%}", "accounts_liquidated": "{:,}",
+               "accounts_wiped_out": "{:,}", "broker_shortfall": "{:,}",
+               "limit_locked_days": "{}", "vi_count": "{}", "circuit_breakers": "{}",
+               "max_generation": "{}"}
+    for column, fmt in formats.items():
+        shown.add_row(column.replace("_", " "),
+                      *("-" if pd.isna(v) else fmt.format(v) for v in table[column]))
+    out.print(shown)
+    out.print(f"wrote {', '.join(str(output / name) for name in OUTPUTS)} and a run directory "
+              f"per variant under {output}/", highlight=False)
+
+
+@app.command("report")
+@_friendly
+def report(
+    run_dir: Annotated[Path, typer.Argument(help="Run directory written by cascade replay.")],
+) -> None:
+    """Write RUN_DIR/report.html, one self-contained page (opens offline): the price path
+    with and without the forced sales, the cascade by generation, collateral ratios at each
+    close, VI and circuit breakers, a strategy's equity, the summary figures. Prints its path.
+
+    Example: cascade report runs/credit
+    """
+    from replay.report import write_report
+
+    out.print(str(write_report(run_dir)), markup=False, highlight=False, soft_wrap=True)
+
+
 @app.command("demo")
 @_friendly
 def demo(output: Annotated[Path, typer.Option("-o", "--output")] = Path("demo-output")) -> None:

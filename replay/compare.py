@@ -1,0 +1,381 @@
+"""Broker rule variants on the identical tape, population and seed: ``cascade compare``.
+
+Each variant is a preset or rules TOML with ``key=value`` overrides
+(``krx-credit,maintenance_ratio=1.3``). Every variant is replayed by
+:func:`replay.runner.run_tape` into ``DIR/<label>/``, in a process of its own (spawned, not
+forked: the replay runs compiled numba code), and the figures of all of them are written side
+by side: ``comparison.csv`` and ``comparison.parquet`` (one row per variant, the same bytes
+for the same inputs) and ``comparison.html`` (the table, the figures as bar charts and each
+variant's price path against the common counterfactual, plotly.js inline).
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import multiprocessing
+import os
+import re
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from replay.runner import RunSpec
+
+#: ``progress(label, summary)``: called in the calling process as each variant finishes.
+VariantDone = Callable[[str, dict[str, Any]], None]
+
+OUTPUTS = ("comparison.csv", "comparison.parquet", "comparison.html")
+
+#: The comparison's columns after label, broker and overrides: (column, section of
+#: summary.json, key there). ``excess_drawdown`` and ``run_dir`` are added after them.
+FIGURES = (
+    ("forced_volume", "broker", "forced_volume"),
+    ("forced_value", "broker", "forced_value"),
+    ("amplification", "broker", "amplification"),
+    ("max_drawdown", "broker", "max_drawdown"),
+    ("counterfactual_max_drawdown", "counterfactual", "max_drawdown"),
+    ("accounts_liquidated", "broker", "accounts_liquidated"),
+    ("accounts_wiped_out", "broker", "accounts_wiped_out"),
+    ("broker_shortfall", "broker", "broker_shortfall"),
+    ("limit_locked_days", "venue_summary", "limit_locked_down_sessions"),
+    ("vi_count", "venue_summary", "volatility_interruptions"),
+    ("circuit_breakers", "venue_summary", "circuit_breakers"),
+    ("max_generation", "broker", "max_generation"),
+)
+_DTYPES = {"forced_volume": "int64", "forced_value": "float64", "amplification": "float64",
+           "max_drawdown": "float64", "counterfactual_max_drawdown": "float64",
+           "accounts_liquidated": "int64", "accounts_wiped_out": "int64",
+           "broker_shortfall": "int64", "limit_locked_days": "Int64", "vi_count": "Int64",
+           "circuit_breakers": "Int64", "max_generation": "int64"}
+#: Price-path points drawn in all (min/max per bucket beyond it) and instruments drawn.
+MAX_POINTS = 200_000
+MAX_INSTRUMENTS = 4
+_UNSAFE = re.compile(r"[^A-Za-z0-9._=+-]+")
+
+
+class VariantError(RuntimeError):
+    """One or more variants failed while running; the message names each and its error."""
+
+
+def parse_variant(text: str) -> tuple[str, list[str]]:
+    """``"krx-credit,maintenance_ratio=1.3"`` as ``("krx-credit", ["maintenance_ratio=1.3"])``:
+    a preset name or rules TOML, then ``key=value`` overrides, comma-separated."""
+    name, *overrides = (part.strip() for part in text.split(","))
+    if not name or "=" in name:
+        raise ValueError(f"--broker {text!r}: expected PRESET_OR_TOML[,KEY=VALUE...], e.g. "
+                         "krx-credit,maintenance_ratio=1.3")
+    for item in overrides:
+        if "=" not in item:
+            raise ValueError(f"--broker {text!r}: {item!r} is not KEY=VALUE")
+    return name, overrides
+
+
+def variant_labels(variants: Sequence[str], labels: Sequence[str] | None = None) -> list[str]:
+    """A directory name per variant: the given ``labels`` (checked), else the variant text
+    made filesystem-safe (``krx-credit,maintenance_ratio=1.3`` ->
+    ``krx-credit_maintenance_ratio=1.3``; a TOML file by its stem), made unique with -2, -3."""
+    if labels:
+        if len(labels) != len(variants):
+            raise ValueError(f"{len(labels)} --label for {len(variants)} --broker: give one "
+                             "label per variant, in the same order")
+        for label in labels:
+            if _UNSAFE.search(label) or label in ("", ".", "..") or label in OUTPUTS:
+                raise ValueError(f"--label {label!r}: use letters, digits and . _ = + - "
+                                 f"(it names the run directory), not {', '.join(OUTPUTS)}")
+        if len(set(labels)) != len(labels):
+            raise ValueError(f"--label: each label must be different, got {list(labels)}")
+        return list(labels)
+    out: list[str] = []
+    for text in variants:
+        name, overrides = parse_variant(text)
+        if name.endswith(".toml") or "/" in name or "\\" in name:
+            name = Path(name).stem
+        base = _UNSAFE.sub("_", "_".join([name, *overrides])).strip("._") or "variant"
+        label, n = base, 1
+        while label in out or label in OUTPUTS:
+            n += 1
+            label = f"{base}-{n}"
+        out.append(label)
+    return out
+
+
+def compare(tape: str | Path, variants: list[str], population: str | Path,
+            output: str | Path, *, labels: Sequence[str] | None = None,
+            overrides: Sequence[str] = (), mode: str = "relative", venue: str = "krx",
+            seed: int | None = None, inject: str | Path | None = None,
+            index_prior_close: float = 0.0, jobs: int | None = None,
+            progress: VariantDone | None = None) -> pd.DataFrame:
+    """Replay ``tape`` once per rule variant, each in its own process, into
+    ``output/<label>/``; write the comparison files (:data:`OUTPUTS`) and return its table.
+
+    ``overrides`` apply to every variant before the variant's own. Every variant's rules,
+    the tape, the population and the options are checked before any run starts; a variant
+    that fails while running raises :class:`VariantError` naming it. The workers are spawned:
+    a script calling this needs the ``if __name__ == "__main__":`` guard."""
+    from brokers.engine import Broker
+    from brokers.rules import load_rules
+    from replay import loop
+    from replay.broker_run import load_population
+    from replay.engine import VENUES
+    from replay.tape import Tape
+
+    if len(variants) < 2:
+        raise ValueError(f"compare needs at least two --broker variants, got {len(variants)}")
+    if mode not in loop.MODES or mode == "generative":
+        raise ValueError(f"--mode {mode!r}: compare replays a tape in absolute, relative or "
+                         "propagator mode")
+    if venue not in VENUES:
+        raise ValueError(f"--venue {venue!r}: choose one of {', '.join(VENUES)}")
+    jobs = jobs if jobs is not None else min(len(variants), os.cpu_count() or 1)
+    if jobs < 1:
+        raise ValueError(f"--jobs {jobs}: must be at least 1")
+    names = variant_labels(variants, labels)
+    t = Tape(tape)
+    seed = seed if seed is not None else (t.session_seed or 0)
+    pop = load_population(Path(population), t.instruments, seed)
+    if inject is not None and not Path(inject).is_file():
+        raise FileNotFoundError(f"{inject}: no such file of orders to inject")
+    parsed = []
+    for text in variants:
+        name, own = parse_variant(text)
+        sets = [*overrides, *own]
+        try:
+            rules = load_rules(name, sets)
+            Broker(rules, pop)  # the population holds accounts of the rules' kind
+        except (ValueError, FileNotFoundError) as exc:
+            raise ValueError(f"variant {text!r}: {exc}") from None
+        parsed.append((name, sets))
+
+    output = Path(output)
+    output.mkdir(parents=True, exist_ok=True)
+    for name in OUTPUTS:  # a failed rerun leaves no stale comparison behind
+        (output / name).unlink(missing_ok=True)
+    specs = [RunSpec(tape=Path(tape), output=output / label, mode=mode, venue=venue, seed=seed,
+                     inject=Path(inject) if inject else None, broker=name,
+                     population=Path(population), overrides=tuple(sets),
+                     index_prior_close=index_prior_close)
+             for label, (name, sets) in zip(names, parsed, strict=True)]
+    _run_all(names, variants, specs, jobs, progress)
+
+    summaries = [json.loads((s.output / "summary.json").read_text()) for s in specs]
+    table = comparison_table(names, parsed, summaries, [s.output for s in specs])
+    table.to_csv(output / "comparison.csv", index=False)
+    pq.write_table(pa.Table.from_pandas(table, preserve_index=False),
+                   output / "comparison.parquet")
+    (output / "comparison.html").write_text(
+        comparison_html(table, t.instruments, venue,
+                        title=f"{Path(tape).name}: {len(names)} broker rule variants, "
+                              f"population {Path(population).name}, {mode} mode, {venue} "
+                              f"venue, seed {seed}"), encoding="utf-8")
+    return table
+
+
+def _run_variant(spec: RunSpec, label: str, variant: str) -> dict[str, Any]:
+    """One variant in a worker process; its summary.json gets a ``compare`` section: the
+    label, the variant text, the worker's process id and the seconds both replays took."""
+    import time
+
+    from replay.results import add_to_summary
+    from replay.runner import run_tape
+
+    t0 = time.perf_counter()
+    summary = run_tape(spec)
+    section = {"label": label, "variant": variant, "worker_pid": os.getpid(),
+               "seconds": round(time.perf_counter() - t0, 3)}
+    add_to_summary(spec.output, {"compare": section})
+    summary.pop("_fills", None)
+    return {**summary, "compare": section}
+
+
+def _run_all(labels: list[str], variants: Sequence[str], specs: list[RunSpec], jobs: int,
+             progress: VariantDone | None) -> None:
+    """Run every spec, one fresh spawned process per variant; on a failure the variants not
+    yet started are cancelled and every failure is raised together."""
+    failures: list[str] = []
+    # spawn, not fork: the parent may hold numba's and Arrow's threads; a fresh process per
+    # variant (max_tasks_per_child=1) so no state passes from one variant to the next
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"),
+                             max_tasks_per_child=1) as pool:
+        futures = {pool.submit(_run_variant, spec, label, text): (label, text)
+                   for spec, label, text in zip(specs, labels, variants, strict=True)}
+        for future in as_completed(futures):
+            label, text = futures[future]
+            if future.cancelled():
+                continue
+            exc = future.exception()
+            if exc is not None:
+                failures.append(f"variant {label!r} ({text}) failed: "
+                                f"{type(exc).__name__}: {exc}")
+                for other in futures:
+                    other.cancel()
+            elif progress is not None:
+                progress(label, future.result())
+    if failures:
+        raise VariantError("; ".join(failures))
+
+
+def comparison_table(labels: Sequence[str], parsed: Sequence[tuple[str, Sequence[str]]],
+                     summaries: Sequence[dict[str, Any]],
+                     run_dirs: Sequence[Path]) -> pd.DataFrame:
+    """One row per variant, in the order given, from each run's summary.json. Figures a run
+    does not have (the venue's, at the generic venue; amplification without a sell on the
+    tape) are missing, not 0."""
+    rows = []
+    for label, (name, sets), summary, run_dir in zip(labels, parsed, summaries, run_dirs,
+                                                     strict=True):
+        row: dict[str, Any] = {"label": label, "broker": name, "overrides": ",".join(sets)}
+        for column, section, key in FIGURES:
+            value = summary.get(section, {}).get(key)
+            row[column] = np.nan if value is None and column == "amplification" else value
+        rows.append(row | {"run_dir": str(run_dir)})
+    table = pd.DataFrame(rows).astype(_DTYPES)
+    where = table.columns.get_loc("counterfactual_max_drawdown") + 1
+    table.insert(where, "excess_drawdown",
+                 table.max_drawdown - table.counterfactual_max_drawdown)
+    return table
+
+
+# -- the html page ---------------------------------------------------------------------------
+
+def comparison_html(table: pd.DataFrame, instruments, venue: str, title: str) -> str:
+    """A self-contained page: the table, a bar chart per figure and the price paths, with
+    plotly.js inline once (no network needed to open it)."""
+    from plotly.offline import get_plotlyjs
+
+    charts = [_drawdown_chart(table), _figure_charts(table),
+              _price_chart(table, instruments, venue)]
+    divs = "\n".join(fig.to_html(full_html=False, include_plotlyjs=False, div_id=f"chart-{i}",
+                                 config={"displaylogo": False})
+                     for i, fig in enumerate(charts) if fig is not None)
+    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+            f"<title>{html.escape(title)}</title>\n<style>body{{font-family:sans-serif;"
+            "margin:1.5em}table{border-collapse:collapse;font-size:0.85em}"
+            "td,th{border:1px solid #ccc;padding:3px 6px;text-align:right}"
+            "td:first-child,th:first-child{text-align:left}</style>\n"
+            f"<script>{get_plotlyjs()}</script></head><body>\n"
+            f"<h1>cascade compare</h1><p>{html.escape(title)}</p>\n"
+            f'<div style="overflow-x:auto">{_html_table(table)}</div>\n'
+            f"{divs}\n</body></html>\n")
+
+
+def _html_table(table: pd.DataFrame) -> str:
+    shown = table.drop(columns=["run_dir"])
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in shown.columns)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(_cell(v))}</td>" for v in row) + "</tr>"
+                   for row in shown.itertuples(index=False))
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _cell(value: Any) -> str:
+    if value is None or value is pd.NA or (isinstance(value, float) and np.isnan(value)):
+        return "-"
+    if isinstance(value, float | np.floating):
+        return f"{value:,.4g}" if abs(value) < 10 else f"{value:,.0f}"
+    if isinstance(value, int | np.integer):
+        return f"{value:,}"
+    return str(value)
+
+
+def _drawdown_chart(table: pd.DataFrame):
+    import plotly.graph_objects as go
+
+    fig = go.Figure([go.Bar(name=name, x=table.label, y=table[column])
+                     for column, name in (("max_drawdown", "with the forced orders"),
+                                          ("counterfactual_max_drawdown", "counterfactual"),
+                                          ("excess_drawdown", "excess"))])
+    fig.update_layout(barmode="group", title="Max drawdown", yaxis_tickformat=".0%",
+                      height=420)
+    return fig
+
+
+def _figure_charts(table: pd.DataFrame):
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    columns = [c for c, _, _ in FIGURES
+               if "drawdown" not in c and table[c].notna().any()]
+    ncols = 3
+    nrows = -(-len(columns) // ncols)
+    fig = make_subplots(rows=nrows, cols=ncols, subplot_titles=columns)
+    for i, column in enumerate(columns):
+        fig.add_trace(go.Bar(x=table.label, y=table[column].astype("float64"), name=column,
+                             marker_color=[_colour(k) for k in range(len(table))],
+                             showlegend=False),
+                      row=i // ncols + 1, col=i % ncols + 1)
+    fig.update_layout(title="Figures per variant", height=280 * nrows)
+    return fig
+
+
+def _price_chart(table: pd.DataFrame, instruments, venue: str):
+    """Each variant's trade price over time and the counterfactual's (the same for every
+    variant: same tape and seed, no forced order), for the instruments the broker sold most
+    (at most :data:`MAX_INSTRUMENTS`)."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    run_dirs = [Path(d) for d in table.run_dir]
+    sold: dict[int, int] = {}
+    for d in run_dirs:
+        forced = pq.read_table(d / "forced_orders.parquet").to_pandas()
+        for inst, qty in forced.groupby("instrument").filled_qty.sum().items():
+            sold[int(inst)] = sold.get(int(inst), 0) + int(qty)
+    ids = sorted(sold, key=lambda i: (-sold[i], i)) or [i.instrument_id for i in instruments]
+    ids = ids[:MAX_INSTRUMENTS]
+    columns = ["ts", "instrument", "price"]
+    # the counterfactual first, wide and grey, so the variants that did not move the price
+    # are drawn on top of it
+    paths = [("counterfactual", pq.read_table(run_dirs[0] / "counterfactual_trades.parquet",
+                                              columns=columns).to_pandas(),
+              {"width": 4, "color": "rgba(0,0,0,0.3)"})]
+    paths += [(label, pq.read_table(d / "trades.parquet", columns=columns).to_pandas(),
+               {"width": 1.3, "color": _colour(k)})
+              for k, (label, d) in enumerate(zip(table.label, run_dirs, strict=True))]
+    budget = max(1_000, MAX_POINTS // (len(paths) * len(ids)))
+    fig = make_subplots(rows=len(ids), cols=1, shared_xaxes=True,
+                        subplot_titles=[instruments[i].symbol for i in ids])
+    tz = "Asia/Seoul" if venue == "krx" else "UTC"
+    for row, inst in enumerate(ids, start=1):
+        scale = 10.0 ** instruments[inst].price_decimals
+        for label, trades, line in paths:
+            g = trades[trades.instrument == inst].sort_values("ts", kind="stable")
+            keep = thin_path(g.price.to_numpy(), budget)
+            ts = pd.to_datetime(g.ts.to_numpy()[keep], utc=True).tz_convert(tz)
+            fig.add_trace(go.Scatter(x=ts.tz_localize(None), y=g.price.to_numpy()[keep] / scale,
+                                     name=label, mode="lines", line={"shape": "hv", **line},
+                                     legendgroup=label, showlegend=row == 1), row=row, col=1)
+    if venue == "krx":  # hide nights and weekends
+        fig.update_xaxes(rangebreaks=[{"bounds": ["sat", "mon"]},
+                                      {"bounds": [16, 8], "pattern": "hour"}])
+    fig.update_layout(title=f"Trade price ({tz} time): each variant and the counterfactual",
+                      height=max(420, 320 * len(ids)))
+    return fig
+
+
+def _colour(k: int) -> str:
+    """Variant ``k``'s colour, the same in every chart."""
+    return f"hsl({(k * 137) % 360},55%,45%)"
+
+
+def thin_path(price: np.ndarray, limit: int) -> np.ndarray:
+    """Indices of at most about ``limit`` points of a price path that keep its shape: the
+    lowest and highest point of each of ``limit / 2`` equal buckets, and the last point (a
+    drawdown's trough survives, which every-n-th sampling can drop)."""
+    n = len(price)
+    if n <= limit:
+        return np.arange(n)
+    k = -(-n // max(1, limit // 2))
+    m = n // k
+    blocks = price[:m * k].reshape(m, k)
+    start = np.arange(m) * k
+    parts = [start + blocks.argmin(axis=1), start + blocks.argmax(axis=1), [n - 1]]
+    if m * k < n:
+        tail = price[m * k:]
+        parts.append([m * k + int(tail.argmin()), m * k + int(tail.argmax())])
+    return np.unique(np.concatenate(parts).astype(np.int64))

@@ -1,0 +1,189 @@
+"""``cascade compare``: rule variants on the identical tape, population and seed, each in its
+own process. The scenario is the shipped small-cap CFD unwind (tests/test_broker_scenario.py):
+the ``cfd`` preset force-sells the heavily leveraged population into two limit-down days;
+with the call at 60% and the intraday liquidation at 30% no account is ever sold."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+from typer.testing import CliRunner
+
+from replay.cli import app
+from replay.compare import VariantError, compare, parse_variant, thin_path, variant_labels
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "brokers" / "examples"
+POPULATION = EXAMPLES / "unwind-heavy.csv"
+VARIANTS = ["cfd", "cfd,call_level=0.6,liquidation_level=0.3"]
+TIGHT, LOOSE = "cfd", "cfd_call_level=0.6_liquidation_level=0.3"
+
+
+@pytest.fixture(scope="module")
+def tape(tmp_path_factory):
+    path = tmp_path_factory.mktemp("unwind") / "unwind.parquet"
+    r = CliRunner().invoke(app, ["data", "synth", "--profile", "krx-smallcap", "--days", "5",
+                                 "--seed", "5", "--shock", "1:-0.12", "-o", str(path)])
+    assert r.exit_code == 0, r.output
+    return path
+
+
+@pytest.fixture(scope="module")
+def compared(tape, tmp_path_factory):
+    out = tmp_path_factory.mktemp("compare")
+    finished: list[str] = []
+    table = compare(tape, VARIANTS, POPULATION, out,
+                    progress=lambda label, _: finished.append(label))
+    return table.set_index("label", drop=False), out, finished
+
+
+def summary(run_dir) -> dict:
+    return json.loads((Path(run_dir) / "summary.json").read_text())
+
+
+def test_parse_variant_splits_the_preset_from_its_overrides():
+    assert parse_variant("krx-credit") == ("krx-credit", [])
+    assert parse_variant("krx-credit, maintenance_ratio=1.3,grace_days=2") == (
+        "krx-credit", ["maintenance_ratio=1.3", "grace_days=2"])
+    with pytest.raises(ValueError, match="grace_days"):
+        parse_variant("krx-credit,grace_days")
+
+
+def test_labels_are_filesystem_safe_and_unique():
+    assert variant_labels(["krx-credit", "krx-credit,maintenance_ratio=1.3",
+                           "my rules/strict.toml,grace_days=0", "krx-credit"]) == [
+        "krx-credit", "krx-credit_maintenance_ratio=1.3", "strict_grace_days=0",
+        "krx-credit-2"]
+    assert variant_labels(["a", "b"], ["base", "strict"]) == ["base", "strict"]
+    with pytest.raises(ValueError, match="one label per variant"):
+        variant_labels(["a", "b"], ["only-one"])
+    with pytest.raises(ValueError, match="must be different"):
+        variant_labels(["a", "b"], ["x", "x"])
+    with pytest.raises(ValueError, match="run directory"):
+        variant_labels(["a", "b"], ["x", "../y"])
+
+
+def test_thin_path_keeps_the_trough_and_the_last_point():
+    price = pd.Series(range(1_000_000, 0, -1)).to_numpy()
+    price[123_457] = -5  # a one-print trough that every-n-th sampling would miss
+    keep = thin_path(price, 1_000)
+    assert len(keep) <= 1_003 and 123_457 in keep and keep[-1] == len(price) - 1
+    assert (thin_path(price[:10], 1_000) == range(10)).all()
+
+
+def test_each_row_is_its_own_run_summary(compared):
+    table, out, finished = compared
+    assert list(table.label) == [TIGHT, LOOSE] and sorted(finished) == sorted(table.label)
+    for label, row in table.iterrows():
+        assert Path(row.run_dir) == out / label
+        s = summary(row.run_dir)
+        b, c, v = s["broker"], s["counterfactual"], s["venue_summary"]
+        assert s["compare"]["variant"] in VARIANTS and s["compare"]["label"] == label
+        assert (row.forced_volume, row.forced_value, row.accounts_liquidated,
+                row.accounts_wiped_out, row.broker_shortfall, row.max_generation) == (
+            b["forced_volume"], b["forced_value"], b["accounts_liquidated"],
+            b["accounts_wiped_out"], b["broker_shortfall"], b["max_generation"])
+        assert row.amplification == pytest.approx(b["amplification"])
+        assert (row.max_drawdown, row.counterfactual_max_drawdown) == (
+            b["max_drawdown"], c["max_drawdown"])
+        assert row.excess_drawdown == pytest.approx(b["max_drawdown"] - c["max_drawdown"])
+        assert (row.limit_locked_days, row.vi_count, row.circuit_breakers) == (
+            v["limit_locked_down_sessions"], v["volatility_interruptions"],
+            v["circuit_breakers"])
+        assert s["seed"] == 5  # the tape's own session seed
+    assert table.loc[LOOSE, "overrides"] == "call_level=0.6,liquidation_level=0.3"
+
+
+def test_a_looser_rule_sells_less_and_moves_the_price_less(compared):
+    table, _, _ = compared
+    tight, loose = table.loc[TIGHT], table.loc[LOOSE]
+    assert tight.forced_volume > 50_000 and tight.limit_locked_days == 2
+    assert loose.forced_volume < tight.forced_volume
+    assert loose.max_drawdown < tight.max_drawdown
+    assert tight.excess_drawdown > 0.2
+    # nothing sold: the price path is the counterfactual's
+    assert loose.forced_volume == 0 and loose.excess_drawdown == 0
+
+
+def test_the_counterfactual_is_common_to_every_variant(compared):
+    table, _, _ = compared
+    assert table.counterfactual_max_drawdown.nunique() == 1
+    paths = [pq.read_table(Path(d) / "counterfactual_trades.parquet") for d in table.run_dir]
+    assert paths[0].num_rows > 0 and all(p.equals(paths[0]) for p in paths[1:])
+
+
+def test_each_variant_ran_in_a_process_of_its_own(compared):
+    table, _, _ = compared
+    pids = [summary(d)["compare"]["worker_pid"] for d in table.run_dir]
+    assert len(set(pids)) == len(pids) and os.getpid() not in pids
+
+
+def test_the_comparison_files_hold_the_table_and_the_page_loads_nothing(compared):
+    table, out, _ = compared
+    from_csv = pd.read_csv(out / "comparison.csv", keep_default_na=False, na_values=[""])
+    assert list(from_csv.label) == list(table.label)
+    assert (from_csv.forced_volume.to_numpy() == table.forced_volume.to_numpy()).all()
+    pd.testing.assert_frame_equal(pd.read_parquet(out / "comparison.parquet"),
+                                  table.reset_index(drop=True))
+    page = (out / "comparison.html").read_text()
+    assert not re.search(r"<(script|link|img|iframe)\b[^>]*\b(src|href)\s*=", page, re.I)
+    from plotly.offline import get_plotlyjs
+
+    assert page.count(get_plotlyjs()) == 1  # plotly.js inline, once
+    assert LOOSE in page and "counterfactual" in page
+
+
+def test_a_bad_rule_key_fails_before_any_run(tape, tmp_path):
+    with pytest.raises(ValueError, match="call_levle"):
+        compare(tape, ["cfd", "cfd,call_levle=0.5"], POPULATION, tmp_path / "out")
+    with pytest.raises(ValueError, match="no credit account"):
+        compare(tape, ["cfd", "krx-credit"], POPULATION, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_one_variant_is_not_a_comparison(tape, tmp_path):
+    with pytest.raises(ValueError, match="at least two"):
+        compare(tape, ["cfd"], POPULATION, tmp_path / "out")
+    r = CliRunner().invoke(app, ["compare", str(tape), "--population", str(POPULATION),
+                                 "--broker", "cfd", "-o", str(tmp_path / "out")])
+    assert r.exit_code == 2 and "at least two" in r.output
+
+
+def test_a_variant_that_fails_while_running_is_named(tape, tmp_path):
+    # both rule sets are valid and the population holds accounts of both kinds, but CFD calls
+    # are valued at the close, which the generic venue does not have
+    population = tmp_path / "mixed.csv"
+    population.write_text("account_id,kind,instrument,shares,entry_price,cash,loan,trade_date\n"
+                          "1,instant,SYNTH-SMALL,100,6000,0,300000,2024-01-02\n"
+                          "2,cfd,SYNTH-SMALL,100,6000,0,360000,2024-01-02\n")
+    with pytest.raises(VariantError, match=r"variant 'cfd' \(cfd\) failed: .*--venue krx") as e:
+        compare(tape, ["instant", "cfd"], population, tmp_path / "out", venue="generic")
+    assert "'instant'" not in str(e.value)
+    assert not (tmp_path / "out" / "comparison.csv").exists()
+
+
+def test_cli_compare_rewrites_the_same_comparison(compared, tape):
+    table, out, _ = compared
+    before = (out / "comparison.csv").read_bytes()
+    pids = [summary(d)["compare"]["worker_pid"] for d in table.run_dir]
+    r = CliRunner().invoke(app, ["compare", str(tape), "--population", str(POPULATION),
+                                 *[a for v in VARIANTS for a in ("--broker", v)],
+                                 "--jobs", "2", "-o", str(out)])
+    assert r.exit_code == 0, r.output
+    assert (out / "comparison.csv").read_bytes() == before  # same inputs, same bytes
+    assert [summary(d)["compare"]["worker_pid"] for d in table.run_dir] != pids
+    assert "excess drawdown" in r.stdout and "33.71%" in r.stdout
+    assert str(out / "comparison.html") in r.stdout.replace("\n", "")
+
+
+def test_cli_compare_names_a_mistyped_key(tape, tmp_path):
+    r = CliRunner().invoke(app, ["compare", str(tape), "--population", str(POPULATION),
+                                 "--broker", "cfd", "--broker", "cfd", "--set", "grace_dayz=2",
+                                 "-o", str(tmp_path / "out")])
+    assert r.exit_code == 2 and "grace_dayz" in r.output
+    assert not (tmp_path / "out").exists()
