@@ -1,72 +1,142 @@
-"""The demo: a synthetic KRX small-cap day hit by a large injected market sell, replayed in
-the three tape modes and run in generative mode, so the difference between transient,
-decaying, permanent and flow-driven impact shows; then the same sell at the KRX venue,
-where it meets the VI and the lower limit."""
+"""The demo: two leverage unwinds on synthetic KRX tapes, each replayed with a margin broker
+and a strategy, reported, and one compared under two maintenance ratios.
+
+1. **Small-cap CFD unwind** (5 days): a -12% news gap before day 2 pushes 2,000 heavily
+   leveraged CFD accounts (brokers/examples/unwind-heavy.csv) under their margin call
+   level; their forced sales at the lower limit lock the stock limit-down two days running.
+   A liquidity provider (strategies/liquidity_provider.py) bids for those sales at the
+   lower limit in each pre-open auction.
+2. **Large-cap crash** (4 days): a -17% gap on day 2 halts the market (circuit breaker
+   stage 1) and leaves hundreds of the 5,000 신용융자 accounts of
+   brokers/examples/crash-credit.csv valued under 140% at the close; uncured by D+1, they
+   are sold in the pre-open auction of day 4. A leveraged momentum strategy
+   (strategies/credit_momentum.py) that bought on day 1 is among them.
+3. **140% vs 130%**: the large-cap crash under ``krx-credit`` and under the same rules with
+   a 130% maintenance ratio, each in its own process.
+"""
 
 from __future__ import annotations
 
 import json
-from datetime import date, time
+from contextlib import contextmanager
 from pathlib import Path
 
-import numpy as np
 from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
+from rich.table import Table
 
-from replay.engine import InjectedOrders, Replay
-from replay.generative import run_generative
-from replay.results import write_run
+from replay.compare import compare
+from replay.report import write_report
+from replay.runner import RunSpec, run_tape
 from replay.synth import write_synthetic_tape
-from replay.tape import ASK, Tape
-from venues.krx.calendar import trading_days
-from venues.krx.session import seoul_ns
-from venues.matching import ORDER_TYPES
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "brokers" / "examples"
+
+SMALL = {"profile": "krx-smallcap", "days": 5, "seed": 5, "shocks": {1: -0.12}}
+LARGE = {"profile": "krx-largecap", "days": 4, "seed": 3, "shocks": {1: -0.17}}
 
 
-def run_demo(output: Path, console: Console, seed: int = 7) -> dict:
+def run_demo(output: Path, console: Console) -> dict:
     output.mkdir(parents=True, exist_ok=True)
-    tape_path = output / "krx-smallcap.parquet"
-    console.print("synthesising one KRX small-cap session ...")
-    write_synthetic_tape(tape_path, "krx-smallcap", days=1, seed=seed)
-    tape = Tape(tape_path)
-    first = next(tape.chunks(1 << 16))
-    # 10:00 Seoul, an hour into continuous trading: a market sell of 20x the median order
-    ts = seoul_ns(trading_days(date(2024, 1, 2), 1)[0], time(10, 0))
-    size = 5_000  # about half the resting bids of a small-cap book
-    sell = InjectedOrders(np.array([ts]), np.array([int(first.instrument[0])]), np.array([ASK]),
-                          np.array([ORDER_TYPES["market"]]), np.array([0]), np.array([size]))
-    summary = {}
-    for mode in ("absolute", "relative", "propagator"):
-        result = Replay(tape.instruments, mode).run(tape.chunks(), sell)
-        run_dir = write_run(result, output / f"run-{mode}", seed=seed,
-                            config={"tape": str(tape_path), "mode": mode, "sell_size": size})
-        close = int(result.trades.price.iloc[-1]) if len(result.trades) else None
-        summary[mode] = {"events": result.events, "seconds": round(result.wall_seconds, 3),
-                         "sell_filled": int(result.injected.filled.iloc[0]),
-                         "last_price": close, "run_dir": str(run_dir)}
-        console.print(f"{mode:>10}: {result.events:,} events in {result.wall_seconds:.2f}s, "
-                      f"last price {close}, results in {run_dir}/")
-    krx = Replay(tape.instruments, "relative", venue="krx",
-                 seed=tape.session_seed or 0).run(tape.chunks(), sell)
-    run_dir = write_run(krx, output / "run-krx", seed=tape.session_seed or 0,
-                        config={"tape": str(tape_path), "mode": "relative", "venue": "krx",
-                                "sell_size": size})
-    vis = int(krx.venue_events.kind.str.startswith("vi").sum())
-    summary["krx"] = {"events": krx.events, "seconds": round(krx.wall_seconds, 3),
-                      "sell_filled": int(krx.injected.filled.iloc[0]),
-                      "volatility_interruptions": vis, "close": int(krx.sessions.close.iloc[0]),
-                      "run_dir": str(run_dir)}
-    console.print(f"{'krx venue':>10}: the same sell (relative mode): {vis} VI(s), close "
-                  f"{int(krx.sessions.close.iloc[0])}, results in {run_dir}/")
-    gen = run_generative("krx-smallcap", days=1, seed=seed, injected=sell)
-    run_dir = write_run(gen, output / "run-generative", seed=seed,
-                        config={"mode": "generative", "profile": "krx-smallcap",
-                                "sell_size": size})
-    close = int(gen.trades.price.iloc[-1])
-    summary["generative"] = {"events": gen.events, "seconds": round(gen.wall_seconds, 3),
-                             "sell_filled": int(gen.injected.filled.iloc[0]),
-                             "last_price": close, "run_dir": str(run_dir)}
-    console.print(f"{'generative':>10}: {gen.events:,} flow events in {gen.wall_seconds:.2f}s, "
-                  f"last price {close}, results in {run_dir}/")
-    (output / "demo-summary.json").write_text(json.dumps(summary, indent=2))
-    console.print(f"done: open {output}/demo-summary.json and the run directories beside it")
+    bars = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
+                    MofNCompleteColumn(), TimeElapsedColumn(), console=console,
+                    transient=False)
+
+    @contextmanager
+    def progress(label: str, total: int | None):
+        task = bars.add_task(label, total=total or 1)
+        yield lambda n: bars.advance(task, n)
+        bars.update(task, completed=total or 1)
+
+    summary: dict = {}
+    with bars:
+        tapes = {}
+        for name, spec in (("smallcap-unwind", SMALL), ("largecap-crash", LARGE)):
+            path = output / f"{name}.parquet"
+            task = bars.add_task(f"synthesise {name} ({spec['days']} KRX days)", total=1)
+            write_synthetic_tape(path, spec["profile"], days=spec["days"], seed=spec["seed"],
+                                 shocks=spec["shocks"])
+            bars.update(task, completed=1)
+            tapes[name] = path
+        runs = {
+            "smallcap-unwind": RunSpec(
+                tape=tapes["smallcap-unwind"], output=output / "smallcap-unwind",
+                mode="relative", venue="krx", broker="cfd",
+                population=EXAMPLES / "unwind-heavy.csv",
+                strategy="strategies.liquidity_provider:LiquidityProvider"),
+            "largecap-crash": RunSpec(
+                tape=tapes["largecap-crash"], output=output / "largecap-crash",
+                mode="relative", venue="krx", broker="krx-credit",
+                population=EXAMPLES / "crash-credit.csv",
+                strategy="strategies.credit_momentum:CreditMomentum"),
+        }
+        for name, spec in runs.items():
+            result = run_tape(spec, progress)
+            with progress(f"report {name}", 1) as advance:
+                report = write_report(spec.output)
+                advance(1)
+            summary[name] = {"run_dir": str(spec.output), "report": str(report),
+                             "broker": result["broker"],
+                             "counterfactual": result["counterfactual"],
+                             "venue": result.get("venue_summary", {}),
+                             "strategy": result.get("strategy", {})}
+        task = bars.add_task("compare 140% vs 130% (two processes)", total=2)
+        table = compare(tapes["largecap-crash"], ["krx-credit",
+                                                  "krx-credit,maintenance_ratio=1.3"],
+                        EXAMPLES / "crash-credit.csv", output / "compare-140-130",
+                        labels=["ratio-140", "ratio-130"], mode="relative", venue="krx",
+                        progress=lambda label, s: bars.advance(task, 1))
+    summary["compare"] = {"dir": str(output / "compare-140-130"),
+                          "html": str(output / "compare-140-130" / "comparison.html"),
+                          "rows": json.loads(table.drop(columns=["run_dir"]).to_json(
+                              orient="records"))}
+    (output / "demo-summary.json").write_text(json.dumps(summary, indent=2,
+                                                         ensure_ascii=False))
+    _print(console, summary, table)
     return summary
+
+
+def _print(console: Console, summary: dict, table) -> None:
+    columns = {"smallcap unwind": summary["smallcap-unwind"],
+               "largecap crash": summary["largecap-crash"]}
+    for _, row in table.iterrows():
+        columns[f"crash at {row.label[-3:]}%"] = {
+            "broker": {"forced_volume": row.forced_volume,
+                       "accounts_liquidated": row.accounts_liquidated,
+                       "max_drawdown": row.max_drawdown},
+            "counterfactual": {"max_drawdown": row.counterfactual_max_drawdown},
+            "venue": {"volatility_interruptions": row.vi_count,
+                      "circuit_breakers": row.circuit_breakers,
+                      "limit_locked_down_sessions": row.limit_locked_days}}
+    shown = Table(title="what the forced sales did", box=None, padding=(0, 2, 0, 0),
+                  header_style="bold")
+    shown.add_column("", no_wrap=True)
+    for name in columns:
+        shown.add_column(name, justify="right")
+    rows = (("shares force-sold", "broker", "forced_volume", "{:,}"),
+            ("accounts sold", "broker", "accounts_liquidated", "{:,}"),
+            ("max drawdown", "broker", "max_drawdown", "{:.1%}"),
+            ("  without them", "counterfactual", "max_drawdown", "{:.1%}"),
+            ("VI", "venue", "volatility_interruptions", "{}"),
+            ("circuit breakers", "venue", "circuit_breakers", "{}"),
+            ("limit-locked days", "venue", "limit_locked_down_sessions", "{}"))
+    for title, part, key, fmt in rows:
+        shown.add_row(title, *(fmt.format(c[part].get(key, 0)) for c in columns.values()))
+    console.print(shown)
+    for name in ("smallcap-unwind", "largecap-crash"):
+        st = summary[name]["strategy"]
+        if st:
+            console.print(f"{name}: strategy {st['name']} ended with {st['final_equity']:,.0f} "
+                          f"won of {st['initial_cash']:,.0f}; {st['margin_calls']} margin "
+                          f"call(s), {st['liquidations']} forced sale(s)", highlight=False)
+    console.print("\nopen these in a browser:", style="bold")
+    for name in ("smallcap-unwind", "largecap-crash"):
+        console.print(f"  {summary[name]['report']}", highlight=False)
+    console.print(f"  {summary['compare']['html']}", highlight=False)
