@@ -13,10 +13,21 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-app = typer.Typer(no_args_is_help=True, add_completion=False,
-                  help="Order-book replay with a margin-aware broker.\n\n"
-                       "Example: cascade data synth --profile krx-smallcap --days 1 --seed 7 "
-                       "-o day.parquet && cascade replay day.parquet --mode relative -o run/")
+app = typer.Typer(no_args_is_help=True, add_completion=False, rich_markup_mode="markdown",
+                  help="""Order-book replay with a margin-aware broker: forced liquidations walk the
+simulated book, and a counterfactual replay shows the market without them.
+
+A session, step by step (each command's --help has more examples):
+
+* cascade data import --format kis recording.txt -o day.parquet (or: cascade data synth
+  --profile krx-smallcap --days 5 --seed 5 --shock 1:-0.12 -o day.parquet)
+* cascade replay day.parquet --venue krx --mode relative --broker krx-credit
+  --population accounts.csv --strategy my_strategy.py:MyStrategy -o runs/day
+* cascade report runs/day
+* cascade compare day.parquet --population accounts.csv --broker krx-credit
+  --broker krx-credit,maintenance_ratio=1.3 -o runs/140-vs-130
+* cascade demo (the bundled scenarios, end to end)
+""")
 data_app = typer.Typer(no_args_is_help=True, help="Import, check and synthesise tapes.")
 app.add_typer(data_app, name="data")
 err = Console(stderr=True)
@@ -205,7 +216,8 @@ def book(
     out.print(f"wrote {rows:,} book rows x {levels} levels to {output}")
 
 
-@app.command("replay")
+@app.command("replay", short_help="Replay a tape through the book, with injected orders, a "
+                                  "broker and a strategy.")
 @_friendly
 def replay_cmd(
     tape: Annotated[Path | None, typer.Argument(help="Tape to replay (none in generative "
@@ -255,12 +267,19 @@ def replay_cmd(
     counterfactual): forced_orders.parquet, accounts.parquet and the figures of both in
     summary.json.
 
-    Examples: cascade replay day.parquet --mode relative --inject sells.csv -o runs/day;
-    cascade replay krx2d.parquet --venue krx --inject sells.csv -o runs/krx;
-    cascade replay krx2d.parquet --venue krx --broker krx-credit --population accts.csv
-    --set maintenance_ratio=1.3 -o runs/credit;
-    cascade replay --mode generative --profile krx-smallcap --seed 3 --inject sells.csv
-    -o runs/gen
+    With --strategy, a strategy trades in the replay (docs/strategies.md) and its equity
+    and events are written too.
+
+    Examples:
+
+    * cascade replay day.parquet --mode relative --inject sells.csv -o runs/day
+    * cascade replay krx2d.parquet --venue krx --inject sells.csv -o runs/krx
+    * cascade replay krx2d.parquet --venue krx --broker krx-credit --population accts.csv
+      --set maintenance_ratio=1.3 -o runs/credit
+    * cascade replay krx2d.parquet --venue krx --strategy
+      strategies/credit_momentum.py:CreditMomentum --param cash=30000000 -o runs/momentum
+    * cascade replay --mode generative --profile krx-smallcap --seed 3 --inject sells.csv
+      -o runs/gen
     """
     from replay.inject import read_injected
     from replay.results import write_run
@@ -373,7 +392,8 @@ def brokers_show(
     out.print(resolved.to_toml(), end="", markup=False, highlight=False, soft_wrap=True)
 
 
-@app.command("compare")
+@app.command("compare", short_help="Compare broker rule variants on the same tape, "
+                                   "population and seed.")
 @_friendly
 def compare_cmd(
     tape: Annotated[Path, typer.Argument(help="Tape every variant replays.")],
@@ -455,10 +475,11 @@ def compare_cmd(
               f"per variant under {output}/", highlight=False)
 
 
-@app.command("report")
+@app.command("report", short_help="Write a run directory's report.html.")
 @_friendly
 def report(
-    run_dir: Annotated[Path, typer.Argument(help="Run directory written by cascade replay.")],
+    run_dir: Annotated[Path, typer.Argument(metavar="RUN_DIR",
+                                            help="Run directory written by cascade replay.")],
 ) -> None:
     """Write RUN_DIR/report.html, one self-contained page (opens offline): the price path
     with and without the forced sales, the cascade by generation, collateral ratios at each
@@ -471,7 +492,7 @@ def report(
     out.print(str(write_report(run_dir)), markup=False, highlight=False, soft_wrap=True)
 
 
-@app.command("demo")
+@app.command("demo", short_help="Run the bundled scenarios and write their reports.")
 @_friendly
 def demo(output: Annotated[Path, typer.Option("-o", "--output", help="Directory to write.")]
          = Path("demo-output")) -> None:

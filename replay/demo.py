@@ -138,5 +138,5 @@ def _print(console: Console, summary: dict, table) -> None:
                           f"call(s), {st['liquidations']} forced sale(s)", highlight=False)
     console.print("\nopen these in a browser:", style="bold")
     for name in ("smallcap-unwind", "largecap-crash"):
-        console.print(f"  {summary[name]['report']}", highlight=False)
-    console.print(f"  {summary['compare']['html']}", highlight=False)
+        console.print(f"  {summary[name]['report']}", highlight=False, soft_wrap=True)
+    console.print(f"  {summary['compare']['html']}", highlight=False, soft_wrap=True)
