@@ -180,7 +180,7 @@ def test_strategy_equity_marks_its_margin_calls_and_liquidations(strategy_run):
     (equity,) = plots(strategy_run, "strategy")
     assert len(traces(equity, "margin call")[0].x) == 2
     assert len(traces(equity, "liquidation")[0].x) == 1
-    assert len(traces(equity, "call_ended")[0].x) == 1
+    assert len(traces(equity, "call ended")[0].x) == 1
     assert not traces(equity, "fill")
     page = write_report(strategy_run).read_text()
     assert "strategy" in section_ids(page)
