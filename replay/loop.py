@@ -34,6 +34,7 @@ from venues.book import (
     H_CNT,
     H_EV_KIND,
     H_ST_INST,
+    H_ST_SEEN,
     H_ST_TS,
     H_TOB_LAST,
     H_VENUE,
@@ -414,7 +415,6 @@ def run_chunk(ts_a, inst_a, act_a, side_a, px_a, sz_a, oid_a, flg_a, pos, inj, j
                 return NEED_OUTPUT, pos, jpos
             inst = inj[jpos, J_INST]
             before = S[ii(S, inst, I_LAST)]
-            printed = OUT[TRADES + 2]
             st = _inject(S, F, OUT, inj, jpos, mode)
             if st != OK:
                 return st, pos, jpos
@@ -429,7 +429,8 @@ def run_chunk(ts_a, inst_a, act_a, side_a, px_a, sz_a, oid_a, flg_a, pos, inj, j
                 S[H_BK_INST] = inst
                 S[H_BK_TS] = inj[jpos - 1, J_TS]
                 return BROKER_EVENT, pos, jpos
-            if S[ii(S, inst, I_SUB)] != 0 and OUT[TRADES + 2] != printed:
+            if S[ii(S, inst, I_SUB)] != 0 and OUT[TRADES + 2] != S[H_ST_SEEN]:
+                S[H_ST_SEEN] = OUT[TRADES + 2]
                 S[H_ST_INST] = inst
                 S[H_ST_TS] = inj[jpos - 1, J_TS]
                 return STRATEGY_EVENT, pos, jpos
@@ -441,7 +442,6 @@ def run_chunk(ts_a, inst_a, act_a, side_a, px_a, sz_a, oid_a, flg_a, pos, inj, j
             return NEED_OUTPUT, pos, jpos
         inst = inst_a[pos]
         before = S[ii(S, inst, I_LAST)]
-        printed = OUT[TRADES + 2]
         if venue and flg_a[pos] & F_AUCTION:
             count(S, C_AUCTION_ROWS, 1)  # history's own uncross: the venue computes its own
         else:
@@ -461,7 +461,9 @@ def run_chunk(ts_a, inst_a, act_a, side_a, px_a, sz_a, oid_a, flg_a, pos, inj, j
             S[H_BK_INST] = inst
             S[H_BK_TS] = ts_a[pos - 1]
             return BROKER_EVENT, pos, jpos
-        if S[ii(S, inst, I_SUB)] != 0 and OUT[TRADES + 2] != printed:
+        if S[ii(S, inst, I_SUB)] != 0 and OUT[TRADES + 2] != S[H_ST_SEEN]:
+            # trade rows the strategy has not read (H_ST_SEEN: those it has)
+            S[H_ST_SEEN] = OUT[TRADES + 2]
             S[H_ST_INST] = inst
             S[H_ST_TS] = ts_a[pos - 1]
             return STRATEGY_EVENT, pos, jpos

@@ -37,6 +37,7 @@ import numpy as np
 import pandas as pd
 
 from venues.book import (
+    H_ST_SEEN,
     I_CLOSE_PX,
     I_LAST,
     I_LO_LIM,
@@ -766,6 +767,7 @@ class StrategyHost:
         out = self.rp.reports.view(TRADES)
         rows = out[self._trade_seen:]
         self._trade_seen = len(out)
+        self.rp.book.S[H_ST_SEEN] = self._trade_seen
         if not len(rows) or not (self._bars or self._trade_subs.any()):
             return
         from replay.engine import SOURCE_NAMES
@@ -784,6 +786,7 @@ class StrategyHost:
 
     def flushed(self) -> None:
         self._trade_seen = 0
+        self.rp.book.S[H_ST_SEEN] = 0
 
     def _add_to_bars(self, inst: int, interval: int, ts, px, size) -> None:
         start = ts // interval * interval

@@ -32,7 +32,7 @@ NEED_OUTPUT = 3
 PAUSE = 4  # the next row or order is at or after the time the venue asked to stop at
 VENUE_EVENT = 5  # a venue rule fired (VI, circuit breaker, sidecar): see the H_EV_* slots
 BROKER_EVENT = 6  # a last price reached the broker's watch price (H_BK_INST, H_BK_TS)
-STRATEGY_EVENT = 7  # an event printed trades on an instrument a strategy watches (I_SUB)
+STRATEGY_EVENT = 7  # an event on an instrument a strategy watches (I_SUB) left trades unread
 
 # Arena header: offsets and sizes of the blocks, and the order pool's counters.
 (H_INS, H_NINS, H_LV, H_NLV, H_ORD, H_CAP, H_FREE, H_TAB, H_TABN, H_FREE_TOP, H_USED,
@@ -43,7 +43,9 @@ STRATEGY_EVENT = 7  # an event printed trades on an instrument a strategy watche
  H_IDX_SINCE, H_FUT_INST, H_FUT_LO, H_FUT_HI, H_FUT_SINCE, H_PROG_SIDE,
  H_PROG_UNTIL) = range(17, 32)
 H_BK_INST, H_BK_TS = 32, 33
-H_ST_INST, H_ST_TS = 34, 35  # the instrument and time of a STRATEGY_EVENT
+# the instrument and time of a STRATEGY_EVENT, and how many rows of the trade table the
+# strategy has read (the loop stops when a watched instrument's event leaves more)
+H_ST_INST, H_ST_TS, H_ST_SEEN = 34, 35, 36
 HEADER = 48
 N_COUNTERS = 24
 MAX_BANDS = 8
