@@ -385,11 +385,13 @@ class Replay:
                 if status in (PAUSE, VENUE_EVENT, BROKER_EVENT, STRATEGY_EVENT):
                     self._jpos = jpos
                     now = until
+                    polled = False
                     if status == PAUSE:
                         if venue is not None and venue.next_ts() <= until:
                             venue.step()
                         else:
                             host.on_time(until, self._next_input(ev, pos, jpos))
+                            polled = True
                     elif status == VENUE_EVENT:
                         now = int(self.book.S[H_EV_TS])
                         venue.on_event()
@@ -398,7 +400,7 @@ class Replay:
                         broker.on_watch()
                     else:
                         now = int(self.book.S[H_ST_TS])
-                    if host is not None:
+                    if host is not None and not polled:
                         host.poll(now)
                     # the venue, the broker or the strategy may have added orders
                     inj, jpos = self._inj, self._jpos

@@ -468,6 +468,7 @@ class StrategyHost:
         self._forced_seen = 0
         self._trade_seen = 0
         self._trade_subs = np.zeros(n, bool)
+        self._any_trade_sub = False
         self._books: dict[int, list[int]] = {}  # inst -> [interval, depth, next due]
         self._bars: dict[int, list[Any]] = {}  # inst -> [interval, current bar dict | None]
         self.timers: dict[str, list[Any]] = {}  # name -> [next due, interval, daily time]
@@ -571,9 +572,9 @@ class StrategyHost:
     def book(self, inst: int, depth: int) -> Book:
         out = np.zeros(4 * depth, np.int64)
         snapshot_levels(self.rp.book.S, inst, depth, out, 0)
-        q = out.reshape(depth, 4)
-        bids = tuple((int(p), int(s)) for p, s in q[:, :2] if p > 0 and s > 0)
-        asks = tuple((int(p), int(s)) for p, s in q[:, 2:] if p > 0 and s > 0)
+        q = out.reshape(depth, 4).tolist()
+        bids = tuple((p, s) for p, s, _, _ in q if p > 0 and s > 0)
+        asks = tuple((p, s) for _, _, p, s in q if p > 0 and s > 0)
         return Book(self.now, inst, bids, asks)
 
     def to_tick(self, inst: int, price: float, up: bool) -> int:
@@ -668,6 +669,7 @@ class StrategyHost:
     # -- subscriptions ----------------------------------------------------------------------
     def subscribe_trades(self, inst: int) -> None:
         self._trade_subs[inst] = True
+        self._any_trade_sub = True
         self._watch(inst)
 
     def subscribe_book(self, inst: int, interval: int, depth: int) -> None:
@@ -768,15 +770,22 @@ class StrategyHost:
         rows = out[self._trade_seen:]
         self._trade_seen = len(out)
         self.rp.book.S[H_ST_SEEN] = self._trade_seen
-        if not len(rows) or not (self._bars or self._trade_subs.any()):
+        if not len(rows) or not (self._bars or self._any_trade_sub):
             return
         from replay.engine import SOURCE_NAMES
 
         ts, inst, px, size, side, src = (rows[:, k] for k in range(6))
+        one = inst[0] == inst[-1] and (len(inst) < 3 or (inst == inst[0]).all())
         for i, (interval, _bar) in self._bars.items():
+            if one:
+                if inst[0] == i:
+                    self._add_to_bars(i, interval, ts, px, size)
+                continue
             m = inst == i
             if m.any():
                 self._add_to_bars(i, interval, ts[m], px[m], size[m])
+        if not self._any_trade_sub:
+            return
         sub = self._trade_subs[inst]
         for k in np.flatnonzero(sub):
             self.now = max(self.now, int(ts[k]))
@@ -790,8 +799,8 @@ class StrategyHost:
 
     def _add_to_bars(self, inst: int, interval: int, ts, px, size) -> None:
         start = ts // interval * interval
-        for s in np.unique(start):
-            m = start == s
+        for s in (start[:1] if start[0] == start[-1] else np.unique(start)):
+            m = start == s if start[0] != start[-1] else slice(None)
             bar = self._bars[inst][1]
             if bar is not None and bar["start"] != s:
                 # a later bar begins before the pause at this one's end: emit it now
