@@ -422,6 +422,12 @@ def compare_cmd(
     jobs: Annotated[int | None, typer.Option(
         help="Variants run at once, each in its own process. Default: min(variants, CPUs).")]
     = None,
+    strategy: Annotated[str | None, typer.Option(
+        help="A strategy trading in every variant (FILE.py:Class), its account under each "
+             "variant's rules; its final equity, calls and forced sales join the table.")]
+    = None,
+    param: Annotated[list[str] | None, typer.Option(
+        help="KEY=VALUE for the strategy's constructor (repeatable).")] = None,
 ) -> None:
     """Replay the same tape, population and seed under each broker rule variant and write
     comparison.csv, comparison.parquet and comparison.html (table, bar charts, each
@@ -450,7 +456,8 @@ def compare_cmd(
             table = compare(tape, broker, population, output, labels=label,
                             overrides=set_ or (), mode=mode, venue=venue, seed=seed,
                             inject=inject, index_prior_close=index_prior_close, jobs=jobs,
-                            progress=done)
+                            progress=done, strategy=strategy,
+                            strategy_params=_parse_params(param or []))
         except VariantError as exc:
             from rich.markup import escape
 
@@ -466,8 +473,11 @@ def compare_cmd(
                "excess_drawdown": "{:.2%}", "accounts_liquidated": "{:,}",
                "accounts_wiped_out": "{:,}", "broker_shortfall": "{:,}",
                "limit_locked_days": "{}", "vi_count": "{}", "circuit_breakers": "{}",
-               "max_generation": "{}"}
+               "max_generation": "{}", "strategy_final_equity": "{:,.0f}",
+               "strategy_margin_calls": "{}", "strategy_liquidations": "{}"}
     for column, fmt in formats.items():
+        if column not in table:
+            continue
         shown.add_row(column.replace("_", " "),
                       *("-" if pd.isna(v) else fmt.format(v) for v in table[column]))
     out.print(shown)

@@ -111,14 +111,17 @@ def compare(tape: str | Path, variants: list[str], population: str | Path,
             overrides: Sequence[str] = (), mode: str = "relative", venue: str = "krx",
             seed: int | None = None, inject: str | Path | None = None,
             index_prior_close: float = 0.0, jobs: int | None = None,
-            progress: VariantDone | None = None) -> pd.DataFrame:
+            progress: VariantDone | None = None, strategy: str | None = None,
+            strategy_params: dict[str, Any] | None = None) -> pd.DataFrame:
     """Replay ``tape`` once per rule variant, each in its own process, into
     ``output/<label>/``; write the comparison files (:data:`OUTPUTS`) and return its table.
 
     ``overrides`` apply to every variant before the variant's own. Every variant's rules,
     the tape, the population and the options are checked before any run starts; a variant
     that fails while running raises :class:`VariantError` naming it. The workers are spawned:
-    a script calling this needs the ``if __name__ == "__main__":`` guard."""
+    a script calling this needs the ``if __name__ == "__main__":`` guard. With ``strategy``
+    (``FILE.py:Class``), the same strategy trades in every variant, its account under each
+    variant's rules, and its figures join the table."""
     from brokers.engine import Broker
     from brokers.rules import load_rules
     from replay import loop
@@ -152,6 +155,15 @@ def compare(tape: str | Path, variants: list[str], population: str | Path,
         except (ValueError, FileNotFoundError) as exc:
             raise ValueError(f"variant {text!r}: {exc}") from None
         parsed.append((name, sets))
+    if strategy:
+        from strategies.base import load_strategy
+
+        kind = load_strategy(strategy)(**(strategy_params or {})).account
+        for text, (name, sets) in zip(variants, parsed, strict=True):
+            rules_kind = load_rules(name, sets).kind
+            if kind != "cash" and rules_kind != kind:
+                raise ValueError(f"variant {text!r}: {rules_kind} rules, but the strategy "
+                                 f"trades a {kind} account")
 
     output = Path(output)
     output.mkdir(parents=True, exist_ok=True)
@@ -160,7 +172,8 @@ def compare(tape: str | Path, variants: list[str], population: str | Path,
     specs = [RunSpec(tape=Path(tape), output=output / label, mode=mode, venue=venue, seed=seed,
                      inject=Path(inject) if inject else None, broker=name,
                      population=Path(population), overrides=tuple(sets),
-                     index_prior_close=index_prior_close)
+                     index_prior_close=index_prior_close, strategy=strategy,
+                     strategy_params=dict(strategy_params or {}))
              for label, (name, sets) in zip(names, parsed, strict=True)]
     _run_all(names, variants, specs, jobs, progress)
 
@@ -234,12 +247,17 @@ def comparison_table(labels: Sequence[str], parsed: Sequence[tuple[str, Sequence
         for column, section, key in FIGURES:
             value = summary.get(section, {}).get(key)
             row[column] = np.nan if value is None and column == "amplification" else value
+        st = summary.get("strategy")
+        if st:
+            row |= {"strategy_final_equity": st["final_equity"],
+                    "strategy_margin_calls": st["margin_calls"],
+                    "strategy_liquidations": st["liquidations"]}
         rows.append(row | {"run_dir": str(run_dir)})
     table = pd.DataFrame(rows).astype(_DTYPES)
     where = table.columns.get_loc("counterfactual_max_drawdown") + 1
     table.insert(where, "excess_drawdown",
                  table.max_drawdown - table.counterfactual_max_drawdown)
-    return table
+    return table[[c for c in table.columns if c != "run_dir"] + ["run_dir"]]
 
 
 # -- the html page ---------------------------------------------------------------------------

@@ -353,6 +353,8 @@ def load_strategy(spec: str) -> type[Strategy]:
     if not sep or not where or not cls_name:
         raise ValueError(f"--strategy {spec!r}: expected FILE.py:Class or module:Class, e.g. "
                          "strategies/credit_momentum.py:CreditMomentum")
+    if where.endswith(".py") and not Path(where).is_file() and where.startswith("strategies/"):
+        where = where[:-3].replace("/", ".")  # the shipped examples, from any directory
     if where.endswith(".py"):
         path = Path(where)
         if not path.is_file():

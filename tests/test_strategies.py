@@ -149,3 +149,30 @@ def test_liquidity_provider_buys_forced_sales_at_the_lower_limit(unwind, tmp_pat
     assert with_lp["broker"]["forced_volume"] > alone["broker"]["forced_volume"]
     fills = pq.read_table(tmp_path / "lp" / "fills.parquet").to_pandas()
     assert set(fills[fills.ts.isin(buys.ts)].source.astype(str)) == {"auction"}
+
+
+def test_compare_runs_the_strategy_under_each_rule(crash, tmp_path, monkeypatch):
+    pop = tmp_path / "one.csv"
+    pop.write_text("account_id,kind,instrument,shares,entry_price,cash,loan,trade_date\n"
+                   "1,credit,SYNTH-SMALL,1000,6000,0,2000000,2023-12-20\n")
+    monkeypatch.chdir(tmp_path)  # the shipped examples load by their path from anywhere
+    r = CliRunner().invoke(app, ["compare", str(crash), "--population", str(pop),
+                                 "--broker", "krx-credit", "--broker",
+                                 "krx-credit,maintenance_ratio=1.1", "--label", "r140",
+                                 "--label", "r110", "--strategy",
+                                 "strategies/credit_momentum.py:CreditMomentum", "-o", "cmp"])
+    assert r.exit_code == 0, r.output
+    table = pd.read_csv(tmp_path / "cmp" / "comparison.csv").set_index("label")
+    # called and sold at 140%; at 110% the same fall is no call at all
+    assert (table.loc["r140", "strategy_margin_calls"],
+            table.loc["r140", "strategy_liquidations"]) == (1, 1)
+    assert (table.loc["r110", "strategy_margin_calls"],
+            table.loc["r110", "strategy_liquidations"]) == (0, 0)
+    for label in ("r140", "r110"):
+        st = json.loads((tmp_path / "cmp" / label / "summary.json").read_text())["strategy"]
+        assert table.loc[label, "strategy_final_equity"] == pytest.approx(st["final_equity"])
+    bad = CliRunner().invoke(app, ["compare", str(crash), "--population",
+                                   str(EXAMPLES / "unwind-heavy.csv"), "--broker", "cfd",
+                                   "--broker", "cfd,call_level=0.6", "--strategy",
+                                   "strategies/credit_momentum.py:CreditMomentum", "-o", "x"])
+    assert bad.exit_code == 2 and "credit account" in bad.output
