@@ -12,7 +12,7 @@ other.
 KRX venue's sessions.
 - At each day's end the broker values every account of its kind at the close,
   vectorised over positions:
-  - *credit*: holdings / debt below the maintenance ratio opens a margin call;
+  - *credit*: (holdings + cash) / loan below the maintenance ratio opens a margin call;
   - *misu*: a purchase whose settlement day (T+2) has come is unpaid;
   - *cfd*: the margin level (equity / required margin) is below the call level.
 - The account cures or not:
@@ -30,12 +30,15 @@ KRX venue's sessions.
 generation-``k`` forced order; an auction takes the highest generation it filled). Accounts
 breached at that price, or at a close it set, get that generation.
 
-**Triggers, in integers only.** Debt is the loan less the account's cash.
-- An account with ``shares`` and debt ``D`` breaches ratio ``m`` when
-  ``shares * P / D < m``, i.e. ``P * shares * 10_000 < m_bp * D``. Its trigger is the
-  highest such price.
-- A CFD is liquidated when ``equity / (margin_rate * value) <= liquidation_level``. That is
-  the ratio ``1 / (1 - liquidation_level * margin_rate)``, reached or crossed.
+**Triggers, in integers only.** The collateral ratio (담보유지비율, krx.md:78) is the
+collateral, holdings plus the account's cash, over the loan.
+- An account with ``shares``, cash ``C`` and loan ``L`` breaches ratio ``m`` when
+  ``(shares * P + C) / L < m``, i.e. ``P * shares * 10_000 < m_bp * L - C * 10_000``. Its
+  trigger is the highest such price.
+- A CFD is liquidated when ``equity / (margin_rate * value) <= liquidation_level``, equity
+  being ``value + C - L``. That is ``value / (L - C)`` at or under
+  ``r = 1 / (1 - liquidation_level * margin_rate)``: ``P * shares * 10_000 <= r_bp * L -
+  r_bp * C``, the same form with the cash weighted by the ratio.
 
 Proceeds repay the loan first. An account sold out with debt left is the broker's
 shortfall.
@@ -62,14 +65,20 @@ OK, CALLED, SELLING, FROZEN = 0, 1, 2, 3
 STATE_NAMES = ("ok", "called", "selling", "frozen")
 
 
-def trigger_prices(shares: np.ndarray, debt: np.ndarray, ratio_bp: int, *,
-                   strict: bool = True) -> np.ndarray:
-    """The highest price at which ``shares * P / debt`` is below (``strict``) or at most
-    ``ratio_bp / 10_000``: ``ceil(ratio_bp * debt / (shares * BP)) - 1``, or the floor when
-    not strict (-1 where there is no debt)."""
+def trigger_prices(shares: np.ndarray, loan: np.ndarray, ratio_bp: int, *,
+                   strict: bool = True, cash: np.ndarray | None = None,
+                   cash_bp: int = BP) -> np.ndarray:
+    """The highest price ``P`` at which ``shares * P * BP`` is below (``strict``) or at most
+    ``ratio_bp * loan - cash_bp * cash``: ``ceil(num / (shares * BP)) - 1``, or the floor
+    when not strict. ``cash_bp = BP`` is the collateral ratio ``(shares * P + cash) / loan``;
+    ``cash_bp = ratio_bp`` a CFD's ``shares * P / (loan - cash)``. -1 where no positive price
+    breaches (no loan, no shares, or the cash alone covers it)."""
     shares = np.asarray(shares, np.int64)
-    debt = np.asarray(debt, np.int64)
-    num = debt * ratio_bp  # in place from here: 10^6 accounts, few temporaries
+    loan = np.asarray(loan, np.int64)
+    num = loan * ratio_bp  # in place from here: 10^6 accounts, few temporaries
+    if cash is not None:
+        num -= np.asarray(cash, np.int64) * cash_bp
+    never = (loan <= 0) | (shares <= 0) | (num <= 0)
     den = np.maximum(shares, 1)
     den *= BP
     if strict:  # ceil(num / den) - 1 = -floor(-num / den) - 1
@@ -79,7 +88,7 @@ def trigger_prices(shares: np.ndarray, debt: np.ndarray, ratio_bp: int, *,
         num -= 1
     else:
         np.floor_divide(num, den, out=num)
-    num[(debt <= 0) | (shares <= 0)] = -1
+    num[never] = -1
     return num
 
 
@@ -92,17 +101,15 @@ def _is_identity(a):
 
 
 @njit(cache=True)
-def _account_triggers(shares, loan, cash, ratio_bp, strict):
-    """:func:`trigger_prices` for one position per account, in one compiled pass with
-    the debt (loan less cash, at least 0) formed on the fly."""
+def _account_triggers(shares, loan, cash, ratio_bp, cash_bp, strict):
+    """:func:`trigger_prices` for one position per account, in one compiled pass."""
     out = np.empty(shares.shape[0], np.int64)
     for i in range(shares.shape[0]):
-        debt = loan[i] - cash[i]
         s = shares[i]
-        if debt <= 0 or s <= 0:
+        num = ratio_bp * loan[i] - cash_bp * cash[i]
+        if loan[i] <= 0 or s <= 0 or num <= 0:
             out[i] = -1
             continue
-        num = ratio_bp * debt
         den = s * BP
         out[i] = (num + den - 1) // den - 1 if strict else num // den
     return out
@@ -195,15 +202,28 @@ class Broker:
         return self
 
     # -- intraday ----------------------------------------------------------------------------
-    def _intraday_ratio(self) -> tuple[int, bool] | None:
-        """The ratio (bp) whose crossing sells at once, and whether strictly below."""
+    def _intraday_ratio(self) -> tuple[int, bool, int] | None:
+        """The ratio (bp) whose crossing sells at once, whether strictly below, and the
+        weight of cash against the loan (:func:`trigger_prices`)."""
         r = self.rules
         if r.kind == "instant":
-            return int(round(r.maintenance_ratio * BP)), True
+            return int(round(r.maintenance_ratio * BP)), True, BP
         if r.kind == "cfd" and r.liquidation_level > 0:
-            # equity / (mr * value) <= lvl  <=>  value / debt <= 1 / (1 - lvl * mr)
-            return int(BP / (1.0 - r.liquidation_level * r.margin_rate)), False
+            # equity / (mr * value) <= lvl  <=>  value / (loan - cash) <= 1 / (1 - lvl * mr)
+            ratio_bp = int(BP / (1.0 - r.liquidation_level * r.margin_rate))
+            return ratio_bp, False, ratio_bp
         return None
+
+    def ratios(self, value, loan, cash) -> np.ndarray:
+        """The rules' ratio: (value + cash) / loan, or for a CFD value / (loan - cash); inf
+        where nothing is owed."""
+        value, loan, cash = (np.asarray(x, np.float64) for x in (value, loan, cash))
+        if self.rules.kind == "cfd":
+            num, den = value, loan - cash
+        else:
+            num, den = value + cash, loan
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(den > 0, num / np.where(den > 0, den, 1.0), np.inf)
 
     def start(self, replay) -> None:
         """Arm the intraday watch prices (the replay starts)."""
@@ -211,20 +231,21 @@ class Broker:
         intraday = self._intraday_ratio()
         if intraday is None:
             return
-        ratio_bp, strict = intraday
+        ratio_bp, strict, cash_bp = intraday
         pop = self.population
         n = len(pop.pos_account)
         if (n == len(pop.account_id) and not self.self_directed.any()
                 and _is_identity(pop.pos_account)):
             single = self.managed  # one position per account, in account order
-            trig = _account_triggers(self._shares, self._loan, self._cash, ratio_bp, strict)
+            trig = _account_triggers(self._shares, self._loan, self._cash, ratio_bp, cash_bp,
+                                     strict)
         else:
             n_pos = np.bincount(pop.pos_account, minlength=len(pop.account_id))
             single = ((n_pos[pop.pos_account] == 1) & self.managed[pop.pos_account]
                       & ~self.self_directed[pop.pos_account])
-            debt = self._loan[pop.pos_account] - self._cash[pop.pos_account]
-            np.maximum(debt, 0, out=debt)
-            trig = trigger_prices(self._shares, debt, ratio_bp, strict=strict)
+            trig = trigger_prices(self._shares, self._loan[pop.pos_account], ratio_bp,
+                                  strict=strict, cash=self._cash[pop.pos_account],
+                                  cash_bp=cash_bp)
         ins = replay.book.ins
         everyone = bool(single.all())
         names = pop.pos_instrument if everyone else pop.pos_instrument[single]
@@ -263,8 +284,8 @@ class Broker:
             rows = rows[self._shares[rows] - self._pending[rows] > 0]
             if len(rows):
                 acct = self.population.pos_account[rows]
-                debt = self._loan[acct] - self._cash[acct]
-                ratio = self._shares[rows] * price / np.maximum(debt, 1)
+                ratio = self.ratios(self._shares[rows] * price, self._loan[acct],
+                                    self._cash[acct])
                 self._sell(ts, rows, self._shares[rows] - self._pending[rows], MARKET, 0,
                            np.full(len(rows), generation), w.triggers[start:w.cursor][
                                np.isin(w.rows[start:w.cursor], rows)], ratio)
@@ -305,13 +326,13 @@ class Broker:
         value = np.zeros(len(pop.account_id), np.int64)
         np.add.at(value, acct, value_pos)
         others = value[acct] - value_pos
-        debt = np.maximum(self._loan[acct] - self._cash[acct], 0)
-        ratio_bp, strict = self._intraday_ratio()
-        # s * P + others < m * D  <=>  P < (m D - others) / s
-        need = ratio_bp * debt - others * BP
+        loan, cash = self._loan[acct], self._cash[acct]
+        ratio_bp, strict, cash_bp = self._intraday_ratio()
+        # s P + others + C < m L  <=>  P < (m L - C - others) / s  (a CFD: C weighted by m)
+        need = ratio_bp * loan - cash_bp * cash - others * BP
         den = np.maximum(self._shares[rows], 1) * BP
         trig = (-((-need) // den) - 1) if strict else need // den
-        trig = np.where((debt > 0) & (self._shares[rows] > 0), trig, -1)
+        trig = np.where((loan > 0) & (need > 0) & (self._shares[rows] > 0), trig, -1)
         top = np.full(len(last), -1, np.int64)
         np.maximum.at(top, pop.pos_instrument[rows], trig)
         for i in np.unique(pop.pos_instrument[rows]):
@@ -336,10 +357,9 @@ class Broker:
         acct = pop.pos_account[rows]
         value = np.zeros(len(pop.account_id), np.int64)
         np.add.at(value, acct, self._shares[rows] * last[pop.pos_instrument[rows]])
-        debt = self._loan - self._cash
-        ratio_bp, strict = self._intraday_ratio()
-        lhs, rhs = value * BP, ratio_bp * np.maximum(debt, 0)
-        breached = ((lhs < rhs) if strict else (lhs <= rhs)) & (debt > 0) & (
+        ratio_bp, strict, cash_bp = self._intraday_ratio()
+        lhs, rhs = value * BP + cash_bp * self._cash, ratio_bp * self._loan
+        breached = ((lhs < rhs) if strict else (lhs <= rhs)) & (self._loan > 0) & (
             self._state != SELLING) & self._priced()
         sell = rows[breached[acct] & (self._shares[rows] - self._pending[rows] > 0)]
         if len(sell):
@@ -347,7 +367,8 @@ class Broker:
             gen = np.zeros(len(pop.account_id), np.int64)
             np.maximum.at(gen, acct, ins[pop.pos_instrument[rows], I_LAST_GEN])
             self._sell(ts, sell, self._shares[sell] - self._pending[sell], MARKET, 0, gen[a],
-                       last[pop.pos_instrument[sell]], value[a] / np.maximum(debt[a], 1))
+                       last[pop.pos_instrument[sell]],
+                       self.ratios(value[a], self._loan[a], self._cash[a]))
 
     def _sell(self, ts: int, rows: np.ndarray, qty: np.ndarray, typ: int,
               price: int | np.ndarray, gen: np.ndarray, trigger: np.ndarray,
@@ -477,7 +498,7 @@ class Broker:
         if self.rules.valuation == "close":
             self._close_rules(day, value, debt, close, gen_at_close, carry)
         self._to_sell = carry + self._to_sell
-        ratio = np.where(debt > 0, value / np.maximum(debt, 1), np.inf)
+        ratio = self.ratios(value, self._loan, self._cash)
         state = np.where((self._state == OK) & (self._frozen_until > day.toordinal()),
                          FROZEN, self._state).astype(np.int8)
         self.snapshots.append(pd.DataFrame({
@@ -501,9 +522,11 @@ class Broker:
                 level = np.where(value > 0, (value - debt) / np.maximum(required, 1), -np.inf)
                 below = level < r.call_level
             else:
+                # (holdings + cash) / loan < m (krx.md:78)
                 m_bp = int(round(r.maintenance_ratio * BP))
-                below = value * BP < m_bp * np.maximum(debt, 0)
-            newly = managed & below & (self._state == OK) & (debt > 0)
+                below = (value + self._cash) * BP < m_bp * self._loan
+            owes = (debt > 0) if r.kind == "cfd" else (self._loan > 0)
+            newly = managed & below & (self._state == OK) & owes
             self._state[newly] = CALLED
             self._deadline[newly] = (trading_days_after(day, r.grace_days).toordinal()
                                      if r.grace_days else today)
@@ -521,12 +544,15 @@ class Broker:
         if r.kind == "misu":
             self._gen[breached] = self._account_gen(breached, gen_at_close)
         cured = self._cures(day, breached, value, debt)
-        topup = cured & (debt > 0)
-        if r.kind != "misu":
-            # top up so the ratio is back at the maintenance ratio: debt falls to value / m
-            target = (r.restore_ratio if r.kind != "cfd" else 1.0 / (1.0 - r.call_level *
-                                                                      r.margin_rate))
+        topup = cured & (self._loan > 0)
+        if r.kind == "cfd":
+            # top up so that value / (loan - cash) is back at the call level's ratio
+            target = 1.0 / (1.0 - r.call_level * r.margin_rate)
             pay = np.maximum(debt - (value / target).astype(np.int64), 0)
+        elif r.kind != "misu":
+            # top up so that (holdings + cash) / loan is back at the target ratio
+            target = r.restore_ratio
+            pay = np.maximum(self._loan - ((value + self._cash) / target).astype(np.int64), 0)
             pay = np.where(self._matured, self._loan, pay)  # a matured loan is paid off
         else:
             pay = self._loan
@@ -539,11 +565,12 @@ class Broker:
         for a in sell:
             rows = np.flatnonzero(pop.pos_account == a)
             qty = self._sale_qty(a, rows, value, debt, close)
+            ratio = float(self.ratios(value[a], self._loan[a], self._cash[a]))
             for row, q in zip(rows, qty, strict=True):
                 if q > 0:
                     px = close[pop.pos_instrument[row]]
                     self._to_sell.append((int(row), int(q), int(self._gen[a]), int(px),
-                                          float(value[a] / max(debt[a], 1))))
+                                          ratio))
             if r.kind == "misu" and r.freeze_days and debt[a] > r.freeze_threshold:
                 # after the sale, 100% cash for new buys during freeze_days calendar days
                 self._frozen_until[a] = today + r.freeze_days
@@ -591,8 +618,10 @@ class Broker:
             unit = np.maximum((px * (1.0 - r.haircut)).astype(np.int64), 1)
         else:
             m = r.restore_ratio
-            # (V - x) / (D - x) >= m  <=>  x >= (m D - V) / (m - 1), x = value sold
-            need_value = max(0.0, (m * debt[a] - value[a]) / (m - 1.0))
+            # (V + C - x) / (L - x) >= m  <=>  x >= (m L - V - C) / (m - 1), x = value sold
+            # (a CFD: V / (L - C) with C weighted by m: the same with m C in place of C)
+            held_cash = self._cash[a] * (m if r.kind == "cfd" else 1.0)
+            need_value = max(0.0, (m * self._loan[a] - value[a] - held_cash) / (m - 1.0))
             unit = np.maximum(px, 1)
         share = held * px / max(float((held * px).sum()), 1.0)
         qty = np.ceil(need_value * share / unit).astype(np.int64)

@@ -297,7 +297,8 @@ class Strategy:
 
     @property
     def collateral_ratio(self) -> float:
-        """Holdings at the last price / (loan - cash): inf without debt."""
+        """(Holdings at the last price + cash) / loan (a CFD: holdings / (loan - cash)); inf
+        without a loan."""
         return self.host.collateral_ratio()
 
     @property
@@ -525,8 +526,11 @@ class StrategyHost:
         return self.holdings() + self.cash - self.loan
 
     def collateral_ratio(self) -> float:
-        debt = self.loan - self.cash
-        return self.holdings() / debt if debt > 0 else math.inf
+        """The broker's ratio for the account: (holdings + cash) / loan, a CFD's holdings /
+        (loan - cash); inf with nothing owed or no broker."""
+        if self.broker is None:
+            return math.inf
+        return float(self.broker.ratios(self.holdings(), self.loan, self.cash))
 
     def _rate(self) -> float:
         """The share of a purchase paid in cash: the margin rate, 100% for a cash account or
@@ -922,15 +926,14 @@ class StrategyHost:
             from brokers.engine import CALLED, SELLING
 
             state = int(b._state[self.account])
-            debt = self.loan - self.cash
-            ratio = self.holdings() / debt if debt > 0 else math.inf
+            ratio = self.collateral_ratio()
             called = state == CALLED or (state == SELLING and b.rules.kind == "misu"
                                          and not self._called)
             if called and not self._called:
                 self.margin_calls += 1
                 deadline = date.fromordinal(int(b._deadline[self.account])) if (
                     state == CALLED) else day
-                shortfall = self._shortfall(debt) if state == CALLED else 0
+                shortfall = self._shortfall() if state == CALLED else 0
                 self.record(at, "margin_call", -1, "", 0, 0,
                             f"ratio {ratio:.3f}, deadline {deadline}, shortfall {shortfall:,}")
                 self.strategy.on_margin_call(MarginCall(at, day, b.rules.kind, ratio,
@@ -941,15 +944,15 @@ class StrategyHost:
         self.strategy.on_close(day)
         self._snapshot(at, force=True)
 
-    def _shortfall(self, debt: int) -> int:
-        """Won that bring the account back to the call threshold at the close."""
+    def _shortfall(self) -> int:
+        """Won to deposit that bring the account back to its target ratio at this close."""
         r = self.broker.rules
         value = self.holdings()
-        if r.kind == "cfd":
+        if r.kind == "cfd":  # value / (loan - cash - x) >= 1 / (1 - call_level * mr)
             target = 1.0 / (1.0 - r.call_level * r.margin_rate)
-        else:
-            target = r.restore_ratio
-        return max(0, math.ceil(debt - value / target))
+            return max(0, math.ceil(self.loan - self.cash - value / target))
+        # (value + cash + x) / loan >= target
+        return max(0, math.ceil(r.restore_ratio * self.loan - value - self.cash))
 
     def finish(self) -> None:
         """The replay ended: last fills and bars, then on_stop."""
@@ -973,10 +976,8 @@ class StrategyHost:
         self._last_equity_ts = ts
         hold = self.holdings()
         eq = hold + self.cash - self.loan
-        debt = self.loan - self.cash
         self._equity.append((int(ts), eq, float(self.cash), float(self.loan), hold,
-                             hold / eq if eq > 0 else math.inf,
-                             hold / debt if debt > 0 else math.inf))
+                             hold / eq if eq > 0 else math.inf, self.collateral_ratio()))
 
     def summary(self) -> dict[str, Any]:
         eq = [e[1] for e in self._equity]

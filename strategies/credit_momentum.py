@@ -72,6 +72,7 @@ class CreditMomentum(Strategy):
         self.log(f"margin call: ratio {call.collateral_ratio:.3f}, deadline {call.deadline}")
         if self.meet_calls and call.shortfall > 0:
             # the call is judged again at the deadline's close: leave room for a further fall
+            # (value after the fall + cash + deposit) / loan >= the ratio to restore
             value = self.holdings_value() * (1 - self.call_buffer)
-            room = value / self.rules.restore_ratio
-            self.deposit(max(call.shortfall, round(self.loan - self.balance - room)))
+            need = self.rules.restore_ratio * self.loan - value - self.balance
+            self.deposit(max(call.shortfall, round(need)))

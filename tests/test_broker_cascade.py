@@ -51,6 +51,13 @@ def test_the_instant_preset_is_what_the_cascade_assumes():
 
 
 def test_trigger_prices_in_closed_form():
+    # with cash: 60 P + 60,000 < 1.4 x 426,450 = 597,030 -> P < 8,950.5 -> 8,950; cash
+    # covering 1.4 x the loan leaves no trigger; a CFD's cash is weighted by its ratio:
+    # 60 P <= 1.4 x (426,450 - 60,000) = 513,030 -> P <= 8,550.5 -> 8,550
+    assert trigger_prices([60, 60], [426_450, 426_450], 14_000,
+                          cash=[60_000, 597_030]).tolist() == [8_950, -1]
+    assert trigger_prices([60], [426_450], 14_000, strict=False, cash=[60_000],
+                          cash_bp=14_000).tolist() == [8_550]
     assert trigger_prices(ACCOUNTS.pos_shares, ACCOUNTS.loan, 14_000).tolist() == \
         [9_950, 9_850, 9_750]
 
@@ -96,8 +103,8 @@ def test_without_the_exogenous_sell_nobody_is_liquidated():
 def test_proceeds_repay_the_loan_and_a_wiped_out_account_leaves_a_shortfall():
     # The same book, but the first print (10,000) comes after it: all three accounts are
     # already below 140% there and are sold at once (generation 0), highest trigger first.
-    # Triggers: the debt is the loan less the cash, x 1.4 / shares:
-    #   F: (600,000 - 20,000) x 1.4 / 50 = 16,240 -> 16,239
+    # Triggers: (shares x P + cash) / loan < 1.4 (krx.md:78, cash counts as collateral):
+    #   F: 50 P + 20,000 < 1.4 x 600,000 = 840,000 -> P < 16,400 -> 16,399
     #   D: 990,000 x 1.4 / 100 = 13,860 -> 13,859;  E: 2,900,000 x 1.4 / 300 = 13,533.3 -> 13,533
     # F sells 50 @ 10,000 = 500,000: the loan keeps 100,000, the cash 20,000 pays part of it,
     #   the broker's shortfall is 80,000.
@@ -115,7 +122,7 @@ def test_proceeds_repay_the_loan_and_a_wiped_out_account_leaves_a_shortfall():
     rp.run([tape])
     forced = broker.forced_orders()
     assert forced.account_id.tolist() == [3, 1, 2]
-    assert forced.trigger.tolist() == [16_239, 13_859, 13_533]
+    assert forced.trigger.tolist() == [16_399, 13_859, 13_533]
     assert forced.generation.tolist() == [0, 0, 0]
     acc = broker.accounts().set_index("account_id")
     cols = ["shares_left", "proceeds", "loan_left", "cash_left", "shortfall"]

@@ -43,9 +43,9 @@ STOCK = InstrumentTable([Instrument(1, "S", venue="XKRX", prev_close_units=10_00
                                     market="KOSPI")])
 
 
-def one_account(kind, loan, shares=100, trade_day=FRI):
+def one_account(kind, loan, shares=100, trade_day=FRI, cash=0):
     epoch = (trade_day - date(1970, 1, 1)).days
-    return Population(account_id=[7], kind=[kind], cash=[0], loan=[loan], pos_account=[0],
+    return Population(account_id=[7], kind=[kind], cash=[cash], loan=[loan], pos_account=[0],
                       pos_instrument=[1], pos_shares=[shares], pos_entry=[10_000],
                       pos_trade_date=[epoch])
 
@@ -223,3 +223,26 @@ def test_cure_while_the_loss_is_below_a_threshold():
         broker = Broker(rules, one_account(0, 700_000)).attach(rp)
         rp.run([tape(THREE_DAYS)])
         assert (not broker.forced_orders().empty) == sold
+
+
+def test_cash_in_the_account_counts_as_collateral():
+    # krx.md:78: collateral value / loan. 100 shares at Friday's 9,700 close, 80,000 won of
+    # cash, loan 760,000: (970,000 + 80,000) / 760,000 = 1.382 < 1.40 -> called (netting
+    # the cash against the loan instead would give 970,000 / 680,000 = 1.426: no call).
+    # Restore 140% by Monday's deadline: sell x with (1,050,000 - x) / (760,000 - x) = 1.4
+    # -> x = 35,000: 4 shares at 9,700 (ceil(35,000 / 9,700)).
+    rp = Replay(STOCK, venue="krx", seed=1)
+    broker = Broker(load_rules("krx-credit"),
+                    one_account(0, 760_000, cash=80_000)).attach(rp)
+    rp.run([tape(THREE_DAYS)])
+    snaps = broker.snapshots
+    assert np.isclose(snaps[0].collateral_ratio.iloc[0], 1_050_000 / 760_000)
+    assert snaps[0].state.iloc[0] == "called"
+    assert broker.forced_orders().qty.tolist() == [4]
+    # 95,000 more cash: 1,145,000 / 760,000 = 1.507 -> never called
+    rp = Replay(STOCK, venue="krx", seed=1)
+    broker = Broker(load_rules("krx-credit"),
+                    one_account(0, 760_000, cash=175_000)).attach(rp)
+    rp.run([tape(THREE_DAYS)])
+    assert broker.forced_orders().empty
+    assert [s.state.iloc[0] for s in broker.snapshots] == ["ok", "ok", "ok"]
