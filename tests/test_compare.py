@@ -25,12 +25,8 @@ TIGHT, LOOSE = "cfd", "cfd_call_level=0.6_liquidation_level=0.3"
 
 
 @pytest.fixture(scope="module")
-def tape(tmp_path_factory):
-    path = tmp_path_factory.mktemp("unwind") / "unwind.parquet"
-    r = CliRunner().invoke(app, ["data", "synth", "--profile", "krx-smallcap", "--days", "5",
-                                 "--seed", "5", "--shock", "1:-0.12", "-o", str(path)])
-    assert r.exit_code == 0, r.output
-    return path
+def tape(unwind_tape):
+    return unwind_tape
 
 
 @pytest.fixture(scope="module")

@@ -24,16 +24,11 @@ needs_chromium = pytest.mark.skipif(
 
 
 @pytest.fixture(scope="module")
-def run_dir(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("report")
-    tape, run = root / "unwind.parquet", root / "run"
-    cli = CliRunner()
-    r = cli.invoke(app, ["data", "synth", "--profile", "krx-smallcap", "--days", "5",
-                         "--seed", "5", "--shock", "1:-0.12", "-o", str(tape)])
-    assert r.exit_code == 0, r.output
-    r = cli.invoke(app, ["replay", str(tape), "--venue", "krx", "--mode", "relative",
-                         "--broker", "cfd", "--population",
-                         str(EXAMPLES / "unwind-heavy.csv"), "-o", str(run)])
+def run_dir(tmp_path_factory, unwind_tape) -> Path:
+    run = tmp_path_factory.mktemp("report") / "run"
+    r = CliRunner().invoke(app, ["replay", str(unwind_tape), "--venue", "krx", "--mode",
+                                 "relative", "--broker", "cfd", "--population",
+                                 str(EXAMPLES / "unwind-heavy.csv"), "-o", str(run)])
     assert r.exit_code == 0, r.output
     return run
 

@@ -36,9 +36,9 @@ def crash(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def unwind(tmp_path_factory):
+def unwind(unwind_tape):
     """The CFD unwind of tests/test_broker_scenario.py: -12% before day 2."""
-    return synth(tmp_path_factory.mktemp("unwind") / "unwind.parquet", 5, "1:-0.12")
+    return unwind_tape
 
 
 def replay(tape: Path, out: Path, strategy: str | None, *extra: str) -> dict:
