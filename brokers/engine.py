@@ -543,7 +543,7 @@ class Broker:
                 breached |= matured
         if r.kind == "misu":
             self._gen[breached] = self._account_gen(breached, gen_at_close)
-        cured = self._cures(day, breached, value, debt)
+        cured = self._cures(day, breached, value)
         topup = cured & (self._loan > 0)
         if r.kind == "cfd":
             # top up so that value / (loan - cash) is back at the call level's ratio
@@ -582,7 +582,7 @@ class Broker:
         np.maximum.at(g, pop.pos_account, gen_at_close[pop.pos_instrument])
         return g[mask]
 
-    def _cures(self, day: date, breached: np.ndarray, value, debt) -> np.ndarray:
+    def _cures(self, day: date, breached: np.ndarray, value) -> np.ndarray:
         r = self.rules
         cured = np.zeros(len(breached), bool)
         idx = np.flatnonzero(breached & ~self.self_directed)

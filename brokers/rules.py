@@ -52,8 +52,8 @@ class Rules:
     #: Price the trigger is checked at: "close" (the day's close, after the close) or
     #: "last" (every trade's last price).
     valuation: str
-    #: Collateral ratio (담보유지비율) = holdings value / (loan + accrued interest); below it
-    #: the account is in breach. credit and instant only.
+    #: Collateral ratio (담보유지비율) = (holdings value + cash) / (loan + accrued interest);
+    #: below it the account is in breach. credit and instant only.
     maintenance_ratio: float
     #: Ratio a "restore" sale brings the account back to; 0 means maintenance_ratio.
     target_ratio: float = 0.0

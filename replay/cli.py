@@ -322,7 +322,7 @@ def replay_cmd(
                       "sale(s)")
         out.print(f"{mode}: {summary['events_processed']:,} events in "
                   f"{summary['wall_seconds']:.2f}s ({summary['events_per_second'] / 1e6:.2f} M "
-                  f"events/s), {summary['_fills']:,} fills; results in {output}/")
+                  f"events/s), {summary['rows']['fills']:,} fills; results in {output}/")
         return
     write_run(result, output, seed=seed, config=config)
     fills = len(result.fills)

@@ -145,6 +145,11 @@ def compare(tape: str | Path, variants: list[str], population: str | Path,
     pop = load_population(Path(population), t.instruments, seed)
     if inject is not None and not Path(inject).is_file():
         raise FileNotFoundError(f"{inject}: no such file of orders to inject")
+    kind = None
+    if strategy:
+        from strategies.base import load_strategy
+
+        kind = load_strategy(strategy)(**(strategy_params or {})).account
     parsed = []
     for text in variants:
         name, own = parse_variant(text)
@@ -154,16 +159,10 @@ def compare(tape: str | Path, variants: list[str], population: str | Path,
             Broker(rules, pop)  # the population holds accounts of the rules' kind
         except (ValueError, FileNotFoundError) as exc:
             raise ValueError(f"variant {text!r}: {exc}") from None
+        if kind not in (None, "cash", rules.kind):
+            raise ValueError(f"variant {text!r}: {rules.kind} rules, but the strategy trades "
+                             f"a {kind} account")
         parsed.append((name, sets))
-    if strategy:
-        from strategies.base import load_strategy
-
-        kind = load_strategy(strategy)(**(strategy_params or {})).account
-        for text, (name, sets) in zip(variants, parsed, strict=True):
-            rules_kind = load_rules(name, sets).kind
-            if kind != "cash" and rules_kind != kind:
-                raise ValueError(f"variant {text!r}: {rules_kind} rules, but the strategy "
-                                 f"trades a {kind} account")
 
     output = Path(output)
     output.mkdir(parents=True, exist_ok=True)

@@ -29,13 +29,14 @@ import importlib.util
 import math
 import sys
 from dataclasses import dataclass
-from datetime import date, datetime, time
+from datetime import date, time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from replay.engine import REASON_NAMES, SOURCE_NAMES, STATUS_NAMES
 from venues.book import (
     H_ST_SEEN,
     I_CLOSE_PX,
@@ -54,7 +55,20 @@ from venues.book import (
     snapshot_levels,
     tick_of,
 )
-from venues.matching import J_ID, J_PRICE, ORDER_TYPES, TRADES
+from venues.krx.calendar import is_trading_day, next_trading_day
+from venues.krx.session import seoul_date, seoul_ns
+from venues.matching import (
+    J_ID,
+    J_PRICE,
+    ORDER_TYPES,
+    ST_CANCELLED,
+    ST_EXPIRED,
+    ST_FILLED,
+    ST_NO_LIQUIDITY,
+    ST_PARTIAL,
+    ST_REJECTED,
+    TRADES,
+)
 
 ACCOUNT_KINDS = ("cash", "credit", "misu", "cfd", "instant")
 #: the broker preset a margin account uses when the run has no --broker
@@ -63,9 +77,10 @@ PHASES = ("continuous", "auction", "halted", "closed", "post_close")
 NEVER = np.iinfo(np.int64).max
 _NO_TRADE_DATE = np.datetime64("2200-01-01", "D").astype(np.int64)
 _BP = 10_000
-# result statuses (replay.engine.STATUS_NAMES) after which an order is done
-_DONE = (1, 4, 5, 6, 7)  # filled, rejected, cancelled, no_liquidity, expired
-_PARTIAL = 2  # done too when nothing rests (an IOC's rest is cancelled)
+# result statuses after which an order is done (a partial one too when nothing rests: an
+# IOC's rest is cancelled)
+_DONE = (ST_FILLED, ST_REJECTED, ST_CANCELLED, ST_NO_LIQUIDITY, ST_EXPIRED)
+_AGGRESSOR = {SIDE_BID: "buy", SIDE_ASK: "sell"}
 
 
 def duration_ns(value: int | str | pd.Timedelta) -> int:
@@ -593,7 +608,7 @@ class StrategyHost:
         venue = self.rp.venue
         if venue is not None and venue.day is not None:
             return venue.day
-        return _seoul_date(self.now)
+        return seoul_date(self.now)
 
     # -- orders ----------------------------------------------------------------------------
     def submit(self, inst: int, side: str, qty: int, typ: str, price: int | None):
@@ -698,17 +713,12 @@ class StrategyHost:
         return NEVER if not self._started else (self.now // interval + 1) * interval
 
     def _next_daily(self, at: time, after: int) -> int:
-        from venues.krx.calendar import next_trading_day
-        from venues.krx.session import seoul_ns
-
-        day = _seoul_date(after) if after > 0 else self.today()
-        for _ in range(3):
-            d = day if _is_trading_day(day) else next_trading_day(day)
-            due = seoul_ns(d, at)
-            if due > after:
-                return due
-            day = next_trading_day(d)
-        return seoul_ns(day, at)
+        """The first ``at`` (Seoul) on an XKRX trading day after ``after``."""
+        day = seoul_date(after) if after > 0 else self.today()
+        if not is_trading_day(day):
+            day = next_trading_day(day)
+        due = seoul_ns(day, at)
+        return due if due > after else seoul_ns(next_trading_day(day), at)
 
     # -- the replay calls these ---------------------------------------------------------------
     def begin(self, ts: int) -> None:
@@ -778,8 +788,6 @@ class StrategyHost:
         self.rp.book.S[H_ST_SEEN] = self._trade_seen
         if not len(rows) or not (self._bars or self._any_trade_sub):
             return
-        from replay.engine import SOURCE_NAMES
-
         ts, inst, px, size, side, src = (rows[:, k] for k in range(6))
         one = inst[0] == inst[-1] and (len(inst) < 3 or (inst == inst[0]).all())
         for i, (interval, _bar) in self._bars.items():
@@ -795,7 +803,7 @@ class StrategyHost:
         sub = self._trade_subs[inst]
         for k in np.flatnonzero(sub):
             self.now = max(self.now, int(ts[k]))
-            aggressor = {SIDE_BID: "buy", SIDE_ASK: "sell"}.get(int(side[k]), "")
+            aggressor = _AGGRESSOR.get(int(side[k]), "")
             self.strategy.on_trade(Trade(int(ts[k]), int(inst[k]), int(px[k]), int(size[k]),
                                          aggressor, SOURCE_NAMES.get(int(src[k]), "?")))
 
@@ -838,13 +846,11 @@ class StrategyHost:
                 if not o.forced:
                     self._book_fill(o.instrument, o.side, dq, dn)
                 self._fill(Fill(self.now, j, o.instrument, o.side, dq, dn, o.forced))
-            from replay.engine import REASON_NAMES, STATUS_NAMES
-
             o.status = STATUS_NAMES[status]
-            if status in _DONE or (status == _PARTIAL and res[j, R_RESTING] == 0):
+            if status in _DONE or (status == ST_PARTIAL and res[j, R_RESTING] == 0):
                 self._live.discard(j)
                 self._watch(o.instrument)
-                if status == 4 and not o.forced:  # rejected by the venue
+                if status == ST_REJECTED and not o.forced:  # refused by the venue
                     reason = REASON_NAMES[int(res[j, R_REASON])]
                     self.rejected += 1
                     self.record(self.now, "rejected", o.instrument, o.side, o.qty, o.price,
@@ -1017,15 +1023,3 @@ class StrategyHost:
 def _plain(value: Any) -> Any:
     """A parameter as JSON can hold it (times and other objects as text)."""
     return value if isinstance(value, bool | int | float | str | type(None)) else str(value)
-
-
-def _seoul_date(ts: int) -> date:
-    from venues.krx.session import SEOUL
-
-    return datetime.fromtimestamp(ts / 1e9, tz=SEOUL).date()
-
-
-def _is_trading_day(day: date) -> bool:
-    from venues.krx.calendar import is_trading_day
-
-    return is_trading_day(day)

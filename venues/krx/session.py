@@ -29,6 +29,11 @@ POST_CLOSE_START = time(15, 40)
 POST_CLOSE_END = time(16, 0)
 
 
+def seoul_date(ts_ns: int) -> date:
+    """The Seoul calendar date of ``ts_ns`` (nanoseconds since the epoch, UTC)."""
+    return datetime.fromtimestamp(ts_ns / 1e9, SEOUL).date()
+
+
 def seoul_ns(day: date, at: time) -> int:
     """Nanoseconds since the epoch (UTC) of Seoul wall-clock ``at`` on ``day``."""
     return int(datetime.combine(day, at, tzinfo=SEOUL).timestamp()) * 10**9

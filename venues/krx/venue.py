@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import heapq
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
+from datetime import date, time, timedelta
 from typing import Any, Protocol
 
 import numpy as np
@@ -145,10 +145,6 @@ def _ns(td: timedelta) -> int:
     return int(td / timedelta(microseconds=1)) * 1_000
 
 
-def _seoul_date(ts_ns: int) -> date:
-    return datetime.fromtimestamp(ts_ns / 1e9, ses.SEOUL).date()
-
-
 @dataclass
 class _Name:
     """One instrument's day."""
@@ -230,7 +226,7 @@ class KrxVenue:
 
     def begin(self, ts: int) -> None:
         """Start the first session: the trading day of ``ts`` (or the next one)."""
-        day = _seoul_date(ts)
+        day = ses.seoul_date(ts)
         if not is_trading_day(day):
             day = next_trading_day(day)
         self._start_day(day)
