@@ -265,18 +265,29 @@ def _cross_injected(S, OUT, inst, side, price, qty, ts):
     if (side == SIDE_BID and p > price) or (side == SIDE_ASK and p < price):
         return 0
     lo, hi = vi_stops(S, inst)
-    ref = S[ii(S, inst, I_LAST)]
-    if vi_check(S, inst, side, price, lo, hi, ts, ref):
-        return 0  # the best opposite price already lies beyond a VI threshold
     start = OUT[FILLS + 2]
-    filled, _ = match(S, OUT, inst, side, bounded(price, side, lo, hi), qty, ts, -1,
-                      SRC_HIST_CROSS, True, -1)
+    filled, _ = _match_within_vi(S, OUT, inst, side, price, lo, hi, qty, ts, -1,
+                                 SRC_HIST_CROSS, True, -1)
     count(S, C_CROSS_FILLS, OUT[FILLS + 2] - start)
+    return filled
+
+
+@kernel
+def _match_within_vi(S, OUT, inst, side, limit, lo, hi, qty, ts, owner, src, hist, row):
+    """Match an aggressor (``limit`` -1: market) up to the VI thresholds ``lo``, ``hi`` and
+    print its trades. One whose opposite best already lies at or beyond a threshold does
+    not execute and triggers the VI; one whose walk stops at a threshold triggers it after
+    its fills. Returns (filled, notional)."""
+    ref = S[ii(S, inst, I_LAST)]
+    if vi_check(S, inst, side, limit, lo, hi, ts, ref):
+        return 0, 0
+    start = OUT[FILLS + 2]
+    filled, notional = match(S, OUT, inst, side, bounded(limit, side, lo, hi), qty, ts, owner,
+                             src, hist, row)
     prints_from_fills(OUT, start)
     if filled < qty:
-        # an order that would execute at or beyond a VI threshold triggers the VI
-        vi_check(S, inst, side, price, lo, hi, ts, ref)
-    return filled
+        vi_check(S, inst, side, limit, lo, hi, ts, ref)
+    return filled, notional
 
 
 @kernel
@@ -360,25 +371,19 @@ def _inject(S, F, OUT, inj, jl, mode):
     if matching_allowed(S, inst):
         limit = -1 if typ == MARKET else price
         lo, hi = vi_stops(S, inst)
-        bound = bounded(limit, side, lo, hi)
-        if typ == FOK and available(S, inst, side, bound) < qty:
+        if typ == FOK and available(S, inst, side, bounded(limit, side, lo, hi)) < qty:
             _reject(S, j, RJ_FOK)
             return OK
         before = S[ii(S, inst, I_LAST)]
         # an order that meets a VI at once does not execute: it rests in the VI auction
         # (an IOC is cancelled)
-        if not vi_check(S, inst, side, limit, lo, hi, ts, before):
-            start = OUT[FILLS + 2]
-            filled, notional = match(S, OUT, inst, side, bound, qty, ts, j, SRC_INJECTED,
-                                     False, -1)
-            prints_from_fills(OUT, start)
-            S[ri(S, j, R_FILLED)] += filled
-            S[ri(S, j, R_NOTIONAL)] += notional
-            if filled > 0:
-                S[ii(S, inst, I_LAST_GEN)] = inj[jl, J_GEN] + 1
-            _record_impact(F, mode, inst, ts, before, S[ii(S, inst, I_LAST)])
-            if filled < qty:
-                vi_check(S, inst, side, limit, lo, hi, ts, before)
+        filled, notional = _match_within_vi(S, OUT, inst, side, limit, lo, hi, qty, ts, j,
+                                            SRC_INJECTED, False, -1)
+        S[ri(S, j, R_FILLED)] += filled
+        S[ri(S, j, R_NOTIONAL)] += notional
+        if filled > 0:
+            S[ii(S, inst, I_LAST_GEN)] = inj[jl, J_GEN] + 1
+        _record_impact(F, mode, inst, ts, before, S[ii(S, inst, I_LAST)])
     rest = qty - filled
     if rest == 0:
         S[ri(S, j, R_STATUS)] = ST_FILLED
@@ -422,18 +427,9 @@ def run_chunk(ts_a, inst_a, act_a, side_a, px_a, sz_a, oid_a, flg_a, pos, inj, j
             if venue:
                 market_watch(S, inst, before, inj[jpos, J_TS])
             jpos += 1
-            if S[H_EV_KIND] != 0:
-                return VENUE_EVENT, pos, jpos
-            last = S[ii(S, inst, I_LAST)]
-            if 0 < last <= S[ii(S, inst, I_WATCH)]:
-                S[H_BK_INST] = inst
-                S[H_BK_TS] = inj[jpos - 1, J_TS]
-                return BROKER_EVENT, pos, jpos
-            if S[ii(S, inst, I_SUB)] != 0 and OUT[TRADES + 2] != S[H_ST_SEEN]:
-                S[H_ST_SEEN] = OUT[TRADES + 2]
-                S[H_ST_INST] = inst
-                S[H_ST_TS] = inj[jpos - 1, J_TS]
-                return STRATEGY_EVENT, pos, jpos
+            st = _stop_after(S, OUT, inst, inj[jpos - 1, J_TS])
+            if st != OK:
+                return st, pos, jpos
         if n == 0:
             break
         if ts_a[pos] >= until:
@@ -454,20 +450,30 @@ def run_chunk(ts_a, inst_a, act_a, side_a, px_a, sz_a, oid_a, flg_a, pos, inj, j
         if venue:
             market_watch(S, inst, before, ts_a[pos])
         pos += 1
-        if S[H_EV_KIND] != 0:
-            return VENUE_EVENT, pos, jpos
-        last = S[ii(S, inst, I_LAST)]
-        if 0 < last <= S[ii(S, inst, I_WATCH)]:  # 0: no price yet
-            S[H_BK_INST] = inst
-            S[H_BK_TS] = ts_a[pos - 1]
-            return BROKER_EVENT, pos, jpos
-        if S[ii(S, inst, I_SUB)] != 0 and OUT[TRADES + 2] != S[H_ST_SEEN]:
-            # trade rows the strategy has not read (H_ST_SEEN: those it has)
-            S[H_ST_SEEN] = OUT[TRADES + 2]
-            S[H_ST_INST] = inst
-            S[H_ST_TS] = ts_a[pos - 1]
-            return STRATEGY_EVENT, pos, jpos
+        st = _stop_after(S, OUT, inst, ts_a[pos - 1])
+        if st != OK:
+            return st, pos, jpos
     return OK, pos, jpos
+
+
+@kernel
+def _stop_after(S, OUT, inst, ts):
+    """Whether the loop stops after an event on ``inst`` at ``ts`` (OK: it goes on): a
+    venue rule fired; the last price fell to the broker's watch price; or a strategy watches
+    ``inst`` and trade rows are left it has not read (H_ST_SEEN: those it has)."""
+    if S[H_EV_KIND] != 0:
+        return VENUE_EVENT
+    last = S[ii(S, inst, I_LAST)]
+    if 0 < last <= S[ii(S, inst, I_WATCH)]:  # 0: no price yet
+        S[H_BK_INST] = inst
+        S[H_BK_TS] = ts
+        return BROKER_EVENT
+    if S[ii(S, inst, I_SUB)] != 0 and OUT[TRADES + 2] != S[H_ST_SEEN]:
+        S[H_ST_SEEN] = OUT[TRADES + 2]
+        S[H_ST_INST] = inst
+        S[H_ST_TS] = ts
+        return STRATEGY_EVENT
+    return OK
 
 
 @kernel
@@ -670,15 +676,8 @@ def _fill(S, OUT, ts, inst, price, p, size, row):
         count(S, C_REAPPLIED, 1)
         aggressor = SIDE_ASK if S[oi(S, row, O_SIDE)] == SIDE_BID else SIDE_BID
         lo, hi = vi_stops(S, inst)
-        ref = S[ii(S, inst, I_LAST)]
-        filled = 0
-        if not vi_check(S, inst, aggressor, p, lo, hi, ts, ref):
-            start = OUT[FILLS + 2]
-            filled, _ = match(S, OUT, inst, aggressor, bounded(p, aggressor, lo, hi), deficit,
-                              ts, -1, SRC_REAPPLIED, False, row)
-            prints_from_fills(OUT, start)
-            if filled < deficit:
-                vi_check(S, inst, aggressor, p, lo, hi, ts, ref)
+        filled, _ = _match_within_vi(S, OUT, inst, aggressor, p, lo, hi, deficit, ts, -1,
+                                     SRC_REAPPLIED, False, row)
         count(S, C_REAPPLIED_FILLED, filled)
         count(S, C_REAPPLIED_DROPPED, deficit - filled)
 
