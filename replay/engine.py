@@ -361,7 +361,7 @@ class Replay:
                                                                  int(inj[0, loop.J_TS]))
                 if venue is not None and venue.day is None:
                     venue.begin(first)
-                if host is not None and not host._started:
+                if host is not None and not host.started:
                     host.begin(first)
                     inj = self._inj  # on_start may submit orders
                 self._prepare(ev)

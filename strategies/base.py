@@ -480,7 +480,7 @@ class StrategyHost:
         self.ledger = broker if broker is not None else _CashLedger(n, strategy.cash)
         self.symbols = {i.symbol: i.instrument_id for i in replay.instruments}
         self.now = 0
-        self._started = False
+        self.started = False
         self.orders: dict[int, Order] = {}
         self._live: set[int] = set()
         self._forced_seen = 0
@@ -710,7 +710,9 @@ class StrategyHost:
         self.timers[name] = [due, interval, daily]
 
     def _first_due(self, interval: int) -> int:
-        return NEVER if not self._started else (self.now // interval + 1) * interval
+        """The first time on the ``interval`` grid after now (subscriptions are made in
+        ``on_start``, once the first event's time is known)."""
+        return (self.now // interval + 1) * interval
 
     def _next_daily(self, at: time, after: int) -> int:
         """The first ``at`` (Seoul) on an XKRX trading day after ``after``."""
@@ -724,14 +726,8 @@ class StrategyHost:
     def begin(self, ts: int) -> None:
         """The first event's time: the strategy starts."""
         self.now = ts
-        self._started = True
+        self.started = True
         self.strategy.on_start()
-        for sub in self._books.values():
-            if sub[2] == NEVER:
-                sub[2] = (ts // sub[0] + 1) * sub[0]
-        for t in self.timers.values():
-            if t[0] == NEVER and t[1] is not None:
-                t[0] = (ts // t[1] + 1) * t[1]
         self._snapshot(ts, force=True)
 
     def next_ts(self) -> int:
