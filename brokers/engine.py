@@ -186,7 +186,11 @@ class Broker:
         self._pf_names: list[int] = []
         self._last_day: date | None = None
         self._to_sell: list[tuple[int, int, int, int, float]] = []  # pos row, qty, gen, ...
-        self._settled = np.zeros((0, 2), np.int64)  # per forced order: filled, notional
+        # per submitted forced order: its result row, its position row, and what of its
+        # fills (filled, notional) has been booked
+        self._order_ids = np.zeros(0, np.int64)
+        self._order_rows = np.zeros(0, np.int64)
+        self._settled = np.zeros((0, 2), np.int64)
         # accounts that trade during the run (a strategy's): their positions change, so they
         # are revalued whenever the broker wakes, and they cure a call only by paying
         self.self_directed = np.zeros(len(pop.account_id), bool)
@@ -378,25 +382,30 @@ class Broker:
         n = len(rows)
         acct = pop.pos_account[rows]
         self._state[acct] = SELLING
+        price = np.broadcast_to(price, n).copy()
         if not self.submit_orders:
             for k in range(n):
                 self.forced.append(self._row(ts, rows[k], trigger[k], ratio[k], gen[k],
-                                             qty[k], -1))
+                                             qty[k], price[k], -1))
             return
         ids = self._replay.submit(np.full(n, ts), pop.pos_instrument[rows], np.full(n, SIDE_ASK),
-                                  np.full(n, typ), np.broadcast_to(price, n).copy(), qty, gen)
+                                  np.full(n, typ), price, qty, gen)
         self._pending[rows] += qty
         for k in range(n):
             self.forced.append(self._row(ts, rows[k], trigger[k], ratio[k], gen[k], qty[k],
-                                         ids[k]))
+                                         price[k], ids[k]))
+        self._order_ids = np.concatenate([self._order_ids, ids])
+        self._order_rows = np.concatenate([self._order_rows, np.asarray(rows, np.int64)])
         self._settled = np.concatenate([self._settled, np.zeros((n, 2), np.int64)])
 
-    def _row(self, ts, row, trigger, ratio, gen, qty, order) -> dict[str, Any]:
+    def _row(self, ts, row, trigger, ratio, gen, qty, price, order) -> dict[str, Any]:
+        """A forced order's record: ``price`` is its limit (0: market), ``order`` its result
+        row (-1: not sent, the counterfactual)."""
         pop = self.population
         return {"ts": int(ts), "account_id": int(pop.account_id[pop.pos_account[row]]),
                 "instrument": int(pop.pos_instrument[row]), "trigger": int(trigger),
                 "ratio_at_trigger": float(ratio), "generation": int(gen), "qty": int(qty),
-                "order": int(order), "position": int(row)}
+                "price": int(price), "order": int(order), "position": int(row)}
 
     # -- an account that trades (a strategy's) ---------------------------------------------
     def book_trade(self, account: int, row: int, shares: int, cash: int, loan: int) -> None:
@@ -422,13 +431,12 @@ class Broker:
     def _settle(self) -> None:
         """Book the fills of forced orders since the last settlement: shares leave, the
         proceeds repay the loan first, the rest is cash."""
-        if not self.forced or not self.submit_orders:
+        if not len(self._order_ids):
             return
         self._own()
-        orders = np.array([f["order"] for f in self.forced])
-        rows = np.array([f["position"] for f in self.forced])
+        rows = self._order_rows
         res = self._replay.book.results
-        now = res[orders][:, [R_FILLED, R_NOTIONAL]]
+        now = res[self._order_ids][:, [R_FILLED, R_NOTIONAL]]
         delta = now - self._settled
         self._settled = now.copy()
         acct = self.population.pos_account[rows]
@@ -675,10 +683,7 @@ class Broker:
         n = len(pop.account_id)
         held = np.bincount(pop.pos_account, weights=self._shares, minlength=n).astype(np.int64)
         proceeds = np.zeros(n, np.int64)
-        if self.forced and self.submit_orders:
-            frame = pd.DataFrame(self.forced)
-            acct = pd.Index(pop.account_id).get_indexer(frame.account_id)
-            np.add.at(proceeds, acct, self._settled[:, 1])
+        np.add.at(proceeds, pop.pos_account[self._order_rows], self._settled[:, 1])
         loan, cash = self._loan.copy(), self._cash.copy()
         # a sold-out account whose loan is still open: its cash covers what it can
         cover = np.where(held == 0, np.minimum(cash, loan), 0)

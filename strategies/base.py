@@ -58,8 +58,6 @@ from venues.book import (
 from venues.krx.calendar import is_trading_day, next_trading_day
 from venues.krx.session import seoul_date, seoul_ns
 from venues.matching import (
-    J_ID,
-    J_PRICE,
     ORDER_TYPES,
     ST_CANCELLED,
     ST_EXPIRED,
@@ -902,10 +900,7 @@ class StrategyHost:
             self.orders[j] = o
             self._live.add(j)
             self._watch(o.instrument)
-            inj = self.rp.injected_orders()
-            mine = inj[:, J_ID] == j
-            price = int(inj[mine, J_PRICE][0]) if mine.any() else 0
-            o.price = price
+            price = o.price = int(f["price"])
             self.record(self.now, "liquidation", o.instrument, "sell", o.qty, price,
                         f"generation {f['generation']}")
             self.strategy.on_liquidation(Liquidation(o.ts, j, o.instrument, o.qty, price,
