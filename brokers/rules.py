@@ -2,7 +2,7 @@
 
 A rule set says when an account is in breach (the trigger and the price it is valued at),
 how long it has to cure, and how the broker then sells (when, at what price, how much).
-The four presets in ``brokers/presets/`` carry the numbers of reference/krx.md: KRX credit
+The four presets in ``brokers/presets/`` carry the numbers of docs/reference/krx.md: KRX credit
 loans (신용융자), KRX cash-account margin (미수), CFD, and a crypto-style account that is
 liquidated at once. A variant is a preset with fields overridden
 (``load_rules("krx-credit", ["maintenance_ratio=1.3"])``, ``--set`` on the command line),
@@ -39,7 +39,7 @@ _KIND_SPECIFIC = frozenset().union(*USED_BY_KIND.values())
 
 @dataclass(frozen=True, kw_only=True)
 class Rules:
-    """One broker's margin rules (reference/krx.md: 미수, 신용융자, CFD).
+    """One broker's margin rules (docs/reference/krx.md: 미수, 신용융자, CFD).
 
     Ratios are fractions (1.4, never 140). Days are XKRX trading days unless the name says
     calendar days. Fields that a kind does not use are 0 (see :data:`USED_BY_KIND`).
@@ -69,7 +69,7 @@ class Rules:
     margin_rate: float
     #: Loan term in calendar days (credit: sold the morning after maturity); 0 = none.
     loan_term_days: int = 90
-    #: Annual interest on the loan; not in reference/krx.md: set your broker's rate.
+    #: Annual interest on the loan; not in docs/reference/krx.md: set your broker's rate.
     interest_rate: float = 0.0
     #: misu: the sale quantity is valued at prior close x (1 - haircut).
     haircut: float = 0.0

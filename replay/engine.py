@@ -60,7 +60,7 @@ def price_ranges(inst_a, px_a, n_instruments):
 def tick_scheme(inst: Instrument, on: object = None) -> tuple[np.ndarray, np.ndarray]:
     """The instrument's tick bands (lower bound, tick), in price units.
 
-    KRX stocks use the KRX table of the session date (reference/krx.md: tick size);
+    KRX stocks use the KRX table of the session date (docs/reference/krx.md: tick size);
     anything else has one band of ``tick_units``.
     """
     if inst.venue == "XKRX" and inst.price_decimals == 0:

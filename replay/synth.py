@@ -1,12 +1,12 @@
 """Synthetic KRX-like L3 tapes: seeded, reactive order flow over a KRX trading day.
 
 A tape made here looks like a KRX market-by-order feed of one stock on consecutive XKRX
-trading days (reference/krx.md: sessions): the opening call auction from 08:30, its uncross
+trading days (docs/reference/krx.md: sessions): the opening call auction from 08:30, its uncross
 at the day's random end after 09:00, continuous trading to 15:20, the closing call auction
 and its uncross at the random end after 15:30 ("Every single-price auction ends at a random
 moment within 30 s after its nominal end"). Prices sit on the day's tick grid
-(reference/krx.md: tick size) and inside the day's daily limits from the base price
-(reference/krx.md: daily price limits); the next day's base price is the day's closing
+(docs/reference/krx.md: tick size) and inside the day's daily limits from the base price
+(docs/reference/krx.md: daily price limits); the next day's base price is the day's closing
 price ("Base price: previous close; with no trade, the previous base").
 
 The continuous order flow is a Santa Fe / queue-reactive model around a latent value:
@@ -149,12 +149,12 @@ class Profile:
     value_pull: float  # lean of order sides per tick of gap between value and mid (tanh gain)
     limit_lean: float  # cap on the lean of limit orders' sides (1 = may become one-sided)
     follow_volume: float  # traded shares that would pull the value all the way to the price
-    # Call auctions (reference/krx.md: sessions, single-price auction).
+    # Call auctions (docs/reference/krx.md: sessions, single-price auction).
     auction_orders_open: float = 0.0  # expected orders in the opening auction, 08:30-09:00
     auction_orders_close: float = 0.0  # expected orders in the closing auction, 15:20-15:30
     auction_spread_ticks: float = 4.0  # sd of auction limit prices around the value, ticks
     auction_cancel_share: float = 0.1  # share of auction arrivals that cancel a live order
-    # Limit-locked days (reference/krx.md: daily price limits).
+    # Limit-locked days (docs/reference/krx.md: daily price limits).
     locked_buy_share: float = 0.005  # share of a locked day's orders that lean against the
     # lock (buyers at a lower-limit lock, sellers at an upper-limit one)
     locked_cancel_share: float = 0.05  # share of cancels and re-prices that still hit an
@@ -1085,7 +1085,7 @@ def synthesize(profile: str | Profile, days: int, seed: int, start: date = date(
         if day_rows.pos:
             yield day_rows.events(), table
         if st[_S_TRADED]:
-            # reference/krx.md: "Base price: previous close; with no trade, the previous
+            # docs/reference/krx.md: "Base price: previous close; with no trade, the previous
             # base." The close is the closing uncross, or the last trade if nothing crossed.
             base = int(ladder[st[_S_LAST]])
 
@@ -1130,7 +1130,7 @@ def _uncross_packet(day_rows: _DayRows, book: _Book, st: np.ndarray, fst: np.nda
                     params: np.ndarray, ladder: np.ndarray, reference: int, lower: int,
                     upper: int, opening: bool, ts: int, table: InstrumentTable) -> Iterator:
     """History's own uncross at ``ts``: :func:`venues.krx.uncross.uncross` over the resting
-    orders (reference/krx.md: single-price auction), written as an F_AUCTION packet and
+    orders (docs/reference/krx.md: single-price auction), written as an F_AUCTION packet and
     applied to the generator's book; nothing when nothing crosses.
 
     Only the orders that can trade are passed: a bid below the lowest ask (or an ask above

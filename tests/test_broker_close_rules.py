@@ -1,7 +1,7 @@
 """Close-valued broker rules at the KRX venue, on hand-built three-day tapes: a credit
 margin call at the close, the D+1 deadline, the forced sale in the next pre-open auction at
 the lower limit sized to restore 140%; a 미수 purchase unpaid on T+2 sold on T+3
-(reference/krx.md, 신용융자 and 미수)."""
+(docs/reference/krx.md, 신용융자 and 미수)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Margin rules as data: the presets carry reference/krx.md's numbers, overrides change one
+"""Margin rules as data: the presets carry docs/reference/krx.md's numbers, overrides change one
 field, bad input is refused with the key and the allowed values."""
 
 from dataclasses import asdict, fields

@@ -2,7 +2,7 @@
 with a -12% news shock on day 2, replayed at the KRX venue in relative mode with the
 ``cfd`` preset. The heavily leveraged population drives the stock limit-down two days in a
 row with forced sells left unfilled at the lower limit (as on 2023-04-24..27,
-reference/krx.md, "Episodes to replay"); the lightly leveraged one on the same tape and
+docs/reference/krx.md, "Episodes to replay"); the lightly leveraged one on the same tape and
 seed has no forced sale and no locked day."""
 
 from __future__ import annotations

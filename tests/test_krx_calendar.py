@@ -1,4 +1,4 @@
-"""reference/krx.md, "Settlement and calendar": T+2 on KRX trading days (XKRX calendar)."""
+"""docs/reference/krx.md, "Settlement and calendar": T+2 on KRX trading days (XKRX calendar)."""
 
 from datetime import date
 

@@ -1,4 +1,4 @@
-"""reference/krx.md, tick size and daily price limits: which limit prices the KRX accepts."""
+"""docs/reference/krx.md, tick size and daily price limits: which limit prices the KRX accepts."""
 
 from datetime import date
 

@@ -1,6 +1,6 @@
 """A 2-day synthetic small-cap tape replayed at the KRX venue, from the command line: both
 auctions each day, a VI pushed by an injected order, a limit-locked book when an injected
-sell exceeds every bid down to the lower limit (reference/krx.md, sessions, VI, limits)."""
+sell exceeds every bid down to the lower limit (docs/reference/krx.md, sessions, VI, limits)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""reference/krx.md, "Sessions (regular)": phases and the auctions' random ends."""
+"""docs/reference/krx.md, "Sessions (regular)": phases and the auctions' random ends."""
 
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as t

@@ -1,4 +1,4 @@
-"""KRX tick table and daily limits, against the numbers in reference/krx.md."""
+"""KRX tick table and daily limits, against the numbers in docs/reference/krx.md."""
 
 from datetime import date, datetime
 
@@ -20,11 +20,11 @@ from venues.krx.ticks import (
 NEW = date(2024, 5, 2)  # a day under the 2023-01-25 table
 OLD = date(2022, 11, 1)  # a day under the previous table
 
-# reference/krx.md, "Tick size ... since 2023-01-25": (band's lowest price, tick below it,
+# docs/reference/krx.md, "Tick size ... since 2023-01-25": (band's lowest price, tick below it,
 # tick from it on).
 NEW_BOUNDARIES = [(2_000, 1, 5), (5_000, 5, 10), (20_000, 10, 50), (50_000, 50, 100),
                   (200_000, 100, 500), (500_000, 500, 1_000)]
-# reference/krx.md, "Before 2023-01-25 (KOSPI): < 1,000: 1; 1,000-5,000: 5; ...".
+# docs/reference/krx.md, "Before 2023-01-25 (KOSPI): < 1,000: 1; 1,000-5,000: 5; ...".
 OLD_KOSPI_BOUNDARIES = [(1_000, 1, 5), (5_000, 5, 10), (10_000, 10, 50), (50_000, 50, 100),
                         (100_000, 100, 500), (500_000, 500, 1_000)]
 
@@ -44,7 +44,7 @@ def test_tick_changes_at_each_band_of_the_pre_2023_kospi_table(bound, below, abo
 
 
 def test_pre_2023_kosdaq_tick_is_capped_at_100_above_50000():
-    # reference/krx.md: "(KOSDAQ capped at 100 above 50,000)".
+    # docs/reference/krx.md: "(KOSDAQ capped at 100 above 50,000)".
     for price in (50_000, 99_999, 100_000, 499_999, 500_000, 1_200_000):
         assert tick_size(price, on=OLD, market="KOSDAQ") == 100
     assert tick_size(49_999, on=OLD, market="KOSDAQ") == 50
@@ -60,7 +60,7 @@ def test_the_regime_switches_on_2023_01_25():
 
 
 def test_etf_tick_is_5_won_and_1_won_below_2000():
-    # reference/krx.md: "ETFs: 5 won (1 won below 2,000 ...)".
+    # docs/reference/krx.md: "ETFs: 5 won (1 won below 2,000 ...)".
     assert tick_size(1_999, etf=True) == 1
     assert tick_size(2_000, etf=True) == 5
     assert tick_size(600_000, on=OLD, etf=True) == 5
@@ -116,7 +116,7 @@ def test_non_positive_prices_and_unknown_markets_are_rejected():
 
 
 def test_krx_limit_example_base_9980():
-    # reference/krx.md: "KRX example: base 9,980 -> width 2,994 -> 2,990 -> upper 12,970,
+    # docs/reference/krx.md: "KRX example: base 9,980 -> width 2,994 -> 2,990 -> upper 12,970,
     # lower 6,990".
     assert price_limits(9_980, on=NEW) == (6_990, 12_970)
     # Under the pre-2023 table 12,970 sits in the 10,000-50,000 band (tick 50): 12,950.
@@ -124,7 +124,7 @@ def test_krx_limit_example_base_9980():
 
 
 def test_upper_limit_is_truncated_to_the_tick_of_its_own_band():
-    # reference/krx.md: "each truncated to the tick at the resulting price". 15,400 + 4,620
+    # docs/reference/krx.md: "each truncated to the tick at the resulting price". 15,400 + 4,620
     # = 20,020 lands in the 50-won band: 20,000.
     assert price_limits(15_400, on=NEW) == (10_780, 20_000)
     # 70,000 +- 21,000: the lower limit crosses into the 50-won band and stays on its grid.
@@ -132,7 +132,7 @@ def test_upper_limit_is_truncated_to_the_tick_of_its_own_band():
 
 
 def test_limit_is_15_percent_before_2015_06_15():
-    # reference/krx.md: "+-30% of the base price since 2015-06-15 (15% before ...)".
+    # docs/reference/krx.md: "+-30% of the base price since 2015-06-15 (15% before ...)".
     assert limit_percent(date(2015, 6, 12)) == 15
     assert limit_percent(date(2015, 6, 15)) == 30
     # 9,980 x 15% = 1,497 -> 1,490; 11,470 sits in the old 10,000-50,000 band (tick 50).

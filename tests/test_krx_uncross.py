@@ -1,4 +1,4 @@
-"""reference/krx.md, "Single-price auction (uncross)": maximum volume, the reference rule,
+"""docs/reference/krx.md, "Single-price auction (uncross)": maximum volume, the reference rule,
 price-time priority and the limit-open allocation rounds.
 
 ``reference_uncross`` below is the original pure-Python implementation (one pass over the

@@ -1,7 +1,7 @@
 """The KRX venue inside the replay (``Replay(..., venue="krx")``): order checks, the session
 state machine and its auctions, VI, limit-locked books, circuit breakers and the sidecar.
 
-Each test cites the line of reference/krx.md it implements ("krx.md:NN"). The tapes are
+Each test cites the line of docs/reference/krx.md it implements ("krx.md:NN"). The tapes are
 hand-built, so every expected price and quantity is worked out in the test.
 """
 

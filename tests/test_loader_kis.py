@@ -1,6 +1,6 @@
-"""KIS real-time recordings (reference/kis-realtime.md).
+"""KIS real-time recordings (docs/reference/kis-realtime.md).
 
-The trade frame below is the real one published in reference/kis-realtime.md (Samsung
+The trade frame below is the real one published in docs/reference/kis-realtime.md (Samsung
 Electronics, 2023-03-24 11:26:16). The quote frames, and the trade frames made by
 ``trade_record``, are synthetic: built from the published H0STASP0 / H0STCNT0 field layouts,
 with made-up prices and sizes.

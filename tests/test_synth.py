@@ -136,7 +136,7 @@ class DictBook:
 
 def uncrossed_phase(events: Events, seed: int) -> np.ndarray:
     """Rows after which the book must not be crossed: from each day's opening uncross to
-    15:20, and the closing uncross. reference/krx.md: "Opening call auction: orders from
+    15:20, and the closing uncross. docs/reference/krx.md: "Opening call auction: orders from
     08:30, uncross at 09:00"; "Continuous 09:00-15:20; closing call auction 15:20-15:30";
     in a call auction nothing matches, so its book may cross until the uncross."""
     mask = np.zeros(len(events), bool)
@@ -262,7 +262,7 @@ def test_trade_packets_print_one_trade_of_the_summed_fills(fixture, request):
 def test_packets_share_one_ts_and_only_known_packets_have_many_rows(fixture, request):
     """Every packet ends with F_LAST and its rows share one ts. Two packets share a ts only
     at an uncross: the opening one and the book's top-up, the closing one and the deletes
-    (reference/krx.md: "Every single-price auction ends at a random moment within 30 s
+    (docs/reference/krx.md: "Every single-price auction ends at a random moment within 30 s
     after its nominal end", which is where both happen)."""
     chunks = request.getfixturevalue(fixture)
     seed = SMALL_SEED if fixture == "small_two_days" else LARGE_SEED
@@ -326,7 +326,7 @@ def test_large_cap_day_has_millions_of_events_and_a_one_tick_spread(large_day,
 
 
 def test_next_day_base_is_the_close_and_falls_on_the_next_trading_day(small_two_days):
-    """reference/krx.md: "Base price: previous close; with no trade, the previous base." The
+    """docs/reference/krx.md: "Base price: previous close; with no trade, the previous base." The
     close is the closing uncross's price (the last trade before it if nothing crosses)."""
     (d1, ev1, t1), (d2, ev2, t2) = _days(small_two_days)
     assert t1.instruments[0].prev_close_units == SMALLCAP.start_price

@@ -76,7 +76,7 @@ def krx_replay(chunks, seed: int, stop_after_open: bool = False) -> list[Day]:
         rec = Day(day, base)
         out.append(rec)
         book = DictBook()
-        last_trade = base  # reference/krx.md: "before the open: the base price"
+        last_trade = base  # docs/reference/krx.md: "before the open: the base price"
         current: Auction | None = None
         rows = zip(ev.ts.tolist(), ev.action.tolist(), ev.side.tolist(), ev.price.tolist(),
                    ev.size.tolist(), ev.order_id.tolist(), ev.flags.tolist(), strict=True)
@@ -139,7 +139,7 @@ def locked_down():
 
 def test_each_day_has_one_opening_and_one_closing_uncross_at_the_random_ends(
         small_two_days, small_replayed):
-    """reference/krx.md: "Opening call auction: orders from 08:30, uncross at 09:00";
+    """docs/reference/krx.md: "Opening call auction: orders from 08:30, uncross at 09:00";
     "closing call auction 15:20-15:30"; "Every single-price auction ends at a random
     moment within 30 s after its nominal end" - the end venues.krx.session.schedule draws
     from the tape's seed."""
@@ -184,7 +184,7 @@ def test_uncross_packets_and_only_they_carry_f_auction(small_two_days):
 
 def test_uncross_price_volume_and_fills_are_the_krx_rule_over_the_auction_book(
         small_replayed):
-    """reference/krx.md, single-price auction: "The price at which all bids above it and all
+    """docs/reference/krx.md, single-price auction: "The price at which all bids above it and all
     asks below it execute fully ... (i.e. maximum executable volume)"; "Several candidates:
     take the one equal to the previous price (before the open: the base price)";
     "Priority: price, then time". Recomputed with venues.krx.uncross over the dict book."""
@@ -224,7 +224,7 @@ def test_large_cap_opening_auction_has_hundreds_to_thousands_of_orders(large_ope
 
 def test_the_close_is_the_next_base_and_limits_are_recomputed_each_day(small_two_days,
                                                                        small_replayed):
-    """reference/krx.md: "Base price: previous close; with no trade, the previous base";
+    """docs/reference/krx.md: "Base price: previous close; with no trade, the previous base";
     limits "+-30% of the base price" recomputed from each day's base; prices on the tick
     grid."""
     days = _days(small_two_days)
@@ -241,7 +241,7 @@ def test_the_close_is_the_next_base_and_limits_are_recomputed_each_day(small_two
 
 
 def test_a_40_percent_overnight_fall_locks_the_small_cap_at_its_lower_limit(locked_down):
-    """reference/krx.md: daily limits are "+-30% of the base price", so a -40% value can
+    """docs/reference/krx.md: daily limits are "+-30% of the base price", so a -40% value can
     only trade at the lower limit: sellers queue there and few buyers come (the 2023-10-26
     영풍제지 episode: "18 M shares offered at the limit, 5,294 traded")."""
     (d1, _, t1), (d2, ev2, t2) = _days(locked_down)

@@ -1,7 +1,7 @@
 """Venue rules the compiled loop applies per event: order checks, VI bands, market watch.
 
 At the generic venue (``S[H_VENUE] == VENUE_GENERIC``) none of this applies: every order is
-accepted and matching is never interrupted. At the KRX venue (reference/krx.md) the state
+accepted and matching is never interrupted. At the KRX venue (docs/reference/krx.md) the state
 that :mod:`venues.krx.venue` keeps in the arena decides:
 
 - **Order checks.** A limit price off the tick grid or outside the day's limits is rejected;

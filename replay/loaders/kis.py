@@ -1,6 +1,6 @@
 """KIS (Korea Investment & Securities) real-time recordings: H0STASP0 quotes, H0STCNT0 trades.
 
-Layout: reference/kis-realtime.md. One frame per line, ``E|TR_ID|NNN|f1^f2^...``, optionally
+Layout: docs/reference/kis-realtime.md. One frame per line, ``E|TR_ID|NNN|f1^f2^...``, optionally
 preceded by the recorder's receive time (ISO-8601, or epoch seconds / milliseconds /
 nanoseconds) and a space, comma or tab. A frame holds NNN records of the TR's full field list.
 

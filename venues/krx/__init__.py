@@ -1,5 +1,5 @@
 """KRX venue rules: tick table, daily price limits, calendar and settlement
-(reference/krx.md)."""
+(docs/reference/krx.md)."""
 
 from venues.krx.calendar import settlement_date
 from venues.krx.limits import price_limits

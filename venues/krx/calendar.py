@@ -1,6 +1,6 @@
 """KRX trading days and settlement: T+2 on the XKRX calendar.
 
-Trading days come from exchange-calendars' XKRX calendar (reference/krx.md: settlement and
+Trading days come from exchange-calendars' XKRX calendar (docs/reference/krx.md: settlement and
 calendar), never from a hand-made list: Korean holidays such as Seollal and Chuseok move.
 """
 
@@ -15,7 +15,7 @@ import exchange_calendars
 import numpy as np
 import pandas as pd
 
-SETTLEMENT_LAG = 2  # reference/krx.md: "T+2 on KRX trading days"
+SETTLEMENT_LAG = 2  # docs/reference/krx.md: "T+2 on KRX trading days"
 
 
 def _cache_file() -> Path:

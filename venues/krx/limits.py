@@ -1,6 +1,6 @@
 """KRX daily price limits (가격제한폭): the band a day's prices must stay in.
 
-reference/krx.md, "Daily price limits": width = base x 30% (15% before 2015-06-15),
+docs/reference/krx.md, "Daily price limits": width = base x 30% (15% before 2015-06-15),
 truncated to the tick of the base price; upper = base + width and lower = base - width,
 each truncated to the tick at the resulting price. Integer arithmetic only.
 """
@@ -11,7 +11,7 @@ from datetime import date, datetime
 
 from venues.krx.ticks import round_down_to_tick, tick_size
 
-#: First day of the +-30% limit (reference/krx.md: "since 2015-06-15 (15% before ...)").
+#: First day of the +-30% limit (docs/reference/krx.md: "since 2015-06-15 (15% before ...)").
 LIMIT_30_FROM = date(2015, 6, 15)
 
 
@@ -31,7 +31,7 @@ def price_limits(base: int, on: date | None = None, *, market: str = "KOSPI",
     """``(lower, upper)`` limit prices for a day whose base price (usually the previous
     close) is ``base`` won.
 
-    KRX example (reference/krx.md): base 9,980 -> width 2,994 -> 2,990 -> (6,990, 12,970).
+    KRX example (docs/reference/krx.md): base 9,980 -> width 2,994 -> 2,990 -> (6,990, 12,970).
     The lower limit is always on the grid already (every tick divides the ticks above it),
     so its truncation only matters for the upper limit, which can land in a coarser band.
     """

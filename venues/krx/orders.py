@@ -1,6 +1,6 @@
 """Which limit prices the KRX accepts: on the tick grid and inside the day's price limits.
 
-reference/krx.md: tick size (호가가격단위) and daily price limits. A market order has no price
+docs/reference/krx.md: tick size (호가가격단위) and daily price limits. A market order has no price
 to check. The reason a price is refused is returned as text, so a caller can reject the order
 with it.
 """

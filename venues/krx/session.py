@@ -1,4 +1,4 @@
-"""A KRX trading day's phases, in UTC nanoseconds (reference/krx.md: sessions).
+"""A KRX trading day's phases, in UTC nanoseconds (docs/reference/krx.md: sessions).
 
 - Opening call auction: orders from 08:30; uncross at 09:00 plus a random end.
 - Continuous trading to 15:20.
@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 
 SEOUL = ZoneInfo("Asia/Seoul")
-RANDOM_END_MAX = timedelta(seconds=30)  # reference/krx.md: "within 30 s"
+RANDOM_END_MAX = timedelta(seconds=30)  # docs/reference/krx.md: "within 30 s"
 
 PRE_OPEN = time(8, 30)
 OPEN = time(9, 0)

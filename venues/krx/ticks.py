@@ -1,6 +1,6 @@
 """KRX tick sizes (호가가격단위): the price grid a KRX order must sit on.
 
-Two regimes for stocks (reference/krx.md: tick size), switching on 2023-01-25, plus the
+Two regimes for stocks (docs/reference/krx.md: tick size), switching on 2023-01-25, plus the
 ETF table. Each regime is a band table: ``bounds[i]`` is the lowest price of band ``i`` and
 ``ticks[i]`` its tick. :func:`tick_table` hands the table out as int64 arrays so compiled
 kernels can call :func:`tick_at` without touching Python; the other functions are the
@@ -18,21 +18,21 @@ from datetime import date, datetime
 import numpy as np
 from numba import njit
 
-#: First day of the tick table in force today (reference/krx.md: "since 2023-01-25").
+#: First day of the tick table in force today (docs/reference/krx.md: "since 2023-01-25").
 REGIME_2023 = date(2023, 1, 25)
 
 MARKETS = ("KOSPI", "KOSDAQ")
 
 # (lowest price of the band, tick) pairs.
-# reference/krx.md, tick table "since 2023-01-25", KOSPI and KOSDAQ alike.
+# docs/reference/krx.md, tick table "since 2023-01-25", KOSPI and KOSDAQ alike.
 _STOCK_2023 = ((0, 1), (2_000, 5), (5_000, 10), (20_000, 50), (50_000, 100),
                (200_000, 500), (500_000, 1_000))
-# reference/krx.md, "Before 2023-01-25 (KOSPI)".
+# docs/reference/krx.md, "Before 2023-01-25 (KOSPI)".
 _KOSPI_BEFORE_2023 = ((0, 1), (1_000, 5), (5_000, 10), (10_000, 50), (50_000, 100),
                       (100_000, 500), (500_000, 1_000))
-# reference/krx.md, same line: "(KOSDAQ capped at 100 above 50,000)".
+# docs/reference/krx.md, same line: "(KOSDAQ capped at 100 above 50,000)".
 _KOSDAQ_BEFORE_2023 = ((0, 1), (1_000, 5), (5_000, 10), (10_000, 50), (50_000, 100))
-# reference/krx.md, "ETFs: 5 won (1 won below 2,000 ...)". The date the 1-won band started
+# docs/reference/krx.md, "ETFs: 5 won (1 won below 2,000 ...)". The date the 1-won band started
 # is unconfirmed there, so the table applies on every date.
 _ETF = ((0, 1), (2_000, 5))
 
@@ -99,7 +99,7 @@ def _out(template: int | np.ndarray, values: np.ndarray) -> int | np.ndarray:
 
 def tick_size(price: int | np.ndarray, on: date | None = None, *, market: str = "KOSPI",
               etf: bool = False) -> int | np.ndarray:
-    """Tick size at ``price`` (won) on day ``on`` (reference/krx.md: tick size).
+    """Tick size at ``price`` (won) on day ``on`` (docs/reference/krx.md: tick size).
 
     ``on=None`` uses the regime in force today. ``market`` only matters before 2023-01-25,
     when KOSDAQ capped the tick at 100. ``etf=True`` uses the ETF table.

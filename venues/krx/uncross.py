@@ -1,6 +1,6 @@
 """The KRX single-price auction (단일가매매): the uncross price and who gets filled.
 
-reference/krx.md, "Single-price auction (uncross)":
+docs/reference/krx.md, "Single-price auction (uncross)":
 
 - The price executes the maximum volume: every bid above it and every ask below it in full,
   one side at it in full and the other at least partly. Executable volume

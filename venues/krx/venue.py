@@ -2,7 +2,7 @@
 
 The compiled loop applies the per-event rules (:mod:`venues.rules`: order checks, VI
 thresholds, market watch); this class owns what happens at moments in time, between calls
-of the loop (reference/krx.md for every number):
+of the loop (docs/reference/krx.md for every number):
 
 - **Each day** (XKRX trading days): the tick table of the day, the base price (the first
   day: the instrument table's previous close; later days: the simulated close, or with no
@@ -100,7 +100,7 @@ MINUTE = 60 * 10**9
 
 @dataclass(frozen=True)
 class KrxRules:
-    """The KRX numbers the venue uses; each default is cited in reference/krx.md."""
+    """The KRX numbers the venue uses; each default is cited in docs/reference/krx.md."""
 
     static_vi_bp: int = 1_000  # "Static VI: +-10% vs the reference"
     dynamic_vi_bp_kospi200: int = 300  # "KOSPI200 names +-3%"
@@ -325,7 +325,7 @@ class KrxVenue:
             ph = self.host.book.ins[n.inst, I_PHASE]
             if ph == PH_CLOSED:
                 continue  # stage 3 ended the day
-            # a VI auction still running joins the closing auction (reference/krx.md)
+            # a VI auction still running joins the closing auction (docs/reference/krx.md)
             n.auction, n.extended, n.pending_end = "close", False, 0
             self._set_phase(n.inst, PH_AUCTION)
 
@@ -365,7 +365,7 @@ class KrxVenue:
                 "limit_locked_down": bool(at_lower > 0 and no_bid),
                 "closed_at_lower_limit": close == n.lower,
             })
-            n.base = close  # reference/krx.md: "Base price: previous close"
+            n.base = close  # docs/reference/krx.md: "Base price: previous close"
         inj = self.host.injected_orders()
         ids = inj[:, J_ID]
         live = np.flatnonzero(np.isin(res[ids, R_STATUS], (ST_RESTING, ST_PARTIAL))
@@ -407,7 +407,7 @@ class KrxVenue:
         S = self.host.book.S
         ins = self.host.book.ins
         kind = n.auction
-        # reference/krx.md: the limit-price rounds apply "at an open (or reopen)"
+        # docs/reference/krx.md: the limit-price rounds apply "at an open (or reopen)"
         opening = kind in ("open", "reopen")
         # "take the one equal to the previous price (before the open: the base price)"
         ref = n.base if kind == "open" else int(ins[n.inst, I_LAST])
