@@ -47,11 +47,19 @@ class OutputError(OSError):
 
     def __init__(self, path: Path, exc: OSError) -> None:
         super().__init__(exc.errno, exc.strerror or str(exc))
+        path = final_name(Path(path))
         self.filename = str(path)
         self.message = f"cannot write {path}: {exc.strerror or exc}"
 
     def __str__(self) -> str:
         return self.message
+
+
+def final_name(path: Path) -> Path:
+    """``path`` as it is named once its run is in place: a run's temporary directory
+    ``.NAME.PID.ID.partial`` in it is read as ``NAME``."""
+    parts = [m["name"] if (m := _TEMP.match(part)) else part for part in path.parts]
+    return Path(*parts) if parts else path
 
 
 def atomic_write(path: str | Path, write: Callable[[Path], Any]) -> Path:
