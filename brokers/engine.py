@@ -46,6 +46,7 @@ shortfall.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -153,7 +154,11 @@ class Broker:
     """The accounts of ``population`` whose kind is ``rules.kind``, under ``rules``
     (:class:`brokers.rules.Rules`), attached to a :class:`replay.engine.Replay` with
     :meth:`attach`. ``submit_orders=False`` evaluates the accounts but never sends a
-    forced order: the counterfactual run."""
+    forced order: the counterfactual run.
+
+    Each close's account snapshot goes to ``snapshot_sink`` as the close happens (a run
+    streams them to disk), and is then dropped; with no sink they are kept in
+    :attr:`snapshots`."""
 
     rules: Any
     population: Any
@@ -161,6 +166,7 @@ class Broker:
     submit_orders: bool = True
     forced: list[dict[str, Any]] = field(default_factory=list)
     snapshots: list[pd.DataFrame] = field(default_factory=list)
+    snapshot_sink: Callable[[pd.DataFrame], None] | None = None
 
     def __post_init__(self) -> None:
         pop = self.population
@@ -509,10 +515,14 @@ class Broker:
         ratio = self.ratios(value, self._loan, self._cash)
         state = np.where((self._state == OK) & (self._frozen_until > day.toordinal()),
                          FROZEN, self._state).astype(np.int8)
-        self.snapshots.append(pd.DataFrame({
+        snapshot = pd.DataFrame({
             "day": day, "account_id": pop.account_id, "value": value, "loan": self._loan.copy(),
             "cash": self._cash.copy(), "collateral_ratio": ratio,
-            "state": pd.Categorical.from_codes(state, STATE_NAMES)})[self.managed])
+            "state": pd.Categorical.from_codes(state, STATE_NAMES)})[self.managed]
+        if self.snapshot_sink is not None:
+            self.snapshot_sink(snapshot)
+        else:
+            self.snapshots.append(snapshot)
 
     def _close_rules(self, day, value, debt, close, gen_at_close, carry) -> None:
         r = self.rules

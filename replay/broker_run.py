@@ -9,13 +9,17 @@ Written beside the replay's own tables:
 
 - ``forced_orders.parquet``: ts, account_id, instrument, trigger, ratio_at_trigger,
   generation, qty, filled_qty, avg_price.
-- ``accounts.parquet``: each account's state at each close (KRX venue), or at the end of
-  the run.
+- ``accounts.parquet``: each account's state at each close (KRX venue), streamed to disk
+  as each close happens (:class:`AccountSnapshots`), or at the end of the run.
 - ``counterfactual_trades.parquet``: the counterfactual run's trade prints, for the price
-  path without the forced sales.
+  path without the forced sales, streamed as the replay flushes them
+  (:class:`CounterfactualTrades`).
 - ``summary.json``, under ``broker`` and ``counterfactual``: forced volume and value,
   accounts liquidated, amplification, broker shortfall and max drawdown, each computed the
-  same way for the two runs.
+  same way for the two runs, reading the trade prints back a batch at a time.
+
+So memory does not grow with the tape's length: no close's snapshot and no trade print is
+held after it is written.
 """
 
 from __future__ import annotations
@@ -26,9 +30,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from brokers.engine import Broker
+from replay.engine import TRADE_NAMES
+from replay.rundir import TableStream, write_parquet
+from venues.matching import TRADES
 
 SELL = 65  # ord("A"): the aggressor side of a sell print
 
@@ -40,6 +48,10 @@ def load_population(path: Path, instruments, seed: int):
     if path.suffix.lower() == ".toml":
         return synthesize_population(path, instruments, seed)
     return load_population_csv(path, instruments)
+
+
+#: Trade prints read back per batch when the figures are computed.
+BATCH_ROWS = 1 << 20
 
 
 def max_drawdown(trades: pd.DataFrame) -> float:
@@ -54,13 +66,51 @@ def max_drawdown(trades: pd.DataFrame) -> float:
     return worst
 
 
-def metrics(broker: Broker, trades: pd.DataFrame) -> dict[str, Any]:
-    """The broker's figures for one run; ``trades`` are the run's trade prints."""
+def trade_figures(path: Path) -> tuple[int, float]:
+    """The tape's own sell volume (prints of history whose aggressor sold) and the max
+    drawdown (:func:`max_drawdown`) of the trade prints in ``path``, read a batch at a
+    time: memory does not grow with the number of prints. The prints are in time order
+    (the replay writes them as they happen); if they are not, the file is read whole."""
+    f = pq.ParquetFile(path)
+    peaks: dict[int, float] = {}
+    worst, own_sells, last_ts = 0.0, 0, np.iinfo(np.int64).min
+    for batch in f.iter_batches(BATCH_ROWS, columns=["ts", "instrument", "price", "size",
+                                                      "side", "source"]):
+        ts = batch.column("ts").to_numpy()
+        if len(ts) == 0:
+            continue
+        if ts[0] < last_ts or np.any(np.diff(ts) < 0):
+            frame = pq.read_table(path).to_pandas()
+            history = (frame.source == "history") | (frame.source == 0)
+            return (int(frame.loc[history & (frame.side == SELL), "size"].sum()),
+                    max_drawdown(frame))
+        last_ts = int(ts[-1])
+        source = batch.column("source")
+        if pa.types.is_dictionary(source.type):
+            source = source.cast(pa.string())
+            history = pc.equal(source, "history").to_numpy(zero_copy_only=False)
+        else:
+            history = source.to_numpy() == 0
+        side = batch.column("side").to_numpy()
+        own_sells += int(batch.column("size").to_numpy()[history & (side == SELL)].sum())
+        inst = batch.column("instrument").to_numpy()
+        px = batch.column("price").to_numpy().astype(float)
+        order = np.argsort(inst, kind="stable")
+        inst, px = inst[order], px[order]
+        cuts = np.flatnonzero(np.diff(inst)) + 1
+        for lo, hi in zip(np.r_[0, cuts], np.r_[cuts, len(inst)], strict=True):
+            k = int(inst[lo])
+            peak = np.maximum.accumulate(np.r_[peaks.get(k, -np.inf), px[lo:hi]])[1:]
+            peaks[k] = float(peak[-1])
+            worst = max(worst, float(np.max(1.0 - px[lo:hi] / peak)))
+    return own_sells, worst
+
+
+def metrics(broker: Broker, trades: Path) -> dict[str, Any]:
+    """The broker's figures for one run; ``trades`` is the run's trade prints file."""
     forced = broker.forced_orders()
     accounts = broker.accounts()
-    # the tape's own sell volume: prints of history whose aggressor sold
-    own_sells = int(trades.loc[(trades.source == "history") | (trades.source == 0)]
-                    .query("side == @SELL")["size"].sum()) if len(trades) else 0
+    own_sells, drawdown = trade_figures(trades)
     filled = forced.filled_qty.to_numpy(dtype=np.int64) if len(forced) else np.zeros(0, int)
     value = float(np.nansum(forced.filled_qty * forced.avg_price)) if len(forced) else 0.0
     return {
@@ -76,19 +126,54 @@ def metrics(broker: Broker, trades: pd.DataFrame) -> dict[str, Any]:
         "amplification": (float(filled.sum()) / own_sells) if own_sells else None,
         "broker_shortfall": int(accounts.shortfall.sum()),
         "accounts_wiped_out": int((accounts.shortfall > 0).sum()),
-        "max_drawdown": max_drawdown(trades),
+        "max_drawdown": drawdown,
     }
 
 
-def write_broker_tables(run_dir: Path, broker: Broker) -> None:
+class AccountSnapshots:
+    """The broker's ``snapshot_sink``: each close's snapshot appended to accounts.parquet
+    as it happens, then dropped."""
+
+    def __init__(self, stream: TableStream) -> None:
+        self.stream = stream
+
+    def __call__(self, snapshot: pd.DataFrame) -> None:
+        table = pa.Table.from_pandas(snapshot, preserve_index=False)
+        i = table.schema.get_field_index("state")
+        table = table.set_column(i, "state", table.column(i).cast(pa.string()))
+        self.stream.write(table.replace_schema_metadata(None))
+
+
+def discard_snapshot(snapshot: pd.DataFrame) -> None:
+    """The counterfactual broker's ``snapshot_sink``: its snapshots are not written."""
+
+
+class CounterfactualTrades:
+    """The counterfactual replay's report sink: its trade prints streamed to
+    counterfactual_trades.parquet (ts, instrument, price, size, side, source), its fills and
+    top of book dropped."""
+
+    def __init__(self, stream: TableStream) -> None:
+        self.stream = stream
+
+    def append(self, table: int, rows: np.ndarray) -> None:
+        if table == TRADES:
+            self.stream.write(pa.table({name: pa.array(np.ascontiguousarray(rows[:, j]))
+                                        for j, name in enumerate(TRADE_NAMES)}))
+
+    def close(self) -> None:
+        if not self.stream.rows:  # no print: still a table, with its columns
+            self.append(TRADES, np.zeros((0, len(TRADE_NAMES)), np.int64))
+        self.stream.close()
+
+
+def write_broker_tables(run_dir: Path, broker: Broker, snapshots: AccountSnapshots,
+                        run_id: str) -> None:
+    """forced_orders.parquet, and accounts.parquet: the snapshots streamed at each close,
+    or the accounts at the end of the run when there was no close (generic venue)."""
     forced = broker.forced_orders()
-    pq.write_table(pa.Table.from_pandas(forced, preserve_index=False),
-                   run_dir / "forced_orders.parquet")
-    snaps = broker.snapshots
-    if snaps:
-        accounts = pd.concat(snaps, ignore_index=True)
-        accounts["state"] = accounts["state"].astype(str)
-    else:
-        accounts = broker.accounts()
-    pq.write_table(pa.Table.from_pandas(accounts, preserve_index=False),
-                   run_dir / "accounts.parquet")
+    write_parquet(run_dir / "forced_orders.parquet",
+                  pa.Table.from_pandas(forced, preserve_index=False), run_id)
+    if not snapshots.stream.close():
+        write_parquet(run_dir / "accounts.parquet",
+                      pa.Table.from_pandas(broker.accounts(), preserve_index=False), run_id)

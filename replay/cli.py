@@ -11,6 +11,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, rich_markup_mode="markdown",
@@ -35,17 +36,30 @@ out = Console()
 
 
 def _friendly(fn):
-    """Turn input errors into one clear line and exit code 2 instead of a traceback."""
+    """Turn input errors, and files that cannot be read or written (a full disk), into one
+    clear line naming the file and exit code 2 instead of a traceback."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
-        except (ValueError, FileNotFoundError, KeyError) as exc:
-            err.print(f"[bold red]error:[/] {exc}")
+        except (ValueError, KeyError, OSError) as exc:
+            err.print(f"[bold red]error:[/] {escape(_one_line(exc))}", highlight=False,
+                      soft_wrap=True)
             raise typer.Exit(2) from None
 
     return wrapper
+
+
+def _one_line(exc: BaseException) -> str:
+    """The error's message on one line; an OSError names its file."""
+    if isinstance(exc, OSError) and type(exc).__str__ is OSError.__str__ and exc.strerror \
+            and not (exc.args and len(exc.args) == 1):
+        where = f"{exc.filename}: " if exc.filename else ""
+        text = f"{where}{exc.strerror}"
+    else:
+        text = str(exc)
+    return " ".join(text.split())
 
 
 def _progress() -> Progress:
@@ -225,7 +239,8 @@ def replay_cmd(
     output: Annotated[Path, typer.Option("-o", "--output", help="Run directory to write.")]
     = Path("run"),
     mode: Annotated[str, typer.Option(help="absolute, relative, propagator or generative "
-                                      "(docs/replay-modes.md).")] = "absolute",
+                                      "(docs/replay-modes.md). Default: relative, as in "
+                                      "cascade compare.")] = "relative",
     inject: Annotated[Path | None, typer.Option(help="CSV of orders to inject: ts,instrument,"
                                                 "side,type,price,size.")] = None,
     profile: Annotated[str, typer.Option(help="Generative mode: the flow's profile, "
@@ -235,9 +250,11 @@ def replay_cmd(
         help="Seed of the generative flow and of the KRX venue's random auction ends; "
              "recorded with every run. Default: the tape's own session seed (synthetic "
              "tapes), else 0.")] = None,
-    venue: Annotated[str, typer.Option(
+    venue: Annotated[str | None, typer.Option(
         help="generic (price-time matching, no session rules) or krx (ticks, daily limits, "
-             "auctions, VI, circuit breakers: docs/krx-venue.md).")] = "generic",
+             "auctions, VI, circuit breakers: docs/krx-venue.md). Default, as in cascade "
+             "compare: krx when every instrument of the tape is on XKRX, else generic.")]
+    = None,
     index_prior_close: Annotated[float, typer.Option(
         help="KRX venue: the index's previous close, to report circuit-breaker levels in "
              "index points (the index is computed from the tape's constituents).")] = 0.0,
@@ -259,6 +276,9 @@ def replay_cmd(
         help="KEY=VALUE passed to the strategy's constructor (repeatable), e.g. "
              "--param cash=50000000.")] = None,
     chunk_rows: Annotated[int, typer.Option(help="Rows read per chunk.")] = 1 << 20,
+    overwrite: Annotated[bool, typer.Option(
+        help="Replace a non-empty run directory whole (the earlier run is removed once the "
+             "new one is complete). Without it a non-empty -o is refused.")] = False,
 ) -> None:
     """Replay a tape with injected orders; write fills, trade prints, top of book and
     summary.json to the run directory (at --venue krx also venue_events, sessions and
@@ -270,27 +290,34 @@ def replay_cmd(
     With --strategy, a strategy trades in the replay (docs/strategies.md) and its equity
     and events are written too.
 
+    The run directory appears only once the run is complete (it is written beside it and
+    renamed); a non-empty -o is refused unless --overwrite. Defaults, the same as cascade
+    compare's: --mode relative, and --venue krx for a tape whose instruments are all on
+    XKRX (generic otherwise).
+
     Examples:
 
-    * cascade replay day.parquet --mode relative --inject sells.csv -o runs/day
-    * cascade replay krx2d.parquet --venue krx --inject sells.csv -o runs/krx
-    * cascade replay krx2d.parquet --venue krx --broker krx-credit --population accts.csv
+    * cascade replay day.parquet --mode absolute --inject sells.csv -o runs/day
+    * cascade replay krx2d.parquet --inject sells.csv -o runs/krx
+    * cascade replay krx2d.parquet --broker krx-credit --population accts.csv
       --set maintenance_ratio=1.3 -o runs/credit
-    * cascade replay krx2d.parquet --venue krx --strategy
+    * cascade replay krx2d.parquet --strategy
       strategies/credit_momentum.py:CreditMomentum --param cash=30000000 -o runs/momentum
     * cascade replay --mode generative --profile krx-smallcap --seed 3 --inject sells.csv
       -o runs/gen
     """
     from replay.inject import read_injected
     from replay.results import write_run
+    from replay.rundir import check_target
 
     if mode == "generative":
         from replay.generative import flow_instruments, run_generative
 
         if tape is not None:
             raise ValueError("generative mode takes no tape; drop the TAPE argument")
-        if venue != "generic":
+        if venue not in (None, "generic"):
             raise ValueError("generative mode runs at the generic venue; drop --venue")
+        check_target(output, overwrite)
         seed = seed or 0
         injected = read_injected(inject, flow_instruments(profile)) if inject else None
         result = run_generative(profile, days=days, seed=seed, injected=injected)
@@ -305,7 +332,7 @@ def replay_cmd(
                        inject=inject, broker=broker, population=population,
                        overrides=tuple(set_ or ()), index_prior_close=index_prior_close,
                        chunk_rows=chunk_rows, strategy=strategy,
-                       strategy_params=_parse_params(param or []))
+                       strategy_params=_parse_params(param or []), overwrite=overwrite)
         summary = run_tape(spec, _bar_factory)
         if "broker" in summary:
             b, c = summary["broker"], summary["counterfactual"]
@@ -320,11 +347,13 @@ def replay_cmd(
                       f"(started {st['initial_cash']:,.0f}), {st['fills']:,} fills, "
                       f"{st['margin_calls']} margin call(s), {st['liquidations']} forced "
                       "sale(s)")
-        out.print(f"{mode}: {summary['events_processed']:,} events in "
-                  f"{summary['wall_seconds']:.2f}s ({summary['events_per_second'] / 1e6:.2f} M "
-                  f"events/s), {summary['rows']['fills']:,} fills; results in {output}/")
+        out.print(f"{mode} at the {summary['venue']} venue: {summary['events_processed']:,} "
+                  f"events in {summary['replay_seconds']:.2f}s "
+                  f"({summary['events_per_second'] / 1e6:.2f} M events/s; loading "
+                  f"{summary['load_seconds']:.2f}s), {summary['rows']['fills']:,} fills; "
+                  f"results in {output}/", highlight=False)
         return
-    write_run(result, output, seed=seed, config=config)
+    write_run(result, output, seed=seed, config=config, overwrite=overwrite)
     fills = len(result.fills)
     out.print(f"{mode}: {result.events:,} events in {result.wall_seconds:.2f}s "
               f"({result.events_per_second / 1e6:.2f} M events/s), "
@@ -410,8 +439,11 @@ def compare_cmd(
     label: Annotated[list[str] | None, typer.Option(
         help="Name the variants' run directories, one per --broker in order (repeatable); "
              "default: from the variant text.")] = None,
-    mode: Annotated[str, typer.Option(help="absolute, relative or propagator.")] = "relative",
-    venue: Annotated[str, typer.Option(help="generic or krx.")] = "krx",
+    mode: Annotated[str, typer.Option(help="absolute, relative or propagator. Default: "
+                                      "relative, as in cascade replay.")] = "relative",
+    venue: Annotated[str | None, typer.Option(
+        help="generic or krx. Default, as in cascade replay: krx when every instrument of "
+             "the tape is on XKRX, else generic.")] = None,
     seed: Annotated[int | None, typer.Option(
         help="Seed shared by every variant. Default: the tape's session seed, else 0.")]
     = None,
@@ -428,10 +460,20 @@ def compare_cmd(
     = None,
     param: Annotated[list[str] | None, typer.Option(
         help="KEY=VALUE for the strategy's constructor (repeatable).")] = None,
+    overwrite: Annotated[bool, typer.Option(
+        help="Run every variant again and replace OUTPUT whole (default: resume, reusing "
+             "each variant whose run directory is complete and made the same way).")]
+    = False,
 ) -> None:
     """Replay the same tape, population and seed under each broker rule variant and write
     comparison.csv, comparison.parquet and comparison.html (table, bar charts, each
     variant's price path against the counterfactual) to OUTPUT.
+
+    Run again into the same OUTPUT, it resumes: a variant whose run directory is complete
+    and was made with the same options, rules, code and input files (by their SHA-256) is
+    reused, not run again, and the table says so; any other variant runs again. OUTPUT may
+    hold only the comparison's own files unless --overwrite. If the command is killed, its
+    worker processes die with it.
 
     Example: cascade compare krx2d.parquet --population accts.csv --broker krx-credit
     --broker krx-credit,maintenance_ratio=1.3 -o runs/ratio
@@ -444,11 +486,19 @@ def compare_cmd(
     with _progress() as bar:
         task = bar.add_task("variants", total=len(broker))
 
+        reused: set[str] = set()
+
         def done(name: str, summary: dict) -> None:
             b, c = summary["broker"], summary["counterfactual"]
-            bar.console.print(f"[green]done[/] {name}: {b['forced_volume']:,} shares force-sold,"
-                              f" max drawdown {b['max_drawdown']:.2%} vs {c['max_drawdown']:.2%}"
-                              f" counterfactual ({summary['compare']['seconds']:.1f}s)",
+            if summary["compare"].get("reused"):
+                reused.add(name)
+                how = (f"[cyan]reused[/] {escape(name)} (complete run directory, made the "
+                       "same way)")
+            else:
+                how = f"[green]done[/] {escape(name)}"
+            bar.console.print(f"{how}: {b['forced_volume']:,} shares force-sold, max drawdown "
+                              f"{b['max_drawdown']:.2%} vs {c['max_drawdown']:.2%} "
+                              f"counterfactual ({summary['wall_seconds']:.1f}s)",
                               highlight=False)
             bar.advance(task)
 
@@ -457,10 +507,8 @@ def compare_cmd(
                             overrides=set_ or (), mode=mode, venue=venue, seed=seed,
                             inject=inject, index_prior_close=index_prior_close, jobs=jobs,
                             progress=done, strategy=strategy,
-                            strategy_params=_parse_params(param or []))
+                            strategy_params=_parse_params(param or []), overwrite=overwrite)
         except VariantError as exc:
-            from rich.markup import escape
-
             err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
             raise typer.Exit(1) from None
     # one column per variant: a few variants with long labels still fit a terminal
@@ -475,6 +523,7 @@ def compare_cmd(
                "limit_locked_days": "{}", "vi_count": "{}", "circuit_breakers": "{}",
                "max_generation": "{}", "strategy_final_equity": "{:,.0f}",
                "strategy_margin_calls": "{}", "strategy_liquidations": "{}"}
+    shown.add_row("run", *("reused" if name in reused else "ran" for name in table.label))
     for column, fmt in formats.items():
         if column not in table:
             continue
@@ -495,10 +544,16 @@ def report(
     with and without the forced sales, the cascade by generation, collateral ratios at each
     close, VI and circuit breakers, a strategy's equity, the summary figures. Prints its path.
 
+    Refuses (exit 2, naming the file) a directory that is not a complete run: no
+    summary.json, tables of another run (their run id differs from the summary's), or the
+    temporary directory of a run that did not finish.
+
     Example: cascade report runs/credit
     """
     from replay.report import write_report
+    from replay.rundir import verify
 
+    verify(run_dir)
     out.print(str(write_report(run_dir)), markup=False, highlight=False, soft_wrap=True)
 
 

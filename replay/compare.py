@@ -7,15 +7,26 @@ forked: the replay runs compiled numba code), and the figures of all of them are
 by side: ``comparison.csv`` and ``comparison.parquet`` (one row per variant, the same bytes
 for the same inputs) and ``comparison.html`` (the table, the figures as bar charts and each
 variant's price path against the common counterfactual, plotly.js inline).
+
+Each variant's run directory is complete or absent (replay/rundir.py), so a comparison that
+was killed resumes: a variant whose run directory is complete, made by the same options,
+rules, code versions and input files (by their SHA-256), is reused, not run again; any
+other is run again and replaced. The workers die with the process that started them
+(Linux: ``PR_SET_PDEATHSIG``; elsewhere they watch their parent's pid). ``overwrite``
+runs every variant again into a directory beside the output and replaces it whole.
 """
 
 from __future__ import annotations
 
+import ctypes
+import hashlib
 import html
-import json
 import multiprocessing
 import os
 import re
+import signal
+import sys
+import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
@@ -26,7 +37,17 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from replay.runner import RunSpec
+from replay.rundir import (
+    OutputError,
+    atomic_write,
+    is_temporary,
+    remove_stale,
+    swap_into_place,
+    temp_beside,
+    verify,
+    write_text,
+)
+from replay.runner import DEFAULT_MODE, RunSpec, default_venue
 
 #: ``progress(label, summary)``: called in the calling process as each variant finishes.
 VariantDone = Callable[[str, dict[str, Any]], None]
@@ -108,11 +129,12 @@ def variant_labels(variants: Sequence[str], labels: Sequence[str] | None = None)
 
 def compare(tape: str | Path, variants: list[str], population: str | Path,
             output: str | Path, *, labels: Sequence[str] | None = None,
-            overrides: Sequence[str] = (), mode: str = "relative", venue: str = "krx",
-            seed: int | None = None, inject: str | Path | None = None,
-            index_prior_close: float = 0.0, jobs: int | None = None,
-            progress: VariantDone | None = None, strategy: str | None = None,
-            strategy_params: dict[str, Any] | None = None) -> pd.DataFrame:
+            overrides: Sequence[str] = (), mode: str = DEFAULT_MODE,
+            venue: str | None = None, seed: int | None = None,
+            inject: str | Path | None = None, index_prior_close: float = 0.0,
+            jobs: int | None = None, progress: VariantDone | None = None,
+            strategy: str | None = None, strategy_params: dict[str, Any] | None = None,
+            overwrite: bool = False) -> pd.DataFrame:
     """Replay ``tape`` once per rule variant, each in its own process, into
     ``output/<label>/``; write the comparison files (:data:`OUTPUTS`) and return its table.
 
@@ -121,7 +143,12 @@ def compare(tape: str | Path, variants: list[str], population: str | Path,
     that fails while running raises :class:`VariantError` naming it. The workers are spawned:
     a script calling this needs the ``if __name__ == "__main__":`` guard. With ``strategy``
     (``FILE.py:Class``), the same strategy trades in every variant, its account under each
-    variant's rules, and its figures join the table."""
+    variant's rules, and its figures join the table.
+
+    ``venue`` None follows the tape (:func:`replay.runner.default_venue`). ``output`` may
+    hold only this comparison's own files (a resumed run) unless ``overwrite``. A variant
+    reused from an earlier run reaches ``progress`` with ``summary["compare"]["reused"]``
+    True."""
     from brokers.engine import Broker
     from brokers.rules import load_rules
     from replay import loop
@@ -134,13 +161,14 @@ def compare(tape: str | Path, variants: list[str], population: str | Path,
     if mode not in loop.MODES or mode == "generative":
         raise ValueError(f"--mode {mode!r}: compare replays a tape in absolute, relative or "
                          "propagator mode")
-    if venue not in VENUES:
+    if venue is not None and venue not in VENUES:
         raise ValueError(f"--venue {venue!r}: choose one of {', '.join(VENUES)}")
     jobs = jobs if jobs is not None else min(len(variants), os.cpu_count() or 1)
     if jobs < 1:
         raise ValueError(f"--jobs {jobs}: must be at least 1")
     names = variant_labels(variants, labels)
     t = Tape(tape)
+    venue = venue if venue is not None else default_venue(t.instruments)
     seed = seed if seed is not None else (t.session_seed or 0)
     pop = load_population(Path(population), t.instruments, seed)
     if inject is not None and not Path(inject).is_file():
@@ -165,58 +193,164 @@ def compare(tape: str | Path, variants: list[str], population: str | Path,
         parsed.append((name, sets))
 
     output = Path(output)
-    output.mkdir(parents=True, exist_ok=True)
-    for name in OUTPUTS:  # a failed rerun leaves no stale comparison behind
-        (output / name).unlink(missing_ok=True)
+    _check_output(output, names, overwrite)
+    target, output = output, (temp_beside(output) if overwrite and output.exists() else output)
+    try:
+        output.mkdir(parents=True, exist_ok=True)
+        for name in OUTPUTS:  # a failed rerun leaves no stale comparison behind
+            (output / name).unlink(missing_ok=True)
+    except OSError as exc:
+        raise OutputError(output, exc) from None
     specs = [RunSpec(tape=Path(tape), output=output / label, mode=mode, venue=venue, seed=seed,
                      inject=Path(inject) if inject else None, broker=name,
                      population=Path(population), overrides=tuple(sets),
                      index_prior_close=index_prior_close, strategy=strategy,
                      strategy_params=dict(strategy_params or {}))
              for label, (name, sets) in zip(names, parsed, strict=True)]
-    _run_all(names, variants, specs, jobs, progress)
+    inputs = _inputs(tape, population, inject, strategy)
+    try:
+        _run_all(names, variants, specs, jobs, progress, inputs)
+        if output != target:  # --overwrite: the new comparison replaces the old whole
+            swap_into_place(output, target)
+    except BaseException:
+        if output != target:
+            import shutil
 
-    summaries = [json.loads((s.output / "summary.json").read_text()) for s in specs]
-    table = comparison_table(names, parsed, summaries, [s.output for s in specs])
-    table.to_csv(output / "comparison.csv", index=False)
-    pq.write_table(pa.Table.from_pandas(table, preserve_index=False),
-                   output / "comparison.parquet")
-    (output / "comparison.html").write_text(
-        comparison_html(table, t.instruments, venue,
-                        title=f"{Path(tape).name}: {len(names)} broker rule variants, "
-                              f"population {Path(population).name}, {mode} mode, {venue} "
-                              f"venue, seed {seed}"), encoding="utf-8")
+            shutil.rmtree(output, ignore_errors=True)
+        raise
+    run_dirs = [target / label for label in names]
+    summaries = [verify(d) for d in run_dirs]
+    table = comparison_table(names, parsed, summaries, run_dirs)
+    atomic_write(target / "comparison.csv", lambda p: table.to_csv(p, index=False))
+    atomic_write(target / "comparison.parquet",
+                 lambda p: pq.write_table(pa.Table.from_pandas(table, preserve_index=False), p))
+    write_text(target / "comparison.html",
+               comparison_html(table, t.instruments, venue,
+                               title=f"{Path(tape).name}: {len(names)} broker rule variants, "
+                                     f"population {Path(population).name}, {mode} mode, "
+                                     f"{venue} venue, seed {seed}"))
     return table
 
 
-def _run_variant(spec: RunSpec, label: str, variant: str) -> dict[str, Any]:
-    """One variant in a worker process; its summary.json gets a ``compare`` section: the
-    label, the variant text, the worker's process id and the seconds both replays took."""
-    import time
+def _check_output(output: Path, labels: Sequence[str], overwrite: bool) -> None:
+    """``output`` may be absent, or hold this comparison's own files: the comparison
+    files, the variants' run directories and temporary names. Anything else (a run
+    directory of a variant not compared now, a file of the user's) is refused unless
+    ``overwrite``, which replaces ``output`` whole."""
+    if output.exists() and not output.is_dir():
+        raise ValueError(f"{output}: exists and is not a directory; choose another -o")
+    if overwrite or not output.is_dir():
+        return
+    own = set(OUTPUTS) | set(labels)
+    for entry in sorted(output.iterdir()):
+        if entry.name not in own and not is_temporary(entry):
+            raise ValueError(f"{entry}: not part of this comparison (its variants: "
+                             f"{', '.join(labels)}); remove it, or give --overwrite to "
+                             f"replace {output} whole")
 
-    from replay.results import add_to_summary
+
+def _inputs(tape, population, inject, strategy) -> dict[str, str]:
+    """The input files' SHA-256: a variant is reused only if its inputs are the same."""
+    files = {"tape": tape, "population": population, "inject": inject}
+    if strategy and strategy.rpartition(":")[0].endswith(".py") \
+            and Path(strategy.rpartition(":")[0]).is_file():
+        files["strategy"] = strategy.rpartition(":")[0]
+    out = {}
+    for key, path in files.items():
+        if path is None:
+            continue
+        digest = hashlib.sha256()
+        with open(path, "rb") as f:
+            while block := f.read(1 << 22):
+                digest.update(block)
+        out[key] = digest.hexdigest()
+    return out
+
+
+def reusable(spec: RunSpec, inputs: dict[str, str]) -> dict[str, Any] | None:
+    """The summary of the complete run directory of ``spec`` made by the same options,
+    code versions and input files; None when there is none (it must run)."""
+    from replay.results import versions
+
+    if not spec.output.is_dir():
+        return None
+    try:
+        summary = verify(spec.output)
+    except (ValueError, FileNotFoundError):
+        return None
+    made = summary.get("compare", {})
+    if made.get("spec") == spec.config() and made.get("inputs") == inputs \
+            and summary.get("versions") == versions():
+        return summary
+    return None
+
+
+def _run_variant(spec: RunSpec, label: str, variant: str,
+                 inputs: dict[str, str]) -> dict[str, Any]:
+    """One variant in a worker process; its summary.json gets a ``compare`` section: the
+    label, the variant text, the options and input digests it was made with (what a
+    resumed comparison checks) and the worker's process id."""
+    from dataclasses import replace
+
     from replay.runner import run_tape
 
-    t0 = time.perf_counter()
-    summary = run_tape(spec)
-    section = {"label": label, "variant": variant, "worker_pid": os.getpid(),
-               "seconds": round(time.perf_counter() - t0, 3)}
-    add_to_summary(spec.output, {"compare": section})
-    summary.pop("_fills", None)
-    return {**summary, "compare": section}
+    section = {"label": label, "variant": variant, "spec": spec.config(), "inputs": inputs,
+               "worker_pid": os.getpid()}
+    # an earlier, different run of this variant is replaced whole
+    return run_tape(replace(spec, overwrite=True), sections={"compare": section})
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _worker_init(parent: int) -> None:
+    """Make a worker die with the process that started it: the kernel kills it when its
+    parent exits (Linux ``prctl(PR_SET_PDEATHSIG, SIGKILL)``), and a watcher thread exits
+    it if its parent is gone anyway (the parent died before the prctl, another system)."""
+    if sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        except (OSError, AttributeError):
+            pass
+    if os.getppid() != parent:
+        os._exit(1)
+
+    def watch() -> None:
+        import time
+
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
 def _run_all(labels: list[str], variants: Sequence[str], specs: list[RunSpec], jobs: int,
-             progress: VariantDone | None) -> None:
-    """Run every spec, one fresh spawned process per variant; on a failure the variants not
-    yet started are cancelled and every failure is raised together."""
+             progress: VariantDone | None, inputs: dict[str, str]) -> None:
+    """Run every spec not reusable from an earlier run, one fresh spawned process per
+    variant; on a failure the variants not yet started are cancelled and every failure is
+    raised together."""
     failures: list[str] = []
+    todo = []
+    for spec, label, text in zip(specs, labels, variants, strict=True):
+        earlier = reusable(spec, inputs)
+        if earlier is None:
+            remove_stale(spec.output)
+            todo.append((spec, label, text))
+        elif progress is not None:
+            earlier["compare"] = {**earlier["compare"], "reused": True}
+            progress(label, earlier)
+    if not todo:
+        return
     # spawn, not fork: the parent may hold numba's and Arrow's threads; a fresh process per
     # variant (max_tasks_per_child=1) so no state passes from one variant to the next
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"),
-                             max_tasks_per_child=1) as pool:
-        futures = {pool.submit(_run_variant, spec, label, text): (label, text)
-                   for spec, label, text in zip(specs, labels, variants, strict=True)}
+    with ProcessPoolExecutor(max_workers=min(jobs, len(todo)),
+                             mp_context=multiprocessing.get_context("spawn"),
+                             max_tasks_per_child=1, initializer=_worker_init,
+                             initargs=(os.getpid(),)) as pool:
+        futures = {pool.submit(_run_variant, spec, label, text, inputs): (label, text)
+                   for spec, label, text in todo}
         for future in as_completed(futures):
             label, text = futures[future]
             if future.cancelled():

@@ -13,11 +13,14 @@ and a strategy, reported, and one compared under two maintenance ratios.
    (strategies/credit_momentum.py) that bought on day 1 is among them.
 3. **140% vs 130%**: the large-cap crash under ``krx-credit`` and under the same rules with
    a 130% maintenance ratio, each in its own process.
+
+The output directory holds only the demo's own files (:data:`OWN`); run again, the demo
+replaces its run directories whole, resumes the comparison, and writes demo-summary.json
+last, so a demo that did not finish leaves none.
 """
 
 from __future__ import annotations
 
-import json
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -34,6 +37,7 @@ from rich.table import Table
 
 from replay.compare import compare
 from replay.report import write_report
+from replay.rundir import OutputError, is_temporary, write_json
 from replay.runner import RunSpec, run_tape
 from replay.synth import write_synthetic_tape
 
@@ -41,10 +45,30 @@ EXAMPLES = Path(__file__).resolve().parents[1] / "brokers" / "examples"
 
 SMALL = {"profile": "krx-smallcap", "days": 5, "seed": 5, "shocks": {1: -0.12}}
 LARGE = {"profile": "krx-largecap", "days": 4, "seed": 3, "shocks": {1: -0.17}}
+SUMMARY = "demo-summary.json"
+#: What the demo writes into its output directory, and all it may find there.
+OWN = frozenset({"smallcap-unwind.parquet", "largecap-crash.parquet", "smallcap-unwind",
+                 "largecap-crash", "compare-140-130", SUMMARY})
+
+
+def check_output(output: Path) -> None:
+    """Refuse an output that holds anything but the demo's own files (:data:`OWN`)."""
+    if output.exists() and not output.is_dir():
+        raise ValueError(f"{output}: exists and is not a directory; choose another -o")
+    if output.is_dir():
+        for entry in sorted(output.iterdir()):
+            if entry.name not in OWN and not is_temporary(entry):
+                raise ValueError(f"{entry}: not written by the demo; give the demo an empty "
+                                 "or new directory (-o)")
 
 
 def run_demo(output: Path, console: Console) -> dict:
-    output.mkdir(parents=True, exist_ok=True)
+    check_output(output)
+    try:
+        output.mkdir(parents=True, exist_ok=True)
+        (output / SUMMARY).unlink(missing_ok=True)  # no summary of an earlier demo stays
+    except OSError as exc:
+        raise OutputError(output, exc) from None
     bars = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
                     MofNCompleteColumn(), TimeElapsedColumn(), console=console,
                     transient=False)
@@ -70,19 +94,20 @@ def run_demo(output: Path, console: Console) -> dict:
                 tape=tapes["smallcap-unwind"], output=output / "smallcap-unwind",
                 mode="relative", venue="krx", broker="cfd",
                 population=EXAMPLES / "unwind-heavy.csv",
-                strategy="strategies.liquidity_provider:LiquidityProvider"),
+                strategy="strategies.liquidity_provider:LiquidityProvider", overwrite=True),
             "largecap-crash": RunSpec(
                 tape=tapes["largecap-crash"], output=output / "largecap-crash",
                 mode="relative", venue="krx", broker="krx-credit",
                 population=EXAMPLES / "crash-credit.csv",
-                strategy="strategies.credit_momentum:CreditMomentum"),
+                strategy="strategies.credit_momentum:CreditMomentum", overwrite=True),
         }
         for name, spec in runs.items():
             result = run_tape(spec, progress)
             with progress(f"report {name}", 1) as advance:
                 report = write_report(spec.output)
                 advance(1)
-            summary[name] = {"run_dir": str(spec.output), "report": str(report),
+            summary[name] = {"run_dir": str(spec.output), "run_id": result["run_id"],
+                             "report": str(report),
                              "broker": result["broker"],
                              "counterfactual": result["counterfactual"],
                              "venue": result.get("venue_summary", {}),
@@ -93,12 +118,13 @@ def run_demo(output: Path, console: Console) -> dict:
                         EXAMPLES / "crash-credit.csv", output / "compare-140-130",
                         labels=["ratio-140", "ratio-130"], mode="relative", venue="krx",
                         progress=lambda label, s: bars.advance(task, 1))
+    import json
+
     summary["compare"] = {"dir": str(output / "compare-140-130"),
                           "html": str(output / "compare-140-130" / "comparison.html"),
                           "rows": json.loads(table.drop(columns=["run_dir"]).to_json(
                               orient="records"))}
-    (output / "demo-summary.json").write_text(json.dumps(summary, indent=2,
-                                                         ensure_ascii=False))
+    write_json(output / SUMMARY, summary)
     _print(console, summary, table)
     return summary
 

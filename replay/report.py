@@ -14,7 +14,6 @@ from __future__ import annotations
 import html
 import json
 import math
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -105,12 +104,10 @@ def write_report(run_dir: Path) -> Path:
 
     Raises ValueError naming the file when summary.json or trades.parquet is missing or
     unreadable (or another table of the run directory is unreadable)."""
+    from replay.rundir import write_text
+
     run = read_run(Path(run_dir))
-    path = run.path / REPORT
-    tmp = path.with_name(path.name + ".partial")
-    tmp.write_text(render_page(run, build_sections(run)), encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+    return write_text(run.path / REPORT, render_page(run, build_sections(run)))
 
 
 def read_run(run_dir: Path) -> Run:

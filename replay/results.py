@@ -1,21 +1,20 @@
-"""A run directory: Parquet tables and summary.json, each written atomically.
+"""A run's tables: fills, trade prints, top of book, injected orders and the venue's.
 
 :class:`RunWriter` takes report rows as the replay flushes them, so a long replay streams
 its fills, trade prints and top-of-book path to disk instead of holding them in memory;
 :func:`write_run` writes a finished in-memory result the same way. Each table gets the
-instrument's symbol and natural-unit prices beside the integer ones.
+instrument's symbol and natural-unit prices beside the integer ones. The tables go into a
+run's temporary directory and carry its id (replay/rundir.py); the summary is returned, for
+:meth:`replay.rundir.RunDirectory.finish` to write.
 """
 
 from __future__ import annotations
 
-import json
-import os
 import platform
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from replay.engine import (
     FILL_NAMES,
@@ -26,6 +25,7 @@ from replay.engine import (
     TRADE_NAMES,
     ReplayResult,
 )
+from replay.rundir import RunDirectory, TableStream, write_parquet
 from replay.tape import InstrumentTable
 from venues.matching import FILLS, TOB, TRADES
 
@@ -47,12 +47,14 @@ def versions() -> dict[str, str]:
 
 
 class RunWriter:
-    """Streams report rows into ``run_dir``; nothing is visible under its final name until
-    :meth:`close`."""
+    """Streams report rows into the directory ``run_dir``, each table carrying ``run_id``;
+    nothing is visible under its final name until :meth:`close`."""
 
-    def __init__(self, run_dir: str | Path, instruments: InstrumentTable) -> None:
+    def __init__(self, run_dir: str | Path, instruments: InstrumentTable,
+                 run_id: str | None = None) -> None:
         self.run_dir = Path(run_dir)
         self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.run_id = run_id
         ids = [i.instrument_id for i in instruments]
         n = max(ids) + 1 if ids else 0
         self._symbols = np.array([""] * n, dtype=object)
@@ -62,12 +64,10 @@ class RunWriter:
             self._scale[i.instrument_id] = 10.0**i.price_decimals
         self._source_names = pa.array([SOURCE_NAMES.get(k, str(k))
                                        for k in range(max(SOURCE_NAMES) + 1)])
-        self._writers: dict[int, pq.ParquetWriter] = {}
+        self._streams = {table: TableStream(self.run_dir / f"{name}.parquet", run_id,
+                                            compression="zstd", compression_level=1)
+                         for table, (name, _, _) in TABLES.items()}
         self.rows = {name: 0 for name, _, _ in TABLES.values()}
-
-    def _path(self, table: int, final: bool) -> Path:
-        name = TABLES[table][0] + ".parquet"
-        return self.run_dir / (name if final else name + ".partial")
 
     def _frame(self, table: int, rows: np.ndarray) -> pa.Table:
         """Report rows as an Arrow table: integer columns as they are, the symbol and the
@@ -92,34 +92,35 @@ class RunWriter:
         return pa.table(columns)
 
     def append(self, table: int, rows: np.ndarray) -> None:
-        arrow = self._frame(table, rows)
-        if table not in self._writers:
-            self._writers[table] = pq.ParquetWriter(self._path(table, False), arrow.schema,
-                                                    compression="zstd", compression_level=1)
-        self._writers[table].write_table(arrow)
+        self._streams[table].write(self._frame(table, rows))
         self.rows[TABLES[table][0]] += len(rows)
 
-    def close(self, result: ReplayResult, *, seed: int, config: dict | None = None) -> Path:
-        """Finish the tables, write injected.parquet and summary.json."""
+    def abort(self) -> None:
+        for stream in self._streams.values():
+            stream.abort()
+
+    def close(self, result: ReplayResult, *, seed: int, config: dict | None = None) -> dict:
+        """Finish the tables and write injected.parquet (and the venue's); return the
+        run's summary."""
         for table, (_, names, _) in TABLES.items():
-            if table not in self._writers:  # no rows: still a table, with its columns
+            if not self._streams[table].rows:  # no rows: still a table, with its columns
                 self.append(table, np.zeros((0, len(names)), np.int64))
-            self._writers[table].close()
-            os.replace(self._path(table, False), self._path(table, True))
+            self._streams[table].close()
         injected = result.injected.copy()
         injected["status"] = injected["status"].map(dict(enumerate(STATUS_NAMES)))
         injected["reason"] = injected["reason"].map(dict(enumerate(REASON_NAMES)))
-        _atomic(self.run_dir / "injected.parquet",
-                lambda p: pq.write_table(pa.Table.from_pandas(injected, preserve_index=False),
-                                         p))
+        write_parquet(self.run_dir / "injected.parquet",
+                      pa.Table.from_pandas(injected, preserve_index=False), self.run_id)
         venue = self._venue_tables(result)
         summary = {
             "mode": result.mode,
             "venue": result.venue,
             "seed": seed,
             "events_processed": result.events,
-            "wall_seconds": round(result.wall_seconds, 6),
+            # the replay alone; a run adds load_seconds and the whole run's wall_seconds
+            "replay_seconds": round(result.wall_seconds, 6),
             "events_per_second": round(result.events_per_second, 1),
+            "wall_seconds": round(result.wall_seconds, 6),
             "counters": result.counters,
             "injected_orders": len(result.injected),
             "rows": self.rows,
@@ -127,9 +128,7 @@ class RunWriter:
             "versions": versions(),
             "config": config or {},
         }
-        _atomic(self.run_dir / "summary.json",
-                lambda p: p.write_text(json.dumps(summary, indent=2, ensure_ascii=False)))
-        return self.run_dir
+        return summary
 
     def _venue_tables(self, result: ReplayResult) -> dict:
         """Write venue_events, sessions and unfilled (KRX venue); return their summary."""
@@ -137,9 +136,8 @@ class RunWriter:
             return {}
         for name in ("venue_events", "sessions", "unfilled"):
             frame = getattr(result, name)
-            _atomic(self.run_dir / f"{name}.parquet",
-                    lambda p, f=frame: pq.write_table(
-                        pa.Table.from_pandas(f, preserve_index=False), p))
+            write_parquet(self.run_dir / f"{name}.parquet",
+                          pa.Table.from_pandas(frame, preserve_index=False), self.run_id)
         ev, ses, unf = result.venue_events, result.sessions, result.unfilled
         kinds = ev["kind"].value_counts().to_dict() if len(ev) else {}
         return {
@@ -156,26 +154,13 @@ class RunWriter:
         }
 
 
-def add_to_summary(run_dir: str | Path, sections: dict) -> None:
-    """Add (or replace) top-level sections of a run's summary.json, atomically."""
-    path = Path(run_dir) / "summary.json"
-    summary = json.loads(path.read_text())
-    summary.update(sections)
-    _atomic(path, lambda p: p.write_text(json.dumps(summary, indent=2, ensure_ascii=False)))
-
-
-def _atomic(path: Path, write) -> None:
-    tmp = path.with_name(path.name + ".partial")
-    write(tmp)
-    os.replace(tmp, path)
-
-
 def write_run(result: ReplayResult, run_dir: str | Path, *, seed: int,
-              config: dict | None = None) -> Path:
-    """Write a finished in-memory result: fills, trades, top of book, injected-order
-    outcomes and summary.json."""
-    writer = RunWriter(run_dir, result.instruments)
-    for table, (_, names, _) in TABLES.items():
-        frame = {FILLS: result.fills, TRADES: result.trades, TOB: result.top_of_book}[table]
-        writer.append(table, frame[names].to_numpy(np.int64))
-    return writer.close(result, seed=seed, config=config)
+              config: dict | None = None, overwrite: bool = False) -> Path:
+    """Write a finished in-memory result as the run directory ``run_dir``: fills, trades,
+    top of book, injected-order outcomes and summary.json."""
+    with RunDirectory(run_dir, overwrite=overwrite) as run:
+        writer = RunWriter(run.path, result.instruments, run.run_id)
+        for table, (_, names, _) in TABLES.items():
+            frame = {FILLS: result.fills, TRADES: result.trades, TOB: result.top_of_book}[table]
+            writer.append(table, frame[names].to_numpy(np.int64))
+        return run.finish(writer.close(result, seed=seed, config=config))

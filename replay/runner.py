@@ -3,19 +3,36 @@
 :func:`run_tape` is shared by the command line, ``cascade compare`` (which calls it once per
 rule variant, each in its own process) and the demo. With a broker it also runs the
 counterfactual: the same tape, seed, injected orders and strategy with the broker's forced
-orders switched off (replay/broker_run.py).
+orders switched off (replay/broker_run.py). The run is written into a temporary directory
+beside ``output`` and renamed into place once complete (replay/rundir.py).
+
+Defaults, the same for every command: the venue follows the tape's instruments (all on
+XKRX: the ``krx`` venue, else ``generic``), and the mode is ``relative``
+(:func:`default_venue`, :data:`DEFAULT_MODE`).
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 #: ``progress(label, total)`` -> a context manager whose value is ``advance(n)``.
 ProgressFactory = Callable[[str, int | None], AbstractContextManager[Callable[[int], None]]]
+
+#: The replay mode when none is given: injected impact is permanent (docs/replay-modes.md).
+DEFAULT_MODE = "relative"
+#: Rows of the tape's head replayed once, unmeasured, to load the compiled kernels.
+WARM_UP_ROWS = 20_000
+
+
+def default_venue(instruments) -> str:
+    """``krx`` when every instrument of the tape is listed on XKRX, else ``generic``."""
+    venues = {i.venue for i in instruments}
+    return "krx" if venues == {"XKRX"} else "generic"
 
 
 @dataclass
@@ -28,8 +45,8 @@ class RunSpec:
 
     tape: Path
     output: Path
-    mode: str = "absolute"
-    venue: str = "generic"
+    mode: str = DEFAULT_MODE
+    venue: str | None = None  # None: default_venue of the tape's instruments
     seed: int | None = None
     inject: Path | None = None
     broker: str | None = None
@@ -39,35 +56,42 @@ class RunSpec:
     chunk_rows: int = 1 << 20
     strategy: str | None = None
     strategy_params: dict[str, Any] = field(default_factory=dict)
+    overwrite: bool = False  # replace a non-empty output whole (else it is refused)
 
     def config(self) -> dict[str, Any]:
         return {k: (str(v) if isinstance(v, Path) else list(v) if isinstance(v, tuple) else v)
-                for k, v in asdict(self).items() if k != "output"}
+                for k, v in asdict(self).items() if k not in ("output", "overwrite")}
 
 
 def _no_progress(label: str, total: int | None):
     return nullcontext(lambda n: None)
 
 
-def run_tape(spec: RunSpec, progress: ProgressFactory = _no_progress) -> dict[str, Any]:
-    """Replay ``spec.tape`` into ``spec.output``; return the summary written there."""
-    import json
+def run_tape(spec: RunSpec, progress: ProgressFactory = _no_progress, *,
+             sections: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Replay ``spec.tape`` into the run directory ``spec.output``; return the summary
+    written there (``sections`` are added to it).
 
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
+    A non-empty output is refused before any work unless ``spec.overwrite``. Timings:
+    ``load_seconds`` (inputs read, compiled kernels loaded), ``replay_seconds`` (the replay
+    alone; ``events_per_second`` is over it) and ``wall_seconds`` (everything)."""
     from replay.engine import Replay
     from replay.inject import read_injected
-    from replay.results import RunWriter, add_to_summary
+    from replay.results import RunWriter
+    from replay.rundir import RunDirectory, check_target, verify
     from replay.tape import Tape
 
-    t = Tape(spec.tape)
-    seed = spec.seed if spec.seed is not None else (t.session_seed or 0)
-    injected = read_injected(spec.inject, t.instruments) if spec.inject else None
+    t_start = time.perf_counter()
     if bool(spec.broker) != bool(spec.population):
         raise ValueError("a broker needs both --broker and --population")
     if spec.overrides and not spec.broker:
         raise ValueError("--set overrides a broker's rules: give --broker")
+    check_target(spec.output, spec.overwrite)
+    t = Tape(spec.tape)
+    if spec.venue is None:
+        spec = replace(spec, venue=default_venue(t.instruments))
+    seed = spec.seed if spec.seed is not None else (t.session_seed or 0)
+    injected = read_injected(spec.inject, t.instruments) if spec.inject else None
     rules = pop = None
     if spec.broker:
         from brokers.rules import load_rules
@@ -98,28 +122,54 @@ def run_tape(spec: RunSpec, progress: ProgressFactory = _no_progress) -> dict[st
             broker = Broker(rules, pop, seed=seed, submit_orders=submit_forced).attach(rp)
         return rp, broker, host
 
-    rp, broker, host = make_replay()
-    writer = RunWriter(spec.output, t.instruments)  # reports stream to disk as they come
-    with progress(f"replay ({spec.mode}, {spec.venue})", len(t)) as advance:
-        result = rp.run(t.chunks(spec.chunk_rows), injected, progress=advance, sink=writer)
-    config = spec.config()
-    writer.close(result, seed=seed, config=config)
-    extra: dict[str, Any] = {}
-    if host is not None:
-        extra["strategy"] = host.write_tables(spec.output)
-    if broker is not None and rules is not None:
-        from replay.broker_run import metrics, write_broker_tables
+    with RunDirectory(spec.output, overwrite=spec.overwrite) as run:
+        warm_up(t, spec.mode, spec.venue, seed)
+        load_seconds = time.perf_counter() - t_start
+        rp, broker, host = make_replay()
+        snapshots = None
+        if broker is not None and rules is not None:
+            from replay.broker_run import AccountSnapshots
 
-        write_broker_tables(spec.output, broker)
-        with progress("counterfactual (no forced orders)", len(t)) as advance:
-            cf, cf_broker, _ = make_replay(submit_forced=False)
-            cf_result = cf.run(t.chunks(spec.chunk_rows), injected, progress=advance)
-        pq.write_table(pa.Table.from_pandas(cf_result.trades, preserve_index=False),
-                       spec.output / "counterfactual_trades.parquet")
-        trades = pq.read_table(spec.output / "trades.parquet").to_pandas()
-        extra["broker"] = metrics(broker, trades)
-        extra["counterfactual"] = metrics(cf_broker, cf_result.trades)
-        extra["config"] = {**config, "broker": rules.name}
-    if extra:
-        add_to_summary(spec.output, extra)
-    return json.loads((spec.output / "summary.json").read_text())
+            snapshots = AccountSnapshots(run.stream("accounts.parquet"))
+            broker.snapshot_sink = snapshots
+        writer = RunWriter(run.path, t.instruments, run.run_id)  # streams as rows come
+        with progress(f"replay ({spec.mode}, {spec.venue})", len(t)) as advance:
+            result = rp.run(t.chunks(spec.chunk_rows), injected, progress=advance, sink=writer)
+        config = spec.config()
+        summary = writer.close(result, seed=seed, config=config)
+        if host is not None:
+            summary["strategy"] = host.write_tables(run.path, run.run_id)
+        if broker is not None and rules is not None:
+            from replay.broker_run import (
+                CounterfactualTrades,
+                discard_snapshot,
+                metrics,
+                write_broker_tables,
+            )
+
+            write_broker_tables(run.path, broker, snapshots, run.run_id)
+            with progress("counterfactual (no forced orders)", len(t)) as advance:
+                cf, cf_broker, _ = make_replay(submit_forced=False)
+                cf_broker.snapshot_sink = discard_snapshot
+                cf_trades = CounterfactualTrades(run.stream("counterfactual_trades.parquet"))
+                cf.run(t.chunks(spec.chunk_rows), injected, progress=advance, sink=cf_trades)
+                cf_trades.close()
+            summary["broker"] = metrics(broker, run.path / "trades.parquet")
+            summary["counterfactual"] = metrics(cf_broker,
+                                                run.path / "counterfactual_trades.parquet")
+            summary["config"] = {**config, "broker": rules.name}
+        summary["load_seconds"] = round(load_seconds, 6)
+        summary["wall_seconds"] = round(time.perf_counter() - t_start, 6)
+        summary.update(sections or {})
+        run.finish(summary)
+    return verify(spec.output)
+
+
+def warm_up(tape, mode: str, venue: str, seed: int) -> None:
+    """Load the compiled kernels before the measured replay: a throwaway replay of the
+    tape's first :data:`WARM_UP_ROWS` rows, nothing attached (it writes nothing)."""
+    from replay.engine import Replay
+
+    head = next(iter(tape.chunks(WARM_UP_ROWS)), None)
+    if head is not None:
+        Replay(tape.instruments, mode, venue=venue, seed=seed).run([head])

@@ -999,15 +999,17 @@ class StrategyHost:
                                                      "qty", "price", "detail"])
         return equity, events
 
-    def write_tables(self, run_dir: Path) -> dict[str, Any]:
-        """strategy_equity.parquet and strategy_events.parquet; returns the summary."""
+    def write_tables(self, run_dir: Path, run_id: str | None = None) -> dict[str, Any]:
+        """strategy_equity.parquet and strategy_events.parquet, each written atomically and
+        carrying the run's id (replay/rundir.py); returns the summary."""
         import pyarrow as pa
-        import pyarrow.parquet as pq
+
+        from replay.rundir import write_parquet
 
         equity, events = self.tables()
         for name, frame in (("strategy_equity", equity), ("strategy_events", events)):
-            pq.write_table(pa.Table.from_pandas(frame, preserve_index=False),
-                           Path(run_dir) / f"{name}.parquet")
+            write_parquet(Path(run_dir) / f"{name}.parquet",
+                          pa.Table.from_pandas(frame, preserve_index=False), run_id)
         return self.summary()
 
 

@@ -163,7 +163,7 @@ def test_a_variant_that_fails_while_running_is_named(tape, tmp_path):
     assert not (tmp_path / "out" / "comparison.csv").exists()
 
 
-def test_cli_compare_rewrites_the_same_comparison(compared, tape):
+def test_cli_compare_resumes_the_same_comparison(compared, tape):
     table, out, _ = compared
     before = (out / "comparison.csv").read_bytes()
     pids = [summary(d)["compare"]["worker_pid"] for d in table.run_dir]
@@ -172,7 +172,9 @@ def test_cli_compare_rewrites_the_same_comparison(compared, tape):
                                  "--jobs", "2", "-o", str(out)])
     assert r.exit_code == 0, r.output
     assert (out / "comparison.csv").read_bytes() == before  # same inputs, same bytes
-    assert [summary(d)["compare"]["worker_pid"] for d in table.run_dir] != pids
+    # both run directories are complete and made the same way: reused, not run again
+    assert [summary(d)["compare"]["worker_pid"] for d in table.run_dir] == pids
+    assert r.output.count("reused") >= 2
     assert "excess drawdown" in r.stdout and "33.71%" in r.stdout
     assert str(out / "comparison.html") in r.stdout.replace("\n", "")
 
