@@ -280,3 +280,108 @@ def test_the_figures_are_named_for_what_they_count(files, tmp_path):
     assert [c[k] for k in keys] == [3, 1, 1, 0, 0]
     assert "accounts_breached" not in b and "accounts_liquidated" not in b
     assert "3 called, 3 given forced orders, 3 force-sold" in " ".join(result.output.split())
+
+
+def test_the_docs_state_each_range_the_rules_enforce():
+    """docs/brokers.md's "Every parameter" table gives each numeric field's range exactly as
+    brokers.rules.RANGES enforces it, and no numeric field is missing from either."""
+    from brokers.rules import RANGES, Rules, field_types, load_rules
+
+    docs = (Path(__file__).parent.parent / "docs" / "brokers.md").read_text()
+    rows = {}
+    for line in docs.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 5 and cells[0].startswith("`") and cells[1] in ("int", "float"):
+            rows[cells[0].strip("`")] = cells[4]
+    numeric = {k for k, t in field_types().items() if t in (int, float)}
+    assert set(rows) == numeric == set(RANGES)
+    for name, valid in RANGES.items():
+        assert f"`{valid.text()}`" in rows[name], (name, rows[name], valid.text())
+    # and each end of each range is where the code draws it: inside accepted, outside refused
+    preset = {"haircut": "krx-misu", "freeze_days": "krx-misu", "freeze_threshold": "krx-misu",
+              "call_level": "cfd", "liquidation_level": "cfd"}
+    # the cross-field rules held apart, so that only the range decides
+    apart = {"call_level": {"liquidation_level": 0.0}, "liquidation_level": {"call_level": 1.0},
+             "target_ratio": {"maintenance_ratio": 1.0}}
+    for name, valid in RANGES.items():
+        rules = _fields(load_rules(preset.get(name, "krx-credit")))
+        rules.update(apart.get(name, {}))
+        want = field_types()[name]
+        step = 1 if want is int else 1e-9
+        for edge, is_open, outward in ((valid.low, valid.low_open, -step),
+                                       (valid.high, valid.high_open, step)):
+            inside, outside = (edge - outward, edge) if is_open else (edge, edge + outward)
+            Rules(**{**rules, name: want(inside)})
+            with pytest.raises(ValueError, match=f"{name} = .* is outside"):
+                Rules(**{**rules, name: want(outside)})
+
+
+def _fields(rules) -> dict:
+    from dataclasses import fields
+
+    return {f.name: getattr(rules, f.name) for f in fields(rules)}
+
+
+def test_parameters_are_typed_by_annotation_then_default():
+    from datetime import date, time
+
+    from strategies.base import ParameterError, Strategy
+
+    class Timed(Strategy):
+        buy_at: time = time(9, 5)
+        until: date = date(2024, 1, 31)
+        size = 10  # no annotation: an int by its default
+        label = "x"
+
+    s = Timed(buy_at="09:30", until="2024-02-01", size="5e2", label="y", cash="1000")
+    assert (s.buy_at, s.until, s.size, s.label, s.cash) == (
+        time(9, 30), date(2024, 2, 1), 500, "y", 1000)
+    for key, value, word in (("buy_at", "9h30", "a time"), ("until", "2024-02-30", "a date"),
+                             ("size", "１０", "an integer"), ("size", 2.5, "an integer"),
+                             ("buy_at", 930, "a time"), ("cash", -1, "outside")):
+        with pytest.raises(ParameterError, match=f"{key} = .* (is not {word}|{word})"):
+            Timed(**{key: value})
+
+
+@pytest.fixture(scope="module")
+def credit_tape(tmp_path_factory) -> Path:
+    """The README's credit example tape: three krx-smallcap days, seed 7."""
+    path = tmp_path_factory.mktemp("credit") / "credit.parquet"
+    r = CliRunner().invoke(app, ["data", "synth", "--profile", "krx-smallcap", "--days", "3",
+                                 "--seed", "7", "-o", str(path)])
+    assert r.exit_code == 0, r.output
+    return path
+
+
+def test_the_example_spec_is_held_before_the_synthetic_tapes_start():
+    """The shipped spec's positions are dated before 2024-01-02, the first day of every
+    synthetic tape (they were dated up to 2024-06-27, so the README's credit example
+    replayed accounts whose purchases lay in its future)."""
+    from datetime import date
+
+    import numpy as np
+
+    from brokers.population import synthesize_population
+    from replay.tape import Instrument, InstrumentTable
+
+    spec = Path(__file__).parent.parent / "brokers" / "examples" / "credit-population.toml"
+    pop = synthesize_population(spec, InstrumentTable([Instrument(1, "SYNTH-SMALL",
+                                                                  venue="XKRX")]), seed=0,
+                                held_by=date(2024, 1, 2))
+    assert pop.pos_trade_date.max() < np.datetime64("2024-01-02").astype(np.int64)
+
+
+def test_the_readme_credit_example_force_sells(credit_tape, tmp_path):
+    """README step 5: the example spec's credit accounts are called at the first close, sold
+    in the third morning's pre-open auction, and the 미수 accounts are said to be ignored."""
+    spec = Path(__file__).parent.parent / "brokers" / "examples" / "credit-population.toml"
+    out = tmp_path / "credit"
+    r = CliRunner().invoke(app, ["replay", str(credit_tape), "--venue", "krx", "--mode",
+                                 "relative", "--broker", "krx-credit", "--population",
+                                 str(spec), "--set", "maintenance_ratio=1.3", "-o", str(out)])
+    assert r.exit_code == 0, r.output
+    b = json.loads((out / "summary.json").read_text())["broker"]
+    assert b["accounts_ignored"] == {"misu": 3000} and b["accounts_managed"] == 7000
+    assert b["accounts_force_sold"] > 1000 and b["forced_volume"] > 0
+    assert b["accounts_called"] >= b["accounts_force_ordered"] >= b["accounts_force_sold"]
+    assert "ignored 3,000 misu account(s)" in " ".join(r.output.split())
