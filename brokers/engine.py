@@ -187,6 +187,8 @@ class Broker:
         self._deadline = np.zeros(len(pop.account_id), np.int64)  # day ordinal, 0: none
         self._gen = np.zeros(len(pop.account_id), np.int64)
         self._matured = np.zeros(len(pop.account_id), bool)
+        #: accounts that breached their rule at least once (summary: accounts_called)
+        self.called = np.zeros(len(pop.account_id), bool)
         self._frozen_until = np.zeros(len(pop.account_id), np.int64)  # day ordinal
         self._portfolio: np.ndarray | None = None  # position rows of multi-name accounts
         self._pf_names: list[int] = []
@@ -388,6 +390,7 @@ class Broker:
         n = len(rows)
         acct = pop.pos_account[rows]
         self._state[acct] = SELLING
+        self.called[acct] = True
         price = np.broadcast_to(price, n).copy()
         if not self.submit_orders:
             for k in range(n):
@@ -546,6 +549,7 @@ class Broker:
             owes = (debt > 0) if r.kind == "cfd" else (self._loan > 0)
             newly = managed & below & (self._state == OK) & owes
             self._state[newly] = CALLED
+            self.called |= newly
             self._deadline[newly] = (trading_days_after(day, r.grace_days).toordinal()
                                      if r.grace_days else today)
             self._gen[newly] = self._account_gen(newly, gen_at_close)
@@ -561,6 +565,7 @@ class Broker:
                 breached |= matured
         if r.kind == "misu":
             self._gen[breached] = self._account_gen(breached, gen_at_close)
+        self.called |= breached
         cured = self._cures(day, breached, value)
         topup = cured & (self._loan > 0)
         if r.kind == "cfd":

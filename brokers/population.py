@@ -28,7 +28,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
-from brokers.rules import KINDS, read_toml
+from brokers.rules import KINDS, MAX_WON, read_toml
 from replay.quality import TapeError
 from replay.tape import InstrumentTable
 
@@ -38,6 +38,9 @@ CSV_COLUMNS = ("account_id", "kind", "instrument", "shares", "entry_price", "cas
                "trade_date")
 _EPOCH = np.datetime64("1970-01-01", "D")
 _MAX_DIGITS = 18  # int64 holds every 18-digit number
+#: The most accounts a population may hold (a spec's ``accounts``): its arrays stay in the
+#: hundreds of megabytes.
+MAX_ACCOUNTS = 10_000_000
 
 
 @dataclass
@@ -77,6 +80,17 @@ class Population:
             raise ValueError("population: pos_account must index the accounts arrays")
         if n and (self.kind.min() < 0 or self.kind.max() >= len(KINDS)):
             raise ValueError(f"population: kind codes must be 0..{len(KINDS) - 1}")
+        for name in ("cash", "loan"):
+            bad = np.flatnonzero((getattr(self, name) < 0) | (getattr(self, name) > MAX_WON))
+            if len(bad):
+                raise ValueError(f"population: account {self.account_id[bad[0]]}: {name} "
+                                 f"{getattr(self, name)[bad[0]]:,} is outside [0, 10^12] won")
+        big = np.flatnonzero(self.pos_shares > MAX_WON // np.maximum(self.pos_entry, 1))
+        if len(big):
+            i = big[0]
+            raise ValueError(f"population: account {self.account_id[self.pos_account[i]]}: "
+                             f"{self.pos_shares[i]:,} shares x entry {self.pos_entry[i]:,} is "
+                             "above 10^12 won, the bound of a position")
 
     def __len__(self) -> int:
         return len(self.account_id)
@@ -126,13 +140,18 @@ class _FirstBadRow:
             raise TapeError(self.path, i + 2, field_name, reason(i))  # header = line 1
 
 
-def load_population_csv(path: str | Path, instruments: InstrumentTable) -> Population:
+def load_population_csv(path: str | Path, instruments: InstrumentTable,
+                        held_by: date | None = None) -> Population:
     """Read accounts from a CSV with columns ``account_id, kind, instrument, shares,
     entry_price, cash, loan, trade_date`` (one position per row; extra columns ignored).
 
     ``instrument`` is a symbol of ``instruments``; ``shares`` and ``entry_price`` are in
     natural units (converted exactly with the instrument's size/price decimals); ``cash``
-    and ``loan`` integer won; ``trade_date`` YYYY-MM-DD. Rows sharing an ``account_id`` form
+    and ``loan`` integer won, at most 10^12 (:data:`brokers.rules.MAX_WON`), as is each
+    position's ``shares x entry_price``; ``trade_date`` YYYY-MM-DD, on or before ``held_by``
+    (the replay's first day: a position must be held when the replay starts). Numbers are
+    plain ASCII digits (``70_900`` and full-width digits are errors). Rows sharing an
+    ``account_id`` form
     one portfolio account: its kind, cash and loan are given on its first row and repeated
     or left empty on the others. The first invalid row raises :class:`TapeError` naming the
     file, the row (as the file counts lines, header = 1) and the field.
@@ -196,6 +215,9 @@ def load_population_csv(path: str | Path, instruments: InstrumentTable) -> Popul
         bad.check(empty & ~later, name, lambda i: "empty on the account's first row")
         bad.check(ok & (value < 0), name,
                   lambda i, name=name: f"{text(name)(i)} is negative")
+        bad.check(ok & (value > MAX_WON), name,
+                  lambda i, name=name: f"{text(name)(i)} won is above the bound of 10^12 won "
+                                       "per account")
         _check_same(bad, name, later & ok, value, first_row, ok & (value >= 0),
                     lambda v: f"{v:,}")
         money[name] = value
@@ -205,6 +227,15 @@ def load_population_csv(path: str | Path, instruments: InstrumentTable) -> Popul
     days, date_ok = _dates(raw["trade_date"], date_ok)
     bad.check(~date_ok, "trade_date",
               lambda i: f"{text('trade_date')(i)!r} is not a date YYYY-MM-DD")
+    if held_by is not None:
+        bad.check(date_ok & (days > _day_number(held_by)), "trade_date",
+                  lambda i: f"{text('trade_date')(i)} is after the replay's first day "
+                            f"({held_by}): a position must be held when the replay starts")
+    # shares x entry price within the bound (checked by division: the product may overflow)
+    both_ok = (shares > 0) & (entry > 0)
+    bad.check(both_ok & (shares > MAX_WON // np.maximum(entry, 1)), "shares",
+              lambda i: f"{text('shares')(i)} shares x {text('entry_price')(i)} is above the "
+                        "bound of 10^12 won per position")
 
     # one row per (account, instrument)
     both = acc_ok & inst_ok
@@ -407,8 +438,12 @@ def read_daily_bars(path: str | Path) -> DailyBars:
     when = pd.to_datetime(text["date"], format="ISO8601", errors="coerce")
     close = pd.to_numeric(text["close"], errors="coerce").to_numpy(float)
     volume = pd.to_numeric(text["volume"], errors="coerce").to_numpy(float)
+    plain = {k: text[k].str.fullmatch(r"[0-9]+(\.[0-9]*)?").fillna(False).to_numpy(bool)
+             for k in ("close", "volume")}
     checks = [(when.isna().to_numpy(), columns["date"], "is not a date YYYY-MM-DD"),
+              (~plain["close"], columns["close"], "is not a plain decimal number"),
               (~(close > 0) | ~np.isfinite(close), columns["close"], "must be a price > 0"),
+              (~plain["volume"], columns["volume"], "is not a plain decimal number"),
               (~(volume >= 0) | ~np.isfinite(volume), columns["volume"], "must be >= 0")]
     for bad, col, reason in checks:
         if bad.any():
@@ -425,7 +460,7 @@ def read_daily_bars(path: str | Path) -> DailyBars:
 
 
 def synthesize_population(spec: str | Path | dict, instruments: InstrumentTable,
-                          seed: int) -> Population:
+                          seed: int, held_by: date | None = None) -> Population:
     """A seeded population of single-name accounts calibrated to daily bars.
 
     ``spec`` is a TOML file (or the same keys as a dict; then a relative ``bars`` path is
@@ -433,7 +468,9 @@ def synthesize_population(spec: str | Path | dict, instruments: InstrumentTable,
 
     - ``bars``: daily-bar CSV (:func:`read_daily_bars`); ``instrument``: its symbol;
     - ``kind = "credit"`` or ``kinds = {credit = 0.7, misu = 0.3}`` (shares summing to 1);
-    - ``accounts``: how many; ``as_of``: the last bar used (default: the last bar);
+    - ``accounts``: how many (1 to 10^7); ``as_of``: the last bar used (default: the last
+      bar), on or before ``held_by`` (the replay's first day: positions are held when the
+      replay starts);
     - ``credit_balance_krw``, or ``credit_balance_pct_shares`` (% of the instrument's
       ``shares_outstanding``, valued at the ``as_of`` close): the total of the loans;
     - ``loan_term_days`` (default 90, calendar days): entries lie within the term before
@@ -480,11 +517,13 @@ def synthesize_population(spec: str | Path | dict, instruments: InstrumentTable,
 
     shares_by_kind = _kind_shares(data, fail, where)
     accounts = data["accounts"]
-    if not isinstance(accounts, int) or isinstance(accounts, bool) or accounts < 1:
-        raise fail("accounts", "must be an integer >= 1")
+    if not isinstance(accounts, int) or isinstance(accounts, bool) or \
+            not 1 <= accounts <= MAX_ACCOUNTS:
+        raise fail("accounts", f"must be an integer in [1, {MAX_ACCOUNTS:,}]")
     term = data.get("loan_term_days", 90)
-    if not isinstance(term, int) or isinstance(term, bool) or term < 1:
-        raise fail("loan_term_days", "must be an integer number of days >= 1")
+    if not isinstance(term, int) or isinstance(term, bool) or not 1 <= term <= 3650:
+        raise fail("loan_term_days", "must be an integer number of calendar days in "
+                   "[1, 3650]")
     low, high = _margin_range(data, fail)
 
     bars = read_daily_bars(bars_path)
@@ -497,6 +536,14 @@ def synthesize_population(spec: str | Path | dict, instruments: InstrumentTable,
         if last < 0:
             raise fail("as_of", f"is before the first bar ({_day(bars.date[0])})")
     as_of_day = int(bars.date[last])
+    # the positions are as of as_of (or the last bar): held when the replay starts
+    stated = as_of if "as_of" in data else as_of_day
+    if held_by is not None and stated > _day_number(held_by):
+        key = "as_of" if "as_of" in data else "bars"
+        raise ValueError(f"{where}: {key}: the positions are as of {_day(stated)}"
+                         f"{'' if key == 'as_of' else ' (the last bar)'}, after the replay's "
+                         f"first day ({held_by}); a position must be held when the replay "
+                         f"starts: set as_of = \"{held_by}\" or earlier")
     start = as_of_day - term + 1
     if bars.date[0] > start:
         raise fail("loan_term_days", f"the term starts on {_day(start)} but {bars_path} "
@@ -512,6 +559,9 @@ def synthesize_population(spec: str | Path | dict, instruments: InstrumentTable,
                          "credit_balance_pct_shares")
     if has_krw:
         balance = _positive_number(data, "credit_balance_krw", fail)
+        if balance > MAX_WON * accounts:
+            raise fail("credit_balance_krw", f"is above 10^12 won per account x {accounts:,} "
+                       "accounts, the bound of a loan")
     else:
         pct = _positive_number(data, "credit_balance_pct_shares", fail)
         if pct > 100:
@@ -527,6 +577,10 @@ def synthesize_population(spec: str | Path | dict, instruments: InstrumentTable,
     m = rng.uniform(low, high, accounts)
     w = rng.exponential(1.0, accounts)
     target = balance * w / w.sum()
+    if target.max() > MAX_WON:
+        key = "credit_balance_krw" if has_krw else "credit_balance_pct_shares"
+        raise fail(key, f"gives a loan of {target.max():,.0f} won, above the bound of 10^12 "
+                   "won per account; spread the balance over more accounts")
     price = bars.close[day]  # natural units (won)
     shares = np.maximum(1, np.rint(target / ((1 - m) * price))).astype(np.int64)
     loan = np.rint((1 - m) * shares * price).astype(np.int64)
@@ -603,6 +657,11 @@ def _as_date(value: Any) -> int | None:
         return int(np.datetime64(str(value), "D").astype(np.int64))
     except ValueError:
         return None
+
+
+def _day_number(day: date) -> int:
+    """A date as days since 1970-01-01."""
+    return int(np.datetime64(day, "D").astype(np.int64))
 
 
 def _day(days: int) -> str:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import tomllib
 from collections.abc import Sequence
 from dataclasses import MISSING, dataclass, fields, replace
@@ -97,49 +98,42 @@ class Rules:
             if want is float and isinstance(value, int) and not isinstance(value, bool):
                 object.__setattr__(self, f.name, float(value))
             elif not isinstance(value, want) or isinstance(value, bool):
-                raise ValueError(f"rules: {f.name} = {value!r} must be "
-                                 f"{_TYPE_WORDS[want]}")
+                raise RuleError(f.name, f"{f.name} = {value!r} must be {_TYPE_WORDS[want]}")
             elif want is float and not math.isfinite(value):
-                raise ValueError(f"rules: {f.name} = {value!r} must be a finite number")
+                raise RuleError(f.name, f"{f.name} = {value!r} must be a finite number")
         if not self.name.strip():
-            raise ValueError("rules: name must not be empty")
+            raise RuleError("name", "name must not be empty")
         _choice("kind", self.kind, KINDS)
         _choice("valuation", self.valuation, VALUATIONS)
         _choice("execution", self.execution, EXECUTIONS)
         _choice("size", self.size, SIZES)
-        for name in ("grace_days", "loan_term_days", "freeze_days", "freeze_threshold"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"rules: {name} = {getattr(self, name)!r} must be >= 0")
-        _between("margin_rate", self.margin_rate, 0.0, 1.0, low_open=True)
-        _between("interest_rate", self.interest_rate, 0.0, 1.0)
-        _between("cure_probability", self.cure_probability, 0.0, 1.0)
-        if self.cure_max_loss != -1.0:
-            _between("cure_max_loss", self.cure_max_loss, 0.0, 1.0, extra="or -1 (off)")
-        if self.cure_probability > 0 and self.cure_max_loss != -1.0:
-            raise ValueError(f"rules: set cure_probability ({self.cure_probability!r}) or "
-                             f"cure_max_loss ({self.cure_max_loss!r}), not both")
         used = USED_BY_KIND[self.kind]
         for name in sorted(_KIND_SPECIFIC - used):
             if getattr(self, name) != 0:
                 users = [k for k in KINDS if name in USED_BY_KIND[k]]
-                raise ValueError(f"rules: {name} = {getattr(self, name)!r} is not used by "
-                                 f"kind {self.kind!r} (only by {', '.join(users)}); set it "
-                                 "to 0")
-        if "maintenance_ratio" in used:
-            if self.maintenance_ratio < 1.0:
-                raise ValueError(f"rules: maintenance_ratio = {self.maintenance_ratio!r} "
-                                 "must be >= 1.0 (below 1.0 the equity is already negative)")
-            if self.target_ratio != 0 and self.target_ratio < self.maintenance_ratio:
-                raise ValueError(f"rules: target_ratio = {self.target_ratio!r} must be 0 (use "
-                                 f"maintenance_ratio) or >= maintenance_ratio "
-                                 f"({self.maintenance_ratio!r})")
-        if self.kind == "misu":
-            _between("haircut", self.haircut, 0.0, 1.0, high_open=True)
-        if self.kind == "cfd":
-            _between("call_level", self.call_level, 0.0, 1.0, low_open=True)
-            if not 0.0 <= self.liquidation_level < self.call_level:
-                raise ValueError(f"rules: liquidation_level = {self.liquidation_level!r} "
-                                 f"must be >= 0 and below call_level ({self.call_level!r})")
+                raise RuleError(name, f"{name} = {getattr(self, name)!r} is not used by kind "
+                                f"{self.kind!r} (only by {', '.join(users)}); set it to 0")
+        for name, valid in RANGES.items():
+            value = getattr(self, name)
+            if name in _KIND_SPECIFIC and name not in used:
+                continue  # 0, checked above
+            if value in valid.off:
+                continue
+            if not valid.contains(value):
+                raise RuleError(name, f"{name} = {value!r} is outside {valid.text()}; "
+                                f"{valid.hint}")
+        if self.target_ratio != 0 and self.target_ratio < self.maintenance_ratio:
+            raise RuleError("target_ratio", f"target_ratio = {self.target_ratio!r} must be 0 "
+                            f"(use maintenance_ratio) or >= maintenance_ratio "
+                            f"({self.maintenance_ratio!r}); {RATIOS}")
+        if self.kind == "cfd" and not self.liquidation_level < self.call_level:
+            raise RuleError("liquidation_level", f"liquidation_level = "
+                            f"{self.liquidation_level!r} must be below call_level "
+                            f"({self.call_level!r}); {RATIOS}")
+        if self.cure_probability > 0 and self.cure_max_loss != -1.0:
+            raise RuleError("cure_max_loss", f"set cure_probability "
+                            f"({self.cure_probability!r}) or cure_max_loss "
+                            f"({self.cure_max_loss!r}), not both")
 
     @property
     def restore_ratio(self) -> float:
@@ -161,6 +155,68 @@ class Rules:
 
 _TYPE_WORDS = {str: "a string", int: "an integer", float: "a number"}
 
+#: The largest amount of won (or price x size units) a broker input may hold: a loan, cash,
+#: a position's shares x entry price, freeze_threshold. 10^12 won (one trillion) leaves room
+#: for every product the broker computes in int64 (a value x 10^4 basis points x a trigger
+#: ratio of at most 10) and keeps an account's sums exact in float64 (below 2^53).
+MAX_WON = 10**12
+
+RATIOS = "ratios are fractions: 1.4 = 140%"
+RATES = "rates are fractions: 0.4 = 40%"
+
+
+class RuleError(ValueError):
+    """A rules field out of its documented range; ``key`` names the field."""
+
+    def __init__(self, key: str, message: str) -> None:
+        super().__init__(message)
+        self.key = key
+
+
+@dataclass(frozen=True)
+class Range:
+    """A numeric field's valid interval (docs/brokers.md, "Every parameter"), with the
+    values that mean "off" (``off``) and the hint an out-of-range value is told."""
+
+    low: float
+    high: float
+    hint: str
+    low_open: bool = False
+    high_open: bool = False
+    off: tuple[float, ...] = ()
+
+    def contains(self, value: float) -> bool:
+        return (value > self.low if self.low_open else value >= self.low) and (
+            value < self.high if self.high_open else value <= self.high)
+
+    def text(self) -> str:
+        """``[1, 3]``, ``(0, 1]``, ``[0, 10^12]``; with the off values: ``0 or [1, 3]``."""
+        def num(x: float) -> str:
+            return "10^12" if x == MAX_WON else f"{x:g}"
+        body = (f"{'(' if self.low_open else '['}{num(self.low)}, {num(self.high)}"
+                f"{')' if self.high_open else ']'}")
+        return " or ".join([*(f"{x:g}" for x in self.off), body])
+
+
+_DAYS = "days are whole days, e.g. grace_days=1"
+#: Every numeric field's valid range, enforced at load (and listed in docs/brokers.md). Fields
+#: a kind does not use must be 0 instead (:data:`USED_BY_KIND`).
+RANGES: dict[str, Range] = {
+    "maintenance_ratio": Range(1.0, 3.0, RATIOS),
+    "target_ratio": Range(1.0, 3.0, RATIOS, off=(0.0,)),
+    "grace_days": Range(0, 30, "grace_days counts XKRX trading days, e.g. 1 = D+1"),
+    "margin_rate": Range(0.0, 1.0, RATES, low_open=True),
+    "loan_term_days": Range(0, 3650, "loan_term_days counts calendar days, e.g. 90"),
+    "interest_rate": Range(0.0, 1.0, RATES + " a year"),
+    "haircut": Range(0.0, 1.0, RATES, high_open=True),
+    "freeze_days": Range(0, 365, "freeze_days counts calendar days, e.g. 30"),
+    "freeze_threshold": Range(0, MAX_WON, "freeze_threshold is in won, e.g. 100000"),
+    "call_level": Range(0.0, 1.0, RATIOS, low_open=True),
+    "liquidation_level": Range(0.0, 0.9, RATIOS),
+    "cure_probability": Range(0.0, 1.0, "a probability: 0.3 = 30%"),
+    "cure_max_loss": Range(0.0, 1.0, RATES, off=(-1.0,)),
+}
+
 
 def field_types() -> dict[str, type]:
     """Each field's Python type (str, int or float), from the annotations."""
@@ -171,17 +227,7 @@ def field_types() -> dict[str, type]:
 
 def _choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
     if value not in allowed:
-        raise ValueError(f"rules: {name} = {value!r} must be one of {', '.join(allowed)}")
-
-
-def _between(name: str, value: float, low: float, high: float, low_open: bool = False,
-             high_open: bool = False, extra: str = "") -> None:
-    ok = (value > low if low_open else value >= low) and (
-        value < high if high_open else value <= high)
-    if not ok:
-        interval = f"{'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
-        raise ValueError(f"rules: {name} = {value!r} must be in {interval}"
-                         + (f" {extra}" if extra else ""))
+        raise RuleError(name, f"{name} = {value!r} must be one of {', '.join(allowed)}")
 
 
 def preset_names() -> list[str]:
@@ -196,18 +242,27 @@ def list_presets() -> list[Rules]:
 
 
 def read_toml(path: Path) -> dict:
-    """A TOML file as a dict; invalid TOML is an error naming the file."""
-    with path.open("rb") as fh:
-        try:
-            return tomllib.load(fh)
-        except tomllib.TOMLDecodeError as exc:
-            raise ValueError(f"{path}: not valid TOML: {exc}") from None
+    """A TOML file as a dict. Invalid TOML (a key given twice too), text that is not
+    UTF-8, a missing file: one line naming the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file")
+    try:
+        text = path.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{path}: not UTF-8 text (byte {exc.start}); TOML files are UTF-8: "
+                         "save it as UTF-8 (a CP949/EUC-KR file is not)") from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ValueError(f"{path}: not valid TOML: {exc}") from None
 
 
 def load_rules(spec: str | Path, overrides: Sequence[str] = ()) -> Rules:
     """Rules from a preset name (``"krx-credit"``) or a TOML file, with ``key=value``
-    overrides applied (``["maintenance_ratio=1.3", "grace_days=2"]``), each coerced to the
-    field's type. Every error names the file or override, the key and what is allowed."""
+    overrides applied (``["maintenance_ratio=1.3", "grace_days=2"]``), each parsed as the
+    field's type (:func:`parse_overrides`). Every error is one line naming the file or the
+    ``--set`` item, the key, the value and what is allowed (:data:`RANGES`)."""
     path = _resolve(spec)
     data = read_toml(path)
     known = field_types()
@@ -223,21 +278,37 @@ def load_rules(spec: str | Path, overrides: Sequence[str] = ()) -> Rules:
         raise ValueError(f"{path}: {exc}") from None
     if not overrides:
         return rules
-    changes = parse_overrides(overrides)
+    changes, given = _parse(overrides)
     try:
         return replace(rules, **changes)
-    except ValueError as exc:
-        raise ValueError(f"{spec} with --set {' '.join(overrides)}: {exc}") from None
+    except RuleError as exc:
+        where = f"--set {given[exc.key]}" if exc.key in given else f"{path} with --set"
+        raise ValueError(f"{where}: {exc}") from None
 
 
 def _required(f: Any) -> bool:
     return f.default is MISSING and f.default_factory is MISSING
 
 
+#: Plain ASCII numbers only: ``1_0`` (Python's digit grouping) and full-width digits are
+#: refused rather than read as 10.
+_INT = re.compile(r"[+-]?[0-9]+", re.ASCII)
+_FLOAT = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?", re.ASCII)
+
+
 def parse_overrides(overrides: Sequence[str]) -> dict[str, Any]:
-    """``["maintenance_ratio=1.3"]`` as ``{"maintenance_ratio": 1.3}``, typed by field."""
+    """``["maintenance_ratio=1.3"]`` as ``{"maintenance_ratio": 1.3}``, typed by field.
+
+    Numbers are plain ASCII (``1_0``, ``１０``, ``nan`` are errors); a key given twice is an
+    error (which value was meant is ambiguous)."""
+    return _parse(overrides)[0]
+
+
+def _parse(overrides: Sequence[str]) -> tuple[dict[str, Any], dict[str, str]]:
+    """The typed values, and each key's ``KEY=VALUE`` text as given."""
     known = field_types()
     out: dict[str, Any] = {}
+    given: dict[str, str] = {}
     for text in overrides:
         key, sep, value = text.partition("=")
         key, value = key.strip(), value.strip()
@@ -246,13 +317,18 @@ def parse_overrides(overrides: Sequence[str]) -> dict[str, Any]:
         if key not in known:
             raise ValueError(f"--set {text!r}: unknown key {key!r}; valid keys: "
                              f"{', '.join(known)}")
+        if key in given:
+            raise ValueError(f"--set {text}: {key} is given twice (first {given[key]}); "
+                             "give each key once")
         want = known[key]
-        try:
-            out[key] = want(value)
-        except ValueError:
-            raise ValueError(f"--set {text!r}: {key} must be {_TYPE_WORDS[want]}, "
-                             f"got {value!r}") from None
-    return out
+        pattern = {int: _INT, float: _FLOAT}.get(want)
+        if pattern is not None and not pattern.fullmatch(value):
+            hint = f"; {RANGES[key].hint}" if key in RANGES else ""
+            raise ValueError(f"--set {text}: {key} = {value!r} must be {_TYPE_WORDS[want]} "
+                             f"in plain ASCII digits{hint}")
+        out[key] = want(value)
+        given[key] = f"{key}={value}"
+    return out, given
 
 
 def _resolve(spec: str | Path) -> Path:

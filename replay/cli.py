@@ -146,22 +146,31 @@ def data_synth(
               f"{path} in {time.perf_counter() - t0:.1f}s")
 
 
-def _parse_params(values: list[str]) -> dict:
-    """``["cash=5e7", "name=x"]`` as ``{"cash": 50000000.0, "name": "x"}``: numbers where
-    they parse (int before float), else text."""
-    params: dict = {}
+def _parse_params(values: list[str], strategy: str | None) -> dict[str, str]:
+    """``["cash=50000000", "take_profit=0.5"]`` as ``{"cash": "50000000", ...}``, checked
+    against ``strategy``'s parameters: each known, given once, and parsing to its type
+    (strategies.base.Strategy.parameter_types). The text is kept as given (and recorded so
+    in summary.json); the strategy parses it when it is made."""
+    params: dict[str, str] = {}
     for text in values:
         key, sep, value = text.partition("=")
-        if not sep or not key.strip():
+        key = key.strip()
+        if not sep or not key:
             raise ValueError(f"--param {text!r}: expected KEY=VALUE, e.g. cash=50000000")
-        for convert in (int, float):
-            try:
-                params[key.strip()] = convert(value)
-                break
-            except ValueError:
-                continue
-        else:
-            params[key.strip()] = value
+        if key in params:
+            raise ValueError(f"--param {text}: {key} is given twice (first {key}="
+                             f"{params[key]}); give each parameter once")
+        params[key] = value.strip()
+    if params and not strategy:
+        raise ValueError("--param sets a strategy's parameters: give --strategy")
+    if strategy:
+        from strategies.base import load_strategy
+
+        cls = load_strategy(strategy)
+        try:
+            cls(**params)
+        except ValueError as exc:
+            raise ValueError(f"--param: {exc}") from None
     return params
 
 
@@ -317,6 +326,12 @@ def replay_cmd(
             raise ValueError("generative mode takes no tape; drop the TAPE argument")
         if venue not in (None, "generic"):
             raise ValueError("generative mode runs at the generic venue; drop --venue")
+        unused = [name for name, given in (("--broker", broker), ("--population", population),
+                                           ("--set", set_), ("--strategy", strategy),
+                                           ("--param", param)) if given]
+        if unused:
+            raise ValueError(f"generative mode runs no broker or strategy; drop "
+                             f"{', '.join(unused)}")
         check_target(output, overwrite)
         seed = seed or 0
         injected = read_injected(inject, flow_instruments(profile)) if inject else None
@@ -332,15 +347,11 @@ def replay_cmd(
                        inject=inject, broker=broker, population=population,
                        overrides=tuple(set_ or ()), index_prior_close=index_prior_close,
                        chunk_rows=chunk_rows, strategy=strategy,
-                       strategy_params=_parse_params(param or []), overwrite=overwrite)
+                       strategy_params=_parse_params(param or [], strategy),
+                       overwrite=overwrite)
         summary = run_tape(spec, _bar_factory)
         if "broker" in summary:
-            b, c = summary["broker"], summary["counterfactual"]
-            out.print(f"broker {summary['config']['broker']}: {b['forced_orders']:,} forced "
-                      f"orders, {b['forced_volume']:,} shares sold, "
-                      f"{b['accounts_liquidated']:,} accounts liquidated, shortfall "
-                      f"{b['broker_shortfall']:,}; max drawdown {b['max_drawdown']:.2%} vs "
-                      f"{c['max_drawdown']:.2%} without the forced orders")
+            _print_broker(summary)
         if "strategy" in summary:
             st = summary["strategy"]
             out.print(f"strategy {st['name']}: final equity {st['final_equity']:,.0f} "
@@ -358,6 +369,27 @@ def replay_cmd(
     out.print(f"{mode}: {result.events:,} events in {result.wall_seconds:.2f}s "
               f"({result.events_per_second / 1e6:.2f} M events/s), "
               f"{fills:,} fills; results in {output}/")
+
+
+def _print_broker(summary: dict) -> None:
+    """The broker's lines: whom it manages and ignores, what the accounts went through
+    (docs/brokers.md, "What the summary counts"), what was sold."""
+    b, c = summary["broker"], summary["counterfactual"]
+    name, kind = summary["config"]["broker"], b["kind"]
+    out.print(f"broker {name}: {b['accounts_managed']:,} {kind} accounts: "
+              f"{b['accounts_called']:,} called, {b['accounts_force_ordered']:,} given forced "
+              f"orders, {b['accounts_force_sold']:,} force-sold, {b['accounts_wiped_out']:,} "
+              f"wiped out", highlight=False)
+    ignored = b.get("accounts_ignored") or {}
+    if ignored:
+        counts = ", ".join(f"{n:,} {k}" for k, n in ignored.items())
+        out.print(f"broker {name}: ignored {counts} account(s) of the population: "
+                  f"{kind} rules handle {kind} accounts only (summary.json: "
+                  "broker.accounts_ignored)", highlight=False)
+    out.print(f"broker {name}: {b['forced_orders']:,} forced orders, {b['forced_volume']:,} "
+              f"shares sold, shortfall {b['broker_shortfall']:,} won; max drawdown "
+              f"{b['max_drawdown']:.2%} vs {c['max_drawdown']:.2%} without the forced orders",
+              highlight=False)
 
 
 brokers_app = typer.Typer(invoke_without_command=True,
@@ -507,7 +539,8 @@ def compare_cmd(
                             overrides=set_ or (), mode=mode, venue=venue, seed=seed,
                             inject=inject, index_prior_close=index_prior_close, jobs=jobs,
                             progress=done, strategy=strategy,
-                            strategy_params=_parse_params(param or []), overwrite=overwrite)
+                            strategy_params=_parse_params(param or [], strategy),
+                            overwrite=overwrite)
         except VariantError as exc:
             err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
             raise typer.Exit(1) from None
@@ -518,7 +551,8 @@ def compare_cmd(
         shown.add_column(name, justify="right", overflow="fold")
     formats = {"forced_volume": "{:,}", "forced_value": "{:,.0f}", "amplification": "{:.4f}",
                "max_drawdown": "{:.2%}", "counterfactual_max_drawdown": "{:.2%}",
-               "excess_drawdown": "{:.2%}", "accounts_liquidated": "{:,}",
+               "excess_drawdown": "{:.2%}", "accounts_called": "{:,}",
+               "accounts_force_sold": "{:,}",
                "accounts_wiped_out": "{:,}", "broker_shortfall": "{:,}",
                "limit_locked_days": "{}", "vi_count": "{}", "circuit_breakers": "{}",
                "max_generation": "{}", "strategy_final_equity": "{:,.0f}",

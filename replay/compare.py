@@ -62,7 +62,8 @@ FIGURES = (
     ("amplification", "broker", "amplification"),
     ("max_drawdown", "broker", "max_drawdown"),
     ("counterfactual_max_drawdown", "counterfactual", "max_drawdown"),
-    ("accounts_liquidated", "broker", "accounts_liquidated"),
+    ("accounts_called", "broker", "accounts_called"),
+    ("accounts_force_sold", "broker", "accounts_force_sold"),
     ("accounts_wiped_out", "broker", "accounts_wiped_out"),
     ("broker_shortfall", "broker", "broker_shortfall"),
     ("limit_locked_days", "venue_summary", "limit_locked_down_sessions"),
@@ -72,7 +73,8 @@ FIGURES = (
 )
 _DTYPES = {"forced_volume": "int64", "forced_value": "float64", "amplification": "float64",
            "max_drawdown": "float64", "counterfactual_max_drawdown": "float64",
-           "accounts_liquidated": "int64", "accounts_wiped_out": "int64",
+           "accounts_called": "int64", "accounts_force_sold": "int64",
+           "accounts_wiped_out": "int64",
            "broker_shortfall": "int64", "limit_locked_days": "Int64", "vi_count": "Int64",
            "circuit_breakers": "Int64", "max_generation": "int64"}
 #: Price-path points drawn in all (min/max per bucket beyond it) and instruments drawn.
@@ -170,7 +172,7 @@ def compare(tape: str | Path, variants: list[str], population: str | Path,
     t = Tape(tape)
     venue = venue if venue is not None else default_venue(t.instruments)
     seed = seed if seed is not None else (t.session_seed or 0)
-    pop = load_population(Path(population), t.instruments, seed)
+    pop = load_population(Path(population), t, seed)
     if inject is not None and not Path(inject).is_file():
         raise FileNotFoundError(f"{inject}: no such file of orders to inject")
     kind = None

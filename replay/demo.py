@@ -135,7 +135,7 @@ def _print(console: Console, summary: dict, table) -> None:
     for _, row in table.iterrows():
         columns[f"crash at {row.label[-3:]}%"] = {
             "broker": {"forced_volume": row.forced_volume,
-                       "accounts_liquidated": row.accounts_liquidated,
+                       "accounts_force_sold": row.accounts_force_sold,
                        "max_drawdown": row.max_drawdown},
             "counterfactual": {"max_drawdown": row.counterfactual_max_drawdown},
             "venue": {"volatility_interruptions": row.vi_count,
@@ -147,7 +147,7 @@ def _print(console: Console, summary: dict, table) -> None:
     for name in columns:
         shown.add_column(name, justify="right")
     rows = (("shares force-sold", "broker", "forced_volume", "{:,}"),
-            ("accounts sold", "broker", "accounts_liquidated", "{:,}"),
+            ("accounts force-sold", "broker", "accounts_force_sold", "{:,}"),
             ("max drawdown", "broker", "max_drawdown", "{:.1%}"),
             ("  without them", "counterfactual", "max_drawdown", "{:.1%}"),
             ("VI", "venue", "volatility_interruptions", "{}"),

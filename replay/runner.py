@@ -98,7 +98,7 @@ def run_tape(spec: RunSpec, progress: ProgressFactory = _no_progress, *,
         from replay.broker_run import load_population
 
         rules = load_rules(spec.broker, list(spec.overrides))
-        pop = load_population(spec.population, t.instruments, seed)
+        pop = load_population(spec.population, t, seed)
     strategy_class = None
     if spec.strategy:
         from strategies.base import load_strategy

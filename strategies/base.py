@@ -27,15 +27,19 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import math
+import re
 import sys
+import types
+import typing
 from dataclasses import dataclass
-from datetime import date, time
+from datetime import date, datetime, time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from brokers.rules import MAX_WON
 from replay.engine import REASON_NAMES, SOURCE_NAMES, STATUS_NAMES
 from venues.book import (
     H_ST_SEEN,
@@ -197,21 +201,18 @@ class Strategy:
     latency_ns: int = 0
 
     def __init__(self, **params: Any) -> None:
+        known = self.parameters()
+        types = self.parameter_types()
         for key, value in params.items():
-            if key.startswith("_") or not hasattr(type(self), key) or callable(
-                    getattr(type(self), key)):
-                raise TypeError(f"{type(self).__name__}: unknown parameter {key!r}; its "
-                                f"parameters: {', '.join(self.parameters())}")
-            default = getattr(type(self), key)
-            if isinstance(default, bool):
-                value = value if isinstance(value, bool) else str(value).lower() in (
-                    "1", "true", "yes")
-            elif isinstance(default, int) and isinstance(value, float) and value.is_integer():
-                value = int(value)
-            setattr(self, key, value)
+            if key not in known:
+                raise ParameterError(f"{type(self).__name__}: unknown parameter {key!r}; its "
+                                     f"parameters: {', '.join(known)}")
+            setattr(self, key, _typed(type(self).__name__, key, value, types[key]))
         if self.account not in ACCOUNT_KINDS:
             raise ValueError(f"{type(self).__name__}: account {self.account!r} is not one of "
                              f"{ACCOUNT_KINDS}")
+        _check_range(self, "cash", 0, MAX_WON, "won at the start")
+        _check_range(self, "latency_ns", 0, 3_600 * 10**9, "nanoseconds, at most an hour")
         self._host: StrategyHost | None = None
 
     @classmethod
@@ -222,6 +223,27 @@ class Strategy:
                 if not k.startswith("_") and not callable(v) and not isinstance(
                         v, property | classmethod | staticmethod):
                     out[k] = v
+        return out
+
+    @classmethod
+    def parameter_types(cls) -> dict[str, type | None]:
+        """Each parameter's type: its annotation on the class (``take_profit: float =
+        0.05``), else the type of its default; one of :data:`PARAMETER_TYPES`, or None
+        (any value, kept as given)."""
+        hints: dict[str, Any] = {}
+        for klass in reversed(cls.__mro__):
+            try:
+                hints.update(typing.get_type_hints(klass))
+            except Exception:  # an annotation that does not resolve: use the default's type
+                hints.update({k: v for k, v in vars(klass).get("__annotations__", {}).items()
+                              if not isinstance(v, str)})
+        out: dict[str, type | None] = {}
+        for key, default in cls.parameters().items():
+            hint = _unwrap_optional(hints.get(key))
+            if hint in PARAMETER_TYPES:
+                out[key] = hint
+            else:
+                out[key] = next((t for t in PARAMETER_TYPES if type(default) is t), None)
         return out
 
     @property
@@ -361,6 +383,88 @@ class Strategy:
         return self.host.today()
 
 
+#: The types a parameter can have (``--param`` values are parsed to them).
+PARAMETER_TYPES: tuple[type, ...] = (bool, int, float, str, time, date)
+_TYPE_WORDS = {bool: "a boolean (true or false)", int: "an integer", float: "a number",
+               str: "a string", time: "a time HH:MM[:SS]", date: "a date YYYY-MM-DD"}
+_INT = re.compile(r"[+-]?[0-9]+", re.ASCII)
+_FLOAT = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?", re.ASCII)
+_BOOLS = {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False}
+
+
+class ParameterError(ValueError, TypeError):
+    """An unknown strategy parameter, or a value not of its type (a ValueError, and a
+    TypeError as Python's own unknown-keyword error)."""
+
+
+def _unwrap_optional(hint: Any) -> Any:
+    """``X | None`` as ``X``."""
+    args = [a for a in typing.get_args(hint) if a is not type(None)]
+    if typing.get_origin(hint) in (typing.Union, types.UnionType) and len(args) == 1:
+        return args[0]
+    return hint
+
+
+def _typed(owner: str, key: str, value: Any, want: type | None) -> Any:
+    """``value`` as a parameter of type ``want``: text (``--param``) is parsed strictly
+    (ASCII digits, no ``1_0``), other values must already be of the type (an integral float
+    is an integer)."""
+    if want is None:
+        return value
+
+    def fail() -> ParameterError:
+        return ParameterError(f"{owner}: parameter {key} = {value!r} is not "
+                              f"{_TYPE_WORDS[want]}")
+
+    if isinstance(value, str) and want is not str:
+        text = value.strip()
+        if want is bool:
+            if text.lower() not in _BOOLS:
+                raise fail()
+            return _BOOLS[text.lower()]
+        if want is int:
+            if _INT.fullmatch(text):
+                return int(text)
+            if _FLOAT.fullmatch(text) and float(text).is_integer() and abs(float(text)) < 2**53:
+                return int(float(text))  # 5e7
+            raise fail()
+        if want is float:
+            if not _FLOAT.fullmatch(text):
+                raise fail()
+            return float(text)
+        try:
+            if want is time and re.fullmatch(r"[0-9]{2}:[0-9]{2}(:[0-9]{2})?", text, re.ASCII):
+                return time.fromisoformat(text)
+            if want is date and re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", text, re.ASCII):
+                return date.fromisoformat(text)
+        except ValueError:
+            pass
+        raise fail()
+    if want is bool:
+        if not isinstance(value, bool):
+            raise fail()
+        return value
+    if isinstance(value, bool):
+        raise fail()
+    if want is int and isinstance(value, float) and value.is_integer():
+        return int(value)
+    if want is float and isinstance(value, int):
+        return float(value)
+    if want is date and isinstance(value, datetime):
+        raise fail()
+    if not isinstance(value, want) or (want is float and not math.isfinite(value)):
+        raise fail()
+    return value
+
+
+def _check_range(strategy: Strategy, key: str, low: int, high: int, unit: str) -> None:
+    value = getattr(strategy, key)
+    if not isinstance(value, int | float) or isinstance(value, bool) or \
+            not low <= value <= high:
+        raise ParameterError(f"{strategy.name}: parameter {key} = {value!r} is outside "
+                             f"[{low:,}, {high:,}] ({unit})")
+
+
 def load_strategy(spec: str) -> type[Strategy]:
     """``FILE.py:Class`` or ``package.module:Class`` as a :class:`Strategy` subclass."""
     where, sep, cls_name = spec.rpartition(":")
@@ -375,11 +479,27 @@ def load_strategy(spec: str) -> type[Strategy]:
             raise FileNotFoundError(f"--strategy {spec!r}: no file {path}")
         name = "cascade_strategy_" + path.stem
         mod_spec = importlib.util.spec_from_file_location(name, path)
+        if mod_spec is None or mod_spec.loader is None:
+            raise ValueError(f"--strategy {spec!r}: {path} is not a Python file")
         module = importlib.util.module_from_spec(mod_spec)
         sys.modules[name] = module
-        mod_spec.loader.exec_module(module)
+        try:
+            mod_spec.loader.exec_module(module)
+        except Exception as exc:  # the user's file: one line, not our traceback
+            raise ValueError(f"--strategy {spec!r}: {path} failed to load: "
+                             f"{_one_line(exc)}") from None
     else:
-        module = importlib.import_module(where)
+        try:
+            module = importlib.import_module(where)
+        except ModuleNotFoundError as exc:
+            if exc.name and where.startswith(exc.name):
+                raise FileNotFoundError(f"--strategy {spec!r}: no module {where!r} (give "
+                                        "FILE.py:Class or module:Class)") from None
+            raise ValueError(f"--strategy {spec!r}: {where} failed to load: "
+                             f"{_one_line(exc)}") from None
+        except Exception as exc:
+            raise ValueError(f"--strategy {spec!r}: {where} failed to load: "
+                             f"{_one_line(exc)}") from None
     cls = getattr(module, cls_name, None)
     if cls is None:
         found = [k for k, v in vars(module).items()
@@ -389,6 +509,13 @@ def load_strategy(spec: str) -> type[Strategy]:
     if not (isinstance(cls, type) and issubclass(cls, Strategy)):
         raise ValueError(f"--strategy {spec!r}: {cls_name} is not a strategies.base.Strategy")
     return cls
+
+
+def _one_line(exc: BaseException) -> str:
+    """An exception as one line: its type, message and, for a syntax error, the line."""
+    if isinstance(exc, SyntaxError):
+        return f"SyntaxError: {exc.msg} (line {exc.lineno})"
+    return f"{type(exc).__name__}: {' '.join(str(exc).split())}"
 
 
 def attach_strategy(replay, strategy: Strategy, *, rules=None, population=None,

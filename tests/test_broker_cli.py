@@ -18,9 +18,9 @@ def test_cascade_and_counterfactual_from_the_command_line(tmp_path):
                       InstrumentTable([Instrument(1, "X", tick_units=100)]))
     pop = tmp_path / "accounts.csv"
     pop.write_text("account_id,kind,instrument,shares,entry_price,cash,loan,trade_date\n"
-                   "101,instant,X,60,10000,0,426450,2024-01-02\n"
-                   "102,instant,X,100,10000,0,703607,2024-01-02\n"
-                   "103,instant,X,120,10000,0,835757,2024-01-02\n")
+                   "101,instant,X,60,10000,0,426450,1970-01-01\n"
+                   "102,instant,X,100,10000,0,703607,1970-01-01\n"
+                   "103,instant,X,120,10000,0,835757,1970-01-01\n")
     sells = tmp_path / "sells.csv"
     sells.write_text("ts,instrument,side,type,price,size\n3,X,sell,market,,150\n")
     out = tmp_path / "run"
@@ -32,11 +32,11 @@ def test_cascade_and_counterfactual_from_the_command_line(tmp_path):
     assert forced.filled_qty.tolist() == [60, 100, 120]
     summary = json.loads((out / "summary.json").read_text())
     b, c = summary["broker"], summary["counterfactual"]
-    assert (b["forced_volume"], b["accounts_liquidated"], b["max_generation"]) == (280, 3, 2)
+    assert (b["forced_volume"], b["accounts_force_sold"], b["max_generation"]) == (280, 3, 2)
     # the price fell from 10,000 to 9,600 with the forced sales, to 9,900 without
     assert abs(b["max_drawdown"] - 0.04) < 1e-12 and abs(c["max_drawdown"] - 0.01) < 1e-12
     # without forced orders only A is ever breached (at 9,900), and nothing is sold
-    assert (c["accounts_breached"], c["forced_volume"]) == (1, 0)
+    assert (c["accounts_called"], c["accounts_force_ordered"], c["forced_volume"]) == (1, 1, 0)
     assert summary["config"]["broker"] == "instant"
     accounts = pq.read_table(out / "accounts.parquet").to_pandas()
     assert accounts.shares_left.tolist() == [0, 0, 0]
@@ -51,7 +51,7 @@ def test_set_overrides_a_rule(tmp_path):
                       InstrumentTable([Instrument(1, "X", tick_units=100)]))
     pop = tmp_path / "accounts.csv"
     pop.write_text("account_id,kind,instrument,shares,entry_price,cash,loan,trade_date\n"
-                   "101,instant,X,60,10000,0,426450,2024-01-02\n")
+                   "101,instant,X,60,10000,0,426450,1970-01-01\n")
     sells = tmp_path / "sells.csv"
     sells.write_text("ts,instrument,side,type,price,size\n3,X,sell,market,,150\n")
     out = tmp_path / "run"

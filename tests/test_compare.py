@@ -80,10 +80,12 @@ def test_each_row_is_its_own_run_summary(compared):
         s = summary(row.run_dir)
         b, c, v = s["broker"], s["counterfactual"], s["venue_summary"]
         assert s["compare"]["variant"] in VARIANTS and s["compare"]["label"] == label
-        assert (row.forced_volume, row.forced_value, row.accounts_liquidated,
-                row.accounts_wiped_out, row.broker_shortfall, row.max_generation) == (
-            b["forced_volume"], b["forced_value"], b["accounts_liquidated"],
-            b["accounts_wiped_out"], b["broker_shortfall"], b["max_generation"])
+        assert (row.forced_volume, row.forced_value, row.accounts_called,
+                row.accounts_force_sold, row.accounts_wiped_out, row.broker_shortfall,
+                row.max_generation) == (
+            b["forced_volume"], b["forced_value"], b["accounts_called"],
+            b["accounts_force_sold"], b["accounts_wiped_out"], b["broker_shortfall"],
+            b["max_generation"])
         assert row.amplification == pytest.approx(b["amplification"])
         assert (row.max_drawdown, row.counterfactual_max_drawdown) == (
             b["max_drawdown"], c["max_drawdown"])

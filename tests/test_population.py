@@ -231,8 +231,8 @@ def test_loans_follow_the_down_payment_range():
 
 def test_entries_are_bar_dates_within_the_loan_term_at_that_days_close():
     bars = bars_frame()
-    pop = synthesize_population(spec(as_of="2024-05-31"), SMALL, seed=5)
-    as_of = day("2024-05-31")
+    pop = synthesize_population(spec(as_of="2023-11-30", loan_term_days=90), SMALL, seed=5)
+    as_of = day("2023-11-30")
     # loan_term_days = 90 (krx.md:77 "term 90 days"), calendar days up to as_of
     assert pop.pos_trade_date.max() <= as_of
     assert pop.pos_trade_date.min() > as_of - 90
@@ -244,7 +244,7 @@ def test_entries_are_bar_dates_within_the_loan_term_at_that_days_close():
 
 def test_entry_dates_are_drawn_in_proportion_to_volume():
     bars = bars_frame()
-    pop = synthesize_population(spec(accounts=200_000), SMALL, seed=6)
+    pop = synthesize_population(spec(accounts=200_000, loan_term_days=90), SMALL, seed=6)
     window = bars[bars["day"] > bars["day"].iloc[-1] - 90]
     expected = window["Volume"].to_numpy() / window["Volume"].sum() * len(pop)
     counts = pd.Series(pop.pos_trade_date).value_counts().reindex(window["day"], fill_value=0)
