@@ -41,15 +41,23 @@ from venues.matching import FILLS, ORDER_TYPES, REASONS, TOB, TRADES, Reports, r
 VENUES = ("generic", "krx")
 
 
+#: The most price levels one instrument's ladder may hold (about 235 MB of levels): the
+#: bound that keeps one stray price from allocating gigabytes. Loaders keep every price
+#: within ``MAX_SPAN_TICKS`` ticks of its median (replay/quality.py: bounds), a quarter of it.
+MAX_LADDER_LEVELS = 1 << 21
+_STATUS, _CLEAR = ord("S"), ord("R")
+
+
 @njit_alloc
-def price_ranges(inst_a, px_a, n_instruments):
-    """Lowest and highest positive price per instrument in one pass (0, 0 where none)."""
+def price_ranges(inst_a, act_a, px_a, n_instruments):
+    """Lowest and highest positive price per instrument in one pass (0, 0 where none); the
+    ``price`` of status and clear rows is not a price (LOBSTER keeps a halt code there)."""
     lo = np.zeros(n_instruments, np.int64)
     hi = np.zeros(n_instruments, np.int64)
     for i in range(px_a.shape[0]):
         p = px_a[i]
         k = inst_a[i]
-        if p > 0 and k < n_instruments:
+        if p > 0 and k < n_instruments and act_a[i] != _STATUS and act_a[i] != _CLEAR:
             if hi[k] == 0 or p < lo[k]:
                 lo[k] = p
             if p > hi[k]:
@@ -292,17 +300,36 @@ class Replay:
             if lo >= cur_lo and hi <= cur_hi:
                 return
             lo, hi = min(lo, cur_lo), max(hi, cur_hi)
-        margin = max(256 * self._step_for(inst, lo, hi), (hi - lo) // 4)
-        margin += loop.shift_reach(self.F, inst)
-        lo, hi = max(1, lo - margin), hi + margin
+        lo = max(1, lo)
         step = self._step_for(inst, lo, hi)
         if self.book.ins[inst, I_N]:
             step = int(np.gcd(step, int(self.book.ins[inst, I_STEP])))
+        if (hi - lo) // step + 1 > MAX_LADDER_LEVELS:
+            raise ValueError(
+                f"{self._symbol(inst)}: prices {lo} to {hi} span more than "
+                f"{MAX_LADDER_LEVELS:,} levels of {step}; the book's ladder is bounded "
+                "(docs/data-quality.md: bounds)")
+        margin = max(256 * step, (hi - lo) // 4) + loop.shift_reach(self.F, inst)
+        # the margin is room to move, never a reason to exceed the bound
+        margin = min(margin, max(0, (MAX_LADDER_LEVELS - 1) * step - (hi - lo)) // 2)
+        wide_lo, wide_hi = max(1, lo - margin), hi + margin
+        wide_step = self._step_for(inst, wide_lo, wide_hi)
+        if self.book.ins[inst, I_N]:
+            wide_step = int(np.gcd(wide_step, int(self.book.ins[inst, I_STEP])))
+        if (wide_hi - wide_lo) // wide_step + 1 <= MAX_LADDER_LEVELS:
+            lo, hi, step = wide_lo, wide_hi, wide_step
+        # else a finer tick band inside the margin would break the bound: no margin
         self.book.set_ladder(inst, lo, hi, step)
+
+    def _symbol(self, inst: int) -> str:
+        for i in self.instruments:
+            if i.instrument_id == inst:
+                return f"instrument {i.symbol!r}"
+        return f"instrument {inst}"
 
     def _prepare(self, ev: Events) -> None:
         """Widen ladders to the chunk's prices before the kernel meets them."""
-        lo, hi = price_ranges(ev.instrument, ev.price, len(self.book.ins))
+        lo, hi = price_ranges(ev.instrument, ev.action, ev.price, len(self.book.ins))
         for inst in np.flatnonzero(hi > 0):
             self._ensure_ladder(int(inst), np.array([lo[inst], hi[inst]]))
 
@@ -319,6 +346,9 @@ class Replay:
                 inst, price = int(ev.instrument[pos]), int(ev.price[pos])
             else:
                 inst, price = int(inj[jpos, loop.J_INST]), int(inj[jpos, loop.J_PRICE])
+            if price <= 0:  # no ladder holds it: widening would never end
+                raise ValueError(f"{self._symbol(inst)}: price {price} is not positive; "
+                                 "the book has no level for it")
             g = loop.shift_reach(self.F, inst)
             self._ensure_ladder(inst, np.array([price - g, price + g]))
         else:

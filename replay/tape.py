@@ -38,6 +38,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 TAPE_VERSION = 1
+# Bounds every tape row keeps (replay/quality.py: bounds; docs/data-quality.md).
+TS_MIN_NS = 631_152_000 * 10**9  # 1990-01-01T00:00:00Z
+TS_MAX_NS = 4_102_444_800 * 10**9  # 2100-01-01T00:00:00Z
+MAX_UNITS = 2**53
 METADATA_KEY = b"cascade.instruments"
 VERSION_KEY = b"cascade.tape_version"
 
@@ -237,10 +241,22 @@ class TapeWriter:
         self._last_ts = np.iinfo(np.int64).min
 
     def write(self, events: Events) -> None:
+        """Append ``events``, refusing rows out of time order or outside the bounds
+        (docs/data-quality.md: bounds): a time outside 1990-2100, a price or size whose
+        magnitude is not below 2**53."""
         if len(events) == 0:
             return
-        if events.ts[0] < self._last_ts or np.any(np.diff(events.ts) < 0):
+        if events.ts[0] < self._last_ts or np.any(events.ts[1:] < events.ts[:-1]):
             raise ValueError(f"{self.path}: events must be written in time order")
+        for name, bad, why in (
+                ("ts", (events.ts < TS_MIN_NS) | (events.ts >= TS_MAX_NS),
+                 "outside 1990-01-01 to 2100-01-01 UTC"),
+                ("price", np.abs(events.price) >= MAX_UNITS, "|price| must be below 2**53"),
+                ("size", np.abs(events.size) >= MAX_UNITS, "|size| must be below 2**53")):
+            if bad.any():
+                r = int(np.flatnonzero(bad)[0])
+                raise ValueError(f"{self.path}: row {self.rows + r + 1}, field {name!r}: "
+                                 f"{int(getattr(events, name)[r])} is {why}")
         self._last_ts = int(events.ts[-1])
         self._writer.write_table(events.to_arrow(), row_group_size=self._row_group_size)
         self.rows += len(events)

@@ -166,9 +166,21 @@ def test_lobster_invalid_direction_names_row_and_field(tmp_path):
 HEADER = "ts,instrument,action,side,price,size,order_id\n"
 
 
+T0 = 1_722_816_000 * 10**9  # 2024-08-05T00:00:00Z: times must fall in 1990-2100
+
+
+def at_t0(body: str) -> str:
+    """Rows whose ``ts`` is a small integer, moved to that many nanoseconds after T0."""
+    out = []
+    for row in body.splitlines(keepends=True):
+        ts, sep, rest = row.partition(",")
+        out.append(f"{T0 + int(ts)}{sep}{rest}" if ts.isdigit() and len(ts) < 6 else row)
+    return "".join(out)
+
+
 def csv_file(tmp_path: Path, body: str, header: str = HEADER) -> Path:
     path = tmp_path / "events.csv"
-    path.write_text(header + body)
+    path.write_text(header + at_t0(body))
     return path
 
 
@@ -289,11 +301,11 @@ def test_csv_unknown_side_names_row_and_field(tmp_path):
 
 def test_csv_files_merge_by_time(tmp_path):
     a = tmp_path / "a.csv"
-    a.write_text(HEADER + "1,X,A,B,10,5,1\n3,X,A,B,10,5,2\n")
+    a.write_text(HEADER + at_t0("1,X,A,B,10,5,1\n3,X,A,B,10,5,2\n"))
     b = tmp_path / "b.csv"
-    b.write_text(HEADER + "2,Y,A,A,20,1,7\n3,Y,D,A,20,1,7\n")
+    b.write_text(HEADER + at_t0("2,Y,A,A,20,1,7\n3,Y,D,A,20,1,7\n"))
     ev = load("csv", [a, b]).events
-    assert list(ev.ts) == [1, 2, 3, 3]
+    assert list(ev.ts - T0) == [1, 2, 3, 3]
     assert list(ev.instrument) == [0, 1, 0, 1]
     assert list(ev.sequence) == [0, 2, 1, 3]
     assert ev.side[1] == ASK and ev.side[0] == BID and NONE not in ev.side
@@ -306,12 +318,13 @@ def test_csv_row_numbers_are_file_lines_despite_blank_lines_and_quotes(tmp_path)
     assert_names(exc, path, 5, "price")
 
 
-def test_csv_short_row_reads_as_missing_values(tmp_path):
+def test_csv_short_row_is_a_truncated_row(tmp_path):
+    # a row cut short must not read as empty values: a lost order_id would read as 0
     path = csv_file(tmp_path, "1,X,A,B,10,5,1\n2,X,A,B\n")
-    with pytest.raises(TapeError) as exc:
+    with pytest.raises(TapeError, match="truncated row: 4 fields, expected 7") as exc:
         load("csv", [path])
-    assert_names(exc, path, 3, "price")
-    assert load("csv", [path], repair=True).repairs.counts["missing_value"] == 1
+    assert (exc.value.row, str(path) in str(exc.value)) == (3, True)
+    assert load("csv", [path], repair=True).repairs.counts["truncated_row"] == 1
 
 
 def test_a_price_too_large_for_int64_units_is_named(tmp_path):
@@ -320,7 +333,6 @@ def test_a_price_too_large_for_int64_units_is_named(tmp_path):
 
     src = tmp_path / "huge.csv"
     src.write_text("ts,instrument,action,side,price,size,order_id\n"
-                   "1,X,A,B,1.5,1,1\n"
-                   "2,X,A,B,99999999999999999999,1,2\n")
-    with pytest.raises(TapeError, match=r"row 3.*price.*too large"):
+                   + at_t0("1,X,A,B,1.5,1,1\n2,X,A,B,99999999999999999999,1,2\n"))
+    with pytest.raises(TapeError, match=r"row 3.*price.*out of bounds.*2\*\*53"):
         load("csv", [src])

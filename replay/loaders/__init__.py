@@ -4,7 +4,8 @@ Each format is one module with a ``load(paths, *, repair=False) -> Loaded`` func
 A loader reads everything it needs from its files, converts prices and sizes to exact
 integers (never through a float), orders rows by time, marks packet ends with ``F_LAST``,
 and either raises :class:`replay.quality.TapeError` naming file, row and field, or applies a
-documented repair and counts it in ``Loaded.repairs``.
+documented repair and counts it in ``Loaded.repairs``. Times, prices and sizes are checked
+against the bounds of replay/quality.py; files that give no event are an error.
 
 L2 (market-by-price) feeds use ``order_id == 0`` and these actions: ``M`` sets the level at
 ``price`` to ``size``, ``D`` removes it, ``R`` clears the book before a snapshot.
@@ -38,4 +39,7 @@ def load(fmt: str, paths: Sequence[str | Path], **options) -> Loaded:
     for p in paths:
         if not Path(p).exists():
             raise FileNotFoundError(f"{p}: no such file")
-    return module.load([Path(p) for p in paths], **options)
+    loaded = module.load([Path(p) for p in paths], **options)
+    if len(loaded.events) == 0:
+        raise ValueError(f"no events in {', '.join(str(p) for p in paths)}")
+    return loaded

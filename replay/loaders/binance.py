@@ -19,6 +19,9 @@ Synchronisation follows Binance's documented rule for keeping a local book:
   the first batch after it is not checked: snapshot and update files are recorded
   separately and need not overlap.
 
+``timestamp`` must fall in 1990-2100 and ``price`` be positive (replay/quality.py: bounds);
+an exact duplicate of the previous row is an error (``--repair``: dropped and counted).
+
 Without a snapshot for a symbol the book starts empty and every batch is kept.
 
 Mapping: a snapshot is an ``R`` then its levels (``M``), all with ``F_SNAPSHOT``; a set row
@@ -42,7 +45,7 @@ from replay.loaders.text import (
     read_table,
     units_by_instrument,
 )
-from replay.quality import RepairLog, TapeError, sort_or_reject
+from replay.quality import RepairLog, TapeError, check_prices, scaled_ts, sort_or_reject
 from replay.tape import (
     ASK,
     BID,
@@ -66,9 +69,12 @@ UPDATE_TYPES = {"snap": SNAP, "set": SET}
 
 def _read(path: Path, repair: bool, log: RepairLog) -> Table:
     """Read and validate one file, rows in time order."""
-    table = read_table(path, REQUIRED).drop_missing(REQUIRED, repair, log)
+    table = read_table(path, REQUIRED, repair=repair, log=log)
+    table = table.drop_missing(REQUIRED, repair, log).drop_duplicates(repair, log)
     for name in ("timestamp", "first_update_id", "last_update_id", "pu"):
         table.ints(name)
+    scaled_ts(table.ints("timestamp"), 1_000_000, path, table.lines, "timestamp",
+              "milliseconds")
     table.codes("side", SIDES)
     table.codes("update_type", UPDATE_TYPES)
     perm = sort_or_reject(table.ints("timestamp"), path, table.lines, "timestamp", repair, log)
@@ -95,10 +101,13 @@ def load(paths: list[Path], *, repair: bool = False) -> Loaded:
                                 f"negative qty {table['qty'][r]} "
                                 "(use --repair to drop such rows)")
             log.add("non_positive_size", table.lines[~keep])
+        price = units_by_instrument(table, inst, "price", price_dec)
+        check_prices(price, keep, inst, np.ones(len(symbols), np.int64), table.path,
+                     table.lines, "price")
         cols["ts"].append(table.ints("timestamp")[keep] * 1_000_000)
         cols["inst"].append(inst[keep])
         cols["side"].append(table.codes("side", SIDES)[keep])
-        cols["price"].append(units_by_instrument(table, inst, "price", price_dec)[keep])
+        cols["price"].append(price[keep])
         cols["size"].append(size[keep])
         cols["kind"].append(table.codes("update_type", UPDATE_TYPES)[keep])
         cols["u"].append(table.ints("last_update_id")[keep])
@@ -109,7 +118,7 @@ def load(paths: list[Path], *, repair: bool = False) -> Loaded:
     events, row_file, row_line = _events(rows, [t.path for t in tables], repair, log)
 
     perm = None
-    back = np.flatnonzero(np.diff(events.ts) < 0)
+    back = np.flatnonzero(events.ts[1:] < events.ts[:-1])
     if len(back):
         path = tables[int(row_file[back[0] + 1])].path
         perm = sort_or_reject(events.ts, path, row_line, "timestamp", repair, log)

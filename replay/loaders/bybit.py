@@ -18,6 +18,10 @@ Mapping (one L2 instrument per symbol ``data.s``, venue ``bybit``):
 - ``sequence`` is the message's cross sequence ``data.seq`` (comparable across depths),
   else its update id ``data.u``, else its line number.
 
+``ts`` must fall in 1990-2100 and every level's price be positive (replay/quality.py:
+bounds); a line that repeats the previous one exactly is an error (``--repair``: dropped
+and counted as ``duplicate_row``). Text may be UTF-8 or CP949.
+
 Row numbers in errors are line numbers in the file (or zip member), from 1. Errors name the
 JSON field: ``ts``, ``type``, ``data``, ``data.s``, ``data.b``/``data.a`` (a level's price
 or size), ``data.seq``/``data.u``.
@@ -27,6 +31,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -38,8 +43,15 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from replay.loaders import Loaded
-from replay.loaders.text import MISSING, decimals_of, merge_by_time, normalized
-from replay.quality import RepairLog, TapeError, sort_or_reject, to_units
+from replay.loaders.text import MISSING, decimals_of, decode_text, merge_by_time, normalized
+from replay.quality import (
+    RepairLog,
+    TapeError,
+    check_prices,
+    scaled_ts,
+    sort_or_reject,
+    to_units,
+)
 from replay.tape import (
     ASK,
     BID,
@@ -56,15 +68,18 @@ from replay.tape import (
 
 
 def _sources(path: Path) -> Iterator[tuple[str, io.TextIOBase]]:
-    """The text streams of a path: each member of a zip, or the file itself."""
+    """The text streams of a path: each member of a zip, or the file itself (UTF-8 or
+    CP949, replay/loaders/text.py: decode_text)."""
     if zipfile.is_zipfile(path):
-        with zipfile.ZipFile(path) as z:
-            for name in sorted(n for n in z.namelist() if not n.endswith("/")):
-                with z.open(name) as raw:
-                    yield f"{path}:{name}", io.TextIOWrapper(raw, encoding="utf-8")
+        try:
+            with zipfile.ZipFile(path) as z:
+                for name in sorted(n for n in z.namelist() if not n.endswith("/")):
+                    text = decode_text(z.read(name), f"{path}:{name}")
+                    yield f"{path}:{name}", io.StringIO(text)
+        except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError) as exc:
+            raise TapeError(path, None, None, f"not a readable zip file ({exc})") from None
     else:
-        with open(path, encoding="utf-8") as f:
-            yield str(path), f
+        yield str(path), io.StringIO(decode_text(path.read_bytes(), path))
 
 
 @dataclass
@@ -102,25 +117,38 @@ class _Levels:
                          ("msg", "side", "price", "size", "line", "key")))
 
 
+_INT_TEXT = re.compile(r"[+-]?[0-9]+", re.ASCII)
+
+
 def _missing(value: Any) -> bool:
     return value is None or str(value).strip().lower() in MISSING
 
 
 def _int(value: Any, name: str, key: str, line: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | str):
+    """A JSON integer (or a string of ASCII digits) that fits in 64 bits."""
+    if isinstance(value, bool) or not isinstance(value, int | str) or (
+            isinstance(value, str) and not _INT_TEXT.fullmatch(value.strip())):
         raise TapeError(name, line, key, f"{value!r} is not an integer")
-    try:
-        return int(value)
-    except ValueError:
-        raise TapeError(name, line, key, f"{value!r} is not an integer") from None
+    n = int(value)
+    if not 0 <= n < 2**63:
+        raise TapeError(name, line, key, f"{value!r} is not a 64-bit unsigned integer")
+    return n
 
 
 def _parse(name: str, stream: io.TextIOBase, repair: bool, log: RepairLog) -> _Source:
     """Read every message of one stream (no unit conversion yet)."""
     src = _Source(name)
+    previous = None
     for line, text in enumerate(stream, start=1):
         if not text.strip():
             continue
+        if text == previous:
+            if not repair:
+                raise TapeError(name, line, None, f"exact duplicate of line {line - 1} "
+                                "(use --repair to drop such lines)")
+            log.add("duplicate_row", [line])
+            continue
+        previous = text
         try:
             msg = json.loads(text, parse_float=str)  # keep numbers' exact digits
         except json.JSONDecodeError as exc:
@@ -142,7 +170,8 @@ def _parse(name: str, stream: io.TextIOBase, repair: bool, log: RepairLog) -> _S
                                 "missing value (use --repair to drop such messages)")
             log.add("missing_value", [line])
             continue
-        ts = _int(msg["ts"], name, "ts", line)
+        ts = int(scaled_ts(np.array([_int(msg["ts"], name, "ts", line)]), 1_000_000, name,
+                           np.array([line]), "ts", "milliseconds")[0]) // 1_000_000
         if "seq" in data:
             seq = _int(data["seq"], name, "data.seq", line)
         elif "u" in data:
@@ -221,6 +250,10 @@ def _events(src: _Source, levels: _Levels, inst: np.ndarray, price_dec: list[int
         rows = np.flatnonzero(lvl_inst == k)
         price[rows] = _units(levels.price, levels, rows, price_dec[k], src.name)
         size[rows] = _units(levels.size, levels, rows, size_dec[k], src.name)
+    for key in ("data.b", "data.a"):
+        sub = levels.key == key
+        check_prices(price[sub], np.ones(int(sub.sum()), bool), lvl_inst[sub],
+                     np.ones(len(price_dec), np.int64), src.name, levels.line[sub], key)
     lvl_msg, side = levels.msg, levels.side
     bad = size < 0
     if bad.any():

@@ -14,6 +14,12 @@ A generic CSV file has a header and one event per row, in the tape's own words::
   with as many decimals as the instrument needs. ``R`` and ``S`` rows may leave them empty.
 - ``order_id`` (optional, default 0).
 
+The header may hold only these columns (any case): an unknown one, such as a misspelled
+``orderid``, is an error naming it, since ignoring it would turn an L3 file into an L2 book.
+A price must be positive for ``A M T F`` (and for ``C D`` on an L2 row, ``order_id`` 0);
+times, prices and sizes are bounded (replay/quality.py: bounds). An exact duplicate of the
+previous row and a row cut short are errors (``--repair``: dropped and counted).
+
 Options: ``book_type`` (default ``"L3"`` if any ``order_id`` is non-zero, else ``"L2"``),
 ``tick`` (natural units; prices off that grid are errors), ``venue``.
 Every row is its own packet (``F_LAST``); ``sequence`` is the row's position among the data
@@ -41,7 +47,17 @@ from replay.loaders.text import (
     read_table,
     units_by_instrument,
 )
-from replay.quality import RepairLog, TapeError, decimals_needed, sort_or_reject, to_units
+from replay.quality import (
+    TS_MAX_NS,
+    TS_MIN_NS,
+    TS_RANGE,
+    RepairLog,
+    TapeError,
+    check_prices,
+    decimals_needed,
+    sort_or_reject,
+    to_units,
+)
 from replay.tape import ACTIONS, F_LAST, SIDES, Events, Instrument, InstrumentTable
 
 
@@ -49,15 +65,21 @@ def _parse_ts(table: Table) -> np.ndarray:
     out = np.empty(len(table), np.int64)
     for r, v in enumerate(table["ts"]):
         try:
-            out[r] = parse_ts_ns(v)
+            ns = parse_ts_ns(v)
         except (ValueError, OverflowError):
             raise TapeError(table.path, int(table.lines[r]), "ts",
                             f"{v!r} is neither integer nanoseconds nor ISO-8601") from None
+        if not TS_MIN_NS <= ns < TS_MAX_NS:
+            raise TapeError(table.path, int(table.lines[r]), "ts",
+                            f"{v!r} is outside {TS_RANGE}")
+        out[r] = ns
     return out
 
 
 _NO_PRICE = np.array([ACTIONS["R"], ACTIONS["S"]])
 _POSITIVE = np.array([ACTIONS[a] for a in "ACTF"])
+_PRICED = np.array([ACTIONS[a] for a in "AMTF"])  # actions whose price must be positive
+_L2_PRICED = np.array([ACTIONS[a] for a in "CD"])  # ... and these on an L2 row
 
 
 @dataclass
@@ -73,8 +95,9 @@ def _read(path: Path, repair: bool, log: RepairLog) -> tuple[_File, int]:
     """Parse everything but prices and sizes (their decimals depend on all files); return
     the file and its number of data rows."""
     table = read_table(path, ("ts", "instrument", "action", "side", "price", "size"),
-                       ("order_id",))
+                       ("order_id",), strict_header=True, repair=repair, log=log)
     n_rows = len(table)
+    table = table.drop_duplicates(repair, log)
     table = table.drop_missing(("ts", "instrument", "action", "side"), repair, log)
     needs_price = ~np.isin(table.codes("action", ACTIONS), _NO_PRICE)
     table = table.drop_missing(("price", "size"), repair, log, where=needs_price)
@@ -148,6 +171,10 @@ def load(paths: list[Path], *, repair: bool = False, book_type: str | None = Non
                                 f"{chr(int(f.action[r]))} (use --repair to drop such rows)")
             log.add("non_positive_size", table.lines[bad])
         keep = ~bad
+        l2 = f.order_id == 0
+        needs = keep & (np.isin(f.action, _PRICED) | (l2 & np.isin(f.action, _L2_PRICED)))
+        check_prices(price, needs, inst, np.array(tick_units), table.path, table.lines,
+                     "price")
         parts.append(Events.from_columns({
             "ts": f.ts[keep], "instrument": inst[keep], "action": f.action[keep],
             "side": f.side[keep], "price": price[keep], "size": size[keep],

@@ -34,7 +34,17 @@ from zoneinfo import ZoneInfo
 import numpy as np
 
 from replay.loaders import Loaded
-from replay.quality import RepairLog, TapeError
+from replay.loaders.text import decode_text
+from replay.quality import (
+    MAX_UNITS,
+    TS_MAX_NS,
+    TS_MIN_NS,
+    TS_RANGE,
+    RepairLog,
+    TapeError,
+    check_ts_ns,
+    sort_or_reject,
+)
 from replay.tape import (
     ASK,
     BID,
@@ -66,6 +76,7 @@ CHANGE_SIGN = {"1": 1, "2": 1, "3": 0, "4": -1, "5": -1}
 AGGRESSOR = {"1": BID, "5": ASK, "3": NONE}
 AUCTION_DVSN = "3"  # pre-open: the single-price auction's print, no aggressor
 
+_INT_TEXT = re.compile(r"[+-]?[0-9]+", re.ASCII)
 _FRAME = re.compile(r"(?:^|[\s,])([01])\|([A-Z0-9]+)\|(\d{3})\|(.*)$")
 
 
@@ -74,27 +85,36 @@ def _receive_ns(prefix: str, path: Path, line: int) -> int | None:
     if not text:
         return None
     try:
-        if re.fullmatch(r"\d+(\.\d+)?", text):
+        if re.fullmatch(r"[0-9]+(\.[0-9]+)?", text, re.ASCII):
             value = float(text) if "." in text else int(text)
             if value > 1e17:
-                return int(value)  # ns
-            if value > 1e11:
-                return int(value * 1_000_000)  # ms
-            return int(round(value * 1e9))  # s
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-        if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=SEOUL)
-        return int(moment.timestamp() * 1e9)
+                ns = int(value)  # ns
+            elif value > 1e11:
+                ns = int(value * 1_000_000)  # ms
+            else:
+                ns = int(round(value * 1e9))  # s
+        else:
+            moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+            if moment.tzinfo is None:
+                moment = moment.replace(tzinfo=SEOUL)
+            ns = int(moment.timestamp() * 1e9)
     except ValueError:
         raise TapeError(path, line, "receive_time",
                         f"{text!r} is neither ISO-8601 nor an epoch time") from None
+    if not TS_MIN_NS <= ns < TS_MAX_NS:
+        raise TapeError(path, line, "receive_time", f"{text!r} is outside {TS_RANGE}")
+    return ns
 
 
 def _int(value: str, path: Path, line: int, name: str) -> int:
-    try:
-        return int(value)
-    except ValueError:
-        raise TapeError(path, line, name, f"{value!r} is not an integer") from None
+    """ASCII digits (int() also takes 70_900 and full-width digits), below 2**53."""
+    if not _INT_TEXT.fullmatch(value.strip()):
+        raise TapeError(path, line, name, f"{value!r} is not an integer")
+    n = int(value)
+    if abs(n) >= MAX_UNITS:
+        raise TapeError(path, line, name, f"{value!r} is out of bounds: |value| must be "
+                        "below 2**53")
+    return n
 
 
 def _seconds(hhmmss: str, path: Path, line: int, name: str) -> int:
@@ -129,21 +149,31 @@ def load(paths: list[Path], *, repair: bool = False, date: str | None = None,
     # pass 1: frames as Python records (recordings are text, a few per second per code)
     frames = []  # (kind, code, second, date or None, receive_ns or None, data, path, line)
     for path in paths:
-        with open(path, encoding="utf-8") as fh:
-            for line, text in enumerate(fh, start=1):
-                text = text.rstrip("\r\n")
-                if not text.strip():
-                    continue
-                enc, tr_id, records, prefix = _split(text, path, line)
-                if enc == "1":
-                    log.add("encrypted_frame_skipped", [line])
-                    continue
-                if tr_id not in QUOTES and tr_id not in TRADES:
-                    log.add("other_tr_id_skipped", [line])
-                    continue
-                recv = _receive_ns(prefix, path, line)
-                for rec in records:
-                    frames.append(_record(tr_id, rec, recv, path, line))
+        previous = None
+        lines = [t.rstrip("\r") for t in
+                 decode_text(Path(path).read_bytes(), path).split("\n")]
+        if not any(t.strip() for t in lines):
+            raise TapeError(path, None, None, f"no events in {path}: the file has no frames")
+        for line, text in enumerate(lines, start=1):
+            if not text.strip():
+                continue
+            if text == previous:
+                if not repair:
+                    raise TapeError(path, line, None, f"exact duplicate of line {line - 1}"
+                                    " (use --repair to drop such lines)")
+                log.add("duplicate_row", [line])
+                continue
+            previous = text
+            enc, tr_id, records, prefix = _split(text, path, line)
+            if enc == "1":
+                log.add("encrypted_frame_skipped", [line])
+                continue
+            if tr_id not in QUOTES and tr_id not in TRADES:
+                log.add("other_tr_id_skipped", [line])
+                continue
+            recv = _receive_ns(prefix, path, line)
+            for rec in records:
+                frames.append(_record(tr_id, rec, recv, path, line))
     # dates: explicit, else nearest trade date in the file, else the receive time's
     trade_dates = [f[3] for f in frames if f[3] is not None]
     last = trade_dates[0] if trade_dates else None
@@ -161,7 +191,17 @@ def load(paths: list[Path], *, repair: bool = False, date: str | None = None,
         midnight = datetime(use.year, use.month, use.day, tzinfo=SEOUL)
         ts = int(midnight.timestamp()) * 10**9 + second * 10**9
         sub = recv % 10**9 if recv is not None else 0
-        rows.append((ts + sub, order, kind, code, data, path, line))
+        rows.append((ts + sub, order, kind, code, data, path, line, ts))
+    # frames must come in exchange-time order within each file (to the second: within one,
+    # the receive time orders them): re-sorted frames are an error, or with repair sorted
+    # and counted (unsorted_ts); files are then merged by time
+    for path in paths:
+        mine = [r for r in rows if r[5] == path]
+        ts_of, line_of, second_of = (np.array([r[k] for r in mine], np.int64)
+                                     for k in (0, 6, 7))
+        check_ts_ns(ts_of, path, line_of, "BSOP_DATE")
+        sort_or_reject(second_of, path, line_of, "HOUR (BSOP_HOUR / STCK_CNTG_HOUR)",
+                       repair, log)
     rows.sort(key=lambda r: (r[0], r[1]))
     return _events(rows, log)
 
@@ -216,7 +256,7 @@ def _events(rows, log: RepairLog) -> Loaded:
     out: list[tuple[int, int, int, int, int, int, int]] = []
     first_price: dict[int, int] = {}
     prev_close: dict[int, int] = {}
-    for ts, _, kind, code, data, _path, _line in rows:
+    for ts, _, kind, code, data, *_ in rows:
         inst = codes.setdefault(code, len(codes))
         start = len(out)
         if kind == "T":

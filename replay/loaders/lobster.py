@@ -23,7 +23,11 @@ Type  LOBSTER                     tape
                                   (-1 halt, 0 quoting resumes, 1 trading resumes)
 ====  ==========================  ========================================================
 
-``T`` and ``S`` carry ``order_id`` 0. The last event of every row carries ``F_LAST``;
+``T`` and ``S`` carry ``order_id`` 0. A halt row's ``Price`` is a status code, not a price:
+the book never sizes its ladder from it. Every other row's price must be positive and near
+the day's (replay/quality.py: bounds); ``Time`` must lie within two days of midnight. An
+exact duplicate of the previous row and a row cut short are errors (``--repair``: dropped
+and counted). The last event of every row carries ``F_LAST``;
 ``sequence`` is the row's position among the data rows (0-based, across files in the order
 given). Options: ``symbol`` (default: the file name up to its first ``_``, as in
 ``AAPL_2012-06-21_34200000_57600000_message_10.csv``), ``price_decimals`` (default 4),
@@ -42,7 +46,14 @@ import numpy as np
 
 from replay.loaders import Loaded
 from replay.loaders.text import Table, instrument_ids, merge_by_time, read_table
-from replay.quality import RepairLog, TapeError, sort_or_reject
+from replay.quality import (
+    RepairLog,
+    TapeError,
+    check_bounds,
+    check_prices,
+    check_ts_ns,
+    sort_or_reject,
+)
 from replay.tape import (
     ADD,
     ASK,
@@ -59,6 +70,7 @@ from replay.tape import (
     InstrumentTable,
 )
 
+DAY_NS = 86_400 * 10**9
 NAMES = ("Time", "Type", "Order ID", "Size", "Price", "Direction")
 SUBMIT, PARTIAL_CANCEL, DELETION, EXECUTE_VISIBLE, EXECUTE_HIDDEN, CROSS, HALT = range(1, 8)
 # tape action of each Type (index 0 unused); a visible execution adds a C after its F
@@ -94,8 +106,19 @@ def _columns(table: Table, start_ns: int) -> dict[str, np.ndarray]:
     off = (kind <= EXECUTE_HIDDEN) & (direction != 1) & (direction != -1)
     if off.any():
         _fail(table, off, "Direction", "Direction must be 1 (buy) or -1 (sell)")
-    return {"kind": kind, "ts": start_ns + table.units("Time", 9), "order_id": order_id,
-            "size": table.ints("Size"), "price": table.ints("Price"), "direction": direction,
+    seconds_ns = table.units("Time", 9)
+    late = (seconds_ns < 0) | (seconds_ns > 2 * DAY_NS)
+    if late.any():
+        _fail(table, late, "Time", "not seconds after midnight (0 to 172800)")
+    ts = start_ns + seconds_ns
+    check_ts_ns(ts, table.path, table.lines, "Time")
+    size, price = table.ints("Size"), table.ints("Price")
+    check_bounds(size, table.path, table.lines, "Size")
+    priced = kind != HALT  # a halt row's Price is LOBSTER's status code
+    check_prices(price, priced, np.zeros(len(kind), np.int64), np.ones(1, np.int64),
+                 table.path, table.lines, "Price")
+    return {"kind": kind, "ts": ts, "order_id": order_id,
+            "size": size, "price": price, "direction": direction,
             "line": table.lines, "sequence": table.order}
 
 
@@ -145,9 +168,9 @@ def load(paths: list[Path], *, repair: bool = False, date: str | None = None,
     parts = []
     offset = 0
     for path, inst in zip(paths, ids, strict=True):
-        table = read_table(Path(path), NAMES, names=NAMES)
+        table = read_table(Path(path), NAMES, names=NAMES, repair=repair, log=log)
         n_rows = len(table)
-        table = table.drop_missing(NAMES, repair, log)
+        table = table.drop_missing(NAMES, repair, log).drop_duplicates(repair, log)
         table.order = table.order + offset
         parts.append(_events(table, int(inst[0]), start_ns, repair, log))
         offset += n_rows

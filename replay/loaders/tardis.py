@@ -12,6 +12,8 @@ Mapping to the tape (one L2 instrument per exchange and symbol, venue = ``exchan
   the snapshot carries ``F_SNAPSHOT``.
 - Tardis writes the rows of one exchange message consecutively with the same timestamps;
   the last row of each such run carries ``F_LAST``.
+- ``timestamp`` must fall in 1990-2100 and ``price`` be positive (replay/quality.py:
+  bounds); an exact duplicate of the previous row is an error (``--repair``: dropped).
 - ``sequence`` is the row's position among the data rows (0-based, across files in the
   order given); an ``R`` shares it with the row it precedes.
 
@@ -32,7 +34,7 @@ from replay.loaders.text import (
     read_table,
     units_by_instrument,
 )
-from replay.quality import RepairLog, TapeError, sort_or_reject
+from replay.quality import RepairLog, TapeError, check_prices, scaled_ts, sort_or_reject
 from replay.tape import (
     ASK,
     BID,
@@ -55,10 +57,11 @@ _SEP = "\x1f"  # joins exchange and symbol into one instrument key
 
 def _read(path: Path, repair: bool, log: RepairLog) -> tuple[Table, int]:
     """Read, validate and time-order one file; return it and its number of data rows."""
-    table = read_table(path, REQUIRED, ("local_timestamp",))
+    table = read_table(path, REQUIRED, ("local_timestamp",), repair=repair, log=log)
     n_rows = len(table)
-    table = table.drop_missing(REQUIRED, repair, log)
+    table = table.drop_missing(REQUIRED, repair, log).drop_duplicates(repair, log)
     ts = table.ints("timestamp")
+    scaled_ts(ts, 1000, path, table.lines, "timestamp", "microseconds")
     table.codes("side", SIDES)
     table.codes("is_snapshot", BOOLEANS)
     perm = sort_or_reject(ts, path, table.lines, "timestamp", repair, log)
@@ -138,6 +141,8 @@ def load(paths: list[Path], *, repair: bool = False) -> Loaded:
                                 "(use --repair to drop such rows)")
             log.add("non_positive_size", table.lines[bad])
             table, inst, price, size = table.take(~bad), inst[~bad], price[~bad], size[~bad]
+        check_prices(price, np.ones(len(price), bool), inst, np.ones(len(keys), np.int64),
+                     table.path, table.lines, "price")
         parts.append((table, inst, price, size))
 
     if len(parts) == 1:

@@ -24,6 +24,28 @@ from replay.quality import RepairLog, TapeError, decimals_needed, to_units
 from replay.tape import Events
 
 MISSING = frozenset({"", "nan", "null", "none", "na"})
+#: Text encodings tried in order (docs/data-formats.md: encodings): UTF-8 (a BOM is
+#: dropped), then CP949, the superset of EUC-KR that Korean tools write.
+ENCODINGS = ("utf-8", "cp949")
+_INT_TEXT = r"^\s*[+-]?[0-9]+\s*$"  # ASCII digits only: int() also takes 70_900 and ７０９００
+
+
+def decode_text(data: bytes, path: Path | str) -> str:
+    """The text of a file: UTF-8 (BOM dropped) or else CP949/EUC-KR; an undecodable file is
+    an error naming the byte offset and line of the first bad byte."""
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        first = exc
+    try:
+        return data.decode("cp949")
+    except UnicodeDecodeError:
+        pass
+    line = data.count(b"\n", 0, first.start) + 1
+    raise TapeError(path, line, None, f"not text in UTF-8 or CP949/EUC-KR: undecodable byte "
+                    f"{data[first.start:first.start + 1]!r} at byte offset {first.start}")
 
 
 def normalized(column: np.ndarray) -> pa.Array:
@@ -77,21 +99,41 @@ class Table:
         return self.take(~bad)
 
     def ints(self, name: str) -> np.ndarray:
-        """An integer column, rejecting the first value that is not an integer."""
+        """An integer column (ASCII digits), rejecting the first value that is not a 64-bit
+        integer."""
         values = self.columns[name]
-        try:
-            return values.astype(np.int64)
-        except (ValueError, OverflowError):
-            pass
-        for r, v in enumerate(values):
+        plain = pc.match_substring_regex(pa.array(values, pa.string()), _INT_TEXT)
+        plain = plain.to_numpy(zero_copy_only=False)
+        if plain.all():
             try:
-                fits = -(2**63) <= int(v) < 2**63
-            except ValueError:
-                fits = False
+                return values.astype(np.int64)
+            except (ValueError, OverflowError):
+                pass
+        for r, v in enumerate(values):
+            fits = bool(plain[r]) and -(2**63) <= int(v) < 2**63
             if not fits:
                 raise TapeError(self.path, int(self.lines[r]), name,
                                 f"{v!r} is not a 64-bit integer")
         raise AssertionError("unreachable: every value converted")
+
+    def drop_duplicates(self, repair: bool, log: RepairLog) -> Table:
+        """Reject (or, repairing, drop and count as ``duplicate_row``) a row that repeats
+        the previous row field for field (docs/data-quality.md)."""
+        if len(self) < 2:
+            return self
+        same = np.ones(len(self) - 1, bool)
+        for col in self.columns.values():
+            same &= col[1:] == col[:-1]
+        if not same.any():
+            return self
+        dup = np.r_[False, same]
+        if not repair:
+            r = int(np.flatnonzero(dup)[0])
+            raise TapeError(self.path, int(self.lines[r]), None,
+                            f"exact duplicate of the previous row (line "
+                            f"{int(self.lines[r - 1])}; use --repair to drop such rows)")
+        log.add("duplicate_row", self.lines[dup])
+        return self.take(~dup)
 
     def codes(self, name: str, mapping: Mapping[str, int]) -> np.ndarray:
         """Map a column of letters or words to codes (case-insensitive), rejecting the first
@@ -115,24 +157,34 @@ class Table:
 
 
 def read_table(path: Path, required: Sequence[str], optional: Sequence[str] = (),
-               names: Sequence[str] | None = None) -> Table:
-    """Read a comma-separated file into a :class:`Table` of string columns.
+               names: Sequence[str] | None = None, *, strict_header: bool = False,
+               repair: bool = False, log: RepairLog | None = None) -> Table:
+    """Read a comma-separated file (UTF-8 or CP949, :func:`decode_text`) into a
+    :class:`Table` of string columns.
 
     With ``names`` the file has no header and its columns are ``names`` in order (row numbers
     are then line numbers with the first data row as line 1); otherwise the header (matched
-    case-insensitively, extra columns ignored) must hold every ``required`` column. Blank
-    lines are skipped; a short row reads as empty values, which later count as missing.
+    case-insensitively) must hold every ``required`` column, and with ``strict_header`` no
+    other than ``required`` and ``optional`` (a misspelled column is an error, not ignored).
+    Blank lines are skipped. A row with fewer fields than the header (a cut-off last line)
+    is an error, or with ``repair`` dropped and counted as ``truncated_row``. A file with no
+    data row is an error.
     """
     path = Path(path)
-    data = path.read_bytes()
-    if data.startswith(b"\xef\xbb\xbf"):
-        data = data[3:]
-    first_line = data.split(b"\n", 1)[0].decode("utf-8", errors="replace")
+    data = decode_text(path.read_bytes(), path).encode("utf-8")
+    first_line = data.split(b"\n", 1)[0].decode("utf-8")
     if names is None:
         if not first_line.strip():
             raise TapeError(path, None, None, "empty first line, expected a header")
         header = next(csv.reader([first_line]))
         index = {h.strip().lower(): i for i, h in enumerate(header)}
+        if strict_header:
+            known = {n.lower() for n in (*required, *optional)}
+            unknown = [h.strip() for h in header if h.strip().lower() not in known]
+            if unknown:
+                raise TapeError(path, 1, None,
+                                f"unknown column(s) {', '.join(map(repr, unknown))}; the "
+                                f"columns are {', '.join((*required, *optional))}")
         for name in required:
             if name not in index:
                 raise TapeError(path, None, name,
@@ -142,12 +194,22 @@ def read_table(path: Path, required: Sequence[str], optional: Sequence[str] = ()
         positions = [index[n] for n in wanted]
     else:
         wanted, positions = list(names), list(range(len(names)))
+    width = len(header) if names is None else len(names)
     columns = _read_fast(data, positions, names is None)
     if columns is not None:
         n = len(columns[0]) if columns else 0
         lines = np.arange(n, dtype=np.int64) + (2 if names is None else 1)
     else:
-        columns, lines = _read_rows(data, positions, names is None)
+        columns, lines, short = _read_rows(data, positions, names is None, width)
+        if short:
+            if not repair or log is None:
+                line, got = short[0]
+                raise TapeError(path, line, None,
+                                f"truncated row: {got} fields, expected {width} "
+                                "(use --repair to drop such rows)")
+            log.add("truncated_row", [line for line, _ in short])
+    if len(lines) == 0:
+        raise TapeError(path, None, None, f"no events in {path}: the file has no data rows")
     return Table(path, dict(zip(wanted, columns, strict=True)), lines,
                  np.arange(len(lines), dtype=np.int64))
 
@@ -175,20 +237,22 @@ def _read_fast(data: bytes, positions: list[int], header: bool) -> list[np.ndarr
             for p in positions]
 
 
-def _read_rows(data: bytes, positions: list[int], header: bool) -> tuple[list[np.ndarray],
-                                                                          np.ndarray]:
-    """Parse row by row, keeping each row's line number (quoted fields, blank lines)."""
+def _read_rows(data: bytes, positions: list[int], header: bool, width: int
+               ) -> tuple[list[np.ndarray], np.ndarray, list[tuple[int, int]]]:
+    """Parse row by row, keeping each row's line number (quoted fields, blank lines); rows
+    with fewer than ``width`` fields are left out and returned as (line, fields)."""
     reader = csv.reader(io.StringIO(data.decode("utf-8"), newline=""))
     if header:
         next(reader, None)
-    width = max(positions) + 1
     rows: list[list[str]] = []
     lines: list[int] = []
+    short: list[tuple[int, int]] = []
     for row in reader:
         if not row or (len(row) == 1 and not row[0].strip()):
             continue
         if len(row) < width:
-            row = row + [""] * (width - len(row))
+            short.append((reader.line_num, len(row)))
+            continue
         rows.append([row[p] for p in positions])
         lines.append(reader.line_num)
     cols = list(zip(*rows, strict=True)) if rows else [()] * len(positions)
@@ -197,7 +261,7 @@ def _read_rows(data: bytes, positions: list[int], header: bool) -> tuple[list[np
         a = np.empty(len(c), dtype=object)
         a[:] = c
         out.append(a)
-    return out, np.array(lines, np.int64)
+    return out, np.array(lines, np.int64), short
 
 
 def instrument_ids(keys: Sequence[np.ndarray]) -> tuple[list[str], list[np.ndarray]]:
@@ -214,7 +278,7 @@ def instrument_ids(keys: Sequence[np.ndarray]) -> tuple[list[str], list[np.ndarr
     return list(order), ids
 
 
-_DECIMAL = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)")
+_DECIMAL = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)", re.ASCII)
 
 
 def check_decimals(values: np.ndarray, path: Path | str, name: str, lines: np.ndarray) -> None:
@@ -260,14 +324,14 @@ def merge_by_time(parts: Sequence[Events]) -> Events:
     """Concatenate per-file event streams (each in time order) and merge them by ``ts``;
     file order breaks ties."""
     events = Events.concat(list(parts))
-    if len(parts) > 1 and np.any(np.diff(events.ts) < 0):
+    if len(parts) > 1 and np.any(events.ts[1:] < events.ts[:-1]):
         events = events.take(np.argsort(events.ts, kind="stable"))
     return events
 
 
-_INT = re.compile(r"[+-]?\d+")
+_INT = re.compile(r"[+-]?[0-9]+", re.ASCII)
 _ISO = re.compile(r"(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2}(?::\d{2})?)(?:[.,](\d{1,9}))?"
-                  r"(Z|[+-]\d{2}(?::?\d{2})?)?", re.IGNORECASE)
+                  r"(Z|[+-]\d{2}(?::?\d{2})?)?", re.IGNORECASE | re.ASCII)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
