@@ -162,13 +162,14 @@ MODES = {"absolute": ABSOLUTE, "relative": RELATIVE, "propagator": PROPAGATOR,
 (C_EVENTS, C_UNKNOWN_ORDER, C_CONSUMED_NOOP, C_CLIPPED, C_REAPPLIED, C_REAPPLIED_FILLED,
  C_REAPPLIED_DROPPED, C_DUPLICATE_ADD, C_CROSS_FILLS, C_OFF_GRID, C_SHIFTED, C_INJECTED,
  C_STATUS, C_AUCTION_ROWS, C_OUTSIDE_LIMITS, C_PHASE_DROPPED, C_AUCTION_SUPPRESSED,
- C_REJECTED) = range(18)
+ C_REJECTED, C_HIST_CROSS_ORDERS, C_HIST_CROSS_QTY) = range(20)
 COUNTER_NAMES = ("events", "unknown_order", "consumed_noop", "clipped", "reapplied_ioc",
                  "reapplied_filled_qty", "reapplied_dropped_qty", "duplicate_add",
                  "cross_fills", "off_grid", "shifted_events", "injected_orders",
                  "status_events", "history_auction_rows_replaced", "outside_limits",
                  "dropped_closed_or_halted", "history_executions_in_auction",
-                 "injected_rejected")
+                 "injected_rejected", "history_crossing_executed",
+                 "history_crossing_qty")
 
 NEVER = np.iinfo(np.int64).max  # ``until`` when no venue asks the loop to stop
 INJECTED_ID_BASE = 1 << 62
@@ -255,20 +256,39 @@ def _set_level(S, inst, side, li, hist_size):
 
 
 @kernel
-def _cross_injected(S, OUT, inst, side, price, qty, ts):
-    """A historical order at ``price`` that crosses injected resting orders executes
-    against them; returns the quantity it took."""
+def whole_book_crosses(S, mode):
+    """Whether a historical order that crosses the opposite side executes against all of it
+    (history's own orders too), so that the book is never crossed or locked in continuous
+    trading: at the KRX venue, whose matching never leaves a crossed book, and in the
+    re-centring modes, whose shifted prices are the simulation's, not the tape's. At the
+    generic venue in absolute mode history keeps its prices, and a crossed book the tape
+    itself carries (a CME pre-open, say) stays as the tape says (docs/replay-modes.md:
+    crossing history)."""
+    return S[H_VENUE] != VENUE_GENERIC or mode == RELATIVE or mode == PROPAGATOR
+
+
+@kernel
+def _cross_resting(S, OUT, mode, inst, side, price, qty, ts):
+    """A historical order at ``price`` that crosses the opposite best executes on arrival,
+    as the exchange would match it: price-time priority, at the resting orders' prices,
+    within the VI thresholds (:func:`_match_within_vi`). Against injected resting orders
+    only, or against the whole opposite side where :func:`whole_book_crosses`. Returns the
+    quantity it took; what is left rests at ``price``."""
     opp = S[ii(S, inst, I_BEST_ASK if side == SIDE_BID else I_BEST_BID)]
     if opp < 0 or not matching_allowed(S, inst):
         return 0
     p = level_price(S, inst, opp)
     if (side == SIDE_BID and p > price) or (side == SIDE_ASK and p < price):
         return 0
+    whole = whole_book_crosses(S, mode)
     lo, hi = vi_stops(S, inst)
     start = OUT[FILLS + 2]
     filled, _ = _match_within_vi(S, OUT, inst, side, price, lo, hi, qty, ts, -1,
-                                 SRC_HIST_CROSS, True, -1)
+                                 SRC_HIST_CROSS, not whole, -1)
     count(S, C_CROSS_FILLS, OUT[FILLS + 2] - start)
+    if whole and filled > 0:
+        count(S, C_HIST_CROSS_ORDERS, 1)
+        count(S, C_HIST_CROSS_QTY, filled)
     return filled
 
 
@@ -516,9 +536,9 @@ def apply_row(S, F, OUT, mode, ts, inst, act, side, price, size, oid):
         count(S, C_STATUS, 1)
         return OK
     if oid == 0:
-        return _apply_l2(S, inst, act, side, p, size)
+        return _apply_l2(S, OUT, mode, ts, inst, act, side, p, size)
     if act == ADD:
-        return _add(S, OUT, ts, inst, side, p, size, oid)
+        return _add(S, OUT, mode, ts, inst, side, p, size, oid)
     row = find_order(S, oid, inst)
     if row < 0:
         count(S, C_UNKNOWN_ORDER, 1)
@@ -527,7 +547,7 @@ def apply_row(S, F, OUT, mode, ts, inst, act, side, price, size, oid):
         _cancel(S, row, act, size)
         return OK
     if act == MODIFY:
-        return _modify(S, OUT, ts, inst, side, p, size, row)
+        return _modify(S, OUT, mode, ts, inst, side, p, size, row)
     # FILL: history executed ``size`` of this resting order at ``price``.
     _fill(S, OUT, ts, inst, price, p, size, row)
     return OK
@@ -567,8 +587,11 @@ def _venue_row(S, inst, act, p, ts):
 
 
 @kernel
-def _apply_l2(S, inst, act, side, p, size):
-    """An L2 level update (order_id 0)."""
+def _apply_l2(S, OUT, mode, ts, inst, act, side, p, size):
+    """An L2 level update (order_id 0). Where :func:`whole_book_crosses`, the quantity a
+    level gains at a price that crosses the opposite side executes first, like an order;
+    what it took joins the level's ledger (consumed: history's later updates of the level
+    are lowered by it)."""
     if act == FILL:
         return OK
     li = level_index(S, inst, side, p)
@@ -582,12 +605,17 @@ def _apply_l2(S, inst, act, side, p, size):
         hist = S[li_(S, li, L_ANON)] + S[li_(S, li, L_LEDGER)]
         _set_level(S, inst, side, li, max(hist - size, 0))
     else:
+        if whole_book_crosses(S, mode):
+            gain = size - S[li_(S, li, L_ANON)] - S[li_(S, li, L_LEDGER)]
+            if gain > 0:
+                S[li_(S, li, L_LEDGER)] += _cross_resting(S, OUT, mode, inst, side, p, gain,
+                                                          ts)
         _set_level(S, inst, side, li, size)
     return OK
 
 
 @kernel
-def _add(S, OUT, ts, inst, side, p, size, oid):
+def _add(S, OUT, mode, ts, inst, side, p, size, oid):
     if not can_alloc(S):  # first: making room may rebuild the id table
         return NEED_ORDERS
     slot = probe_for_add(S, oid, inst)
@@ -598,7 +626,7 @@ def _add(S, OUT, ts, inst, side, p, size, oid):
     if li < 0:
         return _no_level(S, inst, p)
     row = alloc_order(S)
-    took = _cross_injected(S, OUT, inst, side, p, size, ts)
+    took = _cross_resting(S, OUT, mode, inst, side, p, size, ts)
     enqueue(S, row, oid, inst, side, p, size - took, size, -1, ts, li, slot)
     if size - took == 0:
         unlink(S, row, li)
@@ -631,7 +659,7 @@ def _cancel(S, row, act, size):
 
 
 @kernel
-def _modify(S, OUT, ts, inst, side, p, size, row):
+def _modify(S, OUT, mode, ts, inst, side, p, size, row):
     consumed = S[oi(S, row, O_HIST)] - S[oi(S, row, O_SIZE)]
     new_size = size - consumed
     if new_size < 0:
@@ -650,7 +678,7 @@ def _modify(S, OUT, ts, inst, side, p, size, row):
         S[oi(S, row, O_SIDE)] = side
         took = 0
         if new_size > 0:
-            took = _cross_injected(S, OUT, inst, side, p, new_size, ts)
+            took = _cross_resting(S, OUT, mode, inst, side, p, new_size, ts)
         S[oi(S, row, O_SIZE)] = new_size - took
         if new_size - took > 0:
             link(S, row, li_new)

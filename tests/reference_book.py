@@ -1,5 +1,9 @@
 """An obviously-correct pure-Python book with the replay's absolute-mode semantics.
 
+``cross_all``: a historical order (or an L2 level's gain) that crosses the opposite side
+executes against all of it, not only injected orders, as in the re-centring modes and at
+the KRX venue (docs/replay-modes.md: crossing history).
+
 Slow and simple on purpose: dicts and lists, no incremental best-price tracking. The
 compiled book must agree with it after every event (tests/test_book_properties.py).
 """
@@ -22,7 +26,8 @@ class Order:
 
 
 class ReferenceBook:
-    def __init__(self) -> None:
+    def __init__(self, cross_all: bool = False) -> None:
+        self.cross_all = cross_all
         self.orders: dict[int, Order] = {}
         self.queues: dict[tuple[int, int], list[int]] = {}  # (side, price) -> FIFO of oids
         self.anon: dict[tuple[int, int], int] = {}
@@ -98,7 +103,7 @@ class ReferenceBook:
     # -- history ------------------------------------------------------------------------
     def apply(self, action: str, side: int, price: int, size: int, oid: int) -> None:
         if action == "R":
-            self.__init__()
+            self.__init__(self.cross_all)
             return
         if action == "T":
             return
@@ -108,6 +113,9 @@ class ReferenceBook:
                 return
             hist_now = self.anon.get(key, 0) + self.ledger.get(key, 0)
             new_hist = {"D": 0, "C": max(hist_now - size, 0)}.get(action, size)
+            if self.cross_all and action not in ("C", "D") and new_hist > hist_now:
+                took = self._take(side, price, new_hist - hist_now, -1)
+                self.ledger[key] = self.ledger.get(key, 0) + took
             led = self.ledger.get(key, 0)
             self.anon[key] = max(new_hist - led, 0)
             self.ledger[key] = min(led, new_hist)
@@ -172,7 +180,7 @@ class ReferenceBook:
         raise ValueError(action)
 
     def _cross(self, side: int, price: int, size: int) -> int:
-        return self._take(side, price, size, -1, only_injected=True)
+        return self._take(side, price, size, -1, only_injected=not self.cross_all)
 
     # -- injected orders ----------------------------------------------------------------
     def inject(self, index: int, kind: str, side: int, price: int, size: int) -> None:
