@@ -673,9 +673,9 @@ class Broker:
 
     def forced_orders(self) -> pd.DataFrame:
         """One row per forced order: ts, account_id, instrument, trigger, ratio_at_trigger,
-        generation, qty, filled_qty, avg_price."""
+        generation, qty, filled_qty, avg_price, limit_price (0: a market order)."""
         cols = ["ts", "account_id", "instrument", "trigger", "ratio_at_trigger", "generation",
-                "qty", "filled_qty", "avg_price"]
+                "qty", "filled_qty", "avg_price", "limit_price"]
         if not self.forced:
             return pd.DataFrame(columns=cols)
         frame = pd.DataFrame(self.forced)
@@ -687,6 +687,7 @@ class Broker:
             filled = notional = np.zeros(len(frame), np.int64)
         frame["filled_qty"] = filled
         frame["avg_price"] = np.where(filled > 0, notional / np.maximum(filled, 1), np.nan)
+        frame["limit_price"] = frame.price
         return frame[cols]
 
     def accounts(self) -> pd.DataFrame:

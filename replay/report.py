@@ -2,11 +2,15 @@
 
 ``cascade report RUN_DIR`` reads what ``cascade replay`` wrote (replay/results.py,
 replay/broker_run.py) and draws, each only when its file is there: the price path with and
-without the broker's forced sales, the forced sales by cascade generation, the accounts'
-collateral ratios (담보유지비율) at each close, the venue's VI and circuit breakers, a
-strategy's equity, and the summary figures. plotly.js is embedded once, inline, so the page
-opens offline and makes no request; the same run directory gives the same bytes. Long
-tapes are thinned to the high and low of fixed time buckets, and the caption says so.
+without the broker's forced sales (the forced sales at their fill price, unfilled ones at
+their limit; the orders injected from a file), the forced sales by cascade generation, the
+accounts at each close in the rules' own measure with the rules' thresholds, the venue's VI
+and circuit breakers, a strategy's equity marked to market at each bar, and the summary
+figures. Every number carries its unit (won, shares, index points, %) and every time is
+Seoul time (KST). The page is packed by replay/html_page.py (plotly.js once, inline,
+compressed: it opens offline); the same run directory gives the same bytes. Long tapes are
+thinned to the first, last, lowest and highest point of fixed time buckets, and the caption
+says so.
 """
 
 from __future__ import annotations
@@ -26,14 +30,19 @@ import pyarrow.parquet as pq
 from plotly.colors import sample_colorscale
 from plotly.subplots import make_subplots
 
+from replay import html_page
+
 REPORT = "report.html"
 #: Points of the price figure, shared by its lines; beyond it a line is thinned.
-PRICE_POINTS = 60_000
+PRICE_POINTS = 16_000
 #: Points of a strategy's equity line.
-EQUITY_POINTS = 20_000
+EQUITY_POINTS = 4_000
 #: Forced orders drawn one by one; beyond it, grouped by instant (or time bucket).
-FORCED_MARKERS = 10_000
-#: Price panels: the instruments with forced sales first, then the most traded.
+FORCED_MARKERS = 2_000
+#: Injected orders drawn one by one; beyond it, the first ones only (the caption says so).
+INJECTED_MARKERS = 2_000
+#: Price panels: the instruments with forced sales or injected orders first, then the most
+#: traded.
 PANELS = 8
 #: Halts shaded on the price figure.
 HALT_SHAPES = 300
@@ -46,19 +55,69 @@ GAP_NS = 2 * 3600 * 10**9
 CASCADE_BARS = 60
 CASCADE_BUCKETS = (("s", "%m-%d %H:%M:%S", "second"), ("min", "%m-%d %H:%M", "minute"),
                    ("h", "%m-%d %H:00", "hour"), ("D", "%Y-%m-%d", "day"))
-KRX_TZ = "Asia/Seoul"
+#: A strategy's equity is marked to market at the end of every bar of this length.
+EQUITY_BAR_NS = 60 * 10**9
+#: Every time on the page is Seoul time: the KRX's clock, and the one its users read.
+TZ, TZ_LABEL = "Asia/Seoul", "KST"
 #: The columns read of the trade prints (all of a file when None).
 TRADE_COLUMNS = ["ts", "instrument", "symbol", "price", "price_natural"]
 OPTIONAL: dict[str, list[str] | None] = {
     "counterfactual_trades": ["ts", "instrument", "price"], "forced_orders": None,
     "accounts": None, "venue_events": None, "sessions": None, "strategy_equity": None,
-    "strategy_events": None}
-PERCENT_KEYS = frozenset({"max_drawdown", "return"})
+    "strategy_events": None, "injected": None}
+#: injected.parquet's columns that tie an order back to its input file; without them (an
+#: older run directory) the injected orders are not drawn.
+INJECTED_COLUMNS = frozenset({"input_row", "ts", "instrument", "side", "type", "limit_price",
+                              "size", "filled", "avg_price", "status", "reason"})
 STATES = ("ok", "called", "selling", "frozen")
 STRATEGY_MARKS = {"margin_call": ("#ff7f0e", "triangle-down"),
                   "liquidation": ("#d62728", "x"), "call_ended": ("#2ca02c", "circle-open"),
                   "deposit": ("#1f77b4", "triangle-up")}
 PRICE_COLOUR, COUNTERFACTUAL_COLOUR, HALT_COLOUR = "#1f77b4", "#8c8c8c", "#ff7f0e"
+INJECTED_COLOUR = "#2ca02c"
+
+# -- the broker's figures in summary.json ----------------------------------------------------
+#: The broker figures read from summary.json's ``broker`` and ``counterfactual`` sections,
+#: in the order shown: key -> (what it counts, unit). The one place their names are read:
+#: a key missing from a run is left out; a key not listed here is still shown, under its
+#: own name.
+BROKER_FIGURES: dict[str, tuple[str, str]] = {
+    "forced_orders": ("forced orders sent", ""),
+    "forced_qty_ordered": ("shares ordered by forced orders", "shares"),
+    "forced_volume": ("shares force-sold (filled)", "shares"),
+    "forced_value": ("value force-sold", "won"),
+    "accounts_called": ("accounts called (margin call)", ""),
+    "accounts_due": ("accounts due a forced sale", ""),
+    "accounts_breached": ("accounts with a forced order", ""),
+    "accounts_force_sold": ("accounts force-sold (a fill)", ""),
+    "accounts_liquidated": ("accounts force-sold (a fill)", ""),
+    "accounts_wiped_out": ("accounts wiped out (owing after selling out)", ""),
+    "broker_shortfall": ("broker shortfall", "won"),
+    "max_generation": ("deepest cascade generation", ""),
+    "tape_sell_volume": ("the tape's own sell volume", "shares"),
+    "amplification": ("amplification (force-sold / the tape's sell volume)", "%"),
+    "max_drawdown": ("max drawdown", "%"),
+}
+#: Figures of orders the broker sent. The counterfactual evaluates the same accounts but
+#: sends nothing, so its column shows 0, and what it held back is a row of its own.
+SENT = ("forced_orders", "forced_qty_ordered")
+WITHHELD = {"forced_orders": ("forced orders due, not sent (the counterfactual's)", ""),
+            "forced_qty_ordered": ("shares due, not sent (the counterfactual's)", "shares")}
+STRATEGY_FIGURES: dict[str, tuple[str, str]] = {
+    "initial_cash": ("initial cash", "won"), "deposits": ("deposits", "won"),
+    "final_equity": ("final equity", "won"), "return": ("return", "%"),
+    "min_equity": ("lowest equity", "won"), "max_leverage": ("highest leverage", "×"),
+    "fills": ("fills", ""), "orders_rejected": ("orders rejected", ""),
+    "margin_calls": ("margin calls", ""), "liquidations": ("forced sales", ""),
+}
+RUN_FIGURES: dict[str, tuple[str, str]] = {
+    "mode": ("mode", ""), "venue": ("venue", ""), "seed": ("seed", ""),
+    "events_processed": ("events processed", ""),
+    "wall_seconds": ("wall time", "s"), "load_seconds": ("loading and compiling", "s"),
+    "events_per_second": ("events per second", "events/s"),
+    "injected_orders": ("orders injected (forced, strategy and from a file)", ""),
+}
+VENUE_UNITS = {"unfilled_quantity": "shares"}
 
 
 @dataclass(frozen=True)
@@ -70,11 +129,16 @@ class Run:
     summary: dict
     trades: pd.DataFrame  # ts, instrument, symbol, price (units), price_natural
     tables: dict[str, pd.DataFrame]
+    end_ts: int  # the last time stamp of any table of the run (-1: none)
 
     @property
-    def tz(self) -> str:
-        """The clock times are shown in: Seoul at the KRX venue, else UTC."""
-        return KRX_TZ if self.summary.get("venue") == "krx" else "UTC"
+    def currency(self) -> str:
+        """The prices' unit: won at the KRX venue, else the tape's quote currency."""
+        return "won" if self.summary.get("venue") == "krx" else "quote currency"
+
+    @property
+    def has_broker(self) -> bool:
+        return "broker" in self.summary or self.table("forced_orders") is not None
 
     def table(self, stem: str) -> pd.DataFrame | None:
         """The table, or None when its file is absent or empty."""
@@ -126,7 +190,7 @@ def read_run(run_dir: Path) -> Run:
     trades = _read(run_dir / "trades.parquet", TRADE_COLUMNS)
     tables = {stem: _read(run_dir / f"{stem}.parquet", columns)
               for stem, columns in OPTIONAL.items() if (run_dir / f"{stem}.parquet").exists()}
-    return Run(run_dir, summary, trades, tables)
+    return Run(run_dir, summary, trades, tables, _end_ts(run_dir, trades, tables))
 
 
 def _read(path: Path, columns: list[str] | None = None) -> pd.DataFrame:
@@ -139,6 +203,25 @@ def _read(path: Path, columns: list[str] | None = None) -> pd.DataFrame:
     return table.to_pandas()
 
 
+def _end_ts(run_dir: Path, trades: pd.DataFrame, tables: dict[str, pd.DataFrame]) -> int:
+    """The run's last time stamp: of the tables read, and of top_of_book.parquet (from its
+    statistics, without reading it), so the price line is drawn to the end of the data."""
+    ends = [int(f.ts.max()) for f in (trades, *tables.values())
+            if "ts" in f.columns and len(f)]
+    top = run_dir / "top_of_book.parquet"
+    if top.exists():
+        try:
+            meta = pq.ParquetFile(top).metadata
+            at = meta.schema.to_arrow_schema().get_field_index("ts")
+            for g in range(meta.num_row_groups):
+                stats = meta.row_group(g).column(at).statistics
+                if stats is not None and stats.has_min_max:
+                    ends.append(int(stats.max))
+        except (OSError, pa.ArrowException, KeyError):
+            pass  # the table is not drawn; its end only extends the line
+    return max(ends, default=-1)
+
+
 # -- the sections ----------------------------------------------------------------------------
 
 def build_sections(run: Run) -> list[Section]:
@@ -149,24 +232,55 @@ def build_sections(run: Run) -> list[Section]:
 
 
 def summary_section(run: Run) -> Section | None:
-    """The broker's figures beside the counterfactual's, and the strategy's."""
+    """The broker's figures beside the counterfactual's (which sent no order), the
+    injected orders' outcome, and the strategy's figures."""
     s = run.summary
     parts: list[str | Plot] = []
     if "broker" in s:
-        without = s.get("counterfactual", {})
-        rows = [(_label(k), _cell(v, k), _cell(without.get(k), k)) for k, v in s["broker"].items()]
-        parts.append(_table(("", "with the forced sales", "without (counterfactual)"), rows))
+        parts.append(_table(("", "with the forced sales",
+                             "counterfactual (no forced order sent)"), broker_rows(run)))
+    injected = injected_orders(run)
+    if injected is not None:
+        parts.append(f"<p>{html.escape(_injected_sentence(injected))}</p>")
     if "strategy" in s:
-        parts.append("<h3>Strategy</h3>")
-        parts.append(_table(("", "value"),
-                            [(_label(k), _cell(v, k)) for k, v in s["strategy"].items()]))
+        st = s["strategy"]
+        parts.append(f"<h3>Strategy {html.escape(str(st.get('name', '')))}</h3>")
+        if st.get("parameters"):
+            parts.append(f"<p>{html.escape(str(st.get('kind', '')))} account; parameters: "
+                         f"{html.escape(_cell(st['parameters']))}</p>")
+        rest = {k: v for k, v in st.items() if k not in ("name", "kind", "parameters")}
+        parts.append(_table(("", "value"), _figure_rows(rest, STRATEGY_FIGURES,
+                                                        run.currency)))
     if not parts:
         return None
     return Section("summary", "Summary", tuple(parts))
 
 
+def broker_rows(run: Run) -> list[tuple[str, str, str]]:
+    """The summary table's rows: each figure of :data:`BROKER_FIGURES` the run has, then
+    any other figure under its own name; the counterfactual's sent orders are 0, and what
+    it held back follows."""
+    broker = run.summary.get("broker", {})
+    without = run.summary.get("counterfactual", {})
+    keys = [k for k in BROKER_FIGURES if k in broker or k in without]
+    keys += [k for k in (*broker, *without) if k not in BROKER_FIGURES and k not in keys]
+    rows = []
+    for key in keys:
+        label, unit = BROKER_FIGURES.get(key, (_label(key), ""))
+        label = _with_unit(label, unit, run.currency)
+        theirs = 0 if key in SENT and key in without else without.get(key)
+        rows.append((label, _cell(broker.get(key), unit), _cell(theirs, unit)))
+    for key in SENT:
+        if without.get(key):
+            label, unit = WITHHELD[key]
+            rows.append((_with_unit(label, unit, run.currency), "–",
+                         _cell(without[key], unit)))
+    return rows
+
+
 def price_section(run: Run) -> Section:
-    """Trade prices with and without the forced sales, forced sales and halts on top."""
+    """Trade prices with and without the forced sales, forced sales, injected orders and
+    halts on top."""
     plot = price_figure(run)
     if plot is None:
         return Section("price", "Price path", ("<p>The run printed no trade.</p>",))
@@ -184,11 +298,11 @@ def forced_section(run: Run) -> Section | None:
     for gen, g in forced.assign(value=value).groupby("generation", sort=True):
         rows.append((_cell(gen), _cell(len(g)), _cell(g.account_id.nunique()),
                      _cell(int(g.qty.sum())), _cell(int(g.filled_qty.sum())),
-                     f"{g.filled_qty.sum() / max(g.qty.sum(), 1):.2%}",
-                     _cell(float(g.value.sum())), _clock(g.ts.min(), run.tz),
-                     _clock(g.ts.max(), run.tz)))
-    table = _table(("generation", "orders", "accounts", "qty ordered", "qty filled", "filled",
-                    "value filled", "first order", "last order"), rows)
+                     _cell(g.filled_qty.sum() / max(g.qty.sum(), 1), "%"),
+                     _cell(float(g.value.sum())), _clock(g.ts.min()), _clock(g.ts.max())))
+    table = _table(("generation", "orders", "accounts", "shares ordered", "shares filled",
+                    "filled (%)", f"value filled ({run.currency})", f"first order ({TZ_LABEL})",
+                    f"last order ({TZ_LABEL})"), rows)
     intro = ("<p>Generation 0 is sold on the tape's own prices; generation k+1 on a price a "
              f"generation-k forced sale set (brokers/engine.py). Reason: "
              f"{html.escape(_reason(run))}.</p>")
@@ -197,14 +311,18 @@ def forced_section(run: Run) -> Section | None:
 
 
 def ratios_section(run: Run) -> Section | None:
-    """Collateral ratios and account states at each close (KRX venue)."""
+    """The accounts at each close (KRX venue) in the rules' own measure, against the
+    rules' thresholds, and their states."""
     accounts = run.table("accounts")
     if accounts is None or not {"day", "collateral_ratio"} <= set(accounts.columns):
         return None
-    plot, rows = ratios_figure(accounts)
-    table = _table(("close", "accounts", "lowest", "median", "highest", "no debt",
+    measure = account_measure(run)
+    plot, rows = ratios_figure(accounts, measure)
+    below = [f"below {name} (accounts)" for name, _ in measure.levels]
+    table = _table((f"close ({TZ_LABEL} date)", "accounts", f"lowest {measure.unit}",
+                    f"median {measure.unit}", f"highest {measure.unit}", "no debt", *below,
                     *STATES), rows)
-    return Section("ratios", "Collateral ratios at each close", (plot, table))
+    return Section("ratios", f"Accounts at each close: {measure.name}", (plot, table))
 
 
 def end_accounts_section(run: Run) -> Section | None:
@@ -213,11 +331,14 @@ def end_accounts_section(run: Run) -> Section | None:
     if accounts is None or "day" in accounts.columns:
         return None
     rows = [("accounts", _cell(len(accounts)))]
-    for column in ("shares_left", "proceeds", "loan_left", "cash_left", "shortfall"):
+    units = {"shares_left": "shares", "proceeds": "won", "loan_left": "won",
+             "cash_left": "won", "shortfall": "won"}
+    for column, unit in units.items():
         if column in accounts.columns:
             values = accounts[column]
-            rows.append((f"{_label(column)} (accounts with any)", _cell(int((values > 0).sum()))))
-            rows.append((f"{_label(column)} (total)", _cell(values.sum().item())))
+            rows.append((f"{_label(column)}: accounts with any", _cell(int((values > 0).sum()))))
+            rows.append((_with_unit(f"{_label(column)}: total", unit, run.currency),
+                         _cell(values.sum().item())))
     return Section("accounts", "Accounts at the end", (_table(("", "value"), rows),))
 
 
@@ -230,28 +351,62 @@ def venue_section(run: Run) -> Section | None:
         return None
     parts: list[str | Plot] = []
     if venue:
-        parts.append(_table(("", "value"), _flat_rows(venue)))
+        rows = [(_with_unit(_label(k), VENUE_UNITS.get(k, ""), run.currency), _cell(v))
+                for k, v in venue.items() if not isinstance(v, dict)]
+        rows += [(f"events: {_label(k)}", _cell(v))
+                 for k, v in venue.get("events_by_kind", {}).items()]
+        parts.append(_table(("", "value"), rows))
     if halts is not None:
-        scale = _scales(run)
-        rows = [(_clock(h.ts, run.tz), h.symbol or "market", h.kind,
-                 _cell(h.reference * scale.get(h.instrument, 1.0)),
-                 _cell(h.price * scale.get(h.instrument, 1.0)), _cell(h.volume),
-                 _clock(h.release_ts, run.tz), _cell((h.release_ts - h.ts) / 1e9))
-                for h in halts.head(TABLE_ROWS).itertuples()]
         parts.append("<h3>Halts</h3>")
-        parts.append(_note_cut(len(halts)) + _table(
-            ("time", "symbol", "kind", "reference", "price", "volume", "released",
-             "halted (s)"), rows))
+        parts.append(_note_cut(len(halts)) + halt_table(run, halts))
     if sessions is not None:
+        units = {"base": run.currency, "lower_limit": run.currency,
+                 "upper_limit": run.currency, "open": run.currency, "close": run.currency,
+                 "ask_qty_at_lower_limit": "shares"}
         columns = [c for c in ("day", "symbol", "base", "lower_limit", "upper_limit", "open",
                                "close", "ask_qty_at_lower_limit", "limit_locked_down",
                                "closed_at_lower_limit") if c in sessions.columns]
         rows = [tuple(_cell(v) for v in r)
                 for r in sessions[columns].head(TABLE_ROWS).itertuples(index=False)]
+        header = tuple(f"{_label(c)} ({units[c]})" if c in units
+                       else f"day ({TZ_LABEL})" if c == "day" else _label(c) for c in columns)
         parts.append("<h3>Sessions</h3>")
-        parts.append(_note_cut(len(sessions)) + _table(tuple(_label(c) for c in columns),
-                                                       rows))
+        parts.append(_note_cut(len(sessions)) + _table(header, rows))
     return Section("venue", "Venue: VI, circuit breakers, sessions", tuple(parts))
+
+
+def halt_table(run: Run, halts: pd.DataFrame) -> str:
+    """Each halt with its reference and trigger: a stock's in its price, a circuit
+    breaker's in index points (docs/reference/krx.md: circuit breakers)."""
+    scale = _scales(run)
+    base, rebased = _index_base(run)
+    rows = []
+    for h in halts.head(TABLE_ROWS).itertuples():
+        if str(h.kind).startswith("circuit_breaker"):
+            # the venue's index: rebased to 1 at the prior close unless one was given
+            level = getattr(h, "index", float("nan"))
+            if level is not None and math.isfinite(level):
+                points = level * (100.0 if rebased else 1.0)
+            else:  # an older run directory: from the constituents' sums
+                points = base * h.price / h.reference if h.reference else float("nan")
+            reference, price = base, points
+            unit = "index points" + (" (prior close = 100)" if rebased else "")
+        else:
+            s = scale.get(h.instrument, 1.0)
+            reference, price, unit = h.reference * s, h.price * s, run.currency
+        fall = price / reference - 1 if reference else float("nan")
+        rows.append((_clock(h.ts), h.symbol or "market", h.kind, _cell(reference),
+                     _cell(price), unit, _cell(fall, "%"), _cell(h.volume),
+                     _clock(h.release_ts), _cell((h.release_ts - h.ts) / 1e9)))
+    return _table((f"time ({TZ_LABEL})", "symbol", "kind", "reference", "trigger", "unit",
+                   "move (%)", "volume (shares)", f"released ({TZ_LABEL})", "halted (s)"), rows)
+
+
+def _index_base(run: Run) -> tuple[float, bool]:
+    """The index's prior close in points, and whether it is a rebased 100 (no
+    ``--index-prior-close`` was given)."""
+    given = float(run.summary.get("config", {}).get("index_prior_close") or 0.0)
+    return (given, False) if given > 0 else (100.0, True)
 
 
 def strategy_section(run: Run) -> Section | None:
@@ -265,25 +420,29 @@ def strategy_section(run: Run) -> Section | None:
     if events is not None:
         marks = events[events.kind != "fill"]
         counts = events.kind.value_counts()
-        parts.append("<p>" + ", ".join(f"{html.escape(str(k))}: {v:,}"
+        parts.append("<p>" + ", ".join(f"{html.escape(_label(k))}: {v:,}"
                                        for k, v in sorted(counts.items())) + "</p>")
         if len(marks):
-            rows = [(_clock(e.ts, run.tz), *(_cell(getattr(e, c, None)) for c in
-                                              ("kind", "instrument", "side", "qty", "price",
-                                               "detail")))
+            symbols = _symbols(run)
+            scale = _scales(run)
+            rows = [(_clock(e.ts), _label(e.kind),
+                     symbols.get(e.instrument, "–") if e.instrument >= 0 else "–",
+                     e.side or "–", _cell(e.qty) if e.qty else "–",
+                     _cell(e.price * scale.get(e.instrument, 1.0)) if e.price else "–",
+                     e.detail or "")
                     for e in marks.head(TABLE_ROWS).itertuples()]
             parts.append(_note_cut(len(marks)) + _table(
-                ("time", "kind", "instrument", "side", "qty", "price", "detail"), rows))
+                (f"time ({TZ_LABEL})", "kind", "symbol", "side", "shares",
+                 f"price ({run.currency})", "detail"), rows))
     return Section("strategy", "Strategy", tuple(parts))
 
 
 def run_section(run: Run) -> Section:
     """How the run was made: its config, counts, counters and versions."""
     s = run.summary
-    info = [(_label(k), _cell(s[k], k)) for k in
-            ("mode", "venue", "seed", "events_processed", "wall_seconds", "events_per_second",
-             "injected_orders") if k in s]
-    info += [(f"rows: {k}", _cell(v)) for k, v in s.get("rows", {}).items()]
+    info = [(_with_unit(label, unit, run.currency), _cell(s[k], unit))
+            for k, (label, unit) in RUN_FIGURES.items() if k in s]
+    info += [(f"rows written: {k}", _cell(v)) for k, v in s.get("rows", {}).items()]
     parts: list[str | Plot] = [_table(("", "value"), info)]
     for key in ("config", "counters", "versions"):
         if s.get(key):
@@ -295,66 +454,83 @@ def run_section(run: Run) -> Section:
 # -- the figures -----------------------------------------------------------------------------
 
 def price_figure(run: Run) -> Plot | None:
-    """One panel per instrument: the trade price, the counterfactual's, the forced sales
-    by generation and the halts."""
+    """One panel per instrument: the trade price to the end of the data, the
+    counterfactual's, the forced sales by generation, the injected orders and the halts."""
     trades = run.trades
     if trades.empty:
         return None
     panels = _panels(run)
     counterfactual = run.table("counterfactual_trades")
     forced = run.table("forced_orders")
+    injected = injected_orders(run)
     halts = _halts(run)
     scale = _scales(run)
     lines = len(panels) * (2 if counterfactual is not None else 1)
-    budget = max(PRICE_POINTS // lines, 1000)
+    budget = max(PRICE_POINTS // lines, 500)
     fig = make_subplots(rows=len(panels), cols=1, shared_xaxes=True, vertical_spacing=0.04)
     notes: list[str] = []
-    points, grouped = _forced_points(forced, scale) if forced is not None else (None, None)
+    points, grouped = _forced_points(run, forced, scale) if forced is not None else (None, None)
     generations = sorted(points.generation.unique()) if points is not None else []
+    own = "with the forced sales" if run.has_broker else "trade price"
     for row, (inst, symbol) in enumerate(panels, start=1):
-        first = row == 1
         if counterfactual is not None:  # beneath: before the first forced sale they coincide
             cf = counterfactual[counterfactual.instrument == inst]
             x, y, note = _line(cf.ts.to_numpy(), cf.price.to_numpy() * scale.get(inst, 1.0),
-                               budget, run.tz)
+                               budget, run.end_ts)
             fig.add_trace(go.Scatter(
-                x=x, y=y, mode="lines", name="without (counterfactual)",
+                x=x, y=y, mode="lines", name="without the forced sales (counterfactual)",
                 line={"width": 1, "color": COUNTERFACTUAL_COLOUR, "shape": "hv"},
-                legendgroup="counterfactual", showlegend=first,
-                hovertemplate="%{x|%m-%d %H:%M:%S.%L}<br>%{y:,}<extra>counterfactual</extra>"),
-                row=row, col=1)
+                legendgroup="counterfactual",
+                hovertemplate="%{x|%m-%d %H:%M:%S.%L}<br>%{y:,} " + run.currency
+                              + "<extra>counterfactual</extra>"), row=row, col=1)
             if note:
                 notes.append(f"{symbol} counterfactual: {note}")
         mine = trades[trades.instrument == inst]
-        x, y, note = _line(mine.ts.to_numpy(), mine.price_natural.to_numpy(), budget, run.tz)
+        x, y, note = _line(mine.ts.to_numpy(), mine.price_natural.to_numpy(), budget,
+                           run.end_ts)
         fig.add_trace(go.Scatter(
             x=x, y=y, mode="lines", line={"width": 1, "color": PRICE_COLOUR, "shape": "hv"},
-            name="with the forced sales", legendgroup="real", showlegend=first,
-            hovertemplate="%{x|%m-%d %H:%M:%S.%L}<br>%{y:,}<extra>" + html.escape(symbol)
-                          + "</extra>"), row=row, col=1)
+            name=own, legendgroup="real",
+            hovertemplate="%{x|%m-%d %H:%M:%S.%L}<br>%{y:,} " + run.currency + "<extra>"
+                          + html.escape(symbol) + "</extra>"), row=row, col=1)
         if note:
             notes.append(f"{symbol}: {note}")
         if points is not None:
             for gen in generations:
                 _add_forced(fig, points[(points.instrument == inst) & (points.generation == gen)],
-                            gen, generations, grouped is not None, _reason(run), run.tz, row)
+                            gen, generations, grouped is not None, run, row)
+        if injected is not None:
+            _add_injected(fig, injected[injected.instrument == inst], run, row)
         if halts is not None:
-            _add_halt_marks(fig, halts[halts.instrument == inst], scale.get(inst, 1.0), run.tz,
-                            row, first)
+            _add_halt_marks(fig, halts[halts.instrument == inst], scale.get(inst, 1.0), run,
+                            row)
     if halts is not None:
-        _shade_halts(fig, halts, panels, run.tz)
+        _shade_halts(fig, halts, panels)
     fig.update_xaxes(type="date", rangebreaks=_breaks(run), hoverformat="%m-%d %H:%M:%S")
-    fig.update_xaxes(title_text=f"time ({run.tz})", row=len(panels), col=1)
+    fig.update_xaxes(title_text=f"time ({TZ_LABEL})", row=len(panels), col=1)
     for row, (_, symbol) in enumerate(panels, start=1):
-        fig.update_yaxes(title_text=f"{symbol} price", row=row, col=1)
+        fig.update_yaxes(title_text=f"{symbol} price ({run.currency})", tickformat=",",
+                         row=row, col=1)
     _style(fig, height=260 + 240 * len(panels))
-    caption = ["Price of each trade, held until the next, in " + run.tz + " time."]
+    _legend_once(fig)
+    caption = [f"Price of each trade, held until the next and to the end of the data, in "
+               f"{TZ_LABEL} ({TZ})."]
     if counterfactual is not None:
         caption.append("Grey: the same tape replayed without the broker's forced orders.")
     if points is not None:
-        caption.append("Markers: forced sale orders at their average fill price (filled) or "
-                       "at the price that triggered them (open: not filled), coloured by "
-                       "cascade generation" + (f", {grouped}" if grouped else "") + ".")
+        limits = ("at their limit (not filled; a market order at the last trade price)"
+                  if "limit_price" in forced.columns else "at the last trade price (not "
+                  "filled: this run directory does not record their limits)")
+        caption.append("Circles: forced sale orders when they were entered, at their average "
+                       f"fill price (filled) or, open, {limits}, coloured by cascade generation"
+                       + (f", {grouped}" if grouped else "") + ".")
+    if injected is not None:
+        shown = min(len(injected), INJECTED_MARKERS)
+        caption.append("Triangles: the orders injected from the input file (up: buy, down: "
+                       "sell) at their average fill price, or, open, at their limit (at the "
+                       "last trade price for a market order) when not filled or rejected"
+                       + (f"; the first {shown:,} of {len(injected):,}"
+                          if shown < len(injected) else "") + ".")
     if halts is not None:
         caption.append("Shaded: VI, circuit breaker and sidecar halts.")
     if len(panels) < trades.instrument.nunique():
@@ -367,7 +543,7 @@ def price_figure(run: Run) -> Plot | None:
 def cascade_figure(run: Run, forced: pd.DataFrame) -> Plot:
     """Shares of forced orders entered per second (or per coarser bucket when there are
     many), stacked by generation: filled solid, left unfilled pale."""
-    labels, word = _batches(forced.ts.to_numpy(), run.tz)
+    labels, word = _batches(forced.ts.to_numpy())
     table = (forced.assign(when=labels, unfilled=forced.qty - forced.filled_qty)
              .groupby(["when", "generation"], sort=True)[["filled_qty", "unfilled"]].sum())
     batches = sorted(set(labels))
@@ -378,23 +554,25 @@ def cascade_figure(run: Run, forced: pd.DataFrame) -> Plot:
         colour = _generation_colour(gen, generations)
         for column, label, opacity in (("filled_qty", "filled", 1.0),
                                        ("unfilled", "not filled", 0.35)):
+            if not g[column].any():  # nothing of it: no bar, no legend entry
+                continue
             fig.add_trace(go.Bar(
                 x=batches, y=g[column].to_numpy(), name=f"generation {gen} {label}",
                 marker={"color": colour, "opacity": opacity}, legendgroup=f"g{gen}",
                 hovertemplate="%{x}<br>%{y:,} shares<extra>generation " + str(gen) + " "
                               + label + "</extra>"))
-    fig.update_layout(barmode="stack")
-    fig.update_xaxes(type="category", title_text=f"orders entered ({run.tz})")
-    fig.update_yaxes(title_text="shares")
+    fig.update_layout(barmode="stack", showlegend=True)
+    fig.update_xaxes(type="category", title_text=f"orders entered ({TZ_LABEL})")
+    fig.update_yaxes(title_text="shares", tickformat=",")
     _style(fig, height=400)
-    return Plot(fig, f"Shares of forced sale orders entered in each {word}, by "
+    return Plot(fig, f"Shares of forced sale orders entered in each {word} ({TZ_LABEL}), by "
                      "cascade generation: filled (solid) and left unfilled (pale).")
 
 
-def _batches(ts_ns: np.ndarray, tz: str) -> tuple[pd.Index, str]:
+def _batches(ts_ns: np.ndarray) -> tuple[pd.Index, str]:
     """Each time stamp's label at the finest of CASCADE_BUCKETS giving at most CASCADE_BARS
     labels, and that bucket's name."""
-    stamps = pd.to_datetime(ts_ns, utc=True).tz_convert(tz)
+    stamps = pd.to_datetime(ts_ns, utc=True).tz_convert(TZ)
     for floor, fmt, word in CASCADE_BUCKETS:
         when = stamps.floor(floor)
         if when.nunique() <= CASCADE_BARS or floor == "D":
@@ -402,28 +580,112 @@ def _batches(ts_ns: np.ndarray, tz: str) -> tuple[pd.Index, str]:
     raise AssertionError("unreachable: the last bucket is a day")
 
 
-def ratios_figure(accounts: pd.DataFrame) -> tuple[Plot, list[tuple]]:
-    """Box per close of the finite collateral ratios, and the account states beneath;
-    also the rows of the table that goes with it."""
+# -- the accounts' measure -------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Measure:
+    """What the broker's rule compares with its thresholds, for every account at a close:
+    the name, the unit, the thresholds (name, value in the unit) and why none is drawn."""
+
+    name: str
+    unit: str
+    levels: tuple[tuple[str, float], ...]
+    note: str
+    margin_rate: float = 0.0  # a CFD's: the required margin's share of the holdings
+
+    def of(self, accounts: pd.DataFrame) -> np.ndarray:
+        """Each account's value of the measure, in percent (inf: no debt)."""
+        if self.name == "margin level":
+            # equity / required margin (docs/reference/krx.md: CFD; brokers/engine.py)
+            value = accounts.value.to_numpy(dtype=float)
+            debt = (accounts.loan - accounts.cash).to_numpy(dtype=float)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                required = np.maximum(self.margin_rate * value, 1)
+                level = np.where(value > 0, (value - debt) / required, -np.inf)
+            return np.where(debt > 0, 100.0 * level, np.inf)
+        return 100.0 * accounts.collateral_ratio.to_numpy(dtype=float)
+
+
+def run_rules(run: Run) -> tuple[Any | None, str]:
+    """The run's broker rules (brokers/rules.py): from summary.json's ``rules`` section
+    when it has one, else the preset or TOML the config names with its overrides; None and
+    why when neither can be read."""
+    from brokers.rules import Rules, load_rules
+
+    recorded = run.summary.get("rules") or run.summary.get("config", {}).get("rules")
+    if isinstance(recorded, dict):
+        try:
+            return Rules(**recorded), ""
+        except (TypeError, ValueError) as exc:
+            return None, f"the rules in summary.json are unreadable ({exc})"
+    config = run.summary.get("config", {})
+    name = config.get("broker")
+    if not name:
+        return None, "summary.json names no broker"
+    try:
+        return load_rules(name, list(config.get("overrides") or [])), ""
+    except (ValueError, OSError) as exc:
+        return None, f"the rules {name!r} could not be loaded ({exc})"
+
+
+def account_measure(run: Run) -> Measure:
+    """The rules' own measure and thresholds: a credit (or instant) account's collateral
+    ratio against the maintenance ratio (docs/reference/krx.md: 신용융자), a CFD's margin
+    level against the call and liquidation levels (docs/reference/krx.md: CFD)."""
+    rules, why = run_rules(run)
+    if rules is None:
+        return Measure("collateral ratio", "(%)", (), f"Thresholds not drawn: {why}.")
+    if rules.kind == "cfd":
+        return Measure("margin level", "(%)",
+                       (("call level", 100 * rules.call_level),
+                        ("liquidation level", 100 * rules.liquidation_level)),
+                       f"Margin level = equity / required margin ({rules.margin_rate:.0%} of "
+                       "the holdings' value), at the close; below the call level a top-up "
+                       "is due, at or below the liquidation level the position is sold.",
+                       margin_rate=rules.margin_rate)
+    if rules.kind in ("credit", "instant"):
+        levels = [("maintenance ratio", 100 * rules.maintenance_ratio)]
+        if rules.target_ratio and rules.target_ratio != rules.maintenance_ratio:
+            levels.append(("target ratio", 100 * rules.target_ratio))
+        return Measure("collateral ratio", "(%)", tuple(levels),
+                       "Collateral ratio = (holdings' value + cash) / loan, at the close; "
+                       "below the maintenance ratio the account is called.")
+    return Measure("collateral ratio", "(%)", (),
+                   f"{rules.kind} accounts are sold for an unpaid settlement, not for a ratio: "
+                   "no threshold to draw.")
+
+
+def ratios_figure(accounts: pd.DataFrame, measure: Measure) -> tuple[Plot, list[tuple]]:
+    """Box per close of the finite values of the measure, the thresholds across, and the
+    account states beneath; also the rows of the table that goes with it."""
+    values = measure.of(accounts)
     days, stats, states, rows = [], [], {s: [] for s in STATES}, []
-    for day, g in accounts.groupby("day", sort=True):
-        ratio = g.collateral_ratio.to_numpy(dtype=float)
-        finite = ratio[np.isfinite(ratio)]
+    for day, index in accounts.groupby("day", sort=True).indices.items():
+        g = accounts.iloc[index]
+        v = values[index]
+        finite = v[np.isfinite(v)]
         q = np.quantile(finite, [0, 0.25, 0.5, 0.75, 1]) if len(finite) else [np.nan] * 5
         days.append(str(day))
         stats.append(q)
         counts = g.state.value_counts() if "state" in g.columns else pd.Series(dtype=int)
         for s in STATES:
             states[s].append(int(counts.get(s, 0)))
-        rows.append((str(day), _cell(len(g)), _cell(q[0]), _cell(q[2]), _cell(q[4]),
-                     _cell(int(np.isinf(ratio).sum())),
+        below = [_cell(int((v < level).sum())) for _, level in measure.levels]
+        rows.append((str(day), _cell(len(g)), _cell(q[0] / 100, "%"), _cell(q[2] / 100, "%"),
+                     _cell(q[4] / 100, "%"), _cell(int(np.isposinf(v).sum())), *below,
                      *(_cell(states[s][-1]) for s in STATES)))
     q = np.array(stats, dtype=float)
     fig = make_subplots(rows=2, cols=1, shared_xaxes=True, row_heights=[0.65, 0.35],
                         vertical_spacing=0.06)
     fig.add_trace(go.Box(x=days, lowerfence=q[:, 0], q1=q[:, 1], median=q[:, 2], q3=q[:, 3],
-                         upperfence=q[:, 4], name="collateral ratio", marker_color=PRICE_COLOUR,
-                         showlegend=False), row=1, col=1)
+                         upperfence=q[:, 4], name=measure.name, marker_color=PRICE_COLOUR,
+                         hoverinfo="x+y"), row=1, col=1)
+    dashes = ("dash", "dot", "dashdot")
+    for k, (name, level) in enumerate(measure.levels):  # across the panel, named on it
+        fig.add_hline(y=level, row=1, col=1, line={"color": "#d62728", "dash": dashes[k % 3],
+                                                   "width": 2},
+                      annotation_text=f"{name} {level:g}%", annotation_position="top left",
+                      annotation_font_color="#d62728")
     palette = {"ok": "#2ca02c", "called": "#ff7f0e", "selling": "#d62728", "frozen": "#7f7f7f"}
     for s in STATES:
         if any(states[s]):
@@ -431,161 +693,341 @@ def ratios_figure(accounts: pd.DataFrame) -> tuple[Plot, list[tuple]]:
                           row=2, col=1)
     fig.update_layout(barmode="stack")
     fig.update_xaxes(type="category")
-    fig.update_yaxes(title_text="collateral ratio", row=1, col=1)
-    fig.update_yaxes(title_text="accounts", row=2, col=1)
+    fig.update_xaxes(title_text=f"close ({TZ_LABEL} date)", row=2, col=1)
+    fig.update_yaxes(title_text=f"{measure.name} (%)", ticksuffix="%", row=1, col=1)
+    fig.update_yaxes(title_text="accounts", tickformat=",", row=2, col=1)
     _style(fig, height=520)
-    caption = ("Collateral ratio (value / debt) of every account at each close: box = "
-               "quartiles, whiskers = lowest and highest. Accounts without debt (ratio "
-               "infinite) are counted in the table, not drawn. Below: the accounts' states.")
+    caption = (f"The {measure.name} of every account at each close: box = quartiles, whiskers "
+               "= lowest and highest; dashed: the rules' thresholds. " + measure.note
+               + " Accounts without debt are counted in the table, not drawn. Below: the "
+               "accounts' states.")
     return Plot(fig, caption), rows
 
 
+# -- the strategy ----------------------------------------------------------------------------
+
+def marked_equity(run: Run, equity: pd.DataFrame,
+                  events: pd.DataFrame | None) -> tuple[pd.DataFrame, str]:
+    """The strategy's equity at its own snapshots and, between them, marked to market at
+    the end of every EQUITY_BAR_NS bar with a trade of the name it holds: the snapshot's
+    equity with its shares (holdings / the last trade price then) revalued at the bar's
+    last trade price. Returns ts, equity, leverage and how it was marked; the snapshots
+    alone (and the note says why) for a strategy holding several names, whose shares per
+    name the snapshots do not carry."""
+    snaps = (equity.sort_values("ts", kind="stable").groupby("ts", sort=True).last()
+             .reset_index())  # the last snapshot of each instant is the state after it
+    recorded = pd.DataFrame({"ts": snaps.ts.to_numpy(dtype=np.int64),
+                             "equity": snaps.equity.to_numpy(dtype=float),
+                             "leverage": snaps.leverage.to_numpy(dtype=float)
+                             if "leverage" in snaps.columns else np.nan})
+    if events is None or "position_value" not in snaps.columns:
+        return recorded, "at its own snapshots"
+    names = sorted({int(i) for i in events[events.kind.isin(["fill", "liquidation_fill"])]
+                    .instrument if i >= 0})
+    if len(names) != 1:
+        return recorded, ("at its own snapshots" if not names else
+                          "at its own snapshots (it held several names, whose shares the "
+                          "snapshots do not carry one by one)")
+    trades = run.trades[run.trades.instrument == names[0]].sort_values("ts", kind="stable")
+    t_ts, t_px = trades.ts.to_numpy(dtype=np.int64), trades.price.to_numpy(dtype=float)
+    if not len(t_ts):
+        return recorded, "at its own snapshots"
+
+    def price(at: np.ndarray) -> np.ndarray:
+        return t_px[np.maximum(np.searchsorted(t_ts, at, side="right") - 1, 0)]
+
+    s_ts = recorded.ts.to_numpy()
+    held = snaps.position_value.to_numpy(dtype=float)
+    shares = np.divide(held, price(s_ts), out=np.zeros(len(held)), where=held != 0)
+    # a snapshot taken while a trade of the same instant was still to print gives no whole
+    # number of shares: it is not re-marked until the next snapshot
+    whole = np.abs(shares - np.round(shares)) <= 1e-6 * np.maximum(np.abs(shares), 1)
+    bars = np.unique((t_ts // EQUITY_BAR_NS + 1) * EQUITY_BAR_NS)
+    bars = bars[(bars > s_ts[0]) & (bars <= s_ts[-1]) & ~np.isin(bars, s_ts)]
+    k = np.searchsorted(s_ts, bars, side="right") - 1
+    value = np.where(whole[k], np.round(shares[k]) * price(bars), held[k])
+    marked = recorded.equity.to_numpy()[k] - held[k] + value
+    with np.errstate(divide="ignore", invalid="ignore"):
+        leverage = np.where(marked > 0, value / marked, np.inf)
+    out = pd.concat([recorded, pd.DataFrame({"ts": bars, "equity": marked,
+                                             "leverage": leverage})], ignore_index=True)
+    return (out.sort_values("ts", kind="stable").reset_index(drop=True),
+            f"marked to market at the end of every {_duration(EQUITY_BAR_NS // 10**9)} bar "
+            "with a trade, and at its own snapshots")
+
+
 def strategy_figure(run: Run, equity: pd.DataFrame, events: pd.DataFrame | None) -> Plot:
-    """Equity with the margin calls, liquidations and cures marked; leverage beneath."""
-    equity = equity.sort_values("ts", kind="stable")
-    ts = equity.ts.to_numpy()
-    keep, note = thin(ts, equity.equity.to_numpy(dtype=float), EQUITY_POINTS)
-    x = _wall_ms(ts[keep], run.tz)
+    """Equity marked to market at each bar, with the margin calls, liquidations and cures
+    marked; leverage beneath."""
+    marked, how = marked_equity(run, equity, events)
+    ts = marked.ts.to_numpy()
+    keep, note = thin(ts, marked.equity.to_numpy(dtype=float), EQUITY_POINTS)
+    x = _wall_ms(ts[keep])
+    money = run.currency
     fig = make_subplots(rows=2, cols=1, shared_xaxes=True, row_heights=[0.65, 0.35],
                         vertical_spacing=0.06)
-    fig.add_trace(go.Scatter(x=x, y=equity.equity.to_numpy(dtype=float)[keep], mode="lines",
-                             name="equity", line={"color": PRICE_COLOUR, "shape": "hv"}),
-                  row=1, col=1)
-    if "leverage" in equity.columns:
-        fig.add_trace(go.Scatter(x=x, y=equity.leverage.to_numpy(dtype=float)[keep],
-                                 mode="lines", name="leverage",
-                                 line={"color": "#9467bd", "shape": "hv"}), row=2, col=1)
+    fig.add_trace(go.Scatter(x=x, y=marked.equity.to_numpy(dtype=float)[keep], mode="lines",
+                             name="equity", line={"color": PRICE_COLOUR, "shape": "hv"},
+                             hovertemplate="%{x|%m-%d %H:%M}<br>%{y:,.0f} " + money
+                                           + "<extra>equity</extra>"), row=1, col=1)
+    lev = marked.leverage.to_numpy(dtype=float)[keep]
+    if np.isfinite(lev).any():
+        fig.add_trace(go.Scatter(x=x, y=np.where(np.isfinite(lev), lev, np.nan), mode="lines",
+                                 name="leverage", line={"color": "#9467bd", "shape": "hv"},
+                                 hovertemplate="%{x|%m-%d %H:%M}<br>%{y:.2f}×"
+                                               "<extra>leverage</extra>"), row=2, col=1)
     if events is not None:
+        full = marked.equity.to_numpy(dtype=float)
         at = np.clip(np.searchsorted(ts, events.ts.to_numpy(), side="right") - 1, 0, len(ts) - 1)
-        level = equity.equity.to_numpy(dtype=float)[at]
+        level = full[at]
         for kind, (colour, symbol) in STRATEGY_MARKS.items():
             mask = (events.kind == kind).to_numpy()
             if not mask.any():
                 continue
             e = events[mask]
-            text = [f"{_hover(side)} {qty:,} @ {price:,}<br>{_hover(detail)}"
+            text = [(f"{_hover(side)} {qty:,} shares @ {price:,} {money}<br>" if qty else "")
+                    + _hover(detail)
                     for side, qty, price, detail in zip(e.side, e.qty, e.price, e.detail,
                                                         strict=True)]
             fig.add_trace(go.Scatter(
-                x=_wall_ms(e.ts.to_numpy(), run.tz), y=level[mask], mode="markers",
+                x=_wall_ms(e.ts.to_numpy()), y=level[mask], mode="markers",
                 name=_label(kind), text=text,
                 marker={"color": colour, "symbol": symbol, "size": 10,
                         "line": {"width": 2, "color": colour}},
                 hovertemplate="%{x|%m-%d %H:%M:%S}<br>%{text}<extra>" + _label(kind)
                               + "</extra>"), row=1, col=1)
     stamps = [ts] + ([events.ts.to_numpy()] if events is not None else [])
-    fig.update_xaxes(type="date", rangebreaks=_gaps(stamps, run.tz))
-    fig.update_xaxes(title_text=f"time ({run.tz})", row=2, col=1)
-    fig.update_yaxes(title_text="equity", row=1, col=1)
-    fig.update_yaxes(title_text="leverage", row=2, col=1)
+    fig.update_xaxes(type="date", rangebreaks=_gaps(stamps))
+    fig.update_xaxes(title_text=f"time ({TZ_LABEL})", row=2, col=1)
+    fig.update_yaxes(title_text=f"equity ({money})", tickformat=",", row=1, col=1)
+    fig.update_yaxes(title_text="leverage (×)", row=2, col=1)
     _style(fig, height=520)
-    caption = "The strategy's equity (marked: margin calls, liquidations, cures) and leverage."
+    caption = (f"The strategy's equity, {how} (marked: margin calls, liquidations, cures), "
+               "and its leverage (holdings / equity).")
     if note:
         caption += f" Thinned: equity {note}."
     return Plot(fig, caption)
 
 
+# -- lines and thinning ----------------------------------------------------------------------
+
 def _line(ts: np.ndarray, price: np.ndarray, budget: int,
-          tz: str) -> tuple[np.ndarray, np.ndarray, str | None]:
+          end_ts: int = -1) -> tuple[np.ndarray, np.ndarray, str | None]:
+    """A price line's points: sorted, thinned, and held to ``end_ts`` (the end of the data)
+    when its last trade came before it."""
     order = np.argsort(ts, kind="stable")
-    ts, price = ts[order], np.asarray(price, dtype=float)[order]
+    ts, price = np.asarray(ts, dtype=np.int64)[order], np.asarray(price, dtype=float)[order]
     keep, note = thin(ts, price, budget)
-    return _wall_ms(ts[keep], tz), price[keep], note
+    ts, price = ts[keep], price[keep]
+    if len(ts) and end_ts > ts[-1]:
+        ts, price = np.append(ts, end_ts), np.append(price, price[-1])
+    return _wall_ms(ts), price, note
 
 
 def thin(ts: np.ndarray, values: np.ndarray, budget: int) -> tuple[np.ndarray, str | None]:
     """Rows to draw of a line sorted by time: all when they fit in ``budget``, else the
-    lowest and the highest of each time bucket, with the finest bucket that fits (so a
-    limit-down low survives); the note says what was done."""
+    first and the last row, and the lowest and the highest of each time bucket, with the
+    finest bucket that fits (so a limit-down low survives); the note says what was done."""
     n = len(ts)
     if n <= budget:
         return np.arange(n), None
     for width_s in BUCKETS_S:
         bucket = ts // (width_s * 10**9)
-        if 2 * (np.count_nonzero(np.diff(bucket)) + 1) <= budget:
+        if 2 * (np.count_nonzero(np.diff(bucket)) + 1) + 2 <= budget:
             break
     series = pd.Series(values)
     grouped = series.groupby(bucket, sort=False)
-    keep = np.unique(np.concatenate([grouped.idxmin().to_numpy(), grouped.idxmax().to_numpy()]))
-    return keep, f"{n:,} → {len(keep):,} points, the low and high of every {_duration(width_s)}"
+    keep = np.unique(np.concatenate([grouped.idxmin().to_numpy(), grouped.idxmax().to_numpy(),
+                                     [0, n - 1]]))
+    return keep, (f"{n:,} → {len(keep):,} points, the low and high of every "
+                  f"{_duration(width_s)}")
 
 
-def _forced_points(forced: pd.DataFrame,
+def _price_at(run: Run, inst: np.ndarray, ts: np.ndarray) -> np.ndarray:
+    """Each instrument's last trade price (natural units) at or before ``ts`` (the first
+    trade's before any); NaN for an instrument that never traded."""
+    out = np.full(len(ts), np.nan)
+    for i in np.unique(inst):
+        t = run.trades[run.trades.instrument == i].sort_values("ts", kind="stable")
+        if t.empty:
+            continue
+        mine = inst == i
+        j = np.searchsorted(t.ts.to_numpy(), ts[mine], side="right") - 1
+        out[mine] = t.price_natural.to_numpy(dtype=float)[np.maximum(j, 0)]
+    return out
+
+
+# -- forced sales ----------------------------------------------------------------------------
+
+def _forced_points(run: Run, forced: pd.DataFrame,
                    scale: dict[int, float]) -> tuple[pd.DataFrame, str | None]:
-    """A marker per forced order, y at its average fill price, else at its trigger price.
-    Past FORCED_MARKERS orders, one marker per instrument, generation, filled-or-not and
-    instant (or the finest time bucket that fits), and a note saying which."""
-    f = forced.assign(filled=forced.filled_qty > 0,
-                      value=forced.filled_qty * forced.avg_price.fillna(0))
-    if "reason" not in f.columns:
-        f["reason"] = ""
+    """A marker per forced order: at its average fill price when it filled, else at its
+    limit (``limit_price``; a market order, or an older run without the column, at the last
+    trade price). Past FORCED_MARKERS orders, one marker per instrument, generation,
+    filled-or-not and instant (or the finest time bucket that fits), and a note saying
+    which."""
+    s = forced.instrument.map(scale).fillna(1.0).to_numpy()
+    limit = (forced.limit_price.to_numpy(dtype=float) if "limit_price" in forced.columns
+             else np.zeros(len(forced)))
+    at_trade = _price_at(run, forced.instrument.to_numpy(), forced.ts.to_numpy())
+    filled = forced.filled_qty.to_numpy() > 0
+    y = np.where(filled, forced.avg_price.fillna(0).to_numpy(dtype=float) * s,
+                 np.where(limit > 0, limit * s, at_trade))
+    unknown = ("not filled: at the last trade price (the run directory does not record "
+               "the limit)" if "limit_price" not in forced.columns
+               else "not filled: a market order, at the last trade price")
+    where = np.where(filled, "filled", np.where(limit > 0, "not filled: at its limit", unknown))
+    f = forced.assign(filled=filled, y=y, where=where, weight=np.where(
+        filled, forced.filled_qty, forced.qty), trigger_natural=forced.trigger * s)
     note = None
     if len(f) > FORCED_MARKERS:
-        keys = ["at", "instrument", "generation", "filled"]
+        keys = ["at", "instrument", "generation", "filled", "where"]
         for width_s in (0, *BUCKETS_S):
             width = width_s * 10**9 or 1  # 0: the exact instant
-            grouped = f.assign(at=f.ts // width).groupby(keys, sort=True)
+            grouped = f.assign(at=f.ts // width, wy=f.y * f.weight).groupby(keys, sort=True)
             if grouped.ngroups <= FORCED_MARKERS:
                 break
         f = (grouped.agg(ts=("ts", "first"), account_id=("account_id", "size"),
                          qty=("qty", "sum"), filled_qty=("filled_qty", "sum"),
-                         value=("value", "sum"), trigger=("trigger", "max"),
-                         ratio_at_trigger=("ratio_at_trigger", "min"), reason=("reason", "first"))
+                         wy=("wy", "sum"), weight=("weight", "sum"),
+                         trigger_natural=("trigger_natural", "max"),
+                         ratio_at_trigger=("ratio_at_trigger", "min"))
              .reset_index())
+        f["y"] = f.wy / np.maximum(f.weight, 1)
         note = (f"one marker per {'instant' if not width_s else _duration(width_s)}, "
                 f"instrument and generation ({len(forced):,} orders)")
-    units = np.where(f.filled, f.value / np.maximum(f.filled_qty, 1), f.trigger)
-    s = f.instrument.map(scale).fillna(1.0).to_numpy()
-    return f.assign(y=units * s, trigger_natural=f.trigger * s), note
+    return f, note
 
 
 def _add_forced(fig: go.Figure, points: pd.DataFrame, gen: int, generations: list[int],
-                aggregated: bool, reason: str, tz: str, row: int) -> None:
-    if points.empty:
-        return
+                aggregated: bool, run: Run, row: int) -> None:
+    """Two traces per generation and panel: the filled forced sales, solid, and the
+    unfilled ones, open."""
     colour = _generation_colour(gen, generations)
     who = "accounts %{customdata[0]:,}" if aggregated else "account %{customdata[0]}"
-    per_point = bool(points.reason.astype(bool).any())  # a reason column was written
-    why = "%{text}" if per_point else html.escape(reason)
-    custom = np.column_stack([points.account_id.to_numpy(), points.qty.to_numpy(),
-                              points.filled_qty.to_numpy(),
-                              points.trigger_natural.to_numpy(dtype=float),
-                              points.ratio_at_trigger.to_numpy(dtype=float)])
-    fig.add_trace(go.Scatter(
-        x=_wall_ms(points.ts.to_numpy(), tz), y=points.y.to_numpy(dtype=float),
-        mode="markers", name=f"forced sales, generation {gen}", legendgroup=f"g{gen}",
-        showlegend=row == 1, customdata=custom,
-        text=points.reason.astype(str).map(html.escape).to_numpy() if per_point else None,
-        marker={"color": colour, "size": 8, "line": {"width": 1.5, "color": colour},
-                "symbol": np.where(points.filled, "circle", "circle-open")},
-        hovertemplate=(f"generation {gen}<br>{who}<br>qty %{{customdata[1]:,}}, filled "
-                       "%{customdata[2]:,}<br>trigger %{customdata[3]:,} (ratio "
-                       f"%{{customdata[4]:.3f}})<br>{why}<br>"
-                       "%{x|%m-%d %H:%M:%S}<extra></extra>")), row=row, col=1)
+    money = run.currency
+    for filled, symbol, label in ((True, "circle", ""), (False, "circle-open", ", not filled")):
+        p = points[points.filled == filled]
+        if p.empty:
+            continue
+        custom = np.column_stack([p.account_id.to_numpy(), p.qty.to_numpy(),
+                                  p.filled_qty.to_numpy(),
+                                  p.trigger_natural.to_numpy(dtype=float),
+                                  p.ratio_at_trigger.to_numpy(dtype=float)])
+        where = str(p["where"].iloc[0]) if p["where"].nunique() == 1 else "%{text}"
+        fig.add_trace(go.Scatter(
+            x=_wall_ms(p.ts.to_numpy()), y=p.y.to_numpy(dtype=float), mode="markers",
+            name=f"forced sales, generation {gen}{label}", legendgroup=f"g{gen}{label}",
+            customdata=custom, text=p["where"].to_numpy() if where == "%{text}" else None,
+            marker={"color": colour, "size": 8, "symbol": symbol,
+                    "line": {"width": 1.5, "color": colour}},
+            hovertemplate=(f"generation {gen}, {where}<br>{who}<br>%{{customdata[1]:,}} "
+                           "shares ordered, %{customdata[2]:,} filled<br>%{y:,.0f} "
+                           f"{money}; trigger %{{customdata[3]:,}} {money} (ratio "
+                           "%{customdata[4]:.3f})<br>%{x|%m-%d %H:%M:%S}<extra></extra>")),
+            row=row, col=1)
 
 
-def _add_halt_marks(fig: go.Figure, halts: pd.DataFrame, scale: float, tz: str, row: int,
-                    first: bool) -> None:
+# -- injected orders -------------------------------------------------------------------------
+
+def injected_orders(run: Run) -> pd.DataFrame | None:
+    """The orders injected from the input file, with the columns that tie them to it
+    (:data:`INJECTED_COLUMNS`); None when there are none or the run directory predates
+    those columns. Rows without an input row (the broker's and a strategy's orders) are
+    not the file's."""
+    injected = run.table("injected")
+    if injected is None or not INJECTED_COLUMNS <= set(injected.columns):
+        return None
+    rows = pd.to_numeric(injected.input_row, errors="coerce")
+    mine = injected[rows.notna() & (rows >= 0)]
+    return mine.reset_index(drop=True) if len(mine) else None
+
+
+def _injected_sentence(injected: pd.DataFrame) -> str:
+    filled = pd.to_numeric(injected.filled, errors="coerce").fillna(0)
+    size = pd.to_numeric(injected["size"], errors="coerce").fillna(0)
+    status = injected.status.astype(str)
+    full = int((filled >= size).sum())
+    partial = int(((filled > 0) & (filled < size)).sum())
+    rejected = status == "rejected"
+    unfilled = int(((filled == 0) & ~rejected).sum())
+    text = (f"Orders injected from the input file: {len(injected):,}; filled {full:,}, "
+            f"partly filled {partial:,}, not filled {unfilled:,}, rejected "
+            f"{int(rejected.sum()):,}")
+    reasons = injected.reason[rejected | (filled == 0)].astype(str)
+    reasons = reasons[reasons.str.len() > 0].value_counts()
+    if len(reasons):
+        text += " (" + ", ".join(f"{k}: {v:,}" for k, v in reasons.items()) + ")"
+    return text + "."
+
+
+def _add_injected(fig: go.Figure, orders: pd.DataFrame, run: Run, row: int) -> None:
+    """The injected orders of one panel: filled at their average price, the others at their
+    limit (a market order at the last trade price), with status and reason on hover."""
+    orders = orders.head(INJECTED_MARKERS)
+    if orders.empty:
+        return
+    scale = _scales(run).get(int(orders.instrument.iloc[0]), 1.0)
+    ts = orders.ts.to_numpy(dtype=np.int64)
+    filled = pd.to_numeric(orders.filled, errors="coerce").fillna(0).to_numpy()
+    avg = pd.to_numeric(orders.avg_price, errors="coerce").to_numpy(dtype=float) * scale
+    limit = pd.to_numeric(orders.limit_price, errors="coerce").fillna(0).to_numpy(dtype=float)
+    at_trade = _price_at(run, orders.instrument.to_numpy(), ts)
+    y = np.where(filled > 0, avg, np.where(limit > 0, limit * scale, at_trade))
+    buy = orders.side.astype(str).str.lower().str[0].isin(["b"]).to_numpy()
+    money = run.currency
+    text = [html.escape(f"input row {int(r)}: {side} {kind} {int(size):,} shares"
+                        + (f" limit {lim * scale:,g} {money}" if lim > 0 else "")
+                        + f"<br>filled {int(fl):,}"
+                        + (f" at {a:,.0f} {money}" if fl > 0 else "")
+                        + f"; {status}" + (f" ({reason})" if str(reason) else ""),
+                        quote=False).replace("&lt;br&gt;", "<br>")
+            for r, side, kind, size, lim, fl, a, status, reason in zip(
+                orders.input_row, orders.side, orders["type"], orders["size"], limit, filled, avg,
+                orders.status.astype(str), orders.reason.fillna("").astype(str), strict=True)]
+    text = np.array(text, dtype=object)
+    for done, label in ((True, "injected orders, filled"),
+                        (False, "injected orders, not filled or rejected")):
+        mask = (filled > 0) == done
+        if not mask.any():
+            continue
+        symbol = np.where(buy[mask], "triangle-up", "triangle-down")
+        fig.add_trace(go.Scatter(
+            x=_wall_ms(ts[mask]), y=y[mask], mode="markers", name=label,
+            legendgroup=label, text=text[mask],
+            marker={"color": INJECTED_COLOUR, "size": 10,
+                    "symbol": symbol if done else np.char.add(symbol.astype(str), "-open"),
+                    "line": {"width": 1.5, "color": INJECTED_COLOUR}},
+            hovertemplate="%{text}<br>%{x|%m-%d %H:%M:%S}<extra></extra>"), row=row, col=1)
+
+
+# -- halts -----------------------------------------------------------------------------------
+
+def _add_halt_marks(fig: go.Figure, halts: pd.DataFrame, scale: float, run: Run,
+                    row: int) -> None:
     if halts.empty:
         return
-    released = [_clock(t, tz) for t in halts.release_ts]
-    text = [html.escape(f"{k}: reference {r * scale:,g}, price {p * scale:,g}, released {t}")
+    money = run.currency
+    released = [_clock(t) for t in halts.release_ts]
+    text = [html.escape(f"{k}: reference {r * scale:,g} {money}, trigger {p * scale:,g} "
+                        f"{money}, released {t}")
             for k, r, p, t in zip(halts.kind, halts.reference, halts.price, released,
                                   strict=True)]
+    kinds = halts.kind.astype(str)
+    name = "VI" if kinds.str.startswith("vi_").all() else "VI / halt"
     fig.add_trace(go.Scatter(
-        x=_wall_ms(halts.ts.to_numpy(), tz), y=halts.price.to_numpy(dtype=float) * scale,
-        mode="markers", name="VI / halt", legendgroup="halt", showlegend=first, text=text,
+        x=_wall_ms(halts.ts.to_numpy()), y=halts.price.to_numpy(dtype=float) * scale,
+        mode="markers", name=name, legendgroup=name, text=text,
         marker={"color": HALT_COLOUR, "symbol": "diamond", "size": 9},
         hovertemplate="%{x|%m-%d %H:%M:%S}<br>%{text}<extra></extra>"), row=row, col=1)
 
 
-def _shade_halts(fig: go.Figure, halts: pd.DataFrame, panels: list[tuple[int, str]],
-                 tz: str) -> None:
+def _shade_halts(fig: go.Figure, halts: pd.DataFrame, panels: list[tuple[int, str]]) -> None:
     """A band from each halt to its release: in its instrument's panel, or in all of them
     for a market-wide one (circuit breaker, or an instrument not drawn such as a future)."""
     rows = {inst: row for row, (inst, _) in enumerate(panels, start=1)}
     for h in halts.head(HALT_SHAPES).itertuples():
-        start, end = _stamp(h.ts, tz), _stamp(max(h.release_ts, h.ts), tz)
+        start, end = _stamp(h.ts), _stamp(max(h.release_ts, h.ts))
         fig.add_vrect(x0=start, x1=end, row=rows.get(h.instrument, "all"), col=1,
                       fillcolor=HALT_COLOUR, opacity=0.25, layer="below",
                       line={"width": 1, "color": HALT_COLOUR})
@@ -593,18 +1035,19 @@ def _shade_halts(fig: go.Figure, halts: pd.DataFrame, panels: list[tuple[int, st
 
 def _breaks(run: Run) -> list[dict]:
     """The price figure's rangebreaks: the gaps between all the run's time stamps."""
-    stamps = [run.trades.ts.to_numpy()]
+    stamps = [run.trades.ts.to_numpy(), np.array([run.end_ts])]
     for stem in ("counterfactual_trades", "forced_orders", "venue_events"):
         frame = run.table(stem)
         if frame is not None:
             stamps.append(frame.ts.to_numpy())
-    return _gaps(stamps, run.tz)
+    return _gaps(stamps)
 
 
-def _gaps(stamps: list[np.ndarray], tz: str) -> list[dict]:
+def _gaps(stamps: list[np.ndarray]) -> list[dict]:
     """Rangebreaks hiding each stretch longer than GAP_NS without a single time stamp, with
     a margin of a tenth of the gap (at most ten minutes) on both sides."""
     ts = np.unique(np.concatenate([np.asarray(s, dtype=np.int64) for s in stamps]))
+    ts = ts[ts >= 0]
     if len(ts) < 2:
         return []
     at = np.flatnonzero(np.diff(ts) > GAP_NS)
@@ -612,16 +1055,18 @@ def _gaps(stamps: list[np.ndarray], tz: str) -> list[dict]:
     for i in at[:500]:
         a, b = int(ts[i]), int(ts[i + 1])
         pad = min((b - a) // 10, 600 * 10**9)
-        breaks.append({"bounds": [_stamp(a + pad, tz), _stamp(b - pad, tz)]})
+        breaks.append({"bounds": [_stamp(a + pad), _stamp(b - pad)]})
     return breaks
 
 
 def _panels(run: Run) -> list[tuple[int, str]]:
-    """(instrument, symbol) of the price panels: those with forced sales, then the most
-    traded, at most PANELS, in instrument order."""
+    """(instrument, symbol) of the price panels: those with forced sales or injected orders,
+    then the most traded, at most PANELS, in instrument order."""
     counts = run.trades.instrument.value_counts()
-    forced = run.table("forced_orders")
-    first = set(forced.instrument.unique()) if forced is not None else set()
+    first: set = set()
+    for frame in (run.table("forced_orders"), injected_orders(run)):
+        if frame is not None:
+            first |= set(frame.instrument.unique())
     ranked = sorted(counts.index, key=lambda i: (i not in first, -counts[i], i))
     chosen = sorted(int(i) for i in ranked[:PANELS])
     symbols = _symbols(run)
@@ -666,27 +1111,36 @@ def _generation_colour(gen: int, generations: list[int]) -> str:
 
 def _style(fig: go.Figure, height: int) -> None:
     fig.update_layout(template="plotly_white", height=height, hovermode="closest",
-                      margin={"l": 70, "r": 20, "t": 40, "b": 50},
+                      margin={"l": 80, "r": 20, "t": 40, "b": 50},
                       legend={"orientation": "h", "yanchor": "bottom", "y": 1.02, "x": 0})
+
+
+def _legend_once(fig: go.Figure) -> None:
+    """One legend entry per legend group, on its first trace, whichever panel it is in."""
+    seen: set[str] = set()
+    for trace in fig.data:
+        group = trace.legendgroup or trace.name
+        trace.showlegend = group not in seen
+        seen.add(group)
 
 
 # -- time ------------------------------------------------------------------------------------
 
-def _wall_ms(ts_ns: np.ndarray, tz: str) -> np.ndarray:
-    """UTC epoch nanoseconds -> milliseconds of the wall clock in ``tz``, which a plotly
-    date axis shows as they are."""
+def _wall_ms(ts_ns: np.ndarray) -> np.ndarray:
+    """UTC epoch nanoseconds -> milliseconds of the Seoul wall clock, which a plotly date
+    axis shows as they are."""
     local = pd.DatetimeIndex(pd.to_datetime(np.asarray(ts_ns, dtype=np.int64), utc=True))
-    return local.tz_convert(tz).tz_localize(None).asi8 / 1e6
+    return local.tz_convert(TZ).tz_localize(None).asi8 / 1e6
 
 
-def _stamp(ts_ns: int, tz: str) -> str:
-    return pd.Timestamp(int(ts_ns), tz="UTC").tz_convert(tz).strftime("%Y-%m-%d %H:%M:%S.%f")
+def _stamp(ts_ns: int) -> str:
+    return pd.Timestamp(int(ts_ns), tz="UTC").tz_convert(TZ).strftime("%Y-%m-%d %H:%M:%S.%f")
 
 
-def _clock(ts_ns: Any, tz: str) -> str:
+def _clock(ts_ns: Any) -> str:
     if ts_ns is None or pd.isna(ts_ns) or int(ts_ns) < 0:
         return "–"
-    return _stamp(int(ts_ns), tz)[:-3]
+    return _stamp(int(ts_ns))[:-3]
 
 
 def _duration(seconds: int) -> str:
@@ -706,13 +1160,14 @@ h1 { font-size: 22px; margin: 20px 0 4px; } h2 { font-size: 18px; margin-top: 36
 .config { color: #555; } nav a { margin-right: 12px; }
 table { border-collapse: collapse; margin: 8px 0 16px; font-size: 13px; }
 th, td { padding: 3px 10px; border-bottom: 1px solid #eee; text-align: left; }
-th { background: #f6f6f6; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
+th { background: #f6f6f6; } td.num { text-align: right; font-variant-numeric: tabular-nums;
+                                     white-space: nowrap; }
 figure { margin: 8px 0 20px; } figcaption { color: #555; font-size: 12.5px; }
 """
 
 
 def render_page(run: Run, sections: list[Section]) -> str:
-    """The whole page: header, table of contents, the sections; plotly.js inline once."""
+    """The whole page: header, table of contents, the sections, packed with plotly.js."""
     s = run.summary
     config = s.get("config", {})
     facts = [f"{s.get('mode', '?')} replay", f"venue {s.get('venue', '?')}",
@@ -722,32 +1177,24 @@ def render_page(run: Run, sections: list[Section]) -> str:
             facts.append(f"{key} {config[key]}")
     if config.get("overrides"):
         facts.append("set " + " ".join(map(str, config["overrides"])))
+    facts.append(f"times in {TZ_LABEL} ({TZ})")
     body = [f"<h1>cascade run {html.escape(run.path.name)}</h1>",
             f"<p class='config'>{html.escape('; '.join(facts))}</p>",
             "<nav>" + "".join(f"<a href='#{x.id}'>{html.escape(x.title)}</a>"
                               for x in sections) + "</nav>"]
-    with_plotly = True
+    figures: dict[str, go.Figure] = {}
     for section in sections:
         body.append(f"<section id='{section.id}'><h2>{html.escape(section.title)}</h2>")
-        figures = 0
         for part in section.parts:
             if isinstance(part, Plot):
-                figures += 1
-                div = part.figure.to_html(
-                    full_html=False, include_plotlyjs=with_plotly,
-                    div_id=f"plot-{section.id}-{figures}",
-                    default_height=f"{part.figure.layout.height}px",
-                    config={"displaylogo": False, "responsive": True})
-                with_plotly = False
-                body.append(f"<figure>{div}<figcaption>{html.escape(part.caption)}"
-                            "</figcaption></figure>")
+                div_id = f"plot-{section.id}-{len(figures) + 1}"
+                figures[div_id] = part.figure
+                body.append(f"<figure>{html_page.figure_div(part.figure, div_id)}"
+                            f"<figcaption>{html.escape(part.caption)}</figcaption></figure>")
             else:
                 body.append(part)
         body.append("</section>")
-    title = html.escape(f"cascade run {run.path.name}")
-    return ("<!DOCTYPE html>\n<html lang='en'>\n<head>\n<meta charset='utf-8'>\n"
-            f"<title>{title}</title>\n<style>{CSS}</style>\n</head>\n<body>\n"
-            + "\n".join(body) + "\n</body>\n</html>\n")
+    return html_page.render(f"cascade run {run.path.name}", CSS, body, figures)
 
 
 def _table(header: tuple[str, ...], rows: list[tuple]) -> str:
@@ -765,28 +1212,48 @@ def _table(header: tuple[str, ...], rows: list[tuple]) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
 
-def _cell(value: Any, key: str = "") -> str:
-    """One value as the tables show it: thousands separated, percent for drawdowns and
-    returns, – for missing, ∞ for infinite."""
+def _cell(value: Any, unit: str = "") -> str:
+    """One value as the tables show it: thousands separated, a fraction as a percentage
+    when its unit is %, – for missing, ∞ for infinite."""
     if isinstance(value, np.generic):
         value = value.item()
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "–"
     if isinstance(value, bool):
         return "yes" if value else "no"
+    if unit == "%" and isinstance(value, int | float):
+        if isinstance(value, float) and math.isinf(value):
+            return "∞" if value > 0 else "-∞"
+        return f"{value:.2%}"
     if isinstance(value, int):
         return f"{value:,}"
     if isinstance(value, float):
         if math.isinf(value):
             return "∞" if value > 0 else "-∞"
-        if key in PERCENT_KEYS:
-            return f"{value:.2%}"
         if abs(value) >= 1000 or value == int(value):
             return f"{value:,.0f}"
         return f"{value:.4g}"
-    if isinstance(value, dict | list | tuple):
+    if isinstance(value, dict):
+        return ", ".join(f"{k} = {_cell(v)}" for k, v in value.items())
+    if isinstance(value, list | tuple):
         return json.dumps(value, ensure_ascii=False)
     return str(value)
+
+
+def _with_unit(label: str, unit: str, currency: str) -> str:
+    """``label (unit)``; "won" stands for the run's currency."""
+    unit = currency if unit == "won" else unit
+    return f"{label} ({unit})" if unit else label
+
+
+def _figure_rows(mapping: dict, figures: dict[str, tuple[str, str]],
+                 currency: str) -> list[tuple[str, str]]:
+    """A summary section's rows: the figures listed first, with their units, then the
+    rest under their own names."""
+    rows = [(_with_unit(label, unit, currency), _cell(mapping[k], unit))
+            for k, (label, unit) in figures.items() if k in mapping]
+    rows += [(_label(k), _cell(v)) for k, v in mapping.items() if k not in figures]
+    return rows
 
 
 def _flat_rows(mapping: dict, prefix: str = "") -> list[tuple[str, str]]:
@@ -795,7 +1262,7 @@ def _flat_rows(mapping: dict, prefix: str = "") -> list[tuple[str, str]]:
         if isinstance(value, dict) and value:
             rows += _flat_rows(value, f"{prefix}{_label(key)}: ")
         else:
-            rows.append((prefix + _label(key), _cell(value, key)))
+            rows.append((prefix + _label(key), _cell(value)))
     return rows
 
 

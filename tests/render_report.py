@@ -123,9 +123,15 @@ class _DevTools:
         self.call("Page.navigate", {"url": url}, session=session)
         while not any(e.get("method") == "Page.loadEventFired" for e in self.events):
             self._receive()
-        self.call("Runtime.evaluate", {"expression": f"new Promise(r => setTimeout(r, "
-                                                     f"{int(settle_ms)}))",
-                                       "awaitPromise": True}, session=session)
+        # a page packed by replay/html_page.py draws its figures after it loads: wait until
+        # <html data-plots> is no longer "loading" (or the deadline), then settle
+        left_ms = int(max(0.0, self.deadline - time.monotonic() - 2.0) * 1000)
+        wait = ("new Promise(r => { const t0 = Date.now(); (function poll() { "
+                "if (document.documentElement.dataset.plots !== 'loading' || "
+                f"Date.now() - t0 > {left_ms}) setTimeout(r, {int(settle_ms)}); "
+                "else setTimeout(poll, 50); })(); })")
+        self.call("Runtime.evaluate", {"expression": wait, "awaitPromise": True},
+                  session=session)
         result = self.call("Runtime.evaluate",
                            {"expression": "document.documentElement.outerHTML",
                             "returnByValue": True}, session=session)
