@@ -82,6 +82,8 @@ def files(tmp_path_factory) -> dict[str, Path]:
     put_spec("spec_balance_big.toml", balance="1e30")
     put_spec("spec_accounts_big.toml", accounts="100_000_000_000")
     put_spec("spec_twice.toml", extra="accounts = 20\n")
+    put_spec("spec_text_number.toml", balance='"70_900"')
+    put_spec("spec_fullwidth.toml", accounts="１０")
     put_spec("spec_bars_underscore.toml", bars="bars_underscore.csv")
     put_spec("spec_bars_fullwidth.toml", bars="bars_fullwidth.csv")
     put("broken_strategy.py", "from strategies.base import Strategy\n\n"
@@ -161,6 +163,10 @@ REPLAY_CASES = [
      ["spec_accounts_big.toml", "accounts", "10,000,000"]),
     ("spec-key-twice", [*RULES, "--population", "{spec_twice.toml}"],
      ["spec_twice.toml", "not valid TOML"]),
+    ("spec-number-as-text", [*RULES, "--population", "{spec_text_number.toml}"],
+     ["spec_text_number.toml", "credit_balance_krw", "'70_900'", "a number"]),
+    ("spec-fullwidth-digits", [*RULES, "--population", "{spec_fullwidth.toml}"],
+     ["spec_fullwidth.toml", "not valid TOML", "line 4"]),
     ("bars-underscore", [*RULES, "--population", "{spec_bars_underscore.toml}"],
      ["bars_underscore.csv", "row 3", "Volume", "1_000"]),
     ("bars-fullwidth", [*RULES, "--population", "{spec_bars_fullwidth.toml}"],
