@@ -391,3 +391,34 @@ def test_the_readme_credit_example_force_sells(credit_tape, tmp_path):
     assert b["accounts_force_sold"] > 1000 and b["forced_volume"] > 0
     assert b["accounts_called"] >= b["accounts_force_ordered"] >= b["accounts_force_sold"]
     assert "ignored 3,000 misu account(s)" in " ".join(r.output.split())
+
+
+def test_the_amount_bound_keeps_the_broker_arithmetic_exact():
+    """At 10^12 won (brokers.rules.MAX_WON) the triggers the broker computes in int64 equal
+    the exact integer ones, at the largest ratio any rule can set (maintenance_ratio 3, a CFD
+    at liquidation_level 0.9 x margin_rate 1: 10); beyond it the population is refused."""
+    import numpy as np
+
+    from brokers.engine import BP, trigger_prices
+    from brokers.population import Population
+    from brokers.rules import MAX_WON
+
+    shares = np.array([1, 7, 10**6, MAX_WON], np.int64)
+    loan = np.full(4, MAX_WON, np.int64)
+    cash = np.array([0, 1, MAX_WON // 3, MAX_WON], np.int64)
+    for ratio_bp in (BP, 3 * BP, 10 * BP):
+        for strict in (True, False):
+            got = trigger_prices(shares, loan, ratio_bp, strict=strict, cash=cash,
+                                 cash_bp=ratio_bp)
+            for i in range(4):
+                num = ratio_bp * int(loan[i]) - ratio_bp * int(cash[i])
+                den = int(shares[i]) * BP
+                want = -1 if num <= 0 else (-(-num // den) - 1 if strict else num // den)
+                assert got[i] == want
+    one = {"account_id": [1], "kind": [3], "cash": [0], "loan": [MAX_WON],
+           "pos_account": [0], "pos_instrument": [1], "pos_shares": [10**8],
+           "pos_entry": [10**4], "pos_trade_date": [0]}
+    Population(**one)
+    for key, value in (("loan", [MAX_WON + 1]), ("cash", [-1]), ("pos_shares", [10**8 + 1])):
+        with pytest.raises(ValueError, match="10\\^12"):
+            Population(**{**one, key: value})
