@@ -53,6 +53,7 @@ def files(tmp_path_factory) -> dict[str, Path]:
     put("position_big.csv", HEADER + "102,instant,X,200000000,10000,0,1000,2024-01-02\n")
     put("underscore.csv", HEADER + "102,instant,X,100,70_900,0,1000,2024-01-02\n")
     put("fullwidth.csv", HEADER + "102,instant,X,１００,10000,0,1000,2024-01-02\n")
+    put("cp949.csv", (HEADER + "102,신용,X,100,10000,0,1000,2024-01-02\n").encode("cp949"))
     put("mixed.csv", HEADER + OK_ROW + "7,misu,X,10,10000,0,60000,2024-01-02\n"
         "8,misu,X,10,10000,0,60000,2024-01-02\n")
     # rules files
@@ -152,6 +153,8 @@ REPLAY_CASES = [
     ("csv-fullwidth-digits", [*RULES, "--population", "{fullwidth.csv}"],
      ["fullwidth.csv", "row 2", "shares"]),
     ("csv-missing", [*RULES, "--population", "nowhere.csv"], ["nowhere.csv", "no such"]),
+    ("csv-cp949", [*RULES, "--population", "{cp949.csv}"],
+     ["cp949.csv", "row 2", "'kind'", "not UTF-8", "'신용'"]),
     # -- population spec (TOML) and its bars ---------------------------------------------
     ("spec-as-of-after-start", [*RULES, "--population", "{spec_as_of_late.toml}"],
      ["spec_as_of_late.toml", "as_of", "2024-01-05", "first day (2024-01-02)"]),
@@ -422,3 +425,23 @@ def test_the_amount_bound_keeps_the_broker_arithmetic_exact():
     for key, value in (("loan", [MAX_WON + 1]), ("cash", [-1]), ("pos_shares", [10**8 + 1])):
         with pytest.raises(ValueError, match="10\\^12"):
             Population(**{**one, key: value})
+
+
+def test_daily_bars_saved_as_cp949_read_as_the_utf8_file(tmp_path):
+    """Excel saves a Korean CSV in CP949: pykrx's Korean headers in CP949 give the same bars
+    (and the same population) as the UTF-8 file."""
+    import numpy as np
+    import pandas as pd
+
+    from brokers.population import read_daily_bars
+
+    bars = Path(__file__).parent.parent / "brokers" / "examples" / "synthetic-bars.csv"
+    korean = tmp_path / "bars-cp949.csv"
+    pd.read_csv(bars).rename(columns={"Date": "날짜", "Open": "시가", "High": "고가",
+                                      "Low": "저가", "Close": "종가", "Volume": "거래량"}
+                             ).to_csv(korean, index=False, encoding="cp949")
+    with pytest.raises(UnicodeDecodeError):
+        korean.read_text(encoding="utf-8")
+    a, b = read_daily_bars(korean), read_daily_bars(bars)
+    assert np.array_equal(a.date, b.date) and np.array_equal(a.close, b.close)
+    assert np.array_equal(a.volume, b.volume)
