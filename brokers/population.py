@@ -285,6 +285,8 @@ def _read_strings(path: Path) -> dict[str, pa.Array]:
                 column_types={c: pa.string() for c in CSV_COLUMNS},
                 include_columns=list(CSV_COLUMNS), strings_can_be_null=False))
     except pa.ArrowInvalid as exc:
+        if "UTF8" in str(exc):
+            raise _not_utf8(path, header) from None
         raise TapeError(path, _first_ragged_line(path, len(header)), None,
                         f"not a valid CSV row: {exc}") from None
     columns = {c: pc.utf8_trim_whitespace(table.column(c).combine_chunks())
@@ -295,6 +297,37 @@ def _read_strings(path: Path) -> dict[str, pa.Array]:
         blank &= _empty(columns[c])
     keep = n - int(np.argmin(blank[::-1])) if n and not blank.all() else 0
     return {c: a.slice(0, keep) for c, a in columns.items()}
+
+
+def _not_utf8(path: Path, header: list[str]) -> TapeError:
+    """Error path only: the first line (and field) that is not UTF-8, shown as CP949 (the
+    encoding Korean files usually are in) when it reads as that."""
+    with path.open("rb") as fh:
+        for number, raw in enumerate(fh, start=1):
+            try:
+                raw.decode("utf-8")
+                continue
+            except UnicodeDecodeError:
+                pass
+            fields = raw.rstrip(b"\r\n").split(b",")
+            bad = next((i for i, f in enumerate(fields) if not _is_utf8(f)), None)
+            name = header[bad] if bad is not None and bad < len(header) else None
+            try:
+                shown = f"; as CP949 it reads {fields[bad].decode('cp949')!r}" \
+                    if bad is not None else ""
+            except UnicodeDecodeError:
+                shown = ""
+            return TapeError(path, number, name, f"not UTF-8 text{shown}: save the file as "
+                             "UTF-8")
+    return TapeError(path, None, None, "not UTF-8 text: save the file as UTF-8")
+
+
+def _is_utf8(raw: bytes) -> bool:
+    try:
+        raw.decode("utf-8")
+        return True
+    except UnicodeDecodeError:
+        return False
 
 
 def _first_ragged_line(path: Path, width: int) -> int | None:
@@ -419,9 +452,19 @@ class DailyBars:
 def read_daily_bars(path: str | Path) -> DailyBars:
     """Daily bars in the pykrx / FinanceDataReader layout: Date, Open, High, Low, Close,
     Volume (or 날짜, 시가, 고가, 저가, 종가, 거래량). Date, Close and Volume are used;
-    dates must increase."""
+    dates must increase; numbers are plain ASCII decimals. UTF-8, or CP949 (EUC-KR, as
+    Excel saves a Korean CSV) when the file is not UTF-8."""
     path = Path(path)
-    frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such daily-bar file")
+    try:
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+    except UnicodeDecodeError:
+        # Excel saves a Korean CSV in CP949 (EUC-KR): read it as that, or say which row is not
+        try:
+            frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="cp949")
+        except UnicodeDecodeError:
+            raise _not_utf8(path, []) from None
     columns = {}
     for col in frame.columns:
         ours = BAR_HEADERS.get(str(col).strip().lower())

@@ -275,15 +275,18 @@ def replay_cmd(
              "cash,loan,trade_date) or a TOML spec synthesised from daily bars "
              "(docs/brokers.md).")] = None,
     set_: Annotated[list[str] | None, typer.Option(
-        "--set", help="Override a rule: --set maintenance_ratio=1.3 (repeatable).")] = None,
+        "--set", help="Override a rule: --set maintenance_ratio=1.3 (repeatable, each key "
+                      "once; ratios are fractions, 1.3 = 130%; ranges: docs/brokers.md).")]
+    = None,
     strategy: Annotated[str | None, typer.Option(
         help="A strategy to run in the replay: FILE.py:Class or module:Class, e.g. "
              "strategies/credit_momentum.py:CreditMomentum (docs/strategies.md). Its account "
              "is an account of --broker, or of its own kind's KRX preset when no broker is "
              "given.")] = None,
     param: Annotated[list[str] | None, typer.Option(
-        help="KEY=VALUE passed to the strategy's constructor (repeatable), e.g. "
-             "--param cash=50000000.")] = None,
+        help="KEY=VALUE passed to the strategy's constructor (repeatable, each key once), "
+             "parsed to the type of the class's parameter, e.g. --param cash=50000000.")]
+    = None,
     chunk_rows: Annotated[int, typer.Option(help="Rows read per chunk.")] = 1 << 20,
     overwrite: Annotated[bool, typer.Option(
         help="Replace a non-empty run directory whole (the earlier run is removed once the "

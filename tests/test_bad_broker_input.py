@@ -53,6 +53,7 @@ def files(tmp_path_factory) -> dict[str, Path]:
     put("position_big.csv", HEADER + "102,instant,X,200000000,10000,0,1000,2024-01-02\n")
     put("underscore.csv", HEADER + "102,instant,X,100,70_900,0,1000,2024-01-02\n")
     put("fullwidth.csv", HEADER + "102,instant,X,１００,10000,0,1000,2024-01-02\n")
+    put("cp949.csv", (HEADER + "102,신용,X,100,10000,0,1000,2024-01-02\n").encode("cp949"))
     put("mixed.csv", HEADER + OK_ROW + "7,misu,X,10,10000,0,60000,2024-01-02\n"
         "8,misu,X,10,10000,0,60000,2024-01-02\n")
     # rules files
@@ -82,6 +83,8 @@ def files(tmp_path_factory) -> dict[str, Path]:
     put_spec("spec_balance_big.toml", balance="1e30")
     put_spec("spec_accounts_big.toml", accounts="100_000_000_000")
     put_spec("spec_twice.toml", extra="accounts = 20\n")
+    put_spec("spec_text_number.toml", balance='"70_900"')
+    put_spec("spec_fullwidth.toml", accounts="１０")
     put_spec("spec_bars_underscore.toml", bars="bars_underscore.csv")
     put_spec("spec_bars_fullwidth.toml", bars="bars_fullwidth.csv")
     put("broken_strategy.py", "from strategies.base import Strategy\n\n"
@@ -150,6 +153,8 @@ REPLAY_CASES = [
     ("csv-fullwidth-digits", [*RULES, "--population", "{fullwidth.csv}"],
      ["fullwidth.csv", "row 2", "shares"]),
     ("csv-missing", [*RULES, "--population", "nowhere.csv"], ["nowhere.csv", "no such"]),
+    ("csv-cp949", [*RULES, "--population", "{cp949.csv}"],
+     ["cp949.csv", "row 2", "'kind'", "not UTF-8", "'신용'"]),
     # -- population spec (TOML) and its bars ---------------------------------------------
     ("spec-as-of-after-start", [*RULES, "--population", "{spec_as_of_late.toml}"],
      ["spec_as_of_late.toml", "as_of", "2024-01-05", "first day (2024-01-02)"]),
@@ -161,6 +166,10 @@ REPLAY_CASES = [
      ["spec_accounts_big.toml", "accounts", "10,000,000"]),
     ("spec-key-twice", [*RULES, "--population", "{spec_twice.toml}"],
      ["spec_twice.toml", "not valid TOML"]),
+    ("spec-number-as-text", [*RULES, "--population", "{spec_text_number.toml}"],
+     ["spec_text_number.toml", "credit_balance_krw", "'70_900'", "a number"]),
+    ("spec-fullwidth-digits", [*RULES, "--population", "{spec_fullwidth.toml}"],
+     ["spec_fullwidth.toml", "not valid TOML", "line 4"]),
     ("bars-underscore", [*RULES, "--population", "{spec_bars_underscore.toml}"],
      ["bars_underscore.csv", "row 3", "Volume", "1_000"]),
     ("bars-fullwidth", [*RULES, "--population", "{spec_bars_fullwidth.toml}"],
@@ -385,3 +394,54 @@ def test_the_readme_credit_example_force_sells(credit_tape, tmp_path):
     assert b["accounts_force_sold"] > 1000 and b["forced_volume"] > 0
     assert b["accounts_called"] >= b["accounts_force_ordered"] >= b["accounts_force_sold"]
     assert "ignored 3,000 misu account(s)" in " ".join(r.output.split())
+
+
+def test_the_amount_bound_keeps_the_broker_arithmetic_exact():
+    """At 10^12 won (brokers.rules.MAX_WON) the triggers the broker computes in int64 equal
+    the exact integer ones, at the largest ratio any rule can set (maintenance_ratio 3, a CFD
+    at liquidation_level 0.9 x margin_rate 1: 10); beyond it the population is refused."""
+    import numpy as np
+
+    from brokers.engine import BP, trigger_prices
+    from brokers.population import Population
+    from brokers.rules import MAX_WON
+
+    shares = np.array([1, 7, 10**6, MAX_WON], np.int64)
+    loan = np.full(4, MAX_WON, np.int64)
+    cash = np.array([0, 1, MAX_WON // 3, MAX_WON], np.int64)
+    for ratio_bp in (BP, 3 * BP, 10 * BP):
+        for strict in (True, False):
+            got = trigger_prices(shares, loan, ratio_bp, strict=strict, cash=cash,
+                                 cash_bp=ratio_bp)
+            for i in range(4):
+                num = ratio_bp * int(loan[i]) - ratio_bp * int(cash[i])
+                den = int(shares[i]) * BP
+                want = -1 if num <= 0 else (-(-num // den) - 1 if strict else num // den)
+                assert got[i] == want
+    one = {"account_id": [1], "kind": [3], "cash": [0], "loan": [MAX_WON],
+           "pos_account": [0], "pos_instrument": [1], "pos_shares": [10**8],
+           "pos_entry": [10**4], "pos_trade_date": [0]}
+    Population(**one)
+    for key, value in (("loan", [MAX_WON + 1]), ("cash", [-1]), ("pos_shares", [10**8 + 1])):
+        with pytest.raises(ValueError, match="10\\^12"):
+            Population(**{**one, key: value})
+
+
+def test_daily_bars_saved_as_cp949_read_as_the_utf8_file(tmp_path):
+    """Excel saves a Korean CSV in CP949: pykrx's Korean headers in CP949 give the same bars
+    (and the same population) as the UTF-8 file."""
+    import numpy as np
+    import pandas as pd
+
+    from brokers.population import read_daily_bars
+
+    bars = Path(__file__).parent.parent / "brokers" / "examples" / "synthetic-bars.csv"
+    korean = tmp_path / "bars-cp949.csv"
+    pd.read_csv(bars).rename(columns={"Date": "날짜", "Open": "시가", "High": "고가",
+                                      "Low": "저가", "Close": "종가", "Volume": "거래량"}
+                             ).to_csv(korean, index=False, encoding="cp949")
+    with pytest.raises(UnicodeDecodeError):
+        korean.read_text(encoding="utf-8")
+    a, b = read_daily_bars(korean), read_daily_bars(bars)
+    assert np.array_equal(a.date, b.date) and np.array_equal(a.close, b.close)
+    assert np.array_equal(a.volume, b.volume)
