@@ -145,3 +145,18 @@ def test_killed_compare_takes_its_workers_with_it(unwind_tape, tmp_path):
             os.kill(p, signal.SIGKILL)
         if proc.poll() is None:
             proc.kill()
+
+
+@pytest.mark.parametrize("name", ["comparison.csv", "comparison.html"])
+def test_a_full_disk_writing_the_comparison_is_one_line(case, tmp_path, monkeypatch, name):
+    from tests.test_rundir import _full_disk
+
+    _full_disk(monkeypatch, name)
+    out = tmp_path / "cmp"
+    r = compare(case, out, "instant", "instant,maintenance_ratio=1.3")
+    assert r.exit_code == 2, r.output
+    # beside the variants' progress lines, one error line naming the file, no traceback
+    lines = [line for line in r.output.splitlines() if "error" in line.lower()]
+    assert len(lines) == 1 and str(out / name) in lines[0] and "No space left" in lines[0]
+    assert "Traceback" not in r.output and r.output.rstrip().endswith("No space left on device")
+    assert not list(out.glob(f"*{name}*"))

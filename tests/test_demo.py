@@ -33,3 +33,20 @@ def test_the_demo_writes_both_reports_and_the_comparison(tmp_path):
     assert table.loc["ratio-140", "forced_volume"] > table.loc["ratio-130", "forced_volume"]
     assert (table.counterfactual_max_drawdown.nunique()) == 1
     assert str(out / "compare-140-130" / "comparison.html") in r.output
+    # every run directory of the demo is complete, its tables one run's
+    from replay.rundir import verify
+
+    for name in ("smallcap-unwind", "largecap-crash"):
+        assert verify(out / name)["run_id"] == summary[name]["run_id"]
+    for label in ("ratio-140", "ratio-130"):
+        verify(out / "compare-140-130" / label)
+    assert not [p for p in out.rglob("*") if p.name.endswith(".partial")]
+
+
+def test_the_demo_refuses_a_directory_it_did_not_write(tmp_path):
+    out = tmp_path / "demo"
+    out.mkdir()
+    (out / "thesis.tex").write_text("mine")
+    r = CliRunner().invoke(app, ["demo", "-o", str(out)])
+    assert r.exit_code == 2 and str(out / "thesis.tex") in r.output
+    assert [p.name for p in out.iterdir()] == ["thesis.tex"]

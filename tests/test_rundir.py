@@ -172,6 +172,10 @@ def _full_disk(monkeypatch, name: str) -> None:
     monkeypatch.setattr(pqm.ParquetWriter, "write_table", write_table)
     monkeypatch.setattr(Path, "write_text",
                         failing(Path.write_text, lambda self, *a, **k: self))
+    import pandas as pd
+
+    monkeypatch.setattr(pd.DataFrame, "to_csv",
+                        failing(pd.DataFrame.to_csv, lambda self, where=None, *a, **k: where))
 
 
 def _no_final(root: Path, name: str) -> list[Path]:
