@@ -564,18 +564,22 @@ def test_check_first_rows_on_the_real_cme_file(tmp_path):
 
 
 def test_check_uses_the_krx_tick_table_by_band(tmp_path):
-    tape = tmp_path / "day.parquet"
-    r = cascade("data", "synth", "--profile", "krx-smallcap", "--days", "1", "--seed", "7",
-                "-o", tape)
+    # a small-cap day that gaps 25% down, from about 6,000 to below 5,000 won, where the
+    # tick is 5: every price there was called off a 10-won grid (145,821 of them)
+    tape = tmp_path / "gap.parquet"
+    r = cascade("data", "synth", "--profile", "krx-smallcap", "--days", "2", "--seed", "5",
+                "--shock", "1:-0.25", "-o", tape)
     assert r.exit_code == 0, r.output
-    report = json.loads(cascade("data", "check", "--json", tape).output)
-    assert report["problems"]["off_grid_price"] == 0
-    # and a price off its band's tick is still found: 4,997 won (tick 5 below 5,000)
     from replay.tape import Tape
     t = Tape(tape)
+    prices = t.read().price
+    assert (prices[(prices > 0) & (prices < 5000)] % 10 == 5).any()  # the case is present
+    report = json.loads(cascade("data", "check", "--json", tape).output)
+    assert report["problems"]["off_grid_price"] == 0
+    # and a price off its band's tick is still found: 4,997 (tick 5), 5,005 (tick 10)
     ev = t.read().take(slice(0, 3))
     bad = raw_tape(tmp_path / "bad.parquet", [int(x) for x in ev.ts], [4997, 4995, 5005],
                    instruments=t.instruments)
     report = json.loads(cascade("data", "check", "--json", bad).output)
-    assert report["problems"]["off_grid_price"] == 2  # 4,997 (tick 5), 5,005 (tick 10)
+    assert report["problems"]["off_grid_price"] == 2
     assert report["first_row"]["off_grid_price"] == 1
