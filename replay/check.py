@@ -1,86 +1,200 @@
 """``cascade data check``: what a tape contains and what is wrong with it.
 
-Reads the tape in chunks and reports, per instrument: rows by action, time order, sizes that
-must be positive, prices off the tick grid, and, from a replay of the tape through the book,
-unknown order ids, duplicate adds and packet ends at which the book is crossed. Repairs made
-at import (replay/quality.py policies) are listed from the tape's metadata.
+Reads the tape in chunks and reports, per problem, how many rows have it and the first such
+row (1-based, as the tape's rows count): time order, times outside 1990-2100, sizes that
+must be positive, prices that must be positive, prices off the tick grid (for XKRX stocks
+the KRX table by price band in force on the tape's first date, docs/reference/krx.md: tick
+size), and, from a replay of the tape through the book, unknown order ids, duplicate adds
+and packet ends at which the book is crossed. Repairs made at import (replay/quality.py
+policies) are listed from the tape's metadata. A tape whose rows break the bounds
+(replay/quality.py: bounds) is not replayed: the book would have no level for them.
 """
 
 from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 
-from replay.engine import Replay
-from replay.quality import RepairLog
-from replay.tape import ADD, FILL, TRADE, Tape
+from replay.engine import Replay, tick_scheme
+from replay.quality import MAX_UNITS, TS_MAX_NS, TS_MIN_NS, RepairLog
+from replay.tape import ADD, CANCEL, DELETE, F_LAST, FILL, MODIFY, TRADE, Events, Tape
+
+#: What each problem means, for the table ``cascade data check`` prints.
+MEANING = {
+    "unsorted_ts": "a row earlier in time than the row before it",
+    "ts_out_of_range": "a time outside 1990-01-01 to 2100-01-01 UTC",
+    "non_positive_size": "an add, trade or fill of size 0 or less",
+    "non_positive_price": "an add, modify, trade or fill (or L2 cancel/delete) priced 0 or less",
+    "out_of_bounds": "a price or size whose magnitude is not below 2**53",
+    "off_grid_price": "a price off the instrument's tick grid (KRX: the tick of its band)",
+    "unknown_order_id": "a cancel, delete, modify or fill of an order the book never saw",
+    "duplicate_add": "an add of an order id already in the book",
+    "crossed_book_at_packet_end": "best bid >= best ask where a packet ends",
+}
+_REPLAYED = {"unknown_order_id": "unknown_order", "duplicate_add": "duplicate_add"}
+_PRICED = np.array([ADD, MODIFY, TRADE, FILL])
+_L2_PRICED = np.array([CANCEL, DELETE])
 
 
-def check_tape(path: str | Path, chunk_rows: int = 1 << 20) -> dict:
-    tape = Tape(path)
-    actions: Counter = Counter()
-    backwards = 0
-    non_positive = 0
-    off_grid = 0
-    last_ts = np.iinfo(np.int64).min
-    first_problem: dict[str, int] = {}
-    ticks = np.ones(max((i.instrument_id for i in tape.instruments), default=0) + 1, np.int64)
+def _grids(tape: Tape) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Each instrument's tick bands (lower bounds, ticks) as the replay uses them, by id."""
+    first = next(tape.chunks(1), None)
+    on = None
+    if first is not None and len(first) and TS_MIN_NS <= int(first.ts[0]) < TS_MAX_NS:
+        from venues.krx.session import seoul_date
+
+        on = seoul_date(int(first.ts[0]))
+    n = max((i.instrument_id for i in tape.instruments), default=-1) + 1
+    grids = [(np.array([0], np.int64), np.array([1], np.int64))] * n
     for inst in tape.instruments:
-        ticks[inst.instrument_id] = max(1, inst.tick_units)
+        grids[inst.instrument_id] = tick_scheme(inst, on)
+    return grids
+
+
+def _off_grid(ev: Events, priced: np.ndarray,
+              grids: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
+    off = np.zeros(len(ev), bool)
+    for k in np.unique(ev.instrument[priced]):
+        rows = priced & (ev.instrument == k)
+        if k >= len(grids):
+            continue
+        bounds, ticks = grids[int(k)]
+        p = ev.price[rows]
+        t = ticks[np.maximum(np.searchsorted(bounds, p, side="right") - 1, 0)]
+        off[rows] = p % np.maximum(t, 1) != 0
+    return off
+
+
+def check_tape(path: str | Path, chunk_rows: int = 1 << 16) -> dict:
+    tape = Tape(path)
+    if len(tape) == 0:
+        raise ValueError(f"no events in {path}")
+    actions: Counter = Counter()
+    counts: Counter = Counter()
+    first_row: dict[str, int] = {}
+    grids = _grids(tape)
+    last_ts = None
     row0 = 0
+    for ev in tape.chunks(chunk_rows):
+        codes, n = np.unique(ev.action, return_counts=True)
+        for c, k in zip(codes, n, strict=True):
+            actions[chr(c)] += int(k)
+        back = np.zeros(len(ev), bool)
+        if last_ts is not None:
+            back[0] = ev.ts[0] < last_ts
+        back[1:] = ev.ts[1:] < ev.ts[:-1]  # no np.diff: it wraps around int64
+        priced = np.isin(ev.action, _PRICED) | ((ev.order_id == 0)
+                                                & np.isin(ev.action, _L2_PRICED))
+        bounds = (np.abs(ev.price) >= MAX_UNITS) | (np.abs(ev.size) >= MAX_UNITS)
+        masks = {
+            "unsorted_ts": back,
+            "ts_out_of_range": (ev.ts < TS_MIN_NS) | (ev.ts >= TS_MAX_NS),
+            "non_positive_size": np.isin(ev.action, [ADD, TRADE, FILL]) & (ev.size <= 0),
+            "non_positive_price": priced & (ev.price <= 0),
+            "out_of_bounds": bounds,
+            "off_grid_price": _off_grid(ev, priced & (ev.price > 0) & ~bounds, grids),
+        }
+        for kind, mask in masks.items():
+            counts[kind] += int(mask.sum())
+            if kind not in first_row and mask.any():
+                first_row[kind] = row0 + int(np.flatnonzero(mask)[0]) + 1
+        last_ts = int(ev.ts[-1])
+        row0 += len(ev)
 
-    def note(kind: str, mask: np.ndarray) -> None:
-        if kind not in first_problem and mask.any():
-            first_problem[kind] = row0 + int(np.flatnonzero(mask)[0]) + 1
-
-    def chunks():
-        nonlocal row0, backwards, non_positive, off_grid, last_ts
-        for ev in tape.chunks(chunk_rows):
-            codes, counts = np.unique(ev.action, return_counts=True)
-            for c, k in zip(codes, counts, strict=True):
-                actions[chr(c)] += int(k)
-            back = np.zeros(len(ev), bool)
-            if len(ev):
-                back[0] = ev.ts[0] < last_ts
-                back[1:] = np.diff(ev.ts) < 0
-            backwards += int(back.sum())
-            note("unsorted_ts", back)
-            must_be_positive = np.isin(ev.action, [ADD, TRADE, FILL]) & (ev.size <= 0)
-            non_positive += int(must_be_positive.sum())
-            note("non_positive_size", must_be_positive)
-            priced = ev.price > 0
-            grid = priced & (ev.price % ticks[ev.instrument] != 0)
-            off_grid += int(grid.sum())
-            note("off_grid_price", grid)
-            last_ts = int(ev.ts[-1]) if len(ev) else last_ts
-            yield ev
-            row0 += len(ev)
-
-    result = Replay(tape.instruments, "absolute").run(chunks())
-    tob = result.top_of_book
-    crossed = int(((tob.bid_px >= 0) & (tob.ask_px >= 0) & (tob.bid_px >= tob.ask_px)).sum())
+    replayable = not any(counts[k] for k in ("ts_out_of_range", "non_positive_price",
+                                             "out_of_bounds"))
+    if replayable:
+        _replay_problems(tape, chunk_rows, counts, first_row)
     repairs = RepairLog.from_json(tape.quality) if tape.quality else RepairLog()
     return {
         "tape": str(path),
         "rows": len(tape),
         "instruments": [i.symbol for i in tape.instruments],
         "actions": dict(sorted(actions.items())),
-        "problems": {
-            "unsorted_ts": backwards,
-            "non_positive_size": non_positive,
-            "off_grid_price": off_grid,
-            "unknown_order_id": result.counters["unknown_order"],
-            "duplicate_add": result.counters["duplicate_add"],
-            "crossed_book_at_packet_end": crossed,
-        },
-        "first_row": first_problem,
+        "problems": {k: int(counts[k]) for k in MEANING},
+        "first_row": {k: first_row[k] for k in MEANING if k in first_row},
+        "replayed": replayable,
         "repairs_at_import": dict(repairs.counts),
         "repair_example_rows": repairs.examples,
     }
 
 
+def _replay_problems(tape: Tape, chunk_rows: int, counts: Counter,
+                     first_row: dict[str, int]) -> None:
+    """Replay the tape through the book: count unknown order ids, duplicate adds and crossed
+    packet ends, and find the first row of each (a second, row-by-row pass over the chunk
+    where a counter first moved)."""
+    rp = Replay(tape.instruments, "absolute")
+    first_chunk: dict[str, int] = {}
+
+    def chunks() -> Iterator[Events]:
+        for c, ev in enumerate(tape.chunks(chunk_rows)):
+            yield ev
+            seen = rp.counters  # the kernel has applied every row of chunk c
+            for kind, counter in _REPLAYED.items():
+                if seen[counter] and kind not in first_chunk:
+                    first_chunk[kind] = c
+
+    result = rp.run(chunks())
+    for kind, counter in _REPLAYED.items():
+        counts[kind] = int(result.counters[counter])
+    for kind, c in first_chunk.items():
+        first_row[kind] = _first_row_moving(tape, chunk_rows, c, _REPLAYED[kind])
+    tob = result.top_of_book
+    crossed = (tob.bid_px >= 0) & (tob.ask_px >= 0) & (tob.bid_px >= tob.ask_px)
+    counts["crossed_book_at_packet_end"] = int(crossed.sum())
+    if crossed.any():
+        ts = int(tob.ts[crossed].iloc[0])
+        row0 = 0
+        for ev in tape.chunks(chunk_rows):
+            hit = np.flatnonzero((ev.ts == ts) & (ev.flags & F_LAST > 0))
+            if len(hit):
+                first_row["crossed_book_at_packet_end"] = row0 + int(hit[0]) + 1
+                break
+            row0 += len(ev)
+
+
+def _first_row_moving(tape: Tape, chunk_rows: int, chunk: int, counter: str) -> int:
+    """The 1-based row at which ``counter`` first moves, given it first moves in ``chunk``:
+    the chunks before it are replayed whole, that chunk one row at a time."""
+    rp = Replay(tape.instruments, "absolute")
+    found: list[int] = []
+
+    def rows() -> Iterator[Events]:
+        for c, ev in enumerate(tape.chunks(chunk_rows)):
+            if c < chunk:
+                yield ev
+                continue
+            for i in range(len(ev)):
+                yield ev.take(slice(i, i + 1))
+                if rp.counters[counter]:
+                    found.append(c * chunk_rows + i + 1)
+                    return
+            return
+
+    rp.run(rows())
+    return found[0] if found else 0
+
+
 def format_report(report: dict) -> str:
     return json.dumps(report, indent=2, ensure_ascii=False)
+
+
+def report_table(report: dict):
+    """The report as a rich table: problem, count, first row, what it means."""
+    from rich.table import Table
+
+    table = Table(title=f"{report['tape']}: {report['rows']:,} rows of "
+                        f"{', '.join(report['instruments'])}")
+    for name, justify in (("problem", "left"), ("count", "right"), ("first row", "right"),
+                          ("what it means", "left")):
+        table.add_column(name, justify=justify)
+    for kind, n in report["problems"].items():
+        row = report["first_row"].get(kind)
+        table.add_row(kind, f"{n:,}", f"{row:,}" if row else "",
+                      MEANING[kind], style="bold red" if n else None)
+    return table

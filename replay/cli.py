@@ -103,15 +103,24 @@ def data_import(
 
 @data_app.command("check")
 @_friendly
-def data_check(tape: Annotated[Path, typer.Argument(help="Tape to check.")]) -> None:
+def data_check(tape: Annotated[Path, typer.Argument(help="Tape to check.")],
+               json_: Annotated[bool, typer.Option("--json", help="Print the report as JSON "
+                                                   "(for machines) instead of a table.")]
+               = False) -> None:
     """Report what a tape holds and every data-quality problem, with the first row of each.
 
     Exits 1 if a problem was found. Example: cascade data check esh4.parquet
     """
-    from replay.check import check_tape, format_report
+    from replay.check import check_tape, format_report, report_table
 
     report = check_tape(tape)
-    out.print(format_report(report))
+    if json_:
+        print(format_report(report))
+    else:
+        out.print(report_table(report))
+        if report["repairs_at_import"]:
+            out.print(f"repairs at import: {report['repairs_at_import']} "
+                      f"(first rows: {report['repair_example_rows']})")
     if any(report["problems"].values()):
         raise typer.Exit(1)
 

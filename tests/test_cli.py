@@ -21,7 +21,7 @@ def test_import_check_and_book_on_the_cme_sample(data_dir, tmp_path):
                 data_dir / "esh4-glbx-mdp3-20231224.mbo.dbn.zst", "-o", tape)
     assert r.exit_code == 0, r.output
     assert "8,725 events of ESH4" in r.output
-    r = cascade("data", "check", tape)
+    r = cascade("data", "check", "--json", tape)
     report = json.loads(r.output)
     assert report["rows"] == 8725 and report["instruments"] == ["ESH4"]
     assert report["problems"]["unsorted_ts"] == 0
@@ -38,8 +38,8 @@ def test_import_check_and_book_on_the_cme_sample(data_dir, tmp_path):
 def test_malformed_csv_is_rejected_with_file_row_and_field(tmp_path):
     bad = tmp_path / "bad.csv"
     bad.write_text("ts,instrument,action,side,price,size,order_id\n"
-                   "1000,X,A,B,100.5,10,1\n"
-                   "2000,X,A,B,abc,10,2\n")
+                   "1722816000000001000,X,A,B,100.5,10,1\n"
+                   "1722816000000002000,X,A,B,abc,10,2\n")
     r = cascade("data", "import", "--format", "csv", bad, "-o", tmp_path / "t.parquet")
     assert r.exit_code == 2
     message = " ".join(r.output.split())
@@ -91,14 +91,14 @@ def test_modes_that_need_a_tape_say_so():
 def test_repairs_made_at_import_are_counted_by_data_check(tmp_path):
     src = tmp_path / "unsorted.csv"
     src.write_text("ts,instrument,action,side,price,size,order_id\n"
-                   "2000,X,A,B,100,5,1\n"
-                   "1000,X,A,A,101,5,2\n")
+                   "1722816000000002000,X,A,B,100,5,1\n"
+                   "1722816000000001000,X,A,A,101,5,2\n")
     tape = tmp_path / "t.parquet"
     r = cascade("data", "import", "--format", "csv", src, "-o", tape)
     assert r.exit_code == 2 and "row 3" in " ".join(r.output.split())
     r = cascade("data", "import", "--format", "csv", "--repair", src, "-o", tape)
     assert r.exit_code == 0, r.output
-    report = json.loads(cascade("data", "check", tape).output)
+    report = json.loads(cascade("data", "check", "--json", tape).output)
     assert report["repairs_at_import"] == {"unsorted_ts": 1}
     assert report["problems"]["unsorted_ts"] == 0  # the tape itself is now in order
 
