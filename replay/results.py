@@ -19,13 +19,12 @@ import pyarrow.parquet as pq
 
 from replay.engine import (
     FILL_NAMES,
-    REASON_NAMES,
     SOURCE_NAMES,
-    STATUS_NAMES,
     TOB_NAMES,
     TRADE_NAMES,
     ReplayResult,
 )
+from replay.inject import injected_table
 from replay.tape import InstrumentTable
 from venues.matching import FILLS, TOB, TRADES
 
@@ -106,12 +105,8 @@ class RunWriter:
                 self.append(table, np.zeros((0, len(names)), np.int64))
             self._writers[table].close()
             os.replace(self._path(table, False), self._path(table, True))
-        injected = result.injected.copy()
-        injected["status"] = injected["status"].map(dict(enumerate(STATUS_NAMES)))
-        injected["reason"] = injected["reason"].map(dict(enumerate(REASON_NAMES)))
-        _atomic(self.run_dir / "injected.parquet",
-                lambda p: pq.write_table(pa.Table.from_pandas(injected, preserve_index=False),
-                                         p))
+        injected = injected_table(result)  # docs/replay-modes.md: injected orders
+        _atomic(self.run_dir / "injected.parquet", lambda p: pq.write_table(injected, p))
         venue = self._venue_tables(result)
         summary = {
             "mode": result.mode,
