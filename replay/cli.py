@@ -375,12 +375,24 @@ def replay_cmd(
                   f"({summary['events_per_second'] / 1e6:.2f} M events/s; loading "
                   f"{summary['load_seconds']:.2f}s), {summary['rows']['fills']:,} fills; "
                   f"results in {output}/", highlight=False)
+        _print_injected_outcomes(output)
         return
     write_run(result, output, seed=seed, config=config, overwrite=overwrite)
     fills = len(result.fills)
     out.print(f"{mode}: {result.events:,} events in {result.wall_seconds:.2f}s "
               f"({result.events_per_second / 1e6:.2f} M events/s), "
               f"{fills:,} fills; results in {output}/")
+    _print_injected_outcomes(output)
+
+
+def _print_injected_outcomes(run_dir: Path) -> None:
+    """How many injected orders were rejected or left unfilled, and why (injected.parquet)."""
+    import pyarrow.parquet as pq
+
+    from replay.inject import outcome_lines
+
+    for line in outcome_lines(pq.read_table(run_dir / "injected.parquet")):
+        out.print(line, markup=False, highlight=False)
 
 
 def _print_broker(summary: dict) -> None:

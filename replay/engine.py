@@ -86,6 +86,8 @@ class InjectedOrders:
     ``type``: market, limit, ioc, fok, cancel (for cancel, ``price`` is the index of the
     order to cancel). ``side``: ``B`` buy or ``A`` sell (bytes codes 66/65). ``flags``:
     :data:`venues.rules.J_PROGRAM` marks a program order (the KRX sidecar suspends these).
+    ``input_row``: each order's 1-based data row in the file it was read from (-1 or None:
+    not from a file), carried into ``injected.parquet``.
     """
 
     ts: np.ndarray
@@ -95,6 +97,7 @@ class InjectedOrders:
     price: np.ndarray
     size: np.ndarray
     flags: np.ndarray | None = None
+    input_row: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.ts)
@@ -103,6 +106,12 @@ class InjectedOrders:
     def empty(cls) -> InjectedOrders:
         z = np.zeros(0, np.int64)
         return cls(z, z, z, z, z, z)
+
+    def input_rows(self) -> np.ndarray:
+        """Each order's input row, -1 where it has none."""
+        if self.input_row is None:
+            return np.full(len(self), -1, np.int64)
+        return np.asarray(self.input_row, np.int64)
 
     def as_matrix(self, first_id: int = 0) -> np.ndarray:
         """The kernel's matrix; the orders' result rows are ``first_id`` onwards (a cancel's
@@ -157,10 +166,35 @@ FILL_NAMES = ["ts", "instrument", "side", "price", "size", "taker", "maker", "ma
 TRADE_NAMES = ["ts", "instrument", "price", "size", "side", "source"]
 TOB_NAMES = ["ts", "instrument", "bid_px", "bid_sz", "ask_px", "ask_sz"]
 RESULT_NAMES = ["filled", "notional", "status", "resting", "reason"]
+ORDER_NAMES = ["input_row", "ts", "instrument", "side", "type", "price", "size"]
 STATUS_NAMES = ["pending", "filled", "partial", "resting", "rejected", "cancelled",
                 "no_liquidity", "expired"]
 REASON_NAMES = list(REASONS)
 SOURCE_NAMES = {0: "history", 1: "injected", 2: "reapplied", 3: "history_cross", 4: "auction"}
+
+
+def injected_frame(results: np.ndarray, orders: np.ndarray, input_rows: np.ndarray,
+                   first: int = 0) -> pd.DataFrame:
+    """One row per injected order, in result-row order: what was sent (``ORDER_NAMES``:
+    input row, -1 for none; ts; instrument id; side and type codes; price, which is a
+    cancel's target row; size) beside what became of it (``RESULT_NAMES``, integer codes).
+    ``results`` are the result rows ``first`` onwards, ``orders`` the kernel's matrix of the
+    same orders in any order (column J_ID: the result row), ``input_rows`` indexed by result
+    row minus ``first``."""
+    ids = orders[:, loop.J_ID]
+    orders = orders[(ids >= first) & (ids < first + len(results))]
+    orders = orders[np.argsort(orders[:, loop.J_ID], kind="stable")]
+    if len(orders) != len(results) or not np.array_equal(
+            orders[:, loop.J_ID], first + np.arange(len(results))):
+        raise RuntimeError("injected-order results and orders do not correspond")
+    cols = {"input_row": np.asarray(input_rows, np.int64)[:len(results)]}
+    for name, j in (("ts", loop.J_TS), ("instrument", loop.J_INST), ("side", loop.J_SIDE),
+                    ("type", loop.J_TYPE), ("price", loop.J_PRICE), ("size", loop.J_SIZE)):
+        cols[name] = orders[:, j].copy()
+    frame = pd.DataFrame(cols)
+    for k, name in enumerate(RESULT_NAMES):
+        frame[name] = results[:, k].copy()
+    return frame
 
 
 class ReportSink(Protocol):
@@ -208,6 +242,7 @@ class Replay:
         self._inj = np.zeros((0, loop.J_COLS), np.int64)
         self._jpos = 0
         self.result_gen = np.zeros(0, np.int64)  # per result row: forced-order generation
+        self.result_input_row = np.zeros(0, np.int64)  # per result row: its input row or -1
         self.broker = None  # brokers.engine.Broker attaches itself here
         self.strategy = None  # strategies.base.StrategyHost attaches itself here
         if venue == "krx":
@@ -259,6 +294,8 @@ class Replay:
         merged = merged[np.argsort(merged[:, loop.J_TS], kind="stable")]
         self._inj = np.concatenate([done, merged])
         self.result_gen = np.concatenate([self.result_gen, np.asarray(generation, np.int64)])
+        self.result_input_row = np.concatenate([self.result_input_row,
+                                                np.full(n, -1, np.int64)])
         for i in np.unique(m[:, loop.J_INST]):
             priced = m[(m[:, loop.J_INST] == i) & (m[:, loop.J_TYPE] != ORDER_TYPES["market"])]
             if len(priced):
@@ -376,6 +413,7 @@ class Replay:
         self.book.add_results(len(inj))
         self._inj, self._jpos = inj, 0
         self.result_gen = np.concatenate([self.result_gen, np.full(len(inj), -1, np.int64)])
+        self.result_input_row = np.concatenate([self.result_input_row, orders.input_rows()])
         jpos = 0
         events = 0
         mode = loop.MODES[self.mode]
@@ -453,7 +491,8 @@ class Replay:
             fills=self._frame(FILLS, FILL_NAMES),
             trades=self._frame(TRADES, TRADE_NAMES),
             top_of_book=self._frame(TOB, TOB_NAMES),
-            injected=pd.DataFrame(self.book.results[jbase:].copy(), columns=RESULT_NAMES),
+            injected=injected_frame(self.book.results[jbase:], self._inj,
+                                    self.result_input_row[jbase:], jbase),
             counters=self.counters,
             events=events,
             wall_seconds=wall,

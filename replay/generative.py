@@ -20,17 +20,16 @@ import time
 from datetime import date
 
 import numpy as np
-import pandas as pd
 
 from replay import loop
 from replay.engine import (
     FILL_NAMES,
-    RESULT_NAMES,
     TOB_NAMES,
     TRADE_NAMES,
     InjectedOrders,
     Replay,
     ReplayResult,
+    injected_frame,
 )
 from replay.synth import (
     INSTRUMENT_ID,
@@ -275,5 +274,5 @@ def run_generative(profile: str, *, days: int = 1, seed: int = 0,
     return ReplayResult(
         mode="generative", fills=rp._frame(FILLS, FILL_NAMES),
         trades=rp._frame(TRADES, TRADE_NAMES), top_of_book=rp._frame(TOB, TOB_NAMES),
-        injected=pd.DataFrame(rp.book.results[jbase:].copy(), columns=RESULT_NAMES),
+        injected=injected_frame(rp.book.results[jbase:], inj, orders.input_rows(), jbase),
         counters=rp.counters, events=events, wall_seconds=wall, instruments=table)

@@ -9,20 +9,36 @@ suspends.
 Prices are checked against the venue's rules when the order arrives, not here: a KRX day's
 limits depend on the previous day's simulated close. A refused order is reported in
 ``injected.parquet`` with its reason (off the tick grid, outside the limits, halted, ...).
+
+:func:`injected_table` is that table (docs/replay-modes.md: injected orders): one row per
+order, tied back to its input row, with what it asked for and what it got.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
-from replay.engine import InjectedOrders
+from replay.engine import REASON_NAMES, STATUS_NAMES, InjectedOrders, ReplayResult
 from replay.loaders.text import parse_ts_ns
 from replay.quality import TapeError, to_units
 from replay.tape import ASK, BID, InstrumentTable
-from venues.matching import ORDER_TYPES
+from venues.matching import (
+    CANCEL,
+    MARKET,
+    ORDER_TYPES,
+    ST_CANCELLED,
+    ST_EXPIRED,
+    ST_FILLED,
+    ST_NO_LIQUIDITY,
+    ST_PARTIAL,
+    ST_REJECTED,
+    ST_RESTING,
+)
 from venues.rules import J_PROGRAM
 
 COLUMNS = ("ts", "instrument", "side", "type", "price", "size")
@@ -88,4 +104,85 @@ def read_injected(path: str | Path, instruments: InstrumentTable) -> InjectedOrd
                 raise TapeError(path, i + 2, "program", f"{v!r} is not 1/0 or true/false")
             flags[i] = J_PROGRAM if PROGRAM_WORDS[word] else 0
     return InjectedOrders(out["ts"], out["instrument"], out["side"], out["type"],
-                          out["price"], out["size"], flags)
+                          out["price"], out["size"], flags,
+                          input_row=np.arange(1, n + 1, dtype=np.int64))
+
+
+#: The columns of ``injected.parquet``, in order.
+INJECTED_COLUMNS = ("input_row", "ts", "instrument", "symbol", "side", "type", "limit_price",
+                    "size", "filled", "filled_value", "avg_price", "status", "reason")
+TYPE_NAMES = {code: name for name, code in ORDER_TYPES.items()}
+#: Why an order that was not rejected did not fill in full (its status says which case).
+UNFILLED_REASONS = {
+    ST_NO_LIQUIDITY: "nothing to execute against within its limit",
+    ST_PARTIAL: "no more to execute against within its limit",
+    ST_RESTING: "still resting when the replay ended",
+    ST_EXPIRED: "rested unfilled to the end of the trading day",
+    ST_CANCELLED: "cancelled",
+}
+
+
+def injected_table(result: ReplayResult) -> pa.Table:
+    """``injected.parquet``: one row per injected order, in the order they were received
+    (the file's orders first, then the broker's and the strategy's as the replay made them).
+
+    ``input_row`` is the 1-based data row of the ``--inject`` file (null for a broker's or a
+    strategy's order); ``limit_price`` is null for a market order (and a cancel); prices are
+    in the instrument's price units. ``filled_value`` is the exact integer sum of
+    price x quantity over the order's fills, ``avg_price`` = filled_value / filled, a float for
+    display (null when nothing filled). ``reason`` says why a rejected order was refused or
+    why an accepted one did not fill in full; null for an order filled in full."""
+    f = result.injected
+    n = len(f)
+    symbols = {i.instrument_id: i.symbol for i in result.instruments}
+    typ = f["type"].to_numpy(np.int64)
+    status = f["status"].to_numpy(np.int64)
+    filled = f["filled"].to_numpy(np.int64)
+    value = f["notional"].to_numpy(np.int64)
+    reason: list[str | None] = [None] * n
+    resting = f["resting"].to_numpy(np.int64)
+    for k in range(n):
+        st = int(status[k])
+        if st == ST_REJECTED:
+            reason[k] = REASON_NAMES[int(f["reason"].iat[k])]
+        elif st == ST_PARTIAL and resting[k] > 0:  # partly filled, the rest still resting
+            reason[k] = UNFILLED_REASONS[ST_RESTING]
+        elif st != ST_FILLED:
+            reason[k] = UNFILLED_REASONS.get(st, STATUS_NAMES[st])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        avg = value / filled
+    row = f["input_row"].to_numpy(np.int64)
+    return pa.table({
+        "input_row": pa.array(row, mask=row < 0),
+        "ts": pa.array(f["ts"].to_numpy(np.int64)),
+        "instrument": pa.array(f["instrument"].to_numpy(np.int64)),
+        "symbol": pa.array([symbols.get(int(i), "") for i in f["instrument"]], pa.string()),
+        "side": pa.array(["buy" if s == BID else "sell" for s in f["side"]], pa.string()),
+        "type": pa.array([TYPE_NAMES.get(int(t), str(t)) for t in typ], pa.string()),
+        "limit_price": pa.array(f["price"].to_numpy(np.int64),
+                                mask=(typ == MARKET) | (typ == CANCEL)),
+        "size": pa.array(f["size"].to_numpy(np.int64)),
+        "filled": pa.array(filled),
+        "filled_value": pa.array(value),
+        "avg_price": pa.array(avg, mask=filled == 0),
+        "status": pa.array([STATUS_NAMES[int(s)] for s in status], pa.string()),
+        "reason": pa.array(reason, pa.string()),
+    })
+
+
+def outcome_lines(table: pa.Table) -> list[str]:
+    """What the console says about injected orders that did not fill in full: how many were
+    rejected and how many were left (partly) unfilled, with the count per reason."""
+    status = table.column("status").to_pylist()
+    reason = table.column("reason").to_pylist()
+    lines = []
+    for label, picked in (("rejected", [r for s, r in zip(status, reason, strict=True)
+                                        if s == "rejected"]),
+                          ("left unfilled or partly filled",
+                           [r for s, r in zip(status, reason, strict=True)
+                            if s != "rejected" and r is not None])):
+        if picked:
+            counts = sorted(Counter(picked).items(), key=lambda kv: (-kv[1], kv[0]))
+            why = "; ".join(f"{k}: {v:,}" for k, v in counts)
+            lines.append(f"injected orders {label}: {len(picked):,} of {len(status):,} ({why})")
+    return lines

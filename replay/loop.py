@@ -12,6 +12,11 @@ applies the replay mode's rules (docs/replay-modes.md):
 - ``propagator``: the shift is the injected price moves, each decaying with a power-law
   kernel ``G(t) = (1 + t/tau)^-beta``.
 
+A historical order that crosses the opposite side executes on arrival (against injected
+orders only at the generic venue in absolute mode, where a crossed tape stays crossed; against
+the whole book at the KRX venue and in the re-centring modes, so continuous trading never
+shows a crossed or locked book).
+
 A historical fill on an order the simulation no longer has in full is historical demand:
 the missing part is re-applied as an IOC at the (shifted) historical price; what it cannot
 take is dropped and counted. The kernel stops early (status != OK) when it needs a wider

@@ -18,13 +18,12 @@ import pyarrow as pa
 
 from replay.engine import (
     FILL_NAMES,
-    REASON_NAMES,
     SOURCE_NAMES,
-    STATUS_NAMES,
     TOB_NAMES,
     TRADE_NAMES,
     ReplayResult,
 )
+from replay.inject import injected_table
 from replay.rundir import RunDirectory, TableStream, write_parquet
 from replay.tape import InstrumentTable
 from venues.matching import FILLS, TOB, TRADES
@@ -106,11 +105,8 @@ class RunWriter:
             if not self._streams[table].rows:  # no rows: still a table, with its columns
                 self.append(table, np.zeros((0, len(names)), np.int64))
             self._streams[table].close()
-        injected = result.injected.copy()
-        injected["status"] = injected["status"].map(dict(enumerate(STATUS_NAMES)))
-        injected["reason"] = injected["reason"].map(dict(enumerate(REASON_NAMES)))
-        write_parquet(self.run_dir / "injected.parquet",
-                      pa.Table.from_pandas(injected, preserve_index=False), self.run_id)
+        write_parquet(self.run_dir / "injected.parquet",  # docs/replay-modes.md: injected orders
+                      injected_table(result), self.run_id)
         venue = self._venue_tables(result)
         summary = {
             "mode": result.mode,
