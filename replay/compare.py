@@ -5,8 +5,7 @@ Each variant is a preset or rules TOML with ``key=value`` overrides
 :func:`replay.runner.run_tape` into ``DIR/<label>/``, in a process of its own (spawned, not
 forked: the replay runs compiled numba code), and the figures of all of them are written side
 by side: ``comparison.csv`` and ``comparison.parquet`` (one row per variant, the same bytes
-for the same inputs) and ``comparison.html`` (the table, the figures as bar charts and each
-variant's price path against the common counterfactual, plotly.js inline).
+for the same inputs) and ``comparison.html`` (replay/comparison_page.py).
 
 Each variant's run directory is complete or absent (replay/rundir.py), so a comparison that
 was killed resumes: a variant whose run directory is complete, made by the same options,
@@ -20,7 +19,6 @@ from __future__ import annotations
 
 import ctypes
 import hashlib
-import html
 import multiprocessing
 import os
 import re
@@ -37,6 +35,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from replay.comparison_page import comparison_html
 from replay.rundir import (
     OutputError,
     atomic_write,
@@ -77,9 +76,6 @@ _DTYPES = {"forced_volume": "int64", "forced_value": "float64", "amplification":
            "accounts_wiped_out": "int64",
            "broker_shortfall": "int64", "limit_locked_days": "Int64", "vi_count": "Int64",
            "circuit_breakers": "Int64", "max_generation": "int64"}
-#: Price-path points drawn in all (min/max per bucket beyond it) and instruments drawn.
-MAX_POINTS = 200_000
-MAX_INSTRUMENTS = 4
 _UNSAFE = re.compile(r"[^A-Za-z0-9._=+-]+")
 
 
@@ -393,127 +389,6 @@ def comparison_table(labels: Sequence[str], parsed: Sequence[tuple[str, Sequence
     table.insert(where, "excess_drawdown",
                  table.max_drawdown - table.counterfactual_max_drawdown)
     return table[[c for c in table.columns if c != "run_dir"] + ["run_dir"]]
-
-
-# -- the html page ---------------------------------------------------------------------------
-
-def comparison_html(table: pd.DataFrame, instruments, venue: str, title: str) -> str:
-    """A self-contained page: the table, a bar chart per figure and the price paths, with
-    plotly.js inline once (no network needed to open it)."""
-    from plotly.offline import get_plotlyjs
-
-    charts = [_drawdown_chart(table), _figure_charts(table),
-              _price_chart(table, instruments, venue)]
-    divs = "\n".join(fig.to_html(full_html=False, include_plotlyjs=False, div_id=f"chart-{i}",
-                                 config={"displaylogo": False})
-                     for i, fig in enumerate(charts) if fig is not None)
-    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-            f"<title>{html.escape(title)}</title>\n<style>body{{font-family:sans-serif;"
-            "margin:1.5em}table{border-collapse:collapse;font-size:0.85em}"
-            "td,th{border:1px solid #ccc;padding:3px 6px;text-align:right}"
-            "td:first-child,th:first-child{text-align:left}</style>\n"
-            f"<script>{get_plotlyjs()}</script></head><body>\n"
-            f"<h1>cascade compare</h1><p>{html.escape(title)}</p>\n"
-            f'<div style="overflow-x:auto">{_html_table(table)}</div>\n'
-            f"{divs}\n</body></html>\n")
-
-
-def _html_table(table: pd.DataFrame) -> str:
-    shown = table.drop(columns=["run_dir"])
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in shown.columns)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(_cell(v))}</td>" for v in row) + "</tr>"
-                   for row in shown.itertuples(index=False))
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-
-
-def _cell(value: Any) -> str:
-    if value is None or value is pd.NA or (isinstance(value, float) and np.isnan(value)):
-        return "-"
-    if isinstance(value, float | np.floating):
-        return f"{value:,.4g}" if abs(value) < 10 else f"{value:,.0f}"
-    if isinstance(value, int | np.integer):
-        return f"{value:,}"
-    return str(value)
-
-
-def _drawdown_chart(table: pd.DataFrame):
-    import plotly.graph_objects as go
-
-    fig = go.Figure([go.Bar(name=name, x=table.label, y=table[column])
-                     for column, name in (("max_drawdown", "with the forced orders"),
-                                          ("counterfactual_max_drawdown", "counterfactual"),
-                                          ("excess_drawdown", "excess"))])
-    fig.update_layout(barmode="group", title="Max drawdown", yaxis_tickformat=".0%",
-                      height=420)
-    return fig
-
-
-def _figure_charts(table: pd.DataFrame):
-    import plotly.graph_objects as go
-    from plotly.subplots import make_subplots
-
-    columns = [c for c, _, _ in FIGURES
-               if "drawdown" not in c and table[c].notna().any()]
-    ncols = 3
-    nrows = -(-len(columns) // ncols)
-    fig = make_subplots(rows=nrows, cols=ncols, subplot_titles=columns)
-    for i, column in enumerate(columns):
-        fig.add_trace(go.Bar(x=table.label, y=table[column].astype("float64"), name=column,
-                             marker_color=[_colour(k) for k in range(len(table))],
-                             showlegend=False),
-                      row=i // ncols + 1, col=i % ncols + 1)
-    fig.update_layout(title="Figures per variant", height=280 * nrows)
-    return fig
-
-
-def _price_chart(table: pd.DataFrame, instruments, venue: str):
-    """Each variant's trade price over time and the counterfactual's (the same for every
-    variant: same tape and seed, no forced order), for the instruments the broker sold most
-    (at most :data:`MAX_INSTRUMENTS`)."""
-    import plotly.graph_objects as go
-    from plotly.subplots import make_subplots
-
-    run_dirs = [Path(d) for d in table.run_dir]
-    sold: dict[int, int] = {}
-    for d in run_dirs:
-        forced = pq.read_table(d / "forced_orders.parquet").to_pandas()
-        for inst, qty in forced.groupby("instrument").filled_qty.sum().items():
-            sold[int(inst)] = sold.get(int(inst), 0) + int(qty)
-    ids = sorted(sold, key=lambda i: (-sold[i], i)) or [i.instrument_id for i in instruments]
-    ids = ids[:MAX_INSTRUMENTS]
-    columns = ["ts", "instrument", "price"]
-    # the counterfactual first, wide and grey, so the variants that did not move the price
-    # are drawn on top of it
-    paths = [("counterfactual", pq.read_table(run_dirs[0] / "counterfactual_trades.parquet",
-                                              columns=columns).to_pandas(),
-              {"width": 4, "color": "rgba(0,0,0,0.3)"})]
-    paths += [(label, pq.read_table(d / "trades.parquet", columns=columns).to_pandas(),
-               {"width": 1.3, "color": _colour(k)})
-              for k, (label, d) in enumerate(zip(table.label, run_dirs, strict=True))]
-    budget = max(1_000, MAX_POINTS // (len(paths) * len(ids)))
-    fig = make_subplots(rows=len(ids), cols=1, shared_xaxes=True,
-                        subplot_titles=[instruments[i].symbol for i in ids])
-    tz = "Asia/Seoul" if venue == "krx" else "UTC"
-    for row, inst in enumerate(ids, start=1):
-        scale = 10.0 ** instruments[inst].price_decimals
-        for label, trades, line in paths:
-            g = trades[trades.instrument == inst].sort_values("ts", kind="stable")
-            keep = thin_path(g.price.to_numpy(), budget)
-            ts = pd.to_datetime(g.ts.to_numpy()[keep], utc=True).tz_convert(tz)
-            fig.add_trace(go.Scatter(x=ts.tz_localize(None), y=g.price.to_numpy()[keep] / scale,
-                                     name=label, mode="lines", line={"shape": "hv", **line},
-                                     legendgroup=label, showlegend=row == 1), row=row, col=1)
-    if venue == "krx":  # hide nights and weekends
-        fig.update_xaxes(rangebreaks=[{"bounds": ["sat", "mon"]},
-                                      {"bounds": [16, 8], "pattern": "hour"}])
-    fig.update_layout(title=f"Trade price ({tz} time): each variant and the counterfactual",
-                      height=max(420, 320 * len(ids)))
-    return fig
-
-
-def _colour(k: int) -> str:
-    """Variant ``k``'s colour, the same in every chart."""
-    return f"hsl({(k * 137) % 360},55%,45%)"
 
 
 def thin_path(price: np.ndarray, limit: int) -> np.ndarray:

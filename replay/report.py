@@ -93,7 +93,7 @@ BROKER_FIGURES: dict[str, tuple[str, str]] = {
     "accounts_liquidated": ("accounts force-sold (a fill)", ""),
     "accounts_wiped_out": ("accounts wiped out (owing after selling out)", ""),
     "broker_shortfall": ("broker shortfall", "won"),
-    "max_generation": ("deepest cascade generation", ""),
+    "max_generation": ("deepest cascade generation", "generation"),
     "tape_sell_volume": ("the tape's own sell volume", "shares"),
     "amplification": ("amplification (force-sold / the tape's sell volume)", "%"),
     "max_drawdown": ("max drawdown", "%"),
@@ -1221,6 +1221,8 @@ def _cell(value: Any, unit: str = "") -> str:
         return "–"
     if isinstance(value, bool):
         return "yes" if value else "no"
+    if unit == "generation" and isinstance(value, int) and value < 0:
+        return "none"  # no forced order
     if unit == "%" and isinstance(value, int | float):
         if isinstance(value, float) and math.isinf(value):
             return "∞" if value > 0 else "-∞"
@@ -1242,7 +1244,7 @@ def _cell(value: Any, unit: str = "") -> str:
 
 def _with_unit(label: str, unit: str, currency: str) -> str:
     """``label (unit)``; "won" stands for the run's currency."""
-    unit = currency if unit == "won" else unit
+    unit = {"won": currency, "generation": ""}.get(unit, unit)
     return f"{label} ({unit})" if unit else label
 
 

@@ -48,6 +48,21 @@ def render(html_path: str | Path, *, timeout_s: float = 60.0,
 
     Raises FileNotFoundError when no Chromium is found, RuntimeError when it does not
     answer within ``timeout_s``."""
+    dom, _, errors = _open(html_path, timeout_s=timeout_s, settle_ms=settle_ms)
+    return dom, errors
+
+
+def measure(html_path: str | Path, expression: str, *, width: int = 1280,
+            timeout_s: float = 60.0) -> tuple[object, list[str]]:
+    """The value of the JavaScript ``expression`` once ``html_path`` is drawn in a window
+    ``width`` CSS pixels wide, and the page's errors (as :func:`render`)."""
+    _, value, errors = _open(html_path, timeout_s=timeout_s, settle_ms=200, width=width,
+                             expression=expression)
+    return value, errors
+
+
+def _open(html_path: str | Path, *, timeout_s: float, settle_ms: int, width: int = 0,
+          expression: str = "") -> tuple[str, object, list[str]]:
     binary = find_chromium()
     if binary is None:
         raise FileNotFoundError("no chromium: install it or set CASCADE_CHROMIUM")
@@ -74,7 +89,7 @@ def render(html_path: str | Path, *, timeout_s: float = 60.0,
         os.close(replies_w)
         devtools = _DevTools(commands_w, replies_r, time.monotonic() + timeout_s)
         try:
-            dom = devtools.load(url, settle_ms)
+            dom, value = devtools.load(url, settle_ms, width, expression)
             devtools.call("Browser.close")
         except RuntimeError as exc:
             log.seek(0)
@@ -88,7 +103,7 @@ def render(html_path: str | Path, *, timeout_s: float = 60.0,
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
-    return dom, devtools.errors()
+    return dom, value, devtools.errors()
 
 
 def plot_counts(dom: str) -> tuple[int, int]:
@@ -114,12 +129,17 @@ class _DevTools:
         self._buffer = b""
         self._next_id = 0
 
-    def load(self, url: str, settle_ms: int) -> str:
+    def load(self, url: str, settle_ms: int, width: int = 0,
+             expression: str = "") -> tuple[str, object]:
         target = self.call("Target.createTarget", {"url": "about:blank"})["targetId"]
         session = self.call("Target.attachToTarget",
                             {"targetId": target, "flatten": True})["sessionId"]
         for domain in ("Runtime", "Log", "Page", "Network"):
             self.call(f"{domain}.enable", session=session)
+        if width:
+            self.call("Emulation.setDeviceMetricsOverride",
+                      {"width": int(width), "height": 900, "deviceScaleFactor": 1,
+                       "mobile": False}, session=session)
         self.call("Page.navigate", {"url": url}, session=session)
         while not any(e.get("method") == "Page.loadEventFired" for e in self.events):
             self._receive()
@@ -135,7 +155,12 @@ class _DevTools:
         result = self.call("Runtime.evaluate",
                            {"expression": "document.documentElement.outerHTML",
                             "returnByValue": True}, session=session)
-        return result["result"]["value"]
+        value = None
+        if expression:
+            value = self.call("Runtime.evaluate", {"expression": expression,
+                                                   "returnByValue": True},
+                              session=session)["result"].get("value")
+        return result["result"]["value"], value
 
     def call(self, method: str, params: dict | None = None, session: str | None = None):
         self._next_id += 1
