@@ -583,3 +583,13 @@ def test_check_uses_the_krx_tick_table_by_band(tmp_path):
     report = json.loads(cascade("data", "check", "--json", bad).output)
     assert report["problems"]["off_grid_price"] == 2
     assert report["first_row"]["off_grid_price"] == 1
+
+
+def test_check_of_a_tape_the_ladder_cannot_hold_says_so_without_allocating(tmp_path):
+    tape = raw_tape(tmp_path / "t.parquet", [T0, T0 + 1], [100, 100 + 10**8])
+    r = cascade("data", "check", "--json", tape)
+    assert r.exit_code == 1, r.output
+    report = json.loads(r.output)
+    assert report["replayed"] is False and "levels" in report["replay_error"]
+    table = cascade("data", "check", tape)
+    assert table.exit_code == 1 and "not replayed" in table.output
