@@ -6,8 +6,9 @@ must be positive, prices that must be positive, prices off the tick grid (for XK
 the KRX table by price band in force on the tape's first date, docs/reference/krx.md: tick
 size), and, from a replay of the tape through the book, unknown order ids, duplicate adds
 and packet ends at which the book is crossed. Repairs made at import (replay/quality.py
-policies) are listed from the tape's metadata. A tape whose rows break the bounds
-(replay/quality.py: bounds) is not replayed: the book would have no level for them.
+policies) are listed from the tape's metadata. A tape with non-positive prices or values
+beyond 2**53 is not replayed (the book would have no level for them), nor, with the reason,
+one whose prices the bounded ladder cannot hold.
 """
 
 from __future__ import annotations
@@ -105,10 +106,13 @@ def check_tape(path: str | Path, chunk_rows: int = 1 << 16) -> dict:
         last_ts = int(ev.ts[-1])
         row0 += len(ev)
 
-    replayable = not any(counts[k] for k in ("ts_out_of_range", "non_positive_price",
-                                             "out_of_bounds"))
+    replayable = not any(counts[k] for k in ("non_positive_price", "out_of_bounds"))
+    replay_error = None
     if replayable:
-        _replay_problems(tape, chunk_rows, counts, first_row)
+        try:
+            _replay_problems(tape, chunk_rows, counts, first_row)
+        except ValueError as exc:  # a price the bounded ladder cannot hold
+            replayable, replay_error = False, str(exc)
     repairs = RepairLog.from_json(tape.quality) if tape.quality else RepairLog()
     return {
         "tape": str(path),
@@ -118,6 +122,7 @@ def check_tape(path: str | Path, chunk_rows: int = 1 << 16) -> dict:
         "problems": {k: int(counts[k]) for k in MEANING},
         "first_row": {k: first_row[k] for k in MEANING if k in first_row},
         "replayed": replayable,
+        "replay_error": replay_error,
         "repairs_at_import": dict(repairs.counts),
         "repair_example_rows": repairs.examples,
     }
@@ -160,24 +165,44 @@ def _replay_problems(tape: Tape, chunk_rows: int, counts: Counter,
 
 def _first_row_moving(tape: Tape, chunk_rows: int, chunk: int, counter: str) -> int:
     """The 1-based row at which ``counter`` first moves, given it first moves in ``chunk``:
-    the chunks before it are replayed whole, that chunk one row at a time."""
+    replays that narrow the range (slices of 1,024, then 32, then 1 row), each replaying
+    the rows before the range whole."""
+    start, stop = chunk * chunk_rows, (chunk + 1) * chunk_rows
+    for step in (1024, 32, 1):
+        if stop - start <= step:
+            continue
+        start = _first_moving_slice(tape, chunk_rows, counter, start, stop, step)
+        stop = start + step
+    return _first_moving_slice(tape, chunk_rows, counter, start, stop, 1) + 1
+
+
+def _first_moving_slice(tape: Tape, chunk_rows: int, counter: str, start: int, stop: int,
+                        step: int) -> int:
+    """Replay the rows before ``start`` whole, then [start, stop) in slices of ``step``:
+    the first row of the slice after which ``counter`` is no longer 0."""
     rp = Replay(tape.instruments, "absolute")
     found: list[int] = []
 
-    def rows() -> Iterator[Events]:
-        for c, ev in enumerate(tape.chunks(chunk_rows)):
-            if c < chunk:
+    def pieces() -> Iterator[Events]:
+        row0 = 0
+        for ev in tape.chunks(chunk_rows):
+            lo, hi = row0, row0 + len(ev)
+            row0 = hi
+            if hi <= start:
                 yield ev
                 continue
-            for i in range(len(ev)):
-                yield ev.take(slice(i, i + 1))
+            if lo < start:
+                yield ev.take(slice(0, start - lo))
+            for s in range(max(lo, start), min(hi, stop), step):
+                yield ev.take(slice(s - lo, min(s + step, hi, stop) - lo))
                 if rp.counters[counter]:
-                    found.append(c * chunk_rows + i + 1)
+                    found.append(s)
                     return
-            return
+            if hi >= stop:
+                return
 
-    rp.run(rows())
-    return found[0] if found else 0
+    rp.run(pieces())
+    return found[0] if found else start
 
 
 def format_report(report: dict) -> str:

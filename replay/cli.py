@@ -118,10 +118,14 @@ def data_check(tape: Annotated[Path, typer.Argument(help="Tape to check.")],
         print(format_report(report))
     else:
         out.print(report_table(report))
+        if not report["replayed"]:
+            out.print("not replayed through the book"
+                      + (f": {report['replay_error']}" if report["replay_error"] else
+                         ": it has rows the book has no level for (see above)"))
         if report["repairs_at_import"]:
             out.print(f"repairs at import: {report['repairs_at_import']} "
                       f"(first rows: {report['repair_example_rows']})")
-    if any(report["problems"].values()):
+    if any(report["problems"].values()) or not report["replayed"]:
         raise typer.Exit(1)
 
 

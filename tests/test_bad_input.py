@@ -285,6 +285,9 @@ KIS_CASES = [
          repaired=("duplicate_row", 1)),
     Case("kis-receive-time-overflow", "kis", kis("99999999999999999999999 " + REAL_TRADE), 1,
          "receive_time", "1990"),
+    Case("kis-price-far-off", "kis", kis(kis_trade("090001"), kis_trade("090002"),
+                                         kis_trade("090003", price=10**12)), 3, "price",
+         "ticks"),
     Case("kis-zero-price", "kis", kis(kis_trade(price=0)), 1, "STCK_PRPR", "positive"),
     Case("kis-not-utf8-or-cp949", "kis", kis(REAL_TRADE.encode(), b"\xff\xfe"), 2, None,
          "byte offset"),
@@ -583,3 +586,13 @@ def test_check_uses_the_krx_tick_table_by_band(tmp_path):
     report = json.loads(cascade("data", "check", "--json", bad).output)
     assert report["problems"]["off_grid_price"] == 2
     assert report["first_row"]["off_grid_price"] == 1
+
+
+def test_check_of_a_tape_the_ladder_cannot_hold_says_so_without_allocating(tmp_path):
+    tape = raw_tape(tmp_path / "t.parquet", [T0, T0 + 1], [100, 100 + 10**8])
+    r = cascade("data", "check", "--json", tape)
+    assert r.exit_code == 1, r.output
+    report = json.loads(r.output)
+    assert report["replayed"] is False and "levels" in report["replay_error"]
+    table = cascade("data", "check", tape)
+    assert table.exit_code == 1 and "not replayed" in table.output

@@ -61,7 +61,23 @@ def write_lines(path: Path, messages: list[dict | str]) -> Path:
     return path
 
 
+MS0 = 1_733_011_200_000  # 2024-12-01 in ms: synthetic times are offsets from it (1990-2100)
+US0 = MS0 * 1000
+
+
+def shifted(body: str, column: int, zero: int) -> str:
+    """CSV rows whose field ``column`` is a small integer, moved to ``zero`` + that value."""
+    out = []
+    for row in body.splitlines(keepends=True):
+        f = row.split(",")
+        if len(f) > column and f[column].isdigit() and len(f[column]) < 7:
+            f[column] = str(zero + int(f[column]))
+        out.append(",".join(f))
+    return "".join(out)
+
+
 def bybit_msg(kind: str, ts: int, bids=(), asks=(), seq: int = 1) -> dict:
+    ts = MS0 + ts if isinstance(ts, int) and 0 <= ts < 10**6 else ts
     return {"topic": "orderbook.50.XRPUSDT", "type": kind, "ts": ts,
             "data": {"s": "XRPUSDT", "b": [list(b) for b in bids],
                      "a": [list(a) for a in asks], "u": seq, "seq": seq}}
@@ -281,10 +297,11 @@ HEADER = "symbol,timestamp,first_update_id,last_update_id,side,update_type,price
 
 def binance_files(tmp_path: Path, updates: str, snapshot: str | None = None) -> list[Path]:
     snap = tmp_path / "snap.csv"
-    snap.write_text(HEADER + (snapshot or "BTCUSDT,1000,100,100,b,snap,10.0,1.000,-1\n"
-                                          "BTCUSDT,1000,100,100,a,snap,10.5,2.000,-1\n"))
+    snap.write_text(HEADER + shifted(snapshot or "BTCUSDT,1000,100,100,b,snap,10.0,1.000,-1\n"
+                                                 "BTCUSDT,1000,100,100,a,snap,10.5,2.000,-1\n",
+                                     1, MS0))
     upd = tmp_path / "update.csv"
-    upd.write_text(HEADER + updates)
+    upd.write_text(HEADER + shifted(updates, 1, MS0))
     return [snap, upd]
 
 
@@ -317,7 +334,8 @@ def test_binance_pu_gap_is_an_error_or_a_counted_gap(tmp_path):
 
 def test_binance_missing_column_names_it(tmp_path):
     paths = binance_files(tmp_path, "")
-    paths[1].write_text(HEADER.replace(",qty", "") + "BTCUSDT,1001,101,105,b,set,9.9,100\n")
+    paths[1].write_text(HEADER.replace(",qty", "")
+                        + shifted("BTCUSDT,1001,101,105,b,set,9.9,100\n", 1, MS0))
     with pytest.raises(TapeError) as exc:
         load("binance", paths)
     assert_names(exc, paths[1], None, "qty")
@@ -405,7 +423,7 @@ TARDIS_HEADER = "exchange,symbol,timestamp,local_timestamp,is_snapshot,side,pric
 
 def tardis_file(tmp_path: Path, body: str, header: str = TARDIS_HEADER) -> Path:
     path = tmp_path / "book.csv"
-    path.write_text(header + body)
+    path.write_text(header + shifted(body, 2, US0))
     return path
 
 
@@ -420,17 +438,17 @@ def test_tardis_snapshot_after_updates_clears_and_zero_amount_deletes(tmp_path):
     assert [chr(a) for a in ev.action] == ["R", "M", "M", "D", "M", "R", "M"]
     assert list(ev.flags & F_LAST) == [0, 0, F_LAST, 0, F_LAST, 0, F_LAST]
     assert list(ev.flags & F_SNAPSHOT) == [F_SNAPSHOT] * 3 + [0, 0] + [F_SNAPSHOT] * 2
-    assert list(ev.ts) == [100_000] * 3 + [200_000] * 2 + [300_000] * 2
+    assert list(ev.ts - US0 * 1000) == [100_000] * 3 + [200_000] * 2 + [300_000] * 2
     assert list(ev.price) == [0, 100, 110, 100, 115, 0, 90]
     assert list(ev.size) == [0, 50, 60, 0, 25, 0, 10]
 
 
 def test_tardis_files_merge_by_time_with_one_instrument_per_symbol(tmp_path):
     a = tmp_path / "a.csv"
-    a.write_text(TARDIS_HEADER + "deribit,X,100,101,true,bid,10,5\n"
-                                 "deribit,X,300,301,false,bid,10,4\n")
+    a.write_text(TARDIS_HEADER + shifted("deribit,X,100,101,true,bid,10,5\n"
+                                         "deribit,X,300,301,false,bid,10,4\n", 2, US0))
     b = tmp_path / "b.csv"
-    b.write_text(TARDIS_HEADER + "deribit,Y,200,201,true,ask,20,1\n")
+    b.write_text(TARDIS_HEADER + shifted("deribit,Y,200,201,true,ask,20,1\n", 2, US0))
     loaded = load("tardis", [a, b])
     ev = loaded.events
     assert [i.symbol for i in loaded.instruments] == ["X", "Y"]

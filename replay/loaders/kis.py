@@ -42,6 +42,7 @@ from replay.quality import (
     TS_RANGE,
     RepairLog,
     TapeError,
+    check_prices,
     check_ts_ns,
     sort_or_reject,
 )
@@ -256,7 +257,9 @@ def _events(rows, log: RepairLog) -> Loaded:
     out: list[tuple[int, int, int, int, int, int, int]] = []
     first_price: dict[int, int] = {}
     prev_close: dict[int, int] = {}
-    for ts, _, kind, code, data, *_ in rows:
+    source: list[tuple[Path, int]] = []  # (file, line) of each frame that made events
+    made: list[int] = []  # per event, its index in ``source``
+    for ts, _, kind, code, data, path, line, _second in rows:
         inst = codes.setdefault(code, len(codes))
         start = len(out)
         if kind == "T":
@@ -296,6 +299,8 @@ def _events(rows, log: RepairLog) -> Loaded:
             if bids[0][0] > 0:
                 first_price.setdefault(inst, bids[0][0])
         if len(out) > start:
+            made.extend([len(source)] * (len(out) - start))
+            source.append((path, line))
             ts0, i0, a0, s0, p0, z0, f0 = out[-1]
             out[-1] = (ts0, i0, a0, s0, p0, z0, f0 | F_LAST)
     n = len(out)
@@ -306,6 +311,15 @@ def _events(rows, log: RepairLog) -> Loaded:
         "flags": cols[:, 6], "sequence": np.arange(n, dtype=np.uint64)})
     from venues.krx.ticks import tick_size
 
+    tick_units = np.array([int(tick_size(first_price.get(i, 1))) for i in codes.values()])
+    # prices near the day's (replay/quality.py: bounds), each error naming its frame's line
+    priced = (events.action == MODIFY) | (events.action == TRADE)
+    where = np.array(made, np.int64)
+    for f in {p for p, _ in source}:
+        mine = np.array([source[k][0] == f for k in where], bool) if n else np.zeros(0, bool)
+        lines = np.array([source[k][1] for k in where], np.int64)
+        check_prices(events.price[mine], priced[mine], events.instrument[mine].astype(np.int64),
+                     tick_units, f, lines[mine], "price")
     instruments = InstrumentTable([
         Instrument(instrument_id=i, symbol=code, venue="XKRX", book_type="L2",
                    tick_units=int(tick_size(first_price.get(i, 1))), market="",
