@@ -147,7 +147,7 @@ def test_compare_follows_the_same_rule(tmp_path):
                        InstrumentTable([Instrument(1, "X", tick_units=100)]))
     pop = tmp_path / "accounts.csv"
     pop.write_text("account_id,kind,instrument,shares,entry_price,cash,loan,trade_date\n"
-                   "101,instant,X,60,10000,0,426450,2024-01-02\n")
+                   "101,instant,X,60,10000,0,426450,1970-01-01\n")
     r = CliRunner().invoke(app, ["compare", str(other), "--population", str(pop),
                                  "--broker", "instant", "--broker",
                                  "instant,maintenance_ratio=1.3", "-o", str(tmp_path / "c")])

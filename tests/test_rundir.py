@@ -23,9 +23,9 @@ from tests.test_broker_cascade import book_tape
 RUN_ID_KEY = b"cascade.run_id"  # where a table carries its run id (replay/rundir.py)
 
 ACCOUNTS = ("account_id,kind,instrument,shares,entry_price,cash,loan,trade_date\n"
-            "101,instant,X,60,10000,0,426450,2024-01-02\n"
-            "102,instant,X,100,10000,0,703607,2024-01-02\n"
-            "103,instant,X,120,10000,0,835757,2024-01-02\n")
+            "101,instant,X,60,10000,0,426450,1970-01-01\n"
+            "102,instant,X,100,10000,0,703607,1970-01-01\n"
+            "103,instant,X,120,10000,0,835757,1970-01-01\n")
 
 
 @pytest.fixture
