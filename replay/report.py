@@ -687,7 +687,8 @@ def ratios_figure(accounts: pd.DataFrame, measure: Measure) -> tuple[Plot, list[
     for k, (name, level) in enumerate(measure.levels):  # across the panel, named on it
         fig.add_hline(y=level, row=1, col=1, line={"color": "#d62728", "dash": dashes[k % 3],
                                                    "width": 2},
-                      annotation_text=f"{name} {level:g}%", annotation_position="top left",
+                      annotation_text=f"{name} {level:g}%",
+                      annotation_position="top left" if k % 2 == 0 else "bottom left",
                       annotation_font_color="#d62728")
     palette = {"ok": "#2ca02c", "called": "#ff7f0e", "selling": "#d62728", "frozen": "#7f7f7f"}
     for s in STATES:
