@@ -23,7 +23,7 @@ import pyarrow.parquet as pq
 from plotly.subplots import make_subplots
 
 from replay import html_page
-from replay.report import TZ, TZ_LABEL, _wall_ms, thin
+from replay.report import TZ, TZ_LABEL, thin, time_gaps, wall_ms
 
 #: The comparison table's columns as the page names them: column -> (name, unit). The one
 #: place their names are read; a column not listed is shown under its own name, without a
@@ -84,7 +84,7 @@ def comparison_html(table: pd.DataFrame, instruments, venue: str, title: str) ->
     """The page for the comparison ``table`` (replay/compare.py: one row per variant, with
     each variant's run directory)."""
     currency = "won" if venue == "krx" else "quote currency"
-    configs = [_config(Path(d)) for d in table.run_dir]
+    configs = [run_config(Path(d)) for d in table.run_dir]
     measured = [c for c in table.columns if c not in KEYS]
     zero = [c for c in measured if _all_zero(table[c])]
     body = [f"<h1>cascade compare</h1><p>{html.escape(title)}</p>",
@@ -131,12 +131,7 @@ def differences(table: pd.DataFrame, configs: list[dict[str, Any]]) -> str:
     rules = "; ".join(f"{label}: {_rules(b, o)}" for label, b, o in
                       zip(labels, table.broker, table.overrides, strict=True))
     text = f"The variants differ in their rules ({rules})"
-    other = []
-    for key in SHARED:
-        values = [c.get(key) for c in configs]
-        if len({json.dumps(v, sort_keys=True, default=str) for v in values}) > 1:
-            other.append(f"{key}: " + "; ".join(
-                f"{label} {_plain(v)}" for label, v in zip(labels, values, strict=True)))
+    other = config_differences(labels, configs)
     if other:
         return text + ", and also in " + " | ".join(other) + "."
     same = configs[0] if configs else {}
@@ -145,6 +140,20 @@ def differences(table: pd.DataFrame, configs: list[dict[str, Any]]) -> str:
     strategy = same.get("strategy")
     facts.append(f"strategy {strategy}" if strategy else "no strategy")
     return text + "; everything else is the same: " + ", ".join(facts) + "."
+
+
+def config_differences(labels: list[str], configs: list[dict[str, Any]],
+                       keys: tuple[str, ...] = SHARED) -> list[str]:
+    """Each of ``keys`` on which the runs' configs (summary.json's ``config``) differ, as
+    ``"strategy: a none; b strategies.credit_momentum:CreditMomentum"``: why two runs of
+    "the same" case give different figures."""
+    out = []
+    for key in keys:
+        values = [c.get(key) for c in configs]
+        if len({json.dumps(v, sort_keys=True, default=str) for v in values}) > 1:
+            out.append(f"{key}: " + "; ".join(
+                f"{label} {_plain(v)}" for label, v in zip(labels, values, strict=True)))
+    return out
 
 
 def drawdown_chart(table: pd.DataFrame) -> go.Figure | None:
@@ -231,14 +240,14 @@ def price_chart(table: pd.DataFrame, instruments, venue: str,
             ts, px = ts[keep], px[keep]
             if len(ts) and ts[-1] < end:
                 ts, px = np.append(ts, end), np.append(px, px[-1])
-            fig.add_trace(go.Scatter(x=_wall_ms(ts), y=px, name=label, mode="lines",
+            fig.add_trace(go.Scatter(x=wall_ms(ts), y=px, name=label, mode="lines",
                                      line={"shape": "hv", **line}, legendgroup=label,
                                      showlegend=row == 1,
                                      hovertemplate="%{x|%m-%d %H:%M:%S}<br>%{y:,} " + currency
                                                    + "<extra>" + html.escape(label)
                                                    + "</extra>"), row=row, col=1)
         fig.update_yaxes(title_text=f"price ({currency})", tickformat=",", row=row, col=1)
-    fig.update_xaxes(type="date", rangebreaks=_nights(paths))
+    fig.update_xaxes(type="date", rangebreaks=time_gaps([p.ts.to_numpy() for _, p, _ in paths]))
     fig.update_xaxes(title_text=f"time ({TZ_LABEL})", row=len(ids), col=1)
     fig.update_layout(title=f"Trade price ({TZ_LABEL}, {TZ}): each variant and the "
                             "counterfactual, held to the end of the data",
@@ -247,23 +256,22 @@ def price_chart(table: pd.DataFrame, instruments, venue: str,
     return fig
 
 
-def _nights(paths) -> list[dict]:
-    from replay.report import _gaps
-
-    return _gaps([p.ts.to_numpy() for _, p, _ in paths])
-
-
 def colour(k: int) -> str:
     """Variant ``k``'s colour, the same in every chart."""
     return f"hsl({(k * 137) % 360},55%,45%)"
 
 
-def _config(run_dir: Path) -> dict[str, Any]:
+def run_config(run_dir: Path) -> dict[str, Any]:
+    """A run's config from its summary.json, with the seed it used (a config's seed None
+    means the tape's own); {} when the summary cannot be read."""
     try:
-        return json.loads((run_dir / "summary.json").read_text(encoding="utf-8")).get(
-            "config", {})
+        summary = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
+    config = dict(summary.get("config") or {})
+    if summary.get("seed") is not None:
+        config["seed"] = summary["seed"]
+    return config
 
 
 def _rules(broker: Any, overrides: Any) -> str:

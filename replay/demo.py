@@ -156,6 +156,17 @@ def _print(console: Console, summary: dict, table) -> None:
     for title, part, key, fmt in rows:
         shown.add_row(title, *(fmt.format(c[part].get(key, 0)) for c in columns.values()))
     console.print(shown)
+    # the crash run and the comparison's first variant are "the same" case: say why their
+    # figures differ (the crash run trades a strategy, the comparison does not)
+    from replay.comparison_page import config_differences, run_config
+
+    first = table.iloc[0]
+    why = config_differences(
+        ["largecap crash", f"crash at {first.label[-3:]}%"],
+        [run_config(Path(summary["largecap-crash"]["run_dir"])), run_config(Path(first.run_dir))])
+    if why:
+        console.print(f"largecap crash and crash at {first.label[-3:]}% (the same tape and "
+                      f"rules) also differ in {'; '.join(why)}", highlight=False)
     for name in ("smallcap-unwind", "largecap-crash"):
         st = summary[name]["strategy"]
         if st:

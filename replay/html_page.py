@@ -69,8 +69,7 @@ def render(title: str, css: str, body: list[str], figures: dict[str, go.Figure])
     ``figures``), then plotly.js and the figures, packed, and the script that draws them."""
     packed = ""
     if figures:
-        data = {k: {"data": f.to_plotly_json()["data"], "layout": f.to_plotly_json()["layout"],
-                    "config": CONFIG} for k, f in figures.items()}
+        data = {k: {**f.to_plotly_json(), "config": CONFIG} for k, f in figures.items()}
         packed = (f"<script type='application/gzip' id='packed-plotly-js'>{_plotly_js()}"
                   "</script>\n<script type='application/gzip' id='packed-figures'>"
                   f"{_pack(to_json_plotly(data))}</script>\n<script>{_UNPACK}</script>\n")

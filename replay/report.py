@@ -684,7 +684,8 @@ def ratios_figure(accounts: pd.DataFrame, measure: Measure) -> tuple[Plot, list[
     for k, (name, level) in enumerate(measure.levels):  # across the panel, named on it
         fig.add_hline(y=level, row=1, col=1, line={"color": "#d62728", "dash": dashes[k % 3],
                                                    "width": 2},
-                      annotation_text=f"{name} {level:g}%", annotation_position="top left",
+                      annotation_text=f"{name} {level:g}%",
+                      annotation_position="top left" if k % 2 == 0 else "bottom left",
                       annotation_font_color="#d62728")
     palette = {"ok": "#2ca02c", "called": "#ff7f0e", "selling": "#d62728", "frozen": "#7f7f7f"}
     for s in STATES:
@@ -762,7 +763,7 @@ def strategy_figure(run: Run, equity: pd.DataFrame, events: pd.DataFrame | None)
     marked, how = marked_equity(run, equity, events)
     ts = marked.ts.to_numpy()
     keep, note = thin(ts, marked.equity.to_numpy(dtype=float), EQUITY_POINTS)
-    x = _wall_ms(ts[keep])
+    x = wall_ms(ts[keep])
     money = run.currency
     fig = make_subplots(rows=2, cols=1, shared_xaxes=True, row_heights=[0.65, 0.35],
                         vertical_spacing=0.06)
@@ -790,14 +791,14 @@ def strategy_figure(run: Run, equity: pd.DataFrame, events: pd.DataFrame | None)
                     for side, qty, price, detail in zip(e.side, e.qty, e.price, e.detail,
                                                         strict=True)]
             fig.add_trace(go.Scatter(
-                x=_wall_ms(e.ts.to_numpy()), y=level[mask], mode="markers",
+                x=wall_ms(e.ts.to_numpy()), y=level[mask], mode="markers",
                 name=_label(kind), text=text,
                 marker={"color": colour, "symbol": symbol, "size": 10,
                         "line": {"width": 2, "color": colour}},
                 hovertemplate="%{x|%m-%d %H:%M:%S}<br>%{text}<extra>" + _label(kind)
                               + "</extra>"), row=1, col=1)
     stamps = [ts] + ([events.ts.to_numpy()] if events is not None else [])
-    fig.update_xaxes(type="date", rangebreaks=_gaps(stamps))
+    fig.update_xaxes(type="date", rangebreaks=time_gaps(stamps))
     fig.update_xaxes(title_text=f"time ({TZ_LABEL})", row=2, col=1)
     fig.update_yaxes(title_text=f"equity ({money})", tickformat=",", row=1, col=1)
     fig.update_yaxes(title_text="leverage (×)", row=2, col=1)
@@ -821,7 +822,7 @@ def _line(ts: np.ndarray, price: np.ndarray, budget: int,
     ts, price = ts[keep], price[keep]
     if len(ts) and end_ts > ts[-1]:
         ts, price = np.append(ts, end_ts), np.append(price, price[-1])
-    return _wall_ms(ts), price, note
+    return wall_ms(ts), price, note
 
 
 def thin(ts: np.ndarray, values: np.ndarray, budget: int) -> tuple[np.ndarray, str | None]:
@@ -916,7 +917,7 @@ def _add_forced(fig: go.Figure, points: pd.DataFrame, gen: int, generations: lis
                                   p.ratio_at_trigger.to_numpy(dtype=float)])
         where = str(p["where"].iloc[0]) if p["where"].nunique() == 1 else "%{text}"
         fig.add_trace(go.Scatter(
-            x=_wall_ms(p.ts.to_numpy()), y=p.y.to_numpy(dtype=float), mode="markers",
+            x=wall_ms(p.ts.to_numpy()), y=p.y.to_numpy(dtype=float), mode="markers",
             name=f"forced sales, generation {gen}{label}", legendgroup=f"g{gen}{label}",
             customdata=custom, text=p["where"].to_numpy() if where == "%{text}" else None,
             marker={"color": colour, "size": 8, "symbol": symbol,
@@ -993,7 +994,7 @@ def _add_injected(fig: go.Figure, orders: pd.DataFrame, run: Run, row: int) -> N
             continue
         symbol = np.where(buy[mask], "triangle-up", "triangle-down")
         fig.add_trace(go.Scatter(
-            x=_wall_ms(ts[mask]), y=y[mask], mode="markers", name=label,
+            x=wall_ms(ts[mask]), y=y[mask], mode="markers", name=label,
             legendgroup=label, text=text[mask],
             marker={"color": INJECTED_COLOUR, "size": 10,
                     "symbol": symbol if done else np.char.add(symbol.astype(str), "-open"),
@@ -1016,7 +1017,7 @@ def _add_halt_marks(fig: go.Figure, halts: pd.DataFrame, scale: float, run: Run,
     kinds = halts.kind.astype(str)
     name = "VI" if kinds.str.startswith("vi_").all() else "VI / halt"
     fig.add_trace(go.Scatter(
-        x=_wall_ms(halts.ts.to_numpy()), y=halts.price.to_numpy(dtype=float) * scale,
+        x=wall_ms(halts.ts.to_numpy()), y=halts.price.to_numpy(dtype=float) * scale,
         mode="markers", name=name, legendgroup=name, text=text,
         marker={"color": HALT_COLOUR, "symbol": "diamond", "size": 9},
         hovertemplate="%{x|%m-%d %H:%M:%S}<br>%{text}<extra></extra>"), row=row, col=1)
@@ -1040,10 +1041,10 @@ def _breaks(run: Run) -> list[dict]:
         frame = run.table(stem)
         if frame is not None:
             stamps.append(frame.ts.to_numpy())
-    return _gaps(stamps)
+    return time_gaps(stamps)
 
 
-def _gaps(stamps: list[np.ndarray]) -> list[dict]:
+def time_gaps(stamps: list[np.ndarray]) -> list[dict]:
     """Rangebreaks hiding each stretch longer than GAP_NS without a single time stamp, with
     a margin of a tenth of the gap (at most ten minutes) on both sides."""
     ts = np.unique(np.concatenate([np.asarray(s, dtype=np.int64) for s in stamps]))
@@ -1126,7 +1127,7 @@ def _legend_once(fig: go.Figure) -> None:
 
 # -- time ------------------------------------------------------------------------------------
 
-def _wall_ms(ts_ns: np.ndarray) -> np.ndarray:
+def wall_ms(ts_ns: np.ndarray) -> np.ndarray:
     """UTC epoch nanoseconds -> milliseconds of the Seoul wall clock, which a plotly date
     axis shows as they are."""
     local = pd.DatetimeIndex(pd.to_datetime(np.asarray(ts_ns, dtype=np.int64), utc=True))

@@ -13,7 +13,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from replay.comparison_page import comparison_html, differences
+from replay.comparison_page import (
+    comparison_html,
+    config_differences,
+    differences,
+    run_config,
+)
 from replay.tape import Instrument, InstrumentTable
 from tests.render_report import find_chromium, measure
 
@@ -104,11 +109,21 @@ def test_a_line_says_what_the_runs_differ_in(tmp_path):
             "population crash-credit.csv, seed 3, mode relative, venue krx, no strategy.") in page
     other = comparison(tmp_path / "other", {"strategy": "strategies.credit_momentum:"
                                                         "CreditMomentum", "seed": 4})
-    configs = [json.loads((Path(d) / "summary.json").read_text())["config"]
-               for d in other.run_dir]
-    line = differences(other, configs)
+    line = differences(other, [run_config(Path(d)) for d in other.run_dir])
     assert "and also in seed: ratio-140 3; ratio-130 4" in line
     assert "strategy: ratio-140 none; ratio-130 strategies.credit_momentum:CreditMomentum" in line
+
+
+def test_runs_of_the_same_case_are_told_apart_by_their_configs(tmp_path):
+    # the demo's crash run (with a strategy, the tape's own seed) beside a comparison's
+    # variant of it (no strategy, seed 3 given): only the strategy differs
+    a = run_dir(tmp_path / "crash", {**CONFIG, "seed": None, "strategy": "m:Momentum"}, 10)
+    b = run_dir(tmp_path / "ratio-140", CONFIG, 10)
+    for path in (a, b):
+        s = json.loads((path / "summary.json").read_text())
+        (path / "summary.json").write_text(json.dumps({**s, "seed": 3}))
+    assert config_differences(["crash", "ratio-140"], [run_config(a), run_config(b)]) == [
+        "strategy: crash m:Momentum; ratio-140 none"]
 
 
 def test_the_price_lines_run_to_the_end_and_times_are_kst(tmp_path):

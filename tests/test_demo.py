@@ -33,6 +33,11 @@ def test_the_demo_writes_both_reports_and_the_comparison(tmp_path):
     assert table.loc["ratio-140", "forced_volume"] > table.loc["ratio-130", "forced_volume"]
     assert (table.counterfactual_max_drawdown.nunique()) == 1
     assert str(out / "compare-140-130" / "comparison.html") in r.output
+    # the crash run trades a strategy and the comparison does not: the output says so
+    assert ("largecap crash and crash at 140% (the same tape and rules) also differ in "
+            "strategy: largecap crash strategies.credit_momentum:CreditMomentum; crash at "
+            "140% none") in " ".join(r.output.split())
+
     # every run directory of the demo is complete, its tables one run's
     from replay.rundir import verify
 
