@@ -24,6 +24,7 @@ import html
 import multiprocessing
 import os
 import re
+import shutil
 import signal
 import sys
 import threading
@@ -214,8 +215,6 @@ def compare(tape: str | Path, variants: list[str], population: str | Path,
             swap_into_place(output, target)
     except BaseException:
         if output != target:
-            import shutil
-
             shutil.rmtree(output, ignore_errors=True)
         raise
     run_dirs = [target / label for label in names]
