@@ -22,6 +22,7 @@ import hashlib
 import multiprocessing
 import os
 import re
+import shutil
 import signal
 import sys
 import threading
@@ -212,8 +213,6 @@ def compare(tape: str | Path, variants: list[str], population: str | Path,
             swap_into_place(output, target)
     except BaseException:
         if output != target:
-            import shutil
-
             shutil.rmtree(output, ignore_errors=True)
         raise
     run_dirs = [target / label for label in names]

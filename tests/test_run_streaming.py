@@ -48,9 +48,9 @@ def watched(unwind_tape, tmp_path_factory):
     mp.setattr(engine.Broker, "on_day_end", on_day_end)
     out = tmp_path_factory.mktemp("stream") / "run"
     try:
-        r = CliRunner().invoke(app, ["replay", str(unwind_tape), "--broker", "cfd",
-                                     "--population", str(EXAMPLES / "unwind-heavy.csv"),
-                                     "-o", str(out)])
+        r = CliRunner().invoke(app, ["replay", str(unwind_tape), "--venue", "krx", "--mode",
+                                     "relative", "--broker", "cfd", "--population",
+                                     str(EXAMPLES / "unwind-heavy.csv"), "-o", str(out)])
     finally:
         mp.undo()
     assert r.exit_code == 0, r.output
