@@ -133,41 +133,47 @@ def injected_table(result: ReplayResult) -> pa.Table:
     display (null when nothing filled). ``reason`` says why a rejected order was refused or
     why an accepted one did not fill in full; null for an order filled in full."""
     f = result.injected
-    n = len(f)
-    symbols = {i.instrument_id: i.symbol for i in result.instruments}
-    typ = f["type"].to_numpy(np.int64)
-    status = f["status"].to_numpy(np.int64)
-    filled = f["filled"].to_numpy(np.int64)
-    value = f["notional"].to_numpy(np.int64)
-    reason: list[str | None] = [None] * n
-    resting = f["resting"].to_numpy(np.int64)
-    for k in range(n):
-        st = int(status[k])
-        if st == ST_REJECTED:
-            reason[k] = REASON_NAMES[int(f["reason"].iat[k])]
-        elif st == ST_PARTIAL and resting[k] > 0:  # partly filled, the rest still resting
-            reason[k] = UNFILLED_REASONS[ST_RESTING]
-        elif st != ST_FILLED:
-            reason[k] = UNFILLED_REASONS.get(st, STATUS_NAMES[st])
+    col = {name: f[name].to_numpy(np.int64) for name in f.columns}
+    typ, status, filled = col["type"], col["status"], col["filled"]
+    # reason: a code into REASON_NAMES for a rejected order, else into the unfilled reasons
+    # after them; -1 (null) for an order filled in full. No Python object per order.
+    unfilled = [STATUS_NAMES[k] for k in range(len(STATUS_NAMES))]
+    for st, text in UNFILLED_REASONS.items():
+        unfilled[st] = text
+    code = len(REASON_NAMES) + status
+    still = (status == ST_PARTIAL) & (col["resting"] > 0)  # partly filled, the rest resting
+    code[still] = len(REASON_NAMES) + ST_RESTING
+    code[status == ST_REJECTED] = col["reason"][status == ST_REJECTED]
+    code[status == ST_FILLED] = -1
+    ids = [i.instrument_id for i in result.instruments]
+    symbols = [""] * (max(ids, default=-1) + 1)
+    for i in result.instruments:
+        symbols[i.instrument_id] = i.symbol
+    types = [TYPE_NAMES.get(k, str(k)) for k in range(max(TYPE_NAMES) + 1)]
     with np.errstate(invalid="ignore", divide="ignore"):
-        avg = value / filled
-    row = f["input_row"].to_numpy(np.int64)
+        avg = col["notional"] / filled
+    row = col["input_row"]
     return pa.table({
         "input_row": pa.array(row, mask=row < 0),
-        "ts": pa.array(f["ts"].to_numpy(np.int64)),
-        "instrument": pa.array(f["instrument"].to_numpy(np.int64)),
-        "symbol": pa.array([symbols.get(int(i), "") for i in f["instrument"]], pa.string()),
-        "side": pa.array(["buy" if s == BID else "sell" for s in f["side"]], pa.string()),
-        "type": pa.array([TYPE_NAMES.get(int(t), str(t)) for t in typ], pa.string()),
-        "limit_price": pa.array(f["price"].to_numpy(np.int64),
-                                mask=(typ == MARKET) | (typ == CANCEL)),
-        "size": pa.array(f["size"].to_numpy(np.int64)),
+        "ts": pa.array(col["ts"]),
+        "instrument": pa.array(col["instrument"]),
+        "symbol": _names(col["instrument"], symbols),
+        "side": _names(np.where(col["side"] == BID, 0, 1), ["buy", "sell"]),
+        "type": _names(typ, types),
+        "limit_price": pa.array(col["price"], mask=(typ == MARKET) | (typ == CANCEL)),
+        "size": pa.array(col["size"]),
         "filled": pa.array(filled),
-        "filled_value": pa.array(value),
+        "filled_value": pa.array(col["notional"]),
         "avg_price": pa.array(avg, mask=filled == 0),
-        "status": pa.array([STATUS_NAMES[int(s)] for s in status], pa.string()),
-        "reason": pa.array(reason, pa.string()),
+        "status": _names(status, STATUS_NAMES),
+        "reason": _names(code, list(REASON_NAMES) + unfilled),
     })
+
+
+def _names(codes: np.ndarray, names: list[str]) -> pa.Array:
+    """``names[code]`` per row as a string column (a negative code: null)."""
+    idx = pa.array(codes.astype(np.int32), mask=codes < 0)
+    return pa.DictionaryArray.from_arrays(idx, pa.array(names, pa.string())).cast(pa.string())
 
 
 def outcome_lines(table: pa.Table) -> list[str]:
