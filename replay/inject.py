@@ -16,6 +16,7 @@ order, tied back to its input row, with what it asked for and what it got.
 
 from __future__ import annotations
 
+import io
 from collections import Counter
 from pathlib import Path
 
@@ -56,13 +57,33 @@ def parse_ts(value: str, path: Path, line: int) -> int:
                         f"{value!r} is neither integer ns nor ISO-8601") from None
 
 
+def _text(path: Path) -> str:
+    """The file's text: UTF-8, else CP949 (a superset of EUC-KR, common in Korean files);
+    neither is an error naming the row of the first byte that decodes in neither."""
+    raw = path.read_bytes()
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        try:
+            return raw.decode("cp949")
+        except UnicodeDecodeError:
+            row = raw.count(b"\n", 0, e.start) + 1
+            raise TapeError(path, row, None, f"byte 0x{raw[e.start]:02x} is neither UTF-8 "
+                            "nor CP949/EUC-KR text") from None
+
+
 def read_injected(path: str | Path, instruments: InstrumentTable) -> InjectedOrders:
+    """Read a CSV of orders to inject; every malformed row is an error naming the file, the
+    row (the header is row 1) and the field. Each order keeps its data row (``input_row``,
+    1-based, the header not counted) for ``injected.parquet``."""
     path = Path(path)
-    frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    frame = pd.read_csv(io.StringIO(_text(path)), dtype=str, keep_default_na=False)
     missing = [c for c in COLUMNS if c not in frame.columns]
     if missing:
         raise TapeError(path, 1, missing[0], f"missing column; expected {','.join(COLUMNS)}")
     n = len(frame)
+    if n == 0:
+        raise TapeError(path, None, None, "no orders: the file has a header and no rows")
     out = {k: np.zeros(n, np.int64) for k in COLUMNS}
     for i, row in enumerate(frame.itertuples(index=False)):
         line = i + 2  # the header is line 1
@@ -85,12 +106,14 @@ def read_injected(path: str | Path, instruments: InstrumentTable) -> InjectedOrd
         if kind != ORDER_TYPES["market"]:
             if not row.price.strip():
                 raise TapeError(path, line, "price", f"a {row.type} order needs a price")
-            out["price"][i] = to_units(np.array([row.price]), inst.price_decimals, path,
-                                       "price", rows)[0]
+            out["price"][i] = to_units(np.array([row.price], object), inst.price_decimals,
+                                       path, "price", rows)[0]
+            if out["price"][i] <= 0:
+                raise TapeError(path, line, "price", f"{row.price} is not a positive price")
             if inst.venue != "XKRX" and out["price"][i] % inst.tick_units:
                 raise TapeError(path, line, "price", f"{row.price} is off the tick grid")
-        out["size"][i] = to_units(np.array([row.size]), inst.size_decimals, path, "size",
-                                  rows)[0]
+        out["size"][i] = to_units(np.array([row.size], object), inst.size_decimals, path,
+                                  "size", rows)[0]
         if out["size"][i] <= 0:
             raise TapeError(path, line, "size", "size must be positive")
     back = np.flatnonzero(np.diff(out["ts"]) < 0)
