@@ -16,6 +16,7 @@ order, tied back to its input row, with what it asked for and what it got.
 
 from __future__ import annotations
 
+import io
 from collections import Counter
 from pathlib import Path
 
@@ -56,13 +57,33 @@ def parse_ts(value: str, path: Path, line: int) -> int:
                         f"{value!r} is neither integer ns nor ISO-8601") from None
 
 
+def _text(path: Path) -> str:
+    """The file's text: UTF-8, else CP949 (a superset of EUC-KR, common in Korean files);
+    neither is an error naming the row of the first byte that decodes in neither."""
+    raw = path.read_bytes()
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        try:
+            return raw.decode("cp949")
+        except UnicodeDecodeError:
+            row = raw.count(b"\n", 0, e.start) + 1
+            raise TapeError(path, row, None, f"byte 0x{raw[e.start]:02x} is neither UTF-8 "
+                            "nor CP949/EUC-KR text") from None
+
+
 def read_injected(path: str | Path, instruments: InstrumentTable) -> InjectedOrders:
+    """Read a CSV of orders to inject; every malformed row is an error naming the file, the
+    row (the header is row 1) and the field. Each order keeps its data row (``input_row``,
+    1-based, the header not counted) for ``injected.parquet``."""
     path = Path(path)
-    frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    frame = pd.read_csv(io.StringIO(_text(path)), dtype=str, keep_default_na=False)
     missing = [c for c in COLUMNS if c not in frame.columns]
     if missing:
         raise TapeError(path, 1, missing[0], f"missing column; expected {','.join(COLUMNS)}")
     n = len(frame)
+    if n == 0:
+        raise TapeError(path, None, None, "no orders: the file has a header and no rows")
     out = {k: np.zeros(n, np.int64) for k in COLUMNS}
     for i, row in enumerate(frame.itertuples(index=False)):
         line = i + 2  # the header is line 1
@@ -85,12 +106,14 @@ def read_injected(path: str | Path, instruments: InstrumentTable) -> InjectedOrd
         if kind != ORDER_TYPES["market"]:
             if not row.price.strip():
                 raise TapeError(path, line, "price", f"a {row.type} order needs a price")
-            out["price"][i] = to_units(np.array([row.price]), inst.price_decimals, path,
-                                       "price", rows)[0]
+            out["price"][i] = to_units(np.array([row.price], object), inst.price_decimals,
+                                       path, "price", rows)[0]
+            if out["price"][i] <= 0:
+                raise TapeError(path, line, "price", f"{row.price} is not a positive price")
             if inst.venue != "XKRX" and out["price"][i] % inst.tick_units:
                 raise TapeError(path, line, "price", f"{row.price} is off the tick grid")
-        out["size"][i] = to_units(np.array([row.size]), inst.size_decimals, path, "size",
-                                  rows)[0]
+        out["size"][i] = to_units(np.array([row.size], object), inst.size_decimals, path,
+                                  "size", rows)[0]
         if out["size"][i] <= 0:
             raise TapeError(path, line, "size", "size must be positive")
     back = np.flatnonzero(np.diff(out["ts"]) < 0)
@@ -133,41 +156,47 @@ def injected_table(result: ReplayResult) -> pa.Table:
     display (null when nothing filled). ``reason`` says why a rejected order was refused or
     why an accepted one did not fill in full; null for an order filled in full."""
     f = result.injected
-    n = len(f)
-    symbols = {i.instrument_id: i.symbol for i in result.instruments}
-    typ = f["type"].to_numpy(np.int64)
-    status = f["status"].to_numpy(np.int64)
-    filled = f["filled"].to_numpy(np.int64)
-    value = f["notional"].to_numpy(np.int64)
-    reason: list[str | None] = [None] * n
-    resting = f["resting"].to_numpy(np.int64)
-    for k in range(n):
-        st = int(status[k])
-        if st == ST_REJECTED:
-            reason[k] = REASON_NAMES[int(f["reason"].iat[k])]
-        elif st == ST_PARTIAL and resting[k] > 0:  # partly filled, the rest still resting
-            reason[k] = UNFILLED_REASONS[ST_RESTING]
-        elif st != ST_FILLED:
-            reason[k] = UNFILLED_REASONS.get(st, STATUS_NAMES[st])
+    col = {name: f[name].to_numpy(np.int64) for name in f.columns}
+    typ, status, filled = col["type"], col["status"], col["filled"]
+    # reason: a code into REASON_NAMES for a rejected order, else into the unfilled reasons
+    # after them; -1 (null) for an order filled in full. No Python object per order.
+    unfilled = [STATUS_NAMES[k] for k in range(len(STATUS_NAMES))]
+    for st, text in UNFILLED_REASONS.items():
+        unfilled[st] = text
+    code = len(REASON_NAMES) + status
+    still = (status == ST_PARTIAL) & (col["resting"] > 0)  # partly filled, the rest resting
+    code[still] = len(REASON_NAMES) + ST_RESTING
+    code[status == ST_REJECTED] = col["reason"][status == ST_REJECTED]
+    code[status == ST_FILLED] = -1
+    ids = [i.instrument_id for i in result.instruments]
+    symbols = [""] * (max(ids, default=-1) + 1)
+    for i in result.instruments:
+        symbols[i.instrument_id] = i.symbol
+    types = [TYPE_NAMES.get(k, str(k)) for k in range(max(TYPE_NAMES) + 1)]
     with np.errstate(invalid="ignore", divide="ignore"):
-        avg = value / filled
-    row = f["input_row"].to_numpy(np.int64)
+        avg = col["notional"] / filled
+    row = col["input_row"]
     return pa.table({
         "input_row": pa.array(row, mask=row < 0),
-        "ts": pa.array(f["ts"].to_numpy(np.int64)),
-        "instrument": pa.array(f["instrument"].to_numpy(np.int64)),
-        "symbol": pa.array([symbols.get(int(i), "") for i in f["instrument"]], pa.string()),
-        "side": pa.array(["buy" if s == BID else "sell" for s in f["side"]], pa.string()),
-        "type": pa.array([TYPE_NAMES.get(int(t), str(t)) for t in typ], pa.string()),
-        "limit_price": pa.array(f["price"].to_numpy(np.int64),
-                                mask=(typ == MARKET) | (typ == CANCEL)),
-        "size": pa.array(f["size"].to_numpy(np.int64)),
+        "ts": pa.array(col["ts"]),
+        "instrument": pa.array(col["instrument"]),
+        "symbol": _names(col["instrument"], symbols),
+        "side": _names(np.where(col["side"] == BID, 0, 1), ["buy", "sell"]),
+        "type": _names(typ, types),
+        "limit_price": pa.array(col["price"], mask=(typ == MARKET) | (typ == CANCEL)),
+        "size": pa.array(col["size"]),
         "filled": pa.array(filled),
-        "filled_value": pa.array(value),
+        "filled_value": pa.array(col["notional"]),
         "avg_price": pa.array(avg, mask=filled == 0),
-        "status": pa.array([STATUS_NAMES[int(s)] for s in status], pa.string()),
-        "reason": pa.array(reason, pa.string()),
+        "status": _names(status, STATUS_NAMES),
+        "reason": _names(code, list(REASON_NAMES) + unfilled),
     })
+
+
+def _names(codes: np.ndarray, names: list[str]) -> pa.Array:
+    """``names[code]`` per row as a string column (a negative code: null)."""
+    idx = pa.array(codes.astype(np.int32), mask=codes < 0)
+    return pa.DictionaryArray.from_arrays(idx, pa.array(names, pa.string())).cast(pa.string())
 
 
 def outcome_lines(table: pa.Table) -> list[str]:

@@ -103,3 +103,50 @@ def test_krx_crossing_history_beyond_a_vi_threshold_triggers_the_vi_instead():
     ux = r.venue_events[r.venue_events.kind == "uncross_vi"]
     assert ux.price.tolist() == [10_600] and ux.volume.tolist() == [50]
 
+
+
+def _continuous(top, events=None):
+    """Rows of top_of_book in continuous trading: 09:00-15:20 KST, and at the KRX venue
+    after the day's opening uncross and outside every VI auction."""
+    kst = (top.ts // SEC + 9 * 3600) % 86_400
+    keep = (kst >= 9 * 3600) & (kst < 15 * 3600 + 20 * 60)
+    if events is not None:
+        for ev in events.itertuples():
+            if ev.kind == "uncross_open":
+                day = top.ts // (86_400 * SEC) == ev.ts // (86_400 * SEC)
+                keep &= ~(day & (top.ts < ev.ts))
+            elif ev.kind.startswith(("vi_", "circuit_breaker")):
+                keep &= ~((top.ts >= ev.ts) & (top.ts < ev.release_ts))
+    return top[keep]
+
+
+def test_readme_relative_sell_leaves_no_locked_book_at_either_venue(tmp_path):
+    """The README's example: a 5,000-share market sell into the seed-7 small-cap day in
+    relative mode. The shifted history used to lock the book (33 rows at bid >= ask in
+    continuous trading, at the generic and the KRX venue alike)."""
+    import json
+
+    import pandas as pd
+    from typer.testing import CliRunner
+
+    from replay.cli import app
+
+    def cascade(*args):
+        r = CliRunner().invoke(app, [str(a) for a in args])
+        assert r.exit_code == 0, r.output
+
+    day, sell = tmp_path / "day.parquet", tmp_path / "sell.csv"
+    cascade("data", "synth", "--profile", "krx-smallcap", "--days", 1, "--seed", 7, "-o", day)
+    sell.write_text("ts,instrument,side,type,price,size\n"
+                    "2024-01-02T01:00:00Z,SYNTH-SMALL,sell,market,,5000\n")
+    for venue in ("generic", "krx"):
+        run = tmp_path / venue
+        cascade("replay", day, "--mode", "relative", "--venue", venue, "--inject", sell,
+                "-o", run)
+        top = pd.read_parquet(run / "top_of_book.parquet")
+        events = pd.read_parquet(run / "venue_events.parquet") if venue == "krx" else None
+        cont = _continuous(top, events)
+        assert len(cont) > 10_000
+        assert len(_locked_rows(cont)) == 0, venue
+        counters = json.loads((run / "summary.json").read_text())["counters"]
+        assert counters["history_crossing_executed"] > 0, venue

@@ -3,6 +3,7 @@ orders were rejected or left unfilled, and why."""
 
 import numpy as np
 import pyarrow.parquet as pq
+import pytest
 from typer.testing import CliRunner
 
 from replay.cli import app
@@ -71,3 +72,35 @@ def test_a_run_whose_orders_all_fill_says_nothing_more(tmp_path):
     r = cascade("replay", _tape(tmp_path), "--inject", orders, "-o", tmp_path / "run")
     assert r.exit_code == 0, r.output
     assert "injected orders" not in r.output
+
+
+HEADER = b"ts,instrument,side,type,price,size\n"
+
+
+@pytest.mark.parametrize(("body", "where"), [
+    (b"2024-01-02T00:00:05Z,X,sell,market,,abc\n", "row 2, field 'size': 'abc' is not"),
+    (b"2024-01-02T00:00:05Z,X,sell,market,,0\n", "row 2, field 'size': size must be positive"),
+    (b"2024-01-02T00:00:05Z,X,sell,limit,-5,5\n", "row 2, field 'price': -5 is not a positive"),
+    (b"2024-01-02T00:00:05Z,X,sell,limit,100.5,5\n", "row 2, field 'price': '100.5' is not"),
+    (b"2024-01-02T00:00:05Z,X,sell,market,,100000000000000000000\n",
+     "row 2, field 'size': '100000000000000000000' is too large"),
+    (b"not-a-time,X,sell,market,,5\n", "row 2, field 'ts'"),
+    (b"2024-01-02T00:00:05Z,X,hold,market,,5\n", "row 2, field 'side'"),
+    (b"2024-01-02T00:00:05Z,X,sell,stop,,5\n", "row 2, field 'type'"),
+    (b"2024-01-02T00:00:06Z,X,sell,market,,5\n2024-01-02T00:00:05Z,X,sell,market,,5\n",
+     "row 3, field 'ts': orders must be in time order"),
+    # CP949 (EUC-KR) text is decoded: the Korean symbol is named as it was written
+    ("2024-01-02T00:00:05Z,한국,sell,market,,5\n".encode("cp949"),
+     "row 2, field 'instrument': unknown symbol '한국'"),
+    (b"2024-01-02T00:00:05Z,X,sell,market,,5\n2024-01-02T00:00:06Z,X,\xff\xfe,market,,5\n",
+     "row 3: byte 0xff is neither UTF-8 nor CP949/EUC-KR text"),
+    (b"", "no orders: the file has a header and no rows"),
+])
+def test_a_bad_orders_file_is_one_line_naming_file_row_and_field(tmp_path, body, where):
+    orders = tmp_path / "orders.csv"
+    orders.write_bytes(HEADER + body)
+    r = cascade("replay", _tape(tmp_path), "--inject", orders, "-o", tmp_path / "run")
+    assert r.exit_code == 2, r.output
+    message = " ".join(r.output.split())
+    assert "orders.csv" in message and where in message, message
+    assert "Traceback" not in r.output
