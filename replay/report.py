@@ -86,11 +86,11 @@ BROKER_FIGURES: dict[str, tuple[str, str]] = {
     "forced_qty_ordered": ("shares ordered by forced orders", "shares"),
     "forced_volume": ("shares force-sold (filled)", "shares"),
     "forced_value": ("value force-sold", "won"),
+    "accounts_managed": ("accounts under the broker's rules", ""),
+    "accounts_ignored": ("accounts of other kinds, not handled", ""),
     "accounts_called": ("accounts called (margin call)", ""),
-    "accounts_due": ("accounts due a forced sale", ""),
-    "accounts_breached": ("accounts with a forced order", ""),
+    "accounts_force_ordered": ("accounts with a forced order", ""),
     "accounts_force_sold": ("accounts force-sold (a fill)", ""),
-    "accounts_liquidated": ("accounts force-sold (a fill)", ""),
     "accounts_wiped_out": ("accounts wiped out (owing after selling out)", ""),
     "broker_shortfall": ("broker shortfall", "won"),
     "max_generation": ("deepest cascade generation", "generation"),
@@ -113,8 +113,10 @@ STRATEGY_FIGURES: dict[str, tuple[str, str]] = {
 RUN_FIGURES: dict[str, tuple[str, str]] = {
     "mode": ("mode", ""), "venue": ("venue", ""), "seed": ("seed", ""),
     "events_processed": ("events processed", ""),
-    "wall_seconds": ("wall time", "s"), "load_seconds": ("loading and compiling", "s"),
-    "events_per_second": ("events per second", "events/s"),
+    "wall_seconds": ("wall time, the whole command", "s"),
+    "load_seconds": ("loading inputs and compiled kernels", "s"),
+    "replay_seconds": ("replay", "s"),
+    "events_per_second": ("events per second of the replay", "events/s"),
     "injected_orders": ("orders injected (forced, strategy and from a file)", ""),
 }
 VENUE_UNITS = {"unfilled_quantity": "shares"}
@@ -1222,6 +1224,8 @@ def _cell(value: Any, unit: str = "") -> str:
         return "–"
     if isinstance(value, bool):
         return "yes" if value else "no"
+    if isinstance(value, dict):  # counts by kind: accounts_ignored
+        return ", ".join(f"{k} {_cell(v)}" for k, v in value.items()) or "0"
     if unit == "generation" and isinstance(value, int) and value < 0:
         return "none"  # no forced order
     if unit == "%" and isinstance(value, int | float):

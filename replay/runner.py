@@ -158,6 +158,7 @@ def run_tape(spec: RunSpec, progress: ProgressFactory = _no_progress, *,
             summary["counterfactual"] = metrics(cf_broker,
                                                 run.path / "counterfactual_trades.parquet")
             summary["config"] = {**config, "broker": rules.name}
+            summary["rules"] = asdict(rules)  # as applied, overrides included
         summary["load_seconds"] = round(load_seconds, 6)
         summary["wall_seconds"] = round(time.perf_counter() - t_start, 6)
         summary.update(sections or {})

@@ -58,7 +58,7 @@ def comparison(tmp_path: Path, second: dict | None = None) -> pd.DataFrame:
         "forced_value": [24_701_910_400.0, 5_229_168_000.0],
         "amplification": [0.02198, 0.004232], "max_drawdown": [0.2653, 0.2054],
         "counterfactual_max_drawdown": [0.1912, 0.1912],
-        "excess_drawdown": [0.0741, 0.0142], "accounts_liquidated": [744, 214],
+        "excess_drawdown": [0.0741, 0.0142], "accounts_force_sold": [744, 214],
         "accounts_wiped_out": [0, 0], "broker_shortfall": [0, 0],
         "limit_locked_days": pd.array([0, 0], dtype="Int64"),
         "vi_count": pd.array([3, 2], dtype="Int64"),
@@ -94,7 +94,7 @@ def test_figures_zero_in_every_variant_are_named_not_drawn(tmp_path):
     # the bar panels are the figures that are not zero everywhere
     from replay.comparison_page import figure_charts
 
-    columns = ["forced_volume", "accounts_liquidated", "accounts_wiped_out", "vi_count"]
+    columns = ["forced_volume", "accounts_force_sold", "accounts_wiped_out", "vi_count"]
     kept = [c for c in columns if not (table[c] == 0).all()]
     fig = figure_charts(table, kept, "won")
     assert [a.text for a in fig.layout.annotations] == [

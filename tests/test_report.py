@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
@@ -249,13 +250,15 @@ def test_broker_figures_are_read_through_one_mapping(run_dir, tmp_path):
     s = json.loads((run / "summary.json").read_text())
     for side in ("broker", "counterfactual"):
         s[side]["accounts_called"] = 2661
-        s[side]["accounts_force_sold"] = s[side].pop("accounts_liquidated")
+        s[side]["accounts_ignored"] = {"misu": 3000}
         s[side]["accounts_topped_up"] = 12
     (run / "summary.json").write_text(json.dumps(s))
     labels = [label for label, _, _ in broker_rows(read_run(run))]
     assert "accounts called (margin call)" in labels
     assert "accounts force-sold (a fill)" in labels
     assert "accounts topped up" in labels
+    rows = {label: mine for label, mine, _ in broker_rows(read_run(run))}
+    assert rows["accounts of other kinds, not handled"] == "misu 3,000"
     assert labels.index("accounts called (margin call)") < labels.index("broker shortfall (won)")
 
 
@@ -382,10 +385,15 @@ def test_injected_orders_are_marked_on_the_price(run_dir, tmp_path):
             " rejected 1 (halted: 1).") in page
 
 
-def test_a_run_directory_without_the_injected_columns_draws_no_injected_marks(run_dir):
-    assert not {"input_row", "limit_price"} & set(
-        pd.read_parquet(run_dir / "injected.parquet").columns)
-    (price,) = plots(run_dir, "price")
+def test_a_run_directory_without_the_injected_columns_draws_no_injected_marks(run_dir,
+                                                                              tmp_path):
+    # a run directory written before injected.parquet carried its orders' input columns
+    run = copy_run(run_dir, tmp_path / "older")
+    table = pq.read_table(run / "injected.parquet")
+    older = table.select(["filled", "status", "reason"])
+    pq.write_table(older.replace_schema_metadata(table.schema.metadata),
+                   run / "injected.parquet")
+    (price,) = plots(run, "price")
     assert not [t for t in price.figure.data if t.name.startswith("injected")]
 
 
