@@ -83,7 +83,7 @@ HEADER = b"ts,instrument,side,type,price,size\n"
     (b"2024-01-02T00:00:05Z,X,sell,limit,-5,5\n", "row 2, field 'price': -5 is not a positive"),
     (b"2024-01-02T00:00:05Z,X,sell,limit,100.5,5\n", "row 2, field 'price': '100.5' is not"),
     (b"2024-01-02T00:00:05Z,X,sell,market,,100000000000000000000\n",
-     "row 2, field 'size': '100000000000000000000' is too large"),
+     "row 2, field 'size': '100000000000000000000' is out of bounds"),
     (b"not-a-time,X,sell,market,,5\n", "row 2, field 'ts'"),
     (b"2024-01-02T00:00:05Z,X,hold,market,,5\n", "row 2, field 'side'"),
     (b"2024-01-02T00:00:05Z,X,sell,stop,,5\n", "row 2, field 'type'"),
