@@ -223,32 +223,31 @@ def book(
 
     Example: cascade book esh4.parquet --levels 10 -o esh4-book.parquet
     """
-    import pyarrow.parquet as pq
+    import pyarrow as pa
 
     from replay.bookview import book_levels
+    from replay.rundir import TableStream
     from replay.tape import Tape
 
     t = Tape(tape)
-    tmp = output.with_name(output.name + ".partial")
-    writer = None
-    rows = 0
-    with _progress() as bar:
-        task = bar.add_task("book", total=len(t))
+    stream = TableStream(output, compression="zstd")  # under its name only once complete
+    try:
+        with _progress() as bar:
+            task = bar.add_task("book", total=len(t))
 
-        def chunks():
-            for ev in t.chunks():
-                yield ev
-                bar.advance(task, len(ev))
+            def chunks():
+                for ev in t.chunks():
+                    yield ev
+                    bar.advance(task, len(ev))
 
-        for batch in book_levels(chunks(), t.instruments, levels):
-            if writer is None:
-                writer = pq.ParquetWriter(tmp, batch.schema, compression="zstd")
-            writer.write_batch(batch)
-            rows += batch.num_rows
-    if writer is None:
-        raise ValueError(f"{tape}: no complete event to snapshot")
-    writer.close()
-    tmp.replace(output)
+            for batch in book_levels(chunks(), t.instruments, levels):
+                stream.write(pa.Table.from_batches([batch]))
+        if not stream.close():
+            raise ValueError(f"{tape}: no complete event to snapshot")
+    except BaseException:
+        stream.abort()
+        raise
+    rows = stream.rows
     out.print(f"wrote {rows:,} book rows x {levels} levels to {output}")
 
 

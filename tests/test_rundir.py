@@ -210,6 +210,18 @@ def test_a_full_disk_writing_the_report_leaves_the_old_page(case, tmp_path, monk
     assert not list(out.glob("*report.html*"))
 
 
+def test_a_full_disk_writing_the_book_is_one_line_and_leaves_nothing(case, tmp_path,
+                                                                     monkeypatch):
+    tape, _, _ = case
+    _full_disk(monkeypatch, "book.out.parquet")
+    out = tmp_path / "book.out.parquet"
+    r = CliRunner().invoke(app, ["book", str(tape), "--levels", "2", "-o", str(out)])
+    assert r.exit_code == 2, r.output
+    lines = r.output.strip().splitlines()
+    assert len(lines) == 1 and str(out) in lines[0] and "No space left" in lines[0], r.output
+    assert not list(tmp_path.glob("*book.out.parquet*"))
+
+
 def test_a_real_full_disk(case, tmp_path):
     """A 1 MB tmpfs in a private mount namespace; skipped where mounting is not allowed."""
     if shutil.which("unshare") is None:
