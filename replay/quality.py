@@ -34,6 +34,7 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -220,3 +221,23 @@ def check_prices(price: np.ndarray, needs_price: np.ndarray, instrument: np.ndar
                             f"price {price[r]} is more than {MAX_SPAN_TICKS:,} ticks of "
                             f"{tick} from the instrument's median price {ref}: the book "
                             "would need an unbounded price ladder")
+
+
+def distinct_lines(lines: Iterable[str], name: str, repair: bool,
+                   log: RepairLog) -> Iterator[tuple[int, str]]:
+    """``(line number, text)`` of each non-blank line of a line-framed file (Bybit JSON
+    lines, KIS frames). A line repeating the previous non-blank line exactly is an error
+    naming both lines, or under ``--repair`` dropped and counted as ``duplicate_row``
+    (docs/data-quality.md)."""
+    previous, previous_line = None, 0
+    for line, text in enumerate(lines, start=1):
+        if not text.strip():
+            continue
+        if text == previous:
+            if not repair:
+                raise TapeError(name, line, None, f"exact duplicate of line {previous_line}"
+                                " (use --repair to drop such lines)")
+            log.add("duplicate_row", [line])
+            continue
+        previous, previous_line = text, line
+        yield line, text

@@ -596,3 +596,14 @@ def test_check_of_a_tape_the_ladder_cannot_hold_says_so_without_allocating(tmp_p
     assert report["replayed"] is False and "levels" in report["replay_error"]
     table = cascade("data", "check", tape)
     assert table.exit_code == 1 and "not replayed" in table.output
+
+
+def test_a_duplicate_line_names_the_line_it_repeats_across_blank_lines():
+    from replay.quality import RepairLog, TapeError, distinct_lines
+
+    lines = ["a", "", "b", "", "b"]
+    with pytest.raises(TapeError, match="row 5: exact duplicate of line 3 "):
+        list(distinct_lines(lines, "f.txt", False, RepairLog()))
+    log = RepairLog()
+    assert list(distinct_lines(lines, "f.txt", True, log)) == [(1, "a"), (3, "b")]
+    assert log.counts["duplicate_row"] == 1

@@ -48,6 +48,7 @@ from replay.quality import (
     RepairLog,
     TapeError,
     check_prices,
+    distinct_lines,
     scaled_ts,
     sort_or_reject,
     to_units,
@@ -138,17 +139,7 @@ def _int(value: Any, name: str, key: str, line: int) -> int:
 def _parse(name: str, stream: io.TextIOBase, repair: bool, log: RepairLog) -> _Source:
     """Read every message of one stream (no unit conversion yet)."""
     src = _Source(name)
-    previous = None
-    for line, text in enumerate(stream, start=1):
-        if not text.strip():
-            continue
-        if text == previous:
-            if not repair:
-                raise TapeError(name, line, None, f"exact duplicate of line {line - 1} "
-                                "(use --repair to drop such lines)")
-            log.add("duplicate_row", [line])
-            continue
-        previous = text
+    for line, text in distinct_lines(stream, name, repair, log):
         try:
             msg = json.loads(text, parse_float=str)  # keep numbers' exact digits
         except json.JSONDecodeError as exc:

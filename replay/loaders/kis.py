@@ -44,6 +44,7 @@ from replay.quality import (
     TapeError,
     check_prices,
     check_ts_ns,
+    distinct_lines,
     sort_or_reject,
 )
 from replay.tape import (
@@ -150,21 +151,11 @@ def load(paths: list[Path], *, repair: bool = False, date: str | None = None,
     # pass 1: frames as Python records (recordings are text, a few per second per code)
     frames = []  # (kind, code, second, date or None, receive_ns or None, data, path, line)
     for path in paths:
-        previous = None
         lines = [t.rstrip("\r") for t in
                  decode_text(Path(path).read_bytes(), path).split("\n")]
         if not any(t.strip() for t in lines):
             raise TapeError(path, None, None, f"no events in {path}: the file has no frames")
-        for line, text in enumerate(lines, start=1):
-            if not text.strip():
-                continue
-            if text == previous:
-                if not repair:
-                    raise TapeError(path, line, None, f"exact duplicate of line {line - 1}"
-                                    " (use --repair to drop such lines)")
-                log.add("duplicate_row", [line])
-                continue
-            previous = text
+        for line, text in distinct_lines(lines, path, repair, log):
             enc, tr_id, records, prefix = _split(text, path, line)
             if enc == "1":
                 log.add("encrypted_frame_skipped", [line])
