@@ -33,7 +33,6 @@ from brokers.rules import load_rules
 from replay.engine import Replay, ReplayResult
 from replay.synth import INSTRUMENT_ID, synthesize
 from replay.tape import TRADE, Events, InstrumentTable
-from venues.book import I_WATCH
 
 DAY = date(2024, 1, 2)
 SEED = 1
@@ -212,7 +211,7 @@ def test_replay_with_broker(benchmark, day, reference, populations, overhead_tab
     assert forced == [0] * ROUNDS and broker.forced_orders().empty
     # armed all day at the highest trigger, never reached
     m_bp = int(round(RULES.maintenance_ratio * BP))
-    assert rp.book.ins[INSTRUMENT_ID, I_WATCH] == \
+    assert rp.book.column("wake_below")[INSTRUMENT_ID] == \
         trigger_prices(pop.pos_shares, pop.loan, m_bp).max() > 0
     _same_tape_outcome(result, reference)
 

@@ -19,7 +19,9 @@ from replay.convert import to_l2
 from replay.engine import InjectedOrders, Replay
 from replay.synth import write_synthetic_tape
 from replay.tape import ASK, BID, Tape
-from venues.matching import ORDER_TYPES
+from venues.codes import (
+    ORDER_TYPES,
+)
 
 DAYS = int(os.environ.get("CASCADE_BENCH_DAYS", "2"))
 NAUTILUS_EVENTS = int(os.environ.get("CASCADE_BENCH_NAUTILUS_EVENTS", "200000"))

@@ -2,11 +2,11 @@
 
 **Intraday rules** (``instant``, and a CFD's liquidation level). Each single-name account's
 trigger price is computed in closed form, and the triggers are kept sorted per instrument.
-The compiled loop compares the last price with one number per instrument: ``I_WATCH``, the
-highest trigger not yet breached. When that price is reached the loop stops. The broker then
-walks the sorted triggers to find every account breached at that price (no scan of the
-population) and submits their forced orders. The orders go through the venue like any
-other.
+The compiled loop compares the last price with one number per instrument: the broker's wake
+price (:meth:`replay.engine.Replay.wake_below`), the highest trigger not yet breached. When
+that price is reached the loop stops. The broker then walks the sorted triggers to find
+every account breached at that price (no scan of the population) and submits their forced
+orders. The orders go through the venue like any other.
 
 **Close-valued rules** (``krx-credit``, ``krx-misu``, a CFD's margin call). These need the
 KRX venue's sessions.
@@ -25,10 +25,10 @@ KRX venue's sessions.
     close less the haircut (misu), or is the whole position;
   - forced quantity left unfilled at a limit-locked close is carried to the next pre-open.
 
-**Cascade generations.** The loop records who set each instrument's last price
-(``I_LAST_GEN``: 0 for the tape or any order that is not a forced sale, ``k + 1`` for a
-generation-``k`` forced order; an auction takes the highest generation it filled). Accounts
-breached at that price, or at a close it set, get that generation.
+**Cascade generations.** The loop records who set each instrument's last price (its
+``last_generation`` column: 0 for the tape or any order that is not a forced sale, ``k + 1``
+for a generation-``k`` forced order; an auction takes the highest generation it filled).
+Accounts breached at that price, or at a close it set, get that generation.
 
 **Triggers, in integers only.** The collateral ratio (담보유지비율, krx.md:78) is the
 collateral, holdings plus the account's cash, over the loan.
@@ -56,9 +56,13 @@ import pandas as pd
 from numba import njit
 
 from brokers.population import KIND_CODES
-from venues.book import H_BK_INST, H_BK_TS, I_CLOSE_PX, I_LAST, I_LAST_GEN, I_WATCH, SIDE_ASK
+from venues.codes import (
+    ASK,
+    LIMIT,
+    MARKET,
+)
 from venues.krx.calendar import sessions, trading_days_after
-from venues.matching import LIMIT, MARKET, R_FILLED, R_NOTIONAL, R_RESTING
+from venues.participants import Participant
 
 BP = 10_000
 # Account states.
@@ -149,8 +153,8 @@ class _Watch:
         return int(self.triggers[self.cursor]) if self.cursor < len(self.rows) else -1
 
 
-@dataclass
-class Broker:
+@dataclass(eq=False)
+class Broker(Participant):
     """The accounts of ``population`` whose kind is ``rules.kind``, under ``rules``
     (:class:`brokers.rules.Rules`), attached to a :class:`replay.engine.Replay` with
     :meth:`attach`. ``submit_orders=False`` evaluates the accounts but never sends a
@@ -203,14 +207,15 @@ class Broker:
         # are revalued whenever the broker wakes, and they cure a call only by paying
         self.self_directed = np.zeros(len(pop.account_id), bool)
 
+    role = "broker"
+
     def attach(self, replay) -> Broker:
-        replay.broker = self
+        """Join ``replay`` as a participant (venues/participants.py)."""
         if self.rules.valuation == "close":
             if replay.venue is None:
                 raise ValueError(f"rules {self.rules.name!r} value accounts at the close: they "
                                  "need the KRX venue's sessions (--venue krx)")
-        if replay.venue is not None:
-            replay.venue.listeners.append(self)
+        replay.attach(self)
         return self
 
     # -- intraday ----------------------------------------------------------------------------
@@ -258,7 +263,6 @@ class Broker:
             trig = trigger_prices(self._shares, self._loan[pop.pos_account], ratio_bp,
                                   strict=strict, cash=self._cash[pop.pos_account],
                                   cash_bp=cash_bp)
-        ins = replay.book.ins
         everyone = bool(single.all())
         names = pop.pos_instrument if everyone else pop.pos_instrument[single]
         one_name = len(names) > 0 and names.min() == names.max()
@@ -270,7 +274,7 @@ class Broker:
                 select = single & (pop.pos_instrument == inst)
             w = _Watch(trig, select)
             self._watch[int(inst)] = w
-            ins[int(inst), I_WATCH] = w.next_trigger()
+            replay.wake_below(self, int(inst), w.next_trigger())
         if not everyone:
             multi = self.managed[pop.pos_account] & ~single
             if multi.any():
@@ -278,14 +282,11 @@ class Broker:
                 self._pf_names = [int(i) for i in np.unique(pop.pos_instrument[multi])]
                 self._arm()
 
-    def on_watch(self) -> None:
-        """The loop stopped: an instrument's last price reached its watch price."""
-        rp = self._replay
-        S = rp.book.S
-        inst, ts = int(S[H_BK_INST]), int(S[H_BK_TS])
-        ins = rp.book.ins
-        price = int(ins[inst, I_LAST])
-        generation = int(ins[inst, I_LAST_GEN])
+    def on_wake(self, inst: int, ts: int) -> None:
+        """The loop stopped: ``inst``'s last price reached the broker's wake price."""
+        book = self._replay.book
+        price = int(book.column("last")[inst])
+        generation = int(book.column("last_generation")[inst])
         w = self._watch.get(inst)
         if w is not None:
             w.order()
@@ -308,13 +309,13 @@ class Broker:
     def _arm(self, inst: int | None = None) -> None:
         """Set the watch price of ``inst`` (None: every watched instrument): the highest
         trigger of its single-name accounts or of the portfolio accounts holding it."""
-        ins = self._replay.book.ins
         names = [inst] if inst is not None and self._portfolio is None else \
             sorted(set(self._watch) | set(self._pf_names))
         pf = self._portfolio_triggers() if self._portfolio is not None else {}
         for i in names:
             w = self._watch.get(i)
-            ins[i, I_WATCH] = max(w.next_trigger() if w is not None else -1, pf.get(i, -1))
+            self._replay.wake_below(self, i, max(w.next_trigger() if w is not None else -1,
+                                                 pf.get(i, -1)))
 
     # -- accounts holding several names: revalued whenever the broker is woken ---------------
     def _portfolio_triggers(self) -> dict[int, int]:
@@ -326,7 +327,7 @@ class Broker:
         rows = rows[live]
         if not len(rows):
             return {}
-        last = self._replay.book.ins[:, I_LAST]
+        last = self._replay.book.column("last")
         priced = self._priced()[pop.pos_account[rows]]
         out: dict[int, int] = {}
         for i in np.unique(pop.pos_instrument[rows[~priced]]):
@@ -355,7 +356,7 @@ class Broker:
         """Per account: every name it holds has a last price (it can be valued)."""
         pop = self.population
         unpriced = np.zeros(len(pop.account_id), bool)
-        last = self._replay.book.ins[:, I_LAST]
+        last = self._replay.book.column("last")
         np.logical_or.at(unpriced, pop.pos_account,
                          (last[pop.pos_instrument] <= 0) & (self._shares > 0))
         return ~unpriced
@@ -364,8 +365,8 @@ class Broker:
         """Sell out every portfolio account below its ratio at the last prices."""
         pop = self.population
         rows = self._portfolio
-        ins = self._replay.book.ins
-        last = ins[:, I_LAST]
+        book = self._replay.book
+        last = book.column("last")
         acct = pop.pos_account[rows]
         value = np.zeros(len(pop.account_id), np.int64)
         np.add.at(value, acct, self._shares[rows] * last[pop.pos_instrument[rows]])
@@ -377,7 +378,7 @@ class Broker:
         if len(sell):
             a = pop.pos_account[sell]
             gen = np.zeros(len(pop.account_id), np.int64)
-            np.maximum.at(gen, acct, ins[pop.pos_instrument[rows], I_LAST_GEN])
+            np.maximum.at(gen, acct, book.column("last_generation")[pop.pos_instrument[rows]])
             self._sell(ts, sell, self._shares[sell] - self._pending[sell], MARKET, 0, gen[a],
                        last[pop.pos_instrument[sell]],
                        self.ratios(value[a], self._loan[a], self._cash[a]))
@@ -397,7 +398,7 @@ class Broker:
                 self.forced.append(self._row(ts, rows[k], trigger[k], ratio[k], gen[k],
                                              qty[k], price[k], -1))
             return
-        ids = self._replay.submit(np.full(n, ts), pop.pos_instrument[rows], np.full(n, SIDE_ASK),
+        ids = self._replay.submit(np.full(n, ts), pop.pos_instrument[rows], np.full(n, ASK),
                                   np.full(n, typ), price, qty, gen)
         self._pending[rows] += qty
         for k in range(n):
@@ -444,8 +445,9 @@ class Broker:
             return
         self._own()
         rows = self._order_rows
-        res = self._replay.book.results
-        now = res[self._order_ids][:, [R_FILLED, R_NOTIONAL]]
+        book = self._replay.book
+        now = np.column_stack([book.result("filled")[self._order_ids],
+                               book.result("notional")[self._order_ids]])
         delta = now - self._settled
         self._settled = now.copy()
         acct = self.population.pos_account[rows]
@@ -487,11 +489,11 @@ class Broker:
         self._settle()
         self._accrue(day)
         rp = self._replay
-        res = rp.book.results
+        resting = rp.book.result("resting")
         carry: list[tuple[int, int, int, int, float]] = []
         if self.submit_orders:
             for f in self.forced:
-                left = int(res[f["order"], R_RESTING]) if f["order"] >= 0 else 0
+                left = int(resting[f["order"]]) if f["order"] >= 0 else 0
                 if left > 0 and f.get("carried_to") is None:
                     f["carried_to"] = day  # what a limit-locked close left, sold next morning
                     carry.append((f["position"], left, f["generation"], f["trigger"],
@@ -503,9 +505,10 @@ class Broker:
         queued[self.population.pos_account[[c[0] for c in carry + self._to_sell]]] = True
         # a sale that is done: the account is judged again from this close
         self._state[(self._state == SELLING) & (pending == 0) & ~queued] = OK
-        ins = rp.book.ins
-        close = np.where(ins[:, I_CLOSE_PX] > 0, ins[:, I_CLOSE_PX], ins[:, I_LAST])
-        gen_at_close = ins[:, I_LAST_GEN].copy()
+        book = rp.book
+        close_px, last = book.column("close"), book.column("last")
+        close = np.where(close_px > 0, close_px, last)
+        gen_at_close = book.column("last_generation").copy()
         pop = self.population
         free = self._shares - self._pending
         value_pos = free * close[pop.pos_instrument]
@@ -680,9 +683,9 @@ class Broker:
             return pd.DataFrame(columns=cols)
         frame = pd.DataFrame(self.forced)
         if self.submit_orders:
-            res = self._replay.book.results
-            filled = res[frame.order.to_numpy(), R_FILLED]
-            notional = res[frame.order.to_numpy(), R_NOTIONAL]
+            book = self._replay.book
+            filled = book.result("filled")[frame.order.to_numpy()]
+            notional = book.result("notional")[frame.order.to_numpy()]
         else:
             filled = notional = np.zeros(len(frame), np.int64)
         frame["filled_qty"] = filled

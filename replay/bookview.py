@@ -14,10 +14,11 @@ import numpy as np
 import pyarrow as pa
 from numba import njit
 
-from replay import loop
 from replay.engine import Replay
 from replay.tape import Events, InstrumentTable
+from venues import loop
 from venues.book import NEED_OUTPUT, OK, snapshot_levels
+from venues.codes import F_LAST
 from venues.matching import TRADES
 
 
@@ -33,7 +34,7 @@ def _snapshots(ts_a, inst_a, act_a, side_a, px_a, sz_a, oid_a, flg_a, pos, S, F,
         OUT[TRADES + 2] = 0  # trade prints are not wanted here
         if st != OK:
             return st, pos, nrow
-        if flg_a[pos] & 128:
+        if flg_a[pos] & F_LAST:
             out[nrow, 0] = ts_a[pos]
             out[nrow, 1] = inst_a[pos]
             snapshot_levels(S, inst_a[pos], depth, out[nrow], 2)
@@ -49,14 +50,43 @@ def level_names(depth: int) -> list[str]:
     return names
 
 
+class _Snapshots:
+    """The source :func:`book_levels` drives: a chunk's rows applied in absolute mode, the
+    top levels written after each complete event; full batches are kept in ``batches``."""
+
+    def __init__(self, ev: Events, depth: int, out: np.ndarray, to_batch) -> None:
+        self.ev, self.depth, self.out, self.to_batch = ev, depth, out, to_batch
+        self.columns = ev.kernel_columns()
+        self.pos = self.nrow = 0
+        self.batches: list[pa.RecordBatch] = []
+
+    def advance(self, replay: Replay, until: int) -> int:
+        while True:
+            st, self.pos, self.nrow = _snapshots(*self.columns, self.pos, replay.book.S,
+                                                 replay.F, replay.reports.OUT, self.depth,
+                                                 self.out, self.nrow)
+            if st == NEED_OUTPUT or (st == OK and self.nrow):
+                self.batches.append(self.to_batch(self.out[:self.nrow]))
+                self.nrow = 0
+            if st != NEED_OUTPUT:  # its own rows were full: it goes on
+                return st
+
+    def next_input(self, replay: Replay) -> int:
+        return int(self.ev.ts[self.pos]) if self.pos < len(self.ev) else loop.NEVER
+
+    def needs(self, replay: Replay) -> tuple[int, int]:
+        return int(self.ev.instrument[self.pos]), int(self.ev.price[self.pos])
+
+
 def book_levels(chunks: Iterable[Events], instruments: InstrumentTable, depth: int = 10,
                 rows_per_batch: int = 1 << 16) -> Iterable[pa.RecordBatch]:
     """Yield Arrow record batches of the top ``depth`` levels after every ``F_LAST`` event."""
     if depth < 1:
         raise ValueError("depth must be at least 1")
     rp = Replay(instruments, "absolute")
-    decimals = np.zeros(len(rp.book.ins), np.int64)
-    size_dec = np.zeros(len(rp.book.ins), np.int64)
+    n = len(instruments) and max(i.instrument_id for i in instruments) + 1
+    decimals = np.zeros(n, np.int64)
+    size_dec = np.zeros(n, np.int64)
     for inst in instruments:
         decimals[inst.instrument_id] = inst.price_decimals
         size_dec[inst.instrument_id] = inst.size_decimals
@@ -65,19 +95,11 @@ def book_levels(chunks: Iterable[Events], instruments: InstrumentTable, depth: i
     for ev in chunks:
         if len(ev) == 0:
             continue
-        rp._prepare(ev)
-        pos = 0
-        nrow = 0
-        while True:
-            st, pos, nrow = _snapshots(*ev.kernel_columns(), pos, rp.book.S, rp.F,
-                                       rp.reports.OUT, depth, out, nrow)
-            if st == NEED_OUTPUT or (st == OK and nrow):
-                yield _to_batch(out[:nrow], names, decimals, size_dec)
-                nrow = 0
-            if st == OK:
-                break
-            if st != NEED_OUTPUT:
-                rp._grow_for(st, ev, pos, np.zeros((0, loop.J_COLS), np.int64), 0)
+        rp.prepare(ev)
+        source = _Snapshots(ev, depth, out,
+                            lambda rows: _to_batch(rows, names, decimals, size_dec))
+        rp.drive(source)
+        yield from source.batches
 
 
 def _to_batch(rows: np.ndarray, names: list[str], decimals: np.ndarray,

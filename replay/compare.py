@@ -150,10 +150,10 @@ def compare(tape: str | Path, variants: list[str], population: str | Path,
     True."""
     from brokers.engine import Broker
     from brokers.rules import load_rules
-    from replay import loop
     from replay.broker_run import load_population
     from replay.engine import VENUES
     from replay.tape import Tape
+    from venues import loop
 
     if len(variants) < 2:
         raise ValueError(f"compare needs at least two --broker variants, got {len(variants)}")

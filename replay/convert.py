@@ -14,7 +14,6 @@ import dataclasses
 import numpy as np
 from numba import njit
 
-from replay import loop
 from replay.engine import Replay
 from replay.tape import (
     ADD,
@@ -27,17 +26,8 @@ from replay.tape import (
     Events,
     InstrumentTable,
 )
-from venues.book import (
-    L_SIZE,
-    NEED_OUTPUT,
-    O_PRICE,
-    O_SIDE,
-    OK,
-    find_order,
-    level_index,
-    li_,
-    oi,
-)
+from venues import loop
+from venues.book import NEED_OUTPUT, OK, level_size, order_place
 from venues.matching import TRADES
 
 
@@ -55,8 +45,7 @@ def _emit(out, k, ts, inst, action, side, price, size, flags):
 
 @njit(cache=True)
 def _level_row(out, k, S, ts, inst, side, price, flags):
-    li = level_index(S, inst, side, price)
-    size = S[li_(S, li, L_SIZE)] if li >= 0 else 0
+    size = level_size(S, inst, side, price)
     action = MODIFY if size > 0 else DELETE
     return _emit(out, k, ts, inst, action, side, price, size, flags)
 
@@ -72,10 +61,7 @@ def _to_l2(ts_a, inst_a, act_a, side_a, px_a, sz_a, oid_a, flg_a, pos, S, F, OUT
         old_side = -1
         old_price = -1
         if oid_a[pos] != 0 and (act == CANCEL or act == DELETE or act == MODIFY):
-            row = find_order(S, oid_a[pos], inst)
-            if row >= 0:
-                old_side = S[oi(S, row, O_SIDE)]
-                old_price = S[oi(S, row, O_PRICE)]
+            old_price, old_side = order_place(S, oid_a[pos], inst)
         st = loop.apply_row(S, F, OUT, loop.ABSOLUTE, ts_a[pos], inst, act, side_a[pos],
                             px_a[pos], sz_a[pos], oid_a[pos])
         OUT[TRADES + 2] = 0
@@ -98,23 +84,41 @@ def _to_l2(ts_a, inst_a, act_a, side_a, px_a, sz_a, oid_a, flg_a, pos, S, F, OUT
     return OK, pos, k
 
 
+class _Levels:
+    """The source :func:`to_l2` drives: the stream's rows applied in absolute mode, the
+    level rows written to ``out``; full buffers are kept in ``parts``."""
+
+    def __init__(self, events: Events, out: np.ndarray) -> None:
+        self.events, self.out = events, out
+        self.columns = events.kernel_columns()
+        self.pos = self.k = 0
+        self.parts: list[np.ndarray] = []
+
+    def advance(self, replay: Replay, until: int) -> int:
+        while True:
+            st, self.pos, self.k = _to_l2(*self.columns, self.pos, replay.book.S, replay.F,
+                                          replay.reports.OUT, self.out, self.k)
+            if st != NEED_OUTPUT:  # its own rows were full: it goes on
+                return st
+            self.parts.append(self.out[:self.k].copy())
+            self.k = 0
+
+    def next_input(self, replay: Replay) -> int:
+        ev = self.events
+        return int(ev.ts[self.pos]) if self.pos < len(ev) else loop.NEVER
+
+    def needs(self, replay: Replay) -> tuple[int, int]:
+        return int(self.events.instrument[self.pos]), int(self.events.price[self.pos])
+
+
 def to_l2(events: Events, instruments: InstrumentTable) -> tuple[Events, InstrumentTable]:
     """The L2 form of an L3 stream, and its instrument table (book type L2)."""
     rp = Replay(instruments, "absolute")
     out = np.zeros((max(1024, len(events) + len(events) // 4), 7), np.int64)
-    parts = []
-    rp._prepare(events)
-    pos = k = 0
-    while True:
-        st, pos, k = _to_l2(*events.kernel_columns(), pos, rp.book.S, rp.F, rp.reports.OUT,
-                            out, k)
-        if st == OK:
-            break
-        if st == NEED_OUTPUT:
-            parts.append(out[:k].copy())
-            k = 0
-        else:
-            rp._grow_for(st, events, pos, np.zeros((0, loop.J_COLS), np.int64), 0)
+    rp.prepare(events)
+    source = _Levels(events, out)
+    rp.drive(source)
+    parts, k = source.parts, source.k
     parts.append(out[:k])
     rows = np.concatenate(parts)
     l2 = Events.from_columns({

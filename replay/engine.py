@@ -1,7 +1,7 @@
 """The replay front: owns the book and output buffers, feeds tape chunks to the kernel.
 
 ``Replay`` speaks the domain's words (mode, injected orders, results); the arrays and the
-kernel live in :mod:`venues.book`, :mod:`venues.matching` and :mod:`replay.loop`.
+kernel live in :mod:`venues.book`, :mod:`venues.matching` and :mod:`venues.loop`.
 """
 
 from __future__ import annotations
@@ -15,28 +15,45 @@ from typing import Protocol
 import numpy as np
 import pandas as pd
 
-from replay import loop
 from replay.tape import Events, Instrument, InstrumentTable
+from venues import loop
+from venues import rules as venue_rules
 from venues.book import (
-    BROKER_EVENT,
-    H_BK_TS,
-    H_EV_TS,
-    H_ST_TS,
-    I_N,
-    I_STEP,
-    MAX_BANDS,
     MIN_TABLE,
     NEED_LADDER,
     NEED_ORDERS,
     NEED_OUTPUT,
     OK,
     PAUSE,
-    STRATEGY_EVENT,
     VENUE_EVENT,
+    WAKE,
     BookState,
 )
+from venues.codes import (
+    ORDER_TYPES,
+    REASON_NAMES,  # noqa: F401  (the names of the result codes, read with the results)
+    SOURCE_NAMES,  # noqa: F401
+    STATUS_NAMES,  # noqa: F401
+)
 from venues.kernel import njit_alloc
-from venues.matching import FILLS, ORDER_TYPES, REASONS, TOB, TRADES, Reports, rows_needed
+from venues.matching import (
+    FILLS,
+    J_COLS,
+    J_FLAGS,
+    J_GEN,
+    J_ID,
+    J_INST,
+    J_PRICE,
+    J_SIDE,
+    J_SIZE,
+    J_TS,
+    J_TYPE,
+    TOB,
+    TRADES,
+    Reports,
+    rows_needed,
+)
+from venues.participants import NEVER, Participant, ordered
 
 VENUES = ("generic", "krx")
 
@@ -116,25 +133,25 @@ class InjectedOrders:
     def as_matrix(self, first_id: int = 0) -> np.ndarray:
         """The kernel's matrix; the orders' result rows are ``first_id`` onwards (a cancel's
         ``price``, the index of its target among these orders, becomes that row too)."""
-        m = np.zeros((len(self), loop.J_COLS), np.int64)
-        m[:, loop.J_TS] = self.ts
-        m[:, loop.J_INST] = self.instrument
-        m[:, loop.J_SIDE] = self.side
-        m[:, loop.J_TYPE] = self.type
-        m[:, loop.J_PRICE] = self.price
-        m[:, loop.J_SIZE] = self.size
+        m = np.zeros((len(self), J_COLS), np.int64)
+        m[:, J_TS] = self.ts
+        m[:, J_INST] = self.instrument
+        m[:, J_SIDE] = self.side
+        m[:, J_TYPE] = self.type
+        m[:, J_PRICE] = self.price
+        m[:, J_SIZE] = self.size
         if self.flags is not None:
-            m[:, loop.J_FLAGS] = self.flags
-        m[:, loop.J_ID] = first_id + np.arange(len(self))
-        m[:, loop.J_GEN] = -1
-        cancels = m[:, loop.J_TYPE] == ORDER_TYPES["cancel"]
-        m[cancels, loop.J_PRICE] += first_id
-        if len(self) and np.any(np.diff(m[:, loop.J_TS]) < 0):
+            m[:, J_FLAGS] = self.flags
+        m[:, J_ID] = first_id + np.arange(len(self))
+        m[:, J_GEN] = -1
+        cancels = m[:, J_TYPE] == ORDER_TYPES["cancel"]
+        m[cancels, J_PRICE] += first_id
+        if len(self) and np.any(np.diff(m[:, J_TS]) < 0):
             raise ValueError("injected orders must be in time order")
-        bad = ~np.isin(m[:, loop.J_TYPE], list(ORDER_TYPES.values()))
+        bad = ~np.isin(m[:, J_TYPE], list(ORDER_TYPES.values()))
         if bad.any():
             raise ValueError(f"injected order {int(np.flatnonzero(bad)[0])}: unknown type")
-        nonpos = (m[:, loop.J_SIZE] <= 0) & (m[:, loop.J_TYPE] != ORDER_TYPES["cancel"])
+        nonpos = (m[:, J_SIZE] <= 0) & (m[:, J_TYPE] != ORDER_TYPES["cancel"])
         if nonpos.any():
             raise ValueError(f"injected order {int(np.flatnonzero(nonpos)[0])}: size must be > 0")
         return m
@@ -167,10 +184,6 @@ TRADE_NAMES = ["ts", "instrument", "price", "size", "side", "source"]
 TOB_NAMES = ["ts", "instrument", "bid_px", "bid_sz", "ask_px", "ask_sz"]
 RESULT_NAMES = ["filled", "notional", "status", "resting", "reason"]
 ORDER_NAMES = ["input_row", "ts", "instrument", "side", "type", "price", "size"]
-STATUS_NAMES = ["pending", "filled", "partial", "resting", "rejected", "cancelled",
-                "no_liquidity", "expired"]
-REASON_NAMES = list(REASONS)
-SOURCE_NAMES = {0: "history", 1: "injected", 2: "reapplied", 3: "history_cross", 4: "auction"}
 
 
 def injected_frame(results: np.ndarray, orders: np.ndarray, input_rows: np.ndarray,
@@ -181,15 +194,15 @@ def injected_frame(results: np.ndarray, orders: np.ndarray, input_rows: np.ndarr
     ``results`` are the result rows ``first`` onwards, ``orders`` the kernel's matrix of the
     same orders in any order (column J_ID: the result row), ``input_rows`` indexed by result
     row minus ``first``."""
-    ids = orders[:, loop.J_ID]
+    ids = orders[:, J_ID]
     orders = orders[(ids >= first) & (ids < first + len(results))]
-    orders = orders[np.argsort(orders[:, loop.J_ID], kind="stable")]
+    orders = orders[np.argsort(orders[:, J_ID], kind="stable")]
     if len(orders) != len(results) or not np.array_equal(
-            orders[:, loop.J_ID], first + np.arange(len(results))):
+            orders[:, J_ID], first + np.arange(len(results))):
         raise RuntimeError("injected-order results and orders do not correspond")
     cols = {"input_row": np.asarray(input_rows, np.int64)[:len(results)]}
-    for name, j in (("ts", loop.J_TS), ("instrument", loop.J_INST), ("side", loop.J_SIDE),
-                    ("type", loop.J_TYPE), ("price", loop.J_PRICE), ("size", loop.J_SIZE)):
+    for name, j in (("ts", J_TS), ("instrument", J_INST), ("side", J_SIDE),
+                    ("type", J_TYPE), ("price", J_PRICE), ("size", J_SIZE)):
         cols[name] = orders[:, j].copy()
     frame = pd.DataFrame(cols)
     for k, name in enumerate(RESULT_NAMES):
@@ -201,6 +214,48 @@ class ReportSink(Protocol):
     """Where flushed report rows go instead of memory (fills, trades or top of book)."""
 
     def append(self, table: int, rows: np.ndarray) -> None: ...
+
+
+class EventSource(Protocol):
+    """What :meth:`Replay.drive` runs: a compiled kernel over some input (a tape chunk, a
+    synthetic flow), resumable where it stopped."""
+
+    def advance(self, replay: Replay, until: int) -> int:
+        """Run the kernel from where it stopped until it is done (OK), stops before ``until``
+        (PAUSE), stops for the participants (VENUE_EVENT, WAKE) or needs room (NEED_*)."""
+
+    def next_input(self, replay: Replay) -> int:
+        """The time of the next input event (int64 max: none)."""
+
+    def needs(self, replay: Replay) -> tuple[int, int]:
+        """After NEED_LADDER: the instrument and price that need a level."""
+
+
+class TapeChunk:
+    """A chunk of tape rows, with the replay's injected orders merged in by time: the
+    source :meth:`Replay.run` drives, chunk after chunk."""
+
+    def __init__(self, ev: Events, mode: int) -> None:
+        self.ev, self.mode, self.pos = ev, mode, 0
+        self.columns = ev.kernel_columns()
+
+    def advance(self, replay: Replay, until: int) -> int:
+        status, self.pos, replay._jpos = loop.run_chunk(
+            *self.columns, self.pos, replay._inj, replay._jpos, replay.book.S, replay.F,
+            replay.reports.OUT, self.mode, until)
+        return status
+
+    def next_input(self, replay: Replay) -> int:
+        t = int(self.ev.ts[self.pos]) if self.pos < len(self.ev) else loop.NEVER
+        if replay._jpos < len(replay._inj):
+            t = min(t, int(replay._inj[replay._jpos, J_TS]))
+        return t
+
+    def needs(self, replay: Replay) -> tuple[int, int]:
+        ev, pos, inj, jpos = self.ev, self.pos, replay._inj, replay._jpos
+        if pos < len(ev) and (jpos >= len(inj) or ev.ts[pos] <= inj[jpos, J_TS]):
+            return int(ev.instrument[pos]), int(ev.price[pos])
+        return int(inj[jpos, J_INST]), int(inj[jpos, J_PRICE])
 
 
 class Replay:
@@ -226,30 +281,72 @@ class Replay:
         self.mode = mode
         n = max(inst.instrument_id for inst in instruments) + 1 if len(instruments) else 0
         self.book = BookState(n, order_capacity, table_size)
-        ticks = self.book.ticks
+        venue_rules.init_slots(self.book.S)
+        loop.init_slots(self.book.S, self.book.ins)
         for inst in instruments:
             lo, sz = tick_scheme(inst, session_date)
-            if len(lo) > MAX_BANDS:
-                raise ValueError(f"{inst.symbol}: more than {MAX_BANDS} tick bands")
-            ticks[inst.instrument_id, 0, : len(lo)] = lo
-            ticks[inst.instrument_id, 1, : len(sz)] = sz
+            try:
+                self.book.set_ticks(inst.instrument_id, lo, sz)
+            except ValueError as exc:
+                raise ValueError(f"{inst.symbol}: {exc}") from None
         self.F = loop.float_state(n, propagator_tau_s * 1e9, propagator_beta)
         self.reports = Reports(buffer_rows)
         self._parts: dict[int, list[np.ndarray]] = {FILLS: [], TRADES: [], TOB: []}
         self._sink: ReportSink | None = None
         self.venue_name = venue
         self.venue = None
-        self._inj = np.zeros((0, loop.J_COLS), np.int64)
+        self._inj = np.zeros((0, J_COLS), np.int64)
         self._jpos = 0
         self.result_gen = np.zeros(0, np.int64)  # per result row: forced-order generation
         self.result_input_row = np.zeros(0, np.int64)  # per result row: its input row or -1
-        self.broker = None  # brokers.engine.Broker attaches itself here
-        self.strategy = None  # strategies.base.StrategyHost attaches itself here
+        #: every participant, in the order the driver calls them (replay/participants.py)
+        self.participants: list[Participant] = []
+        # by id(participant): wake prices, instruments woken on prints, who has started and
+        # who has begun (a participant may be an unhashable dataclass)
+        self._below: dict[int, np.ndarray] = {}
+        self._prints: dict[int, np.ndarray] = {}
+        self._started: set[int] = set()
+        self._begun: set[int] = set()
         if venue == "krx":
             from venues.krx.venue import KrxVenue
 
             self.venue = KrxVenue(self, instruments, seed, rules=krx_rules,
                                   index_prior_close=index_prior_close)
+            self.attach(self.venue)
+
+    # -- participants (replay/participants.py) -------------------------------------------------
+    def attach(self, participant: Participant) -> None:
+        """Host ``participant``: it is called in :data:`replay.participants.ROLES` order,
+        in attachment order within its role."""
+        if all(p is not participant for p in self.participants):
+            self.participants = ordered([*self.participants, participant])
+
+    @property
+    def brokers(self) -> list[Participant]:
+        return [p for p in self.participants if p.role == "broker"]
+
+    @property
+    def strategies(self) -> list[Participant]:
+        return [p for p in self.participants if p.role == "strategy"]
+
+    def wake_below(self, participant: Participant, inst: int, price: int) -> None:
+        """Wake ``participant`` (``on_wake``) after an event that leaves ``inst``'s last
+        price at or below ``price`` (-1: never). The loop watches the highest of the
+        participants' prices, the first a falling price meets."""
+        n = len(self.book.ins)
+        own = self._below.setdefault(id(participant), np.full(n, -1, np.int64))
+        own[inst] = price
+        col = self.book.column("wake_below")
+        col[inst] = max(int(b[inst]) for b in self._below.values())
+
+    def wake_on_prints(self, participant: Participant, inst: int, on: bool) -> None:
+        """Stop the loop after every event that prints a trade on ``inst`` while ``on``
+        (for any participant), so that the participants observe it."""
+        n = len(self.book.ins)
+        own = self._prints.setdefault(id(participant), np.zeros(n, bool))
+        own[inst] = on
+        col = self.book.column("wake_on_print")
+        col[inst] = int(any(p[inst] for p in self._prints.values()))
 
     # -- what the venue needs (venues.krx.venue.Host) ---------------------------------------
     def out(self) -> np.ndarray:
@@ -258,7 +355,7 @@ class Replay:
     def report_room(self, fills: int) -> None:
         """Room for ``fills`` more fill rows, a trade print and a top-of-book row."""
         if self.reports.rows - max(self.reports.count(t) for t in self._parts) < fills + 2:
-            self._flush()
+            self.flush()
         if self.reports.rows < fills + 2:
             self.reports = Reports(2 * (fills + 2))
 
@@ -275,6 +372,23 @@ class Replay:
         """Every injected order of this run so far (its result row is column J_ID)."""
         return self._inj
 
+    def add_orders(self, orders: InjectedOrders) -> int:
+        """Take ``orders`` as the run's injected orders (a run's, before it starts); returns
+        the result row of the first."""
+        jbase = self.book.n_results
+        inj = orders.as_matrix(jbase)
+        known = [i.instrument_id for i in self.instruments]
+        unknown = ~np.isin(inj[:, J_INST], known)
+        if unknown.any():
+            j = int(np.flatnonzero(unknown)[0])
+            raise ValueError(f"injected order {j}: instrument {inj[j, J_INST]} is not in "
+                             f"the instrument table (ids {known})")
+        self.book.add_results(len(inj))
+        self._inj, self._jpos = inj, 0
+        self.result_gen = np.concatenate([self.result_gen, np.full(len(inj), -1, np.int64)])
+        self.result_input_row = np.concatenate([self.result_input_row, orders.input_rows()])
+        return jbase
+
     def submit(self, ts: np.ndarray, instrument: np.ndarray, side: np.ndarray,
                typ: np.ndarray, price: np.ndarray, size: np.ndarray,
                generation: np.ndarray) -> np.ndarray:
@@ -282,34 +396,37 @@ class Replay:
         before any order already waiting at the same time). Returns their result rows."""
         n = len(ts)
         first = self.book.add_results(n)
-        m = np.zeros((n, loop.J_COLS), np.int64)
-        m[:, loop.J_TS], m[:, loop.J_INST], m[:, loop.J_SIDE] = ts, instrument, side
-        m[:, loop.J_TYPE], m[:, loop.J_PRICE], m[:, loop.J_SIZE] = typ, price, size
-        m[:, loop.J_ID] = first + np.arange(n)
-        m[:, loop.J_GEN] = generation
+        m = np.zeros((n, J_COLS), np.int64)
+        m[:, J_TS], m[:, J_INST], m[:, J_SIDE] = ts, instrument, side
+        m[:, J_TYPE], m[:, J_PRICE], m[:, J_SIZE] = typ, price, size
+        m[:, J_ID] = first + np.arange(n)
+        m[:, J_GEN] = generation
         done, waiting = self._inj[:self._jpos], self._inj[self._jpos:]
-        if len(done) and len(m) and m[:, loop.J_TS].min() < done[-1, loop.J_TS]:
+        if len(done) and len(m) and m[:, J_TS].min() < done[-1, J_TS]:
             raise ValueError("orders cannot be submitted before an order already executed")
         merged = np.concatenate([waiting, m])
-        merged = merged[np.argsort(merged[:, loop.J_TS], kind="stable")]
+        merged = merged[np.argsort(merged[:, J_TS], kind="stable")]
         self._inj = np.concatenate([done, merged])
         self.result_gen = np.concatenate([self.result_gen, np.asarray(generation, np.int64)])
         self.result_input_row = np.concatenate([self.result_input_row,
                                                 np.full(n, -1, np.int64)])
-        for i in np.unique(m[:, loop.J_INST]):
-            priced = m[(m[:, loop.J_INST] == i) & (m[:, loop.J_TYPE] != ORDER_TYPES["market"])]
+        for i in np.unique(m[:, J_INST]):
+            priced = m[(m[:, J_INST] == i) & (m[:, J_TYPE] != ORDER_TYPES["market"])]
             if len(priced):
-                self._ensure_ladder(int(i), priced[:, loop.J_PRICE])
-        return m[:, loop.J_ID].copy()
+                self._ensure_ladder(int(i), priced[:, J_PRICE])
+        return m[:, J_ID].copy()
 
     @property
     def counters(self) -> dict[str, int]:
         return loop.counter_values(self.book.S)
 
-    def _flush(self) -> None:
-        if self.strategy is not None:
-            self.strategy.tap()  # the strategy reads the trade prints before they go
-            self.strategy.flushed()
+    def flush(self) -> None:
+        """Hand the report rows written so far to the sink, or keep them for the result."""
+        for p in self.participants:
+            p.before_flush()  # a strategy reads the trade prints before they go
+        loop.set_prints_seen(self.book.S, 0)
+        for p in self.participants:
+            p.after_flush()
         for table, parts in self._parts.items():
             if self.reports.count(table):
                 rows = self.reports.take(table)
@@ -332,15 +449,16 @@ class Replay:
 
     def _ensure_ladder(self, inst: int, prices: np.ndarray) -> None:
         lo, hi = int(prices.min()), int(prices.max())
-        if self.book.ins[inst, I_N]:
+        current = self.book.ladder_step(inst)
+        if current:
             cur_lo, cur_hi = self.book.ladder_bounds(inst)
             if lo >= cur_lo and hi <= cur_hi:
                 return
             lo, hi = min(lo, cur_lo), max(hi, cur_hi)
         lo = max(1, lo)
         step = self._step_for(inst, lo, hi)
-        if self.book.ins[inst, I_N]:
-            step = int(np.gcd(step, int(self.book.ins[inst, I_STEP])))
+        if current:
+            step = int(np.gcd(step, current))
         if (hi - lo) // step + 1 > MAX_LADDER_LEVELS:
             raise ValueError(
                 f"{self._symbol(inst)}: prices {lo} to {hi} span more than "
@@ -351,8 +469,8 @@ class Replay:
         margin = min(margin, max(0, (MAX_LADDER_LEVELS - 1) * step - (hi - lo)) // 2)
         wide_lo, wide_hi = max(1, lo - margin), hi + margin
         wide_step = self._step_for(inst, wide_lo, wide_hi)
-        if self.book.ins[inst, I_N]:
-            wide_step = int(np.gcd(wide_step, int(self.book.ins[inst, I_STEP])))
+        if current:
+            wide_step = int(np.gcd(wide_step, current))
         if (wide_hi - wide_lo) // wide_step + 1 <= MAX_LADDER_LEVELS:
             lo, hi, step = wide_lo, wide_hi, wide_step
         # else a finer tick band inside the margin would break the bound: no margin
@@ -364,25 +482,24 @@ class Replay:
                 return f"instrument {i.symbol!r}"
         return f"instrument {inst}"
 
-    def _prepare(self, ev: Events) -> None:
-        """Widen ladders to the chunk's prices before the kernel meets them."""
+    def prepare(self, ev: Events) -> None:
+        """Widen ladders to a chunk's prices before the kernel meets them."""
         lo, hi = price_ranges(ev.instrument, ev.action, ev.price, len(self.book.ins))
         for inst in np.flatnonzero(hi > 0):
             self._ensure_ladder(int(inst), np.array([lo[inst], hi[inst]]))
 
-    def _grow_for(self, status: int, ev: Events, pos: int, inj: np.ndarray, jpos: int) -> None:
+    def grow(self, status: int, inst: int = -1, price: int = 0) -> None:
+        """Make the room a kernel stopped for: report rows (NEED_OUTPUT: flushed, and the
+        buffers enlarged if a single event needs more), order rows (NEED_ORDERS), or a ladder
+        reaching ``price`` for ``inst`` (NEED_LADDER)."""
         if status == NEED_OUTPUT:
-            self._flush()
+            self.flush()
             need = 2 * rows_needed(self.book.S)
             if need > self.reports.rows:
                 self.reports = Reports(need)
         elif status == NEED_ORDERS:
             self.book.make_room()
         elif status == NEED_LADDER:
-            if pos < len(ev) and (jpos >= len(inj) or ev.ts[pos] <= inj[jpos, loop.J_TS]):
-                inst, price = int(ev.instrument[pos]), int(ev.price[pos])
-            else:
-                inst, price = int(inj[jpos, loop.J_INST]), int(inj[jpos, loop.J_PRICE])
             if price <= 0:  # no ladder holds it: widening would never end
                 raise ValueError(f"{self._symbol(inst)}: price {price} is not positive; "
                                  "the book has no level for it")
@@ -390,6 +507,21 @@ class Replay:
             self._ensure_ladder(inst, np.array([price - g, price + g]))
         else:
             raise RuntimeError(f"replay kernel returned unknown status {status}")
+
+    def drive(self, source: EventSource) -> None:
+        """Run ``source`` until it is exhausted: the one loop of the replay. Each call of
+        its kernel runs until the earliest time a participant asked for, and the driver
+        answers every stop: the participants' calls (PAUSE, VENUE_EVENT, WAKE; then they
+        observe), or the room the kernel needs (NEED_*), and calls again."""
+        while True:
+            until = min((p.next_ts() for p in self.participants), default=NEVER)
+            status = source.advance(self, until)
+            if status == OK:
+                return
+            if status in (PAUSE, VENUE_EVENT, WAKE):
+                self._dispatch(status, until, source.next_input(self))
+            else:
+                self.grow(status, *source.needs(self))
 
     def run(self, chunks: Iterable[Events], injected: InjectedOrders | None = None,
             progress: Callable[[int], None] | None = None,
@@ -401,112 +533,89 @@ class Replay:
         if self.mode == "generative":
             raise ValueError("generative mode has no tape: use replay.generative.run_generative "
                              "(cascade replay --mode generative --profile ...)")
-        orders = injected or InjectedOrders.empty()
-        jbase = self.book.n_results
-        inj = orders.as_matrix(jbase)
-        known = [i.instrument_id for i in self.instruments]
-        unknown = ~np.isin(inj[:, loop.J_INST], known)
-        if unknown.any():
-            j = int(np.flatnonzero(unknown)[0])
-            raise ValueError(f"injected order {j}: instrument {inj[j, loop.J_INST]} is not in "
-                             f"the instrument table (ids {known})")
-        self.book.add_results(len(inj))
-        self._inj, self._jpos = inj, 0
-        self.result_gen = np.concatenate([self.result_gen, np.full(len(inj), -1, np.int64)])
-        self.result_input_row = np.concatenate([self.result_input_row, orders.input_rows()])
-        jpos = 0
+        jbase = self.add_orders(injected or InjectedOrders.empty())
+        inj = self._inj
         events = 0
         mode = loop.MODES[self.mode]
-        venue = self.venue
-        broker = self.broker
-        host = self.strategy
-        if broker is not None:
-            broker.start(self)
+        participants = self.participants
+        for p in participants:
+            if id(p) not in self._started:
+                self._started.add(id(p))
+                p.start(self)
+        if self.venue is not None:
+            self.venue.listeners = [p for p in participants if p is not self.venue]
         t0 = time.perf_counter()
         for ev in itertools.chain(chunks, [Events.empty()]):
             if len(ev):
                 first = int(ev.ts[0]) if not len(inj) else min(int(ev.ts[0]),
-                                                                 int(inj[0, loop.J_TS]))
-                if venue is not None and venue.day is None:
-                    venue.begin(first)
-                if host is not None and not host.started:
-                    host.begin(first)
-                    inj = self._inj  # on_start may submit orders
-                self._prepare(ev)
-            elif venue is not None and venue.day is None and jpos < len(inj):
-                venue.begin(int(inj[jpos, loop.J_TS]))
-            rest = inj[jpos:]
-            priced = rest[(rest[:, loop.J_TYPE] != ORDER_TYPES["market"])
-                          & (rest[:, loop.J_TYPE] != ORDER_TYPES["cancel"])]
-            for i in np.unique(priced[:, loop.J_INST]):
-                self._ensure_ladder(int(i), priced[priced[:, loop.J_INST] == i, loop.J_PRICE])
-            pos = 0
-            while True:
-                until = venue.next_ts() if venue is not None else loop.NEVER
-                if host is not None:
-                    until = min(until, host.next_ts())
-                status, pos, jpos = loop.run_chunk(*ev.kernel_columns(), pos, inj, jpos,
-                                                   self.book.S, self.F, self.reports.OUT, mode,
-                                                   until)
-                if status == OK:
-                    break
-                if status in (PAUSE, VENUE_EVENT, BROKER_EVENT, STRATEGY_EVENT):
-                    self._jpos = jpos
-                    now = until
-                    polled = False
-                    if status == PAUSE:
-                        if venue is not None and venue.next_ts() <= until:
-                            venue.step()
-                        else:
-                            host.on_time(until, self._next_input(ev, pos, jpos))
-                            polled = True
-                    elif status == VENUE_EVENT:
-                        now = int(self.book.S[H_EV_TS])
-                        venue.on_event()
-                    elif status == BROKER_EVENT:
-                        now = int(self.book.S[H_BK_TS])
-                        broker.on_watch()
-                    else:
-                        now = int(self.book.S[H_ST_TS])
-                    if host is not None and not polled:
-                        host.poll(now)
-                    # the venue, the broker or the strategy may have added orders
-                    inj, jpos = self._inj, self._jpos
-                else:
-                    self._grow_for(status, ev, pos, inj, jpos)
+                                                                 int(inj[0, J_TS]))
+                self._begin(first)
+                self.prepare(ev)
+            elif self._jpos < len(self._inj):
+                self._begin(int(self._inj[self._jpos, J_TS]), roles=("venue",))
+            rest = self._inj[self._jpos:]  # on_start may have submitted orders
+            priced = rest[(rest[:, J_TYPE] != ORDER_TYPES["market"])
+                          & (rest[:, J_TYPE] != ORDER_TYPES["cancel"])]
+            for i in np.unique(priced[:, J_INST]):
+                self._ensure_ladder(int(i), priced[priced[:, J_INST] == i, J_PRICE])
+            self.drive(TapeChunk(ev, mode))
             events += len(ev)
             self.book.counters[loop.C_EVENTS] += len(ev)
             if progress is not None and len(ev):
                 progress(len(ev))
-        if venue is not None:
-            venue.finish()
-        if broker is not None:
-            broker.finish()
-        if host is not None:
-            host.finish()
-        self._flush()
-        wall = time.perf_counter() - t0
+        for p in participants:
+            p.finish()
+        self.flush()
+        return self.result(events, time.perf_counter() - t0, jbase)
+
+    def result(self, events: int, wall_seconds: float, first_order: int = 0) -> ReplayResult:
+        """What the replay produced (the report rows not sent to a sink, the injected
+        orders from result row ``first_order`` on, the counters and the venue's tables)."""
         return ReplayResult(
             mode=self.mode,
             fills=self._frame(FILLS, FILL_NAMES),
             trades=self._frame(TRADES, TRADE_NAMES),
             top_of_book=self._frame(TOB, TOB_NAMES),
-            injected=injected_frame(self.book.results[jbase:], self._inj,
-                                    self.result_input_row[jbase:], jbase),
+            injected=injected_frame(self.book.results[first_order:], self._inj,
+                                    self.result_input_row[first_order:], first_order),
             counters=self.counters,
             events=events,
-            wall_seconds=wall,
+            wall_seconds=wall_seconds,
             instruments=self.instruments,
             venue=self.venue_name,
             **self._venue_tables(),
         )
 
-    def _next_input(self, ev: Events, pos: int, jpos: int) -> int:
-        """The time of the next tape row or injected order (int64 max: none)."""
-        t = int(ev.ts[pos]) if pos < len(ev) else loop.NEVER
-        if jpos < len(self._inj):
-            t = min(t, int(self._inj[jpos, loop.J_TS]))
-        return t
+    def _begin(self, ts: int, roles: tuple[str, ...] | None = None) -> None:
+        """The first event's time: each participant not yet begun begins (only the venue
+        when the first input is an injected order after the tape: it opens the day)."""
+        for p in self.participants:
+            if id(p) not in self._begun and (roles is None or p.role in roles):
+                self._begun.add(id(p))
+                p.begin(ts)
+
+    def _dispatch(self, status: int, until: int, next_input: int) -> None:
+        """Call the participants the loop stopped for, then let the others observe."""
+        S = self.book.S
+        handled = None
+        if status == PAUSE:
+            now = until
+            handled = next(p for p in self.participants if p.next_ts() <= until)
+            handled.on_time(until, next_input)
+        elif status == VENUE_EVENT:
+            now = venue_rules.event_time(S)
+            self.venue.on_venue_event()
+        else:
+            inst, now = loop.wake_event(S)
+            last = int(self.book.column("last")[inst])
+            for p in self.participants:
+                below = self._below.get(id(p))
+                if below is not None and 0 < last <= below[inst]:
+                    p.on_wake(inst, now)
+        for p in self.participants:
+            if p is not handled:
+                p.observe(now)
+        loop.set_prints_seen(S, self.reports.count(TRADES))
 
     def _venue_tables(self) -> dict[str, pd.DataFrame]:
         if self.venue is None:

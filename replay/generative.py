@@ -21,15 +21,10 @@ from datetime import date
 
 import numpy as np
 
-from replay import loop
 from replay.engine import (
-    FILL_NAMES,
-    TOB_NAMES,
-    TRADE_NAMES,
     InjectedOrders,
     Replay,
     ReplayResult,
-    injected_frame,
 )
 from replay.synth import (
     INSTRUMENT_ID,
@@ -42,7 +37,8 @@ from replay.synth import (
     limit_order,
     market_order,
 )
-from replay.tape import ADD, CANCEL, MODIFY, TRADE, Events, Instrument, InstrumentTable
+from replay.tape import ADD, CANCEL, MODIFY, TRADE, Instrument, InstrumentTable
+from venues import loop
 from venues.book import (
     I_BEST_ASK,
     I_BEST_BID,
@@ -52,8 +48,6 @@ from venues.book import (
     O_ID,
     O_SIZE,
     OK,
-    SIDE_ASK,
-    SIDE_BID,
     alloc_order,
     can_alloc,
     clear_instrument,
@@ -66,18 +60,24 @@ from venues.book import (
     reduce_order,
     release,
 )
+from venues.codes import (
+    ASK,
+    BID,
+    SRC_HISTORY,
+)
 from venues.kernel import kernel
 from venues.krx.calendar import trading_days
 from venues.krx.limits import price_limits
 from venues.krx.session import continuous_bounds_ns
 from venues.krx.ticks import price_grid, tick_size
 from venues.matching import (
-    F_PRICE,
-    F_SIZE,
+    E_PRICE,
+    E_SIZE,
     FILLS,
-    SRC_HISTORY,
-    TOB,
-    TRADES,
+    J_COLS,
+    J_INST,
+    J_PRICE,
+    J_TS,
     fi,
     match,
     prints_from_fills,
@@ -92,7 +92,7 @@ G_NEXT_ID, G_NLIST, G_T, G_EVENTS = range(4)
 
 @kernel
 def _best(S, inst, side):
-    k = S[ii(S, inst, I_BEST_BID if side == SIDE_BID else I_BEST_ASK)]
+    k = S[ii(S, inst, I_BEST_BID if side == BID else I_BEST_ASK)]
     return level_price(S, inst, k) if k >= 0 else 0
 
 
@@ -140,7 +140,7 @@ def run_session(S, F, OUT, inj, jpos, inst, open_ns, session_ns, params, ladder,
         for _ in range(n_open):
             if not can_alloc(S) or st[G_NLIST] >= live.shape[0]:
                 return NEED_ORDERS, jpos
-            side, price, size = limit_order(_best(S, inst, SIDE_BID), _best(S, inst, SIDE_ASK),
+            side, price, size = limit_order(_best(S, inst, BID), _best(S, inst, ASK),
                                             S[ii(S, inst, I_LAST)], params, ladder,
                                             value[0], rng)
             if size > 0:
@@ -148,7 +148,7 @@ def run_session(S, F, OUT, inj, jpos, inst, open_ns, session_ns, params, ladder,
         st[G_T] = 1
     while st[G_T] < session_ns:
         ts = open_ns + st[G_T]
-        while jpos < nj and inj[jpos, loop.J_TS] <= ts:
+        while jpos < nj and inj[jpos, J_TS] <= ts:
             if not room(S, OUT):
                 return NEED_OUTPUT, jpos
             start = OUT[FILLS + 2]
@@ -156,14 +156,14 @@ def run_session(S, F, OUT, inj, jpos, inst, open_ns, session_ns, params, ladder,
             if status != OK:
                 return status, jpos
             _follow(S, OUT, start, value, params)
-            loop.write_top(S, OUT, inst, inj[jpos, loop.J_TS])
+            loop.write_top(S, OUT, inst, inj[jpos, J_TS])
             jpos += 1
         if not room(S, OUT):
             return NEED_OUTPUT, jpos
         if not can_alloc(S) or st[G_NLIST] + 1 >= live.shape[0]:
             return NEED_ORDERS, jpos
-        bid = _best(S, inst, SIDE_BID)
-        ask = _best(S, inst, SIDE_ASK)
+        bid = _best(S, inst, BID)
+        ask = _best(S, inst, ASK)
         last = S[ii(S, inst, I_LAST)]
         action = choose_action(st[G_NLIST], params, rng)
         if action == ADD:
@@ -186,8 +186,8 @@ def run_session(S, F, OUT, inj, jpos, inst, open_ns, session_ns, params, ladder,
                     release(S, row)
                     _remove_from_live(st, live, oid)
                 if action == MODIFY:
-                    side, price, size = limit_order(_best(S, inst, SIDE_BID),
-                                                    _best(S, inst, SIDE_ASK), last, params,
+                    side, price, size = limit_order(_best(S, inst, BID),
+                                                    _best(S, inst, ASK), last, params,
                                                     ladder, value[0], rng)
                     if size > 0:
                         _flow_add(S, inst, ts, side, price, size, st, live)
@@ -206,7 +206,7 @@ def _follow(S, OUT, start, value, params):
     end = OUT[FILLS + 2]
     prints_from_fills(OUT, start)
     for i in range(start, end):
-        value[0] = follow_trade(value[0], OUT[fi(OUT, i, F_PRICE)], OUT[fi(OUT, i, F_SIZE)],
+        value[0] = follow_trade(value[0], OUT[fi(OUT, i, E_PRICE)], OUT[fi(OUT, i, E_SIZE)],
                                 params)
 
 
@@ -237,8 +237,8 @@ def run_generative(profile: str, *, days: int = 1, seed: int = 0,
     table = flow_instruments(profile, start)
     rp = Replay(table, "generative", session_date=day0)
     orders = injected or InjectedOrders.empty()
-    jbase = rp.book.add_results(len(orders))
-    inj = orders.as_matrix(jbase)
+    jbase = rp.add_orders(orders)
+    inj = rp.injected_orders()
     jpos = 0
     live = np.zeros(4 * prof.live_orders + 1024, np.int64)
     st = np.zeros(4, np.int64)
@@ -248,8 +248,8 @@ def run_generative(profile: str, *, days: int = 1, seed: int = 0,
     for day in trading_days(start, days):
         lower, upper = price_limits(base, on=day)
         ladder = np.asarray(price_grid(lower, upper, on=day), np.int64)
-        rp._ensure_ladder(INSTRUMENT_ID, np.array([lower, upper]))
-        rp.book.ins[INSTRUMENT_ID, I_LAST] = base
+        rp.ensure_ladder(INSTRUMENT_ID, lower, upper)
+        rp.book.column("last")[INSTRUMENT_ID] = base
         open_ns, close_ns = continuous_bounds_ns(day)
         value = np.array([float(base)])
         st[G_T] = 0
@@ -263,16 +263,13 @@ def run_generative(profile: str, *, days: int = 1, seed: int = 0,
             if status == NEED_ORDERS and st[G_NLIST] + 1 >= len(live):
                 live = np.concatenate([live, np.zeros(len(live), np.int64)])
             else:
-                rp._grow_for(status, Events.empty(), 0, inj, jpos)
-        if rp.book.ins[INSTRUMENT_ID, I_LAST] > 0:
-            base = int(rp.book.ins[INSTRUMENT_ID, I_LAST])
+                at = inj[jpos] if jpos < len(inj) else np.zeros(J_COLS, np.int64)
+                rp.grow(status, int(at[J_INST]), int(at[J_PRICE]))  # a ladder: the order's
+        last = int(rp.book.column("last")[INSTRUMENT_ID])
+        if last > 0:
+            base = last
         _end_session(rp.book.S, INSTRUMENT_ID)
-    rp._flush()
-    wall = time.perf_counter() - t0
+    rp.flush()
     events = int(st[G_EVENTS])
     rp.book.counters[loop.C_EVENTS] = events
-    return ReplayResult(
-        mode="generative", fills=rp._frame(FILLS, FILL_NAMES),
-        trades=rp._frame(TRADES, TRADE_NAMES), top_of_book=rp._frame(TOB, TOB_NAMES),
-        injected=injected_frame(rp.book.results[jbase:], inj, orders.input_rows(), jbase),
-        counters=rp.counters, events=events, wall_seconds=wall, instruments=table)
+    return rp.result(events, time.perf_counter() - t0, jbase)

@@ -24,14 +24,18 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from replay.engine import REASON_NAMES, STATUS_NAMES, InjectedOrders, ReplayResult
+from replay.engine import (
+    InjectedOrders,
+    ReplayResult,
+)
 from replay.loaders.text import parse_ts_ns
 from replay.quality import TapeError, to_units
 from replay.tape import ASK, BID, InstrumentTable
-from venues.matching import (
-    CANCEL,
+from venues.codes import (
+    CANCEL_ORDER,
     MARKET,
     ORDER_TYPES,
+    REASON_NAMES,
     ST_CANCELLED,
     ST_EXPIRED,
     ST_FILLED,
@@ -39,6 +43,7 @@ from venues.matching import (
     ST_PARTIAL,
     ST_REJECTED,
     ST_RESTING,
+    STATUS_NAMES,
 )
 from venues.rules import J_PROGRAM
 
@@ -183,7 +188,7 @@ def injected_table(result: ReplayResult) -> pa.Table:
         "symbol": _names(col["instrument"], symbols),
         "side": _names(np.where(col["side"] == BID, 0, 1), ["buy", "sell"]),
         "type": _names(typ, types),
-        "limit_price": pa.array(col["price"], mask=(typ == MARKET) | (typ == CANCEL)),
+        "limit_price": pa.array(col["price"], mask=(typ == MARKET) | (typ == CANCEL_ORDER)),
         "size": pa.array(col["size"]),
         "filled": pa.array(filled),
         "filled_value": pa.array(col["notional"]),

@@ -18,7 +18,6 @@ import pyarrow as pa
 
 from replay.engine import (
     FILL_NAMES,
-    SOURCE_NAMES,
     TOB_NAMES,
     TRADE_NAMES,
     ReplayResult,
@@ -26,6 +25,9 @@ from replay.engine import (
 from replay.inject import injected_table
 from replay.rundir import RunDirectory, TableStream, write_parquet
 from replay.tape import InstrumentTable
+from venues.codes import (
+    SOURCE_NAMES,
+)
 from venues.matching import FILLS, TOB, TRADES
 
 TABLES = {FILLS: ("fills", FILL_NAMES, ["price"]),

@@ -45,22 +45,30 @@ MAX_UNITS = 2**53
 METADATA_KEY = b"cascade.instruments"
 VERSION_KEY = b"cascade.tape_version"
 
-ADD, CANCEL, DELETE, MODIFY, TRADE, FILL, CLEAR, STATUS = (ord(c) for c in "ACDMTFRS")
-ACTIONS = {"A": ADD, "C": CANCEL, "D": DELETE, "M": MODIFY, "T": TRADE, "F": FILL,
-           "R": CLEAR, "S": STATUS}
-BID, ASK, NONE = ord("B"), ord("A"), ord("N")
-SIDES = {"B": BID, "A": ASK, "N": NONE}
-
-F_LAST = 1 << 7
-F_TOB = 1 << 6
-F_SNAPSHOT = 1 << 5
-F_MBP = 1 << 4
-F_BAD_TS_RECV = 1 << 3
-F_MAYBE_BAD_BOOK = 1 << 2
-#: The row belongs to history's own single-price auction uncross (its fills, the reductions
-#: of the filled orders and the print). A generic venue applies such rows as they are; the
-#: KRX venue computes every uncross itself and skips them (docs/krx-venue.md).
-F_AUCTION = 1 << 1
+# The tape's codes (actions, sides, row flags) are defined in venues/codes.py; the loaders
+# and the tape's readers take them from here.
+from venues.codes import (  # noqa: E402, F401
+    ACTIONS,
+    ADD,
+    ASK,
+    BID,
+    CANCEL,
+    CLEAR,
+    DELETE,
+    F_AUCTION,
+    F_BAD_TS_RECV,
+    F_LAST,
+    F_MAYBE_BAD_BOOK,
+    F_MBP,
+    F_SNAPSHOT,
+    F_TOB,
+    FILL,
+    MODIFY,
+    NONE,
+    SIDES,
+    STATUS,
+    TRADE,
+)
 
 EVENT_SCHEMA = pa.schema(
     [

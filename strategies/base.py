@@ -40,37 +40,26 @@ import numpy as np
 import pandas as pd
 
 from brokers.rules import MAX_WON
-from replay.engine import REASON_NAMES, SOURCE_NAMES, STATUS_NAMES
-from venues.book import (
-    H_ST_SEEN,
-    I_CLOSE_PX,
-    I_LAST,
-    I_LO_LIM,
-    I_PHASE,
-    I_SUB,
-    I_UP_LIM,
-    R_FILLED,
-    R_NOTIONAL,
-    R_REASON,
-    R_RESTING,
-    R_STATUS,
-    SIDE_ASK,
-    SIDE_BID,
-    snapshot_levels,
-    tick_of,
-)
-from venues.krx.calendar import is_trading_day, next_trading_day
-from venues.krx.session import seoul_date, seoul_ns
-from venues.matching import (
+from venues.codes import (
+    ASK,
+    BID,
     ORDER_TYPES,
+    REASON_NAMES,
+    SOURCE_NAMES,
     ST_CANCELLED,
     ST_EXPIRED,
     ST_FILLED,
     ST_NO_LIQUIDITY,
     ST_PARTIAL,
     ST_REJECTED,
+    STATUS_NAMES,
+)
+from venues.krx.calendar import is_trading_day, next_trading_day
+from venues.krx.session import seoul_date, seoul_ns
+from venues.matching import (
     TRADES,
 )
+from venues.participants import Participant
 
 ACCOUNT_KINDS = ("cash", "credit", "misu", "cfd", "instant")
 #: the broker preset a margin account uses when the run has no --broker
@@ -82,7 +71,7 @@ _BP = 10_000
 # result statuses after which an order is done (a partial one too when nothing rests: an
 # IOC's rest is cancelled)
 _DONE = (ST_FILLED, ST_REJECTED, ST_CANCELLED, ST_NO_LIQUIDITY, ST_EXPIRED)
-_AGGRESSOR = {SIDE_BID: "buy", SIDE_ASK: "sell"}
+_AGGRESSOR = {BID: "buy", ASK: "sell"}
 
 
 def duration_ns(value: int | str | pd.Timedelta) -> int:
@@ -590,10 +579,14 @@ class _CashLedger:
         self._loan[account] += loan
 
 
-class StrategyHost:
-    """Runs one strategy inside a :class:`replay.engine.Replay`: the replay calls
-    :meth:`begin`, :meth:`next_ts`, :meth:`on_time`, :meth:`poll`, :meth:`tap` and
-    :meth:`finish`; the KRX venue calls :meth:`on_pre_open` and :meth:`on_day_end`."""
+class StrategyHost(Participant):
+    """Runs one strategy inside a :class:`replay.engine.Replay`, as one of its participants
+    (venues/participants.py): it begins at the first event, runs at its timers' and
+    subscriptions' times (:meth:`next_ts`, :meth:`on_time`), reads fills and prints after
+    every stop (:meth:`observe`) and before each flush (:meth:`tap`), and hears the venue's
+    session events (:meth:`on_pre_open`, :meth:`on_day_end`)."""
+
+    role = "strategy"
 
     def __init__(self, replay, strategy: Strategy, broker, account: int, row0: int) -> None:
         self.rp = replay
@@ -625,10 +618,8 @@ class StrategyHost:
         self.fills = 0
         self.rejected = 0
         self.margin_rate = broker.rules.margin_rate if broker is not None else 1.0
-        replay.strategy = self
         strategy._host = self
-        if replay.venue is not None:
-            replay.venue.listeners.append(self)
+        replay.attach(self)
 
     # -- account ---------------------------------------------------------------------------
     def instrument_id(self, symbol: str | int) -> int:
@@ -654,13 +645,13 @@ class StrategyHost:
         return int(self.ledger._loan[self.account])
 
     def last_price(self, inst: int) -> int:
-        ins = self.rp.book.ins
-        return int(ins[inst, I_LAST]) or int(ins[inst, I_CLOSE_PX])
+        book = self.rp.book
+        return int(book.column("last")[inst]) or int(book.column("close")[inst])
 
     def holdings(self) -> float:
         n = len(self.rp.book.ins)
         shares = self.ledger._shares[self.row0:self.row0 + n]
-        return float((shares * self.rp.book.ins[:n, I_LAST]).sum())
+        return float((shares * self.rp.book.column("last")[:n]).sum())
 
     def equity(self) -> float:
         return self.holdings() + self.cash - self.loan
@@ -707,24 +698,22 @@ class StrategyHost:
         return pay
 
     def limits(self, inst: int) -> tuple[int, int]:
-        ins = self.rp.book.ins
-        return int(ins[inst, I_LO_LIM]), int(ins[inst, I_UP_LIM])
+        book = self.rp.book
+        return int(book.column("lower_limit")[inst]), int(book.column("upper_limit")[inst])
 
     def phase(self, inst: int) -> str:
         if self.rp.venue is None:
             return "continuous"
-        return PHASES[int(self.rp.book.ins[inst, I_PHASE])]
+        return PHASES[int(self.rp.book.column("phase")[inst])]
 
     def book(self, inst: int, depth: int) -> Book:
-        out = np.zeros(4 * depth, np.int64)
-        snapshot_levels(self.rp.book.S, inst, depth, out, 0)
-        q = out.reshape(depth, 4).tolist()
+        q = self.rp.book.top_levels(inst, depth).tolist()
         bids = tuple((p, s) for p, s, _, _ in q if p > 0 and s > 0)
         asks = tuple((p, s) for _, _, p, s in q if p > 0 and s > 0)
         return Book(self.now, inst, bids, asks)
 
     def to_tick(self, inst: int, price: float, up: bool) -> int:
-        tick = int(tick_of(self.rp.book.S, inst, int(price)))
+        tick = self.rp.book.tick_at(inst, int(price))
         p = -(-int(math.ceil(price)) // tick) * tick if up else int(price) // tick * tick
         lo, hi = self.limits(inst)
         return min(max(p, lo), hi) if hi > 0 else max(p, tick)
@@ -755,7 +744,7 @@ class StrategyHost:
             return None
         if typ == "market" and side == "buy":
             order.price = self._buy_estimate(inst)  # reserved buying power
-        code = SIDE_BID if side == "buy" else SIDE_ASK
+        code = BID if side == "buy" else ASK
         ids = self.rp.submit(np.array([ts]), np.array([inst]), np.array([code]),
                              np.array([ORDER_TYPES[typ]]), np.array([px]), np.array([qty]),
                              np.array([-1]))
@@ -771,9 +760,8 @@ class StrategyHost:
         lo, hi = self.limits(inst)
         if hi > 0:
             return hi
-        ins = self.rp.book.ins
         b = self.book(inst, 1)
-        return b.best_ask or int(ins[inst, I_LAST])
+        return b.best_ask or int(self.rp.book.column("last")[inst])
 
     def _refuse(self, o: Order) -> str:
         if o.qty <= 0:
@@ -802,7 +790,7 @@ class StrategyHost:
         if order_id not in self._live:
             return
         ts = self.now + int(self.strategy.latency_ns)
-        self.rp.submit(np.array([ts]), np.array([o.instrument]), np.array([SIDE_BID]),
+        self.rp.submit(np.array([ts]), np.array([o.instrument]), np.array([BID]),
                        np.array([ORDER_TYPES["cancel"]]), np.array([order_id]),
                        np.array([0]), np.array([-1]))
 
@@ -810,7 +798,7 @@ class StrategyHost:
         """Stop the loop after trades on ``inst`` while it has live orders or a trade
         subscription."""
         live = any(self.orders[j].instrument == inst for j in self._live)
-        self.rp.book.ins[inst, I_SUB] = int(live or self._trade_subs[inst])
+        self.rp.wake_on_prints(self, inst, bool(live or self._trade_subs[inst]))
 
     # -- subscriptions ----------------------------------------------------------------------
     def subscribe_trades(self, inst: int) -> None:
@@ -900,13 +888,21 @@ class StrategyHost:
         self._forced()
         self.tap()
 
+    def observe(self, ts: int) -> None:
+        self.poll(ts)
+
+    def before_flush(self) -> None:
+        self.tap()
+
+    def after_flush(self) -> None:
+        self.flushed()
+
     def tap(self) -> None:
         """Read the trade prints written since the last tap (before the replay flushes
         them): feed the bars, call ``on_trade``."""
         out = self.rp.reports.view(TRADES)
         rows = out[self._trade_seen:]
         self._trade_seen = len(out)
-        self.rp.book.S[H_ST_SEEN] = self._trade_seen
         if not len(rows) or not (self._bars or self._any_trade_sub):
             return
         ts, inst, px, size, side, src = (rows[:, k] for k in range(6))
@@ -930,7 +926,6 @@ class StrategyHost:
 
     def flushed(self) -> None:
         self._trade_seen = 0
-        self.rp.book.S[H_ST_SEEN] = 0
 
     def _add_to_bars(self, inst: int, interval: int, ts, px, size) -> None:
         start = ts // interval * interval
@@ -956,11 +951,13 @@ class StrategyHost:
     def _fills(self) -> None:
         if not self._live:
             return
-        res = self.rp.book.results
+        book = self.rp.book
+        filled_, notional_, status_ = (book.result(k) for k in ("filled", "notional", "status"))
+        resting, reasons = book.result("resting"), book.result("reason")
         for j in sorted(self._live):
             o = self.orders[j]
-            filled, notional = int(res[j, R_FILLED]), int(res[j, R_NOTIONAL])
-            status = int(res[j, R_STATUS])
+            filled, notional = int(filled_[j]), int(notional_[j])
+            status = int(status_[j])
             if filled > o.filled:
                 dq, dn = filled - o.filled, notional - o.notional
                 o.filled, o.notional = filled, notional
@@ -968,11 +965,11 @@ class StrategyHost:
                     self._book_fill(o.instrument, o.side, dq, dn)
                 self._fill(Fill(self.now, j, o.instrument, o.side, dq, dn, o.forced))
             o.status = STATUS_NAMES[status]
-            if status in _DONE or (status == ST_PARTIAL and res[j, R_RESTING] == 0):
+            if status in _DONE or (status == ST_PARTIAL and resting[j] == 0):
                 self._live.discard(j)
                 self._watch(o.instrument)
                 if status == ST_REJECTED and not o.forced:  # refused by the venue
-                    reason = REASON_NAMES[int(res[j, R_REASON])]
+                    reason = REASON_NAMES[int(reasons[j])]
                     self.rejected += 1
                     self.record(self.now, "rejected", o.instrument, o.side, o.qty, o.price,
                                 reason)

@@ -12,8 +12,10 @@ import numpy as np
 from replay.engine import InjectedOrders, Replay
 from replay.tape import ADD, ASK, BID, F_LAST, TRADE, Events, Instrument, InstrumentTable
 from tests.test_krx_venue import DAY, LMT, opened_tape, orders, stock
+from venues.codes import (
+    ORDER_TYPES,
+)
 from venues.krx.session import seoul_ns
-from venues.matching import ORDER_TYPES
 
 SEC = 10**9
 

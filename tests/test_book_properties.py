@@ -5,12 +5,14 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from replay import loop
 from replay.engine import InjectedOrders, Replay
 from replay.tape import Events, Instrument, InstrumentTable
 from tests.reference_book import ASK, BID, ReferenceBook
+from venues import loop
 from venues.book import snapshot_levels
-from venues.matching import ORDER_TYPES
+from venues.codes import (
+    ORDER_TYPES,
+)
 
 DEPTH = 8
 SIDE = st.sampled_from([BID, ASK])
@@ -171,7 +173,7 @@ def _assert_not_crossed(rp, where):
 
 
 def _set_gap(rp, gap):
-    rp.F[loop.F_HEADER + 0] = gap  # the relative gap of instrument 0, as if impact set it
+    rp.F[loop.FS_HEADER + 0] = gap  # the relative gap of instrument 0, as if impact set it
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -11,7 +11,9 @@ from brokers.population import Population
 from brokers.rules import load_rules
 from replay.engine import InjectedOrders, Replay
 from replay.tape import ADD, ASK, BID, F_LAST, TRADE, Events, Instrument, InstrumentTable
-from venues.matching import ORDER_TYPES
+from venues.codes import (
+    ORDER_TYPES,
+)
 
 MARKET = ORDER_TYPES["market"]
 

@@ -141,7 +141,7 @@ def test_a_credit_loan_at_maturity_is_sold_the_next_morning():
     rp = Replay(STOCK, venue="krx", seed=1)
     assert Broker(load_rules("krx-credit"), early).attach(rp) is not None
     rp.run([tape(THREE_DAYS)])
-    assert rp.broker.forced_orders().empty
+    assert rp.brokers[0].forced_orders().empty
 
 
 def test_interest_accrues_on_the_loan_between_closes():

@@ -10,9 +10,11 @@ from replay.engine import InjectedOrders, Replay
 from replay.generative import run_generative
 from replay.synth import INSTRUMENT_ID
 from replay.tape import ASK, Instrument, InstrumentTable
+from venues.codes import (
+    ORDER_TYPES,
+)
 from venues.krx.calendar import trading_days
 from venues.krx.session import continuous_bounds_ns
-from venues.matching import ORDER_TYPES
 
 DAY = trading_days(date(2024, 1, 2), 1)[0]
 OPEN_NS, CLOSE_NS = continuous_bounds_ns(DAY)

@@ -27,9 +27,11 @@ from replay.tape import (
     Instrument,
     InstrumentTable,
 )
+from venues.codes import (
+    ORDER_TYPES,
+)
 from venues.krx.session import schedule, seoul_ns
 from venues.krx.venue import KrxRules
-from venues.matching import ORDER_TYPES
 from venues.rules import J_PROGRAM
 
 DAY = date(2024, 1, 5)  # a Friday; the next XKRX day is Monday 2024-01-08

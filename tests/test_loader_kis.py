@@ -162,7 +162,9 @@ def test_encrypted_and_other_frames_are_skipped_and_counted(tmp_path):
 
 def test_a_kis_recording_replays_like_any_tape(tmp_path):
     from replay.engine import InjectedOrders, Replay
-    from venues.matching import ORDER_TYPES
+    from venues.codes import (
+        ORDER_TYPES,
+    )
 
     asks, bids = ladder(62800, 100, 10, 10, "ask"), ladder(62700, 100, 10, 20, "bid")
     loaded = load("kis", [write(tmp_path, [REAL_TRADE, quote_frame(

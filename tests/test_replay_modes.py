@@ -6,7 +6,9 @@ import pytest
 from replay.engine import InjectedOrders, Replay
 from replay.tape import ADD, ASK, BID, CANCEL, FILL, TRADE, Events, Instrument, InstrumentTable
 from venues.book import snapshot_levels
-from venues.matching import ORDER_TYPES
+from venues.codes import (
+    ORDER_TYPES,
+)
 
 SEC = 1_000_000_000
 

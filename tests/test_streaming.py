@@ -8,7 +8,9 @@ import pytest
 from replay.engine import InjectedOrders, Replay
 from replay.synth import write_synthetic_tape
 from replay.tape import ASK, BID, Tape
-from venues.matching import ORDER_TYPES
+from venues.codes import (
+    ORDER_TYPES,
+)
 
 
 @pytest.fixture(scope="module")

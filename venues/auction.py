@@ -45,7 +45,6 @@ from venues.book import (
     R_NOTIONAL,
     R_RESTING,
     R_STATUS,
-    SIDE_BID,
     ii,
     level_add,
     level_price,
@@ -55,11 +54,14 @@ from venues.book import (
     ri,
     unlink,
 )
-from venues.kernel import kernel, njit_alloc
-from venues.matching import (
+from venues.codes import (
+    BID,
     SRC_AUCTION,
     ST_FILLED,
     ST_PARTIAL,
+)
+from venues.kernel import kernel, njit_alloc
+from venues.matching import (
     _fill,
     print_trade,
 )
@@ -73,7 +75,7 @@ def gather(S, inst, side):
     (-1 for a level's anonymous quantity), level row, owner (injected index, -1 history)."""
     off = S[ii(S, inst, I_OFF)]
     n = S[ii(S, inst, I_N)]
-    base = off if side == SIDE_BID else off + n
+    base = off if side == BID else off + n
     count = 0
     for k in range(n):
         li = base + k
@@ -91,7 +93,7 @@ def gather(S, inst, side):
     owners = np.empty(count, np.int64)
     j = 0
     for step in range(n):
-        k = n - 1 - step if side == SIDE_BID else step  # best price first
+        k = n - 1 - step if side == BID else step  # best price first
         li = base + k
         if S[li_(S, li, L_SIZE)] == 0:
             continue

@@ -4,7 +4,7 @@ All instruments of a replay share one :class:`BookState`. Its state is a single 
 array, the *arena* ``S``: a header of offsets, then the blocks below. Compiled kernels take
 the arena (one array, not a dozen: every array passed to a compiled call costs reference
 counting, which dominated the per-event cost), and nothing outside this module,
-:mod:`venues.matching` and :mod:`replay.loop` touches its layout. Python reads and grows the
+:mod:`venues.matching` and :mod:`venues.loop` touches its layout. Python reads and grows the
 blocks through numpy views (:attr:`BookState.ins`, :attr:`~BookState.lv`, ...).
 
 - **Ladder.** Each instrument owns ``n`` price levels per side, from ``base`` upwards in
@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from venues.codes import ASK, BID
 from venues.kernel import kernel
 
 # Status codes returned by kernels that can stop early.
@@ -30,46 +31,26 @@ NEED_LADDER = 1
 NEED_ORDERS = 2
 NEED_OUTPUT = 3
 PAUSE = 4  # the next row or order is at or after the time the venue asked to stop at
-VENUE_EVENT = 5  # a venue rule fired (VI, circuit breaker, sidecar): see the H_EV_* slots
-BROKER_EVENT = 6  # a last price reached the broker's watch price (H_BK_INST, H_BK_TS)
-STRATEGY_EVENT = 7  # an event on an instrument a strategy watches (I_SUB) left trades unread
+VENUE_EVENT = 5  # a venue rule fired (VI, circuit breaker, sidecar): venues/rules.py
+WAKE = 6  # a participant's wake condition held (venues/loop.py: the wake slots)
 
-# Arena header: offsets and sizes of the blocks, and the order pool's counters.
+# Arena header: offsets and sizes of the blocks, and the order pool's counters. Slots
+# BOOK_HEADER to HEADER - 1 belong to the other owners of arena state, each declaring its
+# own (venues/rules.py: the venue's; venues/loop.py: the event loop's); they survive a
+# repack.
 (H_INS, H_NINS, H_LV, H_NLV, H_ORD, H_CAP, H_FREE, H_TAB, H_TABN, H_FREE_TOP, H_USED,
  H_LIVE, H_CNT, H_TICKS, H_TOB_LAST, H_RES, H_NRES) = range(17)
-# Venue slots (venues.krx.venue): which rules apply, the event a kernel stopped for, the
-# market index for circuit breakers and the index future for the sidecar.
-(H_VENUE, H_EV_KIND, H_EV_INST, H_EV_PX, H_EV_REF, H_EV_TS, H_IDX_NUM, H_IDX_TRIG,
- H_IDX_SINCE, H_FUT_INST, H_FUT_LO, H_FUT_HI, H_FUT_SINCE, H_PROG_SIDE,
- H_PROG_UNTIL) = range(17, 32)
-H_BK_INST, H_BK_TS = 32, 33
-# the instrument and time of a STRATEGY_EVENT, and how many rows of the trade table the
-# strategy has read (the loop stops when a watched instrument's event leaves more)
-H_ST_INST, H_ST_TS, H_ST_SEEN = 34, 35, 36
+BOOK_HEADER = 17
 HEADER = 48
 N_COUNTERS = 24
 MAX_BANDS = 8
-VENUE_GENERIC, VENUE_KRX = 0, 1
 
-# Instrument columns.
+# Instrument columns: the book's are 0 to BOOK_COLS - 1; the others, to I_COLS - 1, belong
+# to the owners above (venues/rules.py: the venue's; venues/loop.py: the event loop's).
 (I_OFF, I_N, I_BASE, I_STEP, I_BEST_BID, I_BEST_ASK, I_LAST, I_HIST_LAST,
  I_INV_STEP) = range(9)
-# Venue columns (KRX): trading phase, the day's price limits (0: none), the static VI
-# reference, the VI thresholds in basis points (0: off), shares outstanding (index weight),
-# the day's closing price (post-close trading).
-(I_PHASE, I_LO_LIM, I_UP_LIM, I_STATIC_REF, I_DYN_BP, I_STATIC_BP, I_SHARES,
- I_CLOSE_PX) = range(9, 17)
-# Broker columns: the loop stops (BROKER_EVENT) when the last price falls to I_WATCH or
-# below (-1: nothing to watch); I_LAST_GEN is 1 + the cascade generation of the forced
-# order that set the last price (0: the tape or any other order).
-I_WATCH, I_LAST_GEN = 17, 18
-# Strategy column: nonzero where a strategy wants the loop to stop after an event that
-# printed a trade (its on_trade subscriptions, and instruments where its orders rest).
-I_SUB = 19
+BOOK_COLS = 9
 I_COLS = 20
-# Phases (I_PHASE): continuous matching, single-price auction (orders rest, nothing
-# matches), halted (cancels only), closed (nothing), post-close (orders at the close only).
-PH_CONTINUOUS, PH_AUCTION, PH_HALTED, PH_CLOSED, PH_POST_CLOSE = range(5)
 # I_INV_STEP holds round(2**52 / step): the reciprocal as an integer, so the arena stays int64
 RECIPROCAL_SCALE = 2.0**52
 RECIPROCAL_SCALE_INV = 1.0 / RECIPROCAL_SCALE
@@ -86,14 +67,31 @@ CONSUMED = 2  # a historical order the simulation emptied; history has not remov
 R_FILLED, R_NOTIONAL, R_STATUS, R_RESTING, R_REASON = range(5)
 R_COLS = 5
 
-SIDE_BID = 66  # ord("B")
-SIDE_ASK = 65  # ord("A")
 EMPTY = -1
 TOMB = -2
 # The id table is sized to the live orders, not the pool: probes that stay in cache are most
 # of an event's cost. It is rebuilt in place when tombstones fill it, and doubled when live
 # orders pass an eighth of it.
 MIN_TABLE = 1 << 14
+
+
+#: Instrument columns and result columns by name, for Python code above venues/, which reads
+#: them through :meth:`BookState.column` and :meth:`BookState.result` (never by index). The
+#: other owners of instrument columns add theirs with :func:`register_columns`.
+COLUMNS: dict[str, int] = {"last": I_LAST, "history_last": I_HIST_LAST}
+RESULTS: dict[str, int] = {"filled": R_FILLED, "notional": R_NOTIONAL, "status": R_STATUS,
+                           "resting": R_RESTING, "reason": R_REASON}
+
+
+def register_columns(owner: str, **columns: int) -> None:
+    """Name an owner's instrument columns (they must lie in BOOK_COLS..I_COLS - 1 and be
+    nobody else's)."""
+    taken = set(COLUMNS.values())
+    for name, col in columns.items():
+        if not BOOK_COLS <= col < I_COLS or col in taken or name in COLUMNS:
+            raise RuntimeError(f"{owner}: instrument column {name} = {col} is not free")
+        COLUMNS[name] = col
+        taken.add(col)
 
 
 def _pow2(n: int) -> int:
@@ -112,7 +110,6 @@ class BookState:
         ins[:, I_BEST_BID] = -1
         ins[:, I_BEST_ASK] = -1
         ins[:, I_STEP] = 1
-        ins[:, I_WATCH] = -1
         self._pack(ins=ins, lv=np.zeros((0, L_COLS), np.int64),
                    orders=np.zeros((order_capacity, O_COLS), np.int64),
                    free=np.arange(order_capacity - 1, -1, -1, dtype=np.int64),
@@ -140,11 +137,8 @@ class BookState:
         S[H_CNT], S[H_TICKS], S[H_TOB_LAST] = offsets[5], offsets[6], offsets[7]
         S[H_RES], S[H_NRES] = offsets[8], len(results)
         S[H_FREE_TOP], S[H_USED], S[H_LIVE] = meta
-        if hasattr(self, "S"):  # the venue's slots survive a repack
-            S[H_VENUE:HEADER] = self.S[H_VENUE:HEADER]
-        else:
-            S[H_EV_INST] = S[H_IDX_TRIG] = S[H_IDX_SINCE] = S[H_FUT_INST] = -1
-            S[H_FUT_SINCE] = -1
+        if hasattr(self, "S"):  # the other owners' slots survive a repack
+            S[BOOK_HEADER:HEADER] = self.S[BOOK_HEADER:HEADER]
         self.S = S
 
     def _block(self, h_off: int, shape: tuple[int, ...]) -> np.ndarray:
@@ -190,6 +184,16 @@ class BookState:
         """The results of the injected orders so far (one row per order)."""
         return self._block(H_RES, (int(self.S[H_NRES]), R_COLS))[:self.n_results]
 
+    def column(self, name: str) -> np.ndarray:
+        """Instrument column ``name`` (:data:`COLUMNS`) for every instrument: a view into
+        the arena, valid until the next repack (a wider ladder, more orders)."""
+        return self.ins[:, COLUMNS[name]]
+
+    def result(self, name: str) -> np.ndarray:
+        """Result column ``name`` (:data:`RESULTS`: filled, notional, status, resting,
+        reason) for every injected order so far, by result row: a view, as :meth:`column`."""
+        return self.results[:, RESULTS[name]]
+
     @property
     def n_results(self) -> int:
         return getattr(self, "_n_results", 0)
@@ -223,6 +227,29 @@ class BookState:
     def ladder_bounds(self, i: int) -> tuple[int, int]:
         base, n, step = self.ins[i, I_BASE], self.ins[i, I_N], self.ins[i, I_STEP]
         return int(base), int(base + (n - 1) * step)
+
+    def top_levels(self, i: int, depth: int) -> np.ndarray:
+        """The top ``depth`` levels of instrument ``i``: rows of (bid price, bid size, ask
+        price, ask size), best first; an empty level is (-1, 0)."""
+        out = np.zeros(4 * depth, np.int64)
+        snapshot_levels(self.S, i, depth, out, 0)
+        return out.reshape(depth, 4)
+
+    def tick_at(self, i: int, price: int) -> int:
+        """The tick of instrument ``i`` at ``price`` (its band table)."""
+        return int(tick_of(self.S, i, int(price)))
+
+    def ladder_step(self, i: int) -> int:
+        """The ladder step of instrument ``i``; 0 while it has no ladder."""
+        return int(self.ins[i, I_STEP]) if self.ins[i, I_N] else 0
+
+    def set_ticks(self, i: int, lows: np.ndarray, ticks: np.ndarray) -> None:
+        """Instrument ``i``'s tick bands: from each lower bound upwards, that band's tick."""
+        if len(lows) > MAX_BANDS or len(lows) != len(ticks):
+            raise ValueError(f"instrument {i}: at most {MAX_BANDS} tick bands, one tick each")
+        self.ticks[i, :, :] = 0
+        self.ticks[i, 0, :len(lows)] = lows
+        self.ticks[i, 1, :len(ticks)] = ticks
 
     def set_ladder(self, i: int, low: int, high: int, step: int) -> None:
         """Give instrument ``i`` a ladder covering [low, high] (price units) in steps of
@@ -470,7 +497,7 @@ def level_index(S, inst, side, price):
     k = ladder_slot(S, inst, price)
     if k < 0:
         return -1
-    return S[ii(S, inst, I_OFF)] + k + (S[ii(S, inst, I_N)] if side == SIDE_ASK else 0)
+    return S[ii(S, inst, I_OFF)] + k + (S[ii(S, inst, I_N)] if side == ASK else 0)
 
 
 @kernel
@@ -482,7 +509,7 @@ def level_price(S, inst, k):
 @kernel
 def _slot(S, inst, side, li):
     n = S[ii(S, inst, I_N)]
-    return li - S[ii(S, inst, I_OFF)] - (n if side == SIDE_ASK else 0)
+    return li - S[ii(S, inst, I_OFF)] - (n if side == ASK else 0)
 
 
 @kernel
@@ -490,7 +517,7 @@ def _fix_best(S, inst, side, k):
     """The level at slot ``k`` became empty: if it was the best, walk to the next one."""
     off = S[ii(S, inst, I_OFF)]
     n = S[ii(S, inst, I_N)]
-    if side == SIDE_BID:
+    if side == BID:
         if S[ii(S, inst, I_BEST_BID)] != k:
             return
         j = k - 1
@@ -516,7 +543,7 @@ def level_add(S, inst, side, li, delta):
     S[at] = before + delta
     if before == 0 and delta > 0:
         k = _slot(S, inst, side, li)
-        if side == SIDE_BID:
+        if side == BID:
             if S[ii(S, inst, I_BEST_BID)] < k:
                 S[ii(S, inst, I_BEST_BID)] = k
         else:
@@ -652,6 +679,22 @@ def clear_instrument(S, inst):
             release(S, r)
     S[ii(S, inst, I_BEST_BID)] = -1
     S[ii(S, inst, I_BEST_ASK)] = -1
+
+
+@kernel
+def level_size(S, inst, side, price):
+    """The visible size at ``price`` on ``side`` (0 outside the ladder or off its grid)."""
+    li = level_index(S, inst, side, price)
+    return S[li_(S, li, L_SIZE)] if li >= 0 else 0
+
+
+@kernel
+def order_place(S, order_id, inst):
+    """(price, side) of order ``order_id`` of ``inst``, or (-1, -1) if the book has none."""
+    row = find_order(S, order_id, inst)
+    if row < 0:
+        return -1, -1
+    return S[oi(S, row, O_PRICE)], S[oi(S, row, O_SIDE)]
 
 
 @kernel

@@ -38,8 +38,6 @@ from venues.book import (
     R_NOTIONAL,
     R_RESTING,
     R_STATUS,
-    SIDE_ASK,
-    SIDE_BID,
     ii,
     level_add,
     level_price,
@@ -49,22 +47,13 @@ from venues.book import (
     ri,
     unlink,
 )
+from venues.codes import (
+    ASK,
+    BID,
+    ST_FILLED,
+    ST_PARTIAL,
+)
 from venues.kernel import kernel
-
-# Order types of injected orders.
-MARKET, LIMIT, IOC, FOK, CANCEL = 0, 1, 2, 3, 4
-ORDER_TYPES = {"market": MARKET, "limit": LIMIT, "ioc": IOC, "fok": FOK, "cancel": CANCEL}
-(ST_PENDING, ST_FILLED, ST_PARTIAL, ST_RESTING, ST_REJECTED, ST_CANCELLED, ST_NO_LIQUIDITY,
- ST_EXPIRED) = range(8)
-# Why a venue rejected an injected order (R_REASON); names in REASONS.
-(RJ_NONE, RJ_OFF_GRID, RJ_ABOVE_UPPER, RJ_BELOW_LOWER, RJ_HALTED, RJ_CLOSED, RJ_AUCTION_TIF,
- RJ_POST_CLOSE_PRICE, RJ_SIDECAR, RJ_FOK, RJ_UNKNOWN_ORDER) = range(11)
-REASONS = ("", "off the tick grid", "above the upper price limit", "below the lower price limit",
-           "trading halted (circuit breaker): cancels only", "market closed",
-           "IOC/FOK orders are not accepted in a single-price auction",
-           "post-close orders must be at the closing price",
-           "program orders on this side suspended (sidecar)",
-           "FOK: not enough executable quantity", "no such resting order to cancel")
 
 # Injected-order columns (the matrix the loop takes). J_FLAGS: venues.rules.J_PROGRAM.
 # J_ID: the order's result row (orders can be added during a run, so it is not its
@@ -72,15 +61,9 @@ REASONS = ("", "off the tick grid", "above the upper price limit", "below the lo
 J_TS, J_INST, J_SIDE, J_TYPE, J_PRICE, J_SIZE, J_FLAGS, J_ID, J_GEN = range(9)
 J_COLS = 9
 
-# Fill columns.
-F_TS, F_INST, F_SIDE, F_PRICE, F_SIZE, F_TAKER, F_MAKER, F_MAKER_OID, F_SOURCE = range(9)
-F_COLS = 9
-# Who was the aggressor (F_SOURCE / T_SOURCE).
-SRC_HISTORY = 0  # a trade print of the tape
-SRC_INJECTED = 1  # an injected order (broker, strategy)
-SRC_REAPPLIED = 2  # historical demand re-applied as an IOC
-SRC_HIST_CROSS = 3  # a historical order crossing injected resting orders
-SRC_AUCTION = 4  # a single-price auction uncross (every order filled in it)
+# Fill (execution) columns; E_SOURCE and T_SOURCE hold a venues.codes SRC_* code.
+E_TS, E_INST, E_SIDE, E_PRICE, E_SIZE, E_TAKER, E_MAKER, E_MAKER_OID, E_SOURCE = range(9)
+E_COLS = 9
 # Trade-print columns.
 T_TS, T_INST, T_PRICE, T_SIZE, T_SIDE, T_SOURCE = range(6)
 T_COLS = 6
@@ -98,7 +81,7 @@ class Reports:
 
     def __init__(self, rows: int) -> None:
         self.rows = rows
-        widths = {FILLS: F_COLS, TRADES: T_COLS, TOB: B_COLS}
+        widths = {FILLS: E_COLS, TRADES: T_COLS, TOB: B_COLS}
         self.OUT = np.zeros(OUT_HEADER + rows * sum(widths.values()), np.int64)
         off = OUT_HEADER
         for table, width in widths.items():
@@ -123,7 +106,7 @@ class Reports:
 
 @kernel
 def fi(OUT, row, col):
-    return OUT[FILLS] + row * F_COLS + col
+    return OUT[FILLS] + row * E_COLS + col
 
 
 @kernel
@@ -154,7 +137,7 @@ def rows_needed(S: np.ndarray) -> int:
 def _crosses(side, limit, price):
     if limit < 0:
         return True  # market order
-    if side == SIDE_BID:
+    if side == BID:
         return price <= limit
     return price >= limit
 
@@ -165,7 +148,7 @@ def available(S, inst, side, limit):
     off = S[ii(S, inst, I_OFF)]
     n = S[ii(S, inst, I_N)]
     total = 0
-    if side == SIDE_BID:
+    if side == BID:
         k = S[ii(S, inst, I_BEST_ASK)]
         while 0 <= k < n and _crosses(side, limit, level_price(S, inst, k)):
             total += S[li_(S, off + n + k, L_SIZE)]
@@ -181,15 +164,15 @@ def available(S, inst, side, limit):
 @kernel
 def _fill(OUT, ts, inst, side, price, size, taker, maker, maker_oid, source):
     j = OUT[FILLS + 2]
-    OUT[fi(OUT, j, F_TS)] = ts
-    OUT[fi(OUT, j, F_INST)] = inst
-    OUT[fi(OUT, j, F_SIDE)] = side
-    OUT[fi(OUT, j, F_PRICE)] = price
-    OUT[fi(OUT, j, F_SIZE)] = size
-    OUT[fi(OUT, j, F_TAKER)] = taker
-    OUT[fi(OUT, j, F_MAKER)] = maker
-    OUT[fi(OUT, j, F_MAKER_OID)] = maker_oid
-    OUT[fi(OUT, j, F_SOURCE)] = source
+    OUT[fi(OUT, j, E_TS)] = ts
+    OUT[fi(OUT, j, E_INST)] = inst
+    OUT[fi(OUT, j, E_SIDE)] = side
+    OUT[fi(OUT, j, E_PRICE)] = price
+    OUT[fi(OUT, j, E_SIZE)] = size
+    OUT[fi(OUT, j, E_TAKER)] = taker
+    OUT[fi(OUT, j, E_MAKER)] = maker
+    OUT[fi(OUT, j, E_MAKER_OID)] = maker_oid
+    OUT[fi(OUT, j, E_SOURCE)] = source
     OUT[FILLS + 2] = j + 1
 
 
@@ -211,15 +194,15 @@ def prints_from_fills(OUT, start):
     end = OUT[FILLS + 2]
     i = start
     while i < end:
-        price = OUT[fi(OUT, i, F_PRICE)]
-        taker = OUT[fi(OUT, i, F_TAKER)]
+        price = OUT[fi(OUT, i, E_PRICE)]
+        taker = OUT[fi(OUT, i, E_TAKER)]
         size = 0
         k = i
-        while k < end and OUT[fi(OUT, k, F_PRICE)] == price and OUT[fi(OUT, k, F_TAKER)] == taker:
-            size += OUT[fi(OUT, k, F_SIZE)]
+        while k < end and OUT[fi(OUT, k, E_PRICE)] == price and OUT[fi(OUT, k, E_TAKER)] == taker:
+            size += OUT[fi(OUT, k, E_SIZE)]
             k += 1
-        print_trade(OUT, OUT[fi(OUT, i, F_TS)], OUT[fi(OUT, i, F_INST)], price, size,
-                    OUT[fi(OUT, i, F_SIDE)], OUT[fi(OUT, i, F_SOURCE)])
+        print_trade(OUT, OUT[fi(OUT, i, E_TS)], OUT[fi(OUT, i, E_INST)], price, size,
+                    OUT[fi(OUT, i, E_SIDE)], OUT[fi(OUT, i, E_SOURCE)])
         i = k
 
 
@@ -231,11 +214,11 @@ def match(S, OUT, inst, side, limit, qty, ts, taker, source, only_injected, excl
     being re-applied). Writes fills; returns (filled, notional)."""
     off = S[ii(S, inst, I_OFF)]
     n = S[ii(S, inst, I_N)]
-    maker_side = SIDE_ASK if side == SIDE_BID else SIDE_BID
+    maker_side = ASK if side == BID else BID
     filled = 0
     notional = 0
     last = -1
-    if side == SIDE_BID:
+    if side == BID:
         k = S[ii(S, inst, I_BEST_ASK)]
         base = off + n
     else:
@@ -293,7 +276,7 @@ def match(S, OUT, inst, side, limit, qty, ts, taker, source, only_injected, excl
                             S[ri(S, owner, R_STATUS)] = ST_PARTIAL
                             S[ri(S, owner, R_RESTING)] = size - take
                 r = nx
-        k = k + 1 if side == SIDE_BID else k - 1
+        k = k + 1 if side == BID else k - 1
     if filled > 0:
         S[ii(S, inst, I_LAST)] = last
     return filled, notional

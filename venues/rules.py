@@ -1,8 +1,10 @@
 """Venue rules the compiled loop applies per event: order checks, VI bands, market watch.
 
-At the generic venue (``S[H_VENUE] == VENUE_GENERIC``) none of this applies: every order is
-accepted and matching is never interrupted. At the KRX venue (docs/reference/krx.md) the state
-that :mod:`venues.krx.venue` keeps in the arena decides:
+Which rules apply is a set of bits a venue composes (``H_RULES``: :data:`RULES_KRX` at
+the KRX venue); at the generic venue none applies: every order is accepted and matching is
+never interrupted. This module also declares the venue's block of the arena (its header
+slots and instrument columns), which only venues/ reads by index. At the KRX venue
+(docs/reference/krx.md) the state that :mod:`venues.krx.venue` keeps in the arena decides:
 
 - **Order checks.** A limit price off the tick grid or outside the day's limits is rejected;
   nothing but cancels enters a halted market; an auction takes no IOC/FOK; post-close orders
@@ -26,46 +28,19 @@ from __future__ import annotations
 import numpy as np
 
 from venues.book import (
-    H_EV_INST,
-    H_EV_KIND,
-    H_EV_PX,
-    H_EV_REF,
-    H_EV_TS,
-    H_FUT_HI,
-    H_FUT_INST,
-    H_FUT_LO,
-    H_FUT_SINCE,
-    H_IDX_NUM,
-    H_IDX_SINCE,
-    H_IDX_TRIG,
-    H_PROG_SIDE,
-    H_PROG_UNTIL,
-    H_VENUE,
+    BOOK_COLS,
+    BOOK_HEADER,
     I_BEST_ASK,
     I_BEST_BID,
-    I_CLOSE_PX,
-    I_DYN_BP,
     I_LAST,
-    I_LO_LIM,
-    I_PHASE,
-    I_SHARES,
-    I_STATIC_BP,
-    I_STATIC_REF,
-    I_UP_LIM,
-    PH_AUCTION,
-    PH_CLOSED,
-    PH_CONTINUOUS,
-    PH_HALTED,
-    PH_POST_CLOSE,
-    SIDE_BID,
-    VENUE_GENERIC,
     ii,
     level_price,
+    register_columns,
     tick_of,
 )
-from venues.kernel import kernel
-from venues.matching import (
-    CANCEL,
+from venues.codes import (
+    BID,
+    CANCEL_ORDER,
     FOK,
     IOC,
     MARKET,
@@ -79,6 +54,50 @@ from venues.matching import (
     RJ_POST_CLOSE_PRICE,
     RJ_SIDECAR,
 )
+from venues.kernel import kernel
+
+# -- the venue's block of the arena ----------------------------------------------------------
+# Header slots: which rules apply (H_RULES, a set of RULE_* bits), the event a kernel stopped
+# for, the market index for circuit breakers, the index future for the sidecar, the program
+# side the sidecar suspended.
+(H_RULES, H_EV_KIND, H_EV_INST, H_EV_PX, H_EV_REF, H_EV_TS, H_IDX_NUM, H_IDX_TRIG,
+ H_IDX_SINCE, H_FUT_INST, H_FUT_LO, H_FUT_HI, H_FUT_SINCE, H_PROG_SIDE,
+ H_PROG_UNTIL) = range(BOOK_HEADER, BOOK_HEADER + 15)
+VENUE_HEADER_END = BOOK_HEADER + 15
+# Instrument columns: trading phase, the day's price limits (0: none), the static VI
+# reference, the VI thresholds in basis points (0: off), shares outstanding (index weight),
+# the day's closing price (post-close trading).
+(I_PHASE, I_LO_LIM, I_UP_LIM, I_STATIC_REF, I_DYN_BP, I_STATIC_BP, I_SHARES,
+ I_CLOSE_PX) = range(BOOK_COLS, BOOK_COLS + 8)
+VENUE_COLS_END = BOOK_COLS + 8
+register_columns("venue rules", phase=I_PHASE, lower_limit=I_LO_LIM, upper_limit=I_UP_LIM,
+                 close=I_CLOSE_PX)
+# Phases (I_PHASE): continuous matching, single-price auction (orders rest, nothing
+# matches), halted (cancels only), closed (nothing), post-close (orders at the close only).
+PH_CONTINUOUS, PH_AUCTION, PH_HALTED, PH_CLOSED, PH_POST_CLOSE = range(5)
+PHASES = ("continuous", "auction", "halted", "closed", "post_close")
+
+# The rules a venue applies, as bits of H_RULES; the generic venue has none (every order is
+# accepted, matching is never interrupted). A venue composes its set (venues/krx/venue.py).
+RULE_ORDER_CHECKS = 1  # check_order: phases, price limits, tick grid, sidecar
+RULE_MARKET_AT_LIMIT = 2  # a market order is a limit order at the day's limit
+RULE_VI = 4  # volatility interruptions in continuous trading
+RULE_SESSION = 8  # history obeys the phases and limits; the venue runs its own auctions
+RULE_MARKET_WATCH = 16  # the index and the index future, for circuit breakers and sidecar
+RULE_WHOLE_BOOK_CROSS = 32  # a crossing historical order executes against the whole book
+RULES_KRX = (RULE_ORDER_CHECKS | RULE_MARKET_AT_LIMIT | RULE_VI | RULE_SESSION
+             | RULE_MARKET_WATCH | RULE_WHOLE_BOOK_CROSS)
+
+
+def event_time(S) -> int:
+    """The time of the event a venue rule stopped the loop for (VENUE_EVENT)."""
+    return int(S[H_EV_TS])
+
+
+def init_slots(S) -> None:
+    """The venue's header slots before any venue sets them: no rules, nothing armed."""
+    S[H_RULES:VENUE_HEADER_END] = 0
+    S[H_EV_INST] = S[H_IDX_TRIG] = S[H_IDX_SINCE] = S[H_FUT_INST] = S[H_FUT_SINCE] = -1
 
 # Venue events a kernel can stop for (H_EV_KIND).
 EV_NONE, EV_VI_STATIC, EV_VI_DYNAMIC, EV_CIRCUIT_BREAKER, EV_SIDECAR = range(5)
@@ -97,10 +116,10 @@ def on_grid(S, inst, price):
 @kernel
 def check_order(S, inst, side, typ, price, flags, ts):
     """Why the venue refuses an injected order (an RJ_* code), or RJ_NONE."""
-    if S[H_VENUE] == VENUE_GENERIC:
+    if (S[H_RULES] & RULE_ORDER_CHECKS) == 0:
         return RJ_NONE
     phase = S[ii(S, inst, I_PHASE)]
-    if typ == CANCEL:
+    if typ == CANCEL_ORDER:
         return RJ_CLOSED if phase == PH_CLOSED else RJ_NONE
     if phase == PH_CLOSED:
         return RJ_CLOSED
@@ -131,11 +150,11 @@ def check_order(S, inst, side, typ, price, flags, ts):
 def market_price(S, inst, side):
     """The price a market order takes at the KRX venue: the day's limit on its side (the
     close in post-close trading); -1 (no bound) at the generic venue."""
-    if S[H_VENUE] == VENUE_GENERIC:
+    if (S[H_RULES] & RULE_MARKET_AT_LIMIT) == 0:
         return -1
     if S[ii(S, inst, I_PHASE)] == PH_POST_CLOSE:
         return S[ii(S, inst, I_CLOSE_PX)]
-    lim = S[ii(S, inst, I_UP_LIM if side == SIDE_BID else I_LO_LIM)]
+    lim = S[ii(S, inst, I_UP_LIM if side == BID else I_LO_LIM)]
     return lim if lim > 0 else -1
 
 
@@ -157,7 +176,7 @@ def vi_stops(S, inst):
     (-1, max) where no VI applies (generic venue, outside continuous trading)."""
     lo = np.int64(-1)
     hi = np.int64(NO_STOP_HI)
-    if S[H_VENUE] == VENUE_GENERIC or S[ii(S, inst, I_PHASE)] != PH_CONTINUOUS:
+    if (S[H_RULES] & RULE_VI) == 0 or S[ii(S, inst, I_PHASE)] != PH_CONTINUOUS:
         return lo, hi
     bp = S[ii(S, inst, I_DYN_BP)]
     ref = S[ii(S, inst, I_LAST)]
@@ -176,7 +195,7 @@ def vi_stops(S, inst):
 def bounded(limit, side, lo, hi):
     """``limit`` (-1: market) tightened so an aggressor on ``side`` stops short of the VI
     thresholds ``lo``/``hi``."""
-    if side == SIDE_BID:
+    if side == BID:
         if hi == NO_STOP_HI:
             return limit
         cap = hi - 1
@@ -220,11 +239,11 @@ def vi_check(S, inst, side, limit, lo, hi, ts, ref):
     and returns True if so."""
     if lo < 0 and hi == NO_STOP_HI:
         return False
-    k = S[ii(S, inst, I_BEST_ASK if side == SIDE_BID else I_BEST_BID)]
+    k = S[ii(S, inst, I_BEST_ASK if side == BID else I_BEST_BID)]
     if k < 0:
         return False
     p = level_price(S, inst, k)
-    if limit >= 0 and ((side == SIDE_BID and p > limit) or (side != SIDE_BID and p < limit)):
+    if limit >= 0 and ((side == BID and p > limit) or (side != BID and p < limit)):
         return False
     if not beyond(p, lo, hi):
         return False

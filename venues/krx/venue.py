@@ -45,6 +45,37 @@ import numpy as np
 
 from venues.auction import apply_fills, gather, print_uncross
 from venues.book import (
+    I_BEST_BID,
+    I_HIST_LAST,
+    I_LAST,
+    R_RESTING,
+    R_STATUS,
+    BookState,
+    clear_instrument,
+)
+from venues.codes import (
+    ASK,
+    BID,
+    MARKET,
+    ST_EXPIRED,
+    ST_PARTIAL,
+    ST_RESTING,
+)
+from venues.krx import session as ses
+from venues.krx.calendar import is_trading_day, next_trading_day
+from venues.krx.limits import price_limits
+from venues.krx.ticks import tick_table
+from venues.krx.uncross import uncross_arrays
+from venues.loop import I_LAST_GEN
+from venues.matching import (
+    J_ID,
+)
+from venues.participants import Participant
+from venues.rules import (
+    EV_CIRCUIT_BREAKER,
+    EV_SIDECAR,
+    EV_VI_DYNAMIC,
+    EV_VI_STATIC,
     H_EV_INST,
     H_EV_KIND,
     H_EV_PX,
@@ -59,13 +90,9 @@ from venues.book import (
     H_IDX_TRIG,
     H_PROG_SIDE,
     H_PROG_UNTIL,
-    H_VENUE,
-    I_BEST_BID,
+    H_RULES,
     I_CLOSE_PX,
     I_DYN_BP,
-    I_HIST_LAST,
-    I_LAST,
-    I_LAST_GEN,
     I_LO_LIM,
     I_PHASE,
     I_SHARES,
@@ -77,21 +104,8 @@ from venues.book import (
     PH_CONTINUOUS,
     PH_HALTED,
     PH_POST_CLOSE,
-    R_RESTING,
-    R_STATUS,
-    SIDE_ASK,
-    SIDE_BID,
-    VENUE_KRX,
-    BookState,
-    clear_instrument,
+    RULES_KRX,
 )
-from venues.krx import session as ses
-from venues.krx.calendar import is_trading_day, next_trading_day
-from venues.krx.limits import price_limits
-from venues.krx.ticks import tick_table
-from venues.krx.uncross import uncross_arrays
-from venues.matching import J_ID, MARKET, ST_EXPIRED, ST_PARTIAL, ST_RESTING
-from venues.rules import EV_CIRCUIT_BREAKER, EV_SIDECAR, EV_VI_DYNAMIC, EV_VI_STATIC
 
 FUTURES = "FUTURES"
 KOSPI200 = "KOSPI200"
@@ -166,8 +180,11 @@ class _Name:
     history: list[dict[str, Any]] = field(default_factory=list)
 
 
-class KrxVenue:
-    """KRX session rules over a replay's book (see the module docstring)."""
+class KrxVenue(Participant):
+    """KRX session rules over a replay's book (see the module docstring): the replay's
+    first participant (venues/participants.py)."""
+
+    role = "venue"
 
     def __init__(self, host: Host, instruments, seed: int = 0, *,
                  rules: KrxRules | None = None, index_prior_close: float = 0.0) -> None:
@@ -200,8 +217,9 @@ class KrxVenue:
         self.events: list[dict[str, Any]] = []
         self.sessions: list[dict[str, Any]] = []
         self.unfilled: list[dict[str, Any]] = []
-        #: objects told of each pre-open (``on_pre_open(day, ts, lower_limits)``) and day end
-        #: (``on_day_end(day, ts)``, before orders expire): a broker's close-valued rules
+        #: the participants told of each pre-open (``on_pre_open(day, ts, lower_limits)``)
+        #: and day end (``on_day_end(day, ts)``, before orders expire), in the replay's
+        #: order: the replay sets it when it starts
         self.listeners: list[Any] = []
         self.day: date | None = None
         self._queue: list[tuple[int, int, str, int]] = []
@@ -211,9 +229,7 @@ class KrxVenue:
         self._den = 0
         self._sched: ses.Schedule | None = None
         S = host.book.S
-        S[H_VENUE] = VENUE_KRX
-        S[H_IDX_TRIG] = -1
-        S[H_FUT_INST] = -1
+        S[H_RULES] = RULES_KRX
 
     # -- the clock ---------------------------------------------------------------------------
     def next_ts(self) -> int:
@@ -230,6 +246,12 @@ class KrxVenue:
         if not is_trading_day(day):
             day = next_trading_day(day)
         self._start_day(day)
+
+    def on_time(self, ts: int, next_input: int) -> None:
+        self.step()
+
+    def on_venue_event(self) -> None:
+        self.on_event()
 
     def step(self) -> None:
         """Run the earliest scheduled step (and any others at the same time)."""
@@ -355,7 +377,7 @@ class KrxVenue:
         day = self.day
         for n in self._stocks():
             close = int(ins[n.inst, I_CLOSE_PX]) or int(ins[n.inst, I_LAST])
-            at_lower = self._resting_at(n.inst, SIDE_ASK, n.lower)
+            at_lower = self._resting_at(n.inst, ASK, n.lower)
             no_bid = int(ins[n.inst, I_BEST_BID]) < 0
             self.sessions.append({
                 "day": day, "instrument": n.inst, "symbol": n.symbol, "base": n.base,
@@ -372,7 +394,7 @@ class KrxVenue:
                               & (res[ids, R_RESTING] > 0))
         for j in live:
             n = self.names[int(inj[j, 1])]
-            buy = inj[j, 2] == SIDE_BID
+            buy = inj[j, 2] == BID
             # a market order rested at the day's limit on its side
             price = int(inj[j, 4]) if inj[j, 3] != MARKET else (n.upper if buy else n.lower)
             self.unfilled.append({
@@ -411,8 +433,8 @@ class KrxVenue:
         opening = kind in ("open", "reopen")
         # "take the one equal to the previous price (before the open: the base price)"
         ref = n.base if kind == "open" else int(ins[n.inst, I_LAST])
-        bids = gather(S, n.inst, SIDE_BID)
-        asks = gather(S, n.inst, SIDE_ASK)
+        bids = gather(S, n.inst, BID)
+        asks = gather(S, n.inst, ASK)
         price, volume, bid_fills, ask_fills = uncross_arrays(
             bids[0], bids[1], asks[0], asks[1], ref, lower_limit=n.lower,
             upper_limit=n.upper, opening=opening)
@@ -430,9 +452,9 @@ class KrxVenue:
             inj_ask = int(ask_fills[asks[4] >= 0].sum())
             self.host.report_room(len(bids[0]) + len(asks[0]) + 1)
             OUT = self.host.out()
-            apply_fills(S, OUT, n.inst, SIDE_BID, at, int(price), bids[2], bids[3], bids[4],
+            apply_fills(S, OUT, n.inst, BID, at, int(price), bids[2], bids[3], bids[4],
                         np.asarray(bid_fills, np.int64), inj_ask, int(volume))
-            apply_fills(S, OUT, n.inst, SIDE_ASK, at, int(price), asks[2], asks[3], asks[4],
+            apply_fills(S, OUT, n.inst, ASK, at, int(price), asks[2], asks[3], asks[4],
                         np.asarray(ask_fills, np.int64), inj_bid, int(volume))
             before = int(ins[n.inst, I_LAST])
             print_uncross(S, OUT, n.inst, at, int(price), int(volume))
@@ -596,12 +618,12 @@ class KrxVenue:
     def _sidecar(self, ts: int, inst: int, px: int) -> None:
         S = self.host.book.S
         f = self.names[inst]
-        side = SIDE_ASK if px < f.base else SIDE_BID
+        side = ASK if px < f.base else BID
         until = ts + _ns(self.rules.sidecar_suspend)
         S[H_PROG_SIDE] = side
         S[H_PROG_UNTIL] = until
         self._sidecar_fired = self.day
-        self._event(ts, f, "sidecar_sell" if side == SIDE_ASK else "sidecar_buy", f.base, px,
+        self._event(ts, f, "sidecar_sell" if side == ASK else "sidecar_buy", f.base, px,
                     until)
 
 

@@ -30,32 +30,20 @@ from __future__ import annotations
 
 import numpy as np
 
-from replay.tape import ADD, CANCEL, CLEAR, DELETE, F_AUCTION, FILL, MODIFY, TRADE
 from venues.book import (
-    BROKER_EVENT,
+    BOOK_HEADER,
     CONSUMED,
-    H_BK_INST,
-    H_BK_TS,
     H_CNT,
-    H_EV_KIND,
-    H_ST_INST,
-    H_ST_SEEN,
-    H_ST_TS,
     H_TOB_LAST,
-    H_VENUE,
     I_BASE,
     I_BEST_ASK,
     I_BEST_BID,
+    I_COLS,
     I_HIST_LAST,
     I_LAST,
-    I_LAST_GEN,
-    I_LO_LIM,
     I_N,
     I_OFF,
     I_STEP,
-    I_SUB,
-    I_UP_LIM,
-    I_WATCH,
     IN_LEVEL,
     L_ANON,
     L_LEDGER,
@@ -75,11 +63,8 @@ from venues.book import (
     R_REASON,
     R_RESTING,
     R_STATUS,
-    SIDE_ASK,
-    SIDE_BID,
-    STRATEGY_EVENT,
     VENUE_EVENT,
-    VENUE_GENERIC,
+    WAKE,
     alloc_order,
     can_alloc,
     clear_instrument,
@@ -95,33 +80,26 @@ from venues.book import (
     oi,
     probe_for_add,
     reduce_order,
+    register_columns,
     release,
     ri,
     tick_of,
     unlink,
 )
-from venues.kernel import kernel
-from venues.matching import (  # noqa: F401  (the injected-order layout, re-exported)
-    B_ASK_PX,
-    B_ASK_SZ,
-    B_BID_PX,
-    B_BID_SZ,
-    B_INST,
-    B_TS,
-    FILLS,
+from venues.codes import (
+    ADD,
+    ASK,
+    BID,
+    CANCEL,
+    CLEAR,
+    DELETE,
+    F_AUCTION,
+    F_LAST,
+    FILL,
     FOK,
-    J_COLS,
-    J_FLAGS,
-    J_GEN,
-    J_ID,
-    J_INST,
-    J_PRICE,
-    J_SIDE,
-    J_SIZE,
-    J_TS,
-    J_TYPE,
     LIMIT,
     MARKET,
+    MODIFY,
     RJ_FOK,
     RJ_NONE,
     RJ_OFF_GRID,
@@ -136,6 +114,29 @@ from venues.matching import (  # noqa: F401  (the injected-order layout, re-expo
     ST_PARTIAL,
     ST_REJECTED,
     ST_RESTING,
+    TRADE,
+)
+from venues.codes import (
+    CANCEL_ORDER as T_CANCEL,
+)
+from venues.kernel import kernel
+from venues.matching import (
+    B_ASK_PX,
+    B_ASK_SZ,
+    B_BID_PX,
+    B_BID_SZ,
+    B_INST,
+    B_TS,
+    FILLS,
+    J_FLAGS,
+    J_GEN,
+    J_ID,
+    J_INST,
+    J_PRICE,
+    J_SIDE,
+    J_SIZE,
+    J_TS,
+    J_TYPE,
     TOB,
     TRADES,
     available,
@@ -145,8 +146,16 @@ from venues.matching import (  # noqa: F401  (the injected-order layout, re-expo
     prints_from_fills,
     room,
 )
-from venues.matching import CANCEL as T_CANCEL
 from venues.rules import (
+    H_EV_KIND,
+    H_RULES,
+    I_LO_LIM,
+    I_UP_LIM,
+    RULE_MARKET_WATCH,
+    RULE_SESSION,
+    RULE_WHOLE_BOOK_CROSS,
+    VENUE_COLS_END,
+    VENUE_HEADER_END,
     accepts_history,
     beyond,
     bounded,
@@ -177,18 +186,50 @@ COUNTER_NAMES = ("events", "unknown_order", "consumed_noop", "clipped", "reappli
                  "history_crossing_qty")
 
 NEVER = np.iinfo(np.int64).max  # ``until`` when no venue asks the loop to stop
+
+# -- the loop's block of the arena: the participants' wake slots -------------------------------
+# Per instrument: the loop stops (WAKE) when the last price falls to I_WAKE_BELOW or below
+# (-1: nothing to watch; the driver keeps the highest of its participants' thresholds, the
+# first a falling price meets), or after an event that printed a trade while I_WAKE_PRINT is
+# set. I_LAST_GEN is 1 + the cascade generation of the forced order that set the last price
+# (0: the tape or any other order).
+I_WAKE_BELOW, I_LAST_GEN, I_WAKE_PRINT = range(VENUE_COLS_END, VENUE_COLS_END + 3)
+# Header: the instrument and time of the event after which the loop woke, and how many rows
+# of the trade table had been seen at the last wake (the print condition is new rows).
+H_WAKE_INST, H_WAKE_TS, H_PRINTS_SEEN = range(VENUE_HEADER_END, VENUE_HEADER_END + 3)
+assert I_WAKE_PRINT < I_COLS and H_PRINTS_SEEN < BOOK_HEADER + 31
+register_columns("event loop", wake_below=I_WAKE_BELOW, last_generation=I_LAST_GEN,
+                 wake_on_print=I_WAKE_PRINT)
+
+
+def wake_event(S) -> tuple[int, int]:
+    """The instrument and time of the event after which the loop stopped with WAKE."""
+    return int(S[H_WAKE_INST]), int(S[H_WAKE_TS])
+
+
+def set_prints_seen(S, n: int) -> None:
+    """Every participant has seen the first ``n`` rows of the trade table."""
+    S[H_PRINTS_SEEN] = n
+
+
+def init_slots(S, ins) -> None:
+    """The wake slots before any participant sets them: nothing watched."""
+    ins[:, I_WAKE_BELOW] = -1
+    ins[:, I_WAKE_PRINT] = 0
+    S[H_WAKE_INST] = -1
+    S[H_WAKE_TS] = S[H_PRINTS_SEEN] = 0
 INJECTED_ID_BASE = 1 << 62
 
 # F (float arena): header, then the gap per instrument, then impact rows (ts, inst, dp).
-F_TAU_NS, F_BETA, F_NIMP, F_IMP_CAP, F_NINS = range(5)
-F_HEADER = 8
+FS_TAU_NS, FS_BETA, FS_NIMP, FS_IMP_CAP, FS_NINS = range(5)
+FS_HEADER = 8
 
 
 def float_state(n_instruments: int, tau_ns: float, beta: float,
                 impact_rows: int = 4096) -> np.ndarray:
-    F = np.zeros(F_HEADER + n_instruments + 3 * impact_rows, np.float64)
-    F[F_TAU_NS], F[F_BETA] = tau_ns, beta
-    F[F_IMP_CAP], F[F_NINS] = impact_rows, n_instruments
+    F = np.zeros(FS_HEADER + n_instruments + 3 * impact_rows, np.float64)
+    F[FS_TAU_NS], F[FS_BETA] = tau_ns, beta
+    F[FS_IMP_CAP], F[FS_NINS] = impact_rows, n_instruments
     return F
 
 
@@ -196,9 +237,9 @@ def shift_reach(F: np.ndarray, inst: int) -> int:
     """The most the re-centring can shift ``inst``'s prices (price units): its relative gap
     plus every recorded propagator impact, undecayed. A ladder this much wider than the tape's
     prices holds every shifted price."""
-    n = int(F[F_NINS])
-    imp = F[F_HEADER + n:F_HEADER + n + 3 * int(F[F_NIMP])].reshape(-1, 3)
-    return int(abs(round(F[F_HEADER + inst]))) + int(np.abs(imp[imp[:, 1] == inst, 2]).sum())
+    n = int(F[FS_NINS])
+    imp = F[FS_HEADER + n:FS_HEADER + n + 3 * int(F[FS_NIMP])].reshape(-1, 3)
+    return int(abs(round(F[FS_HEADER + inst]))) + int(np.abs(imp[imp[:, 1] == inst, 2]).sum())
 
 
 @kernel
@@ -217,14 +258,14 @@ def snap(S, inst, price):
 def _gap(F, mode, inst, ts):
     """The re-centring gap (price units) for ``inst`` at ``ts``."""
     if mode == RELATIVE:
-        return F[F_HEADER + inst]
+        return F[FS_HEADER + inst]
     if mode != PROPAGATOR:
         return 0.0
     g = 0.0
-    tau = F[F_TAU_NS]
-    beta = F[F_BETA]
-    base = F_HEADER + np.int64(F[F_NINS])
-    for j in range(np.int64(F[F_NIMP])):
+    tau = F[FS_TAU_NS]
+    beta = F[FS_BETA]
+    base = FS_HEADER + np.int64(F[FS_NINS])
+    for j in range(np.int64(F[FS_NIMP])):
         t0 = F[base + 3 * j]
         if F[base + 3 * j + 1] == inst and t0 <= ts:
             g += F[base + 3 * j + 2] * (1.0 + (ts - t0) / tau) ** (-beta)
@@ -236,14 +277,14 @@ def _record_impact(F, mode, inst, ts, before, after):
     if before <= 0 or after == before:
         return
     if mode == RELATIVE:
-        F[F_HEADER + inst] += after - before
-    elif mode == PROPAGATOR and F[F_NIMP] < F[F_IMP_CAP]:
-        j = np.int64(F[F_NIMP])
-        base = F_HEADER + np.int64(F[F_NINS]) + 3 * j
+        F[FS_HEADER + inst] += after - before
+    elif mode == PROPAGATOR and F[FS_NIMP] < F[FS_IMP_CAP]:
+        j = np.int64(F[FS_NIMP])
+        base = FS_HEADER + np.int64(F[FS_NINS]) + 3 * j
         F[base] = ts
         F[base + 1] = inst
         F[base + 2] = after - before
-        F[F_NIMP] += 1
+        F[FS_NIMP] += 1
 
 
 @kernel
@@ -269,7 +310,7 @@ def whole_book_crosses(S, mode):
     generic venue in absolute mode history keeps its prices, and a crossed book the tape
     itself carries (a CME pre-open, say) stays as the tape says (docs/replay-modes.md:
     crossing history)."""
-    return S[H_VENUE] != VENUE_GENERIC or mode == RELATIVE or mode == PROPAGATOR
+    return (S[H_RULES] & RULE_WHOLE_BOOK_CROSS) != 0 or mode == RELATIVE or mode == PROPAGATOR
 
 
 @kernel
@@ -279,11 +320,11 @@ def _cross_resting(S, OUT, mode, inst, side, price, qty, ts):
     within the VI thresholds (:func:`_match_within_vi`). Against injected resting orders
     only, or against the whole opposite side where :func:`whole_book_crosses`. Returns the
     quantity it took; what is left rests at ``price``."""
-    opp = S[ii(S, inst, I_BEST_ASK if side == SIDE_BID else I_BEST_BID)]
+    opp = S[ii(S, inst, I_BEST_ASK if side == BID else I_BEST_BID)]
     if opp < 0 or not matching_allowed(S, inst):
         return 0
     p = level_price(S, inst, opp)
-    if (side == SIDE_BID and p > price) or (side == SIDE_ASK and p < price):
+    if (side == BID and p > price) or (side == ASK and p < price):
         return 0
     whole = whole_book_crosses(S, mode)
     lo, hi = vi_stops(S, inst)
@@ -435,7 +476,8 @@ def run_chunk(ts_a, inst_a, act_a, side_a, px_a, sz_a, oid_a, flg_a, pos, inj, j
     Returns (status, pos, jpos)."""
     n = ts_a.shape[0]
     nj = inj.shape[0]
-    venue = S[H_VENUE] != VENUE_GENERIC
+    own_auctions = (S[H_RULES] & RULE_SESSION) != 0  # the venue computes auctions: skip history's
+    watch = (S[H_RULES] & RULE_MARKET_WATCH) != 0
     while pos < n or (n == 0 and jpos < nj):
         # injected orders strictly before this row arrive first
         while jpos < nj and (n == 0 or inj[jpos, J_TS] < ts_a[pos]):
@@ -449,7 +491,7 @@ def run_chunk(ts_a, inst_a, act_a, side_a, px_a, sz_a, oid_a, flg_a, pos, inj, j
             if st != OK:
                 return st, pos, jpos
             write_top(S, OUT, inst, inj[jpos, J_TS])
-            if venue:
+            if watch:
                 market_watch(S, inst, before, inj[jpos, J_TS])
             jpos += 1
             st = _stop_after(S, OUT, inst, inj[jpos - 1, J_TS])
@@ -463,16 +505,16 @@ def run_chunk(ts_a, inst_a, act_a, side_a, px_a, sz_a, oid_a, flg_a, pos, inj, j
             return NEED_OUTPUT, pos, jpos
         inst = inst_a[pos]
         before = S[ii(S, inst, I_LAST)]
-        if venue and flg_a[pos] & F_AUCTION:
+        if own_auctions and flg_a[pos] & F_AUCTION:
             count(S, C_AUCTION_ROWS, 1)  # history's own uncross: the venue computes its own
         else:
             st = apply_row(S, F, OUT, mode, ts_a[pos], inst, act_a[pos], side_a[pos],
                            px_a[pos], sz_a[pos], oid_a[pos])
             if st != OK:
                 return st, pos, jpos
-        if flg_a[pos] & 128:
+        if flg_a[pos] & F_LAST:
             write_top(S, OUT, inst, ts_a[pos])
-        if venue:
+        if watch:
             market_watch(S, inst, before, ts_a[pos])
         pos += 1
         st = _stop_after(S, OUT, inst, ts_a[pos - 1])
@@ -484,20 +526,21 @@ def run_chunk(ts_a, inst_a, act_a, side_a, px_a, sz_a, oid_a, flg_a, pos, inj, j
 @kernel
 def _stop_after(S, OUT, inst, ts):
     """Whether the loop stops after an event on ``inst`` at ``ts`` (OK: it goes on): a
-    venue rule fired; the last price fell to the broker's watch price; or a strategy watches
-    ``inst`` and trade rows are left it has not read (H_ST_SEEN: those it has)."""
+    venue rule fired (VENUE_EVENT); or a participant's wake condition holds (WAKE, with the
+    instrument and time in H_WAKE_INST, H_WAKE_TS): the last price fell to the instrument's
+    wake price, or a trade was printed while it wakes on prints."""
     if S[H_EV_KIND] != 0:
         return VENUE_EVENT
     last = S[ii(S, inst, I_LAST)]
-    if 0 < last <= S[ii(S, inst, I_WATCH)]:  # 0: no price yet
-        S[H_BK_INST] = inst
-        S[H_BK_TS] = ts
-        return BROKER_EVENT
-    if S[ii(S, inst, I_SUB)] != 0 and OUT[TRADES + 2] != S[H_ST_SEEN]:
-        S[H_ST_SEEN] = OUT[TRADES + 2]
-        S[H_ST_INST] = inst
-        S[H_ST_TS] = ts
-        return STRATEGY_EVENT
+    if 0 < last <= S[ii(S, inst, I_WAKE_BELOW)]:  # 0: no price yet
+        S[H_WAKE_INST] = inst
+        S[H_WAKE_TS] = ts
+        return WAKE
+    if S[ii(S, inst, I_WAKE_PRINT)] != 0 and OUT[TRADES + 2] != S[H_PRINTS_SEEN]:
+        S[H_PRINTS_SEEN] = OUT[TRADES + 2]
+        S[H_WAKE_INST] = inst
+        S[H_WAKE_TS] = ts
+        return WAKE
     return OK
 
 
@@ -527,7 +570,7 @@ def apply_row(S, F, OUT, mode, ts, inst, act, side, price, size, oid):
     if act == CLEAR:
         clear_instrument(S, inst)
         return OK
-    if S[H_VENUE] != VENUE_GENERIC:
+    if (S[H_RULES] & RULE_SESSION) != 0:
         st = _venue_row(S, inst, act, p, ts)
         if st != OK:
             return OK  # dropped and counted
@@ -707,7 +750,7 @@ def _fill(S, OUT, ts, inst, price, p, size, row):
     if have < size:
         deficit = size - have
         count(S, C_REAPPLIED, 1)
-        aggressor = SIDE_ASK if S[oi(S, row, O_SIDE)] == SIDE_BID else SIDE_BID
+        aggressor = ASK if S[oi(S, row, O_SIDE)] == BID else BID
         lo, hi = vi_stops(S, inst)
         filled, _ = _match_within_vi(S, OUT, inst, aggressor, p, lo, hi, deficit, ts, -1,
                                      SRC_REAPPLIED, False, row)
