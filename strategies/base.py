@@ -606,7 +606,10 @@ class StrategyHost(Participant):
         self._trade_subs = np.zeros(n, bool)
         self._any_trade_sub = False
         self._books: dict[int, list[int]] = {}  # inst -> [interval, depth, next due]
-        self._bars: dict[int, list[Any]] = {}  # inst -> [interval, current bar dict | None]
+        # inst -> [interval, current bar dict | None, the period end to pause at when no bar
+        # is open: that of the period holding the next input, so that every bar is told at
+        # its end (on_time), never later]
+        self._bars: dict[int, list[Any]] = {}
         self.timers: dict[str, list[Any]] = {}  # name -> [next due, interval, daily time]
         self._events: list[tuple] = []
         self._equity: list[tuple] = []
@@ -810,7 +813,7 @@ class StrategyHost(Participant):
         self._books[inst] = [interval, depth, self._first_due(interval)]
 
     def subscribe_bars(self, inst: int, interval: int) -> None:
-        self._bars[inst] = [interval, None]
+        self._bars[inst] = [interval, None, self._first_due(interval)]
 
     def set_timer(self, name: str, interval: int | None, at: int | None,
                   daily: time | None) -> None:
@@ -849,19 +852,21 @@ class StrategyHost(Participant):
             due = min(due, t[0])
         for sub in self._books.values():
             due = min(due, sub[2])
-        for _interval, bar in self._bars.values():
-            if bar is not None:
-                due = min(due, bar["end"])
+        for _interval, bar, end in self._bars.values():
+            due = min(due, bar["end"] if bar is not None else end)
         return due
 
     def on_time(self, t: int, next_event: int) -> None:
         """The loop paused at ``t``: everything before it has happened."""
         self.now = t
         self.poll(t)
-        for inst, (_interval, bar) in sorted(self._bars.items()):
+        for inst, (interval, bar, end) in sorted(self._bars.items()):
             if bar is not None and bar["end"] <= t:
                 self._bars[inst][1] = None
                 self.strategy.on_bar(Bar(**bar))
+            if end <= t:  # the next pause: the end of the period of the next input
+                self._bars[inst][2] = (max(t, next_event) // interval + 1) * interval \
+                    if next_event < NEVER - interval else NEVER
         for inst, sub in sorted(self._books.items()):
             if sub[2] <= t:
                 self.strategy.on_book(self.book(inst, sub[1]))
@@ -907,7 +912,7 @@ class StrategyHost(Participant):
             return
         ts, inst, px, size, side, src = (rows[:, k] for k in range(6))
         one = inst[0] == inst[-1] and (len(inst) < 3 or (inst == inst[0]).all())
-        for i, (interval, _bar) in self._bars.items():
+        for i, (interval, _bar, _end) in self._bars.items():
             if one:
                 if inst[0] == i:
                     self._add_to_bars(i, interval, ts, px, size)
@@ -1078,7 +1083,7 @@ class StrategyHost(Participant):
     def finish(self) -> None:
         """The replay ended: last fills and bars, then on_stop."""
         self.poll(self.now)
-        for inst, (_interval, bar) in sorted(self._bars.items()):
+        for inst, (_interval, bar, _end) in sorted(self._bars.items()):
             if bar is not None:
                 self._bars[inst][1] = None
                 self.strategy.on_bar(Bar(**bar))

@@ -163,3 +163,41 @@ def test_loading_and_parameters_fail_clearly(tmp_path):
     assert cls(lookback=3.0).lookback == 3 and cls(meet_calls="true").meet_calls is True
     with pytest.raises(ValueError, match="account"):
         Recorder(account="margin")
+
+
+class BuysOnSecondBar(Strategy):
+    """Buys once, on its second bar in continuous trading; notes when each bar was told and
+    when it heard of the fill."""
+
+    def on_start(self):
+        self.inst = self.instrument("SYNTH-SMALL")
+        self.subscribe_bars(self.inst, "1min")
+        self.order = None
+        self.fills, self.told = [], []
+
+    def on_bar(self, bar):
+        self.told.append((self.now, bar.end))
+        if self.order is None and len(self.told) >= 2 and self.phase(self.inst) == "continuous":
+            self.order = self.submit_order(self.inst, "buy", 10)
+
+    def on_fill(self, fill):
+        self.fills.append(fill)
+
+
+@pytest.mark.parametrize("buffer_rows", [4096, 16384])
+def test_a_bar_is_told_at_its_end_and_its_order_sent_then(tape, buffer_rows):
+    """With small report buffers the replay flushes often, and reads the trade prints before
+    each flush. A bar is still told when its period ends, not when a flush happens to read
+    its trades; the order sent from it carries that time and its fill is heard at once (it
+    used to be held back until the loop's next stop for another reason: 15 minutes to two
+    hours on this tape)."""
+    s = BuysOnSecondBar()
+    rp = Replay(tape.instruments, "relative", venue="krx", seed=tape.session_seed or 0,
+                buffer_rows=buffer_rows)
+    attach_strategy(rp, s)
+    result = rp.run(tape.chunks(1 << 16))
+    assert s.told and all(now == end for now, end in s.told[:-1])  # the last: at the end
+    assert s.order is not None and s.fills
+    assert result.injected.iloc[0].status == 1  # filled
+    assert s.order.ts == s.told[1][1] + s.latency_ns
+    assert s.fills[0].ts - s.order.ts < 10**9
