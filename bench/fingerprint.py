@@ -6,7 +6,8 @@ results alone: the demo's run directories and the benchmarks' scenarios, each ta
 
 A Parquet table is hashed on its data (schema and columns, in Arrow IPC form) without its
 metadata, which carries the run's id; a JSON file on its content without the run's id,
-timings, code versions and the output folder's own path. ``report.html`` and
+timings, process ids, code versions and the output folder's own path (in a table's text
+columns too). ``report.html`` and
 ``comparison.html`` are drawn from those tables and carry the run's id, so they are not
 hashed. The scenarios are the benchmarks' (bench/test_bench_*.py) on one synthetic KRX
 large-cap day: the bare replay with 40 sweeps, the KRX venue, 10^6 ``instant`` accounts that
@@ -29,11 +30,17 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-VOLATILE = ("run_id", "seconds", "per_second", "versions", "wall", "created")
+VOLATILE = ("run_id", "seconds", "per_second", "versions", "wall", "created", "pid")
 
 
-def _table_hash(table: pa.Table) -> str:
+def _table_hash(table: pa.Table, root: str | None = None) -> str:
     table = table.replace_schema_metadata(None)
+    if root is not None:  # paths inside the output folder, as the folder's own name
+        for i, f in enumerate(table.schema):
+            if pa.types.is_string(f.type) or pa.types.is_large_string(f.type):
+                table = table.set_column(i, f.name, pa.array(
+                    [None if v is None else v.replace(root, "<OUT>")
+                     for v in table.column(i).to_pylist()], f.type))
     table = pa.Table.from_arrays(table.columns, schema=pa.schema(
         [f.remove_metadata() for f in table.schema]))
     sink = io.BytesIO()
@@ -59,12 +66,13 @@ def directory_hashes(root: Path) -> dict[str, str]:
     for path in sorted(root.rglob("*")):
         rel = str(path.relative_to(root))
         if path.suffix == ".parquet":
-            out[rel] = _table_hash(pq.read_table(path))
+            out[rel] = _table_hash(pq.read_table(path), str(root))
         elif path.suffix == ".json":
             data = _clean(json.loads(path.read_text()), str(root))
             out[rel] = hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
         elif path.suffix == ".csv":
-            out[rel] = hashlib.sha256(path.read_bytes()).hexdigest()
+            text = path.read_text().replace(str(root), "<OUT>")
+            out[rel] = hashlib.sha256(text.encode()).hexdigest()
     return out
 
 
