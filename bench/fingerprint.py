@@ -6,8 +6,8 @@ results alone: the demo's run directories and the benchmarks' scenarios, each ta
 
 A Parquet table is hashed on its data (schema and columns, in Arrow IPC form) without its
 metadata, which carries the run's id; a JSON file on its content without the run's id,
-timings, process ids, code versions and the output folder's own path (in a table's text
-columns too). ``report.html`` and
+timings, process ids, code versions, the output folder's own path (in a table's text
+columns too) and the repository's (the shipped example populations). ``report.html`` and
 ``comparison.html`` are drawn from those tables and carry the run's id, so they are not
 hashed. The scenarios are the benchmarks' (bench/test_bench_*.py) on one synthetic KRX
 large-cap day: the bare replay with 40 sweeps, the KRX venue, 10^6 ``instant`` accounts that
@@ -34,7 +34,7 @@ VOLATILE = ("run_id", "seconds", "per_second", "versions", "wall", "created", "p
 
 
 def _table_hash(table: pa.Table, root: str | None = None) -> str:
-    table = table.replace_schema_metadata(None)
+    table = table.replace_schema_metadata(None).combine_chunks()  # however it was written
     if root is not None:  # paths inside the output folder, as the folder's own name
         for i, f in enumerate(table.schema):
             if pa.types.is_string(f.type) or pa.types.is_large_string(f.type):
@@ -49,6 +49,9 @@ def _table_hash(table: pa.Table, root: str | None = None) -> str:
     return hashlib.sha256(sink.getvalue()).hexdigest()
 
 
+REPO = str(Path(__file__).resolve().parents[1])
+
+
 def _clean(obj, root: str):
     if isinstance(obj, dict):
         return {k: _clean(v, root) for k, v in obj.items()
@@ -56,7 +59,7 @@ def _clean(obj, root: str):
     if isinstance(obj, list):
         return [_clean(v, root) for v in obj]
     if isinstance(obj, str):
-        return obj.replace(root, "<OUT>")
+        return obj.replace(root, "<OUT>").replace(REPO, "<REPO>")
     return obj
 
 
