@@ -13,13 +13,9 @@ import pyarrow.csv as pacsv
 import pytest
 
 import brokers
-from brokers.population import (
-    KIND_CODES,
-    Population,
-    load_population_csv,
-    read_daily_bars,
-    synthesize_population,
-)
+from brokers.population import KIND_CODES, Population
+from replay.loaders.daily_bars import read_daily_bars
+from replay.loaders.population import load_population_csv, synthesize_population
 from replay.quality import TapeError
 from replay.tape import Instrument, InstrumentTable
 
@@ -340,3 +336,40 @@ def test_a_spec_file_resolves_bars_relative_to_itself(tmp_path):
     path.write_text(path.read_text() + "accountz = 5\n")
     with pytest.raises(ValueError, match=r"spec\.toml: unknown key 'accountz'"):
         synthesize_population(path, SMALL, seed=0)
+
+
+# --------------------------------------------------------------------------------------
+# brokers/ reads no file format
+
+
+#: Modules and calls that read an input file. brokers/rules.py loads the preset rules
+#: (configuration) and is the one module allowed them.
+_READERS = {"csv", "json", "tomllib", "pyarrow.csv", "pyarrow.parquet", "pyarrow.json"}
+_READ_CALLS = {"open", "read_csv", "read_text", "read_bytes", "read_table", "read_parquet",
+               "read_json"}
+
+
+def test_no_broker_module_reads_a_file_format():
+    """Population files are read in replay/loaders (population.py, daily_bars.py); the
+    broker package holds the model and the method (brokers/population.py held a CSV reader,
+    a daily-bar reader and a spec reader)."""
+    import ast
+
+    package = Path(brokers.__file__).parent
+    found = []
+    for path in sorted(package.glob("*.py")):
+        if path.name == "rules.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                found += [(path.name, a.name) for a in node.names if a.name in _READERS]
+            elif isinstance(node, ast.ImportFrom) and node.module in _READERS | {"pyarrow"}:
+                names = {f"{node.module}.{a.name}" for a in node.names} | {node.module}
+                found += [(path.name, n) for n in sorted(names & _READERS)]
+            elif isinstance(node, ast.Call):
+                f = node.func
+                name = f.id if isinstance(f, ast.Name) else getattr(f, "attr", None)
+                if name in _READ_CALLS:
+                    found.append((path.name, f"{name}()"))
+    assert len(list(package.glob("*.py"))) >= 4  # the walk saw the package
+    assert found == []
