@@ -98,3 +98,27 @@ class Population:
             "cash": self.cash[a],
             "loan": self.loan[a],
         })
+
+    def subset(self, keep: np.ndarray) -> Population:
+        """The accounts where the boolean mask ``keep`` (one per account) is true, with their
+        positions, both in their order here; ``pos_account`` re-indexed to the new
+        accounts."""
+        keep = np.asarray(keep, bool)
+        if keep.shape != self.account_id.shape:
+            raise ValueError(f"population: the mask has {keep.size} values, expected one per "
+                             f"account ({len(self)})")
+        new_index = np.cumsum(keep, dtype=np.int64) - 1
+        held = keep[self.pos_account]
+        return Population(
+            account_id=self.account_id[keep], kind=self.kind[keep], cash=self.cash[keep],
+            loan=self.loan[keep], pos_account=new_index[self.pos_account[held]],
+            pos_instrument=self.pos_instrument[held], pos_shares=self.pos_shares[held],
+            pos_entry=self.pos_entry[held], pos_trade_date=self.pos_trade_date[held])
+
+
+def split_by_kind(population: Population) -> dict[str, Population]:
+    """One population per kind present, in :data:`KINDS` order: each holds the accounts of
+    that kind and their positions (:meth:`Population.subset`), so one file holding credit,
+    미수 and CFD accounts can feed a broker of each kind."""
+    present = np.flatnonzero(np.bincount(population.kind, minlength=len(KINDS)))
+    return {KINDS[code]: population.subset(population.kind == code) for code in present}

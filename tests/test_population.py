@@ -13,7 +13,7 @@ import pyarrow.csv as pacsv
 import pytest
 
 import brokers
-from brokers.population import KIND_CODES, Population
+from brokers.population import KIND_CODES, Population, split_by_kind
 from replay.loaders.daily_bars import read_daily_bars
 from replay.loaders.population import load_population_csv, synthesize_population
 from replay.quality import TapeError
@@ -336,6 +336,78 @@ def test_a_spec_file_resolves_bars_relative_to_itself(tmp_path):
     path.write_text(path.read_text() + "accountz = 5\n")
     with pytest.raises(ValueError, match=r"spec\.toml: unknown key 'accountz'"):
         synthesize_population(path, SMALL, seed=0)
+
+
+# --------------------------------------------------------------------------------------
+# One file, several kinds
+
+
+def test_a_mixed_file_splits_into_one_population_per_kind(tmp_path):
+    """Portfolio accounts of three kinds, their rows interleaved: each kind's population
+    holds its accounts in file order, their positions, and pos_account indexes them anew."""
+    path = write(tmp_path, "7,credit,005930,10,71000,0,500000,2024-03-04\n"
+                           "8,misu,005930,3,70000,1000,42000,2024-03-06\n"
+                           "7,,000660,5,180500,,,2024-03-05\n"
+                           "9,cfd,BTCUSDT,0.5,100.25,20,300,2024-03-07\n"
+                           "10,credit,000660,2,181000,5,90000,2024-03-01\n"
+                           "8,,000660,1,179000,,,2024-03-06\n")
+    pop = load_population_csv(path, TABLE)
+    parts = split_by_kind(pop)
+    assert list(parts) == ["credit", "misu", "cfd"]  # KINDS order; no instant accounts
+    credit, misu, cfd = parts["credit"], parts["misu"], parts["cfd"]
+    assert credit.account_id.tolist() == [7, 10] and credit.loan.tolist() == [500_000, 90_000]
+    assert credit.cash.tolist() == [0, 5]
+    assert credit.pos_account.tolist() == [0, 0, 1]
+    assert credit.pos_instrument.tolist() == [1, 2, 2]
+    assert credit.pos_shares.tolist() == [10, 5, 2]
+    assert credit.pos_entry.tolist() == [71000, 180500, 181000]
+    assert credit.pos_trade_date.tolist() == [day("2024-03-04"), day("2024-03-05"),
+                                              day("2024-03-01")]
+    assert misu.account_id.tolist() == [8] and misu.pos_account.tolist() == [0, 0]
+    assert misu.pos_instrument.tolist() == [1, 2] and misu.pos_entry.tolist() == [70000, 179000]
+    assert cfd.account_id.tolist() == [9] and cfd.pos_shares.tolist() == [500]
+    assert cfd.cash.tolist() == [20] and cfd.loan.tolist() == [300]
+    for kind, part in parts.items():
+        assert (part.kind == KIND_CODES[kind]).all()
+    # together they are the file: every position once, with its account's fields
+    whole = pop.to_frame()
+    for kind, part in parts.items():
+        want = whole[whole["kind"] == kind].reset_index(drop=True)
+        pd.testing.assert_frame_equal(part.to_frame(), want)
+    assert sum(p.positions for p in parts.values()) == pop.positions
+
+
+def test_a_one_kind_file_splits_into_itself():
+    shipped = EXAMPLES / "crash-credit.csv"
+    table = InstrumentTable([Instrument(1, "SYNTH-LARGE", venue="XKRX")])
+    pop = load_population_csv(shipped, table)
+    parts = split_by_kind(pop)
+    assert list(parts) == ["credit"]
+    for name in Population.__dataclass_fields__:
+        assert np.array_equal(getattr(parts["credit"], name), getattr(pop, name)), name
+
+
+def test_the_example_spec_splits_into_its_credit_and_misu_accounts():
+    pop = synthesize_population(SPEC, SMALL, seed=0)
+    parts = split_by_kind(pop)
+    assert {k: len(p) for k, p in parts.items()} == {"credit": 7_000, "misu": 3_000}
+    for kind, part in parts.items():
+        mine = pop.kind == KIND_CODES[kind]
+        assert np.array_equal(part.account_id, pop.account_id[mine])
+        assert np.array_equal(part.loan, pop.loan[mine])
+        # single-name accounts: position i is account i's
+        assert np.array_equal(part.pos_account, np.arange(len(part)))
+        assert np.array_equal(part.pos_shares, pop.pos_shares[mine])
+
+
+def test_an_empty_population_splits_into_nothing(tmp_path):
+    assert split_by_kind(load_population_csv(write(tmp_path, ""), TABLE)) == {}
+
+
+def test_a_subset_mask_must_have_one_value_per_account(tmp_path):
+    pop = load_population_csv(write(tmp_path, FIRST), TABLE)
+    with pytest.raises(ValueError, match="one per account"):
+        pop.subset(np.ones(2, bool))
 
 
 # --------------------------------------------------------------------------------------
