@@ -75,7 +75,7 @@ class PopulationSpec:
         data = MappingProxyType(dict(data))
 
         def fail(key: str, reason: str) -> ValueError:
-            return ValueError(f"{where}: {key} = {data.get(key)!r}: {reason}")
+            return _key_error(where, data, key, reason)
 
         for key in data:
             if key not in SPEC_KEYS:
@@ -130,7 +130,11 @@ class PopulationSpec:
 
     def error(self, key: str, reason: str) -> ValueError:
         """A one-line error naming the spec, ``key`` and its value as written."""
-        return ValueError(f"{self.where}: {key} = {self.given.get(key)!r}: {reason}")
+        return _key_error(self.where, self.given, key, reason)
+
+
+def _key_error(where: str, data: Mapping[str, Any], key: str, reason: str) -> ValueError:
+    return ValueError(f"{where}: {key} = {data.get(key)!r}: {reason}")
 
 
 def synthesize(spec: PopulationSpec, bars: DailyBars, seed: int,

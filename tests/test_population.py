@@ -14,6 +14,7 @@ import pytest
 
 import brokers
 from brokers.population import KIND_CODES, Population, split_by_kind
+from brokers.synthetic_population import DailyBars, PopulationSpec, synthesize
 from replay.loaders.daily_bars import read_daily_bars
 from replay.loaders.population import load_population_csv, synthesize_population
 from replay.quality import TapeError
@@ -323,6 +324,29 @@ def test_bad_bars_name_file_row_and_column(tmp_path):
 def test_spec_errors_name_the_key(changes, key):
     with pytest.raises(ValueError, match=key):
         synthesize_population(spec(**changes), SMALL, seed=0)
+
+
+def test_the_spec_is_checked_before_its_bars_are_read(tmp_path):
+    """A bad key is named even when the bars file is missing (the bars were read first, and
+    the missing file hid the spec's own error)."""
+    missing = str(tmp_path / "nowhere.csv")
+    with pytest.raises(ValueError, match="credit_balance_krw = -1: must be a number > 0"):
+        synthesize_population(spec(bars=missing, credit_balance_krw=-1), SMALL, seed=0)
+    with pytest.raises(FileNotFoundError, match="nowhere.csv: no such daily-bar file"):
+        synthesize_population(spec(bars=missing), SMALL, seed=0)
+
+
+def test_the_method_draws_from_bars_already_in_memory():
+    """brokers.synthetic_population reads no file: the same spec over the same bars held in
+    arrays gives the population the spec file gives."""
+    frame = bars_frame()
+    bars = DailyBars(frame["day"].to_numpy(np.int64), frame["Close"].to_numpy(float),
+                     frame["Volume"].to_numpy(float))
+    checked = PopulationSpec.from_mapping(spec(bars="in memory"), SMALL, "population spec")
+    a = synthesize(checked, bars, seed=11)
+    b = synthesize_population(SPEC, SMALL, seed=11)
+    for name in Population.__dataclass_fields__:
+        assert np.array_equal(getattr(a, name), getattr(b, name)), name
 
 
 def test_a_spec_file_resolves_bars_relative_to_itself(tmp_path):
