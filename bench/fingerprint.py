@@ -104,7 +104,10 @@ def scenario_hashes() -> dict[str, dict[str, str]]:
     from replay.synth import INSTRUMENT_ID, synthesize
     from replay.tape import ASK, BID, TRADE, Events
     from strategies.base import Strategy, attach_strategy
-    from venues.matching import ORDER_TYPES
+    try:
+        from venues.codes import ORDER_TYPES
+    except ImportError:  # before the codes had their module
+        from venues.matching import ORDER_TYPES
 
     day = date(2024, 1, 2)
     chunks = list(synthesize("krx-largecap", 1, 1, day))
