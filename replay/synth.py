@@ -43,6 +43,12 @@ until the uncross, at exactly the schedule's ``open_ns`` / ``close_ns``
 :func:`venues.krx.uncross.uncross` over the resting orders in price-time priority (the
 reference: the base price at the open, the last trade price at the close).
 
+The book is the venue's: orders rest in a :class:`venues.book.BookState` (price-time FIFO
+queues on the day's ladder), a market order, or a limit order crossing at a locked limit,
+walks it by :func:`venues.matching.match`, and an uncross reads its orders in priority by
+:func:`venues.auction.gather`. The generator keeps beside it only what the engine's book has
+no use for: the list of live orders that cancels and modifies pick from uniformly.
+
 Tape conventions. A market order is one packet sharing one ``ts``: a ``T`` print (side =
 aggressor, price = last price walked, size = total), then per resting order hit an ``F``
 (its order_id, side, fill price and size) followed by a ``C`` of the same size on that
@@ -1040,7 +1046,7 @@ def _uncross_packet(day_rows: _DayRows, book: _Book, st: np.ndarray, fst: np.nda
                     upper: int, opening: bool, ts: int, table: InstrumentTable) -> Iterator:
     """History's own uncross at ``ts``: :func:`venues.krx.uncross.uncross` over the resting
     orders (docs/reference/krx.md: single-price auction), written as an F_AUCTION packet and
-    applied to the generator's book; nothing when nothing crosses.
+    applied to the book; nothing when nothing crosses.
 
     Only the orders that can trade are passed: a bid below the lowest ask (or an ask above
     the highest bid) is executable at no price with positive volume, so it changes neither
