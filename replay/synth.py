@@ -507,7 +507,7 @@ def pick_live(n_live: int, rng: np.random.Generator) -> int:
 
 # Slots of the integer state array; _S_LAST is the last trade's price.
 _S_T, _S_NEXT_ID, _S_SEQ, _S_LAST, _S_TRADED, _S_LIVE, _NSTATE = range(7)
-INST = 0  # the stock's row in the book (the tape calls it INSTRUMENT_ID)
+_INST = 0  # the stock's row in the book (the tape calls it INSTRUMENT_ID)
 # replay.tape's side codes BID and ASK are the book's (venues.book: SIDE_BID, SIDE_ASK).
 
 # Kernel exit codes.
@@ -539,8 +539,8 @@ def _add_order(book, st, side, price, size, ts):
     row = alloc_order(S)
     oid = st[_S_NEXT_ID]
     st[_S_NEXT_ID] += 1
-    enqueue(S, row, oid, INST, side, price, size, size, -1, ts,
-            level_index(S, INST, side, price))
+    enqueue(S, row, oid, _INST, side, price, size, size, -1, ts,
+            level_index(S, _INST, side, price))
     where[row] = st[_S_LIVE]
     live[st[_S_LIVE]] = row
     st[_S_LIVE] += 1
@@ -579,7 +579,7 @@ def _top_up(params, ladder, rng, book, st, outs, pos, ts, center, first, i, n):
             return pos, i, _POOL_FULL
         side = BID if i % 2 == 0 else ASK
         i += 1
-        price = place_price(side, best_price(S, INST, BID), best_price(S, INST, ASK),
+        price = place_price(side, best_price(S, _INST, BID), best_price(S, _INST, ASK),
                             ladder[center], params, ladder, rng)
         size = _size(params[P_LOG_SIZE], params[P_SIZE_SIGMA], int(params[P_SIZE_MAX]), rng)
         if price == 0:
@@ -624,7 +624,7 @@ def _walk(params, ladder, book, st, fst, outs, pos, ts, side, size, limit):
     has checked that the opposite best is within the limit, and the packet's last row
     carries F_LAST."""
     S, OUT = book[0], book[1]
-    filled, _ = match(S, OUT, INST, side, limit, size, ts, -1, SRC_HISTORY, False, -1)
+    filled, _ = match(S, OUT, _INST, side, limit, size, ts, -1, SRC_HISTORY, False, -1)
     opp = ASK if side == BID else BID
     t_row = pos  # the T row comes first; its price is the last fill's
     pos = _emit(outs, pos, st, ts, TRADE, side, 0, filled, 0, 0)
@@ -633,7 +633,7 @@ def _walk(params, ladder, book, st, fst, outs, pos, ts, side, size, limit):
         price, q, oid = fill_at(OUT, j)
         pos = _emit(outs, pos, st, ts, FILL, opp, price, q, oid, 0)
         pos = _emit(outs, pos, st, ts, CANCEL, opp, price, q, oid, 0)
-        row = find_order(S, oid, INST)
+        row = find_order(S, oid, _INST)
         if order_fields(S, row)[3] == 0:
             _forget(book, st, row)
         last = price
@@ -657,7 +657,7 @@ def _locked(params, ladder, rng, book, st, fst, outs, pos, ts, action, down):
     lim = ladder[0] if down else ladder[ladder.shape[0] - 1]
     press = ASK if down else BID
     side = press if rng.random() >= params[P_LOCKED_BUY] else (BID if press == ASK else ASK)
-    opp_best = best_price(S, INST, ASK if side == BID else BID)
+    opp_best = best_price(S, _INST, ASK if side == BID else BID)
     if action == TRADE:
         size = _size(params[P_LOG_MKT_SIZE], params[P_MKT_SIZE_SIGMA],
                      int(params[P_SIZE_MAX]), rng)
@@ -788,8 +788,8 @@ def _continuous(params, ladder, rng, book, st, fst, outs, pos, origin_ns, sessio
         st[_S_T] += gap
         ts = origin_ns + st[_S_T]
         fst[0] = evolve_value(fst[0], gap, params, rng)
-        bb = best_price(S, INST, BID)
-        ba = best_price(S, INST, ASK)
+        bb = best_price(S, _INST, BID)
+        ba = best_price(S, _INST, ASK)
         last = st[_S_LAST]
         action = choose_action(st[_S_LIVE], params, rng)
         locked = fst[0] <= lo or fst[0] >= hi
@@ -857,7 +857,7 @@ class _Book:
     def new_day(self, ladder: np.ndarray) -> None:
         """An empty book on the day's ladder (the last day's orders all expired)."""
         self.state = BookState(1, order_capacity=self.capacity)
-        self.state.set_ladder(INST, int(ladder[0]), int(ladder[-1]),
+        self.state.set_ladder(_INST, int(ladder[0]), int(ladder[-1]),
                               int(np.diff(ladder).min()))
 
     def crossing(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
@@ -865,8 +865,8 @@ class _Book:
         above the best ask and asks at or below the best bid, each side best price first
         and in time priority within a price. Returns ``(prices, sizes, rows, n_bids)``,
         the bids first."""
-        bid_px, bid_sz, bid_rows, _, _ = gather(self.state.S, INST, BID)
-        ask_px, ask_sz, ask_rows, _, _ = gather(self.state.S, INST, ASK)
+        bid_px, bid_sz, bid_rows, _, _ = gather(self.state.S, _INST, BID)
+        ask_px, ask_sz, ask_rows, _, _ = gather(self.state.S, _INST, ASK)
         if len(bid_px) == 0 or len(ask_px) == 0 or bid_px[0] < ask_px[0]:
             return np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, np.int64), 0
         nb = int(np.count_nonzero(bid_px >= ask_px[0]))
