@@ -52,7 +52,7 @@ def load_population(path: Path, tape: Tape, seed: int) -> Population:
     """A population from a CSV of accounts or a TOML spec synthesised from daily bars, for
     a replay of ``tape``: every position must be dated on or before the tape's first day
     (:func:`tape_first_day`), or the load stops naming the row (CSV) or the key (spec)."""
-    from brokers.population import load_population_csv, synthesize_population
+    from replay.loaders.population import load_population_csv, synthesize_population
 
     path = Path(path)
     first = tape_first_day(tape)

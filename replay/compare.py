@@ -389,20 +389,3 @@ def comparison_table(labels: Sequence[str], parsed: Sequence[tuple[str, Sequence
                  table.max_drawdown - table.counterfactual_max_drawdown)
     return table[[c for c in table.columns if c != "run_dir"] + ["run_dir"]]
 
-
-def thin_path(price: np.ndarray, limit: int) -> np.ndarray:
-    """Indices of at most about ``limit`` points of a price path that keep its shape: the
-    lowest and highest point of each of ``limit / 2`` equal buckets, and the last point (a
-    drawdown's trough survives, which every-n-th sampling can drop)."""
-    n = len(price)
-    if n <= limit:
-        return np.arange(n)
-    k = -(-n // max(1, limit // 2))
-    m = n // k
-    blocks = price[:m * k].reshape(m, k)
-    start = np.arange(m) * k
-    parts = [start + blocks.argmin(axis=1), start + blocks.argmax(axis=1), [n - 1]]
-    if m * k < n:
-        tail = price[m * k:]
-        parts.append([m * k + int(tail.argmin()), m * k + int(tail.argmax())])
-    return np.unique(np.concatenate(parts).astype(np.int64))

@@ -5,8 +5,9 @@ a readable name, so the key figures fit a 1280 px window without scrolling; a li
 what the variants' runs differ in (their rules, and anything else their configs show);
 a bar chart per figure that is not zero in every variant (those are named in a line, not
 drawn); the max drawdown with and without the forced sales; and each variant's price path
-against the common counterfactual, in Seoul time. Packed by replay/html_page.py: plotly.js
-once, inline, so the page opens offline.
+against the common counterfactual, in Seoul time. Drawn with the render kit the run report
+shares (replay/render/): values and units read as in a report, lines thinned alike, and
+plotly.js packed once, inline, so the page opens offline.
 """
 
 from __future__ import annotations
@@ -16,14 +17,15 @@ import json
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 import pyarrow.parquet as pq
 from plotly.subplots import make_subplots
 
-from replay import html_page
-from replay.report import TZ, TZ_LABEL, thin, time_gaps, wall_ms
+from replay.render.cells import cell, currency_of, hover, with_unit, words
+from replay.render.clock import TZ, TZ_LABEL, time_gaps
+from replay.render.page import Page, Plot, html_table
+from replay.render.thinning import held_line
 
 #: The comparison table's columns as the page names them: column -> (name, unit). The one
 #: place their names are read; a column not listed is shown under its own name, without a
@@ -67,14 +69,11 @@ CAPTIONS = {
 MAX_POINTS = 20_000
 MAX_INSTRUMENTS = 4
 
+#: The page's own style, after the render kit's (replay/render/page.py): the variants'
+#: columns right-aligned, in tabular figures, each cell on one line.
 CSS = """
-body { font: 14px/1.45 system-ui, sans-serif; color: #222; max-width: 1280px;
-       margin: 0 auto; padding: 0 16px 48px; }
-h1 { font-size: 22px; margin: 20px 0 4px; } h2 { font-size: 18px; margin-top: 30px; }
 p.note { color: #444; }
-table { border-collapse: collapse; margin: 8px 0 16px; font-size: 13px; }
-th, td { padding: 3px 10px; border-bottom: 1px solid #eee; text-align: right; }
-th { background: #f6f6f6; } td:first-child, th:first-child { text-align: left; }
+th, td { text-align: right; } td:first-child, th:first-child { text-align: left; }
 td { font-variant-numeric: tabular-nums; white-space: nowrap; }
 """
 
@@ -82,44 +81,36 @@ td { font-variant-numeric: tabular-nums; white-space: nowrap; }
 def comparison_html(table: pd.DataFrame, instruments, venue: str, title: str) -> str:
     """The page for the comparison ``table`` (replay/compare.py: one row per variant, with
     each variant's run directory)."""
-    currency = "won" if venue == "krx" else "quote currency"
+    currency = currency_of(venue)
     configs = [run_config(Path(d)) for d in table.run_dir]
     measured = [c for c in table.columns if c not in KEYS]
     zero = [c for c in measured if _all_zero(table[c])]
-    body = [f"<h1>cascade compare</h1><p>{html.escape(title)}</p>",
-            f"<p class='note'>{html.escape(differences(table, configs))}</p>",
-            figures_table(table, currency)]
+    page = Page(title, CSS)
+    page.add(f"<h1>cascade compare</h1><p>{html.escape(title)}</p>",
+             f"<p class='note'>{html.escape(differences(table, configs))}</p>",
+             figures_table(table, currency))
     if zero:
-        body.append("<p class='note'>Zero in every variant, so not drawn: "
-                    + html.escape(", ".join(_name(c, currency) for c in zero)) + ".</p>")
-    figures: dict[str, go.Figure] = {}
+        page.add("<p class='note'>Zero in every variant, so not drawn: "
+                 + html.escape(", ".join(_name(c, currency) for c in zero)) + ".</p>")
     for name, fig in (("drawdown", drawdown_chart(table)),
                       ("figures", figure_charts(table, [c for c in measured if c not in zero
                                                         and "drawdown" not in c], currency)),
                       ("prices", price_chart(table, instruments, venue, currency))):
         if fig is not None:
-            div = f"chart-{name}"
-            figures[div] = fig
-            body.append(html_page.figure_div(fig, div))
-            body.append(f"<p class='note'>{html.escape(CAPTIONS[name])}</p>")
-    return html_page.render(title, CSS, body, figures)
+            page.plot(Plot(fig, CAPTIONS[name]), f"chart-{name}")
+    return page.html()
 
 
 def figures_table(table: pd.DataFrame, currency: str) -> str:
     """The figures as rows, the variants as columns: a few variants fit any screen."""
-    labels = [str(v) for v in table.label]
-    head = "<th></th>" + "".join(f"<th>{html.escape(v)}</th>" for v in labels)
-    rows = [("rules", [_rules(b, o) for b, o in zip(table.broker, table.overrides,
-                                                     strict=True)])]
+    rows = [("rules", *(_rules(b, o) for b, o in zip(table.broker, table.overrides,
+                                                      strict=True)))]
     for column in table.columns:
         if column in KEYS:
             continue
         unit = _unit(column)
-        rows.append((_name(column, currency), [_cell(v, unit) for v in table[column]]))
-    body = "".join("<tr><td>" + html.escape(name) + "</td>"
-                   + "".join(f"<td>{html.escape(v)}</td>" for v in values) + "</tr>"
-                   for name, values in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+        rows.append((_name(column, currency), *(cell(v, unit) for v in table[column])))
+    return html_table(("", *(str(v) for v in table.label)), rows)
 
 
 def differences(table: pd.DataFrame, configs: list[dict[str, Any]]) -> str:
@@ -233,17 +224,14 @@ def price_chart(table: pd.DataFrame, instruments, venue: str,
     for row, inst in enumerate(ids, start=1):
         scale = 10.0 ** -instruments[inst].price_decimals
         for label, trades, line in paths:
-            g = trades[trades.instrument == inst].sort_values("ts", kind="stable")
-            ts, px = g.ts.to_numpy(), g.price.to_numpy(dtype=float) * scale
-            keep, _ = thin(ts, px, budget)
-            ts, px = ts[keep], px[keep]
-            if len(ts) and ts[-1] < end:
-                ts, px = np.append(ts, end), np.append(px, px[-1])
-            fig.add_trace(go.Scatter(x=wall_ms(ts), y=px, name=label, mode="lines",
+            g = trades[trades.instrument == inst]
+            x, px, _ = held_line(g.ts.to_numpy(), g.price.to_numpy(dtype=float) * scale,
+                                 budget, end)
+            fig.add_trace(go.Scatter(x=x, y=px, name=label, mode="lines",
                                      line={"shape": "hv", **line}, legendgroup=label,
                                      showlegend=row == 1,
                                      hovertemplate="%{x|%m-%d %H:%M:%S}<br>%{y:,} " + currency
-                                                   + "<extra>" + html.escape(label)
+                                                   + "<extra>" + hover(label)
                                                    + "</extra>"), row=row, col=1)
         fig.update_yaxes(title_text=f"price ({currency})", tickformat=",", row=row, col=1)
     fig.update_xaxes(type="date", rangebreaks=time_gaps([p.ts.to_numpy() for _, p, _ in paths]))
@@ -291,28 +279,9 @@ def _unit(column: str) -> str:
 
 
 def _name(column: str, currency: str) -> str:
-    name, unit = COLUMNS.get(column, (column.replace("_", " "), ""))
-    unit = {"won": currency, "generation": ""}.get(unit, unit)
-    return f"{name} ({unit})" if unit else name
+    return with_unit(*COLUMNS.get(column, (words(column), "")), currency)
 
 
 def _all_zero(values: pd.Series) -> bool:
     numbers = pd.to_numeric(values, errors="coerce")
     return bool(numbers.notna().all() and (numbers == 0).all())
-
-
-def _cell(value: Any, unit: str = "") -> str:
-    if value is None or value is pd.NA or (isinstance(value, float) and np.isnan(value)):
-        return "–"
-    if isinstance(value, np.generic):
-        value = value.item()
-    if unit == "generation" and isinstance(value, int) and value < 0:
-        return "none"  # no forced order
-    if unit == "%" and isinstance(value, int | float) and not isinstance(value, bool):
-        return f"{value:.2%}"
-    if isinstance(value, float):
-        return f"{value:,.0f}" if abs(value) >= 10 or value == int(value) else f"{value:,.4g}"
-    if isinstance(value, int):
-        return f"{value:,}"
-    return str(value)
-

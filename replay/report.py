@@ -7,10 +7,10 @@ their limit; the orders injected from a file), the forced sales by cascade gener
 accounts at each close in the rules' own measure with the rules' thresholds, the venue's VI
 and circuit breakers, a strategy's equity marked to market at each bar, and the summary
 figures. Every number carries its unit (won, shares, index points, %) and every time is
-Seoul time (KST). The page is packed by replay/html_page.py (plotly.js once, inline,
-compressed: it opens offline); the same run directory gives the same bytes. Long tapes are
-thinned to the first, last, lowest and highest point of fixed time buckets, and the caption
-says so.
+Seoul time (KST). The page is drawn with the render kit the comparison page shares
+(replay/render/: cells, clock, thinning, page): plotly.js once, inline, compressed, so it
+opens offline; the same run directory gives the same bytes. Long tapes are thinned to the
+first, last, lowest and highest point of fixed time buckets, and the caption says so.
 """
 
 from __future__ import annotations
@@ -30,7 +30,10 @@ import pyarrow.parquet as pq
 from plotly.colors import sample_colorscale
 from plotly.subplots import make_subplots
 
-from replay import html_page
+from replay.render.cells import cell, currency_of, hover, with_unit, words
+from replay.render.clock import TZ, TZ_LABEL, clock, duration, stamp, time_gaps, wall_ms
+from replay.render.page import Page, Plot, html_table
+from replay.render.thinning import BUCKETS_S, held_line, thin
 
 REPORT = "report.html"
 #: Points of the price figure, shared by its lines; beyond it a line is thinned.
@@ -47,18 +50,12 @@ PANELS = 8
 #: Halts shaded on the price figure.
 HALT_SHAPES = 300
 TABLE_ROWS = 200
-#: Time buckets (seconds) tried, finest first, when a line must be thinned.
-BUCKETS_S = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 14400, 86400)
-#: A gap in the tape longer than this (a night, a weekend) is cut out of the time axis.
-GAP_NS = 2 * 3600 * 10**9
 #: Bars of the cascade figure: orders grouped by instant, else by minute, hour or day.
 CASCADE_BARS = 60
 CASCADE_BUCKETS = (("s", "%m-%d %H:%M:%S", "second"), ("min", "%m-%d %H:%M", "minute"),
                    ("h", "%m-%d %H:00", "hour"), ("D", "%Y-%m-%d", "day"))
 #: A strategy's equity is marked to market at the end of every bar of this length.
 EQUITY_BAR_NS = 60 * 10**9
-#: Every time on the page is Seoul time: the KRX's clock, and the one its users read.
-TZ, TZ_LABEL = "Asia/Seoul", "KST"
 #: The columns read of the trade prints (all of a file when None).
 TRADE_COLUMNS = ["ts", "instrument", "symbol", "price", "price_natural"]
 OPTIONAL: dict[str, list[str] | None] = {
@@ -136,7 +133,7 @@ class Run:
     @property
     def currency(self) -> str:
         """The prices' unit: won at the KRX venue, else the tape's quote currency."""
-        return "won" if self.summary.get("venue") == "krx" else "quote currency"
+        return currency_of(self.summary.get("venue"))
 
     @property
     def has_broker(self) -> bool:
@@ -146,14 +143,6 @@ class Run:
         """The table, or None when its file is absent or empty."""
         frame = self.tables.get(stem)
         return frame if frame is not None and len(frame) else None
-
-
-@dataclass(frozen=True)
-class Plot:
-    """A figure and the sentence under it (what is drawn, and how it was thinned)."""
-
-    figure: go.Figure
-    caption: str
 
 
 @dataclass(frozen=True)
@@ -239,8 +228,8 @@ def summary_section(run: Run) -> Section | None:
     s = run.summary
     parts: list[str | Plot] = []
     if "broker" in s:
-        parts.append(_table(("", "with the forced sales",
-                             "counterfactual (no forced order sent)"), broker_rows(run)))
+        parts.append(html_table(("", "with the forced sales",
+                                 "counterfactual (no forced order sent)"), broker_rows(run)))
     injected = injected_orders(run)
     if injected is not None:
         parts.append(f"<p>{html.escape(_injected_sentence(injected))}</p>")
@@ -249,10 +238,10 @@ def summary_section(run: Run) -> Section | None:
         parts.append(f"<h3>Strategy {html.escape(str(st.get('name', '')))}</h3>")
         if st.get("parameters"):
             parts.append(f"<p>{html.escape(str(st.get('kind', '')))} account; parameters: "
-                         f"{html.escape(_cell(st['parameters']))}</p>")
+                         f"{html.escape(cell(st['parameters']))}</p>")
         rest = {k: v for k, v in st.items() if k not in ("name", "kind", "parameters")}
-        parts.append(_table(("", "value"), _figure_rows(rest, STRATEGY_FIGURES,
-                                                        run.currency)))
+        parts.append(html_table(("", "value"),
+                                _figure_rows(rest, STRATEGY_FIGURES, run.currency)))
     if not parts:
         return None
     return Section("summary", "Summary", tuple(parts))
@@ -268,15 +257,15 @@ def broker_rows(run: Run) -> list[tuple[str, str, str]]:
     keys += [k for k in (*broker, *without) if k not in BROKER_FIGURES and k not in keys]
     rows = []
     for key in keys:
-        label, unit = BROKER_FIGURES.get(key, (_label(key), ""))
-        label = _with_unit(label, unit, run.currency)
+        label, unit = BROKER_FIGURES.get(key, (words(key), ""))
+        label = with_unit(label, unit, run.currency)
         theirs = 0 if key in SENT and key in without else without.get(key)
-        rows.append((label, _cell(broker.get(key), unit), _cell(theirs, unit)))
+        rows.append((label, cell(broker.get(key), unit), cell(theirs, unit)))
     for key in SENT:
         if without.get(key):
             label, unit = WITHHELD[key]
-            rows.append((_with_unit(label, unit, run.currency), "–",
-                         _cell(without[key], unit)))
+            rows.append((with_unit(label, unit, run.currency), "–",
+                         cell(without[key], unit)))
     return rows
 
 
@@ -298,13 +287,13 @@ def forced_section(run: Run) -> Section | None:
     value = forced.filled_qty * forced.avg_price.fillna(0) * forced.instrument.map(scale)
     rows = []
     for gen, g in forced.assign(value=value).groupby("generation", sort=True):
-        rows.append((_cell(gen), _cell(len(g)), _cell(g.account_id.nunique()),
-                     _cell(int(g.qty.sum())), _cell(int(g.filled_qty.sum())),
-                     _cell(g.filled_qty.sum() / max(g.qty.sum(), 1), "%"),
-                     _cell(float(g.value.sum())), _clock(g.ts.min()), _clock(g.ts.max())))
-    table = _table(("generation", "orders", "accounts", "shares ordered", "shares filled",
-                    "filled (%)", f"value filled ({run.currency})", f"first order ({TZ_LABEL})",
-                    f"last order ({TZ_LABEL})"), rows)
+        rows.append((cell(gen), cell(len(g)), cell(g.account_id.nunique()),
+                     cell(int(g.qty.sum())), cell(int(g.filled_qty.sum())),
+                     cell(g.filled_qty.sum() / max(g.qty.sum(), 1), "%"),
+                     cell(float(g.value.sum())), clock(g.ts.min()), clock(g.ts.max())))
+    table = html_table(("generation", "orders", "accounts", "shares ordered",
+                        "shares filled", "filled (%)", f"value filled ({run.currency})",
+                        f"first order ({TZ_LABEL})", f"last order ({TZ_LABEL})"), rows)
     intro = ("<p>Generation 0 is sold on the tape's own prices; generation k+1 on a price a "
              f"generation-k forced sale set (brokers/engine.py). Reason: "
              f"{html.escape(_reason(run))}.</p>")
@@ -321,9 +310,9 @@ def ratios_section(run: Run) -> Section | None:
     measure = account_measure(run)
     plot, rows = ratios_figure(accounts, measure)
     below = [f"below {name} (accounts)" for name, _ in measure.levels]
-    table = _table((f"close ({TZ_LABEL} date)", "accounts", f"lowest {measure.unit}",
-                    f"median {measure.unit}", f"highest {measure.unit}", "no debt", *below,
-                    *STATES), rows)
+    table = html_table((f"close ({TZ_LABEL} date)", "accounts", f"lowest {measure.unit}",
+                        f"median {measure.unit}", f"highest {measure.unit}", "no debt",
+                        *below, *STATES), rows)
     return Section("ratios", f"Accounts at each close: {measure.name}", (plot, table))
 
 
@@ -332,16 +321,16 @@ def end_accounts_section(run: Run) -> Section | None:
     accounts = run.table("accounts")
     if accounts is None or "day" in accounts.columns:
         return None
-    rows = [("accounts", _cell(len(accounts)))]
+    rows = [("accounts", cell(len(accounts)))]
     units = {"shares_left": "shares", "proceeds": "won", "loan_left": "won",
              "cash_left": "won", "shortfall": "won"}
     for column, unit in units.items():
         if column in accounts.columns:
             values = accounts[column]
-            rows.append((f"{_label(column)}: accounts with any", _cell(int((values > 0).sum()))))
-            rows.append((_with_unit(f"{_label(column)}: total", unit, run.currency),
-                         _cell(values.sum().item())))
-    return Section("accounts", "Accounts at the end", (_table(("", "value"), rows),))
+            rows.append((f"{words(column)}: accounts with any", cell(int((values > 0).sum()))))
+            rows.append((with_unit(f"{words(column)}: total", unit, run.currency),
+                         cell(values.sum().item())))
+    return Section("accounts", "Accounts at the end", (html_table(("", "value"), rows),))
 
 
 def venue_section(run: Run) -> Section | None:
@@ -353,11 +342,11 @@ def venue_section(run: Run) -> Section | None:
         return None
     parts: list[str | Plot] = []
     if venue:
-        rows = [(_with_unit(_label(k), VENUE_UNITS.get(k, ""), run.currency), _cell(v))
+        rows = [(with_unit(words(k), VENUE_UNITS.get(k, ""), run.currency), cell(v))
                 for k, v in venue.items() if not isinstance(v, dict)]
-        rows += [(f"events: {_label(k)}", _cell(v))
+        rows += [(f"events: {words(k)}", cell(v))
                  for k, v in venue.get("events_by_kind", {}).items()]
-        parts.append(_table(("", "value"), rows))
+        parts.append(html_table(("", "value"), rows))
     if halts is not None:
         parts.append("<h3>Halts</h3>")
         parts.append(_note_cut(len(halts)) + halt_table(run, halts))
@@ -368,12 +357,12 @@ def venue_section(run: Run) -> Section | None:
         columns = [c for c in ("day", "symbol", "base", "lower_limit", "upper_limit", "open",
                                "close", "ask_qty_at_lower_limit", "limit_locked_down",
                                "closed_at_lower_limit") if c in sessions.columns]
-        rows = [tuple(_cell(v) for v in r)
+        rows = [tuple(cell(v) for v in r)
                 for r in sessions[columns].head(TABLE_ROWS).itertuples(index=False)]
-        header = tuple(f"{_label(c)} ({units[c]})" if c in units
-                       else f"day ({TZ_LABEL})" if c == "day" else _label(c) for c in columns)
+        header = tuple(f"{words(c)} ({units[c]})" if c in units
+                       else f"day ({TZ_LABEL})" if c == "day" else words(c) for c in columns)
         parts.append("<h3>Sessions</h3>")
-        parts.append(_note_cut(len(sessions)) + _table(header, rows))
+        parts.append(_note_cut(len(sessions)) + html_table(header, rows))
     return Section("venue", "Venue: VI, circuit breakers, sessions", tuple(parts))
 
 
@@ -397,11 +386,12 @@ def halt_table(run: Run, halts: pd.DataFrame) -> str:
             s = scale.get(h.instrument, 1.0)
             reference, price, unit = h.reference * s, h.price * s, run.currency
         fall = price / reference - 1 if reference else float("nan")
-        rows.append((_clock(h.ts), h.symbol or "market", h.kind, _cell(reference),
-                     _cell(price), unit, _cell(fall, "%"), _cell(h.volume),
-                     _clock(h.release_ts), _cell((h.release_ts - h.ts) / 1e9)))
-    return _table((f"time ({TZ_LABEL})", "symbol", "kind", "reference", "trigger", "unit",
-                   "move (%)", "volume (shares)", f"released ({TZ_LABEL})", "halted (s)"), rows)
+        rows.append((clock(h.ts), h.symbol or "market", h.kind, cell(reference),
+                     cell(price), unit, cell(fall, "%"), cell(h.volume),
+                     clock(h.release_ts), cell((h.release_ts - h.ts) / 1e9)))
+    return html_table((f"time ({TZ_LABEL})", "symbol", "kind", "reference", "trigger",
+                       "unit", "move (%)", "volume (shares)", f"released ({TZ_LABEL})",
+                       "halted (s)"), rows)
 
 
 def _index_base(run: Run) -> tuple[float, bool]:
@@ -422,18 +412,18 @@ def strategy_section(run: Run) -> Section | None:
     if events is not None:
         marks = events[events.kind != "fill"]
         counts = events.kind.value_counts()
-        parts.append("<p>" + ", ".join(f"{html.escape(_label(k))}: {v:,}"
+        parts.append("<p>" + ", ".join(f"{html.escape(words(k))}: {v:,}"
                                        for k, v in sorted(counts.items())) + "</p>")
         if len(marks):
             symbols = _symbols(run)
             scale = _scales(run)
-            rows = [(_clock(e.ts), _label(e.kind),
+            rows = [(clock(e.ts), words(e.kind),
                      symbols.get(e.instrument, "–") if e.instrument >= 0 else "–",
-                     e.side or "–", _cell(e.qty) if e.qty else "–",
-                     _cell(e.price * scale.get(e.instrument, 1.0)) if e.price else "–",
+                     e.side or "–", cell(e.qty) if e.qty else "–",
+                     cell(e.price * scale.get(e.instrument, 1.0)) if e.price else "–",
                      e.detail or "")
                     for e in marks.head(TABLE_ROWS).itertuples()]
-            parts.append(_note_cut(len(marks)) + _table(
+            parts.append(_note_cut(len(marks)) + html_table(
                 (f"time ({TZ_LABEL})", "kind", "symbol", "side", "shares",
                  f"price ({run.currency})", "detail"), rows))
     return Section("strategy", "Strategy", tuple(parts))
@@ -442,14 +432,14 @@ def strategy_section(run: Run) -> Section | None:
 def run_section(run: Run) -> Section:
     """How the run was made: its config, counts, counters and versions."""
     s = run.summary
-    info = [(_with_unit(label, unit, run.currency), _cell(s[k], unit))
+    info = [(with_unit(label, unit, run.currency), cell(s[k], unit))
             for k, (label, unit) in RUN_FIGURES.items() if k in s]
-    info += [(f"rows written: {k}", _cell(v)) for k, v in s.get("rows", {}).items()]
-    parts: list[str | Plot] = [_table(("", "value"), info)]
+    info += [(f"rows written: {k}", cell(v)) for k, v in s.get("rows", {}).items()]
+    parts: list[str | Plot] = [html_table(("", "value"), info)]
     for key in ("config", "counters", "versions"):
         if s.get(key):
             parts.append(f"<details><summary>{key}</summary>"
-                         f"{_table(('', 'value'), _flat_rows(s[key]))}</details>")
+                         f"{html_table(('', 'value'), _flat_rows(s[key]))}</details>")
     return Section("run", "Run", tuple(parts))
 
 
@@ -477,8 +467,9 @@ def price_figure(run: Run) -> Plot | None:
     for row, (inst, symbol) in enumerate(panels, start=1):
         if counterfactual is not None:  # beneath: before the first forced sale they coincide
             cf = counterfactual[counterfactual.instrument == inst]
-            x, y, note = _line(cf.ts.to_numpy(), cf.price.to_numpy() * scale.get(inst, 1.0),
-                               budget, run.end_ts)
+            x, y, note = held_line(cf.ts.to_numpy(),
+                                   cf.price.to_numpy() * scale.get(inst, 1.0), budget,
+                                   run.end_ts)
             fig.add_trace(go.Scatter(
                 x=x, y=y, mode="lines", name="without the forced sales (counterfactual)",
                 line={"width": 1, "color": COUNTERFACTUAL_COLOUR, "shape": "hv"},
@@ -488,8 +479,8 @@ def price_figure(run: Run) -> Plot | None:
             if note:
                 notes.append(f"{symbol} counterfactual: {note}")
         mine = trades[trades.instrument == inst]
-        x, y, note = _line(mine.ts.to_numpy(), mine.price_natural.to_numpy(), budget,
-                           run.end_ts)
+        x, y, note = held_line(mine.ts.to_numpy(), mine.price_natural.to_numpy(), budget,
+                               run.end_ts)
         fig.add_trace(go.Scatter(
             x=x, y=y, mode="lines", line={"width": 1, "color": PRICE_COLOUR, "shape": "hv"},
             name=own, legendgroup="real",
@@ -672,10 +663,10 @@ def ratios_figure(accounts: pd.DataFrame, measure: Measure) -> tuple[Plot, list[
         counts = g.state.value_counts() if "state" in g.columns else pd.Series(dtype=int)
         for s in STATES:
             states[s].append(int(counts.get(s, 0)))
-        below = [_cell(int((v < level).sum())) for _, level in measure.levels]
-        rows.append((str(day), _cell(len(g)), _cell(q[0] / 100, "%"), _cell(q[2] / 100, "%"),
-                     _cell(q[4] / 100, "%"), _cell(int(np.isposinf(v).sum())), *below,
-                     *(_cell(states[s][-1]) for s in STATES)))
+        below = [cell(int((v < level).sum())) for _, level in measure.levels]
+        rows.append((str(day), cell(len(g)), cell(q[0] / 100, "%"), cell(q[2] / 100, "%"),
+                     cell(q[4] / 100, "%"), cell(int(np.isposinf(v).sum())), *below,
+                     *(cell(states[s][-1]) for s in STATES)))
     q = np.array(stats, dtype=float)
     fig = make_subplots(rows=2, cols=1, shared_xaxes=True, row_heights=[0.65, 0.35],
                         vertical_spacing=0.06)
@@ -755,7 +746,7 @@ def marked_equity(run: Run, equity: pd.DataFrame,
     out = pd.concat([recorded, pd.DataFrame({"ts": bars, "equity": marked,
                                              "leverage": leverage})], ignore_index=True)
     return (out.sort_values("ts", kind="stable").reset_index(drop=True),
-            f"marked to market at the end of every {_duration(EQUITY_BAR_NS // 10**9)} bar "
+            f"marked to market at the end of every {duration(EQUITY_BAR_NS // 10**9)} bar "
             "with a trade, and at its own snapshots")
 
 
@@ -788,16 +779,16 @@ def strategy_figure(run: Run, equity: pd.DataFrame, events: pd.DataFrame | None)
             if not mask.any():
                 continue
             e = events[mask]
-            text = [(f"{_hover(side)} {qty:,} shares @ {price:,} {money}<br>" if qty else "")
-                    + _hover(detail)
+            text = [(f"{hover(side)} {qty:,} shares @ {price:,} {money}<br>" if qty else "")
+                    + hover(detail)
                     for side, qty, price, detail in zip(e.side, e.qty, e.price, e.detail,
                                                         strict=True)]
             fig.add_trace(go.Scatter(
                 x=wall_ms(e.ts.to_numpy()), y=level[mask], mode="markers",
-                name=_label(kind), text=text,
+                name=words(kind), text=text,
                 marker={"color": colour, "symbol": symbol, "size": 10,
                         "line": {"width": 2, "color": colour}},
-                hovertemplate="%{x|%m-%d %H:%M:%S}<br>%{text}<extra>" + _label(kind)
+                hovertemplate="%{x|%m-%d %H:%M:%S}<br>%{text}<extra>" + words(kind)
                               + "</extra>"), row=1, col=1)
     stamps = [ts] + ([events.ts.to_numpy()] if events is not None else [])
     fig.update_xaxes(type="date", rangebreaks=time_gaps(stamps))
@@ -812,39 +803,7 @@ def strategy_figure(run: Run, equity: pd.DataFrame, events: pd.DataFrame | None)
     return Plot(fig, caption)
 
 
-# -- lines and thinning ----------------------------------------------------------------------
-
-def _line(ts: np.ndarray, price: np.ndarray, budget: int,
-          end_ts: int = -1) -> tuple[np.ndarray, np.ndarray, str | None]:
-    """A price line's points: sorted, thinned, and held to ``end_ts`` (the end of the data)
-    when its last trade came before it."""
-    order = np.argsort(ts, kind="stable")
-    ts, price = np.asarray(ts, dtype=np.int64)[order], np.asarray(price, dtype=float)[order]
-    keep, note = thin(ts, price, budget)
-    ts, price = ts[keep], price[keep]
-    if len(ts) and end_ts > ts[-1]:
-        ts, price = np.append(ts, end_ts), np.append(price, price[-1])
-    return wall_ms(ts), price, note
-
-
-def thin(ts: np.ndarray, values: np.ndarray, budget: int) -> tuple[np.ndarray, str | None]:
-    """Rows to draw of a line sorted by time: all when they fit in ``budget``, else the
-    first and the last row, and the lowest and the highest of each time bucket, with the
-    finest bucket that fits (so a limit-down low survives); the note says what was done."""
-    n = len(ts)
-    if n <= budget:
-        return np.arange(n), None
-    for width_s in BUCKETS_S:
-        bucket = ts // (width_s * 10**9)
-        if 2 * (np.count_nonzero(np.diff(bucket)) + 1) + 2 <= budget:
-            break
-    series = pd.Series(values)
-    grouped = series.groupby(bucket, sort=False)
-    keep = np.unique(np.concatenate([grouped.idxmin().to_numpy(), grouped.idxmax().to_numpy(),
-                                     [0, n - 1]]))
-    return keep, (f"{n:,} → {len(keep):,} points, the low and high of every "
-                  f"{_duration(width_s)}")
-
+# -- prices at a time ------------------------------------------------------------------------
 
 def _price_at(run: Run, inst: np.ndarray, ts: np.ndarray) -> np.ndarray:
     """Each instrument's last trade price (natural units) at or before ``ts`` (the first
@@ -897,7 +856,7 @@ def _forced_points(run: Run, forced: pd.DataFrame,
                          ratio_at_trigger=("ratio_at_trigger", "min"))
              .reset_index())
         f["y"] = f.wy / np.maximum(f.weight, 1)
-        note = (f"one marker per {'instant' if not width_s else _duration(width_s)}, "
+        note = (f"one marker per {'instant' if not width_s else duration(width_s)}, "
                 f"instrument and generation ({len(forced):,} orders)")
     return f, note
 
@@ -1011,7 +970,7 @@ def _add_halt_marks(fig: go.Figure, halts: pd.DataFrame, scale: float, run: Run,
     if halts.empty:
         return
     money = run.currency
-    released = [_clock(t) for t in halts.release_ts]
+    released = [clock(t) for t in halts.release_ts]
     text = [html.escape(f"{k}: reference {r * scale:,g} {money}, trigger {p * scale:,g} "
                         f"{money}, released {t}")
             for k, r, p, t in zip(halts.kind, halts.reference, halts.price, released,
@@ -1030,7 +989,7 @@ def _shade_halts(fig: go.Figure, halts: pd.DataFrame, panels: list[tuple[int, st
     for a market-wide one (circuit breaker, or an instrument not drawn such as a future)."""
     rows = {inst: row for row, (inst, _) in enumerate(panels, start=1)}
     for h in halts.head(HALT_SHAPES).itertuples():
-        start, end = _stamp(h.ts), _stamp(max(h.release_ts, h.ts))
+        start, end = stamp(h.ts), stamp(max(h.release_ts, h.ts))
         fig.add_vrect(x0=start, x1=end, row=rows.get(h.instrument, "all"), col=1,
                       fillcolor=HALT_COLOUR, opacity=0.25, layer="below",
                       line={"width": 1, "color": HALT_COLOUR})
@@ -1044,22 +1003,6 @@ def _breaks(run: Run) -> list[dict]:
         if frame is not None:
             stamps.append(frame.ts.to_numpy())
     return time_gaps(stamps)
-
-
-def time_gaps(stamps: list[np.ndarray]) -> list[dict]:
-    """Rangebreaks hiding each stretch longer than GAP_NS without a single time stamp, with
-    a margin of a tenth of the gap (at most ten minutes) on both sides."""
-    ts = np.unique(np.concatenate([np.asarray(s, dtype=np.int64) for s in stamps]))
-    ts = ts[ts >= 0]
-    if len(ts) < 2:
-        return []
-    at = np.flatnonzero(np.diff(ts) > GAP_NS)
-    breaks = []
-    for i in at[:500]:
-        a, b = int(ts[i]), int(ts[i + 1])
-        pad = min((b - a) // 10, 600 * 10**9)
-        breaks.append({"bounds": [_stamp(a + pad), _stamp(b - pad)]})
-    return breaks
 
 
 def _panels(run: Run) -> list[tuple[int, str]]:
@@ -1127,45 +1070,11 @@ def _legend_once(fig: go.Figure) -> None:
         seen.add(group)
 
 
-# -- time ------------------------------------------------------------------------------------
-
-def wall_ms(ts_ns: np.ndarray) -> np.ndarray:
-    """UTC epoch nanoseconds -> milliseconds of the Seoul wall clock, which a plotly date
-    axis shows as they are."""
-    local = pd.DatetimeIndex(pd.to_datetime(np.asarray(ts_ns, dtype=np.int64), utc=True))
-    return local.tz_convert(TZ).tz_localize(None).asi8 / 1e6
-
-
-def _stamp(ts_ns: int) -> str:
-    return pd.Timestamp(int(ts_ns), tz="UTC").tz_convert(TZ).strftime("%Y-%m-%d %H:%M:%S.%f")
-
-
-def _clock(ts_ns: Any) -> str:
-    if ts_ns is None or pd.isna(ts_ns) or int(ts_ns) < 0:
-        return "–"
-    return _stamp(int(ts_ns))[:-3]
-
-
-def _duration(seconds: int) -> str:
-    for unit, size in (("day", 86400), ("h", 3600), ("min", 60)):
-        if seconds >= size and seconds % size == 0:
-            return f"{seconds // size} {unit}"
-    return f"{seconds} s"
-
-
 # -- HTML ------------------------------------------------------------------------------------
 
+#: The report's own style, after the render kit's (replay/render/page.py).
 CSS = """
-body { font: 14px/1.45 system-ui, sans-serif; color: #222; max-width: 1280px;
-       margin: 0 auto; padding: 0 16px 48px; }
-h1 { font-size: 22px; margin: 20px 0 4px; } h2 { font-size: 18px; margin-top: 36px;
-     border-bottom: 1px solid #ddd; } h3 { font-size: 15px; }
 .config { color: #555; } nav a { margin-right: 12px; }
-table { border-collapse: collapse; margin: 8px 0 16px; font-size: 13px; }
-th, td { padding: 3px 10px; border-bottom: 1px solid #eee; text-align: left; }
-th { background: #f6f6f6; } td.num { text-align: right; font-variant-numeric: tabular-nums;
-                                     white-space: nowrap; }
-figure { margin: 8px 0 20px; } figcaption { color: #555; font-size: 12.5px; }
 """
 
 
@@ -1181,85 +1090,29 @@ def render_page(run: Run, sections: list[Section]) -> str:
     if config.get("overrides"):
         facts.append("set " + " ".join(map(str, config["overrides"])))
     facts.append(f"times in {TZ_LABEL} ({TZ})")
-    body = [f"<h1>cascade run {html.escape(run.path.name)}</h1>",
-            f"<p class='config'>{html.escape('; '.join(facts))}</p>",
-            "<nav>" + "".join(f"<a href='#{x.id}'>{html.escape(x.title)}</a>"
-                              for x in sections) + "</nav>"]
-    figures: dict[str, go.Figure] = {}
+    page = Page(f"cascade run {run.path.name}", CSS)
+    page.add(f"<h1>cascade run {html.escape(run.path.name)}</h1>",
+             f"<p class='config'>{html.escape('; '.join(facts))}</p>",
+             "<nav>" + "".join(f"<a href='#{x.id}'>{html.escape(x.title)}</a>"
+                               for x in sections) + "</nav>")
     for section in sections:
-        body.append(f"<section id='{section.id}'><h2>{html.escape(section.title)}</h2>")
+        page.add(f"<section id='{section.id}'><h2>{html.escape(section.title)}</h2>")
         for part in section.parts:
             if isinstance(part, Plot):
-                div_id = f"plot-{section.id}-{len(figures) + 1}"
-                figures[div_id] = part.figure
-                body.append(f"<figure>{html_page.figure_div(part.figure, div_id)}"
-                            f"<figcaption>{html.escape(part.caption)}</figcaption></figure>")
+                page.plot(part, f"plot-{section.id}-{page.plots + 1}")
             else:
-                body.append(part)
-        body.append("</section>")
-    return html_page.render(f"cascade run {run.path.name}", CSS, body, figures)
-
-
-def _table(header: tuple[str, ...], rows: list[tuple]) -> str:
-    """A plain HTML table; numbers (formatted by :func:`_cell`) right-aligned."""
-    head = "".join(f"<th>{html.escape(str(h))}</th>" for h in header)
-    body = []
-    for row in rows:
-        cells = []
-        for value in row:
-            text = str(value)
-            numeric = text[:1].isdigit() or (text[:1] in "-−" and text[1:2].isdigit())
-            cells.append(f"<td class='num'>{html.escape(text)}</td>" if numeric
-                         else f"<td>{html.escape(text)}</td>")
-        body.append("<tr>" + "".join(cells) + "</tr>")
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
-
-
-def _cell(value: Any, unit: str = "") -> str:
-    """One value as the tables show it: thousands separated, a fraction as a percentage
-    when its unit is %, – for missing, ∞ for infinite."""
-    if isinstance(value, np.generic):
-        value = value.item()
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "–"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, dict):  # counts by kind: accounts_ignored
-        return ", ".join(f"{k} {_cell(v)}" for k, v in value.items()) or "0"
-    if unit == "generation" and isinstance(value, int) and value < 0:
-        return "none"  # no forced order
-    if unit == "%" and isinstance(value, int | float):
-        if isinstance(value, float) and math.isinf(value):
-            return "∞" if value > 0 else "-∞"
-        return f"{value:.2%}"
-    if isinstance(value, int):
-        return f"{value:,}"
-    if isinstance(value, float):
-        if math.isinf(value):
-            return "∞" if value > 0 else "-∞"
-        if abs(value) >= 1000 or value == int(value):
-            return f"{value:,.0f}"
-        return f"{value:.4g}"
-    if isinstance(value, dict):
-        return ", ".join(f"{k} = {_cell(v)}" for k, v in value.items())
-    if isinstance(value, list | tuple):
-        return json.dumps(value, ensure_ascii=False)
-    return str(value)
-
-
-def _with_unit(label: str, unit: str, currency: str) -> str:
-    """``label (unit)``; "won" stands for the run's currency."""
-    unit = {"won": currency, "generation": ""}.get(unit, unit)
-    return f"{label} ({unit})" if unit else label
+                page.add(part)
+        page.add("</section>")
+    return page.html()
 
 
 def _figure_rows(mapping: dict, figures: dict[str, tuple[str, str]],
                  currency: str) -> list[tuple[str, str]]:
     """A summary section's rows: the figures listed first, with their units, then the
     rest under their own names."""
-    rows = [(_with_unit(label, unit, currency), _cell(mapping[k], unit))
+    rows = [(with_unit(label, unit, currency), cell(mapping[k], unit))
             for k, (label, unit) in figures.items() if k in mapping]
-    rows += [(_label(k), _cell(v)) for k, v in mapping.items() if k not in figures]
+    rows += [(words(k), cell(v)) for k, v in mapping.items() if k not in figures]
     return rows
 
 
@@ -1267,19 +1120,10 @@ def _flat_rows(mapping: dict, prefix: str = "") -> list[tuple[str, str]]:
     rows: list[tuple[str, str]] = []
     for key, value in mapping.items():
         if isinstance(value, dict) and value:
-            rows += _flat_rows(value, f"{prefix}{_label(key)}: ")
+            rows += _flat_rows(value, f"{prefix}{words(key)}: ")
         else:
-            rows.append((prefix + _label(key), _cell(value)))
+            rows.append((prefix + words(key), cell(value)))
     return rows
-
-
-def _hover(value: Any) -> str:
-    """A value for plotly hover text, which reads a few HTML tags: escaped."""
-    return html.escape("" if value is None else str(value), quote=False)
-
-
-def _label(key: str) -> str:
-    return str(key).replace("_", " ")
 
 
 def _note_cut(total: int) -> str:

@@ -43,6 +43,12 @@ until the uncross, at exactly the schedule's ``open_ns`` / ``close_ns``
 :func:`venues.krx.uncross.uncross` over the resting orders in price-time priority (the
 reference: the base price at the open, the last trade price at the close).
 
+The book is the venue's: orders rest in a :class:`venues.book.BookState` (price-time FIFO
+queues on the day's ladder), a market order, or a limit order crossing at a locked limit,
+walks it by :func:`venues.matching.match`, and an uncross reads its orders in priority by
+:func:`venues.auction.gather`. The generator keeps beside it only what the engine's book has
+no use for: the list of live orders that cancels and modifies pick from uniformly.
+
 Tape conventions. A market order is one packet sharing one ``ts``: a ``T`` print (side =
 aggressor, price = last price walked, size = total), then per resting order hit an ``F``
 (its order_id, side, fill price and size) followed by a ``C`` of the same size on that
@@ -104,11 +110,26 @@ from replay.tape import (
     InstrumentTable,
     TapeWriter,
 )
+from venues.auction import gather
+from venues.book import (
+    BookState,
+    alloc_order,
+    best_price,
+    can_alloc,
+    enqueue,
+    find_order,
+    level_index,
+    order_fields,
+    reduce_order,
+    release,
+    requeue,
+)
 from venues.krx.calendar import trading_days
 from venues.krx.limits import price_limits
 from venues.krx.session import CLOSE, CLOSE_AUCTION, OPEN, PRE_OPEN, schedule, seoul_ns
 from venues.krx.ticks import price_grid, tick_size
 from venues.krx.uncross import uncross
+from venues.matching import SRC_HISTORY, Reports, clear_fills, fill_at, fill_count, match
 
 INSTRUMENT_ID = 1
 
@@ -479,12 +500,15 @@ def pick_live(n_live: int, rng: np.random.Generator) -> int:
 
 
 # ---------------------------------------------------------------------------------------
-# The generator's own book: an order pool with per-level FIFO lists on the day's ladder.
+# The generator on the venue's book: venues.book's arena holds the orders, venues.matching's
+# walk fills a market order; beside them the generator keeps the one index the engine's
+# book has no use for, a list of the live orders to pick a cancel or a modify from.
 # ---------------------------------------------------------------------------------------
 
-# Slots of the integer state array.
-(_S_T, _S_NEXT_ID, _S_SEQ, _S_LAST, _S_TRADED, _S_BID, _S_ASK, _S_LIVE, _S_FREE, _S_NBID,
- _S_NASK, _NSTATE) = range(12)
+# Slots of the integer state array; _S_LAST is the last trade's price.
+_S_T, _S_NEXT_ID, _S_SEQ, _S_LAST, _S_TRADED, _S_LIVE, _NSTATE = range(7)
+_INST = 0  # the stock's row in the book (the tape calls it INSTRUMENT_ID)
+# replay.tape's side codes BID and ASK are the book's (venues.book: SIDE_BID, SIDE_ASK).
 
 # Kernel exit codes.
 _DONE, _ROWS_FULL, _POOL_FULL = 0, 1, 2
@@ -505,139 +529,79 @@ def _emit(outs, pos, st, ts, action, side, price, size, oid, flags):
 
 
 @njit(cache=True)
-def _link(book, slot, s, lvl):
-    o_lvl, o_prev, o_next, head, tail = book[2], book[4], book[5], book[9], book[10]
-    o_lvl[slot] = lvl
-    o_next[slot] = -1
-    o_prev[slot] = tail[s, lvl]
-    if tail[s, lvl] >= 0:
-        o_next[tail[s, lvl]] = slot
-    else:
-        head[s, lvl] = slot
-    tail[s, lvl] = slot
+def _add_order(book, st, side, price, size, ts):
+    """A new order at the back of its level's queue and at the end of the live list; the
+    caller has checked :func:`venues.book.can_alloc`. Returns its order id.
 
-
-@njit(cache=True)
-def _unlink(book, slot):
-    o_side, o_lvl, o_prev, o_next, head, tail = (book[1], book[2], book[4], book[5], book[9],
-                                                 book[10])
-    s, lvl = o_side[slot], o_lvl[slot]
-    p, q = o_prev[slot], o_next[slot]
-    if p >= 0:
-        o_next[p] = q
-    else:
-        head[s, lvl] = q
-    if q >= 0:
-        o_prev[q] = p
-    else:
-        tail[s, lvl] = p
-
-
-@njit(cache=True)
-def _improve_best(st, s, lvl):
-    if s == 0:
-        if st[_S_BID] < 0 or lvl > st[_S_BID]:
-            st[_S_BID] = lvl
-    elif st[_S_ASK] < 0 or lvl < st[_S_ASK]:
-        st[_S_ASK] = lvl
-
-
-@njit(cache=True)
-def _repair_best(book, st, s):
-    # After a level emptied: move the side's best to its next non-empty level.
-    head = book[9]
-    n = head.shape[1]
-    if s == 0:
-        if st[_S_NBID] == 0:
-            st[_S_BID] = -1
-            return
-        i = st[_S_BID]
-        while head[0, i] < 0:
-            i -= 1
-        st[_S_BID] = i
-    else:
-        if st[_S_NASK] == 0:
-            st[_S_ASK] = -1
-            return
-        i = st[_S_ASK]
-        while i < n and head[1, i] < 0:
-            i += 1
-        st[_S_ASK] = i
-
-
-@njit(cache=True)
-def _add_order(book, st, s, lvl, size):
-    o_id, o_side, o_size, o_pos, live, free = book[0], book[1], book[3], book[6], book[7], book[8]
-    st[_S_FREE] -= 1
-    slot = free[st[_S_FREE]]
-    o_id[slot] = st[_S_NEXT_ID]
+    Its history size is its size: this book is history's own, so an order the walk fills
+    completely stays in the id table (CONSUMED) until :func:`_forget` releases it."""
+    S, live, where = book[0], book[2], book[3]
+    row = alloc_order(S)
+    oid = st[_S_NEXT_ID]
     st[_S_NEXT_ID] += 1
-    o_side[slot] = s
-    o_size[slot] = size
-    o_pos[slot] = st[_S_LIVE]
-    live[st[_S_LIVE]] = slot
+    enqueue(S, row, oid, _INST, side, price, size, size, -1, ts,
+            level_index(S, _INST, side, price))
+    where[row] = st[_S_LIVE]
+    live[st[_S_LIVE]] = row
     st[_S_LIVE] += 1
-    st[_S_NBID + s] += 1
-    _link(book, slot, s, lvl)
-    _improve_best(st, s, lvl)
-    return slot
+    return oid
 
 
 @njit(cache=True)
-def _remove_order(book, st, slot):
-    o_side, o_lvl, o_pos, live, free, head = (book[1], book[2], book[6], book[7], book[8],
-                                              book[9])
-    s, lvl = o_side[slot], o_lvl[slot]
-    _unlink(book, slot)
-    # Swap-remove from the live list, which keeps uniform picks O(1).
+def _forget(book, st, row):
+    # An order with nothing left: its row goes back to the book, and it is swap-removed
+    # from the live list, which keeps uniform picks O(1).
+    S, live, where = book[0], book[2], book[3]
+    release(S, row)
     st[_S_LIVE] -= 1
     moved = live[st[_S_LIVE]]
-    live[o_pos[slot]] = moved
-    o_pos[moved] = o_pos[slot]
-    free[st[_S_FREE]] = slot
-    st[_S_FREE] += 1
-    st[_S_NBID + s] -= 1
-    best = st[_S_BID] if s == 0 else st[_S_ASK]
-    if lvl == best and head[s, lvl] < 0:
-        _repair_best(book, st, s)
+    live[where[row]] = moved
+    where[moved] = where[row]
 
 
 @njit(cache=True)
-def _side_code(s):
-    return BID if s == 0 else ASK
+def _reduce(book, st, row, q):
+    """Take ``q`` shares from resting order ``row``; at zero it leaves the book."""
+    reduce_order(book[0], row, q)
+    if order_fields(book[0], row)[3] == 0:
+        _forget(book, st, row)
 
 
 @njit(cache=True)
-def _top_up(params, ladder, rng, book, st, outs, pos, ts, center, n):
-    """A packet of ``n`` adds, alternating sides, each placed against the book built so far
-    (so the packet never crosses), around ladder index ``center`` when the book is empty."""
-    first = pos
-    for i in range(n):
-        s = i % 2
-        bb = ladder[st[_S_BID]] if st[_S_BID] >= 0 else 0
-        ba = ladder[st[_S_ASK]] if st[_S_ASK] >= 0 else 0
-        price = place_price(_side_code(s), bb, ba, ladder[center], params, ladder, rng)
+def _top_up(params, ladder, rng, book, st, outs, pos, ts, center, first, i, n):
+    """A packet of ``n`` adds from ``first``, alternating sides, each placed against the
+    book built so far (so the packet never crosses), around ladder index ``center`` when
+    the book is empty. Resumes at add ``i``; returns ``(pos, i, status)``, _POOL_FULL
+    before a draw when the book needs room."""
+    S = book[0]
+    while i < n:
+        if not can_alloc(S):
+            return pos, i, _POOL_FULL
+        side = BID if i % 2 == 0 else ASK
+        i += 1
+        price = place_price(side, best_price(S, _INST, BID), best_price(S, _INST, ASK),
+                            ladder[center], params, ladder, rng)
         size = _size(params[P_LOG_SIZE], params[P_SIZE_SIGMA], int(params[P_SIZE_MAX]), rng)
         if price == 0:
             continue
-        slot = _add_order(book, st, s, ladder_index(ladder, price), size)
-        pos = _emit(outs, pos, st, ts, ADD, _side_code(s), price, size, book[0][slot], 0)
+        oid = _add_order(book, st, side, price, size, ts)
+        pos = _emit(outs, pos, st, ts, ADD, side, price, size, oid, 0)
     if pos > first:
         outs[6][pos - 1] = F_LAST
-    return pos
+    return pos, i, _DONE
 
 
 @njit(cache=True)
-def _close_book(ladder, book, st, outs, pos, ts):
+def _close_book(book, st, outs, pos, ts):
     """The packet after the closing uncross: a delete for every live order, in live-list
     order (KRX orders are day orders)."""
-    o_id, o_side, o_lvl, o_size, live = book[0], book[1], book[2], book[3], book[7]
+    S, live = book[0], book[2]
     first = pos
     while st[_S_LIVE] > 0:
-        slot = live[st[_S_LIVE] - 1]
-        pos = _emit(outs, pos, st, ts, DELETE, _side_code(o_side[slot]),
-                    ladder[o_lvl[slot]], o_size[slot], o_id[slot], 0)
-        _remove_order(book, st, slot)
+        row = live[st[_S_LIVE] - 1]
+        oid, side, price, size = order_fields(S, row)
+        pos = _emit(outs, pos, st, ts, DELETE, side, price, size, oid, 0)
+        _reduce(book, st, row, size)
     if pos > first:
         outs[6][pos - 1] = F_LAST
     return pos
@@ -653,51 +617,33 @@ def _follow(value, ladder, price, size, params):
 
 
 @njit(cache=True)
-def _walk(params, ladder, book, st, fst, outs, pos, ts, side, size, limit_lvl):
-    """An order of ``size`` on aggressor ``side`` taking liquidity: T print, then F + C per
-    resting order hit in price-time priority, through levels up to ``limit_lvl`` (-1: no
-    limit, a market order). Returns ``(pos, unfilled size)``; the caller has checked that
-    the opposite best is within the limit, and the packet's last row carries F_LAST."""
-    o_id, o_size, head = book[0], book[3], book[9]
-    opp = 1 if side == BID else 0
-    opp_code = _side_code(opp)
-    t_row = pos  # the T row comes first; its price and size are known after the walk
-    outs[7][t_row] = st[_S_SEQ]
-    st[_S_SEQ] += 1
-    pos += 1
-    remaining = size
-    total = 0
-    lvl = -1
-    while remaining > 0 and st[_S_NBID + opp] > 0:
-        nxt_lvl = st[_S_BID] if opp == 0 else st[_S_ASK]
-        if limit_lvl >= 0 and (nxt_lvl < limit_lvl if opp == 0 else nxt_lvl > limit_lvl):
-            break
-        lvl = nxt_lvl
-        price = ladder[lvl]
-        slot = head[opp, lvl]
-        while slot >= 0 and remaining > 0:
-            q = min(remaining, o_size[slot])
-            pos = _emit(outs, pos, st, ts, FILL, opp_code, price, q, o_id[slot], 0)
-            pos = _emit(outs, pos, st, ts, CANCEL, opp_code, price, q, o_id[slot], 0)
-            remaining -= q
-            total += q
-            o_size[slot] -= q
-            nxt = book[5][slot]
-            if o_size[slot] == 0:
-                _remove_order(book, st, slot)
-            slot = nxt
-    outs[0][t_row] = ts
-    outs[1][t_row] = TRADE
-    outs[2][t_row] = side
-    outs[3][t_row] = ladder[lvl]
-    outs[4][t_row] = total
-    outs[5][t_row] = 0
-    outs[6][t_row] = 0
+def _walk(params, ladder, book, st, fst, outs, pos, ts, side, size, limit):
+    """An order of ``size`` on aggressor ``side`` taking liquidity up to price ``limit``
+    (-1: a market order) by :func:`venues.matching.match`, in price-time priority: a T
+    print, then F + C per resting order hit. Returns ``(pos, unfilled size)``; the caller
+    has checked that the opposite best is within the limit, and the packet's last row
+    carries F_LAST."""
+    S, OUT = book[0], book[1]
+    filled, _ = match(S, OUT, _INST, side, limit, size, ts, -1, SRC_HISTORY, False, -1)
+    opp = ASK if side == BID else BID
+    t_row = pos  # the T row comes first; its price is the last fill's
+    pos = _emit(outs, pos, st, ts, TRADE, side, 0, filled, 0, 0)
+    last = 0
+    for j in range(fill_count(OUT)):
+        price, q, oid = fill_at(OUT, j)
+        pos = _emit(outs, pos, st, ts, FILL, opp, price, q, oid, 0)
+        pos = _emit(outs, pos, st, ts, CANCEL, opp, price, q, oid, 0)
+        row = find_order(S, oid, _INST)
+        if order_fields(S, row)[3] == 0:
+            _forget(book, st, row)
+        last = price
+    clear_fills(OUT)
+    outs[3][t_row] = last
     outs[6][pos - 1] = F_LAST
-    st[_S_LAST] = lvl
+    st[_S_LAST] = last
     st[_S_TRADED] = 1
-    fst[0] = _follow(fst[0], ladder, ladder[lvl], total, params)
-    return pos, remaining
+    fst[0] = _follow(fst[0], ladder, last, filled, params)
+    return pos, size - filled
 
 
 @njit(cache=True)
@@ -707,40 +653,40 @@ def _locked(params, ladder, rng, book, st, fst, outs, pos, ts, action, down):
     1 - locked_buy_share, the other side otherwise. A limit order is priced at the limit
     (a sell that would go lower sells at the lower limit): it trades with what it crosses
     and rests the rest there; a market order walks the opposite side."""
-    n = ladder.shape[0]
-    lim = 0 if down else n - 1
+    S = book[0]
+    lim = ladder[0] if down else ladder[ladder.shape[0] - 1]
     press = ASK if down else BID
     side = press if rng.random() >= params[P_LOCKED_BUY] else (BID if press == ASK else ASK)
-    s = 0 if side == BID else 1
+    opp_best = best_price(S, _INST, ASK if side == BID else BID)
     if action == TRADE:
         size = _size(params[P_LOG_MKT_SIZE], params[P_MKT_SIZE_SIGMA],
                      int(params[P_SIZE_MAX]), rng)
-        if st[_S_NBID + 1 - s] == 0:
+        if opp_best == 0:
             return pos
         pos, _ = _walk(params, ladder, book, st, fst, outs, pos, ts, side, size, -1)
         return pos
     size = _size(params[P_LOG_SIZE], params[P_SIZE_SIGMA], int(params[P_SIZE_MAX]), rng)
     if side == ASK:
-        crosses = st[_S_NBID] > 0 and st[_S_BID] >= lim
+        crosses = opp_best > 0 and opp_best >= lim
     else:
-        crosses = st[_S_NASK] > 0 and st[_S_ASK] <= lim
+        crosses = opp_best > 0 and opp_best <= lim
     rest = size
     if crosses:
         pos, rest = _walk(params, ladder, book, st, fst, outs, pos, ts, side, size, lim)
     if rest > 0:
         if crosses:
             outs[6][pos - 1] = 0  # the rest's add ends the packet
-        slot = _add_order(book, st, s, lim, rest)
-        pos = _emit(outs, pos, st, ts, ADD, side, ladder[lim], rest, book[0][slot], F_LAST)
+        oid = _add_order(book, st, side, lim, rest, ts)
+        pos = _emit(outs, pos, st, ts, ADD, side, lim, rest, oid, F_LAST)
     return pos
 
 
 @njit(cache=True)
-def _queued_at_lock(s, lvl, value, lo, ladder):
-    # Side s (0 bid) at ladder index lvl is the pressing side queued at the locked limit.
+def _queued_at_lock(side, price, value, lo, ladder):
+    # An order on ``side`` at ``price`` is the pressing side queued at the locked limit.
     if value <= lo:
-        return s == 1 and lvl == 0
-    return s == 0 and lvl == ladder.shape[0] - 1
+        return side == ASK and price == ladder[0]
+    return side == BID and price == ladder[ladder.shape[0] - 1]
 
 
 @njit(cache=True)
@@ -762,7 +708,7 @@ def _auction(params, ladder, rng, book, st, fst, outs, pos, origin_ns, end_t, ra
     around the value ``fst[0]``. Nothing matches. A price beyond a limit: the side that wants it (a
     sell below the lower limit) goes to the limit, the other side stays away but for
     locked_buy_share of its orders, which go to the limit."""
-    o_id, o_size, o_side, o_lvl, live = book[0], book[3], book[1], book[2], book[7]
+    S, live = book[0], book[2]
     cap = outs[0].shape[0]
     n = ladder.shape[0]
     x = _ladder_ticks(ladder, fst[0])
@@ -770,7 +716,7 @@ def _auction(params, ladder, rng, book, st, fst, outs, pos, origin_ns, end_t, ra
     while True:
         if cap - pos < 2:
             return pos, _ROWS_FULL
-        if st[_S_FREE] == 0:
+        if not can_alloc(S):
             return pos, _POOL_FULL
         gap = int(rng.standard_exponential() / rate_per_ns) + 1
         if st[_S_T] + gap >= end_t:
@@ -779,78 +725,45 @@ def _auction(params, ladder, rng, book, st, fst, outs, pos, origin_ns, end_t, ra
         st[_S_T] += gap
         ts = origin_ns + st[_S_T]
         if st[_S_LIVE] > 0 and rng.random() < params[P_AUCTION_CANCEL]:
-            slot = live[pick_live(st[_S_LIVE], rng)]
-            q = cancel_size(o_size[slot], params, rng)
-            pos = _emit(outs, pos, st, ts, CANCEL, _side_code(o_side[slot]),
-                        ladder[o_lvl[slot]], q, o_id[slot], F_LAST)
-            o_size[slot] -= q
-            if o_size[slot] == 0:
-                _remove_order(book, st, slot)
+            row = live[pick_live(st[_S_LIVE], rng)]
+            oid, side, price, size = order_fields(S, row)
+            q = cancel_size(size, params, rng)
+            pos = _emit(outs, pos, st, ts, CANCEL, side, price, q, oid, F_LAST)
+            _reduce(book, st, row, q)
             continue
-        s = 0 if rng.random() < 0.5 else 1
+        side = BID if rng.random() < 0.5 else ASK
         size = _size(params[P_LOG_SIZE], params[P_SIZE_SIGMA], int(params[P_SIZE_MAX]), rng)
         j = int(math.floor(x + spread * rng.standard_normal() + 0.5))
         away = rng.random() >= params[P_LOCKED_BUY]
         if j < 0:
-            if s == 0 and away:
+            if side == BID and away:
                 continue
             j = 0
         elif j > n - 1:
-            if s == 1 and away:
+            if side == ASK and away:
                 continue
             j = n - 1
-        slot = _add_order(book, st, s, j, size)
-        pos = _emit(outs, pos, st, ts, ADD, _side_code(s), ladder[j], size, o_id[slot],
-                    F_LAST)
+        oid = _add_order(book, st, side, ladder[j], size, ts)
+        pos = _emit(outs, pos, st, ts, ADD, side, ladder[j], size, oid, F_LAST)
 
 
 @njit(cache=True)
-def _crossing(book, st):
-    """The orders an uncross can fill: bids at or above the best ask and asks at or below
-    the best bid, each side best price first and in time priority within a price. Returns
-    ``(slots, n_bids)``: the bids' slots, then the asks'."""
-    o_next, head = book[5], book[9]
-    out = np.empty(st[_S_LIVE], np.int64)
-    k = 0
-    n_bids = 0
-    if st[_S_NBID] == 0 or st[_S_NASK] == 0 or st[_S_BID] < st[_S_ASK]:
-        return out[:0], 0
-    for lvl in range(st[_S_BID], st[_S_ASK] - 1, -1):
-        slot = head[0, lvl]
-        while slot >= 0:
-            out[k] = slot
-            k += 1
-            slot = o_next[slot]
-    n_bids = k
-    for lvl in range(st[_S_ASK], st[_S_BID] + 1):
-        slot = head[1, lvl]
-        while slot >= 0:
-            out[k] = slot
-            k += 1
-            slot = o_next[slot]
-    return out[:k], n_bids
-
-
-@njit(cache=True)
-def _emit_uncross(ladder, book, st, outs, pos, ts, lvl, volume, slots, fills):
+def _emit_uncross(book, st, outs, pos, ts, price, volume, rows, fills):
     """The uncross packet, every row F_AUCTION: the T print (side N), then per filled order
     an F at the uncross price and a C at the order's own price, the order reduced."""
-    o_id, o_side, o_lvl, o_size = book[0], book[1], book[2], book[3]
-    pos = _emit(outs, pos, st, ts, TRADE, NONE, ladder[lvl], volume, 0, F_AUCTION)
-    for k in range(slots.shape[0]):
+    S = book[0]
+    pos = _emit(outs, pos, st, ts, TRADE, NONE, price, volume, 0, F_AUCTION)
+    for k in range(rows.shape[0]):
         q = fills[k]
         if q == 0:
             continue
-        slot = slots[k]
-        side = _side_code(o_side[slot])
-        pos = _emit(outs, pos, st, ts, FILL, side, ladder[lvl], q, o_id[slot], F_AUCTION)
-        pos = _emit(outs, pos, st, ts, CANCEL, side, ladder[o_lvl[slot]], q, o_id[slot],
-                    F_AUCTION)
-        o_size[slot] -= q
-        if o_size[slot] == 0:
-            _remove_order(book, st, slot)
+        row = rows[k]
+        oid, side, own, _ = order_fields(S, row)
+        pos = _emit(outs, pos, st, ts, FILL, side, price, q, oid, F_AUCTION)
+        pos = _emit(outs, pos, st, ts, CANCEL, side, own, q, oid, F_AUCTION)
+        _reduce(book, st, row, q)
     outs[6][pos - 1] = F_AUCTION | F_LAST
-    st[_S_LAST] = lvl
+    st[_S_LAST] = price
     st[_S_TRADED] = 1
     return pos
 
@@ -858,15 +771,15 @@ def _emit_uncross(ladder, book, st, outs, pos, ts, lvl, volume, slots, fills):
 @njit(cache=True)
 def _continuous(params, ladder, rng, book, st, fst, outs, pos, origin_ns, session_ns):
     """Decisions from the state's clock (ns after ``origin_ns``, 09:00) to the session's
-    end, until the rows buffer or the order pool runs short. Those checks come before any
-    draw, so where a chunk ends never changes what is drawn."""
-    o_id, o_side, o_lvl, o_size, live = book[0], book[1], book[2], book[3], book[7]
+    end, until the rows buffer or the book's order pool runs short. Those checks come
+    before any draw, so where a chunk ends never changes what is drawn."""
+    S, live = book[0], book[2]
     cap = outs[0].shape[0]
     lo, hi = float(ladder[0]), float(ladder[-1])
     while True:
         if cap - pos < 2 * st[_S_LIVE] + 4:
             return pos, _ROWS_FULL
-        if st[_S_FREE] == 0:
+        if not can_alloc(S):
             return pos, _POOL_FULL
         gap = arrival_gap_ns(st[_S_T], params, rng)
         if st[_S_T] + gap >= session_ns:
@@ -875,9 +788,9 @@ def _continuous(params, ladder, rng, book, st, fst, outs, pos, origin_ns, sessio
         st[_S_T] += gap
         ts = origin_ns + st[_S_T]
         fst[0] = evolve_value(fst[0], gap, params, rng)
-        bb = ladder[st[_S_BID]] if st[_S_BID] >= 0 else 0
-        ba = ladder[st[_S_ASK]] if st[_S_ASK] >= 0 else 0
-        last = ladder[st[_S_LAST]]
+        bb = best_price(S, _INST, BID)
+        ba = best_price(S, _INST, ASK)
+        last = st[_S_LAST]
         action = choose_action(st[_S_LIVE], params, rng)
         locked = fst[0] <= lo or fst[0] >= hi
         if locked and (action == ADD or action == TRADE):
@@ -887,79 +800,80 @@ def _continuous(params, ladder, rng, book, st, fst, outs, pos, origin_ns, sessio
             side, price, size = limit_order(bb, ba, last, params, ladder, fst[0], rng)
             if size == 0:
                 continue
-            s = 0 if side == BID else 1
-            slot = _add_order(book, st, s, ladder_index(ladder, price), size)
-            pos = _emit(outs, pos, st, ts, ADD, side, price, size, o_id[slot], F_LAST)
+            oid = _add_order(book, st, side, price, size, ts)
+            pos = _emit(outs, pos, st, ts, ADD, side, price, size, oid, F_LAST)
         elif action == TRADE:
             side, size = market_order(bb, ba, last, params, ladder, fst[0], rng)
-            if st[_S_NASK if side == BID else _S_NBID] == 0:
+            if (ba if side == BID else bb) == 0:
                 continue
             pos, _ = _walk(params, ladder, book, st, fst, outs, pos, ts, side, size, -1)
         elif st[_S_LIVE] > 0:
-            slot = live[pick_live(st[_S_LIVE], rng)]
-            side = _side_code(o_side[slot])
-            if locked and _queued_at_lock(o_side[slot], o_lvl[slot], fst[0], lo, ladder) \
+            row = live[pick_live(st[_S_LIVE], rng)]
+            oid, side, price, size = order_fields(S, row)
+            if locked and _queued_at_lock(side, price, fst[0], lo, ladder) \
                     and rng.random() >= params[P_LOCKED_CANCEL]:
                 continue  # a seller queued at a lower-limit lock keeps its place
             if action == CANCEL:
-                q = cancel_size(o_size[slot], params, rng)
-                pos = _emit(outs, pos, st, ts, CANCEL, side, ladder[o_lvl[slot]], q,
-                            o_id[slot], F_LAST)
-                o_size[slot] -= q
-                if o_size[slot] == 0:
-                    _remove_order(book, st, slot)
+                q = cancel_size(size, params, rng)
+                pos = _emit(outs, pos, st, ts, CANCEL, side, price, q, oid, F_LAST)
+                _reduce(book, st, row, q)
             else:
-                price = place_price(side, bb, ba, last, params, ladder, rng)
-                if price == 0 or price == ladder[o_lvl[slot]]:
+                new = place_price(side, bb, ba, last, params, ladder, rng)
+                if new == 0 or new == price:
                     continue
-                pos = _emit(outs, pos, st, ts, MODIFY, side, price, o_size[slot],
-                            o_id[slot], F_LAST)
-                # A re-priced order goes to the back of its new level's queue.
-                s = o_side[slot]
-                _unlink(book, slot)
-                _link(book, slot, s, ladder_index(ladder, price))
-                _improve_best(st, s, o_lvl[slot])
-                # If the old level was the best and is now empty, the best moves to a worse
-                # level, which the re-priced order's new level (if not better) lies beyond.
-                best = st[_S_BID] if s == 0 else st[_S_ASK]
-                if book[9][s, best] < 0:
-                    _repair_best(book, st, s)
+                pos = _emit(outs, pos, st, ts, MODIFY, side, new, size, oid, F_LAST)
+                requeue(S, row, new)  # to the back of its new level's queue
 
 
 class _Book:
-    """The generator's arrays: an order pool (grown on demand) and one day's ladder.
-
-    ``arrays`` is the tuple the kernels take: order id, side (0 bid, 1 ask), ladder index,
-    size, previous and next order in the level's queue, position in the live list, the
-    live list, the free-slot stack, then per side and level the queue's head and tail.
-    """
+    """The day's book: a :class:`venues.book.BookState` of one instrument on the day's
+    ladder, the fills table :func:`venues.matching.match` writes into, and the live list
+    (``live[:n]`` the book rows of the resting orders, ``where[row]`` each one's place in
+    it). ``arrays`` is the tuple the kernels take; the pool grows on demand."""
 
     def __init__(self, capacity: int) -> None:
-        pool = [np.full(capacity, -1, np.int64) for _ in range(8)]
-        free = np.arange(capacity, dtype=np.int64)
-        levels = (np.full((2, 1), -1, np.int64), np.full((2, 1), -1, np.int64))
-        self.arrays: tuple = (*pool, free, *levels)
         self.capacity = capacity
+        self.state = BookState(1, order_capacity=capacity)
+        self.reports = Reports(capacity)
+        self.live = np.zeros(capacity, np.int64)
+        self.where = np.zeros(capacity, np.int64)
 
-    def grow(self, st: np.ndarray) -> None:
-        """Double the pool; order identity lives in the arrays, so output is unchanged."""
-        old, new = self.capacity, 2 * self.capacity
-        n_free = int(st[_S_FREE])
-        pool = []
-        for a in self.arrays[:8]:
-            b = np.full(new, -1, np.int64)
-            b[:old] = a
-            pool.append(b)
-        free = np.full(new, -1, np.int64)
-        free[:n_free] = self.arrays[8][:n_free]
-        free[n_free:n_free + old] = np.arange(old, new)
-        self.arrays = (*pool, free, *self.arrays[9:])
-        self.capacity = new
-        st[_S_FREE] = n_free + old
+    @property
+    def arrays(self) -> tuple:
+        return (self.state.S, self.reports.OUT, self.live, self.where)
 
-    def new_day(self, n_levels: int) -> None:
-        levels = (np.full((2, n_levels), -1, np.int64), np.full((2, n_levels), -1, np.int64))
-        self.arrays = (*self.arrays[:9], *levels)
+    def grow(self) -> None:
+        """Room for one more order (order identity lives in the arrays, so output is
+        unchanged); the live list and the fills table follow the pool's size."""
+        self.state.make_room()
+        capacity = len(self.state.orders)
+        if capacity > self.capacity:
+            pad = np.zeros(capacity - self.capacity, np.int64)
+            self.live = np.concatenate([self.live, pad])
+            self.where = np.concatenate([self.where, pad])
+            self.reports = Reports(capacity)  # it holds no rows between calls
+            self.capacity = capacity
+
+    def new_day(self, ladder: np.ndarray) -> None:
+        """An empty book on the day's ladder (the last day's orders all expired)."""
+        self.state = BookState(1, order_capacity=self.capacity)
+        self.state.set_ladder(_INST, int(ladder[0]), int(ladder[-1]),
+                              int(np.diff(ladder).min()))
+
+    def crossing(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+        """The orders an uncross can fill, from :func:`venues.auction.gather`: bids at or
+        above the best ask and asks at or below the best bid, each side best price first
+        and in time priority within a price. Returns ``(prices, sizes, rows, n_bids)``,
+        the bids first."""
+        bid_px, bid_sz, bid_rows, _, _ = gather(self.state.S, _INST, BID)
+        ask_px, ask_sz, ask_rows, _, _ = gather(self.state.S, _INST, ASK)
+        if len(bid_px) == 0 or len(ask_px) == 0 or bid_px[0] < ask_px[0]:
+            return np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, np.int64), 0
+        nb = int(np.count_nonzero(bid_px >= ask_px[0]))
+        na = int(np.count_nonzero(ask_px <= bid_px[0]))
+        return (np.concatenate([bid_px[:nb], ask_px[:na]]),
+                np.concatenate([bid_sz[:nb], ask_sz[:na]]),
+                np.concatenate([bid_rows[:nb], ask_rows[:na]]), nb)
 
 
 def _resolve(profile: str | Profile) -> Profile:
@@ -1021,7 +935,6 @@ def synthesize(profile: str | Profile, days: int, seed: int, start: date = date(
     st = np.zeros(_NSTATE, np.int64)
     st[_S_NEXT_ID] = 1
     st[_S_SEQ] = 1
-    st[_S_FREE] = book.capacity
     fst = np.array([float(prof.start_price)])
     base = prof.start_price
     rates = {"open": prof.auction_orders_open / (_seconds(PRE_OPEN, OPEN) * 1e9),
@@ -1029,7 +942,7 @@ def synthesize(profile: str | Profile, days: int, seed: int, start: date = date(
     for i, day in enumerate(trading_days(start, days)):
         lower, upper = price_limits(base, on=day)
         ladder = price_grid(lower, upper, on=day)
-        book.new_day(len(ladder))
+        book.new_day(ladder)
         sched = schedule(day, seed)
         origin = seoul_ns(day, OPEN)  # the clock of the rate shape: ns after 09:00
         if i > 0:
@@ -1038,8 +951,7 @@ def synthesize(profile: str | Profile, days: int, seed: int, start: date = date(
             fst[0] *= 1.0 + (prof.jump_size if rng.random() < 0.5 else -prof.jump_size)
         fst[0] *= 1.0 + moves.get(i, 0.0)
         st[_S_TRADED] = 0
-        st[_S_BID] = st[_S_ASK] = -1
-        st[_S_LAST] = int(np.searchsorted(ladder, base, side="right")) - 1
+        st[_S_LAST] = ladder[int(np.searchsorted(ladder, base, side="right")) - 1]
         table = InstrumentTable([Instrument(
             instrument_id=INSTRUMENT_ID, symbol=prof.symbol, venue="XKRX", book_type="L3",
             price_decimals=0, tick_units=tick_size(base, on=day), prev_close_units=base,
@@ -1057,14 +969,17 @@ def synthesize(profile: str | Profile, days: int, seed: int, start: date = date(
         if lower < fst[0] < upper and st[_S_LIVE] < n_open:
             # The top-up: orders that would rest away from the open price, placed without
             # crossing, so continuous trading starts from a book of the profile's depth.
-            while book.capacity - st[_S_LIVE] < n_open:
-                book.grow(st)
             yield from day_rows.room(n_open, table)
             center = min(max(int(np.searchsorted(ladder, fst[0], side="right")) - 1, 0),
                          len(ladder) - 1)
-            day_rows.pos = _top_up(params, ladder, rng, book.arrays, st, day_rows.rows,
-                                   day_rows.pos, sched.open_ns, center,
-                                   n_open - int(st[_S_LIVE]))
+            first, done, n_adds = day_rows.pos, 0, n_open - int(st[_S_LIVE])
+            while True:
+                day_rows.pos, done, status = _top_up(
+                    params, ladder, rng, book.arrays, st, day_rows.rows, day_rows.pos,
+                    sched.open_ns, center, first, done, n_adds)
+                if status != _POOL_FULL:
+                    break
+                book.grow()
 
         # Continuous trading from the uncross to 15:20.
         st[_S_T] = sched.open_ns - origin
@@ -1077,17 +992,17 @@ def synthesize(profile: str | Profile, days: int, seed: int, start: date = date(
             yield from day_rows.run(_auction, head, book, st, fst, table, origin,
                                     sched.close_ns - origin, rates["close"])
         yield from _uncross_packet(day_rows, book, st, fst, params, ladder,
-                                   int(ladder[st[_S_LAST]]), lower, upper, False,
-                                   sched.close_ns, table)
+                                   int(st[_S_LAST]), lower, upper, False, sched.close_ns,
+                                   table)
         yield from day_rows.room(int(st[_S_LIVE]), table)
-        day_rows.pos = _close_book(ladder, book.arrays, st, day_rows.rows, day_rows.pos,
+        day_rows.pos = _close_book(book.arrays, st, day_rows.rows, day_rows.pos,
                                    sched.close_ns)
         if day_rows.pos:
             yield day_rows.events(), table
         if st[_S_TRADED]:
             # docs/reference/krx.md: "Base price: previous close; with no trade, the previous
             # base." The close is the closing uncross, or the last trade if nothing crossed.
-            base = int(ladder[st[_S_LAST]])
+            base = int(st[_S_LAST])
 
 
 class _DayRows:
@@ -1116,7 +1031,7 @@ class _DayRows:
         while True:
             self.pos, status = kernel(*head, book.arrays, st, fst, self.rows, self.pos, *tail)
             if status == _POOL_FULL:
-                book.grow(st)
+                book.grow()
             elif status == _ROWS_FULL:
                 yield self.events(), table
                 # room for a walk through every live order, however large the book grew
@@ -1131,18 +1046,16 @@ def _uncross_packet(day_rows: _DayRows, book: _Book, st: np.ndarray, fst: np.nda
                     upper: int, opening: bool, ts: int, table: InstrumentTable) -> Iterator:
     """History's own uncross at ``ts``: :func:`venues.krx.uncross.uncross` over the resting
     orders (docs/reference/krx.md: single-price auction), written as an F_AUCTION packet and
-    applied to the generator's book; nothing when nothing crosses.
+    applied to the book; nothing when nothing crosses.
 
     Only the orders that can trade are passed: a bid below the lowest ask (or an ask above
     the highest bid) is executable at no price with positive volume, so it changes neither
     the price, nor the volume, nor anyone's fill.
     """
-    slots, n_bids = _crossing(book.arrays, st)
-    if len(slots) == 0:
+    prices, sizes, rows, n_bids = book.crossing()
+    if len(rows) == 0:
         return
-    o_lvl, o_size = book.arrays[2], book.arrays[3]
-    prices = ladder[o_lvl[slots]].tolist()
-    sizes = o_size[slots].tolist()
+    prices, sizes = prices.tolist(), sizes.tolist()
     result = uncross(list(zip(prices[:n_bids], sizes[:n_bids], strict=True)),
                      list(zip(prices[n_bids:], sizes[n_bids:], strict=True)),
                      reference, lower_limit=lower, upper_limit=upper, opening=opening)
@@ -1150,9 +1063,8 @@ def _uncross_packet(day_rows: _DayRows, book: _Book, st: np.ndarray, fst: np.nda
         return
     fills = np.asarray(result.bid_fills + result.ask_fills, np.int64)
     yield from day_rows.room(1 + 2 * int(np.count_nonzero(fills)), table)
-    lvl = int(np.searchsorted(ladder, result.price))
-    day_rows.pos = _emit_uncross(ladder, book.arrays, st, day_rows.rows, day_rows.pos, ts,
-                                 lvl, result.volume, slots, fills)
+    day_rows.pos = _emit_uncross(book.arrays, st, day_rows.rows, day_rows.pos, ts,
+                                 result.price, result.volume, rows, fills)
     fst[0] = _follow(fst[0], ladder, result.price, result.volume, params)
 
 

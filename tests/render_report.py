@@ -143,7 +143,7 @@ class _DevTools:
         self.call("Page.navigate", {"url": url}, session=session)
         while not any(e.get("method") == "Page.loadEventFired" for e in self.events):
             self._receive()
-        # a page packed by replay/html_page.py draws its figures after it loads: wait until
+        # a page packed by replay/render/page.py draws its figures after it loads: wait until
         # <html data-plots> is no longer "loading" (or the deadline), then settle
         left_ms = int(max(0.0, self.deadline - time.monotonic() - 2.0) * 1000)
         wait = ("new Promise(r => { const t0 = Date.now(); (function poll() { "

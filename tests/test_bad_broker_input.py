@@ -370,7 +370,7 @@ def test_the_example_spec_is_held_before_the_synthetic_tapes_start():
 
     import numpy as np
 
-    from brokers.population import synthesize_population
+    from replay.loaders.population import synthesize_population
     from replay.tape import Instrument, InstrumentTable
 
     spec = Path(__file__).parent.parent / "brokers" / "examples" / "credit-population.toml"
@@ -433,7 +433,7 @@ def test_daily_bars_saved_as_cp949_read_as_the_utf8_file(tmp_path):
     import numpy as np
     import pandas as pd
 
-    from brokers.population import read_daily_bars
+    from replay.loaders.daily_bars import read_daily_bars
 
     bars = Path(__file__).parent.parent / "brokers" / "examples" / "synthetic-bars.csv"
     korean = tmp_path / "bars-cp949.csv"

@@ -10,13 +10,15 @@ import os
 import re
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
 from replay.cli import app
-from replay.compare import VariantError, compare, parse_variant, thin_path, variant_labels
+from replay.compare import VariantError, compare, parse_variant, variant_labels
+from replay.render.thinning import thin
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "brokers" / "examples"
 POPULATION = EXAMPLES / "unwind-heavy.csv"
@@ -64,12 +66,14 @@ def test_labels_are_filesystem_safe_and_unique():
         variant_labels(["a", "b"], ["x", "../y"])
 
 
-def test_thin_path_keeps_the_trough_and_the_last_point():
+def test_thinned_price_path_keeps_the_trough_and_the_last_point():
+    # the comparison's price paths are thinned as a report's (replay/render/thinning.py)
     price = pd.Series(range(1_000_000, 0, -1)).to_numpy()
     price[123_457] = -5  # a one-print trough that every-n-th sampling would miss
-    keep = thin_path(price, 1_000)
+    ts = np.arange(len(price), dtype=np.int64) * 10**9  # a print a second
+    keep, _ = thin(ts, price, 1_000)
     assert len(keep) <= 1_003 and 123_457 in keep and keep[-1] == len(price) - 1
-    assert (thin_path(price[:10], 1_000) == range(10)).all()
+    assert (thin(ts[:10], price[:10], 1_000)[0] == range(10)).all()
 
 
 def test_each_row_is_its_own_run_summary(compared):

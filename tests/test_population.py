@@ -13,13 +13,10 @@ import pyarrow.csv as pacsv
 import pytest
 
 import brokers
-from brokers.population import (
-    KIND_CODES,
-    Population,
-    load_population_csv,
-    read_daily_bars,
-    synthesize_population,
-)
+from brokers.population import KIND_CODES, Population, split_by_kind
+from brokers.synthetic_population import DailyBars, PopulationSpec, synthesize
+from replay.loaders.daily_bars import read_daily_bars
+from replay.loaders.population import load_population_csv, synthesize_population
 from replay.quality import TapeError
 from replay.tape import Instrument, InstrumentTable
 
@@ -329,6 +326,29 @@ def test_spec_errors_name_the_key(changes, key):
         synthesize_population(spec(**changes), SMALL, seed=0)
 
 
+def test_the_spec_is_checked_before_its_bars_are_read(tmp_path):
+    """A bad key is named even when the bars file is missing (the bars were read first, and
+    the missing file hid the spec's own error)."""
+    missing = str(tmp_path / "nowhere.csv")
+    with pytest.raises(ValueError, match="credit_balance_krw = -1: must be a number > 0"):
+        synthesize_population(spec(bars=missing, credit_balance_krw=-1), SMALL, seed=0)
+    with pytest.raises(FileNotFoundError, match="nowhere.csv: no such daily-bar file"):
+        synthesize_population(spec(bars=missing), SMALL, seed=0)
+
+
+def test_the_method_draws_from_bars_already_in_memory():
+    """brokers.synthetic_population reads no file: the same spec over the same bars held in
+    arrays gives the population the spec file gives."""
+    frame = bars_frame()
+    bars = DailyBars(frame["day"].to_numpy(np.int64), frame["Close"].to_numpy(float),
+                     frame["Volume"].to_numpy(float))
+    checked = PopulationSpec.from_mapping(spec(bars="in memory"), SMALL, "population spec")
+    a = synthesize(checked, bars, seed=11)
+    b = synthesize_population(SPEC, SMALL, seed=11)
+    for name in Population.__dataclass_fields__:
+        assert np.array_equal(getattr(a, name), getattr(b, name)), name
+
+
 def test_a_spec_file_resolves_bars_relative_to_itself(tmp_path):
     (tmp_path / "data").mkdir()
     (tmp_path / "data" / "bars.csv").write_bytes(BARS.read_bytes())
@@ -340,3 +360,112 @@ def test_a_spec_file_resolves_bars_relative_to_itself(tmp_path):
     path.write_text(path.read_text() + "accountz = 5\n")
     with pytest.raises(ValueError, match=r"spec\.toml: unknown key 'accountz'"):
         synthesize_population(path, SMALL, seed=0)
+
+
+# --------------------------------------------------------------------------------------
+# One file, several kinds
+
+
+def test_a_mixed_file_splits_into_one_population_per_kind(tmp_path):
+    """Portfolio accounts of three kinds, their rows interleaved: each kind's population
+    holds its accounts in file order, their positions, and pos_account indexes them anew."""
+    path = write(tmp_path, "7,credit,005930,10,71000,0,500000,2024-03-04\n"
+                           "8,misu,005930,3,70000,1000,42000,2024-03-06\n"
+                           "7,,000660,5,180500,,,2024-03-05\n"
+                           "9,cfd,BTCUSDT,0.5,100.25,20,300,2024-03-07\n"
+                           "10,credit,000660,2,181000,5,90000,2024-03-01\n"
+                           "8,,000660,1,179000,,,2024-03-06\n")
+    pop = load_population_csv(path, TABLE)
+    parts = split_by_kind(pop)
+    assert list(parts) == ["credit", "misu", "cfd"]  # KINDS order; no instant accounts
+    credit, misu, cfd = parts["credit"], parts["misu"], parts["cfd"]
+    assert credit.account_id.tolist() == [7, 10] and credit.loan.tolist() == [500_000, 90_000]
+    assert credit.cash.tolist() == [0, 5]
+    assert credit.pos_account.tolist() == [0, 0, 1]
+    assert credit.pos_instrument.tolist() == [1, 2, 2]
+    assert credit.pos_shares.tolist() == [10, 5, 2]
+    assert credit.pos_entry.tolist() == [71000, 180500, 181000]
+    assert credit.pos_trade_date.tolist() == [day("2024-03-04"), day("2024-03-05"),
+                                              day("2024-03-01")]
+    assert misu.account_id.tolist() == [8] and misu.pos_account.tolist() == [0, 0]
+    assert misu.pos_instrument.tolist() == [1, 2] and misu.pos_entry.tolist() == [70000, 179000]
+    assert cfd.account_id.tolist() == [9] and cfd.pos_shares.tolist() == [500]
+    assert cfd.cash.tolist() == [20] and cfd.loan.tolist() == [300]
+    for kind, part in parts.items():
+        assert (part.kind == KIND_CODES[kind]).all()
+    # together they are the file: every position once, with its account's fields
+    whole = pop.to_frame()
+    for kind, part in parts.items():
+        want = whole[whole["kind"] == kind].reset_index(drop=True)
+        pd.testing.assert_frame_equal(part.to_frame(), want)
+    assert sum(p.positions for p in parts.values()) == pop.positions
+
+
+def test_a_one_kind_file_splits_into_itself():
+    shipped = EXAMPLES / "crash-credit.csv"
+    table = InstrumentTable([Instrument(1, "SYNTH-LARGE", venue="XKRX")])
+    pop = load_population_csv(shipped, table)
+    parts = split_by_kind(pop)
+    assert list(parts) == ["credit"]
+    for name in Population.__dataclass_fields__:
+        assert np.array_equal(getattr(parts["credit"], name), getattr(pop, name)), name
+
+
+def test_the_example_spec_splits_into_its_credit_and_misu_accounts():
+    pop = synthesize_population(SPEC, SMALL, seed=0)
+    parts = split_by_kind(pop)
+    assert {k: len(p) for k, p in parts.items()} == {"credit": 7_000, "misu": 3_000}
+    for kind, part in parts.items():
+        mine = pop.kind == KIND_CODES[kind]
+        assert np.array_equal(part.account_id, pop.account_id[mine])
+        assert np.array_equal(part.loan, pop.loan[mine])
+        # single-name accounts: position i is account i's
+        assert np.array_equal(part.pos_account, np.arange(len(part)))
+        assert np.array_equal(part.pos_shares, pop.pos_shares[mine])
+
+
+def test_an_empty_population_splits_into_nothing(tmp_path):
+    assert split_by_kind(load_population_csv(write(tmp_path, ""), TABLE)) == {}
+
+
+def test_a_subset_mask_must_have_one_value_per_account(tmp_path):
+    pop = load_population_csv(write(tmp_path, FIRST), TABLE)
+    with pytest.raises(ValueError, match="one per account"):
+        pop.subset(np.ones(2, bool))
+
+
+# --------------------------------------------------------------------------------------
+# brokers/ reads no file format
+
+
+#: Modules and calls that read an input file. brokers/rules.py loads the preset rules
+#: (configuration) and is the one module allowed them.
+_READERS = {"csv", "json", "tomllib", "pyarrow.csv", "pyarrow.parquet", "pyarrow.json"}
+_READ_CALLS = {"open", "read_csv", "read_text", "read_bytes", "read_table", "read_parquet",
+               "read_json"}
+
+
+def test_no_broker_module_reads_a_file_format():
+    """Population files are read in replay/loaders (population.py, daily_bars.py); the
+    broker package holds the model and the method (brokers/population.py held a CSV reader,
+    a daily-bar reader and a spec reader)."""
+    import ast
+
+    package = Path(brokers.__file__).parent
+    found = []
+    for path in sorted(package.glob("*.py")):
+        if path.name == "rules.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                found += [(path.name, a.name) for a in node.names if a.name in _READERS]
+            elif isinstance(node, ast.ImportFrom) and node.module in _READERS | {"pyarrow"}:
+                names = {f"{node.module}.{a.name}" for a in node.names} | {node.module}
+                found += [(path.name, n) for n in sorted(names & _READERS)]
+            elif isinstance(node, ast.Call):
+                f = node.func
+                name = f.id if isinstance(f, ast.Name) else getattr(f, "attr", None)
+                if name in _READ_CALLS:
+                    found.append((path.name, f"{name}()"))
+    assert len(list(package.glob("*.py"))) >= 4  # the walk saw the package
+    assert found == []

@@ -197,6 +197,34 @@ def test_chunk_size_does_not_change_the_tape():
         assert np.array_equal(getattr(whole, col), getattr(pieces, col)), col
 
 
+def test_the_books_growth_does_not_change_the_tape(monkeypatch):
+    """The book grows on demand, before any draw: a book of 16 rows that doubles its way
+    through an opening top-up of the whole book (no opening auction: 160 orders) and a
+    limit-locked day's growing queue writes the tape a roomy one writes."""
+    import replay.synth as synth
+
+    no_auction = dataclasses.replace(SMALLCAP, auction_orders_open=0.0)
+
+    def days():
+        return _tape(list(synthesize(no_auction, 1, seed=11, start=FRIDAY))
+                     + list(synthesize("krx-smallcap", 2, seed=11, start=FRIDAY,
+                                       shocks={1: -0.40})))
+
+    roomy = days()
+    grown = []
+
+    class Tiny(synth._Book):
+        def __init__(self, capacity: int) -> None:
+            super().__init__(16)
+            grown.append(self)
+
+    monkeypatch.setattr(synth, "_Book", Tiny)
+    tiny = days()
+    assert grown and grown[0].capacity >= 256  # it did grow, more than once
+    for col in ("ts", "action", "side", "price", "size", "order_id", "flags", "sequence"):
+        assert np.array_equal(getattr(roomy, col), getattr(tiny, col)), col
+
+
 @pytest.mark.parametrize("fixture", ["small_two_days", "large_day"])
 def test_prices_are_on_the_tick_grid_and_inside_the_daily_limits(fixture, request):
     for day, ev, table in _days(request.getfixturevalue(fixture)):

@@ -639,6 +639,31 @@ def unlink(S, row, li):
 
 
 @kernel
+def requeue(S, row, price):
+    """Move queued order ``row`` to ``price`` (on its ladder), at the back of that level's
+    queue: a re-priced order loses its time priority (docs/tape.md: ``M``)."""
+    inst = S[oi(S, row, O_INST)]
+    side = S[oi(S, row, O_SIDE)]
+    unlink(S, row, level_index(S, inst, side, S[oi(S, row, O_PRICE)]))
+    S[oi(S, row, O_PRICE)] = price
+    link(S, row, level_index(S, inst, side, price))
+
+
+@kernel
+def order_fields(S, row):
+    """``(order_id, side, price, size)`` of order ``row``."""
+    return (S[oi(S, row, O_ID)], S[oi(S, row, O_SIDE)], S[oi(S, row, O_PRICE)],
+            S[oi(S, row, O_SIZE)])
+
+
+@kernel
+def best_price(S, inst, side):
+    """Price of the best level on ``side``, 0 when that side is empty."""
+    k = S[ii(S, inst, I_BEST_BID if side == SIDE_BID else I_BEST_ASK)]
+    return level_price(S, inst, k) if k >= 0 else 0
+
+
+@kernel
 def release(S, row):
     """Forget order ``row``: out of the hash table, back to the free list."""
     S[S[H_TAB] + S[oi(S, row, O_HSLOT)]] = TOMB

@@ -177,6 +177,24 @@ def _fill(OUT, ts, inst, side, price, size, taker, maker, maker_oid, source):
 
 
 @kernel
+def fill_count(OUT):
+    """Fill rows written since the table was last emptied."""
+    return OUT[FILLS + 2]
+
+
+@kernel
+def fill_at(OUT, j):
+    """``(price, size, maker order id)`` of fill row ``j``."""
+    return OUT[fi(OUT, j, F_PRICE)], OUT[fi(OUT, j, F_SIZE)], OUT[fi(OUT, j, F_MAKER_OID)]
+
+
+@kernel
+def clear_fills(OUT):
+    """Empty the fills table (a client that has read its rows)."""
+    OUT[FILLS + 2] = 0
+
+
+@kernel
 def print_trade(OUT, ts, inst, price, size, side, source):
     j = OUT[TRADES + 2]
     OUT[ti(OUT, j, T_TS)] = ts

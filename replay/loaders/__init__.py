@@ -9,6 +9,10 @@ against the bounds of replay/quality.py; files that give no event are an error.
 
 L2 (market-by-price) feeds use ``order_id == 0`` and these actions: ``M`` sets the level at
 ``price`` to ``size``, ``D`` removes it, ``R`` clears the book before a snapshot.
+
+Beside the tape formats, two modules read a broker's inputs under the same error rules:
+:mod:`replay.loaders.population` (a population CSV, or a TOML spec synthesised from daily
+bars) and :mod:`replay.loaders.daily_bars` (pykrx / FinanceDataReader daily bars).
 """
 
 from __future__ import annotations

@@ -2,7 +2,8 @@
 
 The CSV-based loaders (generic CSV, Tardis, Binance, LOBSTER) and the JSON-lines one (Bybit)
 read through these helpers, so every error names the file's own line and the column, and
-every price and size becomes an exact integer (replay/quality.py).
+every price and size becomes an exact integer (replay/quality.py). The population and
+daily-bar readers share :func:`not_utf8_error`.
 """
 
 from __future__ import annotations
@@ -46,6 +47,38 @@ def decode_text(data: bytes, path: Path | str) -> str:
     line = data.count(b"\n", 0, first.start) + 1
     raise TapeError(path, line, None, f"not text in UTF-8 or CP949/EUC-KR: undecodable byte "
                     f"{data[first.start:first.start + 1]!r} at byte offset {first.start}")
+
+
+def not_utf8_error(path: Path, header: Sequence[str]) -> TapeError:
+    """Error path only, for a file that must be UTF-8: the first line (and the field of
+    ``header`` it falls in) that is not, shown as CP949 (the encoding Korean files usually
+    are in) when it reads as that."""
+    with path.open("rb") as fh:
+        for number, raw in enumerate(fh, start=1):
+            try:
+                raw.decode("utf-8")
+                continue
+            except UnicodeDecodeError:
+                pass
+            fields = raw.rstrip(b"\r\n").split(b",")
+            bad = next((i for i, f in enumerate(fields) if not _is_utf8(f)), None)
+            name = header[bad] if bad is not None and bad < len(header) else None
+            try:
+                shown = f"; as CP949 it reads {fields[bad].decode('cp949')!r}" \
+                    if bad is not None else ""
+            except UnicodeDecodeError:
+                shown = ""
+            return TapeError(path, number, name, f"not UTF-8 text{shown}: save the file as "
+                             "UTF-8")
+    return TapeError(path, None, None, "not UTF-8 text: save the file as UTF-8")
+
+
+def _is_utf8(raw: bytes) -> bool:
+    try:
+        raw.decode("utf-8")
+        return True
+    except UnicodeDecodeError:
+        return False
 
 
 def normalized(column: np.ndarray) -> pa.Array:
