@@ -124,12 +124,21 @@ from venues.book import (
     release,
     requeue,
 )
+from venues.codes import (
+    SRC_HISTORY,
+)
 from venues.krx.calendar import trading_days
 from venues.krx.limits import price_limits
 from venues.krx.session import CLOSE, CLOSE_AUCTION, OPEN, PRE_OPEN, schedule, seoul_ns
 from venues.krx.ticks import price_grid, tick_size
 from venues.krx.uncross import uncross
-from venues.matching import SRC_HISTORY, Reports, clear_fills, fill_at, fill_count, match
+from venues.matching import (
+    Reports,
+    clear_fills,
+    fill_at,
+    fill_count,
+    match,
+)
 
 INSTRUMENT_ID = 1
 
@@ -508,8 +517,6 @@ def pick_live(n_live: int, rng: np.random.Generator) -> int:
 # Slots of the integer state array; _S_LAST is the last trade's price.
 _S_T, _S_NEXT_ID, _S_SEQ, _S_LAST, _S_TRADED, _S_LIVE, _NSTATE = range(7)
 _INST = 0  # the stock's row in the book (the tape calls it INSTRUMENT_ID)
-# replay.tape's side codes BID and ASK are the book's (venues.book: SIDE_BID, SIDE_ASK).
-
 # Kernel exit codes.
 _DONE, _ROWS_FULL, _POOL_FULL = 0, 1, 2
 

@@ -2,8 +2,6 @@
 re-pricing an order, reading an order and the best prices, reading the fills of a walk."""
 
 from venues.book import (
-    SIDE_ASK,
-    SIDE_BID,
     BookState,
     alloc_order,
     best_price,
@@ -11,6 +9,10 @@ from venues.book import (
     level_index,
     order_fields,
     requeue,
+)
+from venues.codes import (
+    ASK,
+    BID,
 )
 from venues.matching import SRC_HISTORY, Reports, clear_fills, fill_at, fill_count, match
 
@@ -42,38 +44,38 @@ def _sweep(book, side, qty):
 
 def test_best_price_is_zero_on_an_empty_side_and_the_best_level_otherwise():
     book = _book()
-    assert best_price(book.S, 0, SIDE_BID) == best_price(book.S, 0, SIDE_ASK) == 0
-    _add(book, 1, SIDE_BID, 140, 5)
-    _add(book, 2, SIDE_BID, 150, 5)
-    _add(book, 3, SIDE_ASK, 170, 5)
-    _add(book, 4, SIDE_ASK, 160, 5)
-    assert (best_price(book.S, 0, SIDE_BID), best_price(book.S, 0, SIDE_ASK)) == (150, 160)
+    assert best_price(book.S, 0, BID) == best_price(book.S, 0, ASK) == 0
+    _add(book, 1, BID, 140, 5)
+    _add(book, 2, BID, 150, 5)
+    _add(book, 3, ASK, 170, 5)
+    _add(book, 4, ASK, 160, 5)
+    assert (best_price(book.S, 0, BID), best_price(book.S, 0, ASK)) == (150, 160)
 
 
 def test_order_fields_reads_id_side_price_and_size():
     book = _book()
-    row = _add(book, 7, SIDE_ASK, 180, 33)
-    assert tuple(int(x) for x in order_fields(book.S, row)) == (7, SIDE_ASK, 180, 33)
+    row = _add(book, 7, ASK, 180, 33)
+    assert tuple(int(x) for x in order_fields(book.S, row)) == (7, ASK, 180, 33)
 
 
 def test_requeue_moves_an_order_to_the_back_of_its_new_level_and_the_best_with_it():
     book = _book()
-    first = _add(book, 1, SIDE_BID, 150, 10)
-    _add(book, 2, SIDE_BID, 140, 20)
-    _add(book, 3, SIDE_BID, 140, 30)
+    first = _add(book, 1, BID, 150, 10)
+    _add(book, 2, BID, 140, 20)
+    _add(book, 3, BID, 140, 30)
     requeue(book.S, first, 140)  # the best level empties: the best moves down to 140
-    assert best_price(book.S, 0, SIDE_BID) == 140
+    assert best_price(book.S, 0, BID) == 140
     assert int(order_fields(book.S, first)[2]) == 140
     # time priority at 140: the re-priced order comes after the two already there
-    assert _sweep(book, SIDE_ASK, 45) == [(140, 20, 2), (140, 25, 3)]
-    assert _sweep(book, SIDE_ASK, 100) == [(140, 5, 3), (140, 10, 1)]
-    assert best_price(book.S, 0, SIDE_BID) == 0
+    assert _sweep(book, ASK, 45) == [(140, 20, 2), (140, 25, 3)]
+    assert _sweep(book, ASK, 100) == [(140, 5, 3), (140, 10, 1)]
+    assert best_price(book.S, 0, BID) == 0
 
 
 def test_requeue_to_a_better_price_makes_it_the_best():
     book = _book()
-    _add(book, 1, SIDE_ASK, 160, 10)
-    moved = _add(book, 2, SIDE_ASK, 190, 10)
+    _add(book, 1, ASK, 160, 10)
+    moved = _add(book, 2, ASK, 190, 10)
     requeue(book.S, moved, 150)
-    assert best_price(book.S, 0, SIDE_ASK) == 150
-    assert _sweep(book, SIDE_BID, 15) == [(150, 10, 2), (160, 5, 1)]
+    assert best_price(book.S, 0, ASK) == 150
+    assert _sweep(book, BID, 15) == [(150, 10, 2), (160, 5, 1)]

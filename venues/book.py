@@ -659,7 +659,7 @@ def order_fields(S, row):
 @kernel
 def best_price(S, inst, side):
     """Price of the best level on ``side``, 0 when that side is empty."""
-    k = S[ii(S, inst, I_BEST_BID if side == SIDE_BID else I_BEST_ASK)]
+    k = S[ii(S, inst, I_BEST_BID if side == BID else I_BEST_ASK)]
     return level_price(S, inst, k) if k >= 0 else 0
 
 

@@ -185,7 +185,7 @@ def fill_count(OUT):
 @kernel
 def fill_at(OUT, j):
     """``(price, size, maker order id)`` of fill row ``j``."""
-    return OUT[fi(OUT, j, F_PRICE)], OUT[fi(OUT, j, F_SIZE)], OUT[fi(OUT, j, F_MAKER_OID)]
+    return OUT[fi(OUT, j, E_PRICE)], OUT[fi(OUT, j, E_SIZE)], OUT[fi(OUT, j, E_MAKER_OID)]
 
 
 @kernel
