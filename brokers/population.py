@@ -13,7 +13,7 @@ This module is the model only; it reads no file. A population comes from a CSV o
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 
 import numpy as np
 import pandas as pd
@@ -114,6 +114,22 @@ class Population:
             loan=self.loan[keep], pos_account=new_index[self.pos_account[held]],
             pos_instrument=self.pos_instrument[held], pos_shares=self.pos_shares[held],
             pos_entry=self.pos_entry[held], pos_trade_date=self.pos_trade_date[held])
+
+
+def rekind(population: Population, kind: str) -> Population:
+    """The same accounts, positions, loans and cash as accounts of ``kind``: how one
+    population is compared under rules of another kind (``cascade compare`` with a
+    ``krx-credit`` and an ``instant`` variant, docs/brokers.md: comparing kinds). Only a
+    population of one kind is re-kinded: with several, which accounts would become what is
+    not the population's to say."""
+    held = [KINDS[k] for k in np.unique(population.kind)]
+    if len(held) > 1:
+        raise ValueError(f"the population holds {', '.join(held)} accounts: only a "
+                         f"population of one kind can be taken as {kind} accounts")
+    if kind not in KIND_CODES:
+        raise ValueError(f"kind {kind!r}: choose one of {', '.join(KINDS)}")
+    return replace(population, kind=np.full(len(population.kind), KIND_CODES[kind],
+                                            population.kind.dtype))
 
 
 def split_by_kind(population: Population) -> dict[str, Population]:

@@ -48,6 +48,39 @@ if TYPE_CHECKING:
 SELL = 65  # ord("A"): the aggressor side of a sell print
 
 
+def load_brokers(specs, tape: Tape, seed: int) -> list[tuple[str, Any, Population]]:
+    """(label, rules, population) per broker of ``specs`` (:class:`replay.runner.BrokerSpec`):
+    each population file is read once; a broker without one shares the first. Labels are the
+    rules' names, made unique with -2, -3. Two brokers of one kind on the same accounts are
+    refused: every account has one broker (docs/brokers.md: several brokers)."""
+    from brokers.population import KIND_CODES
+    from brokers.rules import load_rules
+
+    loaded: dict[Path, Population] = {}
+    out: list[tuple[str, Any, Population]] = []
+    first = Path(specs[0].population) if specs else None
+    seen: dict[tuple[Path, str], str] = {}
+    for spec in specs:
+        path = Path(spec.population) if spec.population is not None else first
+        rules = load_rules(spec.rules, list(spec.overrides))
+        if path not in loaded:
+            loaded[path] = load_population(path, tape, seed)
+        pop = loaded[path]
+        if spec.rekind and not (np.asarray(pop.kind) == KIND_CODES[rules.kind]).any():
+            from brokers.population import rekind
+
+            pop = rekind(pop, rules.kind)
+        label, k = rules.name, 2
+        while label in {o[0] for o in out}:
+            label, k = f"{rules.name}-{k}", k + 1
+        if (path, rules.kind) in seen:
+            raise ValueError(f"brokers {seen[path, rules.kind]!r} and {label!r} both take the "
+                             f"{rules.kind} accounts of {path}: give each its own population")
+        seen[path, rules.kind] = label
+        out.append((label, rules, pop))
+    return out
+
+
 def load_population(path: Path, tape: Tape, seed: int) -> Population:
     """A population from a CSV of accounts or a TOML spec synthesised from daily bars, for
     a replay of ``tape``: every position must be dated on or before the tape's first day
@@ -181,16 +214,21 @@ def metrics(broker: Broker, trades: Path) -> dict[str, Any]:
 
 
 class AccountSnapshots:
-    """The broker's ``snapshot_sink``: each close's snapshot appended to accounts.parquet
-    as it happens, then dropped."""
+    """A broker's ``snapshot_sink``: each close's snapshot appended to accounts.parquet as it
+    happens, then dropped; with a ``label`` (a run of several brokers) each row names its
+    broker in a ``broker`` column."""
 
-    def __init__(self, stream: TableStream) -> None:
+    def __init__(self, stream: TableStream, label: str | None = None) -> None:
         self.stream = stream
+        self.label = label
 
     def __call__(self, snapshot: pd.DataFrame) -> None:
         table = pa.Table.from_pandas(snapshot, preserve_index=False)
         i = table.schema.get_field_index("state")
         table = table.set_column(i, "state", table.column(i).cast(pa.string()))
+        if self.label is not None:
+            table = table.append_column("broker", pa.array([self.label] * len(table),
+                                                           pa.string()))
         self.stream.write(table.replace_schema_metadata(None))
 
 
@@ -217,13 +255,69 @@ class CounterfactualTrades:
         self.stream.close()
 
 
-def write_broker_tables(run_dir: Path, broker: Broker, snapshots: AccountSnapshots,
-                        run_id: str) -> None:
-    """forced_orders.parquet, and accounts.parquet: the snapshots streamed at each close,
-    or the accounts at the end of the run when there was no close (generic venue)."""
-    forced = broker.forced_orders()
+def _labelled(frames: list[pd.DataFrame], labels: list[str | None]) -> pd.DataFrame:
+    """One frame of several brokers' rows, each naming its broker (one broker: as it is)."""
+    if labels == [None]:
+        return frames[0]
+    return pd.concat([f.assign(broker=label) for f, label in zip(frames, labels, strict=True)],
+                     ignore_index=True)
+
+
+def write_broker_tables(run_dir: Path, brokers: list[Broker], labels: list[str | None],
+                        accounts: TableStream, run_id: str) -> None:
+    """forced_orders.parquet (several brokers: in time order, each row naming its broker),
+    and accounts.parquet: the snapshots streamed at each close, or the accounts at the end
+    of the run when there was no close (generic venue)."""
+    forced = _labelled([b.forced_orders() for b in brokers], labels)
+    if labels != [None]:
+        forced = forced.sort_values("ts", kind="stable", ignore_index=True)
     write_parquet(run_dir / "forced_orders.parquet",
                   pa.Table.from_pandas(forced, preserve_index=False), run_id)
-    if not snapshots.stream.close():
+    if not accounts.close():
+        frame = _labelled([b.accounts() for b in brokers], labels)
         write_parquet(run_dir / "accounts.parquet",
-                      pa.Table.from_pandas(broker.accounts(), preserve_index=False), run_id)
+                      pa.Table.from_pandas(frame, preserve_index=False), run_id)
+
+
+#: Figures of one broker that add up over the brokers of a run (the rest are the market's:
+#: the tape's own sell volume and the drawdown, the same for every broker).
+_ADDED = ("forced_orders", "forced_qty_ordered", "forced_volume", "forced_value",
+          "accounts_managed", "accounts_called", "accounts_force_ordered",
+          "accounts_force_sold", "accounts_wiped_out", "broker_shortfall")
+
+
+def total(sections: list[dict[str, Any]], brokers: list[Broker]) -> dict[str, Any]:
+    """The figures of several brokers' sections as one: counts and amounts added (every
+    account has one broker), the highest generation, the market's own figures as they are,
+    and the accounts no broker of the run handles as ``accounts_ignored``."""
+    out = {"kind": "+".join(s["kind"] for s in sections)}
+    out.update({k: sum(s[k] for s in sections) for k in _ADDED})
+    out["max_generation"] = max(s["max_generation"] for s in sections)
+    out["tape_sell_volume"] = sections[0]["tape_sell_volume"]
+    own = out["tape_sell_volume"]
+    out["amplification"] = float(out["forced_volume"]) / own if own else None
+    out["max_drawdown"] = sections[0]["max_drawdown"]
+    handled: dict[int, tuple[Any, np.ndarray]] = {}
+    for b in brokers:
+        pop, mask = handled.get(id(b.population), (b.population, np.zeros(len(
+            b.population.account_id), bool)))
+        handled[id(b.population)] = (pop, mask | b.managed)
+    kinds = np.zeros(len(KINDS), np.int64)
+    for pop, mask in handled.values():
+        kinds += np.bincount(np.asarray(pop.kind)[~mask], minlength=len(KINDS))
+    out["accounts_ignored"] = {KINDS[k]: int(c) for k, c in enumerate(kinds) if c}
+    return {k: out[k] for k in sections[0]}  # the order of one broker's section
+
+
+def broker_sections(brokers: list[Broker], cf_brokers: list[Broker],
+                    labels: list[str | None], run_dir: Path) -> dict[str, Any]:
+    """summary.json's broker figures: ``broker`` and ``counterfactual`` (several brokers:
+    their totals), and with several brokers ``brokers``, each broker's two sections by
+    label."""
+    run = [metrics(b, run_dir / "trades.parquet") for b in brokers]
+    cf = [metrics(b, run_dir / "counterfactual_trades.parquet") for b in cf_brokers]
+    if labels == [None]:
+        return {"broker": run[0], "counterfactual": cf[0]}
+    return {"broker": total(run, brokers), "counterfactual": total(cf, cf_brokers),
+            "brokers": {label: {"broker": r, "counterfactual": c}
+                        for label, r, c in zip(labels, run, cf, strict=True)}}

@@ -279,13 +279,15 @@ def replay_cmd(
     index_prior_close: Annotated[float, typer.Option(
         help="KRX venue: the index's previous close, to report circuit-breaker levels in "
              "index points (the index is computed from the tape's constituents).")] = 0.0,
-    broker: Annotated[str | None, typer.Option(
-        help="Attach a margin broker: a preset (cascade brokers list) or a rules TOML file. "
-             "Needs --population.")] = None,
-    population: Annotated[Path | None, typer.Option(
+    broker: Annotated[list[str] | None, typer.Option(
+        help="Attach a margin broker: a preset (cascade brokers list) or a rules TOML file, "
+             "with overrides after commas (krx-credit,maintenance_ratio=1.3). Repeatable: "
+             "several brokers in one market, each with its --population, or all sharing one "
+             "file whose accounts go to the broker of their kind.")] = None,
+    population: Annotated[list[Path] | None, typer.Option(
         help="The broker's accounts: a CSV (account_id,kind,instrument,shares,entry_price,"
              "cash,loan,trade_date) or a TOML spec synthesised from daily bars "
-             "(docs/brokers.md).")] = None,
+             "(docs/brokers.md). One per --broker, in order, or one for all.")] = None,
     set_: Annotated[list[str] | None, typer.Option(
         "--set", help="Override a rule: --set maintenance_ratio=1.3 (repeatable, each key "
                       "once; ratios are fractions, 1.3 = 130%; ranges: docs/brokers.md).")]
@@ -358,9 +360,12 @@ def replay_cmd(
 
         if tape is None:
             raise ValueError(f"{mode} mode replays a tape: give TAPE")
+        first, more = _brokers(broker or [], population or [], set_ or [])
         spec = RunSpec(tape=tape, output=output, mode=mode, venue=venue, seed=seed,
-                       inject=inject, broker=broker, population=population,
-                       overrides=tuple(set_ or ()), index_prior_close=index_prior_close,
+                       inject=inject, broker=first.rules if first else None,
+                       population=first.population if first else None,
+                       overrides=first.overrides if first else tuple(set_ or ()),
+                       more_brokers=more, index_prior_close=index_prior_close,
                        chunk_rows=chunk_rows, strategy=strategy,
                        strategy_params=_parse_params(param or [], strategy),
                        overwrite=overwrite)
@@ -398,18 +403,56 @@ def _print_injected_outcomes(run_dir: Path) -> None:
         out.print(line, markup=False, highlight=False)
 
 
+def _brokers(brokers: list[str], populations: list[Path], overrides: list[str]):
+    """The first broker and the others (:class:`replay.runner.BrokerSpec`) of --broker,
+    --population and --set: one population per broker, or one for all; --set with one broker
+    only (with several, each takes its overrides after commas)."""
+    from replay.compare import parse_variant
+    from replay.runner import BrokerSpec
+
+    if not brokers:
+        if populations:
+            raise ValueError("--population gives a broker's accounts: give --broker")
+        return None, ()
+    if len(populations) not in (1, len(brokers)):
+        raise ValueError(f"{len(brokers)} --broker and {len(populations)} --population: give "
+                         "one population per broker, in the same order, or one for all")
+    if overrides and len(brokers) > 1:
+        raise ValueError("--set with several brokers: give each broker its overrides after "
+                         "commas, e.g. --broker krx-credit,maintenance_ratio=1.3")
+    specs = []
+    for k, text in enumerate(brokers):
+        name, own = parse_variant(text)
+        pop = populations[k] if len(populations) > 1 else (populations[0] if k == 0 else None)
+        specs.append(BrokerSpec(name, pop, tuple([*overrides, *own])))
+    return specs[0], tuple(specs[1:])
+
+
 def _print_broker(summary: dict) -> None:
-    """The broker's lines: whom it manages and ignores, what the accounts went through
-    (docs/brokers.md, "What the summary counts"), what was sold."""
-    b, c = summary["broker"], summary["counterfactual"]
-    name, kind = summary["config"]["broker"], b["kind"]
+    """The brokers' lines (each, then their total when several): whom each manages and
+    ignores, what the accounts went through (docs/brokers.md, "What the summary counts"),
+    what was sold."""
+    sections = summary.get("brokers")
+    if sections:
+        for label, s in sections.items():
+            _print_one_broker(label, s["broker"], s["counterfactual"], ignored=False)
+        _print_one_broker("total", summary["broker"], summary["counterfactual"])
+    else:
+        _print_one_broker(summary["config"]["broker"], summary["broker"],
+                          summary["counterfactual"])
+
+
+def _print_one_broker(name: str, b: dict, c: dict, ignored: bool = True) -> None:
+    """``ignored``: say which accounts of the population it left (with several brokers, the
+    total says which accounts no broker handles)."""
+    kind = b["kind"]
     out.print(f"broker {name}: {b['accounts_managed']:,} {kind} accounts: "
               f"{b['accounts_called']:,} called, {b['accounts_force_ordered']:,} given forced "
               f"orders, {b['accounts_force_sold']:,} force-sold, {b['accounts_wiped_out']:,} "
               f"wiped out", highlight=False)
-    ignored = b.get("accounts_ignored") or {}
-    if ignored:
-        counts = ", ".join(f"{n:,} {k}" for k, n in ignored.items())
+    left = (b.get("accounts_ignored") or {}) if ignored else {}
+    if left:
+        counts = ", ".join(f"{n:,} {k}" for k, n in left.items())
         out.print(f"broker {name}: ignored {counts} account(s) of the population: "
                   f"{kind} rules handle {kind} accounts only (summary.json: "
                   "broker.accounts_ignored)", highlight=False)

@@ -149,6 +149,7 @@ def compare(tape: str | Path, variants: list[str], population: str | Path,
     reused from an earlier run reaches ``progress`` with ``summary["compare"]["reused"]``
     True."""
     from brokers.engine import Broker
+    from brokers.population import KIND_CODES, rekind
     from brokers.rules import load_rules
     from replay.broker_run import load_population
     from replay.engine import VENUES
@@ -172,24 +173,23 @@ def compare(tape: str | Path, variants: list[str], population: str | Path,
     pop = load_population(Path(population), t, seed)
     if inject is not None and not Path(inject).is_file():
         raise FileNotFoundError(f"{inject}: no such file of orders to inject")
-    kind = None
     if strategy:
         from strategies.base import load_strategy
 
-        kind = load_strategy(strategy)(**(strategy_params or {})).account
+        load_strategy(strategy)(**(strategy_params or {}))  # its parameters, before any run
     parsed = []
     for text in variants:
         name, own = parse_variant(text)
         sets = [*overrides, *own]
         try:
             rules = load_rules(name, sets)
-            Broker(rules, pop)  # the population holds accounts of the rules' kind
+            # a variant of another kind than the population's accounts takes them as its own
+            # (brokers.population.rekind; docs/brokers.md: comparing kinds)
+            held = (np.asarray(pop.kind) == KIND_CODES[rules.kind]).any()
+            Broker(rules, pop if held else rekind(pop, rules.kind))
         except (ValueError, FileNotFoundError) as exc:
             raise ValueError(f"variant {text!r}: {exc}") from None
-        if kind not in (None, "cash", rules.kind):
-            raise ValueError(f"variant {text!r}: {rules.kind} rules, but the strategy trades "
-                             f"a {kind} account")
-        parsed.append((name, sets))
+        parsed.append((name, sets, not held))
 
     output = Path(output)
     _check_output(output, names, overwrite)
@@ -202,10 +202,10 @@ def compare(tape: str | Path, variants: list[str], population: str | Path,
         raise OutputError(output, exc) from None
     specs = [RunSpec(tape=Path(tape), output=output / label, mode=mode, venue=venue, seed=seed,
                      inject=Path(inject) if inject else None, broker=name,
-                     population=Path(population), overrides=tuple(sets),
+                     population=Path(population), overrides=tuple(sets), rekind=other,
                      index_prior_close=index_prior_close, strategy=strategy,
                      strategy_params=dict(strategy_params or {}))
-             for label, (name, sets) in zip(names, parsed, strict=True)]
+             for label, (name, sets, other) in zip(names, parsed, strict=True)]
     inputs = _inputs(tape, population, inject, strategy)
     try:
         _run_all(names, variants, specs, jobs, progress, inputs)
@@ -217,7 +217,7 @@ def compare(tape: str | Path, variants: list[str], population: str | Path,
         raise
     run_dirs = [target / label for label in names]
     summaries = [verify(d) for d in run_dirs]
-    table = comparison_table(names, parsed, summaries, run_dirs)
+    table = comparison_table(names, [(n, s) for n, s, _ in parsed], summaries, run_dirs)
     atomic_write(target / "comparison.csv", lambda p: table.to_csv(p, index=False))
     atomic_write(target / "comparison.parquet",
                  lambda p: pq.write_table(pa.Table.from_pandas(table, preserve_index=False), p))

@@ -35,13 +35,28 @@ def default_venue(instruments) -> str:
     return "krx" if venues == {"XKRX"} else "generic"
 
 
+@dataclass(frozen=True)
+class BrokerSpec:
+    """One more broker of a run: its rules (a preset or a rules TOML), its accounts (None:
+    the run's first population, shared: each broker takes the accounts of its kind) and its
+    rule overrides."""
+
+    rules: str
+    population: Path | None = None
+    overrides: tuple[str, ...] = ()
+    #: take the population's accounts as accounts of the rules' kind when it holds none
+    #: (brokers.population.rekind): how cascade compare compares kinds
+    rekind: bool = False
+
+
 @dataclass
 class RunSpec:
     """Everything that decides a run's output (recorded under ``config`` in summary.json).
 
     ``seed`` None takes the tape's own session seed (synthetic tapes), else 0.
     ``strategy`` is ``FILE.py:Class`` or ``module:Class``; ``strategy_params`` are passed to
-    its constructor."""
+    its constructor. ``broker``, ``population`` and ``overrides`` are the first broker;
+    ``more_brokers`` the others of the same market (docs/brokers.md: several brokers)."""
 
     tape: Path
     output: Path
@@ -57,10 +72,27 @@ class RunSpec:
     strategy: str | None = None
     strategy_params: dict[str, Any] = field(default_factory=dict)
     overwrite: bool = False  # replace a non-empty output whole (else it is refused)
+    more_brokers: tuple[BrokerSpec, ...] = ()
+    rekind: bool = False  # the first broker's BrokerSpec.rekind
+
+    def brokers(self) -> list[BrokerSpec]:
+        """Every broker of the run, in the order given (the order they are called in)."""
+        if not self.broker:
+            return []
+        first = BrokerSpec(self.broker, self.population, tuple(self.overrides), self.rekind)
+        return [first, *self.more_brokers]
 
     def config(self) -> dict[str, Any]:
-        return {k: (str(v) if isinstance(v, Path) else list(v) if isinstance(v, tuple) else v)
-                for k, v in asdict(self).items() if k not in ("output", "overwrite")}
+        def plain(v):
+            return str(v) if isinstance(v, Path) else list(v) if isinstance(v, tuple) else v
+        config = {k: plain(v) for k, v in asdict(self).items()
+                  if k not in ("output", "overwrite", "more_brokers", "rekind")}
+        if self.rekind:
+            config["rekind"] = True
+        if self.more_brokers:
+            config["more_brokers"] = [{k: plain(v) for k, v in asdict(b).items()}
+                                      for b in self.more_brokers]
+        return config
 
 
 def _no_progress(label: str, total: int | None):
@@ -86,19 +118,20 @@ def run_tape(spec: RunSpec, progress: ProgressFactory = _no_progress, *,
         raise ValueError("a broker needs both --broker and --population")
     if spec.overrides and not spec.broker:
         raise ValueError("--set overrides a broker's rules: give --broker")
+    if spec.more_brokers and not spec.broker:
+        raise ValueError("more brokers need a first one (RunSpec.broker)")
     check_target(spec.output, spec.overwrite)
     t = Tape(spec.tape)
     if spec.venue is None:
         spec = replace(spec, venue=default_venue(t.instruments))
     seed = spec.seed if spec.seed is not None else (t.session_seed or 0)
     injected = read_injected(spec.inject, t.instruments) if spec.inject else None
-    rules = pop = None
+    market = []  # (label, rules, population) per broker
     if spec.broker:
-        from brokers.rules import load_rules
-        from replay.broker_run import load_population
+        from replay.broker_run import load_brokers
 
-        rules = load_rules(spec.broker, list(spec.overrides))
-        pop = load_population(spec.population, t, seed)
+        market = load_brokers(spec.brokers(), t, seed)
+    rules = market[0][1] if market else None
     strategy_class = None
     if spec.strategy:
         from strategies.base import load_strategy
@@ -106,32 +139,44 @@ def run_tape(spec: RunSpec, progress: ProgressFactory = _no_progress, *,
         strategy_class = load_strategy(spec.strategy)
 
     def make_replay(submit_forced: bool = True):
-        """A fresh replay with the broker (and strategy) attached."""
+        """A fresh replay with the brokers (and strategy) attached, in the order given; a
+        margin strategy's account joins the first broker of its kind (with none, a broker of
+        its kind's preset holding its account alone)."""
+        from brokers.engine import Broker
+
         rp = Replay(t.instruments, spec.mode, venue=spec.venue, seed=seed,
                     index_prior_close=spec.index_prior_close)
-        broker = host = None
-        if strategy_class is not None:
+        brokers, host = [], None
+        strategy = strategy_class(**spec.strategy_params) if strategy_class else None
+        for _, rules_, pop in market:
+            if strategy is not None and host is None and strategy.account == rules_.kind:
+                from strategies.base import attach_strategy
+
+                host = attach_strategy(rp, strategy, rules=rules_, population=pop, seed=seed,
+                                       submit_forced=submit_forced)
+                brokers.append(host.population_broker)
+            else:
+                brokers.append(Broker(rules_, pop, seed=seed,
+                                      submit_orders=submit_forced).attach(rp))
+        if strategy is not None and host is None:
             from strategies.base import attach_strategy
 
-            host = attach_strategy(rp, strategy_class(**spec.strategy_params), rules=rules,
-                                   population=pop, seed=seed, submit_forced=submit_forced)
-            broker = host.population_broker
-        elif rules is not None:
-            from brokers.engine import Broker
-
-            broker = Broker(rules, pop, seed=seed, submit_orders=submit_forced).attach(rp)
-        return rp, broker, host
+            host = attach_strategy(rp, strategy, seed=seed, submit_forced=submit_forced)
+        return rp, brokers, host
 
     with RunDirectory(spec.output, overwrite=spec.overwrite) as run:
         warm_up(t, spec.mode, spec.venue, seed)
         load_seconds = time.perf_counter() - t_start
-        rp, broker, host = make_replay()
+        rp, brokers, host = make_replay()
+        labels = [label for label, _, _ in market] if len(market) > 1 else [None]
         snapshots = None
-        if broker is not None and rules is not None:
+        if brokers:
             from replay.broker_run import AccountSnapshots
 
-            snapshots = AccountSnapshots(run.stream("accounts.parquet"))
-            broker.snapshot_sink = snapshots
+            stream = run.stream("accounts.parquet")
+            snapshots = [AccountSnapshots(stream, label) for label in labels]
+            for broker, sink in zip(brokers, snapshots, strict=True):
+                broker.snapshot_sink = sink
         writer = RunWriter(run.path, t.instruments, run.run_id)  # streams as rows come
         with progress(f"replay ({spec.mode}, {spec.venue})", len(t)) as advance:
             result = rp.run(t.chunks(spec.chunk_rows), injected, progress=advance, sink=writer)
@@ -139,26 +184,28 @@ def run_tape(spec: RunSpec, progress: ProgressFactory = _no_progress, *,
         summary = writer.close(result, seed=seed, config=config)
         if host is not None:
             summary["strategy"] = host.write_tables(run.path, run.run_id)
-        if broker is not None and rules is not None:
+        if brokers:
             from replay.broker_run import (
                 CounterfactualTrades,
+                broker_sections,
                 discard_snapshot,
-                metrics,
                 write_broker_tables,
             )
 
-            write_broker_tables(run.path, broker, snapshots, run.run_id)
+            write_broker_tables(run.path, brokers, labels, snapshots[0].stream, run.run_id)
             with progress("counterfactual (no forced orders)", len(t)) as advance:
-                cf, cf_broker, _ = make_replay(submit_forced=False)
-                cf_broker.snapshot_sink = discard_snapshot
+                cf, cf_brokers, _ = make_replay(submit_forced=False)
+                for b in cf_brokers:
+                    b.snapshot_sink = discard_snapshot
                 cf_trades = CounterfactualTrades(run.stream("counterfactual_trades.parquet"))
                 cf.run(t.chunks(spec.chunk_rows), injected, progress=advance, sink=cf_trades)
                 cf_trades.close()
-            summary["broker"] = metrics(broker, run.path / "trades.parquet")
-            summary["counterfactual"] = metrics(cf_broker,
-                                                run.path / "counterfactual_trades.parquet")
+            summary.update(broker_sections(brokers, cf_brokers, labels, run.path))
             summary["config"] = {**config, "broker": rules.name}
             summary["rules"] = asdict(rules)  # as applied, overrides included
+            if len(market) > 1:
+                summary["config"]["brokers"] = labels
+                summary["rules_by_broker"] = {label: asdict(r) for label, r, _ in market}
         summary["load_seconds"] = round(load_seconds, 6)
         summary["wall_seconds"] = round(time.perf_counter() - t_start, 6)
         summary.update(sections or {})
