@@ -13,8 +13,15 @@ from venues.book import (
 from venues.codes import (
     ASK,
     BID,
+    SRC_HISTORY,
 )
-from venues.matching import SRC_HISTORY, Reports, clear_fills, fill_at, fill_count, match
+from venues.matching import (
+    Reports,
+    clear_fills,
+    fill_at,
+    fill_count,
+    match,
+)
 
 
 def _book():
