@@ -538,12 +538,7 @@ class Replay:
         events = 0
         mode = loop.MODES[self.mode]
         participants = self.participants
-        for p in participants:
-            if id(p) not in self._started:
-                self._started.add(id(p))
-                p.start(self)
-        if self.venue is not None:
-            self.venue.listeners = [p for p in participants if p is not self.venue]
+        self._start()
         t0 = time.perf_counter()
         for ev in itertools.chain(chunks, [Events.empty()]):
             if len(ev):
@@ -585,6 +580,39 @@ class Replay:
             venue=self.venue_name,
             **self._venue_tables(),
         )
+
+    def run_source(self, source: EventSource, first_ts: int,
+                   injected: InjectedOrders | None = None, *, sink: ReportSink | None = None,
+                   events: Callable[[], int] | None = None) -> ReplayResult:
+        """Run one event source (the generative flow) from ``first_ts``, with ``injected``
+        orders merged in by time and every participant, as :meth:`run` runs a tape.
+        ``events()`` counts what the source generated."""
+        self._sink = sink
+        jbase = self.add_orders(injected or InjectedOrders.empty())
+        self._start()
+        t0 = time.perf_counter()
+        self._begin(first_ts)
+        rest = self._inj[self._jpos:]
+        priced = rest[(rest[:, J_TYPE] != ORDER_TYPES["market"])
+                      & (rest[:, J_TYPE] != ORDER_TYPES["cancel"])]
+        for i in np.unique(priced[:, J_INST]):
+            self._ensure_ladder(int(i), priced[priced[:, J_INST] == i, J_PRICE])
+        self.drive(source)
+        for p in self.participants:
+            p.finish()
+        self.flush()
+        n = events() if events is not None else 0
+        self.book.counters[loop.C_EVENTS] += n
+        return self.result(n, time.perf_counter() - t0, jbase)
+
+    def _start(self) -> None:
+        """Start the participants not yet started; the venue tells the others, in order."""
+        for p in self.participants:
+            if id(p) not in self._started:
+                self._started.add(id(p))
+                p.start(self)
+        if self.venue is not None:
+            self.venue.listeners = [p for p in self.participants if p is not self.venue]
 
     def _begin(self, ts: int, roles: tuple[str, ...] | None = None) -> None:
         """The first event's time: each participant not yet begun begins (only the venue

@@ -9,23 +9,34 @@ down, nothing re-centres it from outside: whatever part of the impact persists, 
 does so through the flow's reaction (docs/replay-modes.md).
 
 Sessions: the continuous session of each XKRX trading day, 09:00-15:20 Asia/Seoul. Each day
-opens with a book of the profile's size around the previous close and ends with the book
-cleared; the next day's base price is the day's last trade, and prices stay inside the day's
-daily limits.
+opens with a book of the profile's size around the previous close, and prices stay inside
+the day's daily limits.
+
+The flow is an event source of the replay's one driver (:meth:`replay.engine.Replay.drive`),
+as a tape is, so a generative run has the same participants as a replay:
+
+- at the generic venue each day's book is cleared at the session's end and the next day's
+  base price is the day's last trade; an injected order after the session meets the next
+  day's opening book;
+- at the KRX venue the venue runs the sessions around the flow: the day's base price and
+  limits are the venue's, the flow's opening book rests in the opening auction with the
+  orders sent before the open (the brokers' forced sales at the pre-open), its orders rest
+  through VIs, halts and the closing auction, and the venue uncrosses them; its market orders
+  trade only when the venue matches, within the VI thresholds; the venue clears the book at
+  the day's end;
+- brokers wake on its prices and a strategy trades against it; the counterfactual is the
+  same flow (same seed) with the brokers' orders switched off.
 """
 
 from __future__ import annotations
 
 import time
 from datetime import date
+from datetime import time as clock
 
 import numpy as np
 
-from replay.engine import (
-    InjectedOrders,
-    Replay,
-    ReplayResult,
-)
+from replay.engine import InjectedOrders, Replay, ReplayResult
 from replay.synth import (
     INSTRUMENT_ID,
     _resolve,
@@ -40,60 +51,42 @@ from replay.synth import (
 from replay.tape import ADD, CANCEL, MODIFY, TRADE, Instrument, InstrumentTable
 from venues import loop
 from venues.book import (
-    I_BEST_ASK,
-    I_BEST_BID,
-    I_LAST,
     NEED_ORDERS,
     NEED_OUTPUT,
-    O_ID,
-    O_SIZE,
     OK,
+    PAUSE,
     alloc_order,
+    best_price,
     can_alloc,
     clear_instrument,
     enqueue,
     find_order,
-    ii,
+    last_price,
     level_index,
-    level_price,
-    oi,
+    order_fields,
     reduce_order,
     release,
 )
-from venues.codes import (
-    ASK,
-    BID,
-    SRC_HISTORY,
-)
+from venues.codes import ASK, BID, SRC_HISTORY
 from venues.kernel import kernel
 from venues.krx.calendar import trading_days
 from venues.krx.limits import price_limits
-from venues.krx.session import continuous_bounds_ns
+from venues.krx.session import continuous_bounds_ns, seoul_ns
 from venues.krx.ticks import price_grid, tick_size
-from venues.matching import (
-    E_PRICE,
-    E_SIZE,
-    FILLS,
-    J_COLS,
-    J_INST,
-    J_PRICE,
-    J_TS,
-    fi,
-    match,
-    prints_from_fills,
-    room,
+from venues.matching import E_PRICE, E_SIZE, FILLS, J_COLS, J_INST, J_PRICE, J_TS, fi, room
+from venues.participants import NEVER
+from venues.rules import (
+    accepts_history,
+    market_watch,
+    matching_allowed,
+    vi_stops,
+    watches_market,
 )
 
 SRC_FLOW = SRC_HISTORY  # the background flow plays history's part in this mode
 FLOW_TAKER = -1
 # Flow state (st[...]): next order id, live-list length, time since the open (ns), events.
 G_NEXT_ID, G_NLIST, G_T, G_EVENTS = range(4)
-
-
-@kernel
-def _best(S, inst, side):
-    k = S[ii(S, inst, I_BEST_BID if side == BID else I_BEST_ASK)]
-    return level_price(S, inst, k) if k >= 0 else 0
 
 
 @kernel
@@ -114,7 +107,7 @@ def _pick_live(S, inst, st, live, rng):
     while st[G_NLIST] > 0:
         j = int(rng.random() * st[G_NLIST])
         row = find_order(S, live[j], inst)
-        if row >= 0 and S[oi(S, row, O_SIZE)] > 0:
+        if row >= 0 and order_fields(S, row)[3] > 0:
             return row
         st[G_NLIST] -= 1
         live[j] = live[st[G_NLIST]]
@@ -131,83 +124,126 @@ def _remove_from_live(st, live, oid):
 
 
 @kernel
-def run_session(S, F, OUT, inj, jpos, inst, open_ns, session_ns, params, ladder, rng,
-                st, live, value, n_open):
-    """Generate one session from ``st[G_T]`` (0 at the open), injected orders merged in by
-    time. Returns (status, jpos); the flow state lives in ``st``/``live``/``value``."""
+def _follow(OUT, start, value, params):
+    """The latent value follows each fill written since ``start``."""
+    for i in range(start, OUT[FILLS + 2]):
+        value[0] = follow_trade(value[0], OUT[fi(OUT, i, E_PRICE)], OUT[fi(OUT, i, E_SIZE)],
+                                params)
+
+
+@kernel
+def _orders(S, F, OUT, inj, jpos, upto, until, value, params):
+    """Execute the injected orders up to time ``upto`` (PAUSE at ``until``; VENUE_EVENT or
+    WAKE after an order that fired them). Returns (status, jpos)."""
+    watch = watches_market(S)
     nj = inj.shape[0]
-    if st[G_T] == 0 and n_open > 0 and st[G_NLIST] == 0:
-        for _ in range(n_open):
-            if not can_alloc(S) or st[G_NLIST] >= live.shape[0]:
-                return NEED_ORDERS, jpos
-            side, price, size = limit_order(_best(S, inst, BID), _best(S, inst, ASK),
-                                            S[ii(S, inst, I_LAST)], params, ladder,
-                                            value[0], rng)
-            if size > 0:
-                _flow_add(S, inst, open_ns, side, price, size, st, live)
-        st[G_T] = 1
-    while st[G_T] < session_ns:
-        ts = open_ns + st[G_T]
-        while jpos < nj and inj[jpos, J_TS] <= ts:
-            if not room(S, OUT):
-                return NEED_OUTPUT, jpos
-            start = OUT[FILLS + 2]
-            status = loop._inject(S, F, OUT, inj, jpos, loop.GENERATIVE)
+    while jpos < nj and inj[jpos, J_TS] <= upto:
+        ts = inj[jpos, J_TS]
+        if ts >= until:
+            return PAUSE, jpos
+        if not room(S, OUT):
+            return NEED_OUTPUT, jpos
+        inst = inj[jpos, J_INST]
+        before = last_price(S, inst)
+        start = OUT[FILLS + 2]
+        status = loop.execute_injected(S, F, OUT, inj, jpos, loop.GENERATIVE)
+        if status != OK:
+            return status, jpos
+        _follow(OUT, start, value, params)
+        loop.write_top(S, OUT, inst, ts)
+        if watch:
+            market_watch(S, inst, before, ts)
+        jpos += 1
+        status = loop.stop_after(S, OUT, inst, ts)
+        if status != OK:
+            return status, jpos
+    return OK, jpos
+
+
+@kernel
+def run_session(S, F, OUT, inj, jpos, inst, open_ns, session_ns, params, ladder, rng,
+                st, live, value, n_open, until, early, drain_until):
+    """Generate one session from ``st[G_T]`` (0 at the open), injected orders merged in by
+    time, until it ends or stops: PAUSE before the first input at or after ``until``;
+    VENUE_EVENT or WAKE after an event that fired them; NEED_* for room. ``early``: the
+    orders sent before the open are executed first (a venue's opening auction), else after
+    the opening book. After the session, the injected orders up to ``drain_until`` (-1:
+    none). Returns (status, jpos); the flow's state lives in ``st``/``live``/``value``."""
+    if st[G_T] == 0:
+        if early:
+            status, jpos = _orders(S, F, OUT, inj, jpos, open_ns - 1, until, value, params)
             if status != OK:
                 return status, jpos
-            _follow(S, OUT, start, value, params)
-            loop.write_top(S, OUT, inst, inj[jpos, J_TS])
-            jpos += 1
+        if open_ns >= until:
+            return PAUSE, jpos
+        if n_open > 0 and st[G_NLIST] == 0:
+            for _ in range(n_open):
+                if not can_alloc(S) or st[G_NLIST] >= live.shape[0]:
+                    return NEED_ORDERS, jpos
+                side, price, size = limit_order(best_price(S, inst, BID),
+                                                best_price(S, inst, ASK), last_price(S, inst),
+                                                params, ladder, value[0], rng)
+                if size > 0:
+                    _flow_add(S, inst, open_ns, side, price, size, st, live)
+            st[G_T] = 1
+    watch = watches_market(S)
+    while st[G_T] < session_ns:
+        ts = open_ns + st[G_T]
+        status, jpos = _orders(S, F, OUT, inj, jpos, ts, until, value, params)
+        if status != OK:
+            return status, jpos
+        if ts >= until:
+            return PAUSE, jpos
         if not room(S, OUT):
             return NEED_OUTPUT, jpos
         if not can_alloc(S) or st[G_NLIST] + 1 >= live.shape[0]:
             return NEED_ORDERS, jpos
-        bid = _best(S, inst, BID)
-        ask = _best(S, inst, ASK)
-        last = S[ii(S, inst, I_LAST)]
+        bid = best_price(S, inst, BID)
+        ask = best_price(S, inst, ASK)
+        last = last_price(S, inst)
+        adds = accepts_history(S, inst, True)  # not while the market is halted or closed
         action = choose_action(st[G_NLIST], params, rng)
         if action == ADD:
             side, price, size = limit_order(bid, ask, last, params, ladder, value[0], rng)
-            if size > 0:
+            if size > 0 and adds:
                 _flow_add(S, inst, ts, side, price, size, st, live)
         elif action == TRADE:
             side, size = market_order(bid, ask, last, params, ladder, value[0], rng)
-            start = OUT[FILLS + 2]
-            match(S, OUT, inst, side, -1, size, ts, FLOW_TAKER, SRC_FLOW, False, -1)
-            _follow(S, OUT, start, value, params)
+            if matching_allowed(S, inst):
+                start = OUT[FILLS + 2]
+                lo, hi = vi_stops(S, inst)
+                filled, _ = loop.match_within_vi(S, OUT, inst, side, -1, lo, hi, size, ts,
+                                                 FLOW_TAKER, SRC_FLOW, False, -1)
+                if filled > 0:
+                    loop.mark_last_generation(S, inst, 0)  # the flow plays history's part
+                _follow(OUT, start, value, params)
         else:
             row = _pick_live(S, inst, st, live, rng)
             if row >= 0:
-                resting = S[oi(S, row, O_SIZE)]
+                oid, _, _, resting = order_fields(S, row)
                 cut = cancel_size(resting, params, rng) if action == CANCEL else resting
-                oid = S[oi(S, row, O_ID)]
                 reduce_order(S, row, cut)
-                if S[oi(S, row, O_SIZE)] == 0:
+                if order_fields(S, row)[3] == 0:
                     release(S, row)
                     _remove_from_live(st, live, oid)
                 if action == MODIFY:
-                    side, price, size = limit_order(_best(S, inst, BID),
-                                                    _best(S, inst, ASK), last, params,
+                    side, price, size = limit_order(best_price(S, inst, BID),
+                                                    best_price(S, inst, ASK), last, params,
                                                     ladder, value[0], rng)
-                    if size > 0:
+                    if size > 0 and adds:
                         _flow_add(S, inst, ts, side, price, size, st, live)
         loop.write_top(S, OUT, inst, ts)
+        if watch:
+            market_watch(S, inst, last, ts)
         st[G_EVENTS] += 1
         gap = arrival_gap_ns(st[G_T], params, rng)
         value[0] = evolve_value(value[0], gap, params, rng)
         value[0] = min(max(value[0], ladder[0]), ladder[ladder.shape[0] - 1])
         st[G_T] += gap
-    return OK, jpos
-
-
-@kernel
-def _follow(S, OUT, start, value, params):
-    """Trade prints for the fills since ``start``; the latent value follows each trade."""
-    end = OUT[FILLS + 2]
-    prints_from_fills(OUT, start)
-    for i in range(start, end):
-        value[0] = follow_trade(value[0], OUT[fi(OUT, i, E_PRICE)], OUT[fi(OUT, i, E_SIZE)],
-                                params)
+        status = loop.stop_after(S, OUT, inst, ts)
+        if status != OK:
+            return status, jpos
+    return _orders(S, F, OUT, inj, jpos, drain_until, until, value, params)
 
 
 @kernel
@@ -225,51 +261,115 @@ def flow_instruments(profile: str, start: date = date(2024, 1, 2)) -> Instrument
         market="KOSPI")])
 
 
+class GenerativeFlow:
+    """The reactive flow as an event source of :meth:`Replay.drive`: ``days`` sessions of
+    ``profile`` from ``start``, seeded by ``seed``."""
+
+    def __init__(self, replay: Replay, profile: str, days: int, seed: int,
+                 start: date = date(2024, 1, 2)) -> None:
+        prof = _resolve(profile)
+        self.prof = prof
+        self.params = prof.to_params()
+        self.rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence([seed, 1])))
+        self.days = trading_days(start, days)
+        self.venue = replay.venue
+        self.live = np.zeros(4 * prof.live_orders + 1024, np.int64)
+        self.st = np.zeros(4, np.int64)
+        self.st[G_NEXT_ID] = 1
+        self.base = prof.start_price
+        self.k = 0  # the day being generated
+        self.ready = False
+        self.value = np.array([float(self.base)])
+
+    def first_ts(self) -> int:
+        """When the run begins: the first day's pre-open at a venue, else its open."""
+        day = self.days[0]
+        return seoul_ns(day, clock(8, 30)) if self.venue is not None else \
+            continuous_bounds_ns(day)[0]
+
+    def _set_up_day(self, rp: Replay) -> None:
+        day = self.days[self.k]
+        if self.venue is None:
+            lower, upper = price_limits(self.base, on=day)
+            rp.ensure_ladder(INSTRUMENT_ID, lower, upper)
+            rp.book.column("last")[INSTRUMENT_ID] = self.base
+        else:  # the venue opened the day: its base price and limits
+            lower = int(rp.book.column("lower_limit")[INSTRUMENT_ID])
+            upper = int(rp.book.column("upper_limit")[INSTRUMENT_ID])
+            self.base = int(rp.book.column("last")[INSTRUMENT_ID])
+        self.ladder = np.asarray(price_grid(lower, upper, on=day), np.int64)
+        self.open_ns, close_ns = continuous_bounds_ns(day)
+        self.session_ns = close_ns - self.open_ns
+        self.value = np.array([float(self.base)])
+        self.st[G_T] = 0
+        self.st[G_NLIST] = 0
+        self.ready = True
+
+    def advance(self, rp: Replay, until: int) -> int:
+        while self.k < len(self.days):
+            if not self.ready:
+                if self.venue is not None and self.venue.day != self.days[self.k]:
+                    if until == NEVER:
+                        raise RuntimeError("the venue has no session left for the flow")
+                    return PAUSE  # the venue opens the day first
+                self._set_up_day(rp)
+            last_day = self.k == len(self.days) - 1
+            # at a venue, the orders after the session meet its closing auction and the next
+            # pre-open; at the generic venue, the next day's opening book (none after the last)
+            drain = -1 if self.venue is None else NEVER if last_day else \
+                continuous_bounds_ns(self.days[self.k + 1])[0] - 1
+            status, rp._jpos = run_session(
+                rp.book.S, rp.F, rp.reports.OUT, rp._inj, rp._jpos, INSTRUMENT_ID,
+                self.open_ns, self.session_ns, self.params, self.ladder, self.rng, self.st,
+                self.live, self.value, self.prof.live_orders, until, self.venue is not None,
+                drain)
+            if status == NEED_ORDERS and self.st[G_NLIST] + 1 >= len(self.live):
+                self.live = np.concatenate([self.live, np.zeros(len(self.live), np.int64)])
+                continue
+            if status != OK:
+                return status
+            if self.venue is None:
+                last = int(rp.book.column("last")[INSTRUMENT_ID])
+                if last > 0:
+                    self.base = last
+                _end_session(rp.book.S, INSTRUMENT_ID)
+            self.k += 1
+            self.ready = False
+        return OK
+
+    def next_input(self, rp: Replay) -> int:
+        t = self.open_ns + int(self.st[G_T]) if self.ready else NEVER
+        if rp._jpos < len(rp._inj):
+            t = min(t, int(rp._inj[rp._jpos, J_TS]))
+        return t
+
+    def needs(self, rp: Replay) -> tuple[int, int]:
+        inj, jpos = rp._inj, rp._jpos
+        at = inj[jpos] if jpos < len(inj) else np.zeros(J_COLS, np.int64)
+        return int(at[J_INST]), int(at[J_PRICE])  # a ladder: an injected order's
+
+
+def generative_replay(profile: str, *, venue: str = "generic", seed: int = 0,
+                      start: date = date(2024, 1, 2)) -> Replay:
+    """A replay of the flow's instrument, to attach brokers and strategies to before
+    :func:`run_generative`."""
+    day0 = trading_days(start, 1)[0]
+    return Replay(flow_instruments(profile, start), "generative", session_date=day0,
+                  venue=venue, seed=seed)
+
+
 def run_generative(profile: str, *, days: int = 1, seed: int = 0,
                    injected: InjectedOrders | None = None,
-                   start: date = date(2024, 1, 2)) -> ReplayResult:
+                   start: date = date(2024, 1, 2), replay: Replay | None = None,
+                   sink=None) -> ReplayResult:
     """Generate ``days`` sessions of ``profile`` with ``injected`` orders trading against the
-    reactive flow. Same profile, days, seed and orders: identical results."""
-    prof = _resolve(profile)
-    params = prof.to_params()
-    rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence([seed, 1])))
-    day0 = trading_days(start, 1)[0]
-    table = flow_instruments(profile, start)
-    rp = Replay(table, "generative", session_date=day0)
-    orders = injected or InjectedOrders.empty()
-    jbase = rp.add_orders(orders)
-    inj = rp.injected_orders()
-    jpos = 0
-    live = np.zeros(4 * prof.live_orders + 1024, np.int64)
-    st = np.zeros(4, np.int64)
-    st[G_NEXT_ID] = 1
-    base = prof.start_price
+    reactive flow, in ``replay`` (:func:`generative_replay`, with its participants) or a
+    fresh one at the generic venue. Same profile, days, seed, orders and participants:
+    identical results."""
+    rp = replay if replay is not None else generative_replay(profile, seed=seed, start=start)
+    flow = GenerativeFlow(rp, profile, days, seed, start)
     t0 = time.perf_counter()
-    for day in trading_days(start, days):
-        lower, upper = price_limits(base, on=day)
-        ladder = np.asarray(price_grid(lower, upper, on=day), np.int64)
-        rp.ensure_ladder(INSTRUMENT_ID, lower, upper)
-        rp.book.column("last")[INSTRUMENT_ID] = base
-        open_ns, close_ns = continuous_bounds_ns(day)
-        value = np.array([float(base)])
-        st[G_T] = 0
-        st[G_NLIST] = 0
-        while True:
-            status, jpos = run_session(rp.book.S, rp.F, rp.reports.OUT, inj, jpos,
-                                       INSTRUMENT_ID, open_ns, close_ns - open_ns, params,
-                                       ladder, rng, st, live, value, prof.live_orders)
-            if status == OK:
-                break
-            if status == NEED_ORDERS and st[G_NLIST] + 1 >= len(live):
-                live = np.concatenate([live, np.zeros(len(live), np.int64)])
-            else:
-                at = inj[jpos] if jpos < len(inj) else np.zeros(J_COLS, np.int64)
-                rp.grow(status, int(at[J_INST]), int(at[J_PRICE]))  # a ladder: the order's
-        last = int(rp.book.column("last")[INSTRUMENT_ID])
-        if last > 0:
-            base = last
-        _end_session(rp.book.S, INSTRUMENT_ID)
-    rp.flush()
-    events = int(st[G_EVENTS])
-    rp.book.counters[loop.C_EVENTS] = events
-    return rp.result(events, time.perf_counter() - t0, jbase)
+    result = rp.run_source(flow, flow.first_ts(), injected, sink=sink,
+                           events=lambda: int(flow.st[G_EVENTS]))
+    result.wall_seconds = time.perf_counter() - t0
+    return result

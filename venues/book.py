@@ -657,6 +657,12 @@ def order_fields(S, row):
 
 
 @kernel
+def last_price(S, inst):
+    """The instrument's last trade price (0: none yet)."""
+    return S[ii(S, inst, I_LAST)]
+
+
+@kernel
 def best_price(S, inst, side):
     """Price of the best level on ``side``, 0 when that side is empty."""
     k = S[ii(S, inst, I_BEST_BID if side == BID else I_BEST_ASK)]

@@ -317,7 +317,7 @@ def whole_book_crosses(S, mode):
 def _cross_resting(S, OUT, mode, inst, side, price, qty, ts):
     """A historical order at ``price`` that crosses the opposite best executes on arrival,
     as the exchange would match it: price-time priority, at the resting orders' prices,
-    within the VI thresholds (:func:`_match_within_vi`). Against injected resting orders
+    within the VI thresholds (:func:`match_within_vi`). Against injected resting orders
     only, or against the whole opposite side where :func:`whole_book_crosses`. Returns the
     quantity it took; what is left rests at ``price``."""
     opp = S[ii(S, inst, I_BEST_ASK if side == BID else I_BEST_BID)]
@@ -329,7 +329,7 @@ def _cross_resting(S, OUT, mode, inst, side, price, qty, ts):
     whole = whole_book_crosses(S, mode)
     lo, hi = vi_stops(S, inst)
     start = OUT[FILLS + 2]
-    filled, _ = _match_within_vi(S, OUT, inst, side, price, lo, hi, qty, ts, -1,
+    filled, _ = match_within_vi(S, OUT, inst, side, price, lo, hi, qty, ts, -1,
                                  SRC_HIST_CROSS, not whole, -1)
     count(S, C_CROSS_FILLS, OUT[FILLS + 2] - start)
     if whole and filled > 0:
@@ -339,7 +339,7 @@ def _cross_resting(S, OUT, mode, inst, side, price, qty, ts):
 
 
 @kernel
-def _match_within_vi(S, OUT, inst, side, limit, lo, hi, qty, ts, owner, src, hist, row):
+def match_within_vi(S, OUT, inst, side, limit, lo, hi, qty, ts, owner, src, hist, row):
     """Match an aggressor (``limit`` -1: market) up to the VI thresholds ``lo``, ``hi`` and
     print its trades. One whose opposite best already lies at or beyond a threshold does
     not execute and triggers the VI; one whose walk stops at a threshold triggers it after
@@ -392,7 +392,7 @@ def _reject(S, j, reason):
 
 
 @kernel
-def _inject(S, F, OUT, inj, jl, mode):
+def execute_injected(S, F, OUT, inj, jl, mode):
     """Execute injected order ``jl`` of this call (result row ``inj[jl, J_ID]``); returns a
     status code (OK or a NEED_* to retry)."""
     j = inj[jl, J_ID]
@@ -443,7 +443,7 @@ def _inject(S, F, OUT, inj, jl, mode):
         before = S[ii(S, inst, I_LAST)]
         # an order that meets a VI at once does not execute: it rests in the VI auction
         # (an IOC is cancelled)
-        filled, notional = _match_within_vi(S, OUT, inst, side, limit, lo, hi, qty, ts, j,
+        filled, notional = match_within_vi(S, OUT, inst, side, limit, lo, hi, qty, ts, j,
                                             SRC_INJECTED, False, -1)
         S[ri(S, j, R_FILLED)] += filled
         S[ri(S, j, R_NOTIONAL)] += notional
@@ -487,14 +487,14 @@ def run_chunk(ts_a, inst_a, act_a, side_a, px_a, sz_a, oid_a, flg_a, pos, inj, j
                 return NEED_OUTPUT, pos, jpos
             inst = inj[jpos, J_INST]
             before = S[ii(S, inst, I_LAST)]
-            st = _inject(S, F, OUT, inj, jpos, mode)
+            st = execute_injected(S, F, OUT, inj, jpos, mode)
             if st != OK:
                 return st, pos, jpos
             write_top(S, OUT, inst, inj[jpos, J_TS])
             if watch:
                 market_watch(S, inst, before, inj[jpos, J_TS])
             jpos += 1
-            st = _stop_after(S, OUT, inst, inj[jpos - 1, J_TS])
+            st = stop_after(S, OUT, inst, inj[jpos - 1, J_TS])
             if st != OK:
                 return st, pos, jpos
         if n == 0:
@@ -517,14 +517,21 @@ def run_chunk(ts_a, inst_a, act_a, side_a, px_a, sz_a, oid_a, flg_a, pos, inj, j
         if watch:
             market_watch(S, inst, before, ts_a[pos])
         pos += 1
-        st = _stop_after(S, OUT, inst, ts_a[pos - 1])
+        st = stop_after(S, OUT, inst, ts_a[pos - 1])
         if st != OK:
             return st, pos, jpos
     return OK, pos, jpos
 
 
 @kernel
-def _stop_after(S, OUT, inst, ts):
+def mark_last_generation(S, inst, generation):
+    """Who set ``inst``'s last price: 0 the tape (or a flow playing its part), k + 1 a
+    generation-k forced order."""
+    S[ii(S, inst, I_LAST_GEN)] = generation
+
+
+@kernel
+def stop_after(S, OUT, inst, ts):
     """Whether the loop stops after an event on ``inst`` at ``ts`` (OK: it goes on): a
     venue rule fired (VENUE_EVENT); or a participant's wake condition holds (WAKE, with the
     instrument and time in H_WAKE_INST, H_WAKE_TS): the last price fell to the instrument's
@@ -752,7 +759,7 @@ def _fill(S, OUT, ts, inst, price, p, size, row):
         count(S, C_REAPPLIED, 1)
         aggressor = ASK if S[oi(S, row, O_SIDE)] == BID else BID
         lo, hi = vi_stops(S, inst)
-        filled, _ = _match_within_vi(S, OUT, inst, aggressor, p, lo, hi, deficit, ts, -1,
+        filled, _ = match_within_vi(S, OUT, inst, aggressor, p, lo, hi, deficit, ts, -1,
                                      SRC_REAPPLIED, False, row)
         count(S, C_REAPPLIED_FILLED, filled)
         count(S, C_REAPPLIED_DROPPED, deficit - filled)

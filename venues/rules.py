@@ -89,6 +89,12 @@ RULES_KRX = (RULE_ORDER_CHECKS | RULE_MARKET_AT_LIMIT | RULE_VI | RULE_SESSION
              | RULE_MARKET_WATCH | RULE_WHOLE_BOOK_CROSS)
 
 
+@kernel
+def watches_market(S):
+    """Whether the venue keeps the index and the index future (RULE_MARKET_WATCH)."""
+    return (S[H_RULES] & RULE_MARKET_WATCH) != 0
+
+
 def event_time(S) -> int:
     """The time of the event a venue rule stopped the loop for (VENUE_EVENT)."""
     return int(S[H_EV_TS])
