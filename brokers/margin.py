@@ -34,6 +34,7 @@ A new kind is a subclass registered under its name (:func:`register`); docs/brok
 from __future__ import annotations
 
 import math
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date
@@ -203,9 +204,10 @@ def margin_rule(rules: Rules) -> MarginRule:
     return cls(rules)
 
 
-class MarginRule:
+class MarginRule(ABC):
     """What every kind shares: the collateral ratio (holdings + cash) / loan, no intraday
-    trigger, and the sale sized by :meth:`sale_need`, spread over the names by value."""
+    trigger, and the sale sized by :meth:`sale_need`, spread over the names by value. A
+    kind implements the close test, the cure and :meth:`sale_need`."""
 
     kind: ClassVar[str] = ""
     #: a breach at the close opens a margin call with a deadline; False: the account is
@@ -231,17 +233,17 @@ class MarginRule:
         return None
 
     # -- the close ----------------------------------------------------------------------------
+    @abstractmethod
     def close_breaches(self, c: Close) -> np.ndarray:
         """The accounts that are due at this close: cured now or sold the next morning."""
-        raise NotImplementedError
 
+    @abstractmethod
     def cure_payment(self, c: Close) -> np.ndarray:
         """Per account, what an account that tops up pays down its loan with."""
-        raise NotImplementedError
 
+    @abstractmethod
     def deposit_to_cure(self, value: float, loan: int, cash: int) -> int:
         """Won to deposit that bring an account back to its target at this close."""
-        raise NotImplementedError
 
     def frozen_until(self, today: int, debt: int) -> int | None:
         """After a forced sale: the day ordinal until which the account buys with cash only;
@@ -249,11 +251,11 @@ class MarginRule:
         return None
 
     # -- the sale -----------------------------------------------------------------------------
+    @abstractmethod
     def sale_need(self, px: np.ndarray, value: float, loan: int, cash: int, debt: int,
                   matured: bool) -> tuple[float, np.ndarray]:
         """A "restore" sale: the won of holdings to sell, and each name's price per share
         for it."""
-        raise NotImplementedError
 
     def sale_qty(self, held: np.ndarray, px: np.ndarray, value: float, loan: int, cash: int,
                  debt: int, matured: bool) -> np.ndarray:
@@ -280,8 +282,8 @@ class CollateralMargin(MarginRule):
     The line is the collateral ratio (holdings + cash) / loan < maintenance_ratio
     (docs/reference/krx.md: 신용융자, "collateral value at the day's close")."""
 
-    #: the weight of cash in the ratio: 1.0 as collateral, the ratio itself for a CFD
     def _cash_weight(self, m: float) -> float:
+        """The weight of cash against the loan at ratio ``m``: 1 as collateral (a CFD: m)."""
         return 1.0
 
     def below(self, c: Close) -> np.ndarray:

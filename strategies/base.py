@@ -631,7 +631,7 @@ class CashAccount:
         self._cash += int(amount)
 
     def repay(self, amount: int | None = None) -> int:
-        return 0 if amount is None else min(0, max(self.cash, 0), int(amount))
+        return min(self.loan, max(self.cash, 0), self.loan if amount is None else int(amount))
 
     def settle(self) -> None:
         pass
@@ -675,7 +675,6 @@ class StrategyHost:
         self.liquidations = 0
         self.fills = 0
         self.rejected = 0
-        self.margin_rate = broker.rules.margin_rate if broker is not None else 1.0
         replay.strategy = self
         strategy._host = self
         if replay.venue is not None:
