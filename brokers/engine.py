@@ -634,9 +634,12 @@ class Account:
         self.index = index
         pop = broker.population
         self._rows = np.flatnonzero(np.asarray(pop.pos_account) == index)
-        self._row_of: dict[int, np.ndarray] = {}
-        for inst in np.unique(pop.pos_instrument[self._rows]):
-            self._row_of[int(inst)] = self._rows[pop.pos_instrument[self._rows] == inst]
+        inst = pop.pos_instrument[self._rows]
+        self._row_of = {int(i): self._rows[inst == i] for i in np.unique(inst)}
+        # a strategy's account: one row per instrument id 0, 1, ... in consecutive rows
+        dense = len(inst) > 0 and (inst == np.arange(len(inst))).all() and (
+            self._rows[-1] - self._rows[0] == len(inst) - 1)
+        self._row0 = int(self._rows[0]) if dense else -1
 
     def __repr__(self) -> str:
         return (f"Account({self.account_id}, {self.rules.kind}, cash={self.cash:,}, "
@@ -659,11 +662,15 @@ class Account:
     # -- what it holds and owes ------------------------------------------------------------
     def position(self, instrument: int) -> int:
         """Shares held in ``instrument`` (forced sales leave when their fills are booked)."""
+        if 0 <= self._row0 and 0 <= instrument < len(self._rows):
+            return int(self._broker._shares[self._row0 + instrument])
         rows = self._row_of.get(int(instrument))
         return 0 if rows is None else int(self._broker._shares[rows].sum())
 
     def positions(self, n_instruments: int) -> np.ndarray:
-        """Shares held per instrument id ``0 .. n_instruments - 1``."""
+        """Shares held per instrument id ``0 .. n_instruments - 1`` (read only)."""
+        if 0 <= self._row0 and n_instruments == len(self._rows):
+            return self._broker._shares[self._row0:self._row0 + n_instruments]
         out = np.zeros(n_instruments, np.int64)
         np.add.at(out, self._broker.population.pos_instrument[self._rows],
                   self._broker._shares[self._rows])

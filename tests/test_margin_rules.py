@@ -340,3 +340,19 @@ def _one(kind, loan, shares):
     return Population(account_id=[7], kind=[kind], cash=[0], loan=[loan], pos_account=[0],
                       pos_instrument=[1], pos_shares=[shares], pos_entry=[10_000],
                       pos_trade_date=[(FRI - date(1970, 1, 1)).days])
+
+
+def test_a_population_accounts_positions_cash_and_loan():
+    from brokers.population import Population
+
+    # account 0 holds 5 of name 1; account 1 holds 7 of name 2 and 3 of name 1
+    pop = Population(account_id=[10, 11], kind=[0, 0], cash=[100, 200], loan=[1_000, 2_000],
+                     pos_account=[0, 1, 1], pos_instrument=[1, 2, 1], pos_shares=[5, 7, 3],
+                     pos_entry=[10_000] * 3, pos_trade_date=[19_723] * 3)
+    a = Broker(load_rules("krx-credit"), pop).account(1)
+    assert (a.account_id, a.position(1), a.position(2), a.position(0)) == (11, 3, 7, 0)
+    assert a.positions(3).tolist() == [0, 3, 7]
+    assert (a.cash, a.loan, a.state, a.deadline, a.frozen_until) == (200, 2_000, "ok", None,
+                                                                       None)
+    a.deposit(50)
+    assert (a.cash, pop.cash[1]) == (250, 200)  # the broker's copy; the population is kept
