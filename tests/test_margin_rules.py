@@ -158,6 +158,12 @@ def test_cfd_ratio_trigger_call_and_cure():
     assert c.state.tolist() == [CALLED, OK]
     assert m.cure_payment(c)[0] == 80_000
     assert m.deposit_to_cure(1_000_000, 800_000, 0) == 80_000
+    # the whole position is sold, with size "all" (the preset) and with "restore" too: a
+    # CFD has no restore ratio (0), so (0 x L - V - 0 x C) / (0 - 1) = V, all of it
+    held, px = np.array([100]), np.array([10_000])
+    for size in ("all", "restore"):
+        rule = margin_rule(replace(load_rules("cfd"), size=size))
+        assert rule.sale_qty(held, px, 1_000_000, 800_000, 0, 800_000, False).tolist() == [100]
     # no intraday trigger without a liquidation level
     assert margin_rule(replace(load_rules("cfd"), liquidation_level=0.0)).intraday() is None
 
