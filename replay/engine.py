@@ -36,6 +36,7 @@ from venues.book import (
     BookState,
 )
 from venues.kernel import njit_alloc
+from venues.krx.calendar import KRX_CALENDAR
 from venues.matching import FILLS, ORDER_TYPES, REASONS, TOB, TRADES, Reports, rows_needed
 
 VENUES = ("generic", "krx")
@@ -245,6 +246,7 @@ class Replay:
         self.result_input_row = np.zeros(0, np.int64)  # per result row: its input row or -1
         self.broker = None  # brokers.engine.Broker attaches itself here
         self.strategy = None  # strategies.base.StrategyHost attaches itself here
+        self.calendar = KRX_CALENDAR  # the broker's and strategy's days and clock, any venue
         if venue == "krx":
             from venues.krx.venue import KrxVenue
 
