@@ -16,7 +16,7 @@ KRX venue's sessions.
   - *misu*: a purchase whose settlement day (T+2) has come is unpaid;
   - *cfd*: the margin level (equity / required margin) is below the call level.
 - The account cures or not:
-  - at the deadline (``grace_days`` XKRX days later) it tops up with probability
+  - at the deadline (``grace_days`` trading days later) it tops up with probability
     ``cure_probability``, or if its loss is below ``cure_max_loss``;
   - a credit account whose ratio has recovered by then is cured by the price.
 - If it does not cure, the forced sale is entered in the next morning's pre-open auction at
@@ -30,15 +30,21 @@ KRX venue's sessions.
 for a generation-``k`` forced order; an auction takes the highest generation it filled).
 Accounts breached at that price, or at a close it set, get that generation.
 
-**Triggers, in integers only.** The collateral ratio (담보유지비율, krx.md:78) is the
-collateral, holdings plus the account's cash, over the loan.
-- An account with ``shares``, cash ``C`` and loan ``L`` breaches ratio ``m`` when
-  ``(shares * P + C) / L < m``, i.e. ``P * shares * 10_000 < m_bp * L - C * 10_000``. Its
-  trigger is the highest such price.
-- A CFD is liquidated when ``equity / (margin_rate * value) <= liquidation_level``, equity
-  being ``value + C - L``. That is ``value / (L - C)`` at or under
-  ``r = 1 / (1 - liquidation_level * margin_rate)``: ``P * shares * 10_000 <= r_bp * L -
-  r_bp * C``, the same form with the cash weighted by the ratio.
+**What each kind does** (its ratio, intraday trigger, close test, cure and sale size) is
+its class in :mod:`brokers.margin`, picked by the rules' kind (:attr:`Broker.margin`); this
+module holds the accounts, the watch and the orders. Triggers are in integers only: the
+collateral ratio (담보유지비율, krx.md:78) is the collateral, holdings plus the account's
+cash, over the loan, and an account with ``shares``, cash ``C`` and loan ``L`` breaches
+ratio ``m`` when ``P * shares * 10_000 < m_bp * L - C * 10_000``
+(:func:`brokers.margin.breaches`, the CFD's with the cash weighted by its ratio). Its
+trigger is the highest such price.
+
+**Days** (a call's deadline, a 미수 settlement) are those of the calendar of the replay the
+broker is attached to (``replay.calendar``, :class:`venues.calendar.Calendar`).
+
+**The account API.** :meth:`Broker.account` gives one account as the one who trades it sees
+it (:class:`Account`: position, cash, loan, state, deadline; book_fill, deposit, repay,
+settle); the strategy host uses nothing else.
 
 Proceeds repay the loan first. An account sold out with debt left is the broker's
 shortfall.
@@ -55,46 +61,32 @@ import numpy as np
 import pandas as pd
 from numba import njit
 
+from brokers.margin import (
+    BP,
+    CALLED,
+    FROZEN,
+    OK,
+    SELLING,
+    STATE_NAMES,
+    Close,
+    MarginRule,
+    margin_rule,
+    trigger_prices,
+)
 from brokers.population import KIND_CODES
 from venues.codes import (
     ASK,
     LIMIT,
     MARKET,
 )
-from venues.krx.calendar import sessions, trading_days_after
 from venues.participants import Participant
 
-BP = 10_000
-# Account states.
-OK, CALLED, SELLING, FROZEN = 0, 1, 2, 3
-STATE_NAMES = ("ok", "called", "selling", "frozen")
+__all__ = ["BP", "CALLED", "FROZEN", "NO_LOAN_DATE", "OK", "SELLING", "STATE_NAMES", "Account",
+           "Broker", "trigger_prices"]
 
-
-def trigger_prices(shares: np.ndarray, loan: np.ndarray, ratio_bp: int, *,
-                   strict: bool = True, cash: np.ndarray | None = None,
-                   cash_bp: int = BP) -> np.ndarray:
-    """The highest price ``P`` at which ``shares * P * BP`` is below (``strict``) or at most
-    ``ratio_bp * loan - cash_bp * cash``: ``ceil(num / (shares * BP)) - 1``, or the floor
-    when not strict. ``cash_bp = BP`` is the collateral ratio ``(shares * P + cash) / loan``;
-    ``cash_bp = ratio_bp`` a CFD's ``shares * P / (loan - cash)``. -1 where no positive price
-    breaches (no loan, no shares, or the cash alone covers it)."""
-    shares = np.asarray(shares, np.int64)
-    loan = np.asarray(loan, np.int64)
-    num = loan * ratio_bp  # in place from here: 10^6 accounts, few temporaries
-    if cash is not None:
-        num -= np.asarray(cash, np.int64) * cash_bp
-    never = (loan <= 0) | (shares <= 0) | (num <= 0)
-    den = np.maximum(shares, 1)
-    den *= BP
-    if strict:  # ceil(num / den) - 1 = -floor(-num / den) - 1
-        np.negative(num, out=num)
-        np.floor_divide(num, den, out=num)
-        np.negative(num, out=num)
-        num -= 1
-    else:
-        np.floor_divide(num, den, out=num)
-    num[never] = -1
-    return num
+#: ``pos_trade_date`` of a position with no loan open (an account that trades sets it when
+#: its loan opens: the 미수 settlement and the credit term count from it)
+NO_LOAN_DATE = np.datetime64("2200-01-01", "D").astype(np.int64)
 
 
 @njit(cache=True)
@@ -105,19 +97,9 @@ def _is_identity(a):
     return True
 
 
-@njit(cache=True)
 def _account_triggers(shares, loan, cash, ratio_bp, cash_bp, strict):
-    """:func:`trigger_prices` for one position per account, in one compiled pass."""
-    out = np.empty(shares.shape[0], np.int64)
-    for i in range(shares.shape[0]):
-        s = shares[i]
-        num = ratio_bp * loan[i] - cash_bp * cash[i]
-        if loan[i] <= 0 or s <= 0 or num <= 0:
-            out[i] = -1
-            continue
-        den = s * BP
-        out[i] = (num + den - 1) // den - 1 if strict else num // den
-    return out
+    """:func:`trigger_prices` for one position per account, in account order."""
+    return trigger_prices(shares, loan, ratio_bp, strict=strict, cash=cash, cash_bp=cash_bp)
 
 
 @dataclass
@@ -174,6 +156,8 @@ class Broker(Participant):
 
     def __post_init__(self) -> None:
         pop = self.population
+        #: the rules' behaviour, by their kind (brokers/margin.py)
+        self.margin: MarginRule = margin_rule(self.rules)
         self.kind = KIND_CODES[self.rules.kind]
         self.managed = np.asarray(pop.kind) == self.kind
         if not self.managed.any():
@@ -219,28 +203,15 @@ class Broker(Participant):
         return self
 
     # -- intraday ----------------------------------------------------------------------------
-    def _intraday_ratio(self) -> tuple[int, bool, int] | None:
-        """The ratio (bp) whose crossing sells at once, whether strictly below, and the
-        weight of cash against the loan (:func:`trigger_prices`)."""
-        r = self.rules
-        if r.kind == "instant":
-            return int(round(r.maintenance_ratio * BP)), True, BP
-        if r.kind == "cfd" and r.liquidation_level > 0:
-            # equity / (mr * value) <= lvl  <=>  value / (loan - cash) <= 1 / (1 - lvl * mr)
-            ratio_bp = int(BP / (1.0 - r.liquidation_level * r.margin_rate))
-            return ratio_bp, False, ratio_bp
-        return None
+    def _intraday_ratio(self):
+        """The rules' intraday trigger (:class:`brokers.margin.Trigger`: the ratio in bp,
+        whether strictly below, the weight of cash), or None."""
+        return self.margin.intraday()
 
     def ratios(self, value, loan, cash) -> np.ndarray:
-        """The rules' ratio: (value + cash) / loan, or for a CFD value / (loan - cash); inf
-        where nothing is owed."""
-        value, loan, cash = (np.asarray(x, np.float64) for x in (value, loan, cash))
-        if self.rules.kind == "cfd":
-            num, den = value, loan - cash
-        else:
-            num, den = value + cash, loan
-        with np.errstate(divide="ignore", invalid="ignore"):
-            return np.where(den > 0, num / np.where(den > 0, den, 1.0), np.inf)
+        """The rules' ratio (:meth:`brokers.margin.MarginRule.ratio`): (value + cash) / loan,
+        or for a CFD value / (loan - cash); inf where nothing is owed."""
+        return self.margin.ratio(value, loan, cash)
 
     def start(self, replay) -> None:
         """Arm the intraday watch prices (the replay starts)."""
@@ -339,13 +310,9 @@ class Broker(Participant):
         value = np.zeros(len(pop.account_id), np.int64)
         np.add.at(value, acct, value_pos)
         others = value[acct] - value_pos
-        loan, cash = self._loan[acct], self._cash[acct]
-        ratio_bp, strict, cash_bp = self._intraday_ratio()
         # s P + others + C < m L  <=>  P < (m L - C - others) / s  (a CFD: C weighted by m)
-        need = ratio_bp * loan - cash_bp * cash - others * BP
-        den = np.maximum(self._shares[rows], 1) * BP
-        trig = (-((-need) // den) - 1) if strict else need // den
-        trig = np.where((loan > 0) & (need > 0) & (self._shares[rows] > 0), trig, -1)
+        trig = self._intraday_ratio().prices(self._shares[rows], self._loan[acct],
+                                             self._cash[acct], others)
         top = np.full(len(last), -1, np.int64)
         np.maximum.at(top, pop.pos_instrument[rows], trig)
         for i in np.unique(pop.pos_instrument[rows]):
@@ -370,10 +337,8 @@ class Broker(Participant):
         acct = pop.pos_account[rows]
         value = np.zeros(len(pop.account_id), np.int64)
         np.add.at(value, acct, self._shares[rows] * last[pop.pos_instrument[rows]])
-        ratio_bp, strict, cash_bp = self._intraday_ratio()
-        lhs, rhs = value * BP + cash_bp * self._cash, ratio_bp * self._loan
-        breached = ((lhs < rhs) if strict else (lhs <= rhs)) & (self._loan > 0) & (
-            self._state != SELLING) & self._priced()
+        breached = self._intraday_ratio().breached(value, self._loan, self._cash) & (
+            self._loan > 0) & (self._state != SELLING) & self._priced()
         sell = rows[breached[acct] & (self._shares[rows] - self._pending[rows] > 0)]
         if len(sell):
             a = pop.pos_account[sell]
@@ -429,6 +394,14 @@ class Broker(Participant):
         if self._portfolio is not None and self._replay is not None:
             self._arm()
 
+    def account(self, index: int) -> Account:
+        """Account ``index`` of the population (a row of ``population.account_id``), as
+        whoever trades it sees and changes it (:class:`Account`)."""
+        if not 0 <= index < len(self.population.account_id):
+            raise IndexError(f"account {index}: the population has "
+                             f"{len(self.population.account_id)} accounts")
+        return Account(self, int(index))
+
     # -- settlement ------------------------------------------------------------------------
     def _own(self) -> None:
         """Copy the loans, cash and holdings before the first change: the population
@@ -438,7 +411,7 @@ class Broker(Participant):
                                                     self._shares.copy())
             self._owned = True
 
-    def _settle(self) -> None:
+    def settle(self) -> None:
         """Book the fills of forced orders since the last settlement: shares leave, the
         proceeds repay the loan first, the rest is cash."""
         if not len(self._order_ids):
@@ -467,12 +440,6 @@ class Broker(Participant):
         np.minimum.at(first, pop.pos_account, pop.pos_trade_date)
         return first.astype("datetime64[D]")
 
-    def _settlement_days(self, lag: int) -> np.ndarray:
-        """Each account's first trade date + ``lag`` XKRX trading days (datetime64[D])."""
-        days = sessions()
-        i = np.searchsorted(days, self._first_trade()) + lag
-        return days[np.minimum(i, len(days) - 1)]
-
     def _accrue(self, day: date) -> None:
         """Interest on the loans since the last close: calendar days / 365 of the annual
         rate, rounded to the won."""
@@ -486,7 +453,7 @@ class Broker(Participant):
     def on_day_end(self, day: date, at: int) -> None:
         """After the close: settle, carry unfilled forced quantity, accrue interest, value
         the accounts."""
-        self._settle()
+        self.settle()
         self._accrue(day)
         rp = self._replay
         resting = rp.book.result("resting")
@@ -531,57 +498,21 @@ class Broker(Participant):
             self.snapshots.append(snapshot)
 
     def _close_rules(self, day, value, debt, close, gen_at_close, carry) -> None:
-        r = self.rules
+        """The rules' close test (:meth:`brokers.margin.MarginRule.close_breaches`), then
+        for each breached account: a top-up (:meth:`_cures`), or a sale queued for the
+        next pre-open auction."""
         pop = self.population
-        managed = self.managed & (self._state != SELLING)
         today = day.toordinal()
-        if r.kind == "misu":
-            # the rest of the purchase was due on T+2 (XKRX days): unpaid -> sold next morning
-            settles = self._settlement_days(r.grace_days)
-            breached = managed & (self._loan > 0) & (self._state == OK) & (
-                settles == np.datetime64(day, "D"))
-        else:
-            if r.kind == "cfd":
-                required = r.margin_rate * value
-                level = np.where(value > 0, (value - debt) / np.maximum(required, 1), -np.inf)
-                below = level < r.call_level
-            else:
-                # (holdings + cash) / loan < m (krx.md:78)
-                m_bp = int(round(r.maintenance_ratio * BP))
-                below = (value + self._cash) * BP < m_bp * self._loan
-            owes = (debt > 0) if r.kind == "cfd" else (self._loan > 0)
-            newly = managed & below & (self._state == OK) & owes
-            self._state[newly] = CALLED
-            self.called |= newly
-            self._deadline[newly] = (trading_days_after(day, r.grace_days).toordinal()
-                                     if r.grace_days else today)
-            self._gen[newly] = self._account_gen(newly, gen_at_close)
-            recovered = managed & (self._state == CALLED) & ~below
-            self._state[recovered & (self._deadline <= today)] = OK
-            breached = managed & (self._state == CALLED) & (self._deadline <= today)
-            if r.kind == "credit" and r.loan_term_days:
-                # at maturity the loan is due: unpaid, sold the next morning (krx.md:82)
-                matured = managed & (self._loan > 0) & (self._state == OK) & (
-                    self._first_trade() + r.loan_term_days <= np.datetime64(day, "D"))
-                self._matured |= matured
-                self._gen[matured] = self._account_gen(matured, gen_at_close)
-                breached |= matured
-        if r.kind == "misu":
-            self._gen[breached] = self._account_gen(breached, gen_at_close)
+        c = Close(day=day, calendar=self._replay.calendar, value=value, loan=self._loan,
+                  cash=self._cash, debt=debt, eligible=self.managed & (self._state != SELLING),
+                  generation_at_close=self._account_generations(gen_at_close),
+                  first_trade=self._first_trade, state=self._state, deadline=self._deadline,
+                  generation=self._gen, called=self.called, matured=self._matured)
+        breached = self.margin.close_breaches(c)
         self.called |= breached
         cured = self._cures(day, breached, value)
         topup = cured & (self._loan > 0)
-        if r.kind == "cfd":
-            # top up so that value / (loan - cash) is back at the call level's ratio
-            target = 1.0 / (1.0 - r.call_level * r.margin_rate)
-            pay = np.maximum(debt - (value / target).astype(np.int64), 0)
-        elif r.kind != "misu":
-            # top up so that (holdings + cash) / loan is back at the target ratio
-            target = r.restore_ratio
-            pay = np.maximum(self._loan - ((value + self._cash) / target).astype(np.int64), 0)
-            pay = np.where(self._matured, self._loan, pay)  # a matured loan is paid off
-        else:
-            pay = self._loan
+        pay = self.margin.cure_payment(c)
         if topup.any():
             self._own()
             self._loan[topup] -= np.minimum(pay[topup], self._loan[topup])
@@ -590,23 +521,27 @@ class Broker(Participant):
         self._state[sell] = SELLING
         for a in sell:
             rows = np.flatnonzero(pop.pos_account == a)
-            qty = self._sale_qty(a, rows, value, debt, close)
+            qty = self.margin.sale_qty(self._shares[rows] - self._pending[rows],
+                                       close[pop.pos_instrument[rows]], value[a],
+                                       self._loan[a], self._cash[a], debt[a],
+                                       bool(self._matured[a]))
             ratio = float(self.ratios(value[a], self._loan[a], self._cash[a]))
             for row, q in zip(rows, qty, strict=True):
                 if q > 0:
                     px = close[pop.pos_instrument[row]]
                     self._to_sell.append((int(row), int(q), int(self._gen[a]), int(px),
                                           ratio))
-            if r.kind == "misu" and r.freeze_days and debt[a] > r.freeze_threshold:
-                # after the sale, 100% cash for new buys during freeze_days calendar days
-                self._frozen_until[a] = today + r.freeze_days
+            until = self.margin.frozen_until(today, debt[a])
+            if until is not None:
+                self._frozen_until[a] = until
 
-    def _account_gen(self, mask: np.ndarray, gen_at_close: np.ndarray) -> np.ndarray:
-        """The generation of accounts breached at the close: the highest of their names'."""
+    def _account_generations(self, gen_at_close: np.ndarray) -> np.ndarray:
+        """Per account, the generation it is breached at by a close: the highest of its
+        names' (``gen_at_close``, per instrument)."""
         pop = self.population
         g = np.zeros(len(pop.account_id), np.int64)
         np.maximum.at(g, pop.pos_account, gen_at_close[pop.pos_instrument])
-        return g[mask]
+        return g
 
     def _cures(self, day: date, breached: np.ndarray, value) -> np.ndarray:
         r = self.rules
@@ -625,33 +560,6 @@ class Broker(Participant):
             loss = 1.0 - value / np.maximum(cost, 1)
             cured[idx] = loss[idx] < r.cure_max_loss
         return cured
-
-    def _sale_qty(self, a: int, rows: np.ndarray, value, debt, close) -> np.ndarray:
-        """Shares to sell per position of account ``a``: all, or enough to restore the
-        target ratio (credit) or cover the shortfall at the haircut price (misu), spread
-        over the names in proportion to their value."""
-        r = self.rules
-        pop = self.population
-        held = self._shares[rows] - self._pending[rows]
-        if r.size == "all":
-            return held
-        px = close[pop.pos_instrument[rows]].astype(np.int64)
-        if self._matured[a]:  # enough to repay the whole loan at the close
-            need_value = max(float(debt[a]), 0.0)
-            unit = np.maximum(px, 1)
-        elif r.kind == "misu":
-            need_value = self._loan[a]
-            unit = np.maximum((px * (1.0 - r.haircut)).astype(np.int64), 1)
-        else:
-            m = r.restore_ratio
-            # (V + C - x) / (L - x) >= m  <=>  x >= (m L - V - C) / (m - 1), x = value sold
-            # (a CFD: V / (L - C) with C weighted by m: the same with m C in place of C)
-            held_cash = self._cash[a] * (m if r.kind == "cfd" else 1.0)
-            need_value = max(0.0, (m * self._loan[a] - value[a] - held_cash) / (m - 1.0))
-            unit = np.maximum(px, 1)
-        share = held * px / max(float((held * px).sum()), 1.0)
-        qty = np.ceil(need_value * share / unit).astype(np.int64)
-        return np.minimum(qty, held)
 
     def on_pre_open(self, day: date, at: int, lower_limits: dict[int, int]) -> None:
         """Enter the day's forced sales in the pre-open auction, at the lower limit."""
@@ -672,7 +580,7 @@ class Broker(Participant):
 
     # -- results ---------------------------------------------------------------------------
     def finish(self) -> None:
-        self._settle()
+        self.settle()
 
     def forced_orders(self) -> pd.DataFrame:
         """One row per forced order: ts, account_id, instrument, trigger, ratio_at_trigger,
@@ -697,7 +605,7 @@ class Broker(Participant):
         """Each account of the broker's kind now: shares left, the forced sales' proceeds
         (which repaid the loan first), the loan and cash left, and the broker's shortfall
         where an account sold out still owes."""
-        self._settle()
+        self.settle()
         pop = self.population
         n = len(pop.account_id)
         held = np.bincount(pop.pos_account, weights=self._shares, minlength=n).astype(np.int64)
@@ -712,3 +620,159 @@ class Broker(Participant):
                               "proceeds": proceeds, "loan_left": loan, "cash_left": cash,
                               "shortfall": shortfall})
         return frame[self.managed].reset_index(drop=True)
+
+
+class Account:
+    """One account of a :class:`Broker`, as the one who trades it sees and changes it (a
+    strategy's host): its positions, cash, loan, state under the rules and a call's
+    deadline, read from the broker each time; its own fills, deposits and repayments
+    booked with :meth:`book_fill`, :meth:`deposit`, :meth:`repay`.
+
+    A buy is paid at the rules' ``margin_rate`` (in full while a 미수 account is frozen) and
+    the rest lent; a sale's proceeds repay the loan first (docs/strategies.md: the account
+    under the broker's rules)."""
+
+    def __init__(self, broker: Broker, index: int) -> None:
+        self._broker = broker
+        self.index = index
+        pop = broker.population
+        self._rows = np.flatnonzero(np.asarray(pop.pos_account) == index)
+        inst = pop.pos_instrument[self._rows]
+        self._row_of = {int(i): self._rows[inst == i] for i in np.unique(inst)}
+        # a strategy's account: one row per instrument id 0, 1, ... in consecutive rows
+        dense = len(inst) > 0 and (inst == np.arange(len(inst))).all() and (
+            self._rows[-1] - self._rows[0] == len(inst) - 1)
+        self._row0 = int(self._rows[0]) if dense else -1
+
+    def __repr__(self) -> str:
+        return (f"Account({self.account_id}, {self.rules.kind}, cash={self.cash:,}, "
+                f"loan={self.loan:,}, {self.state})")
+
+    @property
+    def account_id(self) -> int:
+        return int(self._broker.population.account_id[self.index])
+
+    @property
+    def rules(self) -> Any:
+        """The broker's :class:`brokers.rules.Rules`."""
+        return self._broker.rules
+
+    @property
+    def margin(self) -> MarginRule:
+        """The rules' behaviour (:mod:`brokers.margin`)."""
+        return self._broker.margin
+
+    # -- what it holds and owes ------------------------------------------------------------
+    def position(self, instrument: int) -> int:
+        """Shares held in ``instrument`` (forced sales leave when their fills are booked)."""
+        if 0 <= self._row0 and 0 <= instrument < len(self._rows):
+            return int(self._broker._shares[self._row0 + instrument])
+        rows = self._row_of.get(int(instrument))
+        return 0 if rows is None else int(self._broker._shares[rows].sum())
+
+    def positions(self, n_instruments: int) -> np.ndarray:
+        """Shares held per instrument id ``0 .. n_instruments - 1`` (read only)."""
+        if 0 <= self._row0 and n_instruments == len(self._rows):
+            return self._broker._shares[self._row0:self._row0 + n_instruments]
+        out = np.zeros(n_instruments, np.int64)
+        np.add.at(out, self._broker.population.pos_instrument[self._rows],
+                  self._broker._shares[self._rows])
+        return out
+
+    def pending(self, instrument: int) -> int:
+        """Shares of ``instrument`` in the broker's forced orders, not yet filled."""
+        rows = self._row_of.get(int(instrument))
+        return 0 if rows is None else int(self._broker._pending[rows].sum())
+
+    @property
+    def cash(self) -> int:
+        """Won held (negative: owed)."""
+        return int(self._broker._cash[self.index])
+
+    @property
+    def loan(self) -> int:
+        """Won lent by the broker, interest included."""
+        return int(self._broker._loan[self.index])
+
+    # -- under the rules -----------------------------------------------------------------
+    @property
+    def state(self) -> str:
+        """``ok``, ``called`` (a margin call is open) or ``selling`` (forced sales are due or
+        working); :attr:`frozen_until` says whether buys are paid in full."""
+        return STATE_NAMES[int(self._broker._state[self.index])]
+
+    @property
+    def deadline(self) -> date | None:
+        """The open call's deadline: cure by this day's close, else sold the next morning;
+        None without a call."""
+        b = self._broker
+        if b._state[self.index] != CALLED:
+            return None
+        return date.fromordinal(int(b._deadline[self.index]))
+
+    @property
+    def frozen_until(self) -> date | None:
+        """After a 미수 forced sale: buys are paid in full before this day; None: never."""
+        day = int(self._broker._frozen_until[self.index])
+        return date.fromordinal(day) if day else None
+
+    def margin_rate(self, day: date) -> float:
+        """The share of a purchase on ``day`` paid in cash: the rules' ``margin_rate``, or 1
+        while frozen."""
+        if self._broker._frozen_until[self.index] > day.toordinal():
+            return 1.0
+        return self.rules.margin_rate
+
+    def ratio(self, value: float) -> float:
+        """The rules' ratio with holdings worth ``value`` (:meth:`Broker.ratios`)."""
+        return float(self._broker.ratios(value, self.loan, self.cash))
+
+    def shortfall(self, value: float) -> int:
+        """Won to deposit that cure a call with holdings worth ``value``
+        (:meth:`brokers.margin.MarginRule.deposit_to_cure`)."""
+        return self.margin.deposit_to_cure(value, self.loan, self.cash)
+
+    # -- what the account does -----------------------------------------------------------
+    def book_fill(self, instrument: int, side: str, qty: int, notional: int,
+                  day: date) -> None:
+        """An execution of the account's own order on ``day``: a buy pays
+        :meth:`margin_rate` of ``notional`` (rounded up to the won) and borrows the rest; a
+        sale's proceeds repay the loan first, the rest is cash."""
+        b = self._broker
+        row = int(self._row_of[int(instrument)][0])
+        if side == "buy":
+            own = -(-notional * int(round(self.margin_rate(day) * BP)) // BP)
+            lent = notional - own
+            if lent > 0 and self.loan == 0:
+                self._loan_opened(day)
+            b.book_trade(self.index, row, qty, -own, lent)
+        else:
+            repay = min(notional, self.loan)
+            b.book_trade(self.index, row, -qty, notional - repay, -repay)
+            if repay and self.loan == 0:
+                self._loan_opened(None)
+
+    def deposit(self, amount: int) -> None:
+        """Add ``amount`` won of cash (> 0)."""
+        if amount <= 0:
+            raise ValueError("deposit: amount must be positive")
+        self._broker.book_trade(self.index, int(self._rows[0]), 0, int(amount), 0)
+
+    def repay(self, amount: int | None = None) -> int:
+        """Repay the loan from cash: ``amount`` won, or all that cash covers; returns the
+        won repaid."""
+        pay = min(self.loan, max(self.cash, 0), self.loan if amount is None else int(amount))
+        if pay > 0:
+            self._broker.book_trade(self.index, int(self._rows[0]), 0, -pay, -pay)
+            if self.loan == 0:
+                self._loan_opened(None)
+        return pay
+
+    def settle(self) -> None:
+        """Book the fills of the broker's forced orders so far (:meth:`Broker.settle`)."""
+        self._broker.settle()
+
+    def _loan_opened(self, day: date | None) -> None:
+        """The loan's start (미수 settlement, credit maturity count from it); None: repaid."""
+        value = NO_LOAN_DATE if day is None else np.datetime64(day, "D").astype(np.int64)
+        self._broker.population.pos_trade_date[self._rows] = value

@@ -22,7 +22,9 @@ from typing import Any
 
 PRESETS = Path(__file__).parent / "presets"
 
-KINDS = ("credit", "misu", "cfd", "instant")
+#: The margin kinds, each run by its class in brokers/margin.py; a kind registered there
+#: (brokers.margin.register) is appended, so this list is extended only by that.
+KINDS = ["credit", "misu", "cfd", "instant"]
 VALUATIONS = ("close", "last")
 EXECUTIONS = ("preopen_lower_limit", "market")
 SIZES = ("restore", "all")
@@ -225,7 +227,7 @@ def field_types() -> dict[str, type]:
             for f in fields(Rules)}
 
 
-def _choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
+def _choice(name: str, value: str, allowed: Sequence[str]) -> None:
     if value not in allowed:
         raise RuleError(name, f"{name} = {value!r} must be one of {', '.join(allowed)}")
 

@@ -36,6 +36,7 @@ from venues.codes import (
     STATUS_NAMES,  # noqa: F401
 )
 from venues.kernel import njit_alloc
+from venues.krx.calendar import KRX_CALENDAR
 from venues.matching import (
     FILLS,
     J_COLS,
@@ -307,6 +308,7 @@ class Replay:
         self._prints: dict[int, np.ndarray] = {}
         self._started: set[int] = set()
         self._begun: set[int] = set()
+        self.calendar = KRX_CALENDAR  # the broker's and strategy's days and clock, any venue
         if venue == "krx":
             from venues.krx.venue import KrxVenue
 

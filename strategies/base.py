@@ -39,6 +39,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from brokers.engine import NO_LOAN_DATE, Account
 from brokers.rules import MAX_WON
 from venues.codes import (
     ASK,
@@ -54,20 +55,16 @@ from venues.codes import (
     ST_REJECTED,
     STATUS_NAMES,
 )
-from venues.krx.calendar import is_trading_day, next_trading_day
-from venues.krx.session import seoul_date, seoul_ns
 from venues.matching import (
     TRADES,
 )
 from venues.participants import Participant
+from venues.rules import PHASES
 
 ACCOUNT_KINDS = ("cash", "credit", "misu", "cfd", "instant")
 #: the broker preset a margin account uses when the run has no --broker
 DEFAULT_RULES = {"credit": "krx-credit", "misu": "krx-misu", "cfd": "cfd", "instant": "instant"}
-PHASES = ("continuous", "auction", "halted", "closed", "post_close")
 NEVER = np.iinfo(np.int64).max
-_NO_TRADE_DATE = np.datetime64("2200-01-01", "D").astype(np.int64)
-_BP = 10_000
 # result statuses after which an order is done (a partial one too when nothing rests: an
 # IOC's rest is cancelled)
 _DONE = (ST_FILLED, ST_REJECTED, ST_CANCELLED, ST_NO_LIQUIDITY, ST_EXPIRED)
@@ -326,6 +323,12 @@ class Strategy:
         return self.host.collateral_ratio()
 
     @property
+    def ledger(self) -> Account | CashAccount:
+        """The account as its broker keeps it (:class:`brokers.engine.Account`: position,
+        cash, loan, state, deadline, frozen_until); a :class:`CashAccount` for ``cash``."""
+        return self.host.ledger
+
+    @property
     def rules(self):
         """The margin rules of the account (:class:`brokers.rules.Rules`; None for cash)."""
         return self.host.broker.rules if self.host.broker is not None else None
@@ -560,23 +563,67 @@ def _with_account(population, n_instruments: int, kind: str, cash: int):
         pos_shares=cat([population.pos_shares, np.zeros(n_instruments, np.int64)]),
         pos_entry=cat([population.pos_entry, np.zeros(n_instruments, np.int64)]),
         pos_trade_date=cat([population.pos_trade_date,
-                            np.full(n_instruments, _NO_TRADE_DATE)]),
+                            np.full(n_instruments, NO_LOAN_DATE)]),
     ), a, row0
 
 
-class _CashLedger:
-    """A cash account's holdings, in the broker's layout (position rows, account 0)."""
+class CashAccount:
+    """The account of a strategy with no broker (``account = "cash"``): no loan, no rules,
+    buys paid in full. It offers the interface of :class:`brokers.engine.Account`, so the
+    host treats both alike."""
+
+    rules = None
+    margin = None
+    state = "ok"
+    deadline: date | None = None
+    frozen_until: date | None = None
+    loan = 0
 
     def __init__(self, n_instruments: int, cash: int) -> None:
         self._shares = np.zeros(n_instruments, np.int64)
-        self._cash = np.array([int(cash)], np.int64)
-        self._loan = np.zeros(1, np.int64)
-        self._pending = np.zeros(n_instruments, np.int64)
+        self._cash = int(cash)
 
-    def book_trade(self, account: int, row: int, shares: int, cash: int, loan: int) -> None:
-        self._shares[row] += shares
-        self._cash[account] += cash
-        self._loan[account] += loan
+    def __repr__(self) -> str:
+        return f"CashAccount(cash={self.cash:,})"
+
+    @property
+    def cash(self) -> int:
+        return self._cash
+
+    def position(self, instrument: int) -> int:
+        return int(self._shares[instrument])
+
+    def positions(self, n_instruments: int) -> np.ndarray:
+        return self._shares[:n_instruments].copy()
+
+    def pending(self, instrument: int) -> int:
+        return 0  # no broker, no forced order
+
+    def margin_rate(self, day: date) -> float:
+        return 1.0
+
+    def ratio(self, value: float) -> float:
+        return math.inf
+
+    def shortfall(self, value: float) -> int:
+        return 0
+
+    def book_fill(self, instrument: int, side: str, qty: int, notional: int,
+                  day: date) -> None:
+        sign = 1 if side == "buy" else -1
+        self._shares[instrument] += sign * qty
+        self._cash -= sign * notional
+
+    def deposit(self, amount: int) -> None:
+        if amount <= 0:
+            raise ValueError("deposit: amount must be positive")
+        self._cash += int(amount)
+
+    def repay(self, amount: int | None = None) -> int:
+        return min(self.loan, max(self.cash, 0), self.loan if amount is None else int(amount))
+
+    def settle(self) -> None:
+        pass
 
 
 class StrategyHost(Participant):
@@ -595,7 +642,11 @@ class StrategyHost(Participant):
         self.account = account
         self.row0 = row0
         n = len(replay.book.ins)
-        self.ledger = broker if broker is not None else _CashLedger(n, strategy.cash)
+        #: the account as its broker keeps it (brokers.engine.Account), or a CashAccount
+        self.ledger: Account | CashAccount = (broker.account(account) if broker is not None
+                                              else CashAccount(n, strategy.cash))
+        #: the venue's trading days and clock (venues.calendar.Calendar)
+        self.calendar = replay.calendar
         self.symbols = {i.symbol: i.instrument_id for i in replay.instruments}
         self.now = 0
         self.started = False
@@ -620,7 +671,6 @@ class StrategyHost(Participant):
         self.liquidations = 0
         self.fills = 0
         self.rejected = 0
-        self.margin_rate = broker.rules.margin_rate if broker is not None else 1.0
         strategy._host = self
         replay.attach(self)
 
@@ -637,15 +687,15 @@ class StrategyHost(Participant):
         return self.symbols[symbol]
 
     def position(self, inst: int) -> int:
-        return int(self.ledger._shares[self.row0 + inst])
+        return self.ledger.position(inst)
 
     @property
     def cash(self) -> int:
-        return int(self.ledger._cash[self.account])
+        return self.ledger.cash
 
     @property
     def loan(self) -> int:
-        return int(self.ledger._loan[self.account])
+        return self.ledger.loan
 
     def last_price(self, inst: int) -> int:
         book = self.rp.book
@@ -653,7 +703,7 @@ class StrategyHost(Participant):
 
     def holdings(self) -> float:
         n = len(self.rp.book.ins)
-        shares = self.ledger._shares[self.row0:self.row0 + n]
+        shares = self.ledger.positions(n)
         return float((shares * self.rp.book.column("last")[:n]).sum())
 
     def equity(self) -> float:
@@ -664,17 +714,12 @@ class StrategyHost(Participant):
         (loan - cash); inf with nothing owed or no broker."""
         if self.broker is None:
             return math.inf
-        return float(self.broker.ratios(self.holdings(), self.loan, self.cash))
+        return self.ledger.ratio(self.holdings())
 
     def _rate(self) -> float:
         """The share of a purchase paid in cash: the margin rate, 100% for a cash account or
         a 미수 account frozen after a forced sale."""
-        b = self.broker
-        if b is None:
-            return 1.0
-        if b._frozen_until[self.account] > self.today().toordinal():
-            return 1.0
-        return self.margin_rate
+        return self.ledger.margin_rate(self.today())
 
     def live_orders(self) -> list[Order]:
         return [self.orders[j] for j in sorted(self._live)]
@@ -685,18 +730,13 @@ class StrategyHost(Participant):
         return int(max(self.cash, 0) / self._rate()) - reserved
 
     def deposit(self, amount: int) -> None:
-        if amount <= 0:
-            raise ValueError("deposit: amount must be positive")
-        self.ledger.book_trade(self.account, self.row0, 0, amount, 0)
+        self.ledger.deposit(amount)
         self.deposits += amount
         self.record(self.now, "deposit", -1, "", 0, 0, f"{amount:,} won")
 
     def repay(self, amount: int | None = None) -> int:
-        pay = min(self.loan, max(self.cash, 0), self.loan if amount is None else int(amount))
+        pay = self.ledger.repay(amount)
         if pay > 0:
-            self.ledger.book_trade(self.account, self.row0, 0, -pay, -pay)
-            if self.loan == 0:
-                self._set_trade_dates(None)
             self.record(self.now, "repay", -1, "", 0, 0, f"{pay:,} won")
         return pay
 
@@ -725,7 +765,7 @@ class StrategyHost(Participant):
         venue = self.rp.venue
         if venue is not None and venue.day is not None:
             return venue.day
-        return seoul_date(self.now)
+        return self.calendar.local_date(self.now)
 
     # -- orders ----------------------------------------------------------------------------
     def submit(self, inst: int, side: str, qty: int, typ: str, price: int | None):
@@ -772,7 +812,7 @@ class StrategyHost(Participant):
         if o.side == "sell":
             selling = sum(x.qty - x.filled for x in self.live_orders()
                           if x.instrument == o.instrument and x.side == "sell" and not x.forced)
-            forced = int(self.ledger._pending[self.row0 + o.instrument])
+            forced = self.ledger.pending(o.instrument)
             if o.qty > self.position(o.instrument) - selling - forced:
                 return (f"sell {o.qty:,} exceeds the position left to sell "
                         f"({self.position(o.instrument) - selling - forced:,}): no short sales")
@@ -831,12 +871,13 @@ class StrategyHost(Participant):
         return (self.now // interval + 1) * interval
 
     def _next_daily(self, at: time, after: int) -> int:
-        """The first ``at`` (Seoul) on an XKRX trading day after ``after``."""
-        day = seoul_date(after) if after > 0 else self.today()
-        if not is_trading_day(day):
-            day = next_trading_day(day)
-        due = seoul_ns(day, at)
-        return due if due > after else seoul_ns(next_trading_day(day), at)
+        """The first ``at`` (the venue's local time) on a trading day after ``after``."""
+        cal = self.calendar
+        day = cal.local_date(after) if after > 0 else self.today()
+        if not cal.is_trading_day(day):
+            day = cal.next_trading_day(day)
+        due = cal.local_ns(day, at)
+        return due if due > after else cal.local_ns(cal.next_trading_day(day), at)
 
     # -- the replay calls these ---------------------------------------------------------------
     def begin(self, ts: int) -> None:
@@ -988,29 +1029,10 @@ class StrategyHost(Participant):
         self.strategy.on_fill(fill)
 
     def _book_fill(self, inst: int, side: str, qty: int, notional: int) -> None:
-        """The account's side of its own execution: a buy is paid at the margin rate and
-        the rest lent; a sale's proceeds repay the loan first."""
-        row = self.row0 + inst
-        if side == "buy":
-            own = -(-notional * int(round(self._rate() * _BP)) // _BP)
-            lent = notional - own
-            if lent > 0 and self.loan == 0:
-                self._set_trade_dates(self.today())
-            self.ledger.book_trade(self.account, row, qty, -own, lent)
-        else:
-            repay = min(notional, self.loan)
-            self.ledger.book_trade(self.account, row, -qty, notional - repay, -repay)
-            if repay and self.loan == 0:
-                self._set_trade_dates(None)
-
-    def _set_trade_dates(self, day: date | None) -> None:
-        """The loan's start (미수 settlement, credit maturity); cleared when repaid."""
-        b = self.broker
-        if b is None:
-            return
-        n = len(self.rp.book.ins)
-        value = _NO_TRADE_DATE if day is None else np.datetime64(day, "D").astype(np.int64)
-        b.population.pos_trade_date[self.row0:self.row0 + n] = value
+        """The account's side of its own execution (:meth:`brokers.engine.Account.book_fill`):
+        a buy is paid at the margin rate and the rest lent; a sale's proceeds repay the loan
+        first."""
+        self.ledger.book_fill(inst, side, qty, notional, self.today())
 
     def _forced(self) -> None:
         b = self.broker
@@ -1035,7 +1057,7 @@ class StrategyHost(Participant):
             self.strategy.on_liquidation(Liquidation(o.ts, j, o.instrument, o.qty, price,
                                                      int(f["generation"])))
         if any(self.orders[j].forced for j in self._live):
-            b._settle()
+            self.ledger.settle()
             self._fills()
 
     # -- the KRX venue calls these ------------------------------------------------------------
@@ -1049,36 +1071,29 @@ class StrategyHost(Participant):
         self.poll(at)
         b = self.broker
         if b is not None:
-            from brokers.engine import CALLED, SELLING
-
-            state = int(b._state[self.account])
+            acct = self.ledger
+            state = acct.state
             ratio = self.collateral_ratio()
-            called = state == CALLED or (state == SELLING and b.rules.kind == "misu"
-                                         and not self._called)
+            # a rule without calls (미수) sells at once: the sale's notice is the call
+            called = state == "called" or (state == "selling" and not acct.margin.calls
+                                           and not self._called)
             if called and not self._called:
                 self.margin_calls += 1
-                deadline = date.fromordinal(int(b._deadline[self.account])) if (
-                    state == CALLED) else day
-                shortfall = self._shortfall() if state == CALLED else 0
+                deadline = acct.deadline if state == "called" else day
+                shortfall = self._shortfall() if state == "called" else 0
                 self.record(at, "margin_call", -1, "", 0, 0,
                             f"ratio {ratio:.3f}, deadline {deadline}, shortfall {shortfall:,}")
                 self.strategy.on_margin_call(MarginCall(at, day, b.rules.kind, ratio,
                                                         deadline, shortfall))
-            elif self._called and state not in (CALLED, SELLING):
+            elif self._called and state not in ("called", "selling"):
                 self.record(at, "call_ended", -1, "", 0, 0, f"ratio {ratio:.3f}")
-            self._called = state in (CALLED, SELLING)
+            self._called = state in ("called", "selling")
         self.strategy.on_close(day)
         self._snapshot(at, force=True)
 
     def _shortfall(self) -> int:
         """Won to deposit that bring the account back to its target ratio at this close."""
-        r = self.broker.rules
-        value = self.holdings()
-        if r.kind == "cfd":  # value / (loan - cash - x) >= 1 / (1 - call_level * mr)
-            target = 1.0 / (1.0 - r.call_level * r.margin_rate)
-            return max(0, math.ceil(self.loan - self.cash - value / target))
-        # (value + cash + x) / loan >= target
-        return max(0, math.ceil(r.restore_ratio * self.loan - value - self.cash))
+        return self.ledger.shortfall(self.holdings())
 
     def finish(self) -> None:
         """The replay ended: last fills and bars, then on_stop."""

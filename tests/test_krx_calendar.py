@@ -48,3 +48,20 @@ def test_the_session_list_is_exchange_calendars_own_and_kept_on_disk(tmp_path, m
     want = xkrx.sessions.values.astype("datetime64[D]")
     got = days[(days >= want[0]) & (days <= want[-1])]
     assert np.array_equal(got, want)
+
+
+def test_the_krx_calendar_object_is_xkrx_days_on_the_seoul_clock():
+    from datetime import time
+
+    from venues.krx.calendar import KRX_CALENDAR, sessions
+
+    cal = KRX_CALENDAR
+    assert cal.sessions() is sessions()
+    assert not cal.is_trading_day(date(2024, 2, 9)) and cal.is_trading_day(date(2024, 2, 8))
+    assert cal.next_trading_day(date(2024, 2, 8)) == date(2024, 2, 13)  # over Seollal
+    assert cal.trading_days_after(date(2024, 2, 8), 2) == date(2024, 2, 14)
+    # 09:00 in Seoul (UTC+9) is 00:00 UTC: 2024-01-05 00:00 UTC = 1,704,412,800 s
+    assert cal.local_ns(date(2024, 1, 5), time(9)) == 1_704_412_800 * 10**9
+    # one second before is still 4 January in UTC, already 5 January in Seoul
+    assert cal.local_date((1_704_412_800 - 1) * 10**9) == date(2024, 1, 5)
+    assert cal.local_date((1_704_412_800 - 9 * 3600 - 1) * 10**9) == date(2024, 1, 4)

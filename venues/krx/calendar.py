@@ -2,25 +2,30 @@
 
 Trading days come from exchange-calendars' XKRX calendar (docs/reference/krx.md: settlement and
 calendar), never from a hand-made list: Korean holidays such as Seollal and Chuseok move.
+:data:`KRX_CALENDAR` offers them with the Seoul clock as one object
+(:class:`venues.calendar.Calendar`), the one a replay hands its broker and strategy.
 """
 
 from __future__ import annotations
 
 import functools
+import importlib.metadata
 import os
-from datetime import date
+from datetime import date, time
 from pathlib import Path
 
-import exchange_calendars
 import numpy as np
 import pandas as pd
+
+from venues.krx.session import seoul_date, seoul_ns
 
 SETTLEMENT_LAG = 2  # docs/reference/krx.md: "T+2 on KRX trading days"
 
 
 def _cache_file() -> Path:
     base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return base / "cascade-replay" / f"xkrx-sessions-{exchange_calendars.__version__}.npy"
+    version = importlib.metadata.version("exchange_calendars")
+    return base / "cascade-replay" / f"xkrx-sessions-{version}.npy"
 
 
 @functools.cache
@@ -34,6 +39,8 @@ def sessions() -> np.ndarray:
             return np.load(path)
         except (OSError, ValueError):
             pass  # a damaged cache is rebuilt
+    import exchange_calendars  # seconds to import: only when the cache is cold
+
     days = exchange_calendars.get_calendar("XKRX").sessions.values.astype("datetime64[D]")
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + f".{os.getpid()}.partial.npy")
@@ -104,3 +111,36 @@ def settlement_date(trade_date: date | str) -> date:
     """The day a trade on ``trade_date`` settles: two XKRX trading days later (T+2); a
     미수 purchase on D must be paid by this day."""
     return trading_days_after(trade_date, SETTLEMENT_LAG)
+
+
+class KrxCalendar:
+    """The KRX venue's calendar (:class:`venues.calendar.Calendar`): XKRX trading days and
+    the Asia/Seoul clock (docs/reference/krx.md: settlement and calendar, sessions), on the
+    functions above and in :mod:`venues.krx.session`."""
+
+    name = "XKRX"
+
+    def sessions(self) -> np.ndarray:
+        return sessions()
+
+    def is_trading_day(self, day: date) -> bool:
+        return is_trading_day(day)
+
+    def next_trading_day(self, day: date) -> date:
+        return next_trading_day(day)
+
+    def trading_days_after(self, day: date, n: int) -> date:
+        return trading_days_after(day, n)
+
+    def local_date(self, ts_ns: int) -> date:
+        return seoul_date(ts_ns)
+
+    def local_ns(self, day: date, at: time) -> int:
+        return seoul_ns(day, at)
+
+    def __repr__(self) -> str:
+        return "KrxCalendar()"
+
+
+#: The one KRX calendar a replay hands its broker and strategy (``replay.calendar``).
+KRX_CALENDAR = KrxCalendar()
