@@ -141,9 +141,55 @@ def test_the_comparison_files_hold_the_table_and_the_page_loads_nothing(compared
 def test_a_bad_rule_key_fails_before_any_run(tape, tmp_path):
     with pytest.raises(ValueError, match="call_levle"):
         compare(tape, ["cfd", "cfd,call_levle=0.5"], POPULATION, tmp_path / "out")
-    with pytest.raises(ValueError, match="no credit account"):
-        compare(tape, ["cfd", "krx-credit"], POPULATION, tmp_path / "out")
+    mixed = tmp_path / "mixed.csv"
+    mixed.write_text("account_id,kind,instrument,shares,entry_price,cash,loan,trade_date\n"
+                     "1,cfd,SYNTH-SMALL,10,10000,0,60000,2024-01-02\n"
+                     "2,misu,SYNTH-SMALL,10,10000,0,60000,2024-01-02\n")
+    with pytest.raises(ValueError, match="holds misu, cfd accounts"):
+        compare(tape, ["cfd", "krx-credit"], mixed, tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+def test_variants_of_another_kind_take_the_population_as_their_own(tmp_path):
+    """A one-kind population compared under rules of another kind: its accounts are taken as
+    the variant's kind (brokers.population.rekind, docs/brokers.md) instead of refused.
+    100 shares, loan 700,000, on a day that prints 9,700 at 10:00 and closes there:
+
+    - as an instant account (140% at every trade): 100 x P / 700,000 < 1.4 below 9,800,
+      so the 9,700 print sells it at once;
+    - as a credit account (krx-credit, grace_days 0): 970,000 / 700,000 = 1.386 at the
+      close, a call not met, sold in Monday's pre-open auction."""
+    from datetime import time as t
+
+    from replay.tape import ASK, BID, F_LAST, TRADE, Events, write_tape
+    from tests.test_broker_close_rules import FRI, MON, STOCK
+    from tests.test_broker_close_rules import tape as book
+    from venues.krx.session import seoul_ns
+
+    ev = book([(FRI, t(8, 40), BID, 10_000, 10), (FRI, t(8, 40), ASK, 10_000, 10),
+               (FRI, t(9, 30), BID, 9_700, 100), (MON, t(8, 40), BID, 9_600, 10)])
+    prints = Events.from_columns({
+        "ts": np.array([seoul_ns(FRI, t(10, 0))]), "instrument": np.array([1]),
+        "action": np.array([TRADE]), "side": np.array([ASK]), "price": np.array([9_700]),
+        "size": np.array([1]), "flags": np.array([F_LAST])})
+    ev = Events.concat([ev, prints])
+    path = write_tape(tmp_path / "day.parquet", ev.take(np.argsort(ev.ts, kind="stable")),
+                      STOCK)
+    pop = tmp_path / "credit.csv"
+    pop.write_text("account_id,kind,instrument,shares,entry_price,cash,loan,trade_date\n"
+                   "1,credit,S,100,10000,0,700000,2024-01-05\n")
+    table = compare(path, ["krx-credit,grace_days=0", "instant"], pop, tmp_path / "out",
+                    venue="krx", seed=1, jobs=1)
+    labels = list(table.label)
+    summaries = [json.loads((tmp_path / "out" / label / "summary.json").read_text())
+                 for label in labels]
+    assert [s["broker"]["kind"] for s in summaries] == ["credit", "instant"]
+    assert [s["broker"]["accounts_managed"] for s in summaries] == [1, 1]
+    assert summaries[1]["config"]["rekind"] is True and "rekind" not in summaries[0]["config"]
+    forced = [pq.read_table(tmp_path / "out" / label / "forced_orders.parquet").to_pandas()
+              for label in labels]
+    assert forced[1].ts.tolist() == [seoul_ns(FRI, t(10, 0))]
+    assert forced[0].ts.tolist() == [seoul_ns(MON, t(8, 30))]
 
 
 def test_one_variant_is_not_a_comparison(tape, tmp_path):

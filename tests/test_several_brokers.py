@@ -166,3 +166,23 @@ def test_brokers_and_populations_must_pair(tmp_path):
     r = CliRunner().invoke(app, ["replay", "x.parquet", "--broker", "instant", "--broker",
                                  "cfd", "--population", str(pop), "--set", "grace_days=0"])
     assert r.exit_code == 2 and "after commas" in r.output
+
+
+def test_a_strategy_of_another_kind_than_the_brokers_has_a_broker_of_its_own():
+    """A credit strategy in a market whose one broker is a CFD broker: its account is held
+    by a broker of the krx-credit preset, alone; the CFD broker keeps the population."""
+    from replay.runner import BrokerSpec  # noqa: F401  (the spec the CLI builds)
+    from strategies.base import Strategy, attach_strategy
+
+    class Holder(Strategy):
+        account = "credit"
+        cash = 1_000_000
+
+    rp = Replay(STOCK, "relative", venue="krx", seed=1, krx_rules=NO_VI)
+    pop = accounts()
+    cfd = Broker(load_rules("cfd"), pop).attach(rp)
+    host = attach_strategy(rp, Holder())
+    assert [b.rules.name for b in rp.brokers] == ["cfd", "krx-credit"]
+    assert host.broker is rp.brokers[1] and host.broker is not cfd
+    rp.run([day_tape()])
+    assert len(cfd.forced_orders()) == 1  # the CFD account, sold as before

@@ -171,8 +171,3 @@ def test_compare_runs_the_strategy_under_each_rule(crash, tmp_path, monkeypatch)
     for label in ("r140", "r110"):
         st = json.loads((tmp_path / "cmp" / label / "summary.json").read_text())["strategy"]
         assert table.loc[label, "strategy_final_equity"] == pytest.approx(st["final_equity"])
-    bad = CliRunner().invoke(app, ["compare", str(crash), "--population",
-                                   str(EXAMPLES / "unwind-heavy.csv"), "--broker", "cfd",
-                                   "--broker", "cfd,call_level=0.6", "--strategy",
-                                   "strategies/credit_momentum.py:CreditMomentum", "-o", "x"])
-    assert bad.exit_code == 2 and "credit account" in bad.output
