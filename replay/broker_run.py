@@ -88,7 +88,7 @@ def load_population(path: Path, tape: Tape, seed: int) -> Population:
     from replay.loaders.population import load_population_csv, synthesize_population
 
     path = Path(path)
-    first = tape_first_day(tape)
+    first = getattr(tape, "first_day", None) or tape_first_day(tape)
     if path.suffix.lower() == ".toml":
         return synthesize_population(path, tape.instruments, seed, held_by=first)
     if not path.is_file():

@@ -267,6 +267,9 @@ def replay_cmd(
     profile: Annotated[str, typer.Option(help="Generative mode: the flow's profile, "
                                          "krx-largecap or krx-smallcap.")] = "krx-smallcap",
     days: Annotated[int, typer.Option(help="Generative mode: sessions to generate.")] = 1,
+    shock: Annotated[list[str] | None, typer.Option(
+        help="Generative mode: DAY:FRACTION moves the flow's value at that day's open, e.g. "
+             "--shock 1:-0.2 (a 20% gap down on the second day; repeatable).")] = None,
     seed: Annotated[int | None, typer.Option(
         help="Seed of the generative flow and of the KRX venue's random auction ends; "
              "recorded with every run. Default: the tape's own session seed (synthetic "
@@ -332,64 +335,40 @@ def replay_cmd(
     * cascade replay --mode generative --profile krx-smallcap --seed 3 --inject sells.csv
       -o runs/gen
     """
-    from replay.inject import read_injected
-    from replay.results import write_run
-    from replay.rundir import check_target
 
-    if mode == "generative":
-        from replay.generative import flow_instruments, run_generative
+    from replay.runner import RunSpec, run_tape
 
-        if tape is not None:
-            raise ValueError("generative mode takes no tape; drop the TAPE argument")
-        if venue not in (None, "generic"):
-            raise ValueError("generative mode runs at the generic venue; drop --venue")
-        unused = [name for name, given in (("--broker", broker), ("--population", population),
-                                           ("--set", set_), ("--strategy", strategy),
-                                           ("--param", param)) if given]
-        if unused:
-            raise ValueError(f"generative mode runs no broker or strategy; drop "
-                             f"{', '.join(unused)}")
-        check_target(output, overwrite)
-        seed = seed or 0
-        injected = read_injected(inject, flow_instruments(profile)) if inject else None
-        result = run_generative(profile, days=days, seed=seed, injected=injected)
-        config = {"mode": mode, "profile": profile, "days": days,
-                  "inject": str(inject) if inject else None}
-    else:
-        from replay.runner import RunSpec, run_tape
-
-        if tape is None:
-            raise ValueError(f"{mode} mode replays a tape: give TAPE")
-        first, more = _brokers(broker or [], population or [], set_ or [])
-        spec = RunSpec(tape=tape, output=output, mode=mode, venue=venue, seed=seed,
-                       inject=inject, broker=first.rules if first else None,
-                       population=first.population if first else None,
-                       overrides=first.overrides if first else tuple(set_ or ()),
-                       more_brokers=more, index_prior_close=index_prior_close,
-                       chunk_rows=chunk_rows, strategy=strategy,
-                       strategy_params=_parse_params(param or [], strategy),
-                       overwrite=overwrite)
-        summary = run_tape(spec, _bar_factory)
-        if "broker" in summary:
-            _print_broker(summary)
-        if "strategy" in summary:
-            st = summary["strategy"]
-            out.print(f"strategy {st['name']}: final equity {st['final_equity']:,.0f} "
-                      f"(started {st['initial_cash']:,.0f}), {st['fills']:,} fills, "
-                      f"{st['margin_calls']} margin call(s), {st['liquidations']} forced "
-                      "sale(s)")
-        out.print(f"{mode} at the {summary['venue']} venue: {summary['events_processed']:,} "
-                  f"events in {summary['replay_seconds']:.2f}s "
-                  f"({summary['events_per_second'] / 1e6:.2f} M events/s; loading "
-                  f"{summary['load_seconds']:.2f}s), {summary['rows']['fills']:,} fills; "
-                  f"results in {output}/", highlight=False)
-        _print_injected_outcomes(output)
-        return
-    write_run(result, output, seed=seed, config=config, overwrite=overwrite)
-    fills = len(result.fills)
-    out.print(f"{mode}: {result.events:,} events in {result.wall_seconds:.2f}s "
-              f"({result.events_per_second / 1e6:.2f} M events/s), "
-              f"{fills:,} fills; results in {output}/")
+    if mode == "generative" and tape is not None:
+        raise ValueError("generative mode takes no tape; drop the TAPE argument")
+    if mode != "generative" and tape is None:
+        raise ValueError(f"{mode} mode replays a tape: give TAPE")
+    if mode != "generative" and shock:
+        raise ValueError("--shock moves the generative flow's value: use it with --mode "
+                         "generative (a tape's own shocks are made by cascade data synth)")
+    first, more = _brokers(broker or [], population or [], set_ or [])
+    spec = RunSpec(tape=tape, output=output, mode=mode, venue=venue, seed=seed,
+                   inject=inject, broker=first.rules if first else None,
+                   population=first.population if first else None,
+                   overrides=first.overrides if first else tuple(set_ or ()),
+                   more_brokers=more, index_prior_close=index_prior_close,
+                   chunk_rows=chunk_rows, strategy=strategy,
+                   strategy_params=_parse_params(param or [], strategy),
+                   overwrite=overwrite, profile=profile, days=days,
+                   shocks=_parse_shocks(shock or []))
+    summary = run_tape(spec, _bar_factory)
+    if "broker" in summary:
+        _print_broker(summary)
+    if "strategy" in summary:
+        st = summary["strategy"]
+        out.print(f"strategy {st['name']}: final equity {st['final_equity']:,.0f} "
+                  f"(started {st['initial_cash']:,.0f}), {st['fills']:,} fills, "
+                  f"{st['margin_calls']} margin call(s), {st['liquidations']} forced "
+                  "sale(s)")
+    out.print(f"{mode} at the {summary['venue']} venue: {summary['events_processed']:,} "
+              f"events in {summary['replay_seconds']:.2f}s "
+              f"({summary['events_per_second'] / 1e6:.2f} M events/s; loading "
+              f"{summary['load_seconds']:.2f}s), {summary['rows']['fills']:,} fills; "
+              f"results in {output}/", highlight=False)
     _print_injected_outcomes(output)
 
 

@@ -22,8 +22,10 @@ as a tape is, so a generative run has the same participants as a replay:
   limits are the venue's, the flow's opening book rests in the opening auction with the
   orders sent before the open (the brokers' forced sales at the pre-open), its orders rest
   through VIs, halts and the closing auction, and the venue uncrosses them; its market orders
-  trade only when the venue matches, within the VI thresholds; the venue clears the book at
-  the day's end;
+  trade when the venue matches, within the VI thresholds, and in a single-price auction are
+  priced at the flow's value and join the uncross, which so finds the price the flow
+  believes in (a VI moves it by at most the VI's band at a time); the venue clears the book
+  at the day's end;
 - brokers wake on its prices and a strategy trades against it; the counterfactual is the
   same flow (same seed) with the brokers' orders switched off.
 """
@@ -31,6 +33,7 @@ as a tape is, so a generative run has the same participants as a replay:
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass, field
 from datetime import date
 from datetime import time as clock
 
@@ -39,6 +42,7 @@ import numpy as np
 from replay.engine import InjectedOrders, Replay, ReplayResult
 from replay.synth import (
     INSTRUMENT_ID,
+    _check_shocks,
     _resolve,
     arrival_gap_ns,
     cancel_size,
@@ -121,6 +125,18 @@ def _remove_from_live(st, live, oid):
             st[G_NLIST] -= 1
             live[j] = live[st[G_NLIST]]
             return
+
+
+@kernel
+def _at_value(ladder, value, side):
+    """The ladder's price at ``value``: for a buy the first at or above it, for a sell the
+    last at or below it."""
+    k = np.searchsorted(ladder, value)
+    if k >= ladder.shape[0]:
+        return ladder[ladder.shape[0] - 1]
+    if side == BID or ladder[k] == value or k == 0:
+        return ladder[k]
+    return ladder[k - 1]
 
 
 @kernel
@@ -209,7 +225,14 @@ def run_session(S, F, OUT, inj, jpos, inst, open_ns, session_ns, params, ladder,
                 _flow_add(S, inst, ts, side, price, size, st, live)
         elif action == TRADE:
             side, size = market_order(bid, ask, last, params, ladder, value[0], rng)
-            if matching_allowed(S, inst):
+            if not matching_allowed(S, inst):
+                # a single-price auction (open, close, VI): the flow's takers price their
+                # orders at its value (a buy at the tick at or above it, a sell at or below),
+                # so the uncross finds the price the flow believes in
+                if size > 0 and adds:
+                    _flow_add(S, inst, ts, side, _at_value(ladder, value[0], side), size, st,
+                              live)
+            else:
                 start = OUT[FILLS + 2]
                 lo, hi = vi_stops(S, inst)
                 filled, _ = loop.match_within_vi(S, OUT, inst, side, -1, lo, hi, size, ts,
@@ -266,8 +289,9 @@ class GenerativeFlow:
     ``profile`` from ``start``, seeded by ``seed``."""
 
     def __init__(self, replay: Replay, profile: str, days: int, seed: int,
-                 start: date = date(2024, 1, 2)) -> None:
+                 start: date = date(2024, 1, 2), shocks: dict[int, float] | None = None) -> None:
         prof = _resolve(profile)
+        self.moves = _check_shocks(shocks, days)  # news overnight: the value moves at the open
         self.prof = prof
         self.params = prof.to_params()
         self.rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence([seed, 1])))
@@ -300,7 +324,7 @@ class GenerativeFlow:
         self.ladder = np.asarray(price_grid(lower, upper, on=day), np.int64)
         self.open_ns, close_ns = continuous_bounds_ns(day)
         self.session_ns = close_ns - self.open_ns
-        self.value = np.array([float(self.base)])
+        self.value = np.array([float(self.base) * (1.0 + self.moves.get(self.k, 0.0))])
         self.st[G_T] = 0
         self.st[G_NLIST] = 0
         self.ready = True
@@ -361,15 +385,46 @@ def generative_replay(profile: str, *, venue: str = "generic", seed: int = 0,
 def run_generative(profile: str, *, days: int = 1, seed: int = 0,
                    injected: InjectedOrders | None = None,
                    start: date = date(2024, 1, 2), replay: Replay | None = None,
-                   sink=None) -> ReplayResult:
+                   sink=None, shocks: dict[int, float] | None = None) -> ReplayResult:
     """Generate ``days`` sessions of ``profile`` with ``injected`` orders trading against the
     reactive flow, in ``replay`` (:func:`generative_replay`, with its participants) or a
-    fresh one at the generic venue. Same profile, days, seed, orders and participants:
-    identical results."""
+    fresh one at the generic venue. ``shocks`` maps a day index to a move of the flow's
+    value at that day's open (``{1: -0.2}``: a 20% gap down on the second day). Same
+    profile, days, seed, shocks, orders and participants: identical results."""
     rp = replay if replay is not None else generative_replay(profile, seed=seed, start=start)
-    flow = GenerativeFlow(rp, profile, days, seed, start)
+    flow = GenerativeFlow(rp, profile, days, seed, start, shocks)
     t0 = time.perf_counter()
     result = rp.run_source(flow, flow.first_ts(), injected, sink=sink,
                            events=lambda: int(flow.st[G_EVENTS]))
     result.wall_seconds = time.perf_counter() - t0
     return result
+
+
+@dataclass
+class FlowInputs:
+    """What a generative run takes in place of a tape (replay/runner.py): the flow's
+    profile, days, shocks and first day, its instrument table, and how to run it."""
+
+    profile: str
+    days: int = 1
+    shocks: dict[int, float] = field(default_factory=dict)
+    start: date = date(2024, 1, 2)
+    session_seed = None
+
+    def __post_init__(self) -> None:
+        if self.days < 1:
+            raise ValueError(f"--days {self.days}: generate at least one day")
+        _check_shocks(self.shocks, self.days)
+        self.instruments = flow_instruments(self.profile, self.start)
+        self.first_day = trading_days(self.start, 1)[0]
+
+    def __len__(self) -> int:
+        return 0  # events are generated, not read: no length to show progress against
+
+    def replay(self, venue: str, seed: int) -> Replay:
+        return generative_replay(self.profile, venue=venue, seed=seed, start=self.start)
+
+    def run(self, rp: Replay, seed: int, injected: InjectedOrders | None,
+            sink=None) -> ReplayResult:
+        return run_generative(self.profile, days=self.days, seed=seed, injected=injected,
+                              start=self.start, replay=rp, sink=sink, shocks=self.shocks)

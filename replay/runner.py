@@ -58,7 +58,7 @@ class RunSpec:
     its constructor. ``broker``, ``population`` and ``overrides`` are the first broker;
     ``more_brokers`` the others of the same market (docs/brokers.md: several brokers)."""
 
-    tape: Path
+    tape: Path | None  # None: generative mode, the flow of ``profile``
     output: Path
     mode: str = DEFAULT_MODE
     venue: str | None = None  # None: default_venue of the tape's instruments
@@ -74,6 +74,9 @@ class RunSpec:
     overwrite: bool = False  # replace a non-empty output whole (else it is refused)
     more_brokers: tuple[BrokerSpec, ...] = ()
     rekind: bool = False  # the first broker's BrokerSpec.rekind
+    profile: str | None = None  # generative mode: the flow's profile, days and shocks
+    days: int = 1
+    shocks: dict[int, float] = field(default_factory=dict)
 
     def brokers(self) -> list[BrokerSpec]:
         """Every broker of the run, in the order given (the order they are called in)."""
@@ -86,7 +89,11 @@ class RunSpec:
         def plain(v):
             return str(v) if isinstance(v, Path) else list(v) if isinstance(v, tuple) else v
         config = {k: plain(v) for k, v in asdict(self).items()
-                  if k not in ("output", "overwrite", "more_brokers", "rekind")}
+                  if k not in ("output", "overwrite", "more_brokers", "rekind", "profile",
+                               "days", "shocks")}
+        if self.mode == "generative":
+            config.update(profile=self.profile, days=self.days,
+                          shocks={str(k): v for k, v in self.shocks.items()})
         if self.rekind:
             config["rekind"] = True
         if self.more_brokers:
@@ -108,6 +115,7 @@ def run_tape(spec: RunSpec, progress: ProgressFactory = _no_progress, *,
     ``load_seconds`` (inputs read, compiled kernels loaded), ``replay_seconds`` (the replay
     alone; ``events_per_second`` is over it) and ``wall_seconds`` (everything)."""
     from replay.engine import Replay
+    from replay.generative import FlowInputs
     from replay.inject import read_injected
     from replay.results import RunWriter
     from replay.rundir import RunDirectory, check_target, verify
@@ -121,10 +129,21 @@ def run_tape(spec: RunSpec, progress: ProgressFactory = _no_progress, *,
     if spec.more_brokers and not spec.broker:
         raise ValueError("more brokers need a first one (RunSpec.broker)")
     check_target(spec.output, spec.overwrite)
-    t = Tape(spec.tape)
-    if spec.venue is None:
-        spec = replace(spec, venue=default_venue(t.instruments))
-    seed = spec.seed if spec.seed is not None else (t.session_seed or 0)
+    if spec.mode == "generative":
+        from replay.generative import FlowInputs
+
+        if spec.tape is not None:
+            raise ValueError("generative mode takes no tape; drop the TAPE argument")
+        t = FlowInputs(spec.profile or "krx-smallcap", spec.days, spec.shocks)
+        spec = replace(spec, venue=spec.venue or "generic")
+        seed = spec.seed or 0
+    else:
+        if spec.tape is None:
+            raise ValueError(f"{spec.mode} mode replays a tape: give TAPE")
+        t = Tape(spec.tape)
+        if spec.venue is None:
+            spec = replace(spec, venue=default_venue(t.instruments))
+        seed = spec.seed if spec.seed is not None else (t.session_seed or 0)
     injected = read_injected(spec.inject, t.instruments) if spec.inject else None
     market = []  # (label, rules, population) per broker
     if spec.broker:
@@ -144,8 +163,9 @@ def run_tape(spec: RunSpec, progress: ProgressFactory = _no_progress, *,
         its kind's preset holding its account alone)."""
         from brokers.engine import Broker
 
-        rp = Replay(t.instruments, spec.mode, venue=spec.venue, seed=seed,
-                    index_prior_close=spec.index_prior_close)
+        rp = t.replay(spec.venue, seed) if isinstance(t, FlowInputs) else Replay(
+            t.instruments, spec.mode, venue=spec.venue, seed=seed,
+            index_prior_close=spec.index_prior_close)
         brokers, host = [], None
         strategy = strategy_class(**spec.strategy_params) if strategy_class else None
         for _, rules_, pop in market:
@@ -164,8 +184,17 @@ def run_tape(spec: RunSpec, progress: ProgressFactory = _no_progress, *,
             host = attach_strategy(rp, strategy, seed=seed, submit_forced=submit_forced)
         return rp, brokers, host
 
+    def replay_all(rp, sink, advance):
+        """The run's events through ``rp``: the tape's chunks, or the generative flow."""
+        if isinstance(t, FlowInputs):
+            result = t.run(rp, seed, injected, sink)
+            advance(result.events)
+            return result
+        return rp.run(t.chunks(spec.chunk_rows), injected, progress=advance, sink=sink)
+
     with RunDirectory(spec.output, overwrite=spec.overwrite) as run:
-        warm_up(t, spec.mode, spec.venue, seed)
+        if not isinstance(t, FlowInputs):
+            warm_up(t, spec.mode, spec.venue, seed)
         load_seconds = time.perf_counter() - t_start
         rp, brokers, host = make_replay()
         labels = [label for label, _, _ in market] if len(market) > 1 else [None]
@@ -178,8 +207,8 @@ def run_tape(spec: RunSpec, progress: ProgressFactory = _no_progress, *,
             for broker, sink in zip(brokers, snapshots, strict=True):
                 broker.snapshot_sink = sink
         writer = RunWriter(run.path, t.instruments, run.run_id)  # streams as rows come
-        with progress(f"replay ({spec.mode}, {spec.venue})", len(t)) as advance:
-            result = rp.run(t.chunks(spec.chunk_rows), injected, progress=advance, sink=writer)
+        with progress(f"replay ({spec.mode}, {spec.venue})", len(t) or None) as advance:
+            result = replay_all(rp, writer, advance)
         config = spec.config()
         summary = writer.close(result, seed=seed, config=config)
         if host is not None:
@@ -193,12 +222,12 @@ def run_tape(spec: RunSpec, progress: ProgressFactory = _no_progress, *,
             )
 
             write_broker_tables(run.path, brokers, labels, snapshots[0].stream, run.run_id)
-            with progress("counterfactual (no forced orders)", len(t)) as advance:
+            with progress("counterfactual (no forced orders)", len(t) or None) as advance:
                 cf, cf_brokers, _ = make_replay(submit_forced=False)
                 for b in cf_brokers:
                     b.snapshot_sink = discard_snapshot
                 cf_trades = CounterfactualTrades(run.stream("counterfactual_trades.parquet"))
-                cf.run(t.chunks(spec.chunk_rows), injected, progress=advance, sink=cf_trades)
+                replay_all(cf, cf_trades, advance)
                 cf_trades.close()
             summary.update(broker_sections(brokers, cf_brokers, labels, run.path))
             summary["config"] = {**config, "broker": rules.name}
