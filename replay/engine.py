@@ -557,7 +557,7 @@ class Replay:
                 self._ensure_ladder(int(i), priced[priced[:, J_INST] == i, J_PRICE])
             self.drive(TapeChunk(ev, mode))
             events += len(ev)
-            self.book.counters[loop.C_EVENTS] += len(ev)
+            loop.count_events(self.book.S, len(ev))
             if progress is not None and len(ev):
                 progress(len(ev))
         for p in participants:
@@ -604,7 +604,7 @@ class Replay:
             p.finish()
         self.flush()
         n = events() if events is not None else 0
-        self.book.counters[loop.C_EVENTS] += n
+        loop.count_events(self.book.S, n)
         return self.result(n, time.perf_counter() - t0, jbase)
 
     def _start(self) -> None:

@@ -765,6 +765,11 @@ def _fill(S, OUT, ts, inst, price, p, size, row):
         count(S, C_REAPPLIED_DROPPED, deficit - filled)
 
 
+def count_events(S: np.ndarray, n: int) -> None:
+    """``n`` more input events were processed (the ``events`` counter)."""
+    count(S, C_EVENTS, n)
+
+
 def counter_values(S: np.ndarray) -> dict[str, int]:
     base = int(S[H_CNT])
     return {name: int(S[base + i]) for i, name in enumerate(COUNTER_NAMES)}
