@@ -259,8 +259,9 @@ def _labelled(frames: list[pd.DataFrame], labels: list[str | None]) -> pd.DataFr
     """One frame of several brokers' rows, each naming its broker (one broker: as it is)."""
     if labels == [None]:
         return frames[0]
-    return pd.concat([f.assign(broker=label) for f, label in zip(frames, labels, strict=True)],
-                     ignore_index=True)
+    named = [f.assign(broker=label) for f, label in zip(frames, labels, strict=True)]
+    rows = [f for f in named if len(f)]  # an empty frame would blur the columns' types
+    return pd.concat(rows, ignore_index=True) if rows else named[0]
 
 
 def write_broker_tables(run_dir: Path, brokers: list[Broker], labels: list[str | None],

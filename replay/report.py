@@ -217,9 +217,14 @@ def _end_ts(run_dir: Path, trades: pd.DataFrame, tables: dict[str, pd.DataFrame]
 
 def build_sections(run: Run) -> list[Section]:
     """The page's sections, in order, each only when the run has its data."""
-    builders = (summary_section, price_section, forced_section, ratios_section,
-                end_accounts_section, venue_section, strategy_section, run_section)
-    return [s for build in builders if (s := build(run)) is not None]
+    builders = (summary_section, price_section, forced_section, brokers_section,
+                ratios_sections, end_accounts_section, venue_section, strategy_section,
+                run_section)
+    out: list[Section] = []
+    for build in builders:
+        made = build(run)
+        out += made if isinstance(made, list) else [made] if made is not None else []
+    return out
 
 
 def summary_section(run: Run) -> Section | None:
@@ -301,19 +306,71 @@ def forced_section(run: Run) -> Section | None:
                    (intro, table, cascade_figure(run, forced)))
 
 
-def ratios_section(run: Run) -> Section | None:
+def brokers_section(run: Run) -> Section | None:
+    """With several brokers: each one's share of the cascade (what it sold, of the whole,
+    and in which generations), from forced_orders.parquet's ``broker`` column and
+    summary.json's ``brokers`` sections."""
+    forced = run.table("forced_orders")
+    per = run.summary.get("brokers")
+    if forced is None or "broker" not in forced.columns or not per:
+        return None
+    scale = _scales(run)
+    forced = forced.assign(value=forced.filled_qty * forced.avg_price.fillna(0)
+                           * forced.instrument.map(scale))
+    shares, value = max(int(forced.filled_qty.sum()), 1), max(float(forced.value.sum()), 1.0)
+    rows = []
+    for label, sections in per.items():
+        b = sections["broker"]
+        mine = forced[forced.broker == label]
+        gens = sorted(mine.generation[mine.filled_qty > 0].unique().tolist())
+        rows.append((label, b["kind"], cell(b["accounts_managed"]), cell(b["accounts_called"]),
+                     cell(b["accounts_force_sold"]), cell(int(mine.filled_qty.sum())),
+                     cell(mine.filled_qty.sum() / shares, "%"), cell(float(mine.value.sum())),
+                     cell(mine.value.sum() / value, "%"),
+                     ", ".join(str(g) for g in gens) or "–"))
+    table = html_table(("broker", "kind", "accounts", "called", "force-sold", "shares sold",
+                        "of all shares sold (%)", f"value sold ({run.currency})",
+                        "of all value sold (%)", "generations sold"), rows)
+    gens = sorted(forced.generation.unique().tolist())
+    by_gen = forced.groupby(["generation", "broker"]).filled_qty.sum()
+    grid = [(cell(g), *(cell(int(by_gen.get((g, label), 0))) for label in per))
+            for g in gens]
+    cross = html_table(("generation", *(f"{label}: shares sold" for label in per)), grid)
+    intro = ("<p>Each broker's forced sales, and their share of the run's. Generations run "
+             "across brokers: a sale at a price another broker's sale set is one generation "
+             "later than that sale, whoever the brokers are.</p>")
+    return Section("brokers", "Each broker's share of the cascade", (intro, table, cross))
+
+
+def ratios_sections(run: Run) -> list[Section]:
     """The accounts at each close (KRX venue) in the rules' own measure, against the
-    rules' thresholds, and their states."""
+    rules' thresholds, and their states: one section per broker when there are several."""
     accounts = run.table("accounts")
     if accounts is None or not {"day", "collateral_ratio"} <= set(accounts.columns):
-        return None
-    measure = account_measure(run)
+        return []
+    if "broker" not in accounts.columns:
+        return [_ratios_section(accounts, account_measure(run), "ratios", "")]
+    from brokers.rules import Rules
+
+    recorded = run.summary.get("rules_by_broker") or {}
+    out = []
+    for k, (label, mine) in enumerate(accounts.groupby("broker", sort=False)):
+        rules = Rules(**recorded[label]) if label in recorded else None
+        measure = account_measure(run, rules) if rules is not None else Measure(
+            "collateral ratio", "(%)", (), "Thresholds not drawn: summary.json has no "
+            f"rules for broker {label}.")
+        out.append(_ratios_section(mine, measure, f"ratios-{k}", f" ({label})"))
+    return out
+
+
+def _ratios_section(accounts: pd.DataFrame, measure: Measure, anchor: str,
+                    whose: str) -> Section:
     plot, rows = ratios_figure(accounts, measure)
     below = [f"below {name} (accounts)" for name, _ in measure.levels]
     table = html_table((f"close ({TZ_LABEL} date)", "accounts", f"lowest {measure.unit}",
                         f"median {measure.unit}", f"highest {measure.unit}", "no debt",
                         *below, *STATES), rows)
-    return Section("ratios", f"Accounts at each close: {measure.name}", (plot, table))
+    return Section(anchor, f"Accounts at each close{whose}: {measure.name}", (plot, table))
 
 
 def end_accounts_section(run: Run) -> Section | None:
@@ -621,11 +678,14 @@ def run_rules(run: Run) -> tuple[Any | None, str]:
         return None, f"the rules {name!r} could not be loaded ({exc})"
 
 
-def account_measure(run: Run) -> Measure:
-    """The rules' own measure and thresholds: a credit (or instant) account's collateral
-    ratio against the maintenance ratio (docs/reference/krx.md: 신용융자), a CFD's margin
-    level against the call and liquidation levels (docs/reference/krx.md: CFD)."""
-    rules, why = run_rules(run)
+def account_measure(run: Run, rules: Any | None = None) -> Measure:
+    """The rules' own measure and thresholds (the run's, or ``rules``): a credit (or
+    instant) account's collateral ratio against the maintenance ratio
+    (docs/reference/krx.md: 신용융자), a CFD's margin level against the call and liquidation
+    levels (docs/reference/krx.md: CFD)."""
+    why = ""
+    if rules is None:
+        rules, why = run_rules(run)
     if rules is None:
         return Measure("collateral ratio", "(%)", (), f"Thresholds not drawn: {why}.")
     if rules.kind == "cfd":

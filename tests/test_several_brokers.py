@@ -186,3 +186,35 @@ def test_a_strategy_of_another_kind_than_the_brokers_has_a_broker_of_its_own():
     assert host.broker is rp.brokers[1] and host.broker is not cfd
     rp.run([day_tape()])
     assert len(cfd.forced_orders()) == 1  # the CFD account, sold as before
+
+
+def test_the_report_shows_each_brokers_share_and_its_accounts(tmp_path):
+    """Credit and 미수 accounts at two brokers on the three-day tape of
+    tests/test_broker_close_rules.py (credit called on Friday and sold on Tuesday, 미수 sold
+    on T+3 = Wednesday): the report has each broker's share of the cascade and each one's
+    accounts at each close in its own rules' measure."""
+    from datetime import date
+
+    from tests.test_broker_close_rules import THREE_DAYS, TUE
+
+    days = THREE_DAYS + [(TUE, t(15, 25), BID, 9_600, 5), (TUE, t(15, 25), ASK, 9_600, 5),
+                         (date(2024, 1, 10), t(8, 40), BID, 9_500, 1_000)]
+    path = write_tape(tmp_path / "days.parquet", tape(days), STOCK)
+    pop = tmp_path / "accounts.csv"
+    pop.write_text("account_id,kind,instrument,shares,entry_price,cash,loan,trade_date\n"
+                   "1,credit,S,100,10000,0,700000,2024-01-05\n"
+                   "2,misu,S,100,10000,0,600000,2024-01-05\n")
+    out = tmp_path / "run"
+    r = CliRunner().invoke(app, ["replay", str(path), "--seed", "1", "--broker", "krx-credit",
+                                 "--broker", "krx-misu", "--population", str(pop),
+                                 "-o", str(out)])
+    assert r.exit_code == 0, r.output
+    forced = pq.read_table(out / "forced_orders.parquet").to_pandas()
+    assert sorted(set(forced.broker)) == ["krx-credit", "krx-misu"]
+    r = CliRunner().invoke(app, ["report", str(out)])
+    assert r.exit_code == 0, r.output
+    page = (out / "report.html").read_text()
+    assert "Each broker&#x27;s share of the cascade" in page or \
+        "Each broker's share of the cascade" in page
+    assert "Accounts at each close (krx-credit): collateral ratio" in page
+    assert "Accounts at each close (krx-misu)" in page
