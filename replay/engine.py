@@ -28,6 +28,7 @@ from venues.book import (
     VENUE_EVENT,
     WAKE,
     BookState,
+    last_price,
 )
 from venues.codes import (
     ORDER_TYPES,
@@ -308,6 +309,8 @@ class Replay:
         self._prints: dict[int, np.ndarray] = {}
         self._started: set[int] = set()
         self._begun: set[int] = set()
+        self._clocks: list[Callable[[], int]] = []
+        self._observers: list[Participant] = []
         self.calendar = KRX_CALENDAR  # the broker's and strategy's days and clock, any venue
         if venue == "krx":
             from venues.krx.venue import KrxVenue
@@ -322,6 +325,12 @@ class Replay:
         in attachment order within its role."""
         if all(p is not participant for p in self.participants):
             self.participants = ordered([*self.participants, participant])
+        # what the driver calls at every stop, bound once: the participants that keep time
+        # and those that observe (the others' calls are the protocol's no-ops)
+        self._clocks = [p.next_ts for p in self.participants
+                        if type(p).next_ts is not Participant.next_ts]
+        self._observers = [p for p in self.participants
+                           if type(p).observe is not Participant.observe]
 
     @property
     def brokers(self) -> list[Participant]:
@@ -516,12 +525,14 @@ class Replay:
         answers every stop: the participants' calls (PAUSE, VENUE_EVENT, WAKE; then they
         observe), or the room the kernel needs (NEED_*), and calls again."""
         while True:
-            until = min((p.next_ts() for p in self.participants), default=NEVER)
+            clocks = self._clocks  # the participants that keep time, bound once
+            until = clocks[0]() if len(clocks) == 1 else \
+                min([c() for c in clocks]) if clocks else NEVER
             status = source.advance(self, until)
             if status == OK:
                 return
             if status in (PAUSE, VENUE_EVENT, WAKE):
-                self._dispatch(status, until, source.next_input(self))
+                self._dispatch(status, until, source)
             else:
                 self.grow(status, *source.needs(self))
 
@@ -624,25 +635,27 @@ class Replay:
                 self._begun.add(id(p))
                 p.begin(ts)
 
-    def _dispatch(self, status: int, until: int, next_input: int) -> None:
-        """Call the participants the loop stopped for, then let the others observe."""
+    def _dispatch(self, status: int, until: int, source: EventSource) -> None:
+        """Call the participants the loop stopped for, then let the others observe (each
+        stop of a strategy subscribed to prints comes here: kept short)."""
         S = self.book.S
         handled = None
         if status == PAUSE:
             now = until
             handled = next(p for p in self.participants if p.next_ts() <= until)
-            handled.on_time(until, next_input)
+            handled.on_time(until, source.next_input(self))
         elif status == VENUE_EVENT:
             now = venue_rules.event_time(S)
             self.venue.on_venue_event()
         else:
             inst, now = loop.wake_event(S)
-            last = int(self.book.column("last")[inst])
-            for p in self.participants:
-                below = self._below.get(id(p))
-                if below is not None and 0 < last <= below[inst]:
-                    p.on_wake(inst, now)
-        for p in self.participants:
+            if self._below:
+                last = int(last_price(S, inst))
+                for p in self.participants:
+                    below = self._below.get(id(p))
+                    if below is not None and 0 < last <= below[inst]:
+                        p.on_wake(inst, now)
+        for p in self._observers:
             if p is not handled:
                 p.observe(now)
         loop.set_prints_seen(S, self.reports.count(TRADES))

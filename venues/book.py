@@ -20,6 +20,8 @@ blocks through numpy views (:attr:`BookState.ins`, :attr:`~BookState.lv`, ...).
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from venues.codes import ASK, BID
@@ -143,7 +145,7 @@ class BookState:
 
     def _block(self, h_off: int, shape: tuple[int, ...]) -> np.ndarray:
         off = int(self.S[h_off])
-        return self.S[off:off + int(np.prod(shape))].reshape(shape)
+        return self.S[off:off + math.prod(shape)].reshape(shape)
 
     @property
     def ins(self) -> np.ndarray:
