@@ -30,6 +30,7 @@ import pyarrow.parquet as pq
 from plotly.colors import sample_colorscale
 from plotly.subplots import make_subplots
 
+from brokers.margin import STATE_NAMES
 from replay.render.cells import cell, currency_of, hover, with_unit, words
 from replay.render.clock import TZ, TZ_LABEL, clock, duration, stamp, time_gaps, wall_ms
 from replay.render.page import Page, Plot, html_table
@@ -66,7 +67,7 @@ OPTIONAL: dict[str, list[str] | None] = {
 #: older run directory) the injected orders are not drawn.
 INJECTED_COLUMNS = frozenset({"input_row", "ts", "instrument", "side", "type", "limit_price",
                               "size", "filled", "avg_price", "status", "reason"})
-STATES = ("ok", "called", "selling", "frozen")
+STATES = STATE_NAMES  # the broker's account states (brokers/margin.py), in its order
 STRATEGY_MARKS = {"margin_call": ("#ff7f0e", "triangle-down"),
                   "liquidation": ("#d62728", "x"), "call_ended": ("#2ca02c", "circle-open"),
                   "deposit": ("#1f77b4", "triangle-up")}
