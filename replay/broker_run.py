@@ -39,13 +39,14 @@ from brokers.engine import Broker
 from brokers.rules import KINDS
 from replay.engine import TRADE_NAMES
 from replay.rundir import TableStream, write_parquet
+from venues.codes import ASK
 from venues.matching import TRADES
 
 if TYPE_CHECKING:
     from brokers.population import Population
     from replay.tape import Tape
 
-SELL = 65  # ord("A"): the aggressor side of a sell print
+SELL = ASK  # the aggressor side of a sell print
 
 
 def load_brokers(specs, tape: Tape, seed: int) -> list[tuple[str, Any, Population]]:

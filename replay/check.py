@@ -20,9 +20,10 @@ from pathlib import Path
 
 import numpy as np
 
-from replay.engine import Replay, tick_scheme
+from replay.engine import Replay
 from replay.quality import MAX_UNITS, TS_MAX_NS, TS_MIN_NS, RepairLog
 from replay.tape import ADD, CANCEL, DELETE, F_LAST, FILL, MODIFY, TRADE, Events, Tape
+from venues.ticks import tick_scheme
 
 #: What each problem means, for the table ``cascade data check`` prints.
 MEANING = {

@@ -15,7 +15,7 @@ from typing import Protocol
 import numpy as np
 import pandas as pd
 
-from replay.tape import Events, Instrument, InstrumentTable
+from replay.tape import Events, InstrumentTable
 from venues import loop
 from venues import rules as venue_rules
 from venues.book import (
@@ -56,6 +56,7 @@ from venues.matching import (
     rows_needed,
 )
 from venues.participants import NEVER, Participant, ordered
+from venues.ticks import tick_scheme
 
 VENUES = ("generic", "krx")
 
@@ -82,20 +83,6 @@ def price_ranges(inst_a, act_a, px_a, n_instruments):
             if p > hi[k]:
                 hi[k] = p
     return lo, hi
-
-
-def tick_scheme(inst: Instrument, on: object = None) -> tuple[np.ndarray, np.ndarray]:
-    """The instrument's tick bands (lower bound, tick), in price units.
-
-    KRX stocks use the KRX table of the session date (docs/reference/krx.md: tick size);
-    anything else has one band of ``tick_units``.
-    """
-    if inst.venue == "XKRX" and inst.price_decimals == 0:
-        from venues.krx.ticks import tick_table
-
-        bounds, ticks = tick_table(on=on) if on is not None else tick_table()
-        return np.asarray(bounds, np.int64), np.asarray(ticks, np.int64)
-    return np.array([0], np.int64), np.array([max(1, inst.tick_units)], np.int64)
 
 
 @dataclass
@@ -242,19 +229,19 @@ class TapeChunk:
         self.columns = ev.kernel_columns()
 
     def advance(self, replay: Replay, until: int) -> int:
-        status, self.pos, replay._jpos = loop.run_chunk(
-            *self.columns, self.pos, replay._inj, replay._jpos, replay.book.S, replay.F,
+        status, self.pos, replay.order_pos = loop.run_chunk(
+            *self.columns, self.pos, replay._inj, replay.order_pos, replay.book.S, replay.F,
             replay.reports.OUT, self.mode, until)
         return status
 
     def next_input(self, replay: Replay) -> int:
         t = int(self.ev.ts[self.pos]) if self.pos < len(self.ev) else loop.NEVER
-        if replay._jpos < len(replay._inj):
-            t = min(t, int(replay._inj[replay._jpos, J_TS]))
+        if replay.order_pos < len(replay._inj):
+            t = min(t, int(replay._inj[replay.order_pos, J_TS]))
         return t
 
     def needs(self, replay: Replay) -> tuple[int, int]:
-        ev, pos, inj, jpos = self.ev, self.pos, replay._inj, replay._jpos
+        ev, pos, inj, jpos = self.ev, self.pos, replay._inj, replay.order_pos
         if pos < len(ev) and (jpos >= len(inj) or ev.ts[pos] <= inj[jpos, J_TS]):
             return int(ev.instrument[pos]), int(ev.price[pos])
         return int(inj[jpos, J_INST]), int(inj[jpos, J_PRICE])
@@ -298,7 +285,8 @@ class Replay:
         self.venue_name = venue
         self.venue = None
         self._inj = np.zeros((0, J_COLS), np.int64)
-        self._jpos = 0
+        #: the next injected order to execute (an event source's kernel advances it)
+        self.order_pos = 0
         self.result_gen = np.zeros(0, np.int64)  # per result row: forced-order generation
         self.result_input_row = np.zeros(0, np.int64)  # per result row: its input row or -1
         #: every participant, in the order the driver calls them (replay/participants.py)
@@ -395,7 +383,7 @@ class Replay:
             raise ValueError(f"injected order {j}: instrument {inj[j, J_INST]} is not in "
                              f"the instrument table (ids {known})")
         self.book.add_results(len(inj))
-        self._inj, self._jpos = inj, 0
+        self._inj, self.order_pos = inj, 0
         self.result_gen = np.concatenate([self.result_gen, np.full(len(inj), -1, np.int64)])
         self.result_input_row = np.concatenate([self.result_input_row, orders.input_rows()])
         return jbase
@@ -412,7 +400,7 @@ class Replay:
         m[:, J_TYPE], m[:, J_PRICE], m[:, J_SIZE] = typ, price, size
         m[:, J_ID] = first + np.arange(n)
         m[:, J_GEN] = generation
-        done, waiting = self._inj[:self._jpos], self._inj[self._jpos:]
+        done, waiting = self._inj[:self.order_pos], self._inj[self.order_pos:]
         if len(done) and len(m) and m[:, J_TS].min() < done[-1, J_TS]:
             raise ValueError("orders cannot be submitted before an order already executed")
         merged = np.concatenate([waiting, m])
@@ -559,9 +547,9 @@ class Replay:
                                                                  int(inj[0, J_TS]))
                 self._begin(first)
                 self.prepare(ev)
-            elif self._jpos < len(self._inj):
-                self._begin(int(self._inj[self._jpos, J_TS]), roles=("venue",))
-            rest = self._inj[self._jpos:]  # on_start may have submitted orders
+            elif self.order_pos < len(self._inj):
+                self._begin(int(self._inj[self.order_pos, J_TS]), roles=("venue",))
+            rest = self._inj[self.order_pos:]  # on_start may have submitted orders
             priced = rest[(rest[:, J_TYPE] != ORDER_TYPES["market"])
                           & (rest[:, J_TYPE] != ORDER_TYPES["cancel"])]
             for i in np.unique(priced[:, J_INST]):
@@ -605,7 +593,7 @@ class Replay:
         self._start()
         t0 = time.perf_counter()
         self._begin(first_ts)
-        rest = self._inj[self._jpos:]
+        rest = self._inj[self.order_pos:]
         priced = rest[(rest[:, J_TYPE] != ORDER_TYPES["market"])
                       & (rest[:, J_TYPE] != ORDER_TYPES["cancel"])]
         for i in np.unique(priced[:, J_INST]):

@@ -342,8 +342,8 @@ class GenerativeFlow:
             # pre-open; at the generic venue, the next day's opening book (none after the last)
             drain = -1 if self.venue is None else NEVER if last_day else \
                 continuous_bounds_ns(self.days[self.k + 1])[0] - 1
-            status, rp._jpos = run_session(
-                rp.book.S, rp.F, rp.reports.OUT, rp._inj, rp._jpos, INSTRUMENT_ID,
+            status, rp.order_pos = run_session(
+                rp.book.S, rp.F, rp.reports.OUT, rp.injected_orders(), rp.order_pos, INSTRUMENT_ID,
                 self.open_ns, self.session_ns, self.params, self.ladder, self.rng, self.st,
                 self.live, self.value, self.prof.live_orders, until, self.venue is not None,
                 drain)
@@ -363,12 +363,12 @@ class GenerativeFlow:
 
     def next_input(self, rp: Replay) -> int:
         t = self.open_ns + int(self.st[G_T]) if self.ready else NEVER
-        if rp._jpos < len(rp._inj):
-            t = min(t, int(rp._inj[rp._jpos, J_TS]))
+        if rp.order_pos < len(rp.injected_orders()):
+            t = min(t, int(rp.injected_orders()[rp.order_pos, J_TS]))
         return t
 
     def needs(self, rp: Replay) -> tuple[int, int]:
-        inj, jpos = rp._inj, rp._jpos
+        inj, jpos = rp.injected_orders(), rp.order_pos
         at = inj[jpos] if jpos < len(inj) else np.zeros(J_COLS, np.int64)
         return int(at[J_INST]), int(at[J_PRICE])  # a ladder: an injected order's
 
