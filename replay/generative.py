@@ -87,7 +87,6 @@ from venues.rules import (
     watches_market,
 )
 
-SRC_FLOW = SRC_HISTORY  # the background flow plays history's part in this mode
 FLOW_TAKER = -1
 # Flow state (st[...]): next order id, live-list length, time since the open (ns), events.
 G_NEXT_ID, G_NLIST, G_T, G_EVENTS = range(4)
@@ -235,8 +234,9 @@ def run_session(S, F, OUT, inj, jpos, inst, open_ns, session_ns, params, ladder,
             else:
                 start = OUT[FILLS + 2]
                 lo, hi = vi_stops(S, inst)
+                # the flow plays history's part: its prints are the tape's
                 filled, _ = loop.match_within_vi(S, OUT, inst, side, -1, lo, hi, size, ts,
-                                                 FLOW_TAKER, SRC_FLOW, False, -1)
+                                                 FLOW_TAKER, SRC_HISTORY, False, -1)
                 if filled > 0:
                     loop.mark_last_generation(S, inst, 0)  # the flow plays history's part
                 _follow(OUT, start, value, params)

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from venues.krx.uncross import MARKET, ROUNDS, Uncross, uncross, uncross_arrays
+from venues.krx.uncross import MARKET_PRICE, ROUNDS, Uncross, uncross, uncross_arrays
 
 
 def test_the_reference_price_wins_among_equal_volume_candidates():
@@ -95,7 +95,7 @@ def test_bad_orders_are_rejected():
 
 def test_the_array_form_takes_minus_one_for_a_market_order():
     price, volume, bid_fills, ask_fills = uncross_arrays(
-        np.array([MARKET, 13_000, 13_000]), np.array([300, 1_000, 50]),
+        np.array([MARKET_PRICE, 13_000, 13_000]), np.array([300, 1_000, 50]),
         np.array([13_000]), np.array([600]), 10_000, lower_limit=7_000, upper_limit=13_000)
     # the market bid joins the simultaneous group at the upper limit
     assert (price, volume) == (13_000, 600)
@@ -160,14 +160,14 @@ def test_a_book_of_fifty_thousand_orders_a_side_uncrosses():
     n, tick = 50_000, 10
     levels = rng.integers(0, 201, size=(2, n))
     bid_px, ask_px = 9_000 + tick * levels[0], 9_500 + tick * levels[1]
-    bid_px[rng.random(n) < 0.01] = MARKET
-    ask_px[rng.random(n) < 0.01] = MARKET
+    bid_px[rng.random(n) < 0.01] = MARKET_PRICE
+    ask_px[rng.random(n) < 0.01] = MARKET_PRICE
     bid_sz, ask_sz = rng.integers(1, 5_001, size=(2, n))
     price, volume, bid_fills, ask_fills = uncross_arrays(bid_px, bid_sz, ask_px, ask_sz, 10_000)
     # independently: sizes per tick level over the whole grid (market orders at its ends)
     grid = np.arange(9_000, 11_501, tick)
-    bid_level = np.where(bid_px == MARKET, len(grid) - 1, (bid_px - 9_000) // tick)
-    ask_level = np.where(ask_px == MARKET, 0, (ask_px - 9_000) // tick)
+    bid_level = np.where(bid_px == MARKET_PRICE, len(grid) - 1, (bid_px - 9_000) // tick)
+    ask_level = np.where(ask_px == MARKET_PRICE, 0, (ask_px - 9_000) // tick)
     at_or_above = np.cumsum(np.bincount(bid_level, bid_sz, len(grid)).astype(np.int64)[::-1])
     at_or_below = np.cumsum(np.bincount(ask_level, ask_sz, len(grid)).astype(np.int64))
     assert volume == np.minimum(at_or_above[::-1], at_or_below).max() > 0

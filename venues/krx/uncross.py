@@ -33,7 +33,7 @@ import numpy as np
 
 ROUNDS = (100, 500, 1_000, 2_000)
 #: The price of a market order in :func:`uncross_arrays`' price arrays.
-MARKET = -1
+MARKET_PRICE = -1
 
 Order = tuple[int | None, int]  # (limit price or None for a market order, size)
 
@@ -72,11 +72,11 @@ def uncross_arrays(bid_px: np.ndarray, bid_sz: np.ndarray, ask_px: np.ndarray,
                    upper_limit: int | None = None, opening: bool = True,
                    ) -> tuple[int | None, int, np.ndarray, np.ndarray]:
     """:func:`uncross` over integer arrays, each side in time priority, price
-    :data:`MARKET` (-1) for a market order. Returns ``(price, volume, bid_fills,
+    :data:`MARKET_PRICE` (-1) for a market order. Returns ``(price, volume, bid_fills,
     ask_fills)``: price None when nothing crosses, fills as int64 arrays."""
     bid_px, bid_sz = _checked(bid_px, bid_sz, "bid")
     ask_px, ask_sz = _checked(ask_px, ask_sz, "ask")
-    bid_market, ask_market = bid_px == MARKET, ask_px == MARKET
+    bid_market, ask_market = bid_px == MARKET_PRICE, ask_px == MARKET_PRICE
     limit_bid_px, limit_bid_sz = bid_px[~bid_market], bid_sz[~bid_market]
     limit_ask_px, limit_ask_sz = ask_px[~ask_market], ask_sz[~ask_market]
     # executable volume at each candidate: the limit prices and the reference
@@ -108,7 +108,7 @@ def _allocate(px: np.ndarray, sz: np.ndarray, price: int, volume: int, *, buy: b
     orders best), then time; the orders at ``price`` share what is left, in rounds when
     ``simultaneous``."""
     fills = np.zeros(len(px), np.int64)
-    market = px == MARKET
+    market = px == MARKET_PRICE
     better = ~market & ((px > price) if buy else (px < price))
     if not simultaneous:
         better |= market
@@ -149,10 +149,10 @@ def _cumsum0(sizes: np.ndarray) -> np.ndarray:
 
 
 def _columns(orders: Sequence[Order], side: str) -> tuple[np.ndarray, np.ndarray]:
-    """``(price, size)`` tuples as price and size arrays, None becoming :data:`MARKET`."""
+    """``(price, size)`` tuples as price and size arrays, None becoming :data:`MARKET_PRICE`."""
     n = len(orders)
     market = np.fromiter((p is None for p, _ in orders), bool, n)
-    px = np.fromiter((MARKET if p is None else p for p, _ in orders), np.int64, n)
+    px = np.fromiter((MARKET_PRICE if p is None else p for p, _ in orders), np.int64, n)
     sz = np.fromiter((s for _, s in orders), np.int64, n)
     bad = (sz <= 0) | (~market & (px <= 0))
     if bad.any():
@@ -172,10 +172,10 @@ def _checked(px: np.ndarray, sz: np.ndarray, side: str) -> tuple[np.ndarray, np.
     if len(px) != len(sz):
         raise ValueError(f"{len(px)} {side} prices but {len(sz)} sizes")
     px, sz = px.astype(np.int64, copy=False), sz.astype(np.int64, copy=False)
-    bad = (sz <= 0) | ((px <= 0) & (px != MARKET))
+    bad = (sz <= 0) | ((px <= 0) & (px != MARKET_PRICE))
     if bad.any():
         i = int(np.argmax(bad))
         if sz[i] <= 0:
             raise ValueError(f"{side} order {i}: size must be positive, got {sz[i]}")
-        raise ValueError(f"{side} order {i}: price must be positive or {MARKET} (market)")
+        raise ValueError(f"{side} order {i}: price must be positive or {MARKET_PRICE} (market)")
     return px, sz
