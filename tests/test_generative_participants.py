@@ -36,7 +36,7 @@ def cfd_accounts(n: int = 200) -> Population:
 def gap_run(submit: bool):
     rp = generative_replay("krx-smallcap", venue="krx", seed=3)
     broker = Broker(load_rules("cfd"), cfd_accounts(), submit_orders=submit).attach(rp)
-    result = run_generative("krx-smallcap", days=3, seed=3, shocks={1: -0.2}, replay=rp)
+    result = run_generative("krx-smallcap", days=2, seed=3, shocks={1: -0.2}, replay=rp)
     return result, broker
 
 
@@ -60,7 +60,7 @@ def test_a_gap_in_the_reactive_flow_sells_cfd_accounts_and_the_counterfactual_no
     # the flow trades at the venue: VIs fire and each day opens and closes by auction
     kinds = set(forced_run.venue_events.kind)
     assert {"vi_static", "uncross_open", "uncross_close"} <= kinds
-    assert len(forced_run.sessions) == 3
+    assert len(forced_run.sessions) == 2
 
 
 def test_the_flow_at_the_venue_stays_inside_the_daily_limits(runs):
@@ -92,7 +92,7 @@ def test_generative_with_venue_broker_and_strategy_from_the_command_line(tmp_pat
                    + "\n".join(rows) + "\n")
     out = tmp_path / "gen"
     r = CliRunner().invoke(app, [
-        "replay", "--mode", "generative", "--profile", "krx-smallcap", "--days", "3",
+        "replay", "--mode", "generative", "--profile", "krx-smallcap", "--days", "2",
         "--seed", "3", "--shock", "1:-0.2", "--venue", "krx", "--broker", "cfd",
         "--population", str(pop), "--strategy",
         "strategies/liquidity_provider.py:LiquidityProvider", "-o", str(out)])
@@ -103,4 +103,4 @@ def test_generative_with_venue_broker_and_strategy_from_the_command_line(tmp_pat
     assert summary["broker"]["forced_volume"] > 0
     assert summary["counterfactual"]["forced_volume"] == 0
     assert "strategy" in summary
-    assert pq.read_table(out / "sessions.parquet").num_rows == 3
+    assert pq.read_table(out / "sessions.parquet").num_rows == 2
