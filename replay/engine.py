@@ -549,11 +549,7 @@ class Replay:
                 self.prepare(ev)
             elif self.order_pos < len(self._inj):
                 self._begin(int(self._inj[self.order_pos, J_TS]), roles=("venue",))
-            rest = self._inj[self.order_pos:]  # on_start may have submitted orders
-            priced = rest[(rest[:, J_TYPE] != ORDER_TYPES["market"])
-                          & (rest[:, J_TYPE] != ORDER_TYPES["cancel"])]
-            for i in np.unique(priced[:, J_INST]):
-                self._ensure_ladder(int(i), priced[priced[:, J_INST] == i, J_PRICE])
+            self._ladders_for_orders()  # on_start may have submitted orders
             self.drive(TapeChunk(ev, mode))
             events += len(ev)
             loop.count_events(self.book.S, len(ev))
@@ -593,11 +589,7 @@ class Replay:
         self._start()
         t0 = time.perf_counter()
         self._begin(first_ts)
-        rest = self._inj[self.order_pos:]
-        priced = rest[(rest[:, J_TYPE] != ORDER_TYPES["market"])
-                      & (rest[:, J_TYPE] != ORDER_TYPES["cancel"])]
-        for i in np.unique(priced[:, J_INST]):
-            self._ensure_ladder(int(i), priced[priced[:, J_INST] == i, J_PRICE])
+        self._ladders_for_orders()
         self.drive(source)
         for p in self.participants:
             p.finish()
@@ -605,6 +597,14 @@ class Replay:
         n = events() if events is not None else 0
         loop.count_events(self.book.S, n)
         return self.result(n, time.perf_counter() - t0, jbase)
+
+    def _ladders_for_orders(self) -> None:
+        """Widen ladders to the prices of the injected orders still to come."""
+        rest = self._inj[self.order_pos:]
+        priced = rest[(rest[:, J_TYPE] != ORDER_TYPES["market"])
+                      & (rest[:, J_TYPE] != ORDER_TYPES["cancel"])]
+        for i in np.unique(priced[:, J_INST]):
+            self._ensure_ladder(int(i), priced[priced[:, J_INST] == i, J_PRICE])
 
     def _start(self) -> None:
         """Start the participants not yet started; the venue tells the others, in order."""
