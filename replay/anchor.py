@@ -1,0 +1,843 @@
+"""Synthetic tapes anchored to daily bars: the reactive flow of :mod:`replay.synth`, with a
+latent value that follows each recorded day (docs/synthetic-tapes.md: anchored tapes).
+
+For every selected name and day the tape:
+
+- opens at the real open through the opening call auction: the auction's random orders
+  (around the open) are completed by a balancing pair of orders at the open just before
+  ``open_ns``, sized so that the open is the *only* price of maximum executable volume;
+  :func:`venues.krx.uncross.uncross` with the base price as reference and the day's limits
+  then prints exactly there, whoever recomputes it (the KRX venue does, from the resting
+  orders);
+- touches the real high and low, in a seeded order: the value is steered to each extreme
+  and held there; if no print has reached it by the end of the hold, a sweep prints it;
+- never prints outside ``[low, high]``: aggressive orders take liquidity only up to the
+  day's high (buys) or down to its low (sells), no bid rests above the high and no ask
+  below the low, so depth beyond the day's range rests in the book (for an injected sale to
+  walk) without ever trading;
+- closes at the real close through the closing call auction, balanced the same way, with
+  the closing pair topping the day's volume up to the real volume (the continuous flow's
+  market orders are sized by a feedback on the volume still to trade);
+- a day that closed at a daily limit is limit-locked (the value is taken beyond the limit
+  for its last part, :mod:`replay.synth`'s locked flow).
+
+The base price of a day is the previous day's close in the bars; the first day's is the
+close divided by ``1 + change`` (the ``change`` column), rounded to the tick grid.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, replace
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from numba import njit
+
+from replay.synth import (
+    _DONE,
+    _INST,
+    _NSTATE,
+    _POOL_FULL,
+    _ROWS_FULL,
+    _S_LAST,
+    _S_LIVE,
+    _S_NEXT_ID,
+    _S_SEQ,
+    _S_T,
+    _S_TRADED,
+    LARGECAP,
+    P_LOCKED_CANCEL,
+    P_LOG_MKT_SIZE,
+    P_LOG_SIZE,
+    P_SIZE_MAX,
+    P_SIZE_SIGMA,
+    PROFILES,
+    Profile,
+    _add_order,
+    _auction,
+    _Book,
+    _close_book,
+    _DayRows,
+    _emit,
+    _locked,
+    _queued_at_lock,
+    _reduce,
+    _seconds,
+    _session_seconds,
+    _size,
+    _uncross_packet,
+    _walk,
+    arrival_gap_ns,
+    cancel_size,
+    choose_action,
+    limit_order,
+    market_order,
+    pick_live,
+    place_price,
+)
+from replay.tape import (
+    ADD,
+    ASK,
+    BID,
+    CANCEL,
+    COLUMNS,
+    F_LAST,
+    MODIFY,
+    TRADE,
+    Events,
+    Instrument,
+    InstrumentTable,
+    TapeWriter,
+)
+from venues.auction import gather
+from venues.book import best_price, can_alloc, level_size, order_fields, requeue
+from venues.krx.calendar import is_trading_day
+from venues.krx.limits import price_limits
+from venues.krx.session import CLOSE, CLOSE_AUCTION, OPEN, PRE_OPEN, schedule, seoul_ns
+from venues.krx.ticks import is_on_grid, price_grid, tick_size
+from venues.krx.uncross import uncross
+
+#: Columns the daily-bar anchor needs (replay.loaders.daily_bars.read_bars' layout).
+BAR_COLUMNS = ("code", "date", "open", "high", "low", "close", "volume")
+
+#: Share of a day's volume the continuous flow leaves to the closing auction.
+CLOSE_SHARE = 0.08
+#: The value's noise around its path: stationary sd (fraction) and mean-reversion time.
+NOISE_SD = 0.002
+NOISE_TAU_S = 600.0
+#: How long the value is held at an extreme before a sweep prints it, share of the session.
+HOLD_SHARE = 0.03
+#: Ahead of an auction's end, the last random arrival and the balancing orders (ns).
+_FIX_NS = 10_000
+#: The default flow of an anchored tape: the large-cap profile at a modest event rate.
+DEFAULT_EVENT_RATE = 5.0
+
+
+@dataclass(frozen=True)
+class AnchorDay:
+    """One name's recorded day, on the tick grid: what the tape must reproduce."""
+
+    day: date
+    base: int
+    open: int
+    high: int
+    low: int
+    close: int
+    volume: int
+
+
+@dataclass(frozen=True)
+class AnchorName:
+    """One name's days, in order, with what its instrument row needs."""
+
+    code: str
+    market: str
+    shares: int
+    days: tuple[AnchorDay, ...]
+
+
+@dataclass(frozen=True)
+class AnchorPlan:
+    """The names and days an anchored tape holds, and the repairs made to get them:
+    ``rounded`` counts prices moved to the tick grid (back-adjusted series are off it),
+    ``rounded_rows`` names them (code, date, field, recorded, rounded)."""
+
+    source: str
+    names: tuple[AnchorName, ...]
+    rounded: int
+    rounded_rows: tuple[tuple[str, date, str, int, int], ...]
+
+    @property
+    def days(self) -> list[date]:
+        return sorted({d.day for n in self.names for d in n.days})
+
+
+def thin_profile(profile: Profile, event_rate: float) -> Profile:
+    """``profile`` at ``event_rate`` decisions a second, its resting book and auction
+    orders scaled in proportion (at least 40 live orders, 20 orders per auction), so a
+    thinner flow keeps the profile's shape with fewer rows."""
+    if not event_rate > 0:
+        raise ValueError(f"event rate {event_rate}: must be positive (decisions a second)")
+    k = min(1.0, event_rate / profile.event_rate)
+    return replace(profile, event_rate=float(event_rate),
+                   live_orders=max(40, int(round(profile.live_orders * k))),
+                   auction_orders_open=max(20.0, round(profile.auction_orders_open * k)),
+                   auction_orders_close=max(20.0, round(profile.auction_orders_close * k)))
+
+
+def _resolve(profile: str | Profile | None, event_rate: float | None) -> Profile:
+    if profile is None:
+        prof = LARGECAP
+        rate = DEFAULT_EVENT_RATE if event_rate is None else event_rate
+    elif isinstance(profile, Profile):
+        prof, rate = profile, event_rate
+    else:
+        try:
+            prof = PROFILES[profile]
+        except KeyError:
+            raise ValueError(f"profile {profile!r}: choose one of {', '.join(PROFILES)}"
+                             ) from None
+        rate = event_rate
+    return thin_profile(prof, rate) if rate is not None else prof
+
+
+# ---------------------------------------------------------------------------------------
+# The plan: the bars checked, selected, and put on the tick grid.
+# ---------------------------------------------------------------------------------------
+
+def _grid_round(price: float, day: date, market: str) -> int:
+    """The grid price nearest ``price``, ties up (docs/reference/krx.md: tick size)."""
+    t = int(tick_size(max(int(price), 1), on=day, market=market))
+    grid = price_grid(max(1, int(price) - 2 * t), int(price) + 2 * t, on=day, market=market)
+    return int(grid[np.argmin(np.abs(grid - price) - 1e-9 * (grid > price))])
+
+
+def plan_from_bars(bars: pd.DataFrame, *, source: str = "bars",
+                   codes: Sequence[str] | None = None, start: date | None = None,
+                   days: int | None = None) -> AnchorPlan:
+    """Check and select daily bars (one row per code and date, the layout of
+    ``replay.loaders.daily_bars.read_bars``) for an anchored tape.
+
+    ``codes`` selects names (default: every code in the bars), ``start`` the first day and
+    ``days`` how many of the bars' days from there (default: all). Prices off the tick grid
+    (back-adjusted series) are rounded to the nearest grid price and counted; a day whose
+    recorded prices are inconsistent (low above open, a price outside the day's limits, a
+    negative volume) is an error naming the code, date and field. Raises ValueError.
+    """
+    missing = [c for c in BAR_COLUMNS if c not in bars.columns]
+    if missing:
+        raise ValueError(f"{source}: no column {', '.join(missing)}; an anchored tape needs "
+                         f"daily bars with {', '.join(BAR_COLUMNS)} (and change for the "
+                         "first day's base price)")
+    if bars.empty:
+        raise ValueError(f"{source}: no bars")
+    frame = bars.copy()
+    frame["code"] = frame["code"].astype(str)
+    frame["date"] = pd.to_datetime(frame["date"]).dt.date
+    frame = frame.sort_values(["code", "date"], kind="stable").reset_index(drop=True)
+    known = list(dict.fromkeys(frame["code"]))
+    if codes:
+        wanted = [str(c).strip() for c in codes]
+        for c in wanted:
+            if c not in known:
+                shown = ", ".join(known[:12]) + (" ..." if len(known) > 12 else "")
+                raise ValueError(f"{source}: code {c} is not in the file (codes: {shown})")
+        wanted = list(dict.fromkeys(wanted))
+    else:
+        wanted = known
+    all_days = sorted(set(frame["date"]))
+    first = start or all_days[0]
+    chosen = [d for d in all_days if d >= first]
+    if not chosen:
+        raise ValueError(f"{source}: start {first} is after the file's last day "
+                         f"{all_days[-1]} (its days run {all_days[0]} to {all_days[-1]})")
+    if days is not None:
+        if days < 1:
+            raise ValueError(f"--days {days}: must be at least 1")
+        if days > len(chosen):
+            raise ValueError(f"{source}: {days} day(s) from {first} asked, the file has "
+                             f"{len(chosen)} ({chosen[0]} to {chosen[-1]})")
+        chosen = chosen[:days]
+    chosen_set = set(chosen)
+    rounded: list[tuple[str, date, str, int, int]] = []
+    names = []
+    has_change = "change" in frame.columns
+    for code in wanted:
+        rows = frame[frame["code"] == code]
+        market = "KOSPI"
+        if "market" in rows.columns and str(rows["market"].iloc[0]).upper() == "KOSDAQ":
+            market = "KOSDAQ"
+        shares = 0
+        if "shares" in rows.columns and pd.notna(rows["shares"].iloc[-1]):
+            shares = max(int(rows["shares"].iloc[-1]), 0)
+        base = None
+        out = []
+        for r in rows.itertuples(index=False):
+            day = r.date
+            px = {}
+            for f in ("open", "high", "low", "close"):
+                v = getattr(r, f)
+                if pd.isna(v) or not float(v) > 0:
+                    raise ValueError(f"{source}: {code} {day}, field {f}: {v} is not a "
+                                     "positive price")
+                g = _grid_round(float(v), day, market)
+                if g != v:
+                    rounded.append((code, day, f, int(round(float(v))), g))
+                px[f] = g
+            if day in chosen_set:
+                if not is_trading_day(day):
+                    raise ValueError(f"{source}: {code} {day}: not an XKRX trading day")
+                if base is None:
+                    base = _first_base(r, code, day, px["close"], market, source, has_change)
+                vol = r.volume
+                if pd.isna(vol) or int(vol) < 0:
+                    raise ValueError(f"{source}: {code} {day}, field volume: {vol} must be a "
+                                     "non-negative share count")
+                out.append(_checked_day(code, day, base, px, int(vol), market, source))
+            base = px["close"]  # docs/reference/krx.md: base price = previous close
+        if out:
+            names.append(AnchorName(code=code, market=market, shares=shares,
+                                    days=tuple(out)))
+    if not names:
+        raise ValueError(f"{source}: none of the selected codes has a bar on the selected "
+                         "days")
+    n_days = {tuple(d.day for d in n.days) for n in names}
+    if len(n_days) > 1:
+        short = min(names, key=lambda n: len(n.days))
+        raise ValueError(f"{source}: {short.code} has bars on {len(short.days)} of the "
+                         f"{len(chosen)} selected days; a multi-name tape needs every name "
+                         "on every day (select codes or days)")
+    kept = [x for x in rounded if x[1] in chosen_set and x[0] in wanted]
+    return AnchorPlan(source=source, names=tuple(names), rounded=len(kept),
+                      rounded_rows=tuple(kept))
+
+
+def _first_base(row, code: str, day: date, close: int, market: str, source: str,
+                has_change: bool) -> int:
+    """The first day's base price: close / (1 + change), on the tick grid."""
+    change = row.change if has_change else float("nan")
+    if pd.isna(change):
+        raise ValueError(f"{source}: {code} {day}, field change: no previous close for the "
+                         "first day's base price; give bars with the change column (등락률) "
+                         "or start a day later")
+    if not float(change) > -1.0:
+        raise ValueError(f"{source}: {code} {day}, field change: {change} must be above -1")
+    return _grid_round(close / (1.0 + float(change)), day, market)
+
+
+def _checked_day(code: str, day: date, base: int, px: dict, volume: int, market: str,
+                 source: str) -> AnchorDay:
+    lower, upper = price_limits(base, on=day, market=market)
+    for f in ("open", "close"):
+        if not px["low"] <= px[f] <= px["high"]:
+            raise ValueError(f"{source}: {code} {day}, field {f}: {px[f]} lies outside the "
+                             f"day's low-high {px['low']}-{px['high']}")
+    for f in ("open", "high", "low", "close"):
+        if not lower <= px[f] <= upper:
+            raise ValueError(f"{source}: {code} {day}, field {f}: {px[f]} lies outside the "
+                             f"daily limits {lower}-{upper} of base {base} (the previous "
+                             "close): an adjusted or inconsistent series")
+        if not is_on_grid(px[f], on=day, market=market):
+            raise ValueError(f"{source}: {code} {day}, field {f}: {px[f]} off the tick grid")
+    if volume == 0 and not px["open"] == px["high"] == px["low"] == px["close"]:
+        raise ValueError(f"{source}: {code} {day}, field volume: 0 shares but the prices "
+                         "moved")
+    return AnchorDay(day=day, base=base, open=px["open"], high=px["high"], low=px["low"],
+                     close=px["close"], volume=volume)
+
+
+# ---------------------------------------------------------------------------------------
+# The compiled day: the continuous session along the anchored path.
+# ---------------------------------------------------------------------------------------
+
+# Slots of the anchor's integer state: the day's volume so far, its highest and lowest
+# print, the next sweep; of its float state: the value's noise, the market-size baseline,
+# the volume wanted by the end of continuous trading and the volume at the open, the rate
+# shape's integral to the session's end and from the open to it.
+_A_VOL, _A_MAX, _A_MIN, _A_SWEEP, _NA = range(5)
+_F_NOISE, _F_LOG_MKT, _F_TARGET, _F_BASE_VOL, _F_SHAPE_END, _F_SHAPE_TOTAL, _NF = range(7)
+
+
+@njit(cache=True)
+def _shape_integral(t, params):
+    # Integral of the arrival-rate shape of replay.synth.arrival_gap_ns from 0 to t (ns).
+    tau = params[3]  # P_DECAY_NS
+    s = params[4]  # P_SESSION_NS
+    return (t + params[1] * tau * (1.0 - math.exp(-t / tau))
+            + params[2] * tau * (math.exp(-(s - t) / tau) - math.exp(-s / tau)))
+
+
+@njit(cache=True)
+def _path_value(t, knots_t, knots_v):
+    # The latent value's path: piecewise linear through the knots, flat beyond them.
+    n = knots_t.shape[0]
+    if t <= knots_t[0]:
+        return knots_v[0]
+    for k in range(1, n):
+        if t <= knots_t[k]:
+            span = knots_t[k] - knots_t[k - 1]
+            w = (t - knots_t[k - 1]) / span if span > 0 else 1.0
+            return knots_v[k - 1] + w * (knots_v[k] - knots_v[k - 1])
+    return knots_v[n - 1]
+
+
+@njit(cache=True)
+def _tally(outs, first, pos, ast):
+    # The day's volume and print range from the rows just written.
+    for r in range(first, pos):
+        if outs[1][r] == TRADE:
+            ast[_A_VOL] += outs[4][r]
+            p = outs[3][r]
+            if p > ast[_A_MAX]:
+                ast[_A_MAX] = p
+            if ast[_A_MIN] == 0 or p < ast[_A_MIN]:
+                ast[_A_MIN] = p
+
+
+@njit(cache=True)
+def _sweep(params, ladder, rng, book, st, fst, outs, pos, ts, price, up, ast):
+    """Print at ``price`` (the day's high if ``up``, else its low): an order taking every
+    resting order up to (down to) it, after an order resting there if none does. A bid
+    already at the high (an ask at the low) is met by a sell (a buy) at that price."""
+    S = book[0]
+    bb = best_price(S, _INST, BID)
+    ba = best_price(S, _INST, ASK)
+    first = pos
+    if up and bb == price:
+        pos, _ = _walk(params, ladder, book, st, fst, outs, pos, ts, ASK,
+                       level_size(S, _INST, BID, price), price)
+    elif not up and ba == price:
+        pos, _ = _walk(params, ladder, book, st, fst, outs, pos, ts, BID,
+                       level_size(S, _INST, ASK, price), price)
+    else:
+        side = ASK if up else BID  # the order resting at the extreme
+        if level_size(S, _INST, side, price) == 0:
+            size = _size(params[P_LOG_SIZE], params[P_SIZE_SIGMA], int(params[P_SIZE_MAX]),
+                         rng)
+            oid = _add_order(book, st, side, price, size, ts)
+            pos = _emit(outs, pos, st, ts, ADD, side, price, size, oid, F_LAST)
+            ts += 1
+        # every resting order between the opposite best and the extreme
+        total = 0
+        if up:
+            for i in range(ladder.shape[0]):
+                if ladder[i] <= price:
+                    total += level_size(S, _INST, ASK, ladder[i])
+            pos, _ = _walk(params, ladder, book, st, fst, outs, pos, ts, BID, total, price)
+        else:
+            for i in range(ladder.shape[0]):
+                if ladder[i] >= price:
+                    total += level_size(S, _INST, BID, ladder[i])
+            pos, _ = _walk(params, ladder, book, st, fst, outs, pos, ts, ASK, total, price)
+    _tally(outs, first, pos, ast)
+    return pos, ts
+
+
+@njit(cache=True)
+def _in_range(side, price, lo_px, hi_px):
+    # No bid rests above the day's high, no ask below its low: neither could trade there.
+    return price > 0 and not ((side == BID and price > hi_px) or (side == ASK and price < lo_px))
+
+
+@njit(cache=True)
+def _anchored_top_up(params, ladder, rng, book, st, outs, pos, ts, center, first, i, n,
+                     lo_px, hi_px):
+    """:func:`replay.synth._top_up` within the day's range (no bid above the high, no ask
+    below the low)."""
+    S = book[0]
+    while i < n:
+        if not can_alloc(S):
+            return pos, i, _POOL_FULL
+        side = BID if i % 2 == 0 else ASK
+        i += 1
+        price = place_price(side, best_price(S, _INST, BID), best_price(S, _INST, ASK),
+                            ladder[center], params, ladder, rng)
+        size = _size(params[P_LOG_SIZE], params[P_SIZE_SIGMA], int(params[P_SIZE_MAX]), rng)
+        if not _in_range(side, price, lo_px, hi_px):
+            continue
+        oid = _add_order(book, st, side, price, size, ts)
+        pos = _emit(outs, pos, st, ts, ADD, side, price, size, oid, 0)
+    if pos > first:
+        outs[6][pos - 1] = F_LAST
+    return pos, i, _DONE
+
+
+@njit(cache=True)
+def _anchored_continuous(params, ladder, rng, book, st, fst, outs, pos, origin_ns,
+                         session_ns, knots_t, knots_v, sweep_t, sweep_px, sweep_up, lo_px,
+                         hi_px, ast, afl):
+    """:func:`replay.synth._continuous` along an anchored path: the value is the path's
+    (``knots``) times a mean-reverting noise; market orders take liquidity only within
+    ``[lo_px, hi_px]``; their size follows the volume still to trade; at each sweep time a
+    print at the extreme is made if the flow has not reached it."""
+    S, live = book[0], book[2]
+    cap = outs[0].shape[0]
+    lo, hi = float(ladder[0]), float(ladder[-1])
+    decay = 1.0 / (NOISE_TAU_S * 1e9)
+    while True:
+        if cap - pos < 4 * st[_S_LIVE] + 16:
+            return pos, _ROWS_FULL
+        if not can_alloc(S):
+            return pos, _POOL_FULL
+        k = ast[_A_SWEEP]
+        if k < sweep_t.shape[0] and sweep_t[k] <= st[_S_T] + 1:
+            # an extreme's hold ended: print it unless the flow already did
+            ast[_A_SWEEP] += 1
+            done = ast[_A_MAX] >= sweep_px[k] if sweep_up[k] else ast[_A_MIN] <= sweep_px[k]
+            if not done:
+                st[_S_T] += 1
+                pos, ts = _sweep(params, ladder, rng, book, st, fst, outs, pos,
+                                 origin_ns + st[_S_T], sweep_px[k], sweep_up[k] == 1, ast)
+                st[_S_T] = ts - origin_ns
+            continue
+        gap = arrival_gap_ns(st[_S_T], params, rng)
+        t_next = st[_S_T] + gap
+        if k < sweep_t.shape[0] and sweep_t[k] < t_next and sweep_t[k] < session_ns:
+            st[_S_T] = sweep_t[k] - 1  # the sweep first, then the next decision
+            continue
+        if t_next >= session_ns:
+            st[_S_T] = session_ns
+            return pos, _DONE
+        st[_S_T] = t_next
+        ts = origin_ns + st[_S_T]
+        # the value: the path, times an Ornstein-Uhlenbeck noise of sd NOISE_SD
+        a = math.exp(-gap * decay)
+        afl[_F_NOISE] = afl[_F_NOISE] * a + NOISE_SD * math.sqrt(1.0 - a * a) \
+            * rng.standard_normal()
+        v = _path_value(st[_S_T], knots_t, knots_v)
+        if lo < v < hi:  # inside the limits, the noise never takes it to one
+            v = min(max(v * math.exp(afl[_F_NOISE]), lo + 0.25 * (ladder[1] - ladder[0])),
+                    hi - 0.25 * (ladder[-1] - ladder[-2]))
+        fst[0] = v
+        # market orders sized by the volume still to trade over the expected flow left
+        left = (afl[_F_SHAPE_END] - _shape_integral(float(st[_S_T]), params)) \
+            / afl[_F_SHAPE_TOTAL]
+        planned = afl[_F_TARGET] - afl[_F_BASE_VOL]
+        want = afl[_F_TARGET] - ast[_A_VOL]
+        ratio = want / (planned * max(left, 1e-3)) if planned > 0 else 0.0
+        params[P_LOG_MKT_SIZE] = afl[_F_LOG_MKT] + math.log(min(max(ratio, 0.05), 20.0))
+        bb = best_price(S, _INST, BID)
+        ba = best_price(S, _INST, ASK)
+        last = st[_S_LAST]
+        action = choose_action(st[_S_LIVE], params, rng)
+        locked = fst[0] <= lo or fst[0] >= hi
+        first = pos
+        if locked and (action == ADD or action == TRADE):
+            pos = _locked(params, ladder, rng, book, st, fst, outs, pos, ts, action,
+                          fst[0] <= lo)
+        elif action == ADD:
+            side, price, size = limit_order(bb, ba, last, params, ladder, fst[0], rng)
+            if size == 0 or not _in_range(side, price, lo_px, hi_px):
+                continue
+            oid = _add_order(book, st, side, price, size, ts)
+            pos = _emit(outs, pos, st, ts, ADD, side, price, size, oid, F_LAST)
+        elif action == TRADE:
+            side, size = market_order(bb, ba, last, params, ladder, fst[0], rng)
+            # never past the volume wanted by 15:20: the closing auction makes up the rest
+            size = min(size, max(1, int(afl[_F_TARGET]) - ast[_A_VOL]))
+            opp = ba if side == BID else bb
+            cap_px = hi_px if side == BID else lo_px
+            if opp == 0 or (side == BID and opp > cap_px) or (side == ASK and opp < cap_px):
+                continue
+            pos, _ = _walk(params, ladder, book, st, fst, outs, pos, ts, side, size, cap_px)
+        elif st[_S_LIVE] > 0:
+            row = live[pick_live(st[_S_LIVE], rng)]
+            oid, side, price, size = order_fields(S, row)
+            if locked and _queued_at_lock(side, price, fst[0], lo, ladder) \
+                    and rng.random() >= params[P_LOCKED_CANCEL]:
+                continue
+            if action == CANCEL:
+                q = cancel_size(size, params, rng)
+                pos = _emit(outs, pos, st, ts, CANCEL, side, price, q, oid, F_LAST)
+                _reduce(book, st, row, q)
+            else:
+                new = place_price(side, bb, ba, last, params, ladder, rng)
+                if new == 0 or new == price or not _in_range(side, new, lo_px, hi_px):
+                    continue
+                pos = _emit(outs, pos, st, ts, MODIFY, side, new, size, oid, F_LAST)
+                requeue(S, row, new)
+        _tally(outs, first, pos, ast)
+
+
+# ---------------------------------------------------------------------------------------
+# One name's days, and the tape of all names.
+# ---------------------------------------------------------------------------------------
+
+@dataclass
+class _NameState:
+    """What carries over from one of a name's days to the next: its book (re-laddered each
+    day), its counters (order ids, sequence) and its random stream."""
+
+    book: _Book
+    st: np.ndarray
+    rng: np.random.Generator
+
+
+def _press(extreme: int, up: bool, ladder: np.ndarray) -> float:
+    """The value that presses the flow to an extreme: two ticks beyond it, kept inside the
+    limits unless the extreme is the limit itself (then 5% beyond: a locked stretch)."""
+    n = len(ladder)
+    if up:
+        if extreme >= ladder[-1]:
+            return float(ladder[-1]) * 1.05
+        i = int(np.searchsorted(ladder, extreme))
+        return min(float(ladder[min(i + 2, n - 1)]),
+                   float(ladder[-1]) - 0.25 * float(ladder[-1] - ladder[-2]))
+    if extreme <= ladder[0]:
+        return float(ladder[0]) * 0.95
+    i = int(np.searchsorted(ladder, extreme))
+    return max(float(ladder[max(i - 2, 0)]), float(ladder[0]) + 0.25 * float(ladder[1]
+                                                                              - ladder[0]))
+
+
+def _plan_day(bar: AnchorDay, ladder: np.ndarray, session_ns: int, t_open: int,
+              rng: np.random.Generator):
+    """The value's knots and the sweeps of one day: open -> the extremes not printed by an
+    auction (in a seeded order, each held HOLD_SHARE of the session, then swept if not yet
+    printed) -> close, held to 15:20. A close at a daily limit is pressed beyond it (the
+    day ends limit-locked), from 70% of the session."""
+    lower, upper = int(ladder[0]), int(ladder[-1])
+    locked_close = bar.close in (lower, upper) and bar.high != bar.low
+    visit = []
+    if bar.high not in (bar.open, bar.close):
+        visit.append((bar.high, True))
+    if bar.low not in (bar.open, bar.close):
+        visit.append((bar.low, False))
+    if len(visit) == 2 and rng.random() < 0.5:
+        visit.reverse()
+    hold = int(HOLD_SHARE * session_ns)
+    span = session_ns - t_open
+    knots_t, knots_v = [t_open], [float(bar.open)]
+    sweep_t, sweep_px, sweep_up = [], [], []
+    slots = [(0.06, 0.36), (0.44, 0.62)] if len(visit) == 2 else [(0.15, 0.6)]
+    for (px, up), (a, b) in zip(visit, slots, strict=False):
+        t = t_open + int((a + (b - a) * rng.random()) * span)
+        v = _press(px, up, ladder)
+        knots_t += [t, t + hold]
+        knots_v += [v, v]
+        sweep_t.append(t + hold)
+        sweep_px.append(px)
+        sweep_up.append(1 if up else 0)
+    if locked_close:
+        t_close, v = t_open + int(0.7 * span), _press(bar.close, bar.close == upper, ladder)
+    else:
+        t_close, v = t_open + int(0.8 * span), float(bar.close)
+    knots_t += [max(t_close, knots_t[-1] + 1), session_ns]
+    knots_v += [v, v]
+    return (np.asarray(knots_t, np.int64), np.asarray(knots_v, np.float64),
+            np.asarray(sweep_t, np.int64), np.asarray(sweep_px, np.int64),
+            np.asarray(sweep_up, np.int64))
+
+
+def _sides(book: _Book) -> tuple[np.ndarray, ...]:
+    S = book.state.S
+    bid_px, bid_sz, _, _, _ = gather(S, _INST, BID)
+    ask_px, ask_sz, _, _, _ = gather(S, _INST, ASK)
+    return bid_px, bid_sz, ask_px, ask_sz
+
+
+def _exec_at(book: _Book, price: int) -> int:
+    """Executable volume at ``price``: min(bids at or above it, asks at or below it)."""
+    bid_px, bid_sz, ask_px, ask_sz = _sides(book)
+    return min(int(bid_sz[bid_px >= price].sum()), int(ask_sz[ask_px <= price].sum()))
+
+
+def _balance(day_rows: _DayRows, book: _Book, st: np.ndarray, price: int, extra: int,
+             ts: int, table: InstrumentTable) -> Iterator:
+    """Orders at ``price`` just before an auction's end that make it the only price of
+    maximum executable volume (docs/reference/krx.md: single-price auction), plus ``extra``
+    shares on each side. With B the bids above ``price`` and A the asks below it, the volume
+    at any higher price is at most B and at any lower one at most A; bids and asks at
+    ``price`` that bring both sides past max(B, A) make its volume the only maximum."""
+    bid_px, bid_sz, ask_px, ask_sz = _sides(book)
+    above = int(bid_sz[bid_px > price].sum())
+    below = int(ask_sz[ask_px < price].sum())
+    at_bid = int(bid_sz[bid_px == price].sum())
+    at_ask = int(ask_sz[ask_px == price].sum())
+    m = max(above, below)
+    for k, (side, size) in enumerate(((BID, max(0, m + 1 - above - at_bid) + extra),
+                                      (ASK, max(0, m + 1 - below - at_ask) + extra))):
+        if size <= 0:
+            continue
+        while not can_alloc(book.state.S):
+            book.grow()
+        yield from day_rows.room(1, table)
+        oid = _add_order(book.arrays, st, side, price, size, ts + k)
+        day_rows.pos = _emit(day_rows.rows, day_rows.pos, st, ts + k, ADD, side, price, size,
+                             oid, F_LAST)
+
+
+def _check_uncross(book: _Book, price: int, reference: int, lower: int, upper: int,
+                   opening: bool) -> None:
+    # The invariant the venue relies on: its own uncross of these orders prints ``price``.
+    prices, sizes, _, n_bids = book.crossing()
+    p, s = prices.tolist(), sizes.tolist()
+    got = uncross(list(zip(p[:n_bids], s[:n_bids], strict=True)),
+                  list(zip(p[n_bids:], s[n_bids:], strict=True)), reference,
+                  lower_limit=lower, upper_limit=upper, opening=opening).price
+    if got != price:
+        raise RuntimeError(f"anchored auction uncrosses at {got}, not {price}")
+
+
+def day_params(prof: Profile, volume: int) -> np.ndarray:
+    """The profile's params with sizes scaled to a day of ``volume`` shares: the expected
+    market-order volume of the day's decisions (event_rate x session x market_share orders
+    of the log-normal mean size) is the volume less the closing auction's share
+    (docs/synthetic-tapes.md: anchored tapes, scaling rule); limit orders and the size cap
+    scale by the same factor, so depth keeps its ratio to the flow."""
+    params = prof.to_params()
+    target = max(1.0, (1.0 - CLOSE_SHARE) * volume)
+    n_market = max(prof.event_rate * _session_seconds() * prof.market_share, 1.0)
+    mean_mkt = prof.market_size_median * math.exp(0.5 * prof.market_size_sigma ** 2)
+    scale = target / (n_market * mean_mkt)
+    params[P_LOG_SIZE] += math.log(scale)
+    params[P_LOG_MKT_SIZE] += math.log(scale)
+    params[P_SIZE_MAX] = max(1.0, math.floor(prof.size_max * max(scale, 1.0)))
+    return params
+
+
+def _name_day(prof: Profile, bar: AnchorDay, market: str, state: _NameState, seed: int,
+              table: InstrumentTable, chunk: int) -> Iterator[Events]:
+    """One name's day as chunks of events (its own order ids and sequence numbers)."""
+    day = bar.day
+    lower, upper = price_limits(bar.base, on=day, market=market)
+    ladder = price_grid(lower, upper, on=day, market=market)
+    book, st, rng = state.book, state.st, state.rng
+    book.new_day(ladder)
+    sched = schedule(day, seed)
+    origin = seoul_ns(day, OPEN)
+    session_ns = sched.continuous_end_ns - origin
+    t_open = sched.open_ns - origin
+    params = day_params(prof, bar.volume)
+    knots_t, knots_v, sweep_t, sweep_px, sweep_up = _plan_day(bar, ladder, session_ns,
+                                                              t_open, rng)
+    fst = np.array([float(bar.open)])
+    st[_S_TRADED] = 0
+    st[_S_LAST] = bar.base
+    rows = _DayRows(chunk)
+    head = (params, ladder, rng)
+    ast = np.zeros(_NA, np.int64)
+    afl = np.zeros(_NF, np.float64)
+
+    def run(kernel, *tail) -> Iterator[Events]:
+        for ev, _ in rows.run(kernel, head, book, st, fst, table, *tail):
+            yield ev
+
+    def flush(gen) -> Iterator[Events]:
+        for ev, _ in gen:
+            yield ev
+
+    def auction(price: int, end_ns: int, rate: float, reference: int, opening: bool,
+                extra_to: int = 0) -> Iterator[Events]:
+        # random orders around ``price`` (the value), then the balancing orders, then the
+        # uncross at end_ns: docs/reference/krx.md, single-price auction
+        if rate > 0:
+            yield from run(_auction, origin, end_ns - _FIX_NS - origin, rate)
+        yield from flush(_balance(rows, book, st, price, 0, end_ns - _FIX_NS // 2, table))
+        extra = max(0, extra_to - int(ast[_A_VOL]) - _exec_at(book, price))
+        if extra:
+            yield from flush(_balance(rows, book, st, price, extra, end_ns - _FIX_NS // 4,
+                                      table))
+        _check_uncross(book, price, reference, lower, upper, opening)
+        ast[_A_VOL] += _exec_at(book, price)
+        yield from flush(_uncross_packet(rows, book, st, fst, params, ladder, reference,
+                                         lower, upper, opening, end_ns, table))
+
+    # the opening call auction, 08:30 to open_ns, around the open
+    st[_S_T] = sched.pre_open_ns - origin
+    yield from auction(bar.open, sched.open_ns,
+                       prof.auction_orders_open / (_seconds(PRE_OPEN, OPEN) * 1e9),
+                       bar.base, True)
+    ast[_A_MAX] = ast[_A_MIN] = bar.open
+    if lower < bar.open < upper and st[_S_LIVE] < prof.live_orders:
+        yield from flush(rows.room(prof.live_orders, table))
+        center = int(np.searchsorted(ladder, bar.open))
+        first, done, n_adds = rows.pos, 0, prof.live_orders - int(st[_S_LIVE])
+        while True:
+            rows.pos, done, status = _anchored_top_up(
+                params, ladder, rng, book.arrays, st, rows.rows, rows.pos, sched.open_ns,
+                center, first, done, n_adds, bar.low, bar.high)
+            if status != _POOL_FULL:
+                break
+            book.grow()
+    # continuous trading along the path, market orders sized by the volume still to trade
+    afl[_F_LOG_MKT] = params[P_LOG_MKT_SIZE]
+    afl[_F_TARGET] = (1.0 - CLOSE_SHARE) * bar.volume
+    afl[_F_BASE_VOL] = float(ast[_A_VOL])
+    afl[_F_SHAPE_END] = _shape_integral(float(session_ns), params)
+    afl[_F_SHAPE_TOTAL] = max(afl[_F_SHAPE_END] - _shape_integral(float(t_open), params), 1.0)
+    st[_S_T] = t_open
+    yield from run(_anchored_continuous, origin, session_ns, knots_t, knots_v, sweep_t,
+                   sweep_px, sweep_up, bar.low, bar.high, ast, afl)
+    params[P_LOG_MKT_SIZE] = afl[_F_LOG_MKT]
+    # the closing call auction around the close, topped up to the day's volume
+    fst[0] = float(knots_v[-1])
+    yield from auction(bar.close, sched.close_ns,
+                       prof.auction_orders_close / (_seconds(CLOSE_AUCTION, CLOSE) * 1e9),
+                       int(st[_S_LAST]), False, bar.volume)
+    yield from flush(rows.room(int(st[_S_LIVE]), table))
+    rows.pos = _close_book(book.arrays, st, rows.rows, rows.pos, sched.close_ns)
+    if rows.pos:
+        yield rows.events()
+
+
+def instrument_table(plan: AnchorPlan, day_index: int) -> InstrumentTable:
+    """The instruments on day ``day_index`` of the plan: ids 1, 2, ... in the plan's order,
+    the code as symbol, that day's base price as previous close."""
+    out = []
+    for k, name in enumerate(plan.names):
+        bar = name.days[day_index]
+        out.append(Instrument(
+            instrument_id=k + 1, symbol=name.code, venue="XKRX", book_type="L3",
+            price_decimals=0, tick_units=int(tick_size(bar.base, on=bar.day,
+                                                       market=name.market)),
+            prev_close_units=bar.base, market=name.market,
+            shares_outstanding=name.shares))
+    return InstrumentTable(out)
+
+
+def synthesize_from_bars(plan: AnchorPlan, seed: int, profile: str | Profile | None = None,
+                         *, event_rate: float | None = None, chunk_events: int = 1 << 20,
+                         progress: Callable[[int], None] | None = None,
+                         ) -> Iterator[tuple[Events, InstrumentTable]]:
+    """The anchored tape of ``plan``, one day at a time: every name's day generated on its
+    own (its own random stream, seeded from ``seed`` and its place in the plan), then the
+    names merged by time (a packet stays whole; at equal times the lower instrument id
+    first). Order ids are made unique over the tape (``local * n_names + k``); sequence
+    numbers increase over the whole tape. ``progress(1)`` is called per name-day."""
+    prof = _resolve(profile, event_rate)
+    n = len(plan.names)
+    states = []
+    for k in range(n):
+        st = np.zeros(_NSTATE, np.int64)
+        st[_S_NEXT_ID] = 1
+        st[_S_SEQ] = 1
+        rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence([seed, k])))
+        states.append(_NameState(_Book(max(1 << 12, 4 * prof.live_orders)), st, rng))
+    seq = 1
+    for i in range(len(plan.names[0].days)):
+        table = instrument_table(plan, i)
+        parts = []
+        for k, name in enumerate(plan.names):
+            chunks = list(_name_day(prof, name.days[i], name.market, states[k], seed, table,
+                                    chunk_events))
+            ev = Events.concat(chunks)
+            ev.instrument = np.full(len(ev), k + 1, np.uint32)
+            ev.order_id = np.where(ev.order_id > 0, (ev.order_id - 1) * np.uint64(n)
+                                   + np.uint64(k + 1), 0).astype(np.uint64)
+            parts.append(ev)
+            if progress is not None:
+                progress(1)
+        day = Events.concat(parts)
+        order = np.lexsort((np.arange(len(day)), day.instrument, day.ts))
+        day = Events(**{c: getattr(day, c)[order] for c in COLUMNS})
+        day.sequence = np.arange(seq, seq + len(day), dtype=np.uint64)
+        seq += len(day)
+        yield day, table
+
+
+def write_anchored_tape(path: str | Path, plan: AnchorPlan, seed: int,
+                        profile: str | Profile | None = None, *,
+                        event_rate: float | None = None,
+                        progress: Callable[[int], None] | None = None) -> Path:
+    """Stream :func:`synthesize_from_bars` into a Parquet tape at ``path``; its instrument
+    table is the first day's and its session seed ``seed`` (the KRX venue draws the same
+    auction ends, venues.krx.session.schedule)."""
+    writer: TapeWriter | None = None
+    try:
+        for events, table in synthesize_from_bars(plan, seed, profile, event_rate=event_rate,
+                                                  progress=progress):
+            if writer is None:
+                writer = TapeWriter(path, table, session_seed=seed)
+            writer.write(events)
+    except BaseException:
+        if writer is not None:
+            writer.abort()
+        raise
+    if writer is None:
+        raise ValueError(f"{path}: the plan makes an empty tape")
+    return writer.close()
