@@ -72,14 +72,15 @@ def _progress() -> Progress:
 def data_import(
     sources: Annotated[list[Path], typer.Argument(help="Vendor files to read.")],
     fmt: Annotated[str, typer.Option("--format", help="dbn, bybit, binance, tardis, lobster, "
-                                     "csv or kis (docs/data-formats.md).")],
+                                     "csv, kis or kiwoom-ticks (docs/data-formats.md).")],
     output: Annotated[Path, typer.Option("-o", "--output", help="Tape to write (.parquet).")],
     repair: Annotated[bool, typer.Option(help="Apply the documented repairs (sort, drop bad "
                                          "rows) and count them, instead of stopping.")] = False,
     date: Annotated[str | None, typer.Option(help="Session date YYYY-MM-DD (lobster; kis "
                                         "frames without a trade date).")]
     = None,
-    symbol: Annotated[str | None, typer.Option(help="Symbol (lobster).")] = None,
+    symbol: Annotated[str | None, typer.Option(help="Symbol (lobster; kiwoom-ticks, else the "
+                                               "file name's 6-digit code).")] = None,
 ) -> None:
     """Convert vendor files to a tape.
 

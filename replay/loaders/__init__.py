@@ -25,7 +25,17 @@ from pathlib import Path
 from replay.quality import RepairLog
 from replay.tape import Events, InstrumentTable
 
-FORMATS = ("dbn", "bybit", "binance", "tardis", "lobster", "csv", "kis")
+#: ``--format`` name -> module of replay.loaders that reads it.
+FORMATS = {
+    "dbn": "dbn",
+    "bybit": "bybit",
+    "binance": "binance",
+    "tardis": "tardis",
+    "lobster": "lobster",
+    "csv": "csv",
+    "kis": "kis",
+    "kiwoom-ticks": "kiwoom",
+}
 
 
 @dataclass
@@ -39,7 +49,7 @@ def load(fmt: str, paths: Sequence[str | Path], **options) -> Loaded:
     """Load ``paths`` with the loader for ``fmt`` (one of :data:`FORMATS`)."""
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
-    module = importlib.import_module(f"replay.loaders.{fmt}")
+    module = importlib.import_module(f"replay.loaders.{FORMATS[fmt]}")
     for p in paths:
         if not Path(p).exists():
             raise FileNotFoundError(f"{p}: no such file")

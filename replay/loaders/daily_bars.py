@@ -1,73 +1,488 @@
-"""Daily bars, the calibration data of a synthetic population (docs/brokers.md: synthesised
-from daily bars), in the layouts Korean users hold: pykrx (Korean headers) and
-FinanceDataReader (English headers).
+"""Daily bars (일봉) in the layouts Korean users hold: pykrx (Korean headers, by date or by
+ticker), FinanceDataReader and Yahoo (docs/reference/krx-data-formats.md: 5). They are the
+calibration data of a synthetic population (docs/brokers.md: synthesised from daily bars)
+and each instrument's reference for a day: its base price for the daily limits, market,
+shares outstanding and the day's real OHLCV (docs/data-formats.md: daily bars).
+
+:func:`read_bars` reads any of the layouts into one table, one row per (code, date), with
+exact integer won; :func:`read_daily_bars` is the one-series view a population is drawn
+from.
 """
 
 from __future__ import annotations
 
+import csv
+import io
+import re
+from collections.abc import Sequence
+from datetime import date as Date
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from brokers.synthetic_population import DailyBars
-from replay.loaders.text import not_utf8_error
+from replay.loaders.text import MISSING, decode_text
 from replay.quality import TapeError
+from replay.tape import MAX_UNITS
+from venues.krx.ticks import REGIME_2023, tick_table
 
-#: pykrx (Korean) and FinanceDataReader (English) daily-bar headers -> our names.
-BAR_HEADERS = {"date": "date", "날짜": "date", "일자": "date", "open": "open", "시가": "open",
-               "high": "high", "고가": "high", "low": "low", "저가": "low", "close": "close",
-               "종가": "close", "volume": "volume", "거래량": "volume"}
+#: The columns of :func:`read_bars`'s table, in order.
+COLUMNS = ("code", "date", "open", "high", "low", "close", "volume", "value", "change",
+           "market_cap", "shares", "market")
+
+#: Header (lower-cased) -> our field: pykrx (Korean), FinanceDataReader and Yahoo (English).
+#: ``change_pct`` is pykrx's 등락률 in percent, ``change`` FinanceDataReader's fraction.
+HEADERS = {
+    "날짜": "date", "일자": "date", "date": "date",
+    "code": "code", "티커": "code", "종목코드": "code", "ticker": "code", "symbol": "code",
+    "시가": "open", "open": "open",
+    "고가": "high", "high": "high",
+    "저가": "low", "low": "low",
+    "종가": "close", "close": "close",
+    "거래량": "volume", "volume": "volume",
+    "거래대금": "value", "amount": "value", "value": "value",
+    "등락률": "change_pct", "change": "change",
+    "시가총액": "market_cap", "marcap": "market_cap", "market_cap": "market_cap",
+    "상장주식수": "shares", "shares": "shares",
+    "market": "market", "시장": "market", "시장구분": "market",
+}
+#: Columns the layouts carry that the table has no use for: Yahoo's dividend-adjusted close,
+#: names, FinanceDataReader's won change and its sign code, a pandas index without a name.
+IGNORED = frozenset({"adj close", "name", "종목명", "updown", "comp", "changes", "대비", ""})
+REQUIRED = ("open", "high", "low", "close", "volume")
+PRICES = ("open", "high", "low", "close")
+
+#: Market names as the layouts write them -> KOSPI / KOSDAQ.
+MARKETS = {"kospi": "KOSPI", "유가증권": "KOSPI", "유가": "KOSPI", "stk": "KOSPI",
+           "kosdaq": "KOSDAQ", "코스닥": "KOSDAQ", "ksq": "KOSDAQ",
+           "kosdaq global": "KOSDAQ"}
+#: Yahoo's suffixes of Korean tickers (005930.KS, 035720.KQ).
+YAHOO_SUFFIX = {".KS": "KOSPI", ".KQ": "KOSDAQ"}
+
+_CODE = re.compile(r"[0-9A-Z]{6}", re.ASCII)
+_ISIN = re.compile(r"KR[0-9A-Z]{9}[0-9]", re.ASCII)
+_WHOLE = r"[+-]?[0-9]+(?:\.0*)?"
+_NUMBER = r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)"
+_FLOAT = r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?"
+# A day as the layouts write it: 2024-08-05, 20240805, 2024/08/05, 2024.08.05, optionally
+# at midnight as pandas and yfinance write a datetime index (2024-08-05 00:00:00+09:00).
+_DAY = re.compile(r"(\d{4})[-/.]?(\d{2})[-/.]?(\d{2})"
+                  r"(?:[T ]00:00(?::00(?:\.0+)?)?(?:Z|[+-]\d{2}:?\d{2})?)?", re.ASCII)
+_BEFORE_2023 = Date(2023, 1, 24)  # a day of the tick table in force before 2023-01-25
+_DAY_IN_NAME = re.compile(r"(?<!\d)(\d{4})-?(\d{2})-?(\d{2})(?!\d)", re.ASCII)
+
+
+def isin_check_digit(body: str) -> int:
+    """The ISIN check digit of the first 11 characters (ISO 6166: letters to 10-35, then
+    the Luhn sum with the rightmost digit doubled)."""
+    digits = "".join(str(int(c, 36)) for c in body.upper())
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        d = int(ch) * (2 if i % 2 == 0 else 1)
+        total += d // 10 + d % 10
+    return (10 - total % 10) % 10
+
+
+def code_to_isin(code: str) -> str:
+    """The ISIN of an ordinary share's 6-digit code: ``KR7`` + code + ``00`` + check digit
+    (KR7005930003 for 005930). Other share classes (preferred shares, codes not ending in
+    0: 005935 is KR7005931001) have no ISIN derivable from the code alone: ``""``."""
+    if not (len(code) == 6 and code.isdigit() and code.endswith("0")):
+        return ""
+    body = f"KR7{code}00"
+    return body + str(isin_check_digit(body))
+
+
+def parse_code(text: str) -> tuple[str, str]:
+    """``(code, market)`` of a ticker as the layouts write it: a 6-character KRX code
+    (005930), a Yahoo ticker (005930.KS: KOSPI, 035720.KQ: KOSDAQ) or an ordinary share's
+    ISIN (KR7005930003, check digit verified). Raises ValueError saying why otherwise."""
+    s = text.strip().upper()
+    market = ""
+    for suffix, name in YAHOO_SUFFIX.items():
+        if s.endswith(suffix):
+            s, market = s[: -len(suffix)], name
+    if _ISIN.fullmatch(s):
+        check = isin_check_digit(s[:11])
+        if int(s[11]) != check:
+            raise ValueError(f"ISIN {text.strip()!r} has check digit {s[11]}, expected {check}")
+        if not (s.startswith("KR7") and s[8] == "0" and s[9:11] == "00"):
+            raise ValueError(f"ISIN {text.strip()!r} is not an ordinary share's (KR7 + code "
+                             "+ 00): give its 6-digit code")
+        return s[3:9], market
+    if _CODE.fullmatch(s):
+        return s, market
+    hint = " (leading zeros dropped, as Excel does?)" if s.isdigit() and len(s) < 6 else ""
+    raise ValueError(f"{text.strip()!r} is not a 6-character KRX code or an ISIN{hint}")
+
+
+def _code_from_name(path: Path) -> tuple[str, str] | None:
+    """The code a file's name gives (005930.csv, 005930.KS.csv, KR7005930003.csv), if any."""
+    stem = path.name
+    for ext in (".csv", ".txt"):
+        if stem.lower().endswith(ext):
+            stem = stem[: -len(ext)]
+    try:
+        return parse_code(stem)
+    except ValueError:
+        return None
+
+
+def _day_from_name(path: Path) -> Date | None:
+    """The one date a file's name gives (20240805.csv, ohlcv-2024-08-05.csv), if any."""
+    found = _DAY_IN_NAME.findall(path.name)
+    if len(found) != 1:
+        return None
+    try:
+        return Date(*map(int, found[0]))
+    except ValueError:
+        return None
+
+
+class _Columns:
+    """A bar file's data rows as string columns, with each row's line (as a user counts
+    them: the skipped ``#`` lines and the header included) and the header's own names."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        text = decode_text(path.read_bytes(), path)
+        lines = text.splitlines()
+        skip = 0
+        while skip < len(lines) and (lines[skip].lstrip().startswith("#")
+                                     or not lines[skip].strip()):
+            skip += 1
+        reader = csv.reader(io.StringIO("\n".join(lines[skip:])))
+        header = next(reader, None)
+        if not header:
+            raise TapeError(path, None, None, "no header: expected daily bars (pykrx, "
+                            "FinanceDataReader or Yahoo layout)")
+        self.header_line = skip + 1
+        self.names: dict[str, str] = {}  # field -> the file's column name
+        positions: dict[str, int] = {}
+        for i, raw in enumerate(header):
+            key = raw.strip().lower()
+            ours = HEADERS.get(key)
+            if ours is None:
+                if key in IGNORED:
+                    continue
+                raise TapeError(path, self.header_line, raw.strip(),
+                                "unknown column; daily bars have " + ", ".join(
+                                    h for h in HEADERS if not h.isascii()) + " (pykrx) or "
+                                "Date, Open, High, Low, Close, Volume, Change, Amount, MarCap, "
+                                "Shares (FinanceDataReader, Yahoo), and optionally a code and "
+                                "a market column")
+            if ours in positions or (ours in ("change", "change_pct")
+                                     and {"change", "change_pct"} & set(positions)):
+                raise TapeError(path, self.header_line, raw.strip(),
+                                "a second column for the same field "
+                                f"(already {header[positions.get(ours, -1)].strip()!r})"
+                                if ours in positions else "a second change column")
+            positions[ours] = i
+            self.names[ours] = raw.strip()
+        for need in REQUIRED:
+            if need not in positions:
+                raise TapeError(path, self.header_line, need.capitalize(),
+                                "missing column; daily bars need Open, High, Low, Close, "
+                                "Volume (or 시가, 고가, 저가, 종가, 거래량)")
+        width = len(header)
+        rows, numbers = [], []
+        for row in reader:
+            if not row or (len(row) == 1 and not row[0].strip()):
+                continue
+            line = skip + reader.line_num
+            if len(row) != width:
+                raise TapeError(path, line, None,
+                                f"{len(row)} fields, the header has {width}")
+            rows.append([row[i].strip() for i in positions.values()])
+            numbers.append(line)
+        if not rows:
+            raise TapeError(path, None, None, "no bars: the file has no data rows")
+        table = np.array(rows, dtype=object).reshape(len(rows), len(positions))
+        self.columns = {f: table[:, j] for j, f in enumerate(positions)}
+        self.lines = np.array(numbers, np.int64)
+
+    def fail(self, mask: np.ndarray, field: str, reason: str) -> None:
+        """Raise naming the first row where ``mask`` holds, ``reason`` formatted with its
+        value."""
+        hit = np.flatnonzero(mask)
+        if len(hit):
+            r = int(hit[0])
+            raise TapeError(self.path, int(self.lines[r]), self.names.get(field, field),
+                            reason.format(value=self.columns[field][r]))
+
+    def missing(self, field: str) -> np.ndarray:
+        return pd.Series(self.columns[field]).str.lower().isin(MISSING).to_numpy()
+
+    def whole(self, field: str, unit: str, *, optional: bool = False) -> np.ndarray:
+        """A column of whole numbers: ASCII digits, a zero fraction allowed (yfinance writes
+        81600.0), below 2**53; an empty value is -1 where the column is ``optional``."""
+        text = pd.Series(self.columns[field], dtype=object)
+        absent = self.missing(field)
+        if not optional:
+            self.fail(absent, field, "missing value {value!r}")
+        given = ~absent
+        whole = text.str.fullmatch(_WHOLE).fillna(False).to_numpy(bool)
+        number = text.str.fullmatch(_NUMBER).fillna(False).to_numpy(bool)
+        self.fail(given & number & ~whole, field,
+                  f"{{value!r}} is not a whole number of {unit} (a fraction is refused; a "
+                  "zero fraction such as 81600.0 is accepted)")
+        self.fail(given & ~number, field, "{value!r} is not a number")
+        self.fail(given & text.str.startswith("-").fillna(False).to_numpy(bool), field,
+                  "{value!r} cannot be negative")
+        digits = text.where(given, "-1").str.replace(r"\.0*$", "", regex=True)
+        self.fail(given & (digits.str.lstrip("+-").str.lstrip("0").str.len() > 16).to_numpy(),
+                  field, "{value!r} is out of bounds: it must be below 2**53")
+        out = digits.astype(np.int64).to_numpy()
+        self.fail(given & (np.abs(out) >= MAX_UNITS), field,
+                  "{value!r} is out of bounds: it must be below 2**53")
+        return np.where(given, out, -1)
+
+    def fraction(self, field: str, scale: float) -> np.ndarray:
+        """A float column (a return), divided by ``scale``; empty values are NaN."""
+        text = pd.Series(self.columns[field], dtype=object)
+        given = ~self.missing(field)
+        ok = text.str.fullmatch(_FLOAT).fillna(False).to_numpy(bool)
+        self.fail(given & ~ok, field, "{value!r} is not a number")
+        values = pd.to_numeric(text.where(given, "nan"), errors="coerce").to_numpy(float)
+        return values / scale
+
+
+def _days(cols: _Columns) -> np.ndarray:
+    """The date column as datetime64[ns] (midnight of the trading day, no time zone)."""
+    text = pd.Series(cols.columns["date"], dtype=object)
+    parts = text.str.extract(_DAY.pattern)
+    shape = text.str.fullmatch(_DAY).fillna(False).to_numpy(bool)
+    cols.fail(~shape, "date", "{value!r} is not a date (YYYY-MM-DD or YYYYMMDD, at "
+              "midnight if a time is given)")
+    days = pd.to_datetime(parts[0] + parts[1] + parts[2], format="%Y%m%d", errors="coerce")
+    cols.fail(days.isna().to_numpy(), "date", "{value!r} is not a calendar date")
+    year = days.dt.year.to_numpy()
+    cols.fail((year < 1990) | (year >= 2100), "date", "{value!r} is outside 1990-2100")
+    return days.to_numpy().astype("datetime64[ns]")
+
+
+def _read_file(path: Path, code: str | None, day: Date | None,
+               need_code: bool) -> tuple[pd.DataFrame, np.ndarray]:
+    """One file's bars (unsorted, file order) and each row's line."""
+    cols = _Columns(path)
+    n = len(cols.lines)
+    # the code: a code column (``code`` then filters it), else code=, else the file's name
+    market_hint = np.full(n, "", dtype=object)
+    if "code" in cols.columns:
+        codes = np.empty(n, dtype=object)
+        for r, text in enumerate(cols.columns["code"]):
+            try:
+                codes[r], market_hint[r] = parse_code(text)
+            except ValueError as exc:
+                raise TapeError(path, int(cols.lines[r]), cols.names["code"], str(exc)) \
+                    from None
+    else:
+        given = parse_code(code) if code is not None else _code_from_name(path)
+        if given is None and need_code:
+            raise TapeError(path, None, "code", "no code column (code, 티커), no code= and no "
+                            "code in the file's name (005930.csv, 005930.KS.csv)")
+        the_code, hint = given if given is not None else ("", "")
+        codes = np.full(n, the_code, dtype=object)
+        market_hint[:] = hint
+    # the date: a date column, else date= (pykrx by ticker is one day), else the file's name
+    if "date" in cols.columns:
+        days = _days(cols)
+    else:
+        day = day if day is not None else _day_from_name(path)
+        if day is None:
+            raise TapeError(path, None, "date", "no date column (날짜, Date), no date= and "
+                            "no single date in the file's name (20240805.csv)")
+        days = np.full(n, np.datetime64(pd.Timestamp(day), "ns"))
+    prices = {f: cols.whole(f, "won") for f in PRICES}
+    volume = cols.whole("volume", "shares")
+    cols.fail(prices["close"] == 0, "close", "{value!r}: the close must be a price > 0")
+    # a day without trades (거래정지): pykrx and FinanceDataReader write 0 for open, high
+    # and low, the standing price as the close and volume 0; kept as such
+    idle = prices["open"] == 0
+    cols.fail(idle & (volume > 0), "open", "{value!r}: a zero open (no trade) with a "
+              "volume > 0")
+    for f in ("high", "low"):
+        cols.fail((prices[f] == 0) != idle, f, "{value!r}: zero where the open is not, or "
+                  "not zero where the open is (a day without trades has open = high = low "
+                  "= 0)")
+    value = cols.whole("value", "won", optional=True) if "value" in cols.columns \
+        else np.full(n, -1, np.int64)
+    cap = cols.whole("market_cap", "won", optional=True) if "market_cap" in cols.columns \
+        else np.full(n, -1, np.int64)
+    if "shares" in cols.columns:
+        shares = cols.whole("shares", "shares", optional=True)
+        shares = np.where(shares < 0, 0, shares)
+    else:
+        # 시가총액 is the close times the listed shares: exact when it divides
+        close = prices["close"]
+        exact = (cap > 0) & (cap % close == 0)
+        shares = np.where(exact, cap // np.where(exact, close, 1), 0)
+    if "change_pct" in cols.columns:
+        change = cols.fraction("change_pct", 100.0)
+    elif "change" in cols.columns:
+        change = cols.fraction("change", 1.0)
+    else:
+        change = np.full(n, np.nan)
+    market = market_hint.copy()
+    if "market" in cols.columns:
+        for r, text in enumerate(cols.columns["market"]):
+            name = MARKETS.get(text.strip().lower(), None) if text.strip() else ""
+            if name is None:
+                raise TapeError(path, int(cols.lines[r]), cols.names["market"],
+                                f"{text!r} is not a market; expected KOSPI or KOSDAQ (유가증권, "
+                                "코스닥)")
+            if market[r] and name and market[r] != name:
+                raise TapeError(path, int(cols.lines[r]), cols.names["market"],
+                                f"{text!r}, but the code's suffix says {market[r]}")
+            market[r] = name or market[r]
+    frame = pd.DataFrame({
+        "code": codes.astype(str), "date": days,
+        **{f: prices[f].astype(np.int64) for f in PRICES},
+        "volume": volume.astype(np.int64), "value": value.astype(np.int64),
+        "change": change.astype(np.float64), "market_cap": cap.astype(np.int64),
+        "shares": shares.astype(np.int64), "market": market.astype(str)})
+    _check_range(frame, cols)
+    lines = cols.lines
+    if code is not None and "code" in cols.columns:
+        wanted = parse_code(code)[0]
+        keep = frame["code"].to_numpy() == wanted
+        if not keep.any():
+            raise TapeError(path, None, cols.names["code"], f"no bars of code {wanted}")
+        frame, lines = frame[keep].reset_index(drop=True), lines[keep]
+    _check_order(frame, lines, path, cols.names.get("date", "date"))
+    return frame, lines
+
+
+def _check_range(frame: pd.DataFrame, cols: _Columns) -> None:
+    """The high is at least the open and the close, the low at most. A back-adjusted series
+    rounds each price on its own, so in a row off the tick grid a high (low) short of the
+    open or close by less than one tick is the rounding's and kept as written (shipped
+    FinanceDataReader 006740 2020-03-20: high 1111, close 1112); anywhere else it is an
+    error."""
+    traded = ~no_trade(frame).to_numpy()
+    adjusted = off_grid(frame).to_numpy()
+    o, h, lo, c = (frame[f].to_numpy() for f in PRICES)
+    top, bottom = np.maximum(o, c), np.minimum(o, c)
+    slack_top = np.where(adjusted, tick_of(frame, top), 0)
+    slack_bottom = np.where(adjusted, tick_of(frame, bottom), 0)
+    cols.fail(traded & (h < top) & (top - h >= np.maximum(slack_top, 1)), "high",
+              "{value!r} is below the open or the close")
+    cols.fail(traded & (lo > bottom) & (lo - bottom >= np.maximum(slack_bottom, 1)), "low",
+              "{value!r} is above the open or the close")
+
+
+def _check_order(frame: pd.DataFrame, lines: np.ndarray, path: Path, date_name: str) -> None:
+    """Dates increase within each code, in file order: a repeated (code, date) or a date
+    that goes back is an error naming the row and the earlier row."""
+    codes = frame["code"].to_numpy()
+    days = frame["date"].to_numpy()
+    order = np.lexsort((np.arange(len(frame)), codes))  # by code, file order within
+    same = codes[order][1:] == codes[order][:-1]
+    step = days[order][1:] - days[order][:-1]
+    bad = np.flatnonzero(same & (step <= np.timedelta64(0, "ns")))
+    if len(bad):
+        i, prev = order[bad[0] + 1], order[bad[0]]
+        what = "repeats the date of" if days[i] == days[prev] else "does not follow the date of"
+        raise TapeError(path, int(lines[i]), date_name,
+                        f"{str(days[i])[:10]} of code {codes[i]} {what} row {int(lines[prev])}"
+                        "; bars must be in increasing date order, one per code and day")
+
+
+def read_bars(paths: str | Path | Sequence[str | Path], *, code: str | None = None,
+              date: str | Date | None = None) -> pd.DataFrame:
+    """Daily bars of one or more files, one row per (code, date), sorted by code then date,
+    with the columns :data:`COLUMNS` (docs/data-formats.md: daily bars).
+
+    ``code``: the code of a file without a code column (else its name gives it: 005930.csv,
+    005930.KS.csv, KR7005930003.csv); for a file with one, only that code's rows are kept.
+    ``date``: the day of a pykrx by-ticker file without a 날짜 column (else its name gives
+    it: 20240805.csv). Prices are whole won (int64), ``value`` and ``market_cap`` -1 and
+    ``change`` NaN where not given, ``shares`` 0 where not given (from a Shares column, else
+    ``market_cap / close`` when that divides exactly), ``market`` "" where not known. A day
+    without trades keeps pykrx's open = high = low = 0 (:func:`no_trade`); prices off the
+    KRX tick grid (back-adjusted series) are kept and flagged by :func:`off_grid`.
+    """
+    if isinstance(paths, (str, Path)):
+        paths = [paths]
+    day = None
+    if date is not None:
+        try:
+            day = pd.Timestamp(date).date()
+        except ValueError:
+            raise ValueError(f"date {date!r} is not a date YYYY-MM-DD") from None
+    frames, where = [], []
+    for p in map(Path, paths):
+        if not p.is_file():
+            raise FileNotFoundError(f"{p}: no such daily-bar file")
+        frame, lines = _read_file(p, code, day, need_code=True)
+        frames.append(frame)
+        where.extend((str(p), int(line)) for line in lines)
+    if not frames:
+        raise ValueError("read_bars: no files given")
+    bars = pd.concat(frames, ignore_index=True)
+    dup = bars.duplicated(["code", "date"], keep=False).to_numpy()
+    if dup.any():
+        hit = np.flatnonzero(dup)
+        first, again = hit[0], next(i for i in hit[1:] if
+                                   bars["code"].iat[i] == bars["code"].iat[hit[0]]
+                                   and bars["date"].iat[i] == bars["date"].iat[hit[0]])
+        raise TapeError(where[again][0], where[again][1], "date",
+                        f"{str(bars['date'].iat[again])[:10]} of code {bars['code'].iat[again]}"
+                        f" is also in {where[first][0]}, row {where[first][1]}")
+    bars = bars.sort_values(["code", "date"], kind="stable").reset_index(drop=True)
+    bars.attrs["source"] = ", ".join(str(p) for p in paths)
+    return bars
+
+
+def no_trade(bars: pd.DataFrame) -> pd.Series:
+    """Rows of days without a trade (거래정지: open = high = low = 0, volume 0)."""
+    return (bars["open"] == 0) & (bars["volume"] == 0)
+
+
+def tick_of(bars: pd.DataFrame, prices: np.ndarray) -> np.ndarray:
+    """The KRX stock tick (docs/reference/krx.md: tick size) at ``prices`` (one per row of
+    ``bars``) on each row's day. Before 2023-01-25 a row of unknown market takes the KOSDAQ
+    table: its grid holds KOSPI's, so a price is off it only when it is off every market's."""
+    days = bars["date"].to_numpy()
+    markets = bars["market"].to_numpy()
+    new = days >= np.datetime64(REGIME_2023, "ns")
+    p = np.asarray(prices, np.int64)
+    out = np.ones(len(p), np.int64)
+    for rows, on, market in ((new, REGIME_2023, "KOSPI"),
+                             (~new & (markets == "KOSPI"), _BEFORE_2023, "KOSPI"),
+                             (~new & (markets != "KOSPI"), _BEFORE_2023, "KOSDAQ")):
+        if rows.any():
+            bounds, ticks = tick_table(on, market=market)
+            out[rows] = ticks[np.maximum(np.searchsorted(bounds, p[rows], side="right") - 1,
+                                         0)]
+    return out
+
+
+def off_grid(bars: pd.DataFrame, columns: Sequence[str] = PRICES) -> pd.Series:
+    """Rows with a price off the KRX stock tick grid of its day (:func:`tick_of`):
+    back-adjusted series (pykrx's default, Naver's) scale real prices by a factor, so e.g.
+    068270's 2024-08 bars are not prices an order could have had. Days without a trade are
+    not flagged."""
+    flagged = np.zeros(len(bars), bool)
+    for c in columns:
+        p = bars[c].to_numpy()
+        flagged |= (p < 1) | (p % tick_of(bars, p) != 0)
+    return pd.Series(flagged & ~no_trade(bars).to_numpy(), index=bars.index, name="off_grid")
 
 
 def read_daily_bars(path: str | Path) -> DailyBars:
-    """Daily bars in the pykrx / FinanceDataReader layout: Date, Open, High, Low, Close,
-    Volume (or 날짜, 시가, 고가, 저가, 종가, 거래량). Date, Close and Volume are used;
-    dates must increase; numbers are plain ASCII decimals. UTF-8, or CP949 (EUC-KR, as
-    Excel saves a Korean CSV) when the file is not UTF-8."""
+    """One series of daily bars (:func:`read_bars`'s layouts; a code is not needed) as a
+    population is drawn from it: date, close and volume. A file of several codes is an
+    error: a population is calibrated to one name."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such daily-bar file")
-    try:
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
-    except UnicodeDecodeError:
-        # Excel saves a Korean CSV in CP949 (EUC-KR): read it as that, or say which row is not
-        try:
-            frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="cp949")
-        except UnicodeDecodeError:
-            raise not_utf8_error(path, []) from None
-    columns = {}
-    for col in frame.columns:
-        ours = BAR_HEADERS.get(str(col).strip().lower())
-        if ours and ours not in columns:
-            columns[ours] = col
-    for need in ("date", "close", "volume"):
-        if need not in columns:
-            raise TapeError(path, 1, need.capitalize(),
-                            "missing column; expected Date, Open, High, Low, Close, Volume "
-                            "(or 날짜, 시가, 고가, 저가, 종가, 거래량)")
-    if frame.empty:
-        raise TapeError(path, None, None, "no bars")
-    text = {k: frame[c].str.strip() for k, c in columns.items()}
-    when = pd.to_datetime(text["date"], format="ISO8601", errors="coerce")
-    close = pd.to_numeric(text["close"], errors="coerce").to_numpy(float)
-    volume = pd.to_numeric(text["volume"], errors="coerce").to_numpy(float)
-    plain = {k: text[k].str.fullmatch(r"[0-9]+(\.[0-9]*)?").fillna(False).to_numpy(bool)
-             for k in ("close", "volume")}
-    checks = [(when.isna().to_numpy(), columns["date"], "is not a date YYYY-MM-DD"),
-              (~plain["close"], columns["close"], "is not a plain decimal number"),
-              (~(close > 0) | ~np.isfinite(close), columns["close"], "must be a price > 0"),
-              (~plain["volume"], columns["volume"], "is not a plain decimal number"),
-              (~(volume >= 0) | ~np.isfinite(volume), columns["volume"], "must be >= 0")]
-    for bad, col, reason in checks:
-        if bad.any():
-            i = int(np.argmax(bad))
-            raise TapeError(path, i + 2, col, f"{frame[col].iloc[i]!r} {reason}")
-    days = when.to_numpy().astype("datetime64[D]").astype(np.int64)
-    back = np.flatnonzero(np.diff(days) <= 0) + 1
-    if len(back):
-        i = int(back[0])
-        raise TapeError(path, i + 2, columns["date"],
-                        f"{frame[columns['date']].iloc[i]!r} does not follow the previous "
-                        "date; bars must be in increasing date order, one per day")
-    return DailyBars(days, close, volume, source=str(path))
+    frame, lines = _read_file(path, None, None, need_code=False)
+    codes = frame["code"].unique()
+    if len(codes) > 1:
+        raise TapeError(path, None, "code", f"bars of {len(codes)} codes "
+                        f"({', '.join(codes[:3])}, ...); a population needs one name's")
+    days = frame["date"].to_numpy().astype("datetime64[D]").astype(np.int64)
+    return DailyBars(days, frame["close"].to_numpy(float), frame["volume"].to_numpy(float),
+                     source=str(path))
