@@ -35,14 +35,26 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from numba import njit
 
+from replay.anchored_flow import (
+    A_MAX,
+    A_MIN,
+    A_VOL,
+    F_BASE_VOL,
+    F_LOG_MKT,
+    F_SHAPE_END,
+    F_SHAPE_TOTAL,
+    F_TARGET,
+    N_A,
+    N_F,
+    anchored_continuous,
+    anchored_top_up,
+    shape_integral,
+)
 from replay.synth import (
-    _DONE,
     _INST,
     _NSTATE,
     _POOL_FULL,
-    _ROWS_FULL,
     _S_LAST,
     _S_LIVE,
     _S_NEXT_ID,
@@ -50,11 +62,9 @@ from replay.synth import (
     _S_T,
     _S_TRADED,
     LARGECAP,
-    P_LOCKED_CANCEL,
     P_LOG_MKT_SIZE,
     P_LOG_SIZE,
     P_SIZE_MAX,
-    P_SIZE_SIGMA,
     PROFILES,
     Profile,
     _add_order,
@@ -63,38 +73,23 @@ from replay.synth import (
     _close_book,
     _DayRows,
     _emit,
-    _locked,
-    _queued_at_lock,
-    _reduce,
     _seconds,
     _session_seconds,
-    _size,
     _uncross_packet,
-    _walk,
-    arrival_gap_ns,
-    cancel_size,
-    choose_action,
-    limit_order,
-    market_order,
-    pick_live,
-    place_price,
 )
 from replay.tape import (
     ADD,
     ASK,
     BID,
-    CANCEL,
     COLUMNS,
     F_LAST,
-    MODIFY,
-    TRADE,
     Events,
     Instrument,
     InstrumentTable,
     TapeWriter,
 )
 from venues.auction import gather
-from venues.book import best_price, can_alloc, level_size, order_fields, requeue
+from venues.book import can_alloc
 from venues.krx.calendar import is_trading_day
 from venues.krx.limits import price_limits
 from venues.krx.session import CLOSE, CLOSE_AUCTION, OPEN, PRE_OPEN, schedule, seoul_ns
@@ -106,9 +101,6 @@ BAR_COLUMNS = ("code", "date", "open", "high", "low", "close", "volume")
 
 #: Share of a day's volume the continuous flow leaves to the closing auction.
 CLOSE_SHARE = 0.08
-#: The value's noise around its path: stationary sd (fraction) and mean-reversion time.
-NOISE_SD = 0.002
-NOISE_TAU_S = 600.0
 #: How long the value is held at an extreme before a sweep prints it, share of the session.
 HOLD_SHARE = 0.03
 #: Ahead of an auction's end, the last random arrival and the balancing orders (ns).
@@ -128,6 +120,7 @@ class AnchorDay:
     low: int
     close: int
     volume: int
+    traded: bool = True  # False: a day without trades (halted), nothing on the tape
 
 
 @dataclass(frozen=True)
@@ -258,6 +251,15 @@ def plan_from_bars(bars: pd.DataFrame, *, source: str = "bars",
         out = []
         for r in rows.itertuples(index=False):
             day = r.date
+            if r.open == 0 and r.volume == 0 and day in chosen_set:
+                # a day without trades (거래정지): nothing on the tape, and the base stays
+                # (docs/reference/krx.md: "with no trade, the previous base")
+                if base is None:
+                    raise ValueError(f"{source}: {code} {day}: no trade on the first day, "
+                                     "so no base price; start a day later")
+                out.append(AnchorDay(day=day, base=base, open=base, high=base, low=base,
+                                     close=base, volume=0, traded=False))
+                continue
             px = {}
             for f in ("open", "high", "low", "close"):
                 v = getattr(r, f)
@@ -328,219 +330,6 @@ def _checked_day(code: str, day: date, base: int, px: dict, volume: int, market:
                          "moved")
     return AnchorDay(day=day, base=base, open=px["open"], high=px["high"], low=px["low"],
                      close=px["close"], volume=volume)
-
-
-# ---------------------------------------------------------------------------------------
-# The compiled day: the continuous session along the anchored path.
-# ---------------------------------------------------------------------------------------
-
-# Slots of the anchor's integer state: the day's volume so far, its highest and lowest
-# print, the next sweep; of its float state: the value's noise, the market-size baseline,
-# the volume wanted by the end of continuous trading and the volume at the open, the rate
-# shape's integral to the session's end and from the open to it.
-_A_VOL, _A_MAX, _A_MIN, _A_SWEEP, _NA = range(5)
-_F_NOISE, _F_LOG_MKT, _F_TARGET, _F_BASE_VOL, _F_SHAPE_END, _F_SHAPE_TOTAL, _NF = range(7)
-
-
-@njit(cache=True)
-def _shape_integral(t, params):
-    # Integral of the arrival-rate shape of replay.synth.arrival_gap_ns from 0 to t (ns).
-    tau = params[3]  # P_DECAY_NS
-    s = params[4]  # P_SESSION_NS
-    return (t + params[1] * tau * (1.0 - math.exp(-t / tau))
-            + params[2] * tau * (math.exp(-(s - t) / tau) - math.exp(-s / tau)))
-
-
-@njit(cache=True)
-def _path_value(t, knots_t, knots_v):
-    # The latent value's path: piecewise linear through the knots, flat beyond them.
-    n = knots_t.shape[0]
-    if t <= knots_t[0]:
-        return knots_v[0]
-    for k in range(1, n):
-        if t <= knots_t[k]:
-            span = knots_t[k] - knots_t[k - 1]
-            w = (t - knots_t[k - 1]) / span if span > 0 else 1.0
-            return knots_v[k - 1] + w * (knots_v[k] - knots_v[k - 1])
-    return knots_v[n - 1]
-
-
-@njit(cache=True)
-def _tally(outs, first, pos, ast):
-    # The day's volume and print range from the rows just written.
-    for r in range(first, pos):
-        if outs[1][r] == TRADE:
-            ast[_A_VOL] += outs[4][r]
-            p = outs[3][r]
-            if p > ast[_A_MAX]:
-                ast[_A_MAX] = p
-            if ast[_A_MIN] == 0 or p < ast[_A_MIN]:
-                ast[_A_MIN] = p
-
-
-@njit(cache=True)
-def _sweep(params, ladder, rng, book, st, fst, outs, pos, ts, price, up, ast):
-    """Print at ``price`` (the day's high if ``up``, else its low): an order taking every
-    resting order up to (down to) it, after an order resting there if none does. A bid
-    already at the high (an ask at the low) is met by a sell (a buy) at that price."""
-    S = book[0]
-    bb = best_price(S, _INST, BID)
-    ba = best_price(S, _INST, ASK)
-    first = pos
-    if up and bb == price:
-        pos, _ = _walk(params, ladder, book, st, fst, outs, pos, ts, ASK,
-                       level_size(S, _INST, BID, price), price)
-    elif not up and ba == price:
-        pos, _ = _walk(params, ladder, book, st, fst, outs, pos, ts, BID,
-                       level_size(S, _INST, ASK, price), price)
-    else:
-        side = ASK if up else BID  # the order resting at the extreme
-        if level_size(S, _INST, side, price) == 0:
-            size = _size(params[P_LOG_SIZE], params[P_SIZE_SIGMA], int(params[P_SIZE_MAX]),
-                         rng)
-            oid = _add_order(book, st, side, price, size, ts)
-            pos = _emit(outs, pos, st, ts, ADD, side, price, size, oid, F_LAST)
-            ts += 1
-        # every resting order between the opposite best and the extreme
-        total = 0
-        if up:
-            for i in range(ladder.shape[0]):
-                if ladder[i] <= price:
-                    total += level_size(S, _INST, ASK, ladder[i])
-            pos, _ = _walk(params, ladder, book, st, fst, outs, pos, ts, BID, total, price)
-        else:
-            for i in range(ladder.shape[0]):
-                if ladder[i] >= price:
-                    total += level_size(S, _INST, BID, ladder[i])
-            pos, _ = _walk(params, ladder, book, st, fst, outs, pos, ts, ASK, total, price)
-    _tally(outs, first, pos, ast)
-    return pos, ts
-
-
-@njit(cache=True)
-def _in_range(side, price, lo_px, hi_px):
-    # No bid rests above the day's high, no ask below its low: neither could trade there.
-    return price > 0 and not ((side == BID and price > hi_px) or (side == ASK and price < lo_px))
-
-
-@njit(cache=True)
-def _anchored_top_up(params, ladder, rng, book, st, outs, pos, ts, center, first, i, n,
-                     lo_px, hi_px):
-    """:func:`replay.synth._top_up` within the day's range (no bid above the high, no ask
-    below the low)."""
-    S = book[0]
-    while i < n:
-        if not can_alloc(S):
-            return pos, i, _POOL_FULL
-        side = BID if i % 2 == 0 else ASK
-        i += 1
-        price = place_price(side, best_price(S, _INST, BID), best_price(S, _INST, ASK),
-                            ladder[center], params, ladder, rng)
-        size = _size(params[P_LOG_SIZE], params[P_SIZE_SIGMA], int(params[P_SIZE_MAX]), rng)
-        if not _in_range(side, price, lo_px, hi_px):
-            continue
-        oid = _add_order(book, st, side, price, size, ts)
-        pos = _emit(outs, pos, st, ts, ADD, side, price, size, oid, 0)
-    if pos > first:
-        outs[6][pos - 1] = F_LAST
-    return pos, i, _DONE
-
-
-@njit(cache=True)
-def _anchored_continuous(params, ladder, rng, book, st, fst, outs, pos, origin_ns,
-                         session_ns, knots_t, knots_v, sweep_t, sweep_px, sweep_up, lo_px,
-                         hi_px, ast, afl):
-    """:func:`replay.synth._continuous` along an anchored path: the value is the path's
-    (``knots``) times a mean-reverting noise; market orders take liquidity only within
-    ``[lo_px, hi_px]``; their size follows the volume still to trade; at each sweep time a
-    print at the extreme is made if the flow has not reached it."""
-    S, live = book[0], book[2]
-    cap = outs[0].shape[0]
-    lo, hi = float(ladder[0]), float(ladder[-1])
-    decay = 1.0 / (NOISE_TAU_S * 1e9)
-    while True:
-        if cap - pos < 4 * st[_S_LIVE] + 16:
-            return pos, _ROWS_FULL
-        if not can_alloc(S):
-            return pos, _POOL_FULL
-        k = ast[_A_SWEEP]
-        if k < sweep_t.shape[0] and sweep_t[k] <= st[_S_T] + 1:
-            # an extreme's hold ended: print it unless the flow already did
-            ast[_A_SWEEP] += 1
-            done = ast[_A_MAX] >= sweep_px[k] if sweep_up[k] else ast[_A_MIN] <= sweep_px[k]
-            if not done:
-                st[_S_T] += 1
-                pos, ts = _sweep(params, ladder, rng, book, st, fst, outs, pos,
-                                 origin_ns + st[_S_T], sweep_px[k], sweep_up[k] == 1, ast)
-                st[_S_T] = ts - origin_ns
-            continue
-        gap = arrival_gap_ns(st[_S_T], params, rng)
-        t_next = st[_S_T] + gap
-        if k < sweep_t.shape[0] and sweep_t[k] < t_next and sweep_t[k] < session_ns:
-            st[_S_T] = sweep_t[k] - 1  # the sweep first, then the next decision
-            continue
-        if t_next >= session_ns:
-            st[_S_T] = session_ns
-            return pos, _DONE
-        st[_S_T] = t_next
-        ts = origin_ns + st[_S_T]
-        # the value: the path, times an Ornstein-Uhlenbeck noise of sd NOISE_SD
-        a = math.exp(-gap * decay)
-        afl[_F_NOISE] = afl[_F_NOISE] * a + NOISE_SD * math.sqrt(1.0 - a * a) \
-            * rng.standard_normal()
-        v = _path_value(st[_S_T], knots_t, knots_v)
-        if lo < v < hi:  # inside the limits, the noise never takes it to one
-            v = min(max(v * math.exp(afl[_F_NOISE]), lo + 0.25 * (ladder[1] - ladder[0])),
-                    hi - 0.25 * (ladder[-1] - ladder[-2]))
-        fst[0] = v
-        # market orders sized by the volume still to trade over the expected flow left
-        left = (afl[_F_SHAPE_END] - _shape_integral(float(st[_S_T]), params)) \
-            / afl[_F_SHAPE_TOTAL]
-        planned = afl[_F_TARGET] - afl[_F_BASE_VOL]
-        want = afl[_F_TARGET] - ast[_A_VOL]
-        ratio = want / (planned * max(left, 1e-3)) if planned > 0 else 0.0
-        params[P_LOG_MKT_SIZE] = afl[_F_LOG_MKT] + math.log(min(max(ratio, 0.05), 20.0))
-        bb = best_price(S, _INST, BID)
-        ba = best_price(S, _INST, ASK)
-        last = st[_S_LAST]
-        action = choose_action(st[_S_LIVE], params, rng)
-        locked = fst[0] <= lo or fst[0] >= hi
-        first = pos
-        if locked and (action == ADD or action == TRADE):
-            pos = _locked(params, ladder, rng, book, st, fst, outs, pos, ts, action,
-                          fst[0] <= lo)
-        elif action == ADD:
-            side, price, size = limit_order(bb, ba, last, params, ladder, fst[0], rng)
-            if size == 0 or not _in_range(side, price, lo_px, hi_px):
-                continue
-            oid = _add_order(book, st, side, price, size, ts)
-            pos = _emit(outs, pos, st, ts, ADD, side, price, size, oid, F_LAST)
-        elif action == TRADE:
-            side, size = market_order(bb, ba, last, params, ladder, fst[0], rng)
-            # never past the volume wanted by 15:20: the closing auction makes up the rest
-            size = min(size, max(1, int(afl[_F_TARGET]) - ast[_A_VOL]))
-            opp = ba if side == BID else bb
-            cap_px = hi_px if side == BID else lo_px
-            if opp == 0 or (side == BID and opp > cap_px) or (side == ASK and opp < cap_px):
-                continue
-            pos, _ = _walk(params, ladder, book, st, fst, outs, pos, ts, side, size, cap_px)
-        elif st[_S_LIVE] > 0:
-            row = live[pick_live(st[_S_LIVE], rng)]
-            oid, side, price, size = order_fields(S, row)
-            if locked and _queued_at_lock(side, price, fst[0], lo, ladder) \
-                    and rng.random() >= params[P_LOCKED_CANCEL]:
-                continue
-            if action == CANCEL:
-                q = cancel_size(size, params, rng)
-                pos = _emit(outs, pos, st, ts, CANCEL, side, price, q, oid, F_LAST)
-                _reduce(book, st, row, q)
-            else:
-                new = place_price(side, bb, ba, last, params, ladder, rng)
-                if new == 0 or new == price or not _in_range(side, new, lo_px, hi_px):
-                    continue
-                pos = _emit(outs, pos, st, ts, MODIFY, side, new, size, oid, F_LAST)
-                requeue(S, row, new)
-        _tally(outs, first, pos, ast)
 
 
 # ---------------------------------------------------------------------------------------
@@ -683,6 +472,8 @@ def day_params(prof: Profile, volume: int) -> np.ndarray:
 def _name_day(prof: Profile, bar: AnchorDay, market: str, state: _NameState, seed: int,
               table: InstrumentTable, chunk: int) -> Iterator[Events]:
     """One name's day as chunks of events (its own order ids and sequence numbers)."""
+    if not bar.traded:
+        return
     day = bar.day
     lower, upper = price_limits(bar.base, on=day, market=market)
     ladder = price_grid(lower, upper, on=day, market=market)
@@ -700,8 +491,8 @@ def _name_day(prof: Profile, bar: AnchorDay, market: str, state: _NameState, see
     st[_S_LAST] = bar.base
     rows = _DayRows(chunk)
     head = (params, ladder, rng)
-    ast = np.zeros(_NA, np.int64)
-    afl = np.zeros(_NF, np.float64)
+    ast = np.zeros(N_A, np.int64)
+    afl = np.zeros(N_F, np.float64)
 
     def run(kernel, *tail) -> Iterator[Events]:
         for ev, _ in rows.run(kernel, head, book, st, fst, table, *tail):
@@ -712,18 +503,27 @@ def _name_day(prof: Profile, bar: AnchorDay, market: str, state: _NameState, see
             yield ev
 
     def auction(price: int, end_ns: int, rate: float, reference: int, opening: bool,
-                extra_to: int = 0) -> Iterator[Events]:
+                extra_to: int = 0, orders_volume: float = 0.0) -> Iterator[Events]:
         # random orders around ``price`` (the value), then the balancing orders, then the
-        # uncross at end_ns: docs/reference/krx.md, single-price auction
+        # uncross at end_ns: docs/reference/krx.md, single-price auction. With
+        # ``orders_volume``, the random orders are sized to add up to about that much.
         if rate > 0:
-            yield from run(_auction, origin, end_ns - _FIX_NS - origin, rate)
+            ap = params
+            n_orders = rate * (end_ns - _FIX_NS - origin - st[_S_T])
+            if orders_volume > 0 and n_orders >= 1:
+                ap = params.copy()
+                ap[P_LOG_SIZE] = math.log(max(orders_volume / n_orders, 1.0)) \
+                    - 0.5 * prof.size_sigma ** 2
+            for ev, _ in rows.run(_auction, (ap, ladder, rng), book, st, fst, table, origin,
+                                  end_ns - _FIX_NS - origin, rate):
+                yield ev
         yield from flush(_balance(rows, book, st, price, 0, end_ns - _FIX_NS // 2, table))
-        extra = max(0, extra_to - int(ast[_A_VOL]) - _exec_at(book, price))
+        extra = max(0, extra_to - int(ast[A_VOL]) - _exec_at(book, price))
         if extra:
             yield from flush(_balance(rows, book, st, price, extra, end_ns - _FIX_NS // 4,
                                       table))
         _check_uncross(book, price, reference, lower, upper, opening)
-        ast[_A_VOL] += _exec_at(book, price)
+        ast[A_VOL] += _exec_at(book, price)
         yield from flush(_uncross_packet(rows, book, st, fst, params, ladder, reference,
                                          lower, upper, opening, end_ns, table))
 
@@ -732,33 +532,34 @@ def _name_day(prof: Profile, bar: AnchorDay, market: str, state: _NameState, see
     yield from auction(bar.open, sched.open_ns,
                        prof.auction_orders_open / (_seconds(PRE_OPEN, OPEN) * 1e9),
                        bar.base, True)
-    ast[_A_MAX] = ast[_A_MIN] = bar.open
+    ast[A_MAX] = ast[A_MIN] = bar.open
     if lower < bar.open < upper and st[_S_LIVE] < prof.live_orders:
         yield from flush(rows.room(prof.live_orders, table))
         center = int(np.searchsorted(ladder, bar.open))
         first, done, n_adds = rows.pos, 0, prof.live_orders - int(st[_S_LIVE])
         while True:
-            rows.pos, done, status = _anchored_top_up(
+            rows.pos, done, status = anchored_top_up(
                 params, ladder, rng, book.arrays, st, rows.rows, rows.pos, sched.open_ns,
                 center, first, done, n_adds, bar.low, bar.high)
             if status != _POOL_FULL:
                 break
             book.grow()
     # continuous trading along the path, market orders sized by the volume still to trade
-    afl[_F_LOG_MKT] = params[P_LOG_MKT_SIZE]
-    afl[_F_TARGET] = (1.0 - CLOSE_SHARE) * bar.volume
-    afl[_F_BASE_VOL] = float(ast[_A_VOL])
-    afl[_F_SHAPE_END] = _shape_integral(float(session_ns), params)
-    afl[_F_SHAPE_TOTAL] = max(afl[_F_SHAPE_END] - _shape_integral(float(t_open), params), 1.0)
+    afl[F_LOG_MKT] = params[P_LOG_MKT_SIZE]
+    afl[F_TARGET] = (1.0 - CLOSE_SHARE) * bar.volume
+    afl[F_BASE_VOL] = float(ast[A_VOL])
+    afl[F_SHAPE_END] = shape_integral(float(session_ns), params)
+    afl[F_SHAPE_TOTAL] = max(afl[F_SHAPE_END] - shape_integral(float(t_open), params), 1.0)
     st[_S_T] = t_open
-    yield from run(_anchored_continuous, origin, session_ns, knots_t, knots_v, sweep_t,
+    yield from run(anchored_continuous, origin, session_ns, knots_t, knots_v, sweep_t,
                    sweep_px, sweep_up, bar.low, bar.high, ast, afl)
-    params[P_LOG_MKT_SIZE] = afl[_F_LOG_MKT]
+    params[P_LOG_MKT_SIZE] = afl[F_LOG_MKT]
     # the closing call auction around the close, topped up to the day's volume
     fst[0] = float(knots_v[-1])
     yield from auction(bar.close, sched.close_ns,
                        prof.auction_orders_close / (_seconds(CLOSE_AUCTION, CLOSE) * 1e9),
-                       int(st[_S_LAST]), False, bar.volume)
+                       int(st[_S_LAST]), False, bar.volume,
+                       max(0.0, 0.5 * (bar.volume - float(ast[A_VOL]))))
     yield from flush(rows.room(int(st[_S_LIVE]), table))
     rows.pos = _close_book(book.arrays, st, rows.rows, rows.pos, sched.close_ns)
     if rows.pos:

@@ -133,31 +133,96 @@ def data_check(tape: Annotated[Path, typer.Argument(help="Tape to check.")],
 @data_app.command("synth")
 @_friendly
 def data_synth(
-    profile: Annotated[str, typer.Option(help="krx-largecap or krx-smallcap.")],
     output: Annotated[Path, typer.Option("-o", "--output", help="Tape to write.")],
-    days: Annotated[int, typer.Option(help="Trading days (XKRX calendar).")] = 1,
+    profile: Annotated[str | None, typer.Option(
+        help="krx-largecap or krx-smallcap (with --anchor: the flow's shape, default "
+             "krx-largecap at 5 decisions/s).")] = None,
+    days: Annotated[int | None, typer.Option(
+        help="Trading days (XKRX calendar; default 1); with --anchor, days of the file "
+             "from --start (default all).")] = None,
     seed: Annotated[int, typer.Option(help="Random seed: same seed, same tape (and the "
                                       "same auction random ends).")] = 0,
     shock: Annotated[list[str] | None, typer.Option(
         help="DAY:FRACTION, repeatable: move the latent value by FRACTION before day DAY's "
              "open (0 = the first day), e.g. 1:-0.4; beyond the daily limit the day is "
              "limit-locked.")] = None,
+    anchor: Annotated[Path | None, typer.Option(
+        help="Daily bars (pykrx, FinanceDataReader or Yahoo layout) whose open, high, low, "
+             "close and volume each day of the tape reproduces (docs/synthetic-tapes.md: "
+             "anchored tapes).")] = None,
+    format: Annotated[str, typer.Option(
+        "--format", help="Layout of --anchor: bars (daily bars).")] = "bars",
+    codes: Annotated[str | None, typer.Option(
+        help="With --anchor: codes to put on the tape, comma-separated (default all), "
+             "e.g. 005930,000660.")] = None,
+    start: Annotated[str | None, typer.Option(
+        help="With --anchor: first day, YYYY-MM-DD (default the file's first).")] = None,
+    rate: Annotated[float | None, typer.Option(
+        help="With --anchor: decisions per second of each name's flow (fewer rows: a "
+             "thinner book and fewer orders; default 5).")] = None,
 ) -> None:
     """Make a synthetic KRX-like L3 tape: opening auction, continuous session, closing
-    auction (docs/synthetic-tapes.md).
+    auction (docs/synthetic-tapes.md); with --anchor, one whose days follow daily bars.
 
     Example: cascade data synth --profile krx-smallcap --days 2 --seed 1 --shock 1:-0.4
     -o locked.parquet
     """
-    from replay.synth import write_synthetic_tape
-
-    shocks = _parse_shocks(shock or [])
-    t0 = time.perf_counter()
-    path = write_synthetic_tape(output, profile, days=days, seed=seed, shocks=shocks)
     from replay.tape import Tape
 
+    t0 = time.perf_counter()
+    if anchor is not None:
+        _anchored_synth(anchor, format, output, profile, days, seed, shock, codes, start,
+                        rate)
+        return
+    from replay.synth import write_synthetic_tape
+
+    for name, given in (("--codes", codes), ("--start", start), ("--rate", rate)):
+        if given is not None:
+            raise ValueError(f"{name} selects from --anchor's file: give --anchor FILE")
+    if profile is None:
+        raise ValueError("give --profile (krx-largecap or krx-smallcap) or --anchor FILE")
+    days = 1 if days is None else days
+    shocks = _parse_shocks(shock or [])
+    path = write_synthetic_tape(output, profile, days=days, seed=seed, shocks=shocks)
     out.print(f"wrote {len(Tape(path)):,} events ({profile}, {days} day(s), seed {seed}) to "
               f"{path} in {time.perf_counter() - t0:.1f}s")
+
+
+def _anchored_synth(anchor: Path, fmt: str, output: Path, profile: str | None,
+                    days: int | None, seed: int, shock: list[str] | None, codes: str | None,
+                    start: str | None, rate: float | None) -> None:
+    """``cascade data synth --anchor``: daily bars -> an anchored L3 tape."""
+    from datetime import date as Date
+
+    from replay.anchor import plan_from_bars, write_anchored_tape
+    from replay.loaders.daily_bars import read_bars
+    from replay.tape import Tape
+
+    t0 = time.perf_counter()
+    if shock:
+        raise ValueError("--shock moves a free latent value; an anchored tape's value "
+                         "follows the file (leave --shock out)")
+    if fmt != "bars":
+        raise ValueError(f"--format {fmt!r}: an anchored tape is made from daily bars "
+                         "(--format bars)")
+    first = None
+    if start is not None:
+        try:
+            first = Date.fromisoformat(start)
+        except ValueError:
+            raise ValueError(f"--start {start!r} is not a date YYYY-MM-DD") from None
+    bars = read_bars(anchor)
+    wanted = [c.strip() for c in codes.split(",") if c.strip()] if codes else None
+    plan = plan_from_bars(bars, source=str(anchor), codes=wanted, start=first, days=days)
+    n_days = len(plan.days)
+    with _bar_factory("anchored tape", len(plan.names) * n_days) as advance:
+        path = write_anchored_tape(output, plan, seed, profile, event_rate=rate,
+                                   progress=advance)
+    rounded = (f"; {plan.rounded} price(s) off the tick grid rounded to it"
+               if plan.rounded else "")
+    out.print(f"wrote {len(Tape(path)):,} events ({len(plan.names)} name(s) x {n_days} "
+              f"day(s) anchored to {anchor}, seed {seed}{rounded}) to {path} in "
+              f"{time.perf_counter() - t0:.1f}s")
 
 
 def _parse_params(values: list[str], strategy: str | None) -> dict[str, str]:

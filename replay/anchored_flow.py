@@ -1,0 +1,299 @@
+"""The compiled continuous session of an anchored tape (docs/synthetic-tapes.md: anchored
+tapes): :func:`replay.synth._continuous`'s reactive flow on the same book, with three
+changes. The latent value is a path through the day's recorded prices (knots) times a
+mean-reverting noise; aggressive orders take liquidity only within the day's ``[low,
+high]`` and no bid rests above the high, no ask below the low, so nothing prints outside
+the recorded range; market orders are sized by the volume still to trade. At the end of
+each extreme's hold, a sweep prints the extreme if the flow has not.
+"""
+
+from __future__ import annotations
+
+import math
+
+from numba import njit
+
+from replay.synth import (
+    _DONE,
+    _INST,
+    _POOL_FULL,
+    _ROWS_FULL,
+    _S_LAST,
+    _S_LIVE,
+    _S_T,
+    P_LOCKED_CANCEL,
+    P_LOG_MKT_SIZE,
+    P_LOG_SIZE,
+    P_SIZE_MAX,
+    P_SIZE_SIGMA,
+    _add_order,
+    _bisect,
+    _emit,
+    _locked,
+    _queued_at_lock,
+    _reduce,
+    _size,
+    _walk,
+    arrival_gap_ns,
+    cancel_size,
+    choose_action,
+    limit_order,
+    market_order,
+    pick_live,
+    place_price,
+)
+from replay.tape import ADD, ASK, BID, CANCEL, F_LAST, MODIFY, TRADE
+from venues.book import best_price, can_alloc, level_size, order_fields, requeue
+
+#: The value's noise around its path: stationary sd (a fraction) and mean-reversion time.
+NOISE_SD = 0.002
+NOISE_TAU_S = 600.0
+#: The farthest one order takes the price from the last print (a fraction), and the time
+#: between the steps of a sweep.
+STEP = 0.02
+STEP_GAP_NS = 1_000_000_000
+
+
+# Slots of the anchor's integer state: the day's volume so far, its highest and lowest
+# print, the next sweep; of its float state: the value's noise, the market-size baseline,
+# the volume wanted by the end of continuous trading and the volume at the open, the rate
+# shape's integral to the session's end and from the open to it.
+A_VOL, A_MAX, A_MIN, A_SWEEP, N_A = range(5)
+F_NOISE, F_LOG_MKT, F_TARGET, F_BASE_VOL, F_SHAPE_END, F_SHAPE_TOTAL, N_F = range(7)
+
+
+@njit(cache=True)
+def shape_integral(t, params):
+    # Integral of the arrival-rate shape of replay.synth.arrival_gap_ns from 0 to t (ns).
+    tau = params[3]  # P_DECAY_NS
+    s = params[4]  # P_SESSION_NS
+    return (t + params[1] * tau * (1.0 - math.exp(-t / tau))
+            + params[2] * tau * (math.exp(-(s - t) / tau) - math.exp(-s / tau)))
+
+
+@njit(cache=True)
+def _path_value(t, knots_t, knots_v):
+    # The latent value's path: piecewise linear through the knots, flat beyond them.
+    n = knots_t.shape[0]
+    if t <= knots_t[0]:
+        return knots_v[0]
+    for k in range(1, n):
+        if t <= knots_t[k]:
+            span = knots_t[k] - knots_t[k - 1]
+            w = (t - knots_t[k - 1]) / span if span > 0 else 1.0
+            return knots_v[k - 1] + w * (knots_v[k] - knots_v[k - 1])
+    return knots_v[n - 1]
+
+
+@njit(cache=True)
+def _tally(outs, first, pos, ast):
+    # The day's volume and print range from the rows just written.
+    for r in range(first, pos):
+        if outs[1][r] == TRADE:
+            ast[A_VOL] += outs[4][r]
+            p = outs[3][r]
+            if p > ast[A_MAX]:
+                ast[A_MAX] = p
+            if ast[A_MIN] == 0 or p < ast[A_MIN]:
+                ast[A_MIN] = p
+
+
+@njit(cache=True)
+def _step_price(ladder, last, up):
+    """The farthest price an order may take from ``last`` in one go: STEP of it, at least
+    one tick (a single order stays well inside the dynamic VI thresholds of
+    docs/reference/krx.md: volatility interruption, 3% for KOSPI200 names)."""
+    n = ladder.shape[0]
+    i = _bisect(ladder, last)
+    if up:
+        j = _bisect(ladder, int(last * (1.0 + STEP)) + 1) - 1
+        return ladder[min(max(j, i + 1), n - 1)]
+    j = _bisect(ladder, int(math.ceil(last * (1.0 - STEP))))
+    return ladder[max(min(j, i - 1), 0)]
+
+
+@njit(cache=True)
+def _print_at(params, ladder, rng, book, st, fst, outs, pos, ts, price, up):
+    """Print at ``price`` (upwards if ``up``): an order taking every resting order up to
+    (down to) it, after an order resting there if none does. A bid already at ``price``
+    going up (an ask going down) is met by a sell (a buy) there instead. Returns (pos, ts
+    of the next free nanosecond)."""
+    S = book[0]
+    bb = best_price(S, _INST, BID)
+    ba = best_price(S, _INST, ASK)
+    if up and bb == price:
+        pos, _ = _walk(params, ladder, book, st, fst, outs, pos, ts, ASK,
+                       level_size(S, _INST, BID, price), price)
+    elif not up and ba == price:
+        pos, _ = _walk(params, ladder, book, st, fst, outs, pos, ts, BID,
+                       level_size(S, _INST, ASK, price), price)
+    else:
+        side = ASK if up else BID  # the order resting at the price
+        if level_size(S, _INST, side, price) == 0:
+            size = _size(params[P_LOG_SIZE], params[P_SIZE_SIGMA], int(params[P_SIZE_MAX]),
+                         rng)
+            oid = _add_order(book, st, side, price, size, ts)
+            pos = _emit(outs, pos, st, ts, ADD, side, price, size, oid, F_LAST)
+            ts += 1
+        # every resting order between the opposite best and the price
+        total = 0
+        if up:
+            for i in range(ladder.shape[0]):
+                if ladder[i] <= price:
+                    total += level_size(S, _INST, ASK, ladder[i])
+            pos, _ = _walk(params, ladder, book, st, fst, outs, pos, ts, BID, total, price)
+        else:
+            for i in range(ladder.shape[0]):
+                if ladder[i] >= price:
+                    total += level_size(S, _INST, BID, ladder[i])
+            pos, _ = _walk(params, ladder, book, st, fst, outs, pos, ts, ASK, total, price)
+    return pos, ts + 1
+
+
+@njit(cache=True)
+def _sweep(params, ladder, rng, book, st, fst, outs, pos, ts, price, up, ast):
+    """Print at ``price`` (the day's high if ``up``, else its low) from the last price, in
+    steps of at most STEP one second apart (:func:`_print_at` each). Returns (pos, ts)."""
+    first = pos
+    while True:
+        last = st[_S_LAST]
+        step = min(price, _step_price(ladder, last, True)) if up \
+            else max(price, _step_price(ladder, last, False))
+        pos, ts = _print_at(params, ladder, rng, book, st, fst, outs, pos, ts, step, up)
+        if step == price or outs[0].shape[0] - pos < 2 * st[_S_LIVE] + 8:
+            break
+        ts += STEP_GAP_NS
+    _tally(outs, first, pos, ast)
+    return pos, ts
+
+
+@njit(cache=True)
+def _in_range(side, price, lo_px, hi_px):
+    # No bid rests above the day's high, no ask below its low: neither could trade there.
+    return price > 0 and not ((side == BID and price > hi_px) or (side == ASK and price < lo_px))
+
+
+@njit(cache=True)
+def anchored_top_up(params, ladder, rng, book, st, outs, pos, ts, center, first, i, n,
+                     lo_px, hi_px):
+    """:func:`replay.synth._top_up` within the day's range (no bid above the high, no ask
+    below the low)."""
+    S = book[0]
+    while i < n:
+        if not can_alloc(S):
+            return pos, i, _POOL_FULL
+        side = BID if i % 2 == 0 else ASK
+        i += 1
+        price = place_price(side, best_price(S, _INST, BID), best_price(S, _INST, ASK),
+                            ladder[center], params, ladder, rng)
+        size = _size(params[P_LOG_SIZE], params[P_SIZE_SIGMA], int(params[P_SIZE_MAX]), rng)
+        if not _in_range(side, price, lo_px, hi_px):
+            continue
+        oid = _add_order(book, st, side, price, size, ts)
+        pos = _emit(outs, pos, st, ts, ADD, side, price, size, oid, 0)
+    if pos > first:
+        outs[6][pos - 1] = F_LAST
+    return pos, i, _DONE
+
+
+@njit(cache=True)
+def anchored_continuous(params, ladder, rng, book, st, fst, outs, pos, origin_ns,
+                         session_ns, knots_t, knots_v, sweep_t, sweep_px, sweep_up, lo_px,
+                         hi_px, ast, afl):
+    """:func:`replay.synth._continuous` along an anchored path: the value is the path's
+    (``knots``) times a mean-reverting noise; market orders take liquidity only within
+    ``[lo_px, hi_px]``; their size follows the volume still to trade; at each sweep time a
+    print at the extreme is made if the flow has not reached it."""
+    S, live = book[0], book[2]
+    cap = outs[0].shape[0]
+    lo, hi = float(ladder[0]), float(ladder[-1])
+    decay = 1.0 / (NOISE_TAU_S * 1e9)
+    while True:
+        if cap - pos < 4 * st[_S_LIVE] + 256:
+            return pos, _ROWS_FULL
+        if not can_alloc(S):
+            return pos, _POOL_FULL
+        k = ast[A_SWEEP]
+        if k < sweep_t.shape[0] and sweep_t[k] <= st[_S_T] + 1:
+            # an extreme's hold ended: print it unless the flow already did
+            ast[A_SWEEP] += 1
+            done = ast[A_MAX] >= sweep_px[k] if sweep_up[k] else ast[A_MIN] <= sweep_px[k]
+            if not done:
+                st[_S_T] += 1
+                pos, ts = _sweep(params, ladder, rng, book, st, fst, outs, pos,
+                                 origin_ns + st[_S_T], sweep_px[k], sweep_up[k] == 1, ast)
+                st[_S_T] = ts - origin_ns
+                if not (ast[A_MAX] >= sweep_px[k] if sweep_up[k] else
+                        ast[A_MIN] <= sweep_px[k]):
+                    ast[A_SWEEP] -= 1  # stopped short of rows: resumed in the next buffer
+            continue
+        gap = arrival_gap_ns(st[_S_T], params, rng)
+        t_next = st[_S_T] + gap
+        if k < sweep_t.shape[0] and sweep_t[k] < t_next and sweep_t[k] < session_ns:
+            st[_S_T] = sweep_t[k] - 1  # the sweep first, then the next decision
+            continue
+        if t_next >= session_ns:
+            st[_S_T] = session_ns
+            return pos, _DONE
+        st[_S_T] = t_next
+        ts = origin_ns + st[_S_T]
+        # the value: the path, times an Ornstein-Uhlenbeck noise of sd NOISE_SD
+        a = math.exp(-gap * decay)
+        afl[F_NOISE] = afl[F_NOISE] * a + NOISE_SD * math.sqrt(1.0 - a * a) \
+            * rng.standard_normal()
+        v = _path_value(st[_S_T], knots_t, knots_v)
+        if lo < v < hi:  # inside the limits, the noise never takes it to one
+            v = min(max(v * math.exp(afl[F_NOISE]), lo + 0.25 * (ladder[1] - ladder[0])),
+                    hi - 0.25 * (ladder[-1] - ladder[-2]))
+        fst[0] = v
+        # market orders sized by the volume still to trade over the expected flow left
+        left = (afl[F_SHAPE_END] - shape_integral(float(st[_S_T]), params)) \
+            / afl[F_SHAPE_TOTAL]
+        planned = afl[F_TARGET] - afl[F_BASE_VOL]
+        want = afl[F_TARGET] - ast[A_VOL]
+        ratio = want / (planned * max(left, 1e-3)) if planned > 0 else 0.0
+        params[P_LOG_MKT_SIZE] = afl[F_LOG_MKT] + math.log(min(max(ratio, 0.05), 20.0))
+        bb = best_price(S, _INST, BID)
+        ba = best_price(S, _INST, ASK)
+        last = st[_S_LAST]
+        action = choose_action(st[_S_LIVE], params, rng)
+        locked = fst[0] <= lo or fst[0] >= hi
+        first = pos
+        if locked and (action == ADD or action == TRADE):
+            pos = _locked(params, ladder, rng, book, st, fst, outs, pos, ts, action,
+                          fst[0] <= lo)
+        elif action == ADD:
+            side, price, size = limit_order(bb, ba, last, params, ladder, fst[0], rng)
+            if size == 0 or not _in_range(side, price, lo_px, hi_px):
+                continue
+            oid = _add_order(book, st, side, price, size, ts)
+            pos = _emit(outs, pos, st, ts, ADD, side, price, size, oid, F_LAST)
+        elif action == TRADE:
+            side, size = market_order(bb, ba, last, params, ladder, fst[0], rng)
+            # never past the volume wanted by 15:20: the closing auction makes up the rest
+            size = min(size, max(1, int(afl[F_TARGET]) - ast[A_VOL]))
+            opp = ba if side == BID else bb
+            cap_px = min(hi_px, _step_price(ladder, last, True)) if side == BID \
+                else max(lo_px, _step_price(ladder, last, False))
+            if opp == 0 or (side == BID and opp > cap_px) or (side == ASK and opp < cap_px):
+                continue
+            pos, _ = _walk(params, ladder, book, st, fst, outs, pos, ts, side, size, cap_px)
+        elif st[_S_LIVE] > 0:
+            row = live[pick_live(st[_S_LIVE], rng)]
+            oid, side, price, size = order_fields(S, row)
+            if locked and _queued_at_lock(side, price, fst[0], lo, ladder) \
+                    and rng.random() >= params[P_LOCKED_CANCEL]:
+                continue
+            if action == CANCEL:
+                q = cancel_size(size, params, rng)
+                pos = _emit(outs, pos, st, ts, CANCEL, side, price, q, oid, F_LAST)
+                _reduce(book, st, row, q)
+            else:
+                new = place_price(side, bb, ba, last, params, ladder, rng)
+                if new == 0 or new == price or not _in_range(side, new, lo_px, hi_px):
+                    continue
+                pos = _emit(outs, pos, st, ts, MODIFY, side, new, size, oid, F_LAST)
+                requeue(S, row, new)
+        _tally(outs, first, pos, ast)
+
+

@@ -1,0 +1,221 @@
+"""Tapes anchored to daily bars (docs/synthetic-tapes.md: anchored tapes): each name-day
+opens and closes at the recorded prices through the auctions, prints its high and low and
+nothing outside them, trades its volume, and replays so at the KRX venue."""
+
+from __future__ import annotations
+
+import time
+from datetime import date, datetime
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from replay.anchor import plan_from_bars, synthesize_from_bars, write_anchored_tape
+from replay.cli import app
+from replay.engine import Replay
+from replay.inject import read_injected
+from replay.loaders.daily_bars import off_grid, read_bars
+from replay.tape import F_AUCTION, TRADE, Tape
+from venues.codes import SRC_AUCTION
+from venues.krx.session import SEOUL, seoul_date
+
+BARS = "tests/data/daily-2024-08-largecaps-pykrx.csv"
+#: back-adjusted names whose 2024-08 prices are off the KRX tick grid (tests/data README)
+ADJUSTED = {"068270", "207940", "006400", "012450", "086520"}
+THIN = 0.2  # decisions a second: about 5,000 rows a name-day
+
+
+@pytest.fixture(scope="module")
+def bars():
+    return read_bars(BARS)
+
+
+def ohlcv(ts, price, size):
+    """Per Seoul day: (open, high, low, close, volume) of the prints."""
+    days = np.array([seoul_date(int(t)) for t in ts])
+    out = {}
+    for d in sorted(set(days)):
+        p, s = price[days == d], size[days == d]
+        out[d] = (int(p[0]), int(p.max()), int(p.min()), int(p[-1]), int(s.sum()))
+    return out
+
+
+def tape_ohlcv(events, inst):
+    m = (events.instrument == inst) & (events.action == TRADE)
+    return ohlcv(events.ts[m], events.price[m], events.size[m])
+
+
+def test_every_large_cap_and_day_matches_its_bars(bars):
+    plan = plan_from_bars(bars, source=BARS)
+    assert len(plan.names) == 33 and len(plan.days) == 10
+    # the adjusted names' prices were rounded to the grid, counted, and only theirs
+    assert plan.rounded > 0 and {r[0] for r in plan.rounded_rows} <= ADJUSTED
+    flagged = bars[off_grid(bars)]
+    assert {(r[0], r[1]) for r in plan.rounded_rows} == set(zip(
+        flagged.code, flagged.date.dt.date, strict=True))
+    # the kernels are compiled (or loaded from the cache) before the clock starts
+    small = plan_from_bars(bars, source=BARS, codes=["005930"], days=1)
+    list(synthesize_from_bars(small, seed=5, event_rate=THIN))
+    t0 = time.perf_counter()
+    rows = 0
+    worst = 0.0
+    for i, (events, table) in enumerate(synthesize_from_bars(plan, seed=5, event_rate=THIN)):
+        rows += len(events)
+        assert np.all(np.diff(events.ts) >= 0)
+        for k, name in enumerate(plan.names):
+            bar = name.days[i]
+            assert table[k + 1].symbol == name.code and table[k + 1].prev_close_units == \
+                bar.base
+            (o, h, lo, c, v), = tape_ohlcv(events, k + 1).values()
+            assert (o, h, lo, c) == (bar.open, bar.high, bar.low, bar.close), (name.code,
+                                                                                bar.day)
+            worst = max(worst, abs(v / bar.volume - 1))
+            # every fill too lies in the day's range, and the open and close are auctions
+            m = (events.instrument == k + 1) & (events.action == TRADE)
+            assert events.flags[m][0] & F_AUCTION and events.flags[m][-1] & F_AUCTION
+    assert worst <= 0.10
+    elapsed = time.perf_counter() - t0
+    print(f"33 names x 10 days: {rows:,} rows in {elapsed:.1f}s, worst volume {worst:.1%}")
+    assert rows < 2_000_000
+    assert elapsed < 30
+
+
+def test_the_first_base_comes_from_change_and_later_ones_are_the_previous_close(bars):
+    plan = plan_from_bars(bars, source=BARS, codes=["005930"], days=3)
+    d = plan.names[0].days
+    # 2024-07-29: close 81,200 at +0.3708% -> 80,900 on the 100-won grid
+    assert d[0].base == 80_900
+    assert d[1].base == d[0].close and d[2].base == d[1].close
+
+
+@pytest.fixture(scope="module")
+def two_names(bars, tmp_path_factory):
+    plan = plan_from_bars(bars, source=BARS, codes=["005930", "000660"])
+    path = tmp_path_factory.mktemp("anchor") / "two.parquet"
+    write_anchored_tape(path, plan, seed=2, event_rate=THIN)
+    return plan, path
+
+
+def test_the_krx_venue_replays_an_anchored_tape_to_the_same_ohlc(two_names):
+    plan, path = two_names
+    tape = Tape(path)
+    assert tape.session_seed == 2
+    result = Replay(tape.instruments, venue="krx", seed=tape.session_seed).run(tape.chunks())
+    tr = result.trades
+    assert (tr.source == SRC_AUCTION).any()  # the venue uncrossed the auctions itself
+    for k, name in enumerate(plan.names):
+        got = tr[tr.instrument == k + 1]
+        replayed = ohlcv(got.ts.to_numpy(), got.price.to_numpy(), got["size"].to_numpy())
+        for bar in name.days:
+            o, h, lo, c, v = replayed[bar.day]
+            assert (o, h, lo, c) == (bar.open, bar.high, bar.low, bar.close), (name.code,
+                                                                                bar.day)
+            assert abs(v / bar.volume - 1) <= 0.10
+    assert result.sessions.close.tolist() == [d.close for d in plan.names[0].days] + \
+        [d.close for d in plan.names[1].days] or set(result.sessions.close) == {
+        d.close for n in plan.names for d in n.days}
+
+
+def test_same_bars_and_seed_give_identical_bytes(bars, tmp_path):
+    plan = plan_from_bars(bars, source=BARS, codes=["035720", "005380"], days=2)
+    a = write_anchored_tape(tmp_path / "a.parquet", plan, seed=9, event_rate=THIN)
+    b = write_anchored_tape(tmp_path / "b.parquet", plan, seed=9, event_rate=THIN)
+    c = write_anchored_tape(tmp_path / "c.parquet", plan, seed=10, event_rate=THIN)
+    assert a.read_bytes() == b.read_bytes()
+    assert a.read_bytes() != c.read_bytes()
+
+
+def locked_bars():
+    """Two days of a made-up name: the second falls to its lower limit and closes there."""
+    return pd.DataFrame({
+        "code": ["123450", "123450"], "date": pd.to_datetime(["2024-08-01", "2024-08-02"]),
+        "open": [10_000, 9_900], "high": [10_100, 9_950], "low": [9_850, 7_000],
+        "close": [10_000, 7_000], "volume": [300_000, 900_000], "change": [0.0, -0.30],
+        "market": ["KOSPI", "KOSPI"]})
+
+
+def test_a_day_that_closed_at_its_lower_limit_is_limit_locked(tmp_path):
+    plan = plan_from_bars(locked_bars(), source="locked.csv")
+    assert plan.names[0].days[1].base == 10_000
+    path = write_anchored_tape(tmp_path / "locked.parquet", plan, seed=1, event_rate=1.0)
+    tape = Tape(path)
+    events = tape.read()
+    got = tape_ohlcv(events, 1)
+    assert got[date(2024, 8, 2)][:4] == (9_900, 9_950, 7_000, 7_000)
+    result = Replay(tape.instruments, venue="krx", seed=1).run(tape.chunks())
+    day2 = result.sessions.iloc[1]
+    assert day2.lower_limit == 7_000 and day2.close == 7_000
+    assert day2.closed_at_lower_limit and day2.limit_locked_down
+    assert day2.ask_qty_at_lower_limit > 0
+
+
+def test_a_large_sale_in_relative_mode_moves_the_anchored_price_down(two_names, tmp_path):
+    plan, path = two_names
+    tape = Tape(path)
+    day = plan.days[0]
+    at = pd.Timestamp(datetime.combine(day, datetime.min.time().replace(hour=11),
+                                       tzinfo=SEOUL))
+    csv = tmp_path / "sell.csv"
+    csv.write_text("ts,instrument,side,type,price,size\n"
+                   f"{at.isoformat()},005930,sell,market,,3000000\n")
+
+    def prints(injected):
+        r = Replay(tape.instruments, mode="relative", venue="krx",
+                   seed=tape.session_seed).run(tape.chunks(), injected)
+        t = r.trades[(r.trades.instrument == 1) & (r.trades.ts > at.value)
+                     & (r.trades.ts < at.value + 3_600 * 10**9)]
+        return t
+
+    base = prints(None)
+    hit = prints(read_injected(csv, tape.instruments))
+    assert hit.price.iloc[0] < base.price.iloc[0]
+    # the prints after it follow it down: the hour's later history prints trade lower
+    later_base = base[base.ts > at.value + 60 * 10**9].price.median()
+    later_hit = hit[(hit.ts > at.value + 60 * 10**9) & (hit.source != SRC_AUCTION)]
+    assert later_hit.price.median() < later_base
+
+
+def test_bad_selections_and_files_are_errors_that_say_why(bars):
+    with pytest.raises(ValueError, match="code 999999 is not in the file"):
+        plan_from_bars(bars, source=BARS, codes=["999999"])
+    with pytest.raises(ValueError, match="11 day"):
+        plan_from_bars(bars, source=BARS, days=11)
+    with pytest.raises(ValueError, match="after the file's last day"):
+        plan_from_bars(bars, source=BARS, start=date(2024, 9, 1))
+    with pytest.raises(ValueError, match="no column high"):
+        plan_from_bars(bars.drop(columns=["high"]), source=BARS)
+    no_change = bars.assign(change=np.nan)
+    with pytest.raises(ValueError, match="005930 2024-07-29, field change"):
+        plan_from_bars(no_change, source=BARS, codes=["005930"])
+    # a later start takes the previous row's close as the base, change or not
+    later = plan_from_bars(no_change, source=BARS, codes=["005930"],
+                           start=date(2024, 7, 30))
+    assert later.names[0].days[0].base == 81_200
+    bad = bars.copy()
+    bad.loc[(bad.code == "005930") & (bad.date == "2024-07-30"), "low"] = 81_500
+    with pytest.raises(ValueError, match="005930 2024-07-30, field open"):
+        plan_from_bars(bad, source=BARS, codes=["005930"])
+    wild = bars.copy()
+    wild.loc[(wild.code == "005930") & (wild.date == "2024-07-30"), "high"] = 200_000
+    with pytest.raises(ValueError, match="field high: 200000 lies outside the daily limits"):
+        plan_from_bars(wild, source=BARS, codes=["005930"])
+
+
+def test_cli_makes_an_anchored_tape_and_reports_clear_errors(tmp_path):
+    out = tmp_path / "t.parquet"
+    r = CliRunner().invoke(app, ["data", "synth", "--anchor", BARS, "--codes",
+                                 "005930,068270", "--start", "2024-08-05", "--days", "2",
+                                 "--rate", "0.2", "-o", str(out)])
+    assert r.exit_code == 0, r.output
+    assert "2 name(s) x 2 day(s)" in r.output and "rounded" in r.output
+    assert [i.symbol for i in Tape(out).instruments] == ["005930", "068270"]
+    for args, why in ((["--codes", "123456"], "code 123456 is not in the file"),
+                      (["--start", "2024-09-02"], "after the file's last day"),
+                      (["--days", "20"], "20 day(s) from")):
+        r = CliRunner().invoke(app, ["data", "synth", "--anchor", BARS, *args, "-o",
+                                     str(tmp_path / "x.parquet")])
+        assert r.exit_code == 2 and why in r.output, r.output
+    r = CliRunner().invoke(app, ["data", "synth", "-o", str(tmp_path / "y.parquet")])
+    assert r.exit_code == 2 and "--profile" in r.output
