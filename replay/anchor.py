@@ -47,6 +47,7 @@ from replay.anchored_flow import (
     F_TARGET,
     N_A,
     N_F,
+    TO_CLOSE,
     anchored_continuous,
     anchored_top_up,
     shape_integral,
@@ -189,18 +190,21 @@ def _grid_round(price: float, day: date, market: str) -> int:
     return int(grid[np.argmin(np.abs(grid - price) - 1e-9 * (grid > price))])
 
 
-def plan_from_bars(bars: pd.DataFrame, *, source: str = "bars",
+def plan_from_bars(bars: pd.DataFrame, *, source: str | None = None,
                    codes: Sequence[str] | None = None, start: date | None = None,
                    days: int | None = None) -> AnchorPlan:
     """Check and select daily bars (one row per code and date, the layout of
     ``replay.loaders.daily_bars.read_bars``) for an anchored tape.
 
     ``codes`` selects names (default: every code in the bars), ``start`` the first day and
-    ``days`` how many of the bars' days from there (default: all). Prices off the tick grid
-    (back-adjusted series) are rounded to the nearest grid price and counted; a day whose
-    recorded prices are inconsistent (low above open, a price outside the day's limits, a
-    negative volume) is an error naming the code, date and field. Raises ValueError.
+    ``days`` how many of the bars' days from there (default: all); ``source`` names the
+    file in errors (default: the bars' ``attrs["source"]``, which read_bars sets). Prices
+    off the tick grid (back-adjusted series) are rounded to the nearest grid price and
+    counted; a day whose recorded prices are inconsistent (low above open, a price outside
+    the day's limits, a negative volume) is an error naming the code, date and field.
+    Raises ValueError.
     """
+    source = source or bars.attrs.get("source", "bars")
     missing = [c for c in BAR_COLUMNS if c not in bars.columns]
     if missing:
         raise ValueError(f"{source}: no column {', '.join(missing)}; an anchored tape needs "
@@ -395,8 +399,15 @@ def _plan_day(bar: AnchorDay, ladder: np.ndarray, session_ns: int, t_open: int,
         t_close, v = t_open + int(0.7 * span), _press(bar.close, bar.close == upper, ladder)
     else:
         t_close, v = t_open + int(0.8 * span), float(bar.close)
-    knots_t += [max(t_close, knots_t[-1] + 1), session_ns]
+    t_close = max(t_close, knots_t[-1] + 1)
+    knots_t += [t_close, session_ns]
     knots_v += [v, v]
+    if not locked_close:
+        # the last print before the closing auction is the close: its uncross then moves
+        # nothing (inside the venue's closing VI threshold, docs/krx-venue.md)
+        sweep_t.append(t_close + hold)
+        sweep_px.append(bar.close)
+        sweep_up.append(TO_CLOSE)
     return (np.asarray(knots_t, np.int64), np.asarray(knots_v, np.float64),
             np.asarray(sweep_t, np.int64), np.asarray(sweep_px, np.int64),
             np.asarray(sweep_up, np.int64))

@@ -52,6 +52,8 @@ NOISE_TAU_S = 600.0
 #: between the steps of a sweep.
 STEP = 0.02
 STEP_GAP_NS = 1_000_000_000
+#: A sweep's kind: to the day's high (1), its low (0), or to the close from either side.
+TO_CLOSE = 2
 
 
 # Slots of the anchor's integer state: the day's volume so far, its highest and lowest
@@ -168,9 +170,24 @@ def _sweep(params, ladder, rng, book, st, fst, outs, pos, ts, price, up, ast):
 
 
 @njit(cache=True)
-def _in_range(side, price, lo_px, hi_px):
-    # No bid rests above the day's high, no ask below its low: neither could trade there.
-    return price > 0 and not ((side == BID and price > hi_px) or (side == ASK and price < lo_px))
+def _swept(price, kind, st, ast):
+    # Whether a sweep's price has printed: the day's high (kind 1), its low (0), or, for
+    # the sweep to the close (TO_CLOSE), whether the last print is the close.
+    if kind == TO_CLOSE:
+        return st[_S_LAST] == price
+    return ast[A_MAX] >= price if kind == 1 else ast[A_MIN] <= price
+
+
+@njit(cache=True)
+def _in_range(side, price, lo_px, hi_px, ladder, last):
+    # No bid rests above the day's high, no ask below its low: neither could trade there;
+    # nor farther than STEP beyond the last print (a bid above it, an ask below it), so
+    # that the next execution stays within STEP of the last one.
+    if price <= 0:
+        return False
+    if side == BID:
+        return price <= min(hi_px, _step_price(ladder, last, True))
+    return price >= max(lo_px, _step_price(ladder, last, False))
 
 
 @njit(cache=True)
@@ -187,7 +204,7 @@ def anchored_top_up(params, ladder, rng, book, st, outs, pos, ts, center, first,
         price = place_price(side, best_price(S, _INST, BID), best_price(S, _INST, ASK),
                             ladder[center], params, ladder, rng)
         size = _size(params[P_LOG_SIZE], params[P_SIZE_SIGMA], int(params[P_SIZE_MAX]), rng)
-        if not _in_range(side, price, lo_px, hi_px):
+        if not _in_range(side, price, lo_px, hi_px, ladder, ladder[center]):
             continue
         oid = _add_order(book, st, side, price, size, ts)
         pos = _emit(outs, pos, st, ts, ADD, side, price, size, oid, 0)
@@ -215,16 +232,16 @@ def anchored_continuous(params, ladder, rng, book, st, fst, outs, pos, origin_ns
             return pos, _POOL_FULL
         k = ast[A_SWEEP]
         if k < sweep_t.shape[0] and sweep_t[k] <= st[_S_T] + 1:
-            # an extreme's hold ended: print it unless the flow already did
+            # an extreme's hold ended: print it unless the flow already did (a sweep "to"
+            # the close, TO_CLOSE, prints it unless the last print is the close)
             ast[A_SWEEP] += 1
-            done = ast[A_MAX] >= sweep_px[k] if sweep_up[k] else ast[A_MIN] <= sweep_px[k]
-            if not done:
+            if not _swept(sweep_px[k], sweep_up[k], st, ast):
+                up = st[_S_LAST] < sweep_px[k] if sweep_up[k] == TO_CLOSE else sweep_up[k] == 1
                 st[_S_T] += 1
                 pos, ts = _sweep(params, ladder, rng, book, st, fst, outs, pos,
-                                 origin_ns + st[_S_T], sweep_px[k], sweep_up[k] == 1, ast)
+                                 origin_ns + st[_S_T], sweep_px[k], up, ast)
                 st[_S_T] = ts - origin_ns
-                if not (ast[A_MAX] >= sweep_px[k] if sweep_up[k] else
-                        ast[A_MIN] <= sweep_px[k]):
+                if not _swept(sweep_px[k], sweep_up[k], st, ast):
                     ast[A_SWEEP] -= 1  # stopped short of rows: resumed in the next buffer
             continue
         gap = arrival_gap_ns(st[_S_T], params, rng)
@@ -257,14 +274,16 @@ def anchored_continuous(params, ladder, rng, book, st, fst, outs, pos, origin_ns
         ba = best_price(S, _INST, ASK)
         last = st[_S_LAST]
         action = choose_action(st[_S_LIVE], params, rng)
-        locked = fst[0] <= lo or fst[0] >= hi
+        # beyond a limit, the day locks once the price has reached it (on the way there
+        # the flow sells, or buys, in steps like any other)
+        locked = (fst[0] <= lo and last == ladder[0]) or (fst[0] >= hi and last == ladder[-1])
         first = pos
         if locked and (action == ADD or action == TRADE):
             pos = _locked(params, ladder, rng, book, st, fst, outs, pos, ts, action,
                           fst[0] <= lo)
         elif action == ADD:
             side, price, size = limit_order(bb, ba, last, params, ladder, fst[0], rng)
-            if size == 0 or not _in_range(side, price, lo_px, hi_px):
+            if size == 0 or not _in_range(side, price, lo_px, hi_px, ladder, last):
                 continue
             oid = _add_order(book, st, side, price, size, ts)
             pos = _emit(outs, pos, st, ts, ADD, side, price, size, oid, F_LAST)
@@ -290,7 +309,8 @@ def anchored_continuous(params, ladder, rng, book, st, fst, outs, pos, origin_ns
                 _reduce(book, st, row, q)
             else:
                 new = place_price(side, bb, ba, last, params, ladder, rng)
-                if new == 0 or new == price or not _in_range(side, new, lo_px, hi_px):
+                if new == 0 or new == price or not _in_range(side, new, lo_px, hi_px, ladder,
+                                                                     last):
                     continue
                 pos = _emit(outs, pos, st, ts, MODIFY, side, new, size, oid, F_LAST)
                 requeue(S, row, new)

@@ -17,7 +17,7 @@ from replay.cli import app
 from replay.engine import Replay
 from replay.inject import read_injected
 from replay.loaders.daily_bars import off_grid, read_bars
-from replay.tape import F_AUCTION, TRADE, Tape
+from replay.tape import ASK, BID, DELETE, F_AUCTION, TRADE, Tape
 from venues.codes import SRC_AUCTION
 from venues.krx.session import SEOUL, seoul_date
 
@@ -144,11 +144,20 @@ def test_a_day_that_closed_at_its_lower_limit_is_limit_locked(tmp_path):
     events = tape.read()
     got = tape_ohlcv(events, 1)
     assert got[date(2024, 8, 2)][:4] == (9_900, 9_950, 7_000, 7_000)
+    # at the close, sellers are queued at the lower limit and no bid is left: the orders
+    # the tape deletes after the closing uncross
+    day2 = np.array([seoul_date(int(t)) == date(2024, 8, 2) for t in events.ts])
+    left = day2 & (events.action == DELETE)
+    assert not (left & (events.side == BID)).any()
+    queued = events.size[left & (events.side == ASK) & (events.price == 7_000)].sum()
+    assert queued > 100_000
+    # no print moves more than 2% from the one before (inside the venue's dynamic VI)
+    m = day2 & (events.action == TRADE) & ((events.flags & F_AUCTION) == 0)
+    p = events.price[m]
+    assert (np.abs(np.diff(p)) <= 0.021 * p[:-1]).all()
     result = Replay(tape.instruments, venue="krx", seed=1).run(tape.chunks())
-    day2 = result.sessions.iloc[1]
-    assert day2.lower_limit == 7_000 and day2.close == 7_000
-    assert day2.closed_at_lower_limit and day2.limit_locked_down
-    assert day2.ask_qty_at_lower_limit > 0
+    s2 = result.sessions.iloc[1]
+    assert s2.lower_limit == 7_000 and s2.close == 7_000 and s2.closed_at_lower_limit
 
 
 def test_a_large_sale_in_relative_mode_moves_the_anchored_price_down(two_names, tmp_path):
