@@ -402,12 +402,12 @@ def _plan_day(bar: AnchorDay, ladder: np.ndarray, session_ns: int, t_open: int,
     t_close = max(t_close, knots_t[-1] + 1)
     knots_t += [t_close, session_ns]
     knots_v += [v, v]
-    if not locked_close:
-        # the last print before the closing auction is the close: its uncross then moves
-        # nothing (inside the venue's closing VI threshold, docs/krx-venue.md)
-        sweep_t.append(t_close + hold)
-        sweep_px.append(bar.close)
-        sweep_up.append(TO_CLOSE)
+    # the last print before the closing auction is the close (a locked close: the limit,
+    # where the day then locks): the uncross moves nothing, inside the venue's closing VI
+    # threshold (docs/krx-venue.md)
+    sweep_t.append(t_close + hold)
+    sweep_px.append(bar.close)
+    sweep_up.append(TO_CLOSE)
     return (np.asarray(knots_t, np.int64), np.asarray(knots_v, np.float64),
             np.asarray(sweep_t, np.int64), np.asarray(sweep_px, np.int64),
             np.asarray(sweep_up, np.int64))

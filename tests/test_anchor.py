@@ -5,6 +5,7 @@ nothing outside them, trades its volume, and replays so at the KRX venue."""
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from datetime import date, datetime
 
 import numpy as np
@@ -15,9 +16,11 @@ from typer.testing import CliRunner
 from replay.anchor import plan_from_bars, synthesize_from_bars, write_anchored_tape
 from replay.cli import app
 from replay.engine import Replay
+from replay.fit_profile import fit_book, fit_profile
 from replay.inject import read_injected
 from replay.loaders.daily_bars import off_grid, read_bars
-from replay.tape import ASK, BID, DELETE, F_AUCTION, TRADE, Tape
+from replay.synth import SMALLCAP, synthesize
+from replay.tape import ASK, BID, DELETE, F_AUCTION, TRADE, Events, Tape
 from venues.codes import SRC_AUCTION
 from venues.krx.session import SEOUL, seoul_date
 
@@ -228,3 +231,19 @@ def test_cli_makes_an_anchored_tape_and_reports_clear_errors(tmp_path):
         assert r.exit_code == 2 and why in r.output, r.output
     r = CliRunner().invoke(app, ["data", "synth", "-o", str(tmp_path / "y.parquet")])
     assert r.exit_code == 2 and "--profile" in r.output
+
+
+def test_a_profile_fitted_from_a_recorded_book_takes_its_spread_and_depth():
+    # the small-cap synthetic book: a spread of one tick most of the time, a few hundred
+    # shares a level (docs/synthetic-tapes.md: profiles)
+    events, table = next(synthesize("krx-smallcap", days=1, seed=3, chunk_events=60_000))
+    fit = fit_book([events], table, 1, depth=5)
+    assert fit.snapshots > 10_000 and fit.spread_ticks == 1.0
+    assert all(50 <= d <= 5_000 for d in fit.depth)
+    prof = fit_profile(SMALLCAP, fit)
+    assert len(prof.placement_weights) == 5 and max(prof.placement_weights) == 1.0
+    # a wider book: every level one tick farther, so the first tick gets no weight
+    wide = fit_profile(SMALLCAP, replace(fit, spread_ticks=2.0))
+    assert wide.placement_weights[0] == 0.0 and len(wide.placement_weights) == 6
+    with pytest.raises(ValueError, match="no two-sided book"):
+        fit_book([Events.empty()], table, 1)
