@@ -63,19 +63,19 @@ _CLOSE_WINDOW = time(15, 20)
 
 
 def aggressors(price: np.ndarray, side: np.ndarray) -> np.ndarray:
-    """Each print's aggressor: its side, or for side N the tick rule (a buy above the
-    previous print, a sell below, the previous aggressor when equal, a buy first)."""
-    out = side.astype(np.uint8).copy()
+    """Each print's aggressor: its own side, or for side N the tick rule: a buy above the
+    previous print, a sell below it, the previous print's aggressor when equal, a buy for
+    the first print."""
+    side = side.astype(np.uint8)
     step = np.sign(np.diff(price.astype(np.int64), prepend=price[:1]))
-    ruled = np.where(step > 0, BID, np.where(step < 0, ASK, 0)).astype(np.uint8)
-    ruled[0] = ruled[0] or BID
-    # equal prices carry the previous ruling forward
+    ruled = np.where(side != NONE, side,
+                     np.where(step > 0, BID, np.where(step < 0, ASK, 0))).astype(np.uint8)
+    if ruled[0] == 0:
+        ruled[0] = BID
+    # an equal price carries the previous print's aggressor forward
     idx = np.where(ruled > 0, np.arange(len(ruled)), 0)
     np.maximum.accumulate(idx, out=idx)
-    ruled = ruled[idx]
-    none = out == NONE
-    out[none] = ruled[none]
-    return out
+    return ruled[idx]
 
 
 def _is_auction(ts: np.ndarray, flags: np.ndarray, day: date) -> tuple[np.ndarray, ...]:

@@ -151,7 +151,9 @@ def data_synth(
              "close and volume each day of the tape reproduces (docs/synthetic-tapes.md: "
              "anchored tapes).")] = None,
     format: Annotated[str, typer.Option(
-        "--format", help="Layout of --anchor: bars (daily bars).")] = "bars",
+        "--format", help="Layout of --anchor: bars (daily bars), or a trades format of "
+                         "cascade data import (kiwoom-ticks, kis, ...): every print on the "
+                         "tape as recorded.")] = "bars",
     codes: Annotated[str | None, typer.Option(
         help="With --anchor: codes to put on the tape, comma-separated (default all), "
              "e.g. 005930,000660.")] = None,
@@ -188,6 +190,31 @@ def data_synth(
               f"{path} in {time.perf_counter() - t0:.1f}s")
 
 
+def _trades_synth(anchor: Path, fmt: str, output: Path, profile: str | None,
+                  days: int | None, seed: int, codes: str | None, start: str | None,
+                  rate: float | None) -> None:
+    """``cascade data synth --anchor FILE --format LOADER``: a trades-only file -> an L3
+    tape whose prints are the file's (docs/synthetic-tapes.md: anchored to trades)."""
+    from replay.anchor_trades import write_trades_anchored_tape
+    from replay.loaders import FORMATS, load
+    from replay.tape import TRADE, Tape
+
+    t0 = time.perf_counter()
+    if fmt not in FORMATS:
+        raise ValueError(f"--format {fmt!r}: choose bars (daily bars) or a trades format of "
+                         f"cascade data import ({', '.join(FORMATS)})")
+    for name, given in (("--codes", codes), ("--start", start), ("--days", days)):
+        if given is not None:
+            raise ValueError(f"{name} selects daily bars; a trades file is anchored whole")
+    loaded = load(fmt, [anchor])
+    path = write_trades_anchored_tape(output, loaded.events, loaded.instruments, seed,
+                                      profile, event_rate=rate, source=str(anchor))
+    prints = int((loaded.events.action == TRADE).sum())
+    out.print(f"wrote {len(Tape(path)):,} events anchored to the {prints:,} prints of "
+              f"{anchor} ({fmt}, seed {seed}) to {path} in "
+              f"{time.perf_counter() - t0:.1f}s")
+
+
 def _anchored_synth(anchor: Path, fmt: str, output: Path, profile: str | None,
                     days: int | None, seed: int, shock: list[str] | None, codes: str | None,
                     start: str | None, rate: float | None) -> None:
@@ -203,8 +230,8 @@ def _anchored_synth(anchor: Path, fmt: str, output: Path, profile: str | None,
         raise ValueError("--shock moves a free latent value; an anchored tape's value "
                          "follows the file (leave --shock out)")
     if fmt != "bars":
-        raise ValueError(f"--format {fmt!r}: an anchored tape is made from daily bars "
-                         "(--format bars)")
+        _trades_synth(anchor, fmt, output, profile, days, seed, codes, start, rate)
+        return
     first = None
     if start is not None:
         try:

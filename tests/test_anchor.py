@@ -14,15 +14,29 @@ import pytest
 from typer.testing import CliRunner
 
 from replay.anchor import plan_from_bars, synthesize_from_bars, write_anchored_tape
+from replay.anchor_trades import aggressors, write_trades_anchored_tape
 from replay.cli import app
 from replay.engine import Replay
 from replay.fit_profile import fit_book, fit_profile
 from replay.inject import read_injected
+from replay.loaders import load
 from replay.loaders.daily_bars import off_grid, read_bars
 from replay.synth import SMALLCAP, synthesize
-from replay.tape import ASK, BID, DELETE, F_AUCTION, TRADE, Events, Tape
+from replay.tape import (
+    ASK,
+    BID,
+    DELETE,
+    F_AUCTION,
+    FILL,
+    NONE,
+    TRADE,
+    Events,
+    Instrument,
+    InstrumentTable,
+    Tape,
+)
 from venues.codes import SRC_AUCTION
-from venues.krx.session import SEOUL, seoul_date
+from venues.krx.session import SEOUL, schedule, seoul_date
 
 BARS = "tests/data/daily-2024-08-largecaps-pykrx.csv"
 #: back-adjusted names whose 2024-08 prices are off the KRX tick grid (tests/data README)
@@ -245,5 +259,91 @@ def test_a_profile_fitted_from_a_recorded_book_takes_its_spread_and_depth():
     # a wider book: every level one tick farther, so the first tick gets no weight
     wide = fit_profile(SMALLCAP, replace(fit, spread_ticks=2.0))
     assert wide.placement_weights[0] == 0.0 and len(wide.placement_weights) == 6
-    with pytest.raises(ValueError, match="no two-sided book"):
+    with pytest.raises(ValueError, match="no (two-sided )?book"):
         fit_book([Events.empty()], table, 1)
+
+
+# -- anchored to trades -------------------------------------------------------------------
+
+KIWOOM = "tests/data/kiwoom-opt10079-ticks-039490-2022-12-22.csv"
+
+
+def test_side_n_prints_take_the_tick_rule():
+    px = np.array([100, 101, 101, 100, 100, 102])
+    side = np.array([NONE, NONE, NONE, NONE, ASK, NONE], np.uint8)
+    # first a buy; up a buy; equal: as before; down a sell; a recorded side stays; up a buy
+    assert aggressors(px, side).tolist() == [BID, BID, BID, ASK, ASK, BID]
+
+
+def made_trades():
+    """A T-only tape built here: prints of both recorded sides and of none, several in one
+    second, and a closing auction print (F_AUCTION) of 5,000 at 50,100."""
+    day = date(2024, 3, 4)
+    at = [pd.Timestamp(datetime.combine(day, datetime.min.time(), tzinfo=SEOUL)
+                       + pd.Timedelta(hours=h, minutes=mi, seconds=s)).value
+          for h, mi, s in ((10, 0, 0), (10, 0, 0), (10, 0, 1), (11, 30, 0), (13, 0, 5),
+                           (15, 10, 0), (15, 30, 0))]
+    px = [50_000, 50_100, 50_100, 49_800, 50_300, 50_200, 50_100]
+    sz = [120, 30, 5_000, 700, 1, 64, 5_000]
+    side = [BID, ASK, NONE, NONE, NONE, ASK, NONE]
+    flags = [0, 0, 0, 0, 0, 0, F_AUCTION]
+    n = len(at)
+    ev = Events.from_columns({"ts": np.array(at), "instrument": np.full(n, 1),
+                              "action": np.full(n, TRADE), "side": np.array(side),
+                              "price": np.array(px), "size": np.array(sz),
+                              "flags": np.array(flags)})
+    inst = InstrumentTable([Instrument(1, "000100", venue="XKRX", prev_close_units=50_000,
+                                       tick_units=100, market="KOSPI")])
+    return ev, inst
+
+
+def replayed_prints(path):
+    tape = Tape(path)
+    r = Replay(tape.instruments, venue="krx", seed=tape.session_seed).run(tape.chunks())
+    return r.trades
+
+
+def test_every_recorded_print_is_on_the_tape_and_in_its_replay(tmp_path):
+    ev, inst = made_trades()
+    path = write_trades_anchored_tape(tmp_path / "t.parquet", ev, inst, seed=4,
+                                      event_rate=2.0)
+    tape = Tape(path).read()
+    t = (tape.action == TRADE) & ((tape.flags & F_AUCTION) == 0)
+    assert tape.ts[t].tolist() == ev.ts[:-1].tolist()
+    assert tape.price[t].tolist() == ev.price[:-1].tolist()
+    assert tape.size[t].tolist() == ev.size[:-1].tolist()
+    assert tape.side[t].tolist() == [BID, ASK, ASK, ASK, BID, ASK]  # N: the tick rule
+    assert (tape.action == FILL).any() and len(tape) > 100  # a book around the prints
+    tr = replayed_prints(path)
+    cont = tr[tr.source != SRC_AUCTION]
+    assert cont.ts.tolist() == ev.ts[:-1].tolist()
+    assert cont.price.tolist() == ev.price[:-1].tolist()
+    assert cont["size"].tolist() == ev.size[:-1].tolist()
+    # the closing print came out of the venue's own uncross, at the session's close
+    auction = tr[tr.source == SRC_AUCTION]
+    assert auction.price.tolist() == [50_100] and auction["size"].tolist() == [5_000]
+    assert auction.ts.iloc[0] == schedule(date(2024, 3, 4), 4).close_ns
+
+
+def test_the_kiwoom_trades_replay_print_for_print(tmp_path):
+    loaded = load("kiwoom-ticks", [KIWOOM])
+    assert len(loaded.events) == 900
+    out = tmp_path / "kiwoom.parquet"
+    r = CliRunner().invoke(app, ["data", "synth", "--anchor", KIWOOM, "--format",
+                                 "kiwoom-ticks", "--rate", "0.5", "--seed", "1", "-o",
+                                 str(out)])
+    assert r.exit_code == 0, r.output
+    assert "900 prints" in r.output
+    f = loaded.events
+    tr = replayed_prints(out)
+    assert len(tr) == 900
+    # 899 prints of continuous trading, time, price and size as recorded
+    assert tr.ts.tolist()[:-1] == f.ts.tolist()[:-1]
+    assert tr.price.tolist() == f.price.tolist()
+    assert tr["size"].tolist() == f.size.tolist()
+    # 15:30:31 is the closing auction's print: the venue's uncross, at its close_ns
+    assert tr.source.iloc[-1] == SRC_AUCTION
+    assert tr.ts.iloc[-1] == schedule(date(2022, 12, 22), 1).close_ns
+    bad = CliRunner().invoke(app, ["data", "synth", "--anchor", KIWOOM, "--format",
+                                   "kiwoom-ticks", "--days", "2", "-o", str(tmp_path / "x")])
+    assert bad.exit_code == 2 and "--days selects daily bars" in bad.output
