@@ -347,3 +347,25 @@ def test_the_kiwoom_trades_replay_print_for_print(tmp_path):
     bad = CliRunner().invoke(app, ["data", "synth", "--anchor", KIWOOM, "--format",
                                    "kiwoom-ticks", "--days", "2", "-o", str(tmp_path / "x")])
     assert bad.exit_code == 2 and "--days selects daily bars" in bad.output
+
+
+def test_a_halted_day_has_no_rows_and_keeps_the_base(tmp_path):
+    bars = pd.DataFrame({
+        "code": ["123450"] * 3, "date": pd.to_datetime(["2024-08-01", "2024-08-02",
+                                                        "2024-08-05"]),
+        "open": [10_000, 0, 10_100], "high": [10_100, 0, 10_300], "low": [9_900, 0, 10_000],
+        "close": [10_050, 10_050, 10_200], "volume": [200_000, 0, 150_000],
+        "change": [0.005, 0.0, 0.0149], "market": ["KOSPI"] * 3})
+    plan = plan_from_bars(bars, source="halt.csv")
+    assert [d.traded for d in plan.names[0].days] == [True, False, True]
+    assert plan.names[0].days[2].base == 10_050
+    days = [seoul_date(int(t)) for ev, _ in synthesize_from_bars(plan, seed=1,
+                                                                  event_rate=0.5)
+            for t in ev.ts[:1]]
+    assert date(2024, 8, 2) not in days and date(2024, 8, 5) in days
+
+
+def test_a_flow_too_thick_to_merge_in_memory_is_refused(bars):
+    plan = plan_from_bars(bars, source=BARS)
+    with pytest.raises(ValueError, match="lower the rate"):
+        next(synthesize_from_bars(plan, seed=1, event_rate=100.0))
