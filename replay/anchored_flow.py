@@ -4,7 +4,8 @@ changes. The latent value is a path through the day's recorded prices (knots) ti
 mean-reverting noise; aggressive orders take liquidity only within the day's ``[low,
 high]`` and no bid rests above the high, no ask below the low, so nothing prints outside
 the recorded range; market orders are sized by the volume still to trade. At the end of
-each extreme's hold, a sweep prints the extreme if the flow has not.
+each extreme's hold, a sweep prints the extreme if the flow has not, and one before the
+closing auction prints the close.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from replay.synth import (
     P_LOCKED_CANCEL,
     P_LOG_MKT_SIZE,
     P_LOG_SIZE,
+    P_MKT_SIZE_SIGMA,
     P_SIZE_MAX,
     P_SIZE_SIGMA,
     _add_order,
@@ -43,6 +45,7 @@ from replay.synth import (
     place_price,
 )
 from replay.tape import ADD, ASK, BID, CANCEL, F_LAST, MODIFY, TRADE
+from replay.trades_flow import _clear_side
 from venues.book import best_price, can_alloc, level_size, order_fields, requeue
 
 #: The value's noise around its path: stationary sd (a fraction) and mean-reversion time.
@@ -115,53 +118,51 @@ def _step_price(ladder, last, up):
 
 
 @njit(cache=True)
-def _print_at(params, ladder, rng, book, st, fst, outs, pos, ts, price, up):
-    """Print at ``price`` (upwards if ``up``): an order taking every resting order up to
-    (down to) it, after an order resting there if none does. A bid already at ``price``
-    going up (an ask going down) is met by a sell (a buy) there instead. Returns (pos, ts
-    of the next free nanosecond)."""
+def _print_at(params, ladder, rng, book, st, fst, outs, pos, ts, price, up, room):
+    """Print at ``price`` (upwards if ``up``): the resting orders an order would take first
+    (asks below the price going up, bids above it going down) are withdrawn, an order rests
+    at the price if none does, and an order of a market order's size takes from it. A bid
+    already at ``price`` going up (an ask going down) is met by a sell (a buy) there
+    instead. It takes at most ``room`` shares. Returns (pos, ts of the next free
+    nanosecond)."""
     S = book[0]
     bb = best_price(S, _INST, BID)
     ba = best_price(S, _INST, ASK)
+    take = min(_size(params[P_LOG_MKT_SIZE], params[P_MKT_SIZE_SIGMA],
+                     int(params[P_SIZE_MAX]), rng), room)
     if up and bb == price:
         pos, _ = _walk(params, ladder, book, st, fst, outs, pos, ts, ASK,
-                       level_size(S, _INST, BID, price), price)
+                       min(take, level_size(S, _INST, BID, price)), price)
     elif not up and ba == price:
         pos, _ = _walk(params, ladder, book, st, fst, outs, pos, ts, BID,
-                       level_size(S, _INST, ASK, price), price)
+                       min(take, level_size(S, _INST, ASK, price)), price)
     else:
         side = ASK if up else BID  # the order resting at the price
+        pos = _clear_side(book, st, outs, pos, ts, side, price, 0 if up else 1)
         if level_size(S, _INST, side, price) == 0:
             size = _size(params[P_LOG_SIZE], params[P_SIZE_SIGMA], int(params[P_SIZE_MAX]),
                          rng)
             oid = _add_order(book, st, side, price, size, ts)
             pos = _emit(outs, pos, st, ts, ADD, side, price, size, oid, F_LAST)
-            ts += 1
-        # every resting order between the opposite best and the price
-        total = 0
-        if up:
-            for i in range(ladder.shape[0]):
-                if ladder[i] <= price:
-                    total += level_size(S, _INST, ASK, ladder[i])
-            pos, _ = _walk(params, ladder, book, st, fst, outs, pos, ts, BID, total, price)
-        else:
-            for i in range(ladder.shape[0]):
-                if ladder[i] >= price:
-                    total += level_size(S, _INST, BID, ladder[i])
-            pos, _ = _walk(params, ladder, book, st, fst, outs, pos, ts, ASK, total, price)
+        ts += 1
+        pos, _ = _walk(params, ladder, book, st, fst, outs, pos, ts, BID if up else ASK,
+                       min(take, level_size(S, _INST, side, price)), price)
     return pos, ts + 1
 
 
 @njit(cache=True)
-def _sweep(params, ladder, rng, book, st, fst, outs, pos, ts, price, up, ast):
+def _sweep(params, ladder, rng, book, st, fst, outs, pos, ts, price, up, ast, room):
     """Print at ``price`` (the day's high if ``up``, else its low) from the last price, in
-    steps of at most STEP one second apart (:func:`_print_at` each). Returns (pos, ts)."""
+    steps of at most STEP one second apart (:func:`_print_at` each), each taking at most
+    1/16 of ``room``, the volume still wanted. Returns (pos, ts)."""
     first = pos
+    room = max(1, room // 16)
     while True:
         last = st[_S_LAST]
         step = min(price, _step_price(ladder, last, True)) if up \
             else max(price, _step_price(ladder, last, False))
-        pos, ts = _print_at(params, ladder, rng, book, st, fst, outs, pos, ts, step, up)
+        pos, ts = _print_at(params, ladder, rng, book, st, fst, outs, pos, ts, step, up,
+                            room)
         if step == price or outs[0].shape[0] - pos < 2 * st[_S_LIVE] + 8:
             break
         ts += STEP_GAP_NS
@@ -239,7 +240,8 @@ def anchored_continuous(params, ladder, rng, book, st, fst, outs, pos, origin_ns
                 up = st[_S_LAST] < sweep_px[k] if sweep_up[k] == TO_CLOSE else sweep_up[k] == 1
                 st[_S_T] += 1
                 pos, ts = _sweep(params, ladder, rng, book, st, fst, outs, pos,
-                                 origin_ns + st[_S_T], sweep_px[k], up, ast)
+                                 origin_ns + st[_S_T], sweep_px[k], up, ast,
+                                 max(1, int(afl[F_TARGET]) - ast[A_VOL]))
                 st[_S_T] = ts - origin_ns
                 if not _swept(sweep_px[k], sweep_up[k], st, ast):
                     ast[A_SWEEP] -= 1  # stopped short of rows: resumed in the next buffer

@@ -90,6 +90,8 @@ def test_every_large_cap_and_day_matches_its_bars(bars):
                                                                                 bar.day)
             worst = max(worst, abs(v / bar.volume - 1))
             # every fill too lies in the day's range, and the open and close are auctions
+            f = (events.instrument == k + 1) & (events.action == FILL)
+            assert bar.low <= events.price[f].min() and events.price[f].max() <= bar.high
             m = (events.instrument == k + 1) & (events.action == TRADE)
             assert events.flags[m][0] & F_AUCTION and events.flags[m][-1] & F_AUCTION
     assert worst <= 0.10
@@ -245,6 +247,12 @@ def test_cli_makes_an_anchored_tape_and_reports_clear_errors(tmp_path):
         assert r.exit_code == 2 and why in r.output, r.output
     r = CliRunner().invoke(app, ["data", "synth", "-o", str(tmp_path / "y.parquet")])
     assert r.exit_code == 2 and "--profile" in r.output
+    closes = tmp_path / "closes.csv"
+    closes.write_text("code,date,close,volume\n005930,2024-08-05,71400,100\n")
+    r = CliRunner().invoke(app, ["data", "synth", "--anchor", str(closes), "-o",
+                                 str(tmp_path / "z.parquet")])
+    assert r.exit_code == 2 and "closes.csv, row 1, field 'Open'" in r.output, r.output
+    assert not (tmp_path / "z.parquet").exists()
 
 
 def test_a_profile_fitted_from_a_recorded_book_takes_its_spread_and_depth():
