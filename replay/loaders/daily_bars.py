@@ -471,18 +471,30 @@ def off_grid(bars: pd.DataFrame, columns: Sequence[str] = PRICES) -> pd.Series:
     return pd.Series(flagged & ~no_trade(bars).to_numpy(), index=bars.index, name="off_grid")
 
 
-def read_daily_bars(path: str | Path) -> DailyBars:
-    """One series of daily bars (:func:`read_bars`'s layouts; a code is not needed) as a
-    population is drawn from it: date, close and volume. A file of several codes is an
-    error: a population is calibrated to one name."""
+def read_daily_bars(path: str | Path, code: str | None = None) -> DailyBars:
+    """One series of daily bars (:func:`read_bars`'s layouts) as a population is drawn from
+    it: date, close and volume. A file of one name is that name's bars, whatever ``code``
+    says (a synthetic series needs no code); from a file of several codes, ``code`` (a
+    ticker or ISIN, e.g. the instrument's symbol) picks one, and without it, or when it is
+    not in the file, this is an error: a population is calibrated to one name."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such daily-bar file")
     frame, lines = _read_file(path, None, None, need_code=False)
     codes = frame["code"].unique()
     if len(codes) > 1:
-        raise TapeError(path, None, "code", f"bars of {len(codes)} codes "
-                        f"({', '.join(codes[:3])}, ...); a population needs one name's")
+        wanted = None
+        if code is not None:
+            try:
+                wanted = parse_code(code)[0]
+            except ValueError:
+                wanted = None
+        if wanted is None or wanted not in codes:
+            which = f"{code} is not one of them" if code is not None else "give the code"
+            raise TapeError(path, None, "code", f"bars of {len(codes)} codes "
+                            f"({', '.join(codes[:3])}, ...): {which}; a population is "
+                            "calibrated to one name's bars")
+        frame = frame[frame["code"] == wanted]
     days = frame["date"].to_numpy().astype("datetime64[D]").astype(np.int64)
     return DailyBars(days, frame["close"].to_numpy(float), frame["volume"].to_numpy(float),
-                     source=str(path))
+                     source=str(path) if len(codes) == 1 else f"{path} ({frame['code'].iat[0]})")
