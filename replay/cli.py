@@ -72,7 +72,8 @@ def _progress() -> Progress:
 def data_import(
     sources: Annotated[list[Path], typer.Argument(help="Vendor files to read.")],
     fmt: Annotated[str, typer.Option("--format", help="dbn, bybit, binance, tardis, lobster, "
-                                     "csv or kis (docs/data-formats.md).")],
+                                     "csv, kis or nautilus (a nautilus_trader catalog "
+                                     "directory) (docs/data-formats.md).")],
     output: Annotated[Path, typer.Option("-o", "--output", help="Tape to write (.parquet).")],
     repair: Annotated[bool, typer.Option(help="Apply the documented repairs (sort, drop bad "
                                          "rows) and count them, instead of stopping.")] = False,

@@ -25,7 +25,7 @@ from pathlib import Path
 from replay.quality import RepairLog
 from replay.tape import Events, InstrumentTable
 
-FORMATS = ("dbn", "bybit", "binance", "tardis", "lobster", "csv", "kis")
+FORMATS = ("dbn", "bybit", "binance", "tardis", "lobster", "csv", "kis", "nautilus")
 
 
 @dataclass
