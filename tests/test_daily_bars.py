@@ -276,7 +276,11 @@ def test_missing_price_column_and_missing_code(tmp_path):
     with pytest.raises(TapeError, match="missing column") as info:
         read_bars(write(tmp_path / "005930.csv", "Date,Open,High,Close,Volume\n"
                         "2024-08-05,1,1,1,1\n"))
-    assert info.value.field == "Low"
+    assert (info.value.row, info.value.field) == (None, "Low")
+    with pytest.raises(TapeError, match="same field as 'Date'") as info:
+        read_bars(write(tmp_path / "005930.csv", "Date,Open,High,Low,Close,Volume,날짜\n"
+                        "2024-08-05,1,1,1,1,1,2024-08-05\n"))
+    assert (info.value.row, info.value.field) == (1, "날짜")
     with pytest.raises(TapeError, match="no code column"):
         read_bars(write(tmp_path / "bars.csv", GOOD.replace("code,", "").replace(
             "005930,", "")))

@@ -174,17 +174,15 @@ class _Columns:
                                 "Date, Open, High, Low, Close, Volume, Change, Amount, MarCap, "
                                 "Shares (FinanceDataReader, Yahoo), and optionally a code and "
                                 "a market column")
-            if ours in positions or (ours in ("change", "change_pct")
-                                     and {"change", "change_pct"} & set(positions)):
-                raise TapeError(path, self.header_line, raw.strip(),
-                                "a second column for the same field "
-                                f"(already {header[positions.get(ours, -1)].strip()!r})"
-                                if ours in positions else "a second change column")
+            same = [f for f in positions if f == ours or {f, ours} == {"change", "change_pct"}]
+            if same:
+                raise TapeError(path, self.header_line, raw.strip(), "a second column for "
+                                f"the same field as {self.names[same[0]]!r}")
             positions[ours] = i
             self.names[ours] = raw.strip()
         for need in REQUIRED:
             if need not in positions:
-                raise TapeError(path, self.header_line, need.capitalize(),
+                raise TapeError(path, None, need.capitalize(),
                                 "missing column; daily bars need Open, High, Low, Close, "
                                 "Volume (or 시가, 고가, 저가, 종가, 거래량)")
         width = len(header)
@@ -272,13 +270,18 @@ def _read_file(path: Path, code: str | None, day: Date | None,
     # the code: a code column (``code`` then filters it), else code=, else the file's name
     market_hint = np.full(n, "", dtype=object)
     if "code" in cols.columns:
-        codes = np.empty(n, dtype=object)
-        for r, text in enumerate(cols.columns["code"]):
+        written, index = np.unique(cols.columns["code"].astype(str), return_inverse=True)
+        parsed, bad = [], []
+        for k, text in enumerate(written):
             try:
-                codes[r], market_hint[r] = parse_code(text)
+                parsed.append(parse_code(text))
             except ValueError as exc:
-                raise TapeError(path, int(cols.lines[r]), cols.names["code"], str(exc)) \
-                    from None
+                bad.append((int(np.flatnonzero(index == k)[0]), str(exc)))
+        if bad:  # the first in file order
+            r, why = min(bad)
+            raise TapeError(path, int(cols.lines[r]), cols.names["code"], why)
+        codes = np.array([c for c, _ in parsed], dtype=object)[index]
+        market_hint = np.array([m for _, m in parsed], dtype=object)[index]
     else:
         given = parse_code(code) if code is not None else _code_from_name(path)
         if given is None and need_code:
