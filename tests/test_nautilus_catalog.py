@@ -157,3 +157,21 @@ def test_import_from_the_command_line(tmp_path):
     assert r.exit_code == 0, r.output
     assert "8,725 events of ESH4" in r.output
     assert len(Tape(tmp_path / "t.parquet")) == 8725
+
+
+def test_a_stray_price_names_the_parquet_file_and_row(tmp_path):
+    """A bad row is named by the catalog's own Parquet file and its row there."""
+    from nautilus_trader.model.data import BookOrder
+
+    iid = InstrumentId.from_str("005930.XKRX")
+    t0 = 1_722_819_600_000_000_000
+    deltas = [OrderBookDelta(iid, BookAction.ADD, BookOrder(OrderSide.BUY, Price.from_str(p),
+                                                            Quantity.from_int(1), k + 1),
+                             128, k, t0 + k, t0 + k)
+              for k, p in enumerate(["72800", "72900", "10000000000000"])]
+    catalog = ParquetDataCatalog(str(tmp_path / "cat"))
+    catalog.write_data(deltas)
+    with pytest.raises(TapeError) as info:
+        load("nautilus", [tmp_path / "cat"])
+    assert info.value.file.endswith(".parquet") and "order_book_delta" in info.value.file
+    assert (info.value.row, info.value.field) == (3, "price")

@@ -25,7 +25,7 @@ import numpy as np
 
 from replay.loaders import Loaded
 from replay.loaders.dbn import _grid
-from replay.quality import RepairLog, TapeError, check_prices, check_ts_ns
+from replay.quality import RepairLog, TapeError, check_bounds, check_prices, check_ts_ns
 from replay.tape import (
     ACTIONS,
     ASK,
@@ -73,7 +73,13 @@ def _fixed(raw: np.ndarray, precision: int, scale: int, path: Path, field: str,
         r = int(np.flatnonzero(off)[0])
         raise TapeError(path, int(rows[r]), field, f"raw {int(raw[r])} is not a multiple of "
                         f"10**-{precision}")
-    return (raw // step).astype(np.int64)
+    units = raw // step
+    big = np.abs(units) >= 2**53
+    if big.any():
+        r = int(np.flatnonzero(big)[0])
+        raise TapeError(path, int(rows[r]), field, f"{int(units[r])} units ({precision} "
+                        "decimals) is out of bounds: |value| must be below 2**53")
+    return units.astype(np.int64)
 
 
 def _deltas(objs: list) -> dict[str, np.ndarray]:
@@ -111,15 +117,72 @@ def _trades(objs: list) -> dict[str, np.ndarray]:
     }
 
 
+def _instrument(number: int, ident: str, chunks: list[dict[str, np.ndarray]],
+                definition: object, scale: int) -> tuple[Events, Instrument]:
+    """One InstrumentId's rows (its files' columns, in order) as tape events; errors name
+    the row among them (the caller names the file)."""
+    cols = {k: np.concatenate([c[k] for c in chunks]) for k in chunks[0]}
+    where = ident
+    rows = np.arange(1, len(cols["ts"]) + 1)
+    check_ts_ns(cols["ts"], where, rows, "ts_init")
+    price_dec = int(cols["price_prec"].max())
+    size_dec = int(cols["size_prec"].max())
+    unknown = ~np.isin(cols["action"], [*_BOOK_ACTIONS, -1])
+    if unknown.any():
+        r = int(np.flatnonzero(unknown)[0])
+        raise TapeError(where, int(rows[r]), "action",
+                        f"unknown BookAction {int(cols['action'][r])} of {ident}")
+    action = np.full(len(rows), ACTIONS["T"], np.uint8)
+    for code, ours in _BOOK_ACTIONS.items():
+        action[cols["action"] == code] = ours
+    # an UPDATE of no side modifies no resting order (an order has a side): it is a fill,
+    # as nautilus's DatabentoDataLoader writes a Databento auction fill (F, side N)
+    action[(cols["action"] == 2) & (cols["side"] == 0)] = ACTIONS["F"]
+    side = np.full(len(rows), NONE, np.uint8)
+    for code, ours in _SIDES.items():
+        side[cols["side"] == code] = ours
+    # a raw of another precision is rescaled to the instrument's (exact: more decimals)
+    raw_p = np.array([int(r) * 10**(price_dec - int(p)) for r, p in
+                      zip(cols["price_raw"], cols["price_prec"], strict=True)], dtype=object)
+    raw_s = np.array([int(r) * 10**(size_dec - int(p)) for r, p in
+                      zip(cols["size_raw"], cols["size_prec"], strict=True)], dtype=object)
+    price = _fixed(raw_p, price_dec, scale, where, "price", rows)
+    size = _fixed(raw_s, size_dec, scale, where, "size", rows)
+    check_bounds(size, where, rows, "size")
+    priced = np.isin(action, _PRICED)
+    if definition is not None:
+        tick = int(_fixed(np.array([definition.price_increment.raw
+                                    * 10**(price_dec - definition.price_precision)],
+                                   dtype=object), price_dec, scale, where,
+                          "price_increment", rows[:1])[0])
+    else:
+        tick = _grid(price[priced]) if priced.any() else 1
+    check_prices(price, priced, np.zeros(len(rows), np.int64), np.array([max(1, tick)]),
+                 where, rows, "price")
+    order = np.lexsort((cols["kind"], cols["ts"]))
+    events = Events.from_columns({
+        "ts": cols["ts"][order], "instrument": np.full(len(rows), number, np.uint32),
+        "action": action[order], "side": side[order], "price": price[order],
+        "size": size[order], "order_id": cols["order_id"][order],
+        "flags": cols["flags"][order], "sequence": cols["sequence"][order]})
+    symbol, _, venue = ident.rpartition(".")
+    inst = Instrument(
+        instrument_id=number, symbol=symbol, venue=venue,
+        book_type="L3" if (cols["order_id"] != 0).any() else "L2",
+        price_decimals=price_dec, size_decimals=size_dec, tick_units=max(1, tick))
+    return events, inst
+
+
 def load(paths: list[Path], *, repair: bool = False, **_: object) -> Loaded:
     """Load nautilus_trader catalog directories; instruments of several catalogs with the
-    same id are one instrument; everything is merged by time (deltas before trades of the
-    same time, catalog and file order breaking further ties)."""
+    same id are one instrument; everything is merged by time (trades before deltas of the
+    same time, catalog and file order breaking further ties). An error names the Parquet
+    file of the catalog and the row (1-based) in it."""
     from nautilus_trader.model.data import OrderBookDelta, TradeTick
     from nautilus_trader.model.objects import FIXED_PRECISION
 
     scale = 10**FIXED_PRECISION
-    parts: dict[str, list[tuple[Path, dict[str, np.ndarray]]]] = {}
+    parts: dict[str, list[tuple[Path, dict[str, np.ndarray]]]] = {}  # id -> (file, columns)
     definitions: dict[str, object] = {}
     for path in paths:
         catalog = _catalog(path)
@@ -138,61 +201,22 @@ def load(paths: list[Path], *, repair: bool = False, **_: object) -> Loaded:
                     if label == "trade":
                         cols["action"][:] = -1
                     cols["kind"] = np.full(len(objs), 1 if label == "delta" else 0, np.int8)
-                    parts.setdefault(ident, []).append((path, cols))
+                    parts.setdefault(ident, []).append((Path(file), cols))
     if not parts:
         raise ValueError(f"no events in {', '.join(map(str, paths))}")
     instruments, streams = [], []
     for number, ident in enumerate(sorted(parts)):
         chunks = parts[ident]
-        cols = {k: np.concatenate([c[k] for _, c in chunks]) for k in chunks[0][1]}
-        where = chunks[0][0]
-        rows = np.arange(1, len(cols["ts"]) + 1)
-        check_ts_ns(cols["ts"], where, rows, "ts_init")
-        price_dec = int(cols["price_prec"].max())
-        size_dec = int(cols["size_prec"].max())
-        unknown = ~np.isin(cols["action"], [*_BOOK_ACTIONS, -1])
-        if unknown.any():
-            r = int(np.flatnonzero(unknown)[0])
-            raise TapeError(where, int(rows[r]), "action",
-                            f"unknown BookAction {int(cols['action'][r])} of {ident}")
-        action = np.full(len(rows), ACTIONS["T"], np.uint8)
-        for code, ours in _BOOK_ACTIONS.items():
-            action[cols["action"] == code] = ours
-        # an UPDATE of no side modifies no resting order (an order has a side): it is a fill,
-        # as nautilus's DatabentoDataLoader writes a Databento auction fill (F, side N)
-        action[(cols["action"] == 2) & (cols["side"] == 0)] = ACTIONS["F"]
-        side = np.full(len(rows), NONE, np.uint8)
-        for code, ours in _SIDES.items():
-            side[cols["side"] == code] = ours
-        # a raw of another precision is rescaled to the instrument's (exact: more decimals)
-        raw_p = np.array([int(r) * 10**(price_dec - int(p)) for r, p in
-                          zip(cols["price_raw"], cols["price_prec"], strict=True)], dtype=object)
-        raw_s = np.array([int(r) * 10**(size_dec - int(p)) for r, p in
-                          zip(cols["size_raw"], cols["size_prec"], strict=True)], dtype=object)
-        price = _fixed(raw_p, price_dec, scale, where, "price", rows)
-        size = _fixed(raw_s, size_dec, scale, where, "size", rows)
-        definition = definitions.get(ident)
-        priced = np.isin(action, _PRICED)
-        if definition is not None:
-            tick = int(_fixed(np.array([definition.price_increment.raw
-                                        * 10**(price_dec - definition.price_precision)],
-                                       dtype=object), price_dec, scale, where,
-                              "price_increment", rows[:1])[0])
-        else:
-            tick = _grid(price[priced]) if priced.any() else 1
-        check_prices(price, priced, np.zeros(len(rows), np.int64), np.array([max(1, tick)]),
-                     where, rows, "price")
-        order = np.lexsort((cols["kind"], cols["ts"]))
-        streams.append(Events.from_columns({
-            "ts": cols["ts"][order], "instrument": np.full(len(rows), number, np.uint32),
-            "action": action[order], "side": side[order], "price": price[order],
-            "size": size[order], "order_id": cols["order_id"][order],
-            "flags": cols["flags"][order], "sequence": cols["sequence"][order]}))
-        symbol, _, venue = ident.rpartition(".")
-        instruments.append(Instrument(
-            instrument_id=number, symbol=symbol, venue=venue,
-            book_type="L3" if (cols["order_id"] != 0).any() else "L2",
-            price_decimals=price_dec, size_decimals=size_dec, tick_units=max(1, tick)))
+        try:
+            events, inst = _instrument(number, ident, [c for _, c in chunks],
+                                       definitions.get(ident), scale)
+        except TapeError as exc:  # name the Parquet file and its row, as stored
+            sizes = np.cumsum([0] + [len(c["ts"]) for _, c in chunks])
+            k = int(np.searchsorted(sizes, exc.row, side="left")) - 1 if exc.row else 0
+            row = exc.row - int(sizes[k]) if exc.row else None
+            raise TapeError(chunks[max(k, 0)][0], row, exc.field, exc.reason) from None
+        streams.append(events)
+        instruments.append(inst)
     events = Events.concat(streams)
     if len(streams) > 1:
         events = events.take(np.argsort(events.ts, kind="stable"))
