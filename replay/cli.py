@@ -72,7 +72,8 @@ def _progress() -> Progress:
 def data_import(
     sources: Annotated[list[Path], typer.Argument(help="Vendor files to read.")],
     fmt: Annotated[str, typer.Option("--format", help="dbn, bybit, binance, tardis, lobster, "
-                                     "csv, kis or kiwoom-ticks (docs/data-formats.md).")],
+                                     "csv, kis, kiwoom-ticks or nautilus (a nautilus_trader "
+                                     "catalog directory) (docs/data-formats.md).")],
     output: Annotated[Path, typer.Option("-o", "--output", help="Tape to write (.parquet).")],
     repair: Annotated[bool, typer.Option(help="Apply the documented repairs (sort, drop bad "
                                          "rows) and count them, instead of stopping.")] = False,
@@ -81,6 +82,10 @@ def data_import(
     = None,
     symbol: Annotated[str | None, typer.Option(help="Symbol (lobster; kiwoom-ticks, else the "
                                                "file name's 6-digit code).")] = None,
+    bars: Annotated[list[Path] | None, typer.Option(help="Daily bars (pykrx, FinanceData"
+                                                    "Reader, Yahoo): each instrument's base "
+                                                    "price, market, shares and the day's "
+                                                    "OHLCV as its reference.")] = None,
 ) -> None:
     """Convert vendor files to a tape.
 
@@ -93,6 +98,8 @@ def data_import(
     options = {k: v for k, v in (("date", date), ("symbol", symbol)) if v is not None}
     t0 = time.perf_counter()
     loaded = load(fmt, sources, repair=repair, **options)
+    if bars:
+        loaded.instruments = _bars_reference(bars, loaded)
     write_tape(output, loaded.events, loaded.instruments,
                quality=loaded.repairs.to_json() if loaded.repairs.total else None)
     out.print(f"wrote {len(loaded.events):,} events of "
@@ -100,6 +107,67 @@ def data_import(
               f"in {time.perf_counter() - t0:.2f}s")
     if loaded.repairs.total:
         out.print(f"repairs: {dict(loaded.repairs.counts)} (see: cascade data check {output})")
+
+
+def _bars_reference(bars: list[Path], loaded):
+    """The loaded instruments with their reference for the tape's day (its first event's
+    Seoul date) from daily bars (docs/data-formats.md: daily bars)."""
+    from replay.loaders.daily_bars import read_bars, reference_instruments
+    from venues.krx.session import seoul_date
+
+    day = seoul_date(int(loaded.events.ts[0]))
+    table = reference_instruments(read_bars(bars), day, loaded.instruments)
+    for inst, was in zip(table, loaded.instruments, strict=True):
+        if was.prev_close_units and was.prev_close_units != inst.prev_close_units:
+            out.print(f"{inst.symbol}: the file's base price {was.prev_close_units:,} is "
+                      f"replaced by the bars' previous close {inst.prev_close_units:,}")
+        out.print(f"{inst.symbol} on {day}: base price {inst.prev_close_units:,}, "
+                  f"{inst.market or 'market unknown'}, real open/high/low/close "
+                  f"{inst.ref_open_units:,}/{inst.ref_high_units:,}/{inst.ref_low_units:,}/"
+                  f"{inst.ref_close_units:,}, volume {inst.ref_volume:,}")
+    return table
+
+
+@data_app.command("instruments")
+@_friendly
+def data_instruments(
+    bars: Annotated[list[Path], typer.Argument(help="Daily-bar files (pykrx, "
+                                               "FinanceDataReader, Yahoo).")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="CSV to write.")],
+    date: Annotated[str | None, typer.Option(help="Only this day, YYYY-MM-DD.")] = None,
+) -> None:
+    """Write each code's reference data per day from daily bars: ISIN, market, base price
+    (previous close), OHLCV, shares outstanding (docs/data-formats.md: daily bars).
+
+    Example: cascade data instruments tests/data/daily-2024-08-largecaps-pykrx.csv
+    --date 2024-08-05 -o instruments.csv
+    """
+    import pandas as pd
+
+    from replay.loaders.daily_bars import instrument_rows, read_bars
+
+    rows = instrument_rows(read_bars(bars))
+    if date is not None:
+        try:
+            day = pd.Timestamp(date).normalize()
+        except ValueError:
+            raise ValueError(f"--date {date!r} is not a date YYYY-MM-DD") from None
+        rows = rows[rows["date"] == day]
+        if rows.empty:
+            raise ValueError(f"{', '.join(map(str, bars))}: no bars on {day:%Y-%m-%d}")
+    rows.to_csv(output, index=False, date_format="%Y-%m-%d")
+    derived = int((rows["prev_close_from"] == "change").sum())
+    empty = int((rows["prev_close_from"] == "").sum())
+    out.print(f"wrote {len(rows):,} rows of {rows['code'].nunique():,} codes to {output}")
+    if derived:
+        out.print(f"prev_close of {derived:,} rows is close / (1 + change) rounded to the tick "
+                  "(no bar of the previous session): prev_close_from = change")
+    if empty:
+        out.print(f"prev_close of {empty:,} rows is empty: no previous session's bar and no "
+                  "change given")
+    if rows["off_grid"].any():
+        out.print(f"{int(rows['off_grid'].sum()):,} rows have prices off the KRX tick grid "
+                  "(back-adjusted bars): off_grid = True")
 
 
 @data_app.command("check")

@@ -93,6 +93,10 @@ class Instrument:
 
     Prices on the tape are integers: ``price_units = natural_price * 10**price_decimals``
     (KRW: 0 decimals, 1 unit = 1 won). Sizes likewise with ``size_decimals``.
+
+    ``ref_*``: the real daily bar of ``ref_date`` (YYYY-MM-DD) kept as the instrument's
+    reference, in price units and shares (docs/data-formats.md: daily bars); 0 and ""
+    where unknown (tapes written before these fields load with those).
     """
 
     instrument_id: int
@@ -107,6 +111,12 @@ class Instrument:
     market: str = ""
     index_member: str = ""
     shares_outstanding: int = 0
+    ref_date: str = ""
+    ref_open_units: int = 0
+    ref_high_units: int = 0
+    ref_low_units: int = 0
+    ref_close_units: int = 0
+    ref_volume: int = 0
 
 
 @dataclass

@@ -35,6 +35,7 @@ FORMATS = {
     "csv": "csv",
     "kis": "kis",
     "kiwoom-ticks": "kiwoom",
+    "nautilus": "nautilus",
 }
 
 
