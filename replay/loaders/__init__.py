@@ -25,7 +25,11 @@ from pathlib import Path
 from replay.quality import RepairLog
 from replay.tape import Events, InstrumentTable
 
-FORMATS = ("dbn", "bybit", "binance", "tardis", "lobster", "csv", "kis")
+FORMATS = ("dbn", "bybit", "binance", "tardis", "lobster", "csv", "kis", "krx-orders")
+#: Formats whose module name is not the format name (a hyphen is not a module name).
+MODULES = {
+    "krx-orders": "krx_orders",
+}
 
 
 @dataclass
@@ -33,13 +37,16 @@ class Loaded:
     events: Events
     instruments: InstrumentTable
     repairs: RepairLog = field(default_factory=RepairLog)
+    #: what the loader found checking the file against itself (krx-orders: its book
+    #: against the book columns every row carries), kept in the tape's metadata
+    book_check: dict | None = None
 
 
 def load(fmt: str, paths: Sequence[str | Path], **options) -> Loaded:
     """Load ``paths`` with the loader for ``fmt`` (one of :data:`FORMATS`)."""
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
-    module = importlib.import_module(f"replay.loaders.{fmt}")
+    module = importlib.import_module(f"replay.loaders.{MODULES.get(fmt, fmt)}")
     for p in paths:
         if not Path(p).exists():
             raise FileNotFoundError(f"{p}: no such file")
