@@ -19,7 +19,9 @@ from replay.loaders import load
 from replay.loaders.krx_orders import LAYOUT_61
 from replay.quality import TapeError
 from replay.tape import ADD, ASK, BID, CANCEL, DELETE, F_AUCTION, F_LAST, FILL, NONE, TRADE
-from tests.krx_orders_fixture import ISIN, name_day, write
+from tests.krx_orders_fixture import ASK as ASK_CODE
+from tests.krx_orders_fixture import BID as BID_CODE
+from tests.krx_orders_fixture import ISIN, _row, name_day, write
 
 SHIPPED = Path(__file__).parent / "data" / "krx-st5001-fixture-20171030.csv.gz"
 
@@ -226,6 +228,54 @@ def test_an_unknown_parent_names_its_row_or_is_dropped_and_counted(tmp_path):
     with pytest.raises(TapeError, match=rf"bad.csv, row {i + 1}, field 'ORGN_ORD_ACPT_NO'"):
         load("krx-orders", [src])
     assert load("krx-orders", [src], repair=True).repairs.counts["unknown_parent_dropped"] == 1
+
+
+def test_a_modify_on_the_other_side_of_its_parent_is_an_error(tmp_path):
+    rows = [list(r) for r in name_day(continuous_rows=60, call_rows=10)]
+    i = next(j for j, r in enumerate(rows) if r[7] == 2 and j > 15)
+    rows[i][6] = 3 - rows[i][6]
+    with pytest.raises(TapeError, match=rf"bad.csv, row {i + 1}, field 'ASKBID_TP_CD'"):
+        load("krx-orders", [write(tmp_path / "bad.csv", rows)])
+
+
+def test_an_opening_call_state_after_continuous_trading_is_an_error(tmp_path):
+    message = _bad(tmp_path, 30, 57, 10)
+    assert "bad.csv, row 31, field 'MKTSTAT_TP_CD'" in message
+
+
+def _order(no, side, kind, tm, qty, price, parent=0, state=40):
+    return _row(no, side, kind, tm, qty, price, parent, state, [0] * 22, 0, 0)
+
+
+def test_orders_that_change_nothing_are_counted(tmp_path):
+    rows = [_order(1, BID_CODE, 1, 100000000, 100, 19_550),
+            _order(2, ASK_CODE, 1, 100000100, 100, 19_500),  # fills the bid
+            _order(3, BID_CODE, 3, 100000200, 100, 0, parent=1),  # cancel: nothing left
+            _order(4, BID_CODE, 1, 100000300, 30, 0),  # a market buy, no ask to take
+            _order(5, ASK_CODE, 1, 100000400, 10, 19_600),
+            _order(6, BID_CODE, 1, 100000500, 25, 0)]  # takes 10, 15 unfilled
+    loaded = load("krx-orders", [write(tmp_path / "few.csv", rows)])
+    assert loaded.book_check["order_stats"] == {"parent_gone": 1, "market_unfilled_rows": 2,
+                                                "market_unfilled_shares": 45}
+    e = loaded.events
+    assert e.size[e.action == TRADE].tolist() == [100, 10]
+
+
+def test_market_orders_wait_at_the_books_edge_in_a_call_auction(tmp_path):
+    rows = [_order(1, BID_CODE, 1, 85000000, 100, 0, state=10),  # market buy, 08:50
+            _order(2, ASK_CODE, 1, 85100000, 60, 19_500, state=10),
+            _order(3, ASK_CODE, 1, 85200000, 10, 0, state=10),  # market sell
+            _order(4, BID_CODE, 1, 90000500, 5, 19_450)]
+    e = load("krx-orders", [write(tmp_path / "call.csv", rows)]).events
+    adds = e.price[e.action == ADD].tolist()
+    assert adds[0] > 19_500 and adds[2] < 19_450  # one tick beyond the file's prices
+    prints = (e.action == TRADE) & (e.flags & F_AUCTION > 0)
+    # 70 shares cross at the only limit price; the market buy's 30 left are deleted
+    assert e.price[prints].tolist() == [19_500] and e.size[prints].tolist() == [70]
+    uncross_ts = e.ts[prints][0]
+    assert uncross_ts == round(datetime(2017, 10, 30, 0, 0, tzinfo=UTC).timestamp()) * 10**9
+    deleted = (e.action == DELETE) & (e.ts == uncross_ts)
+    assert e.size[deleted].tolist() == [30]
 
 
 def test_a_row_with_the_wrong_column_count_names_its_line(tmp_path):

@@ -153,7 +153,8 @@ class _Rows:
     file: np.ndarray  # index into the paths
     line: np.ndarray
     cols: dict[str, np.ndarray]
-    isin: np.ndarray  # object array of the ISU_CD strings (one per distinct code is kept)
+    code: np.ndarray  # each row's index into ``codes``
+    codes: list[str]  # the distinct ISU_CD, sorted
 
 
 # -- reading -------------------------------------------------------------------------------
@@ -269,19 +270,16 @@ def _parse_file(path: Path, mapping: dict[str, str | int] | None, repair: bool,
         return "skip"
 
     names = [f"c{i}" for i in range(width)]
+    isin_col = where["ISU_CD"]
     wanted = sorted(set(where.values()))
+    # integers read as such (fast); only when that fails, as text to find the bad value
+    types = {names[i]: pa.int64() for i in wanted}
+    types[names[isin_col]] = pa.dictionary(pa.int32(), pa.string())
     try:
-        table = pacsv.read_csv(
-            io.BytesIO(body),
-            read_options=pacsv.ReadOptions(column_names=names, use_threads=False),
-            parse_options=pacsv.ParseOptions(invalid_row_handler=invalid),
-            convert_options=pacsv.ConvertOptions(
-                include_columns=[names[i] for i in wanted],
-                column_types={names[i]: pa.string() for i in wanted},
-                strings_can_be_null=False))
-    except pa.ArrowInvalid as exc:
-        raise TapeError(path, None, None, f"not a readable comma-separated file ({exc})") \
-            from None
+        table = _read_csv(body, names, wanted, types, bad_rows, path)
+    except pa.ArrowInvalid:
+        table = _read_csv(body, names, wanted, {names[i]: pa.string() for i in wanted},
+                          bad_rows, path)
     if bad_rows:
         line, got = bad_rows[0]
         raise TapeError(path, line + skip, None, f"{got} fields, expected {width} "
@@ -295,11 +293,35 @@ def _parse_file(path: Path, mapping: dict[str, str | int] | None, repair: bool,
     for field, i in where.items():
         col = table.column(names[i])
         if field == "ISU_CD":
-            cols[field] = np.asarray(pc.utf8_trim_whitespace(col).to_numpy(
-                zero_copy_only=False), dtype=object)
+            col = pc.utf8_trim_whitespace(col.cast(pa.string())).combine_chunks()
+            coded = col.dictionary_encode()
+            cols[field] = coded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+            cols["_codes"] = np.array(coded.dictionary.to_pylist(), dtype=object)
             continue
         cols[field] = _ints(col, path, lines, field)
     return lines, cols
+
+
+def _read_csv(body: bytes, names: list[str], wanted: list[int], types: dict,
+              bad_rows: list, path: Path) -> pa.Table:
+    def invalid(row) -> str:
+        bad_rows.append((row.number, row.actual_columns))
+        return "skip"
+
+    bad_rows.clear()
+    try:
+        return pacsv.read_csv(
+            io.BytesIO(body),
+            read_options=pacsv.ReadOptions(column_names=names, use_threads=False),
+            parse_options=pacsv.ParseOptions(invalid_row_handler=invalid),
+            convert_options=pacsv.ConvertOptions(include_columns=[names[i] for i in wanted],
+                                                 column_types=types,
+                                                 strings_can_be_null=False))
+    except pa.ArrowInvalid as exc:
+        if all(t == pa.string() for t in types.values()):
+            raise TapeError(path, None, None, f"not a readable comma-separated file ({exc})") \
+                from None
+        raise
 
 
 def _data_lines(body: bytes) -> np.ndarray:
@@ -319,6 +341,8 @@ def _data_lines(body: bytes) -> np.ndarray:
 
 def _ints(col: pa.ChunkedArray, path: Path, lines: np.ndarray, field: str) -> np.ndarray:
     """An integer column, rejecting the first value that is not one (file, line, field)."""
+    if pa.types.is_integer(col.type):
+        return col.to_numpy().astype(np.int64, copy=False)
     ok = pc.match_substring_regex(col, _INT_TEXT).to_numpy(zero_copy_only=False)
     if not ok.all():
         r = int(np.flatnonzero(~ok)[0])
@@ -391,12 +415,16 @@ def load(paths: list[Path], *, repair: bool = False, columns: str | Path | None 
     mapping = read_columns_map(columns) if columns else None
     paths = [Path(p) for p in paths]
     parts = [_parse_file(p, mapping, repair, log) for p in paths]
-    fields = set.intersection(*(set(c) for _, c in parts))
+    fields = set.intersection(*(set(c) for _, c in parts)) - {"_codes", "ISU_CD"}
+    codes = sorted({str(x) for _, c in parts for x in c["_codes"]})
+    code = np.concatenate([np.searchsorted(np.array(codes, dtype=object),
+                                           c["_codes"]).astype(np.int64)[c["ISU_CD"]]
+                           for _, c in parts])
     rows = _Rows(file=np.concatenate([np.full(len(ln), k, np.int64)
                                       for k, (ln, _) in enumerate(parts)]),
                  line=np.concatenate([ln for ln, _ in parts]),
                  cols={f: np.concatenate([c[f] for _, c in parts]) for f in fields},
-                 isin=np.concatenate([c["ISU_CD"] for _, c in parts]))
+                 code=code, codes=codes)
     return _build(rows, paths, repair, log, has_book=all(f in fields for f in BOOK_FIELDS))
 
 
@@ -405,12 +433,12 @@ def _build(rows: _Rows, paths: Sequence[Path], repair: bool, log: RepairLog,
     c = rows.cols
     n = len(rows.line)
     # -- fields, each checked with its row and name
-    codes = np.unique(rows.isin.astype(str))
-    for code in codes:
+    codes = rows.codes
+    inst = rows.code
+    for k, code in enumerate(codes):
         if not _ISIN.fullmatch(code):
-            _fail(rows.isin == code, rows, paths, "ISU_CD",
+            _fail(inst == k, rows, paths, "ISU_CD",
                   f"{code!r} is not an ISIN (12 characters, e.g. KR7005930003)")
-    inst = np.searchsorted(codes, rows.isin.astype(str)).astype(np.int64)
     side_code = c["ASKBID_TP_CD"]
     _fail(~np.isin(side_code, [1, 2]), rows, paths, "ASKBID_TP_CD",
           lambda r: f"{int(side_code[r])} is not a side: 1 ask (sell), 2 bid (buy)")
@@ -481,7 +509,8 @@ def _build(rows: _Rows, paths: Sequence[Path], repair: bool, log: RepairLog,
     child = use[kind[use] != NEW]
     pkey = instday[child] * ORDER_NO_LIMIT + parent[child]
     at = np.minimum(np.searchsorted(ukeys, pkey), len(ukeys) - 1)
-    known = (ukeys[at] == pkey) & (pos[use[first[at]]] < pos[child])
+    parent_row = use[first[at]]
+    known = (ukeys[at] == pkey) & (pos[parent_row] < pos[child])
     if not known.all():
         bad = child[~known]
         if not repair:
@@ -494,14 +523,32 @@ def _build(rows: _Rows, paths: Sequence[Path], repair: bool, log: RepairLog,
         drop = np.zeros(n, bool)
         drop[bad] = True
         use = use[~drop[use]]
+        child, parent_row = child[known], parent_row[known]
+    other_side = side[parent_row] != side[child]
+    if other_side.any():
+        r = int(child[np.flatnonzero(other_side)[0]])
+        raise TapeError(paths[int(rows.file[r])], int(rows.line[r]), "ASKBID_TP_CD",
+                        f"the side differs from that of its parent order {int(parent[r])}")
+    # the day runs opening call -> continuous -> closing call; a state going back is an
+    # intraday auction (VI) whose code this loader does not know
+    rank = np.choose(phase[use] % 3, [1, 0, 2])  # opening call 0, continuous 1, closing 2
+    back = (instday[use][1:] == instday[use][:-1]) & (rank[1:] < rank[:-1])
+    if back.any() and "MKTSTAT_TP_CD" in c:
+        r = int(use[np.flatnonzero(back)[0] + 1])
+        raise TapeError(paths[int(rows.file[r])], int(rows.line[r]), "MKTSTAT_TP_CD",
+                        f"state {int(c['MKTSTAT_TP_CD'][r])} after a later one of the "
+                        "stock's day (the loader knows 10 opening call, 40 continuous, 50 "
+                        "closing call, in that order)")
 
     # -- instruments, ladders, prices on the grid
     market_code = c.get("MKT_TP_CD")
     instruments, lows, highs, steps = [], [], [], []
-    for k, code in enumerate(codes):
-        mine = use[inst[use] == k]
-        if len(mine) == 0:
-            continue
+    by_inst = use[np.argsort(inst[use], kind="stable")]
+    cuts = np.flatnonzero(np.r_[True, inst[by_inst][1:] != inst[by_inst][:-1], True])
+    for a, b in zip(cuts[:-1], cuts[1:], strict=True):
+        mine = by_inst[a:b]
+        k = int(inst[mine[0]])
+        code = codes[k]
         market = _market(market_code[mine[0]] if market_code is not None else None,
                          paths[int(rows.file[mine[0]])])
         first_day = days[int(dd[mine[0]])]
@@ -544,7 +591,7 @@ def _build(rows: _Rows, paths: Sequence[Path], repair: bool, log: RepairLog,
     n_inst = len(table)
     if n_inst == 0:
         raise TapeError(paths[0], None, None, "no regular-session order rows")
-    book = _Book(n_inst, lows, highs, steps, max(1 << 12, len(use) // 8))
+    book = _Book(n_inst, lows, highs, steps, 1 << 12)
     events, check, stats = _replay(rows, paths, use, remap[inst], side, kind, ts, tod,
                                    instday, dd, days, has_book, book)
     return Loaded(events=events, instruments=table, repairs=log, book_check={**check, **stats})
@@ -567,6 +614,8 @@ class _Book:
 
     def __init__(self, n_inst: int, lows: list[int], highs: list[int], steps: list[int],
                  capacity: int) -> None:
+        # a small pool while the ladders are set (each repacks the arena); it grows by
+        # doubling as the orders need
         self.state = BookState(n_inst, order_capacity=capacity)
         for i in range(n_inst):
             self.state.set_ladder(i, lows[i], highs[i], steps[i])
@@ -744,7 +793,7 @@ def _new_rows(n: int) -> tuple[np.ndarray, ...]:
 
 
 def _events(outs: tuple[np.ndarray, ...], n: int) -> Events:
-    ts, ins, action, side, price, size, oid, flags, seq = (o[:n].copy() for o in outs)
+    ts, ins, action, side, price, size, oid, flags, seq = (o[:n] for o in outs)
     return Events(ts=ts, instrument=ins, action=action, side=side, price=price, size=size,
                   order_id=oid, flags=flags, sequence=seq)
 
