@@ -217,10 +217,10 @@ def book_check_lines(report: dict) -> list[str]:
         lines.append(f"book check at import: {check['rows_checked']:,} rows; the file's book "
                      f"columns fit the book {check['fits']} each row's event")
         for reading, counts in check["mismatches"].items():
-            bad = {k: v for k, v in counts.items() if v}
-            lines.append(f"  mismatches, book {reading} the event: "
-                         + (", ".join(f"{k} {v:,}" for k, v in bad.items()) if bad else "none")
-                         + (f" (first: {check['first_mismatch'][reading]})" if bad else ""))
+            first = check["first_mismatch"][reading]
+            bad = [f"{k} {v:,} (first at {first[k]})" for k, v in counts.items() if v]
+            lines.append(f"  mismatches with the book {reading} the event: "
+                         + (", ".join(bad) if bad else "none"))
     stats = found.get("order_stats")
     if stats:
         lines.append("orders at import: " + ", ".join(f"{k} {v:,}" for k, v in stats.items()))
