@@ -83,31 +83,23 @@ from replay.tape import (
 )
 from venues.auction import gather
 from venues.book import (
-    H_LIVE,
-    I_BEST_ASK,
-    I_BEST_BID,
-    I_N,
-    I_OFF,
-    L_SIZE,
     BookState,
     alloc_order,
     best_price,
     can_alloc,
     enqueue,
     find_order,
-    ii,
     level_index,
-    level_price,
-    li_,
     order_fields,
     reduce_order,
     release,
+    snapshot_levels,
 )
 from venues.codes import SRC_HISTORY
 from venues.krx.session import SEOUL
 from venues.krx.ticks import is_on_grid, tick_size
 from venues.krx.uncross import MARKET_PRICE, uncross_arrays
-from venues.matching import Reports, clear_fills, fill_at, fill_count, match
+from venues.matching import Reports, clear_fills, fill_at, fill_count, match, rows_needed
 
 # -- the layout ----------------------------------------------------------------------------
 
@@ -624,7 +616,7 @@ class _Book:
         self.reports = Reports(self._report_rows())
 
     def _report_rows(self) -> int:
-        return len(self.state.orders) + int(self.state.ins[:, I_N].sum()) * 2 + 1
+        return len(self.state.orders) + rows_needed(self.state.S)
 
     def grow(self) -> None:
         self.state.make_room()
@@ -634,8 +626,8 @@ class _Book:
 # -- the replay of the orders --------------------------------------------------------------
 
 _DONE, _ROWS_FULL, _POOL_FULL, _AUCTION, _END = 0, 1, 2, 3, 4
-# state slots: next row, output position, next sequence number
-_S_I, _S_POS, _S_SEQ = range(3)
+# state slots: next row, output position, next sequence number, live orders in the book
+_S_I, _S_POS, _S_SEQ, _S_LIVE = range(4)
 # stats slots
 (_T_CHECKED, _T_PARENT_GONE, _T_MKT_ROWS, _T_MKT_SHARES, _T_AUCTION_MKT_ROWS,
  _T_AUCTION_MKT_SHARES, _N_STATS) = range(7)
@@ -715,7 +707,7 @@ def _replay(rows: _Rows, paths: Sequence[Path], use: np.ndarray, inst: np.ndarra
     stats = np.zeros(_N_STATS, np.int64)
     totals = np.zeros((len(book.edge_lo), 2), np.int64)
     last = np.zeros(len(book.edge_lo), np.int64)
-    st = np.zeros(3, np.int64)
+    st = np.zeros(4, np.int64)
     st[_S_SEQ] = 1
     chunk = max(1 << 16, 4 * m + 64) if m < 1 << 20 else 1 << 22
     outs = _new_rows(chunk)
@@ -881,7 +873,7 @@ def _emit_uncross(S, inst, st, outs, ts, price, volume, rows, fills, mkt, totals
         oid, side, own, _ = order_fields(S, row)
         _emit(outs, st, ts, inst, FILL, side, price, q, oid, F_AUCTION)
         _emit(outs, st, ts, inst, CANCEL, side, own, q, oid, F_AUCTION)
-        _take(S, row, q)
+        _take(S, st, row, q)
         if mkt[j] == 0:
             totals[inst, 0 if side == BID else 1] -= q
     outs[7][st[_S_POS] - 1] = F_AUCTION | F_LAST
@@ -894,17 +886,18 @@ def _emit_deletes(S, inst, st, outs, ts, rows):
     for j in range(rows.shape[0]):
         oid, side, price, size = order_fields(S, rows[j])
         _emit(outs, st, ts, inst, DELETE, side, price, size, oid, 0)
-        _take(S, rows[j], size)
+        _take(S, st, rows[j], size)
     outs[7][st[_S_POS] - 1] = F_LAST
     return st[_S_POS]
 
 
 @njit(cache=True)
-def _take(S, row, q):
+def _take(S, st, row, q):
     """Take ``q`` shares from a resting order; at zero it leaves the book and the id table."""
     reduce_order(S, row, q)
     if order_fields(S, row)[3] == 0:
         release(S, row)
+        st[_S_LIVE] -= 1
 
 
 @njit(cache=True)
@@ -912,6 +905,7 @@ def _add(S, st, outs, ts, inst, side, price, size, oid, totals, edge_lo, edge_hi
     row = alloc_order(S)
     enqueue(S, row, oid, inst, side, price, size, size, -1, ts,
             level_index(S, inst, side, price))
+    st[_S_LIVE] += 1
     if not _is_market(side, price, inst, edge_lo, edge_hi):
         totals[inst, 0 if side == BID else 1] += size
     _emit(outs, st, ts, inst, ADD, side, price, size, oid, 0)
@@ -937,6 +931,7 @@ def _walk(S, OUT, st, outs, ts, inst, side, size, limit, totals, last):
         row = find_order(S, oid, inst)
         if order_fields(S, row)[3] == 0:
             release(S, row)
+            st[_S_LIVE] -= 1
     clear_fills(OUT)
     outs[4][t_row] = price
     totals[inst, 0 if opp == BID else 1] -= filled
@@ -972,34 +967,21 @@ def _place(S, OUT, st, outs, ts, inst, side, price, size, oid, call, totals, las
 
 
 @njit(cache=True)
-def _snapshot(S, inst, edge_lo, edge_hi, totals, out):
+def _snapshot(S, inst, edge_lo, edge_hi, totals, levels, out):
     """The file's 22 book columns as this book has them: ask 1-5 (price, size), bid 1-5,
     the ask and bid totals; an empty level is (0, 0); orders waiting at the book's edge
-    (market orders in a call auction) are not shown."""
-    off = S[ii(S, inst, I_OFF)]
-    n = S[ii(S, inst, I_N)]
-    for j in range(_N_BOOK):
-        out[j] = 0
-    k = S[ii(S, inst, I_BEST_ASK)]
-    d = 0
-    while 0 <= k < n and d < 5:
-        size = S[li_(S, off + n + k, L_SIZE)]
-        p = level_price(S, inst, k)
-        if size > 0 and p != edge_lo[inst]:
-            out[2 * d] = p
-            out[2 * d + 1] = size
-            d += 1
-        k += 1
-    k = S[ii(S, inst, I_BEST_BID)]
-    d = 0
-    while k >= 0 and d < 5:
-        size = S[li_(S, off + k, L_SIZE)]
-        p = level_price(S, inst, k)
-        if size > 0 and p != edge_hi[inst]:
-            out[10 + 2 * d] = p
-            out[10 + 2 * d + 1] = size
-            d += 1
-        k -= 1
+    (market orders in a call auction) are not shown. ``levels`` is scratch for
+    :func:`venues.book.snapshot_levels` of 6 levels (the edge may take the first)."""
+    snapshot_levels(S, inst, 6, levels, 0)
+    skip_bid = 1 if levels[0] == edge_hi[inst] else 0
+    skip_ask = 1 if levels[2] == edge_lo[inst] else 0
+    for d in range(5):
+        bid_px, bid_sz = levels[4 * (d + skip_bid)], levels[4 * (d + skip_bid) + 1]
+        ask_px, ask_sz = levels[4 * (d + skip_ask) + 2], levels[4 * (d + skip_ask) + 3]
+        out[2 * d] = ask_px if ask_px > 0 else 0
+        out[2 * d + 1] = ask_sz
+        out[10 + 2 * d] = bid_px if bid_px > 0 else 0
+        out[10 + 2 * d + 1] = bid_sz
     out[20] = totals[inst, 1]
     out[21] = totals[inst, 0]
 
@@ -1033,6 +1015,7 @@ def _run(S, OUT, ts, kind, inst, side, price, qty, oid, parent, call, shown, che
     cap = outs[0].shape[0]
     before = np.zeros(_N_BOOK, np.int64)
     after = np.zeros(_N_BOOK, np.int64)
+    levels = np.zeros(24, np.int64)
     m = ts.shape[0]
     while st[_S_I] < m:
         i = st[_S_I]
@@ -1041,13 +1024,13 @@ def _run(S, OUT, ts, kind, inst, side, price, qty, oid, parent, call, shown, che
             return _AUCTION
         if k == _DAY_END:
             return _END
-        if cap - st[_S_POS] < 2 * S[H_LIVE] + 8:  # room for every live order filled once
+        if cap - st[_S_POS] < 2 * st[_S_LIVE] + 8:  # room for every live order filled once
             return _ROWS_FULL
         if not can_alloc(S):
             return _POOL_FULL
         k_inst = inst[i]
         if check:
-            _snapshot(S, k_inst, edge_lo, edge_hi, totals, before)
+            _snapshot(S, k_inst, edge_lo, edge_hi, totals, levels, before)
         first = st[_S_POS]
         if k == NEW:
             _place(S, OUT, st, outs, ts[i], k_inst, side[i], price[i], qty[i], oid[i],
@@ -1065,14 +1048,14 @@ def _run(S, OUT, ts, kind, inst, side, price, qty, oid, parent, call, shown, che
                     _emit(outs, st, ts[i], k_inst, CANCEL, pside, pprice, q, pid, 0)
                 if not _is_market(pside, pprice, k_inst, edge_lo, edge_hi):
                     totals[k_inst, 0 if pside == BID else 1] -= q
-                _take(S, row, q)
+                _take(S, st, row, q)
                 if k == MODIFY_ROW:
                     _place(S, OUT, st, outs, ts[i], k_inst, pside, price[i], q, oid[i],
                            call[i], totals, last, edge_lo, edge_hi, stats)
         if st[_S_POS] > first:
             outs[7][st[_S_POS] - 1] |= F_LAST
         if check:
-            _snapshot(S, k_inst, edge_lo, edge_hi, totals, after)
+            _snapshot(S, k_inst, edge_lo, edge_hi, totals, levels, after)
             stats[_T_CHECKED] += 1
             _compare(before, shown[i], 0, i, mism, first_bad)
             _compare(after, shown[i], 1, i, mism, first_bad)
