@@ -321,3 +321,19 @@ def test_several_isins_make_several_instruments(day_rows, tmp_path):
             assert (e.price[mine] == alone.events.price).all()
             assert (e.order_id[mine] == alone.events.order_id).all()
         assert set(merged.book_check["book_check"]["mismatches"]["after"].values()) == {0}
+
+
+def test_a_second_day_starts_from_an_empty_book(day_rows, tmp_path):
+    second = [list(r) for r in day_rows]
+    for r in second:
+        r[1] = 20171031
+    one = load("krx-orders", [write(tmp_path / "a.csv", day_rows)])
+    two = load("krx-orders", [write(tmp_path / "b.csv", day_rows + second)])
+    e, n = two.events, len(one.events)
+    assert len(e) == 2 * n
+    assert (e.ts[n:] - e.ts[:n] == 86_400 * 10**9).all()
+    ids = e.order_id[:n] > 0  # prints carry no order
+    assert (e.order_id[n:][ids] - e.order_id[:n][ids] == 10**10).all()
+    assert (e.order_id[n:][~ids] == 0).all()
+    assert (e.price[n:] == e.price[:n]).all() and (e.action[n:] == e.action[:n]).all()
+    assert set(two.book_check["book_check"]["mismatches"]["after"].values()) == {0}

@@ -52,6 +52,7 @@ import gzip
 import io
 import re
 import tomllib
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time
@@ -240,7 +241,7 @@ def _parse_file(path: Path, mapping: dict[str, str | int] | None, repair: bool,
                 log: RepairLog) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """One file's rows: (line numbers, field -> array); ISU_CD stays text."""
     data = _read_bytes(path)
-    if not data.strip():
+    if not data or data.isspace():
         raise TapeError(path, None, None, f"no events in {path}: the file is empty")
     cut = data.find(b"\n")
     first_raw = data if cut < 0 else data[:cut]
@@ -282,6 +283,7 @@ def _parse_file(path: Path, mapping: dict[str, str | int] | None, repair: bool,
     if len(lines) == 0:
         raise TapeError(path, None, None, f"no events in {path}: the file has no data rows")
     cols: dict[str, np.ndarray] = {}
+    users = Counter(where.values())
     for field, i in where.items():
         col = table.column(names[i])
         if field == "ISU_CD":
@@ -289,8 +291,12 @@ def _parse_file(path: Path, mapping: dict[str, str | int] | None, repair: bool,
             coded = col.dictionary_encode()
             cols[field] = coded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
             cols["_codes"] = np.array(coded.dictionary.to_pylist(), dtype=object)
-            continue
-        cols[field] = _ints(col, path, lines, field)
+        else:
+            cols[field] = _ints(col, path, lines, field)
+        users[i] -= 1
+        if users[i] == 0:  # a column converted is let go: a day file is large
+            del col
+            table = table.drop_columns([names[i]])
     return lines, cols
 
 
@@ -412,12 +418,16 @@ def load(paths: list[Path], *, repair: bool = False, columns: str | Path | None 
     code = np.concatenate([np.searchsorted(np.array(codes, dtype=object),
                                            c["_codes"]).astype(np.int64)[c["ISU_CD"]]
                            for _, c in parts])
-    rows = _Rows(file=np.concatenate([np.full(len(ln), k, np.int64)
-                                      for k, (ln, _) in enumerate(parts)]),
-                 line=np.concatenate([ln for ln, _ in parts]),
-                 cols={f: np.concatenate([c[f] for _, c in parts]) for f in fields},
+    rows = _Rows(file=_cat([np.full(len(ln), k, np.int64) for k, (ln, _) in enumerate(parts)]),
+                 line=_cat([ln for ln, _ in parts]),
+                 cols={f: _cat([c[f] for _, c in parts]) for f in fields},
                  code=code, codes=codes)
+    del parts
     return _build(rows, paths, repair, log, has_book=all(f in fields for f in BOOK_FIELDS))
+
+
+def _cat(arrays: list[np.ndarray]) -> np.ndarray:
+    return arrays[0] if len(arrays) == 1 else np.concatenate(arrays)
 
 
 def _build(rows: _Rows, paths: Sequence[Path], repair: bool, log: RepairLog,
@@ -700,8 +710,10 @@ def _replay(rows: _Rows, paths: Sequence[Path], use: np.ndarray, inst: np.ndarra
     }
     shown = np.zeros((m, _N_BOOK), np.int64)
     if has_book:
+        real = np.flatnonzero(src >= 0)
         for j, f in enumerate(BOOK_FIELDS):
-            shown[src >= 0, j] = c[f][src[src >= 0]]
+            shown[real, j] = c[f][src[real]]
+            del c[f]  # kept once, in row order: a day file is large
     mism = np.zeros((2, len(MISMATCH_KINDS)), np.int64)
     first_bad = np.full((2, len(MISMATCH_KINDS)), -1, np.int64)
     stats = np.zeros(_N_STATS, np.int64)
