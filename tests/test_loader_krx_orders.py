@@ -179,6 +179,18 @@ def test_a_columns_map_reads_a_layout_the_loader_does_not_know(day_rows, tmp_pat
     plain = load("krx-orders", [write(tmp_path / "a.csv", day_rows)])
     assert (mapped.events.order_id == plain.events.order_id).all()
     assert "book_check" not in mapped.book_check  # no book columns: nothing to check
+    # the same by column names, in a header the loader does not know, short codes
+    korean = ["종목", "일자", "접수번호", "매도매수", "정정취소", "접수시각", "수량", "가격",
+              "원주문번호", "장상태"]
+    named = [[r[0][3:9] if i == 0 else r[i] for i in range(10)]
+             for r in ([r[LAYOUT_61[f]] for f in wanted] for r in day_rows)]
+    (tmp_path / "names.toml").write_text(
+        "[columns]\n" + "".join(f'{f} = "{k}"\n' for f, k in zip(wanted, korean, strict=True)),
+        encoding="utf-8")
+    src = write(tmp_path / "named.csv", named, header=korean)
+    by_name = load("krx-orders", [src], columns=tmp_path / "names.toml")
+    assert (by_name.events.order_id == plain.events.order_id).all()
+    assert by_name.instruments.by_symbol("009620")
 
 
 def test_import_and_check_show_the_book_check(tmp_path):
@@ -207,6 +219,7 @@ def _bad(tmp_path, row: int, col: int, value) -> str:
 
 
 @pytest.mark.parametrize("col, value, field, words", [
+    (0, "KR70096200", "ISU_CD", "neither an ISIN"),
     (31, 126149640, "ORD_ACPT_TM", "not a time HHMMSSmmm"),
     (6, 3, "ASKBID_TP_CD", "1 ask (sell), 2 bid (buy)"),
     (7, 4, "MODCANCL_TP_CD", "not 1 new, 2 modify or 3 cancel"),

@@ -40,7 +40,8 @@ kind of mismatch (:data:`MISMATCH_KINDS`) for both readings; which the file show
 confirmed by any source (docs/reference/krx-data-formats.md: 1), so both are reported with
 the one that fits better (``Loaded.book_check``, shown by ``cascade data check``).
 
-Instruments: one per ISIN, symbol the 6-digit code (KR7005930003 -> 005930), venue XKRX,
+Instruments: one per ISIN, symbol the 6-digit code (KR7005930003 -> 005930; a custom layout
+may give that code itself), venue XKRX,
 market from 시장구분코드 (1 KOSPI, 2 KOSDAQ; otherwise from the file name, ``ksq`` KOSDAQ,
 ``stk`` KOSPI, else KOSPI), tick from venues.krx.ticks at the stock's median order price
 on its first day. The file has no previous close: ``prev_close_units`` is 0 (unknown).
@@ -135,6 +136,7 @@ _OPEN_UNCROSS, _CLOSE_UNCROSS, _DAY_END = 4, 5, 6
 MISMATCH_KINDS = ("ask_price", "ask_size", "bid_price", "bid_size", "ask_total", "bid_total")
 READINGS = ("before", "after")
 _ISIN = re.compile(r"[A-Z]{2}[A-Z0-9]{9}[0-9]")
+_SHORT_CODE = re.compile(r"[0-9A-Z]{6}")  # a custom layout may carry the short code
 _INT_TEXT = r"^\s*[+-]?[0-9]+\s*$"
 ORDER_NO_LIMIT = 10**10  # tape order id = ORD_DD * 10**10 + ORD_ACPT_NO
 
@@ -438,9 +440,10 @@ def _build(rows: _Rows, paths: Sequence[Path], repair: bool, log: RepairLog,
     codes = rows.codes
     inst = rows.code
     for k, code in enumerate(codes):
-        if not _ISIN.fullmatch(code):
+        if not (_ISIN.fullmatch(code) or _SHORT_CODE.fullmatch(code)):
             _fail(inst == k, rows, paths, "ISU_CD",
-                  f"{code!r} is not an ISIN (12 characters, e.g. KR7005930003)")
+                  f"{code!r} is neither an ISIN (12 characters, e.g. KR7005930003) nor a "
+                  "6-character stock code (005930)")
     side_code = c["ASKBID_TP_CD"]
     _fail(~np.isin(side_code, [1, 2]), rows, paths, "ASKBID_TP_CD",
           lambda r: f"{int(side_code[r])} is not a side: 1 ask (sell), 2 bid (buy)")
@@ -578,7 +581,8 @@ def _build(rows: _Rows, paths: Sequence[Path], repair: bool, log: RepairLog,
         lo = max(step, lo - step)  # the edge below: market asks waiting in a call auction
         hi = hi + step  # the edge above: market bids
         instruments.append(Instrument(
-            instrument_id=k + 1, symbol=code[3:9] if code.startswith("KR") else code,
+            instrument_id=k + 1,
+            symbol=code[3:9] if code.startswith("KR") and len(code) == 12 else code,
             venue="XKRX", book_type="L3", price_decimals=0, tick_units=tick,
             prev_close_units=0, market=market))
         lows.append(lo)
