@@ -350,3 +350,23 @@ def test_a_second_day_starts_from_an_empty_book(day_rows, tmp_path):
     assert (e.order_id[n:][~ids] == 0).all()
     assert (e.price[n:] == e.price[:n]).all() and (e.action[n:] == e.action[:n]).all()
     assert set(two.book_check["book_check"]["mismatches"]["after"].values()) == {0}
+
+
+def test_an_empty_value_names_its_row_or_is_dropped_and_counted(tmp_path):
+    rows = [list(r) for r in name_day(continuous_rows=60, call_rows=10)]
+    i = next(j for j, r in enumerate(rows) if r[7] == 1 and j > 40)  # a new order
+    rows[i][33] = ""
+    src = write(tmp_path / "bad.csv", rows)
+    with pytest.raises(TapeError, match=rf"bad.csv, row {i + 1}, field 'ORD_PRC': missing"):
+        load("krx-orders", [src])
+    assert load("krx-orders", [src], repair=True).repairs.counts == {"missing_value": 1}
+
+
+def test_rows_are_counted_as_lines_past_blank_lines_and_crlf(tmp_path):
+    rows = [list(r) for r in name_day(continuous_rows=60, call_rows=10)]
+    rows[40][6] = 9
+    text = [",".join(map(str, r)) for r in rows]
+    text.insert(5, "")
+    (tmp_path / "bad.csv").write_bytes(("\r\n".join(text) + "\r\n").encode())
+    with pytest.raises(TapeError, match=r"bad.csv, row 42, field 'ASKBID_TP_CD'"):
+        load("krx-orders", [tmp_path / "bad.csv"])

@@ -284,6 +284,7 @@ def _parse_file(path: Path, mapping: dict[str, str | int] | None, repair: bool,
         raise TapeError(path, None, None, "a quoted field spans lines; the layout has none")
     if len(lines) == 0:
         raise TapeError(path, None, None, f"no events in {path}: the file has no data rows")
+    table, lines = _drop_missing(table, lines, where, names, path, repair, log)
     cols: dict[str, np.ndarray] = {}
     users = Counter(where.values())
     for field, i in where.items():
@@ -300,6 +301,32 @@ def _parse_file(path: Path, mapping: dict[str, str | int] | None, repair: bool,
             del col
             table = table.drop_columns([names[i]])
     return lines, cols
+
+
+def _drop_missing(table: pa.Table, lines: np.ndarray, where: dict[str, int], names: list[str],
+                  path: Path, repair: bool, log: RepairLog) -> tuple[pa.Table, np.ndarray]:
+    """An empty value is an error naming its row and field, or with ``repair`` its row is
+    dropped and counted (``missing_value``, docs/data-quality.md)."""
+    missing = np.zeros(len(lines), bool)
+    for field, i in where.items():
+        col = table.column(names[i])
+        hit = col.is_null().to_numpy(zero_copy_only=False) if col.null_count else None
+        if hit is None and pa.types.is_string(col.type):
+            hit = pc.equal(pc.utf8_length(pc.utf8_trim_whitespace(col)), 0).to_numpy(
+                zero_copy_only=False)
+        if hit is None or not hit.any():
+            continue
+        if not repair:
+            r = int(np.flatnonzero(hit)[0])
+            raise TapeError(path, int(lines[r]), field, "missing value (use --repair to drop "
+                            "such rows)")
+        missing |= hit
+    if not missing.any():
+        return table, lines
+    log.add("missing_value", lines[missing])
+    if missing.all():
+        raise TapeError(path, None, None, f"no events in {path}: every row misses a value")
+    return table.filter(pa.array(~missing)), lines[~missing]
 
 
 def _read_csv(body: bytes, names: list[str], wanted: list[int], types: dict,
