@@ -214,8 +214,11 @@ def book_check_lines(report: dict) -> list[str]:
     lines = []
     check = found.get("book_check")
     if check:
+        fits = ("the book before and after each row's event equally"
+                if check["fits"] == "either"
+                else f"the book {check['fits']} each row's event better")
         lines.append(f"book check at import: {check['rows_checked']:,} rows; the file's book "
-                     f"columns fit the book {check['fits']} each row's event")
+                     f"columns fit {fits}")
         for reading, counts in check["mismatches"].items():
             first = check["first_mismatch"][reading]
             bad = [f"{k} {v:,} (first at {first[k]})" for k, v in counts.items() if v]

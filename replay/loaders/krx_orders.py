@@ -800,7 +800,8 @@ def _replay(rows: _Rows, paths: Sequence[Path], use: np.ndarray, inst: np.ndarra
                     firsts[reading][kind_name] = f"{paths[int(rows.file[row])].name}:" \
                                                  f"{int(rows.line[row])}"
         totals_by = {reading: sum(counts[reading].values()) for reading in READINGS}
-        fits = min(READINGS, key=lambda x: (totals_by[x], x != "after"))
+        fits = "either" if totals_by["before"] == totals_by["after"] else \
+            min(READINGS, key=lambda x: totals_by[x])
         check = {"book_check": {"rows_checked": int(stats[_T_CHECKED]), "fits": fits,
                                 "mismatches": counts, "first_mismatch": firsts}}
     out_stats = {"order_stats": {
