@@ -375,3 +375,13 @@ def test_rows_are_counted_as_lines_past_blank_lines_and_crlf(tmp_path):
     (tmp_path / "bad.csv").write_bytes(("\r\n".join(text) + "\r\n").encode())
     with pytest.raises(TapeError, match=r"bad.csv, row 42, field 'ASKBID_TP_CD'"):
         load("krx-orders", [tmp_path / "bad.csv"])
+
+
+def test_a_call_auction_of_market_orders_alone_has_no_price(tmp_path):
+    rows = [_order(1, BID_CODE, 1, 85000000, 100, 0, state=10),
+            _order(2, ASK_CODE, 1, 85100000, 60, 0, state=10),
+            _order(3, ASK_CODE, 1, 90000500, 5, 19_450)]
+    loaded = load("krx-orders", [write(tmp_path / "call.csv", rows)])
+    e = loaded.events
+    assert not (e.action == TRADE).any() and (e.price > 0).all()
+    assert loaded.book_check["order_stats"]["market_unfilled_shares"] == 160

@@ -67,7 +67,7 @@ from numba import njit
 
 from replay.loaders import Loaded
 from replay.loaders.text import decode_text
-from replay.quality import MAX_UNITS, RepairLog, TapeError, check_ts_ns
+from replay.quality import MAX_UNITS, RepairLog, TapeError
 from replay.tape import (
     ADD,
     ASK,
@@ -507,7 +507,7 @@ def _build(rows: _Rows, paths: Sequence[Path], repair: bool, log: RepairLog,
         phase = np.where(tod < 9 * 3600 * 10**9, OPEN_CALL,
                          np.where(tod >= (15 * 3600 + 20 * 60) * 10**9, CLOSE_CALL,
                                   CONTINUOUS)).astype(np.int64)
-    check_ts_ns(ts, paths[0], rows.line, "ORD_ACPT_TM")
+    # ORD_DD in 1990-2099 and a time of day below 24 h keep every ts inside the tape's bounds
     skipped = ~regular | (phase == SKIPPED)
     if skipped.any():
         log.add("off_hours_row_skipped", rows.line[skipped])
@@ -854,7 +854,7 @@ def _uncross(book: _Book, k: int, ts: int, reference: int, opening: bool,
         price, volume, bid_fills, ask_fills = uncross_arrays(
             np.where(bid_mkt, MARKET_PRICE, bid_px), bid_sz,
             np.where(ask_mkt, MARKET_PRICE, ask_px), ask_sz, reference, opening=opening)
-        if price is not None:
+        if price is not None and price > 0:  # market orders alone, no reference: no price
             rows_ = np.concatenate([bid_rows, ask_rows])
             fills = np.concatenate([bid_fills, ask_fills]).astype(np.int64)
             mkt = np.concatenate([bid_mkt, ask_mkt]).astype(np.int64)
