@@ -241,7 +241,8 @@ def _looks_like_header(first: str) -> bool:
 
 def _parse_file(path: Path, mapping: dict[str, str | int] | None, repair: bool,
                 log: RepairLog) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """One file's rows: (line numbers, field -> array); ISU_CD stays text."""
+    """One file's rows: (line numbers, field -> int64 array); ISU_CD as indices into
+    ``_codes``, the file's distinct codes."""
     data = _read_bytes(path)
     if not data or data.isspace():
         raise TapeError(path, None, None, f"no events in {path}: the file is empty")
@@ -625,7 +626,7 @@ def _build(rows: _Rows, paths: Sequence[Path], repair: bool, log: RepairLog,
     if n_inst == 0:
         raise TapeError(paths[0], None, None, "no regular-session order rows")
     book = _Book(n_inst, lows, highs, steps, 1 << 12)
-    events, check, stats = _replay(rows, paths, use, remap[inst], side, kind, ts, tod,
+    events, check, stats = _replay(rows, paths, use, remap[inst], side, kind, phase, ts, tod,
                                    instday, dd, days, has_book, book)
     return Loaded(events=events, instruments=table, repairs=log, book_check={**check, **stats})
 
@@ -676,12 +677,15 @@ _N_BOOK = 22
 
 
 def _replay(rows: _Rows, paths: Sequence[Path], use: np.ndarray, inst: np.ndarray,
-            side: np.ndarray, kind: np.ndarray, ts: np.ndarray, tod: np.ndarray,
-            instday: np.ndarray, dd: np.ndarray, days: dict[int, date], has_book: bool,
-            book: _Book) -> tuple[Events, dict, dict]:
+            side: np.ndarray, kind: np.ndarray, phase: np.ndarray, ts: np.ndarray,
+            tod: np.ndarray, instday: np.ndarray, dd: np.ndarray, days: dict[int, date],
+            has_book: bool, book: _Book) -> tuple[Events, dict, dict]:
+    """Match the rows ``use`` (in stock-day, then time order) on ``book``, with the pseudo
+    rows of each stock-day's uncrosses and day end placed by time; returns the tape's
+    events, the book check and the order counts."""
     c = rows.cols
     n_use = len(use)
-    phase = _phases(rows, tod, use)
+    phase = phase[use]
     # pseudo rows: the opening uncross, the closing uncross, the day end, per stock-day
     pkind, pts, pinst, panchor, pref = [], [], [], [], []
     exp = c.get("EXP_CNTR_PRC")
@@ -809,17 +813,6 @@ def _replay(rows: _Rows, paths: Sequence[Path], use: np.ndarray, inst: np.ndarra
         "market_unfilled_rows": int(stats[_T_MKT_ROWS] + stats[_T_AUCTION_MKT_ROWS]),
         "market_unfilled_shares": int(stats[_T_MKT_SHARES] + stats[_T_AUCTION_MKT_SHARES])}}
     return events, check, out_stats
-
-
-def _phases(rows: _Rows, tod: np.ndarray, use: np.ndarray) -> np.ndarray:
-    c = rows.cols
-    if "MKTSTAT_TP_CD" in c:
-        st = c["MKTSTAT_TP_CD"][use]
-        return np.select([st == k for k in MKTSTAT], list(MKTSTAT.values())).astype(np.int64)
-    t = tod[use]
-    return np.where(t < 9 * 3600 * 10**9, OPEN_CALL,
-                    np.where(t >= (15 * 3600 + 20 * 60) * 10**9, CLOSE_CALL,
-                             CONTINUOUS)).astype(np.int64)
 
 
 def _new_rows(n: int) -> tuple[np.ndarray, ...]:
