@@ -385,3 +385,15 @@ def test_a_call_auction_of_market_orders_alone_has_no_price(tmp_path):
     e = loaded.events
     assert not (e.action == TRADE).any() and (e.price > 0).all()
     assert loaded.book_check["order_stats"]["market_unfilled_shares"] == 160
+
+
+def test_off_hours_rows_are_skipped_and_counted(day_rows, tmp_path):
+    late = _order(90_000, BID_CODE, 1, 155000000, 10, 19_550, state=40)
+    late[3] = 2  # REGUL_OFFHR_TP_CD: an off-hours session
+    post = _order(90_001, ASK_CODE, 1, 160500000, 10, 19_600, state=70)
+    loaded = load("krx-orders", [write(tmp_path / "d.csv", day_rows + [late, post])])
+    plain = load("krx-orders", [write(tmp_path / "p.csv", day_rows)])
+    assert loaded.repairs.counts == {"off_hours_row_skipped": 2}
+    assert loaded.repairs.examples["off_hours_row_skipped"] == [len(day_rows) + 1,
+                                                                len(day_rows) + 2]
+    assert (loaded.events.order_id == plain.events.order_id).all()

@@ -41,10 +41,10 @@ confirmed by any source (docs/reference/krx-data-formats.md: 1), so both are rep
 the one that fits better (``Loaded.book_check``, shown by ``cascade data check``).
 
 Instruments: one per ISIN, symbol the 6-digit code (KR7005930003 -> 005930; a custom layout
-may give that code itself), venue XKRX,
-market from 시장구분코드 (1 KOSPI, 2 KOSDAQ; otherwise from the file name, ``ksq`` KOSDAQ,
-``stk`` KOSPI, else KOSPI), tick from venues.krx.ticks at the stock's median order price
-on its first day. The file has no previous close: ``prev_close_units`` is 0 (unknown).
+may give that code itself), venue XKRX, market from 시장구분코드 (1 KOSPI, 2 KOSDAQ;
+otherwise from the file name, ``ksq`` KOSDAQ, else KOSPI), tick from venues.krx.ticks at the
+stock's median order price on its first day. The file has no previous close:
+``prev_close_units`` is 0 (unknown).
 """
 
 from __future__ import annotations
