@@ -126,6 +126,7 @@ def check_tape(path: str | Path, chunk_rows: int = 1 << 16) -> dict:
         "replay_error": replay_error,
         "repairs_at_import": dict(repairs.counts),
         "repair_example_rows": repairs.examples,
+        "book_check_at_import": json.loads(tape.book_check) if tape.book_check else None,
     }
 
 
@@ -204,6 +205,29 @@ def _first_moving_slice(tape: Tape, chunk_rows: int, counter: str, start: int, s
 
     rp.run(pieces())
     return found[0] if found else start
+
+
+def book_check_lines(report: dict) -> list[str]:
+    """What the loader found checking its file's own book columns (krx-orders), as lines:
+    rows checked, the reading that fits, and the mismatches by kind for each reading."""
+    found = report.get("book_check_at_import") or {}
+    lines = []
+    check = found.get("book_check")
+    if check:
+        fits = ("the book before and after each row's event equally"
+                if check["fits"] == "either"
+                else f"the book {check['fits']} each row's event better")
+        lines.append(f"book check at import: {check['rows_checked']:,} rows; the file's book "
+                     f"columns fit {fits}")
+        for reading, counts in check["mismatches"].items():
+            first = check["first_mismatch"][reading]
+            bad = [f"{k} {v:,} (first at {first[k]})" for k, v in counts.items() if v]
+            lines.append(f"  mismatches with the book {reading} the event: "
+                         + (", ".join(bad) if bad else "none"))
+    stats = found.get("order_stats")
+    if stats:
+        lines.append("orders at import: " + ", ".join(f"{k} {v:,}" for k, v in stats.items()))
+    return lines
 
 
 def format_report(report: dict) -> str:

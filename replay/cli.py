@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 import sys
 import time
 from contextlib import contextmanager
@@ -72,8 +73,9 @@ def _progress() -> Progress:
 def data_import(
     sources: Annotated[list[Path], typer.Argument(help="Vendor files to read.")],
     fmt: Annotated[str, typer.Option("--format", help="dbn, bybit, binance, tardis, lobster, "
-                                     "csv, kis, kiwoom-ticks or nautilus (a nautilus_trader "
-                                     "catalog directory) (docs/data-formats.md).")],
+                                     "csv, kis, krx-orders, kiwoom-ticks or nautilus (a "
+                                     "nautilus_trader catalog directory) "
+                                     "(docs/data-formats.md).")],
     output: Annotated[Path, typer.Option("-o", "--output", help="Tape to write (.parquet).")],
     repair: Annotated[bool, typer.Option(help="Apply the documented repairs (sort, drop bad "
                                          "rows) and count them, instead of stopping.")] = False,
@@ -86,6 +88,9 @@ def data_import(
                                                     "Reader, Yahoo): each instrument's base "
                                                     "price, market, shares and the day's "
                                                     "OHLCV as its reference.")] = None,
+    columns: Annotated[Path | None, typer.Option(help="Columns map MAP.toml: our field -> "
+                                                 "the file's column name or 0-based "
+                                                 "position (krx-orders).")] = None,
 ) -> None:
     """Convert vendor files to a tape.
 
@@ -95,18 +100,25 @@ def data_import(
     from replay.loaders import load
     from replay.tape import write_tape
 
-    options = {k: v for k, v in (("date", date), ("symbol", symbol)) if v is not None}
+    options = {k: v for k, v in (("date", date), ("symbol", symbol), ("columns", columns))
+               if v is not None}
     t0 = time.perf_counter()
     loaded = load(fmt, sources, repair=repair, **options)
     if bars:
         loaded.instruments = _bars_reference(bars, loaded)
     write_tape(output, loaded.events, loaded.instruments,
-               quality=loaded.repairs.to_json() if loaded.repairs.total else None)
+               quality=loaded.repairs.to_json() if loaded.repairs.total else None,
+               book_check=json.dumps(loaded.book_check) if loaded.book_check else None)
     out.print(f"wrote {len(loaded.events):,} events of "
               f"{', '.join(i.symbol for i in loaded.instruments)} to {output} "
               f"in {time.perf_counter() - t0:.2f}s")
     if loaded.repairs.total:
         out.print(f"repairs: {dict(loaded.repairs.counts)} (see: cascade data check {output})")
+    if loaded.book_check:
+        from replay.check import book_check_lines
+
+        for line in book_check_lines({"book_check_at_import": loaded.book_check}):
+            out.print(escape(line))
 
 
 def _bars_reference(bars: list[Path], loaded):
@@ -194,6 +206,10 @@ def data_check(tape: Annotated[Path, typer.Argument(help="Tape to check.")],
         if report["repairs_at_import"]:
             out.print(f"repairs at import: {report['repairs_at_import']} "
                       f"(first rows: {report['repair_example_rows']})")
+        from replay.check import book_check_lines
+
+        for line in book_check_lines(report):
+            out.print(escape(line))
     if any(report["problems"].values()) or not report["replayed"]:
         raise typer.Exit(1)
 

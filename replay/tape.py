@@ -227,15 +227,20 @@ class Events:
 
 
 QUALITY_KEY = b"cascade.quality"
+#: What a loader found checking its file against itself (krx-orders: its book against the
+#: file's book columns), JSON, shown by ``cascade data check``.
+BOOK_CHECK_KEY = b"cascade.book_check"
 #: The seed a synthetic tape's session schedule (auction random ends) was drawn from.
 SESSION_SEED_KEY = b"cascade.session_seed"
 
 
 def _schema_with_metadata(instruments: InstrumentTable, quality: str | None,
-                          session_seed: int | None) -> pa.Schema:
+                          session_seed: int | None, book_check: str | None = None) -> pa.Schema:
     meta = {METADATA_KEY: instruments.to_json().encode(), VERSION_KEY: str(TAPE_VERSION).encode()}
     if quality:
         meta[QUALITY_KEY] = quality.encode()
+    if book_check:
+        meta[BOOK_CHECK_KEY] = book_check.encode()
     if session_seed is not None:
         meta[SESSION_SEED_KEY] = str(int(session_seed)).encode()
     return EVENT_SCHEMA.with_metadata(meta)
@@ -247,12 +252,12 @@ class TapeWriter:
 
     def __init__(self, path: str | Path, instruments: InstrumentTable,
                  row_group_size: int = 1 << 20, quality: str | None = None,
-                 session_seed: int | None = None) -> None:
+                 session_seed: int | None = None, book_check: str | None = None) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._tmp = self.path.with_name(self.path.name + ".partial")
         self._writer = pq.ParquetWriter(self._tmp, _schema_with_metadata(instruments, quality,
-                                                                  session_seed),
+                                                                  session_seed, book_check),
                                         compression="zstd")
         self._row_group_size = row_group_size
         self.rows = 0
@@ -297,9 +302,10 @@ class TapeWriter:
 
 
 def write_tape(path: str | Path, events: Events, instruments: InstrumentTable,
-               quality: str | None = None) -> Path:
-    """Write a whole tape; ``quality`` is the JSON of the import's repair log."""
-    with TapeWriter(path, instruments, quality=quality) as w:
+               quality: str | None = None, book_check: str | None = None) -> Path:
+    """Write a whole tape; ``quality`` is the JSON of the import's repair log,
+    ``book_check`` that of the loader's check of its file (:data:`BOOK_CHECK_KEY`)."""
+    with TapeWriter(path, instruments, quality=quality, book_check=book_check) as w:
         w.write(events)
     return Path(path)
 
@@ -326,6 +332,7 @@ class Tape:
             raise ValueError(f"{self.path}: not a tape, no instrument table in its metadata")
         self.instruments = InstrumentTable.from_json(meta[METADATA_KEY])
         self.quality = meta.get(QUALITY_KEY, b"").decode() or None
+        self.book_check = meta.get(BOOK_CHECK_KEY, b"").decode() or None
         seed = meta.get(SESSION_SEED_KEY)
         #: the seed of the tape's own auction schedule (synthetic tapes), else None
         self.session_seed = int(seed) if seed is not None else None

@@ -36,6 +36,7 @@ FORMATS = {
     "kis": "kis",
     "kiwoom-ticks": "kiwoom",
     "nautilus": "nautilus",
+    "krx-orders": "krx_orders",
 }
 
 
@@ -44,6 +45,9 @@ class Loaded:
     events: Events
     instruments: InstrumentTable
     repairs: RepairLog = field(default_factory=RepairLog)
+    #: what the loader found checking the file against itself (krx-orders: its book
+    #: against the book columns every row carries), kept in the tape's metadata
+    book_check: dict | None = None
 
 
 def load(fmt: str, paths: Sequence[str | Path], **options) -> Loaded:
