@@ -72,7 +72,8 @@ def _progress() -> Progress:
 def data_import(
     sources: Annotated[list[Path], typer.Argument(help="Vendor files to read.")],
     fmt: Annotated[str, typer.Option("--format", help="dbn, bybit, binance, tardis, lobster, "
-                                     "csv, kis or kiwoom-ticks (docs/data-formats.md).")],
+                                     "csv, kis, kiwoom-ticks or koscom-trades "
+                                     "(docs/data-formats.md).")],
     output: Annotated[Path, typer.Option("-o", "--output", help="Tape to write (.parquet).")],
     repair: Annotated[bool, typer.Option(help="Apply the documented repairs (sort, drop bad "
                                          "rows) and count them, instead of stopping.")] = False,
@@ -80,7 +81,9 @@ def data_import(
                                         "frames without a trade date).")]
     = None,
     symbol: Annotated[str | None, typer.Option(help="Symbol (lobster; kiwoom-ticks, else the "
-                                               "file name's 6-digit code).")] = None,
+                                               "file name's 6-digit code; koscom-trades: "
+                                               "keep only this code's or ISIN's trades).")]
+    = None,
 ) -> None:
     """Convert vendor files to a tape.
 
@@ -94,7 +97,8 @@ def data_import(
     t0 = time.perf_counter()
     loaded = load(fmt, sources, repair=repair, **options)
     write_tape(output, loaded.events, loaded.instruments,
-               quality=loaded.repairs.to_json() if loaded.repairs.total else None)
+               quality=loaded.repairs.to_json() if loaded.repairs.total else None,
+               extra=loaded.extra or None)
     out.print(f"wrote {len(loaded.events):,} events of "
               f"{', '.join(i.symbol for i in loaded.instruments)} to {output} "
               f"in {time.perf_counter() - t0:.2f}s")

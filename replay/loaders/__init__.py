@@ -35,6 +35,7 @@ FORMATS = {
     "csv": "csv",
     "kis": "kis",
     "kiwoom-ticks": "kiwoom",
+    "koscom-trades": "koscom",
 }
 
 
@@ -43,6 +44,8 @@ class Loaded:
     events: Events
     instruments: InstrumentTable
     repairs: RepairLog = field(default_factory=RepairLog)
+    #: optional tape columns (replay.tape.EXTRA_FIELDS) by name, row for row with ``events``
+    extra: dict = field(default_factory=dict)
 
 
 def load(fmt: str, paths: Sequence[str | Path], **options) -> Loaded:

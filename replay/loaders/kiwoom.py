@@ -17,7 +17,7 @@ column are ignored. Lines starting with ``#`` before the header are comments.
 - The file names no aggressor: every print has side ``N``; nothing is inferred.
 - The symbol is the ``symbol`` option, else the file name's one 6-digit code.
 
-KST is UTC+9 all year (Korea has kept no daylight saving time since 1988).
+Seoul time is UTC+9 on every date (replay/loaders/seoul.py).
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from replay.loaders import Loaded
+from replay.loaders.seoul import KST_OFFSET_MS, days_of, ms_of_day, seoul_ns
 from replay.loaders.text import decode_text, merge_by_time
 from replay.quality import (
     RepairLog,
@@ -40,12 +41,10 @@ from replay.quality import (
     check_bounds,
     check_prices,
     first_row_error,
-    scaled_ts,
 )
 from replay.tape import F_LAST, NONE, TRADE, Events, Instrument, InstrumentTable
 
 TIME, PRICE, VOLUME = "체결시간", "현재가", "거래량"
-KST_OFFSET_S = 9 * 3600
 #: A stock code in a file name: six digits not part of a longer run of digits.
 _CODE_IN_NAME = re.compile(r"(?<![0-9])([0-9]{6})(?![0-9])")
 _SIGNED = r"^[+-]?[0-9]+$"
@@ -177,22 +176,14 @@ def _integers(rows: _Rows, name: str, pattern: str, why: str) -> np.ndarray:
 def _times(rows: _Rows) -> np.ndarray:
     """체결시간 YYYYMMDDHHMMSS in Seoul time to UTC nanoseconds, exactly."""
     stamp = _integers(rows, TIME, _STAMP, "is not YYYYMMDDHHMMSS (14 digits)")
-    year, rest = np.divmod(stamp, 10**10)
-    month, rest = np.divmod(rest, 10**8)
-    day, rest = np.divmod(rest, 10**6)
-    hour, rest = np.divmod(rest, 10**4)
-    minute, second = np.divmod(rest, 100)
-    month_ok = (month >= 1) & (month <= 12)
-    first = ((year - 1970) * 12 + np.where(month_ok, month, 1) - 1).astype("datetime64[M]")
-    days = first.astype("datetime64[D]").astype(np.int64) + day - 1
-    same_month = days.astype("datetime64[D]").astype("datetime64[M]") == first
-    ok = month_ok & (day >= 1) & same_month & (hour < 24) & (minute < 60) & (second < 60)
+    days, date_ok = days_of(stamp // 10**6)
+    ms, time_ok = ms_of_day(stamp % 10**6)
+    ok = date_ok & time_ok
     if not ok.all():
         r = int(np.flatnonzero(~ok)[0])
         raise TapeError(rows.path, int(rows.lines[r]), TIME,
                         f"{rows.columns[TIME][r]!r} is not a date and time of day")
-    seconds = days * 86_400 + hour * 3600 + minute * 60 + second - KST_OFFSET_S
-    return scaled_ts(seconds, 10**9, rows.path, rows.lines, TIME, "seconds, from Seoul time")
+    return seoul_ns(days, ms, rows.path, rows.lines, TIME)
 
 
 def _time_order(rows: _Rows, ts: np.ndarray, repair: bool, log: RepairLog) -> np.ndarray:
@@ -273,4 +264,4 @@ def load(paths: list[Path], *, repair: bool = False, symbol: str | None = None,
 
 
 def _seoul_date(ts_ns: int) -> date:
-    return datetime.fromtimestamp(ts_ns // 10**9 + KST_OFFSET_S, UTC).date()
+    return datetime.fromtimestamp((ts_ns // 10**6 + KST_OFFSET_MS) // 1000, UTC).date()
