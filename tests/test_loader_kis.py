@@ -352,3 +352,21 @@ def test_a_column_header_after_the_frames_start_is_not_skipped(tmp_path):
     empty = write(tmp_path, ["# only a comment", "local_timestamp,raw_frame"], "empty.txt")
     with pytest.raises(ValueError, match="no events"):
         load("kis", [empty])
+
+
+def test_a_cp949_recording_is_decoded_and_its_errors_name_line_and_field(tmp_path):
+    frame = quote_frame(quote_record("090001", [(70_100, 5)], [(70_000, 7)]))
+    path = tmp_path / "rec.csv"
+    path.write_bytes("\n".join(["# 삼성전자 호가", "수신시각,원본",
+                                "2024-08-05 09:00:01.5," + frame]).encode("cp949"))
+    ev = load("kis", [path]).events
+    assert ev.ts[0] == int(datetime(2024, 8, 5, 9, 0, 1, tzinfo=SEOUL).timestamp()) * 10**9
+    bad_price = frame.replace("^70100^", "^칠만^", 1)
+    path.write_bytes(("2024-08-05 09:00:01.5," + bad_price).encode("cp949"))
+    with pytest.raises(TapeError, match="칠만") as exc:
+        load("kis", [path])
+    assert (exc.value.row, exc.value.field) == (1, "ASKP1")
+    bad_time = frame.replace("^090001^", "^256001^", 1)
+    with pytest.raises(TapeError, match="time of day") as exc:
+        load("kis", [write(tmp_path, [bad_time], "t.txt")], date="2024-08-05")
+    assert (exc.value.row, exc.value.field) == (1, "BSOP_HOUR")

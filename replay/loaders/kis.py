@@ -101,7 +101,8 @@ OFFSET_TOLERANCE_NS = 15 * 60 * 10**9
 
 _INT_TEXT = re.compile(r"[+-]?[0-9]+", re.ASCII)
 _FRAME = re.compile(r"(?:^|[\s,\"])([01])\|([A-Z0-9]+)\|(\d{3})\|(.*)$")
-_HEADER = re.compile(r"[A-Za-z_][A-Za-z0-9_ ]*(,[A-Za-z_][A-Za-z0-9_ ]*)*", re.ASCII)
+#: a column header: names (letters first, any script) separated by commas
+_HEADER = re.compile(r"[^\W\d][\w ]*(,[^\W\d][\w ]*)*")
 _AWARE = re.compile(r"(Z|[+-]\d{2}(:?\d{2})?)$", re.IGNORECASE)
 
 
