@@ -274,3 +274,23 @@ def test_many_rows_are_read_in_blocks_with_their_line_numbers(tmp_path, monkeypa
     kept = [k for k in range(n) if k != 2500]
     assert loaded.extra["bid_order_no"].tolist() == kept
     assert loaded.events.sequence.tolist() == kept
+
+
+def test_a_tape_writer_refuses_optional_columns_it_was_not_given_or_of_another_length(tmp_path):
+    from replay.tape import TapeWriter
+
+    loaded = load("koscom-trades", [write(tmp_path / "SKSNXTRDIJH_2023_08.dat",
+                                          day_of_samsung())])
+    writer = TapeWriter(tmp_path / "w.parquet", loaded.instruments,
+                        extra=("bid_order_no", "ask_order_no"))
+    with pytest.raises(ValueError, match="optional columns"):
+        writer.write(loaded.events)
+    with pytest.raises(ValueError, match="has 4 rows"):
+        writer.write(loaded.events, {"bid_order_no": loaded.extra["bid_order_no"][:4],
+                                     "ask_order_no": loaded.extra["ask_order_no"]})
+    writer.write(loaded.events.take(slice(0, 2)),
+                 {k: v[:2] for k, v in loaded.extra.items()})
+    writer.write(loaded.events.take(slice(2, 5)),
+                 {k: v[2:] for k, v in loaded.extra.items()})
+    tape = Tape(writer.close())
+    assert tape.read_extra("bid_order_no").tolist() == [11, 31, 11, 52, 61]
