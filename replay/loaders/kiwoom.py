@@ -4,7 +4,8 @@ Layout: docs/reference/krx-data-formats.md (the Kiwoom sample of the real files)
 docs/data-formats.md ("Kiwoom opt10079 ticks"). A CSV as Kiwoom users save it (pandas), with
 a header holding ``체결시간`` (YYYYMMDDHHMMSS, Asia/Seoul), ``현재가`` (the trade price) and
 ``거래량`` (its size); an unnamed leading index column, ``시가``/``고가``/``저가`` and any other
-column are ignored. Lines starting with ``#`` before the header are comments.
+column are ignored. Lines starting with ``#`` (and blank lines) before the header are
+skipped.
 
 - Kiwoom writes ``현재가`` signed: the sign is the direction of the change against the previous
   close, the price is its absolute value. ``거래량`` is unsigned.
@@ -84,7 +85,8 @@ def _read(path: Path) -> _Rows:
     text = decode_text(path.read_bytes(), path)
     lines = text.split("\n", 64)
     skip = 0
-    while skip < len(lines) - 1 and lines[skip].lstrip().startswith("#"):
+    while skip < len(lines) - 1 and (not lines[skip].strip()
+                                     or lines[skip].lstrip().startswith("#")):
         skip += 1
     header_text = lines[skip].rstrip("\r")
     if not header_text.strip() or header_text.lstrip().startswith("#"):
