@@ -370,3 +370,13 @@ def test_a_cp949_recording_is_decoded_and_its_errors_name_line_and_field(tmp_pat
     with pytest.raises(TapeError, match="time of day") as exc:
         load("kis", [write(tmp_path, [bad_time], "t.txt")], date="2024-08-05")
     assert (exc.value.row, exc.value.field) == (1, "BSOP_HOUR")
+
+
+def test_a_frame_without_a_receive_time_keeps_its_place_after_the_previous_one(tmp_path):
+    a = quote_frame(quote_record("090001", [(70_100, 5)], [(70_000, 7)]))
+    b = quote_frame(quote_record("090001", [(70_100, 6)], [(70_000, 7)]))
+    c = quote_frame(quote_record("090001", [(70_100, 9)], [(70_000, 7)]))
+    lines = ["2024-08-05 09:00:01.9," + a, b, "2024-08-05 09:00:01.950," + c]
+    ev = load("kis", [write(tmp_path, lines)], date="2024-08-05").events
+    # b, stamped by no clock, stays after a (and c, received later, after it)
+    assert ev.size[(ev.action == MODIFY) & (ev.side == ASK)].tolist() == [5, 6, 9]

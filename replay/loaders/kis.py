@@ -246,6 +246,7 @@ def load(paths: list[Path], *, repair: bool = False, date: str | None = None,
     trade_dates = [f[3] for f in frames if f[3] is not None]
     last = trade_dates[0] if trade_dates else None
     rows = []
+    order_key, last_path = 0, None
     for order, f in enumerate(frames):
         kind, code, second, day, recv, data, path, line = f
         if day is not None:
@@ -260,7 +261,11 @@ def load(paths: list[Path], *, repair: bool = False, date: str | None = None,
                             "file and no receive time; pass --date YYYY-MM-DD")
         midnight = datetime(use.year, use.month, use.day, tzinfo=SEOUL)
         ts = int(midnight.timestamp()) * 10**9 + second * 10**9
-        rows.append((ts, recv if recv is not None else 0, order, kind, code, data, path, line))
+        # the order key within a second: the receive time; a frame without one takes the
+        # previous frame's of its file (0 before the first), so it keeps its place
+        if recv is not None or path != last_path:
+            order_key, last_path = (recv or 0), path
+        rows.append((ts, order_key, order, kind, code, data, path, line))
     # frames must come in exchange-time order within each file (to the second: within one,
     # the receive time orders them): re-sorted frames are an error, or with repair sorted
     # and counted (unsorted_ts); files are then merged by time
