@@ -181,6 +181,8 @@ BAD = [
     ("bad-order-number", replace(3, bid_no="12a"), 4, "BIDORD_ACPT_NO", "order number"),
     ("bad-isin", [row("90000123", 71_000, 1, "2", 1, 2, isin="KR700593000")], 1, "종목코드",
      "ISIN"),
+    ("isin-check-digit", [row("90000123", 71_000, 1, "2", 1, 2, isin="KR7005930004")], 1,
+     "종목코드", "check digit"),
     ("short-row", good()[:2] + [good()[2].rsplit("|", 1)[0]] + good()[3:], 3, "MSG_SEQ",
      "44 columns"),
     ("long-row", good()[:2] + [good()[2] + "|x"] + good()[3:], 3, None, "46 columns"),

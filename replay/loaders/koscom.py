@@ -81,6 +81,16 @@ assert len(COLUMNS_45) == 45 and COLUMNS_45[23] == BID_ORDER and COLUMNS_45[34] 
 assert COLUMNS_45[41] == LAST_SIDE and len(COLUMNS_51) == 51
 
 
+def isin_check_digit_ok(isin: str) -> bool:
+    """ISO 6166: letters become 10-35, and the digits pass the Luhn check."""
+    digits = "".join(str(int(ch, 36)) for ch in isin)
+    total = 0
+    for k, ch in enumerate(reversed(digits)):
+        d = int(ch) * (2 if k % 2 else 1)
+        total += d - 9 if d > 9 else d
+    return total % 10 == 0
+
+
 def market_of(path: Path) -> str:
     """KOSPI for an ``SKS...`` file, KOSDAQ for ``SQS...``, else '' (not known)."""
     return MARKETS.get(path.name[:3].upper(), "")
@@ -238,6 +248,13 @@ class _Columns:
         if len(wrong):
             self._reject(name, pc.invert(pc.is_in(col, value_set=wrong)), why)
 
+    def check_distinct(self, name: str, test, why: str) -> None:
+        """Every value passes ``test`` (called once per distinct value)."""
+        col = self.columns[name]
+        wrong = [v for v in pc.unique(col).to_pylist() if not test(v)]
+        if wrong:
+            self._reject(name, pc.invert(pc.is_in(col, value_set=pa.array(wrong))), why)
+
     def digits(self, name: str, shortest: int, longest: int, why: str) -> None:
         """Every value is ASCII digits, ``shortest`` to ``longest`` of them (0: may be blank)."""
         col = self.columns[name]
@@ -279,6 +296,7 @@ def _convert(c: _Columns, repair: bool, log: RepairLog) -> dict[str, np.ndarray]
         return None
     c.match(ISIN, _ISIN, "is not an ISIN (12 characters: country, 9 letters or digits, a "
             "check digit)")
+    c.check_distinct(ISIN, isin_check_digit_ok, "fails the ISIN check digit (ISO 6166)")
     c.digits(VOLUME, 1, 15, "is not an unsigned integer below 2**53")
     volume = c.ints(VOLUME)
     zero = volume == 0
