@@ -1,7 +1,8 @@
 """Kiwoom OpenAPI opt10079 (주식틱차트조회) trade rows: a trades-only tape.
 
-Layout: docs/reference/krx-data-formats.md (the Kiwoom sample of the real files) and
-docs/data-formats.md ("Kiwoom opt10079 ticks"). A CSV as Kiwoom users save it (pandas), with
+Layout: docs/data-formats.md ("Kiwoom opt10079 ticks"), as in the real recording shipped in
+tests/data (its first line names where it was copied from; the reference pages in
+docs/reference do not cover Kiwoom). A CSV as Kiwoom users save it (pandas), with
 a header holding ``체결시간`` (YYYYMMDDHHMMSS, Asia/Seoul), ``현재가`` (the trade price) and
 ``거래량`` (its size); an unnamed leading index column, ``시가``/``고가``/``저가`` and any other
 column are ignored. Lines starting with ``#`` (and blank lines) before the header are
