@@ -158,7 +158,9 @@ def _missing(rows: _Rows, repair: bool, log: RepairLog) -> _Rows:
     return rows
 
 
-def _integers(rows: _Rows, name: str, pattern: str, why: str) -> np.ndarray:
+def _magnitudes(rows: _Rows, name: str, pattern: str, why: str) -> np.ndarray:
+    """The column's integer magnitudes once every value matches ``pattern`` (a sign, where
+    the pattern allows one, is dropped)."""
     col = pc.utf8_trim_whitespace(pa.array(rows.columns[name], pa.string()))
     ok = pc.match_substring_regex(col, pattern).to_numpy(zero_copy_only=False)
     if not ok.all():
@@ -178,7 +180,7 @@ def _integers(rows: _Rows, name: str, pattern: str, why: str) -> np.ndarray:
 
 def _times(rows: _Rows) -> np.ndarray:
     """체결시간 YYYYMMDDHHMMSS in Seoul time to UTC nanoseconds, exactly."""
-    stamp = _integers(rows, TIME, _STAMP, "is not YYYYMMDDHHMMSS (14 digits)")
+    stamp = _magnitudes(rows, TIME, _STAMP, "is not YYYYMMDDHHMMSS (14 digits)")
     days, date_ok = days_of(stamp // 10**6)
     ms, time_ok = ms_of_day(stamp % 10**6)
     ok = date_ok & time_ok
@@ -211,9 +213,10 @@ def _time_order(rows: _Rows, ts: np.ndarray, repair: bool, log: RepairLog) -> np
     return np.arange(n)[::-1]
 
 
-def _one_file(path: Path, repair: bool, log: RepairLog) -> tuple[_Rows, np.ndarray, ...]:
+def _one_file(path: Path, repair: bool, log: RepairLog
+              ) -> tuple[_Rows, np.ndarray, np.ndarray, np.ndarray]:
     rows = _missing(_read(path), repair, log)
-    volume = _integers(rows, VOLUME, _UNSIGNED, "is not an unsigned integer (opt10079 "
+    volume = _magnitudes(rows, VOLUME, _UNSIGNED, "is not an unsigned integer (opt10079 "
                        "volumes carry no sign)")
     zero = volume == 0
     if zero.any():
@@ -225,8 +228,8 @@ def _one_file(path: Path, repair: bool, log: RepairLog) -> tuple[_Rows, np.ndarr
     if len(volume) == 0:
         raise TapeError(path, None, None, f"no events in {path}: every row was dropped")
     # the sign is the change against the previous close; the price is the absolute value
-    price = np.abs(_integers(rows, PRICE, _SIGNED, "is not an integer with at most one "
-                             "leading sign (+ up, - down against the previous close)"))
+    price = _magnitudes(rows, PRICE, _SIGNED, "is not an integer with at most one leading "
+                        "sign (+ up, - down against the previous close)")
     first_row_error(price == 0, path, rows.lines, PRICE, "a trade's price must be positive")
     ts = _times(rows)
     order = _time_order(rows, ts, repair, log)
