@@ -73,8 +73,8 @@ def _progress() -> Progress:
 def data_import(
     sources: Annotated[list[Path], typer.Argument(help="Vendor files to read.")],
     fmt: Annotated[str, typer.Option("--format", help="dbn, bybit, binance, tardis, lobster, "
-                                     "csv, kis, krx-orders, kiwoom-ticks or nautilus (a "
-                                     "nautilus_trader catalog directory) "
+                                     "csv, kis, krx-orders, kiwoom-ticks, koscom-trades or "
+                                     "nautilus (a nautilus_trader catalog directory) "
                                      "(docs/data-formats.md).")],
     output: Annotated[Path, typer.Option("-o", "--output", help="Tape to write (.parquet).")],
     repair: Annotated[bool, typer.Option(help="Apply the documented repairs (sort, drop bad "
@@ -83,7 +83,9 @@ def data_import(
                                         "frames without a trade date).")]
     = None,
     symbol: Annotated[str | None, typer.Option(help="Symbol (lobster; kiwoom-ticks, else the "
-                                               "file name's 6-digit code).")] = None,
+                                               "file name's 6-digit code; koscom-trades: "
+                                               "keep only this code's or ISIN's trades).")]
+    = None,
     bars: Annotated[list[Path] | None, typer.Option(help="Daily bars (pykrx, FinanceData"
                                                     "Reader, Yahoo): each instrument's base "
                                                     "price, market, shares and the day's "
@@ -108,7 +110,8 @@ def data_import(
         loaded.instruments = _bars_reference(bars, loaded)
     write_tape(output, loaded.events, loaded.instruments,
                quality=loaded.repairs.to_json() if loaded.repairs.total else None,
-               book_check=json.dumps(loaded.book_check) if loaded.book_check else None)
+               book_check=json.dumps(loaded.book_check) if loaded.book_check else None,
+               extra=loaded.extra or None)
     out.print(f"wrote {len(loaded.events):,} events of "
               f"{', '.join(i.symbol for i in loaded.instruments)} to {output} "
               f"in {time.perf_counter() - t0:.2f}s")

@@ -37,6 +37,7 @@ FORMATS = {
     "kiwoom-ticks": "kiwoom",
     "nautilus": "nautilus",
     "krx-orders": "krx_orders",
+    "koscom-trades": "koscom",
 }
 
 
@@ -48,6 +49,8 @@ class Loaded:
     #: what the loader found checking the file against itself (krx-orders: its book
     #: against the book columns every row carries), kept in the tape's metadata
     book_check: dict | None = None
+    #: optional tape columns (replay.tape.EXTRA_FIELDS) by name, row for row with ``events``
+    extra: dict = field(default_factory=dict)
 
 
 def load(fmt: str, paths: Sequence[str | Path], **options) -> Loaded:
