@@ -206,6 +206,10 @@ def data_check(tape: Annotated[Path, typer.Argument(help="Tape to check.")],
             out.print("not replayed through the book"
                       + (f": {report['replay_error']}" if report["replay_error"] else
                          ": it has rows the book has no level for (see above)"))
+        if report["crossed_in_call_auction"]:
+            out.print(f"{report['crossed_in_call_auction']:,} packet ends with a crossed book "
+                      "inside KRX call auctions: orders accumulate there unmatched until the "
+                      "uncross (not a problem)")
         if report["repairs_at_import"]:
             out.print(f"repairs at import: {report['repairs_at_import']} "
                       f"(first rows: {report['repair_example_rows']})")
