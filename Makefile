@@ -1,6 +1,6 @@
 # Two commands set everything up on a machine with Python 3.11+ and make:
 #   make demo   create .venv, install, run the demo on bundled synthetic data
-#   make test   create .venv if needed, install, run the whole suite
+#   make test   create .venv if needed, install, run the whole suite (on every core)
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -20,7 +20,7 @@ demo: $(STAMP)
 	$(BIN)/cascade demo -o $(DEMO)
 
 test: $(STAMP) browser
-	$(BIN)/python -m pytest -q tests
+	$(BIN)/python -m pytest -q -n auto --dist worksteal tests
 
 # The report's browser check (tests/test_report.py) opens report.html in headless Chromium.
 # As root with apt-get (CI, a container) this installs Debian's chromium; elsewhere, without

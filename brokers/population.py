@@ -13,6 +13,7 @@ This module is the model only; it reads no file. A population comes from a CSV o
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, fields, replace
 
 import numpy as np
@@ -138,3 +139,26 @@ def split_by_kind(population: Population) -> dict[str, Population]:
     미수 and CFD accounts can feed a broker of each kind."""
     present = np.flatnonzero(np.bincount(population.kind, minlength=len(KINDS)))
     return {KINDS[code]: population.subset(population.kind == code) for code in present}
+
+
+def concatenate(parts: Sequence[Population]) -> Population:
+    """The accounts of ``parts`` as one population, in order: each part's account ids are
+    numbered on after the previous part's largest (a synthesised population of several
+    names, docs/brokers.md), and its positions follow its accounts."""
+    if not parts:
+        raise ValueError("population: nothing to concatenate")
+    ids, pos_account, start, rows = [], [], 0, 0
+    for p in parts:
+        ids.append(p.account_id - (p.account_id.min() if len(p) else 0) + start)
+        pos_account.append(p.pos_account + rows)
+        start = int(ids[-1].max()) + 1 if len(p) else start
+        rows += len(p)
+
+    def joined(name: str) -> np.ndarray:
+        return np.concatenate([getattr(p, name) for p in parts])
+
+    return Population(
+        account_id=np.concatenate(ids), kind=joined("kind"), cash=joined("cash"),
+        loan=joined("loan"), pos_account=np.concatenate(pos_account),
+        pos_instrument=joined("pos_instrument"), pos_shares=joined("pos_shares"),
+        pos_entry=joined("pos_entry"), pos_trade_date=joined("pos_trade_date"))

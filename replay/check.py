@@ -22,7 +22,7 @@ import numpy as np
 
 from replay.engine import Replay
 from replay.quality import MAX_UNITS, TS_MAX_NS, TS_MIN_NS, RepairLog
-from replay.tape import ADD, CANCEL, DELETE, F_LAST, FILL, MODIFY, TRADE, Events, Tape
+from replay.tape import ADD, CANCEL, DELETE, F_AUCTION, F_LAST, FILL, MODIFY, TRADE, Events, Tape
 from venues.ticks import tick_scheme
 
 #: What each problem means, for the table ``cascade data check`` prints.
@@ -126,6 +126,9 @@ def check_tape(path: str | Path, chunk_rows: int = 1 << 16) -> dict:
         "replay_error": replay_error,
         "repairs_at_import": dict(repairs.counts),
         "repair_example_rows": repairs.examples,
+        "book_check_at_import": json.loads(tape.book_check) if tape.book_check else None,
+        # crossed packet ends inside KRX call auctions: what an auction is, not a problem
+        "crossed_in_call_auction": int(counts["crossed_in_call_auction"]),
     }
 
 
@@ -152,6 +155,10 @@ def _replay_problems(tape: Tape, chunk_rows: int, counts: Counter,
         first_row[kind] = _first_row_moving(tape, chunk_rows, c, _REPLAYED[kind])
     tob = result.top_of_book
     crossed = (tob.bid_px >= 0) & (tob.ask_px >= 0) & (tob.bid_px >= tob.ask_px)
+    in_call = _in_call_auction(tape, chunk_rows, tob.ts.to_numpy(np.int64),
+                               tob.instrument.to_numpy(np.int64)) & crossed.to_numpy()
+    counts["crossed_in_call_auction"] = int(in_call.sum())
+    crossed &= ~in_call
     counts["crossed_book_at_packet_end"] = int(crossed.sum())
     if crossed.any():
         ts = int(tob.ts[crossed].iloc[0])
@@ -162,6 +169,54 @@ def _replay_problems(tape: Tape, chunk_rows: int, counts: Counter,
                 first_row["crossed_book_at_packet_end"] = row0 + int(hit[0]) + 1
                 break
             row0 += len(ev)
+
+
+#: How long before its uncross a KRX call auction can have begun, by the uncross's Seoul
+#: time (docs/reference/krx.md: sessions, VI): the opening call from 08:30 (rows from the
+#: 08:00 pre-market kept in), the closing call from 15:20, a VI's 2-minute call otherwise
+#: (with the random end of up to 30 s).
+_OPENING_UNCROSS_BEFORE_S = 10 * 3600
+_OPENING_CALL_FROM_S = 8 * 3600
+_CLOSING_CALL_FROM_S = 15 * 3600 + 20 * 60
+_VI_CALL_S = 150
+
+
+def _in_call_auction(tape: Tape, chunk_rows: int, ts: np.ndarray,
+                     instrument: np.ndarray) -> np.ndarray:
+    """Which packet ends ``(ts, instrument)`` fall inside a KRX call auction of an XKRX
+    instrument: at or before the ``F_AUCTION`` uncross that ends it and after its start.
+    Orders accumulate there without matching, so a crossed book is what a call auction is,
+    not a problem of the tape."""
+    out = np.zeros(len(ts), bool)
+    krx = {i.instrument_id for i in tape.instruments if i.venue == "XKRX"}
+    if not krx or not len(ts):
+        return out
+    ends: dict[int, list[np.ndarray]] = {k: [] for k in krx}
+    for ev in tape.chunks(chunk_rows):
+        auction = (ev.flags & F_AUCTION) > 0
+        for k in krx:
+            ends[k].append(np.unique(ev.ts[auction & (ev.instrument == k)]))
+    from venues.krx.session import KST_OFFSET_NS
+
+    day_ns = 86_400 * 10**9
+    for k, parts in ends.items():
+        uncross = np.unique(np.concatenate(parts)) if parts else np.zeros(0, np.int64)
+        rows = np.flatnonzero(instrument == k)
+        if not len(uncross) or not len(rows):
+            continue
+        nxt = np.searchsorted(uncross, ts[rows], side="left")
+        has = nxt < len(uncross)
+        end = uncross[np.minimum(nxt, len(uncross) - 1)]
+        local = end + KST_OFFSET_NS
+        midnight = local - local % day_ns
+        second = (local % day_ns) // 10**9
+        start = np.where(second < _OPENING_UNCROSS_BEFORE_S,
+                         midnight + _OPENING_CALL_FROM_S * 10**9,
+                         np.where(second >= _CLOSING_CALL_FROM_S,
+                                  midnight + _CLOSING_CALL_FROM_S * 10**9,
+                                  local - _VI_CALL_S * 10**9))
+        out[rows] = has & (ts[rows] + KST_OFFSET_NS >= start)
+    return out
 
 
 def _first_row_moving(tape: Tape, chunk_rows: int, chunk: int, counter: str) -> int:
@@ -204,6 +259,29 @@ def _first_moving_slice(tape: Tape, chunk_rows: int, counter: str, start: int, s
 
     rp.run(pieces())
     return found[0] if found else start
+
+
+def book_check_lines(report: dict) -> list[str]:
+    """What the loader found checking its file's own book columns (krx-orders), as lines:
+    rows checked, the reading that fits, and the mismatches by kind for each reading."""
+    found = report.get("book_check_at_import") or {}
+    lines = []
+    check = found.get("book_check")
+    if check:
+        fits = ("the book before and after each row's event equally"
+                if check["fits"] == "either"
+                else f"the book {check['fits']} each row's event better")
+        lines.append(f"book check at import: {check['rows_checked']:,} rows; the file's book "
+                     f"columns fit {fits}")
+        for reading, counts in check["mismatches"].items():
+            first = check["first_mismatch"][reading]
+            bad = [f"{k} {v:,} (first at {first[k]})" for k, v in counts.items() if v]
+            lines.append(f"  mismatches with the book {reading} the event: "
+                         + (", ".join(bad) if bad else "none"))
+    stats = found.get("order_stats")
+    if stats:
+        lines.append("orders at import: " + ", ".join(f"{k} {v:,}" for k, v in stats.items()))
+    return lines
 
 
 def format_report(report: dict) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 import sys
 import time
 from contextlib import contextmanager
@@ -72,7 +73,9 @@ def _progress() -> Progress:
 def data_import(
     sources: Annotated[list[Path], typer.Argument(help="Vendor files to read.")],
     fmt: Annotated[str, typer.Option("--format", help="dbn, bybit, binance, tardis, lobster, "
-                                     "csv, kis or kiwoom-ticks (docs/data-formats.md).")],
+                                     "csv, kis, krx-orders, kiwoom-ticks, koscom-trades or "
+                                     "nautilus (a nautilus_trader catalog directory) "
+                                     "(docs/data-formats.md).")],
     output: Annotated[Path, typer.Option("-o", "--output", help="Tape to write (.parquet).")],
     repair: Annotated[bool, typer.Option(help="Apply the documented repairs (sort, drop bad "
                                          "rows) and count them, instead of stopping.")] = False,
@@ -80,7 +83,16 @@ def data_import(
                                         "frames without a trade date).")]
     = None,
     symbol: Annotated[str | None, typer.Option(help="Symbol (lobster; kiwoom-ticks, else the "
-                                               "file name's 6-digit code).")] = None,
+                                               "file name's 6-digit code; koscom-trades: "
+                                               "keep only this code's or ISIN's trades).")]
+    = None,
+    bars: Annotated[list[Path] | None, typer.Option(help="Daily bars (pykrx, FinanceData"
+                                                    "Reader, Yahoo): each instrument's base "
+                                                    "price, market, shares and the day's "
+                                                    "OHLCV as its reference.")] = None,
+    columns: Annotated[Path | None, typer.Option(help="Columns map MAP.toml: our field -> "
+                                                 "the file's column name or 0-based "
+                                                 "position (krx-orders).")] = None,
 ) -> None:
     """Convert vendor files to a tape.
 
@@ -90,16 +102,87 @@ def data_import(
     from replay.loaders import load
     from replay.tape import write_tape
 
-    options = {k: v for k, v in (("date", date), ("symbol", symbol)) if v is not None}
+    options = {k: v for k, v in (("date", date), ("symbol", symbol), ("columns", columns))
+               if v is not None}
     t0 = time.perf_counter()
     loaded = load(fmt, sources, repair=repair, **options)
+    if bars:
+        loaded.instruments = _bars_reference(bars, loaded)
     write_tape(output, loaded.events, loaded.instruments,
-               quality=loaded.repairs.to_json() if loaded.repairs.total else None)
+               quality=loaded.repairs.to_json() if loaded.repairs.total else None,
+               book_check=json.dumps(loaded.book_check) if loaded.book_check else None,
+               extra=loaded.extra or None)
     out.print(f"wrote {len(loaded.events):,} events of "
               f"{', '.join(i.symbol for i in loaded.instruments)} to {output} "
               f"in {time.perf_counter() - t0:.2f}s")
     if loaded.repairs.total:
         out.print(f"repairs: {dict(loaded.repairs.counts)} (see: cascade data check {output})")
+    if loaded.book_check:
+        from replay.check import book_check_lines
+
+        for line in book_check_lines({"book_check_at_import": loaded.book_check}):
+            out.print(escape(line))
+
+
+def _bars_reference(bars: list[Path], loaded):
+    """The loaded instruments with their reference for the tape's day (its first event's
+    Seoul date) from daily bars (docs/data-formats.md: daily bars)."""
+    from replay.loaders.daily_bars import read_bars, reference_instruments
+    from venues.krx.session import seoul_date
+
+    day = seoul_date(int(loaded.events.ts[0]))
+    table = reference_instruments(read_bars(bars), day, loaded.instruments)
+    for inst, was in zip(table, loaded.instruments, strict=True):
+        if was.prev_close_units and was.prev_close_units != inst.prev_close_units:
+            out.print(f"{inst.symbol}: the file's base price {was.prev_close_units:,} is "
+                      f"replaced by the bars' previous close {inst.prev_close_units:,}")
+        out.print(f"{inst.symbol} on {day}: base price {inst.prev_close_units:,}, "
+                  f"{inst.market or 'market unknown'}, real open/high/low/close "
+                  f"{inst.ref_open_units:,}/{inst.ref_high_units:,}/{inst.ref_low_units:,}/"
+                  f"{inst.ref_close_units:,}, volume {inst.ref_volume:,}")
+    return table
+
+
+@data_app.command("instruments")
+@_friendly
+def data_instruments(
+    bars: Annotated[list[Path], typer.Argument(help="Daily-bar files (pykrx, "
+                                               "FinanceDataReader, Yahoo).")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="CSV to write.")],
+    date: Annotated[str | None, typer.Option(help="Only this day, YYYY-MM-DD.")] = None,
+) -> None:
+    """Write each code's reference data per day from daily bars: ISIN, market, base price
+    (previous close), OHLCV, shares outstanding (docs/data-formats.md: daily bars).
+
+    Example: cascade data instruments tests/data/daily-2024-08-largecaps-pykrx.csv
+    --date 2024-08-05 -o instruments.csv
+    """
+    import pandas as pd
+
+    from replay.loaders.daily_bars import instrument_rows, read_bars
+
+    rows = instrument_rows(read_bars(bars))
+    if date is not None:
+        try:
+            day = pd.Timestamp(date).normalize()
+        except ValueError:
+            raise ValueError(f"--date {date!r} is not a date YYYY-MM-DD") from None
+        rows = rows[rows["date"] == day]
+        if rows.empty:
+            raise ValueError(f"{', '.join(map(str, bars))}: no bars on {day:%Y-%m-%d}")
+    rows.to_csv(output, index=False, date_format="%Y-%m-%d")
+    derived = int((rows["prev_close_from"] == "change").sum())
+    empty = int((rows["prev_close_from"] == "").sum())
+    out.print(f"wrote {len(rows):,} rows of {rows['code'].nunique():,} codes to {output}")
+    if derived:
+        out.print(f"prev_close of {derived:,} rows is close / (1 + change) rounded to the tick "
+                  "(no bar of the previous session): prev_close_from = change")
+    if empty:
+        out.print(f"prev_close of {empty:,} rows is empty: no previous session's bar and no "
+                  "change given")
+    if rows["off_grid"].any():
+        out.print(f"{int(rows['off_grid'].sum()):,} rows have prices off the KRX tick grid "
+                  "(back-adjusted bars): off_grid = True")
 
 
 @data_app.command("check")
@@ -123,9 +206,17 @@ def data_check(tape: Annotated[Path, typer.Argument(help="Tape to check.")],
             out.print("not replayed through the book"
                       + (f": {report['replay_error']}" if report["replay_error"] else
                          ": it has rows the book has no level for (see above)"))
+        if report["crossed_in_call_auction"]:
+            out.print(f"{report['crossed_in_call_auction']:,} packet ends with a crossed book "
+                      "inside KRX call auctions: orders accumulate there unmatched until the "
+                      "uncross (not a problem)")
         if report["repairs_at_import"]:
             out.print(f"repairs at import: {report['repairs_at_import']} "
                       f"(first rows: {report['repair_example_rows']})")
+        from replay.check import book_check_lines
+
+        for line in book_check_lines(report):
+            out.print(escape(line))
     if any(report["problems"].values()) or not report["replayed"]:
         raise typer.Exit(1)
 

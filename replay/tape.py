@@ -85,6 +85,10 @@ EVENT_SCHEMA = pa.schema(
 )
 COLUMNS = tuple(EVENT_SCHEMA.names)
 DTYPES = {f.name: np.dtype(f.type.to_pandas_dtype()) for f in EVENT_SCHEMA}
+#: Optional columns a tape may carry after :data:`EVENT_SCHEMA`'s, 0 where a row has none.
+#: A trade file that names both orders of each trade (Koscom: BIDORD_ACPT_NO,
+#: ASKORD_ACPT_NO) keeps them here for joining with an order file; replay never reads them.
+EXTRA_FIELDS = {"bid_order_no": pa.uint64(), "ask_order_no": pa.uint64()}
 
 
 @dataclass(frozen=True)
@@ -93,6 +97,10 @@ class Instrument:
 
     Prices on the tape are integers: ``price_units = natural_price * 10**price_decimals``
     (KRW: 0 decimals, 1 unit = 1 won). Sizes likewise with ``size_decimals``.
+
+    ``ref_*``: the real daily bar of ``ref_date`` (YYYY-MM-DD) kept as the instrument's
+    reference, in price units and shares (docs/data-formats.md: daily bars); 0 and ""
+    where unknown (tapes written before these fields load with those).
     """
 
     instrument_id: int
@@ -107,6 +115,12 @@ class Instrument:
     market: str = ""
     index_member: str = ""
     shares_outstanding: int = 0
+    ref_date: str = ""
+    ref_open_units: int = 0
+    ref_high_units: int = 0
+    ref_low_units: int = 0
+    ref_close_units: int = 0
+    ref_volume: int = 0
 
 
 @dataclass
@@ -217,18 +231,35 @@ class Events:
 
 
 QUALITY_KEY = b"cascade.quality"
+#: What a loader found checking its file against itself (krx-orders: its book against the
+#: file's book columns), JSON, shown by ``cascade data check``.
+BOOK_CHECK_KEY = b"cascade.book_check"
 #: The seed a synthetic tape's session schedule (auction random ends) was drawn from.
 SESSION_SEED_KEY = b"cascade.session_seed"
 
 
 def _schema_with_metadata(instruments: InstrumentTable, quality: str | None,
-                          session_seed: int | None) -> pa.Schema:
+                          session_seed: int | None, book_check: str | None = None,
+                          extra: tuple[str, ...] = ()) -> pa.Schema:
     meta = {METADATA_KEY: instruments.to_json().encode(), VERSION_KEY: str(TAPE_VERSION).encode()}
     if quality:
         meta[QUALITY_KEY] = quality.encode()
+    if book_check:
+        meta[BOOK_CHECK_KEY] = book_check.encode()
     if session_seed is not None:
         meta[SESSION_SEED_KEY] = str(int(session_seed)).encode()
-    return EVENT_SCHEMA.with_metadata(meta)
+    schema = EVENT_SCHEMA
+    for name in extra:
+        schema = schema.append(pa.field(name, EXTRA_FIELDS[name], nullable=False))
+    return schema.with_metadata(meta)
+
+
+def _extra_names(extra) -> tuple[str, ...]:
+    unknown = [n for n in extra if n not in EXTRA_FIELDS]
+    if unknown:
+        raise ValueError(f"unknown extra tape column(s) {unknown}; the optional columns are "
+                         f"{', '.join(EXTRA_FIELDS)}")
+    return tuple(n for n in EXTRA_FIELDS if n in extra)
 
 
 class TapeWriter:
@@ -237,21 +268,34 @@ class TapeWriter:
 
     def __init__(self, path: str | Path, instruments: InstrumentTable,
                  row_group_size: int = 1 << 20, quality: str | None = None,
-                 session_seed: int | None = None) -> None:
+                 session_seed: int | None = None, book_check: str | None = None,
+                 extra: tuple[str, ...] = ()) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._tmp = self.path.with_name(self.path.name + ".partial")
+        #: the optional columns (:data:`EXTRA_FIELDS`) every chunk written must give
+        self.extra = _extra_names(extra)
         self._writer = pq.ParquetWriter(self._tmp, _schema_with_metadata(instruments, quality,
-                                                                  session_seed),
+                                                                  session_seed, book_check,
+                                                                  self.extra),
                                         compression="zstd")
         self._row_group_size = row_group_size
         self.rows = 0
         self._last_ts = np.iinfo(np.int64).min
 
-    def write(self, events: Events) -> None:
-        """Append ``events``, refusing rows out of time order or a price or size whose
-        magnitude is not below 2**53 (docs/data-quality.md: bounds). Times outside
-        1990-2100 are refused at import and reported by ``cascade data check``."""
+    def write(self, events: Events, extra: dict[str, np.ndarray] | None = None) -> None:
+        """Append ``events`` (with the writer's optional columns in ``extra``, one value per
+        row), refusing rows out of time order or a price or size whose magnitude is not
+        below 2**53 (docs/data-quality.md: bounds). Times outside 1990-2100 are refused at
+        import and reported by ``cascade data check``."""
+        extra = extra or {}
+        if set(extra) != set(self.extra):
+            raise ValueError(f"{self.path}: the tape's optional columns are "
+                             f"{list(self.extra)}, not {sorted(extra)}")
+        for name, values in extra.items():
+            if len(values) != len(events):
+                raise ValueError(f"{self.path}: column {name!r} has {len(values)} rows, the "
+                                 f"events {len(events)}")
         if len(events) == 0:
             return
         if events.ts[0] < self._last_ts or np.any(events.ts[1:] < events.ts[:-1]):
@@ -264,7 +308,11 @@ class TapeWriter:
                 raise ValueError(f"{self.path}: row {self.rows + r + 1}, field {name!r}: "
                                  f"{int(getattr(events, name)[r])} is {why}")
         self._last_ts = int(events.ts[-1])
-        self._writer.write_table(events.to_arrow(), row_group_size=self._row_group_size)
+        table = events.to_arrow()
+        for name in self.extra:
+            table = table.append_column(pa.field(name, EXTRA_FIELDS[name], nullable=False),
+                                        pa.array(extra[name], EXTRA_FIELDS[name]))
+        self._writer.write_table(table, row_group_size=self._row_group_size)
         self.rows += len(events)
 
     def close(self) -> Path:
@@ -287,10 +335,14 @@ class TapeWriter:
 
 
 def write_tape(path: str | Path, events: Events, instruments: InstrumentTable,
-               quality: str | None = None) -> Path:
-    """Write a whole tape; ``quality`` is the JSON of the import's repair log."""
-    with TapeWriter(path, instruments, quality=quality) as w:
-        w.write(events)
+               quality: str | None = None, book_check: str | None = None,
+               extra: dict[str, np.ndarray] | None = None) -> Path:
+    """Write a whole tape; ``quality`` is the JSON of the import's repair log,
+    ``book_check`` that of the loader's check of its file (:data:`BOOK_CHECK_KEY`), ``extra``
+    the optional columns (:data:`EXTRA_FIELDS`) by name."""
+    with TapeWriter(path, instruments, quality=quality, book_check=book_check,
+                    extra=tuple(extra or ())) as w:
+        w.write(events, extra)
     return Path(path)
 
 
@@ -316,9 +368,12 @@ class Tape:
             raise ValueError(f"{self.path}: not a tape, no instrument table in its metadata")
         self.instruments = InstrumentTable.from_json(meta[METADATA_KEY])
         self.quality = meta.get(QUALITY_KEY, b"").decode() or None
+        self.book_check = meta.get(BOOK_CHECK_KEY, b"").decode() or None
         seed = meta.get(SESSION_SEED_KEY)
         #: the seed of the tape's own auction schedule (synthetic tapes), else None
         self.session_seed = int(seed) if seed is not None else None
+        #: the optional columns (:data:`EXTRA_FIELDS`) the tape carries
+        self.extra = tuple(n for n in EXTRA_FIELDS if n in schema.names)
 
     def __len__(self) -> int:
         return self._file.metadata.num_rows
@@ -329,3 +384,10 @@ class Tape:
 
     def read(self) -> Events:
         return Events.concat(list(self.chunks()))
+
+    def read_extra(self, name: str) -> np.ndarray:
+        """One optional column (:data:`EXTRA_FIELDS`), row for row with :meth:`read`."""
+        if name not in self.extra:
+            raise ValueError(f"{self.path}: the tape has no column {name!r} (its optional "
+                             f"columns: {', '.join(self.extra) or 'none'})")
+        return self._file.read(columns=[name]).column(name).to_numpy()

@@ -15,13 +15,16 @@ import pytest
 
 from replay.loaders.daily_bars import (
     COLUMNS,
+    INSTRUMENT_COLUMNS,
     code_to_isin,
+    instrument_rows,
     isin_check_digit,
     no_trade,
     off_grid,
     parse_code,
     read_bars,
     read_daily_bars,
+    reference_instruments,
 )
 from replay.quality import TapeError
 from venues.krx.ticks import is_on_grid
@@ -273,7 +276,11 @@ def test_missing_price_column_and_missing_code(tmp_path):
     with pytest.raises(TapeError, match="missing column") as info:
         read_bars(write(tmp_path / "005930.csv", "Date,Open,High,Close,Volume\n"
                         "2024-08-05,1,1,1,1\n"))
-    assert info.value.field == "Low"
+    assert (info.value.row, info.value.field) == (None, "Low")
+    with pytest.raises(TapeError, match="same field as 'Date'") as info:
+        read_bars(write(tmp_path / "005930.csv", "Date,Open,High,Low,Close,Volume,날짜\n"
+                        "2024-08-05,1,1,1,1,1,2024-08-05\n"))
+    assert (info.value.row, info.value.field) == (1, "날짜")
     with pytest.raises(TapeError, match="no code column"):
         read_bars(write(tmp_path / "bars.csv", GOOD.replace("code,", "").replace(
             "005930,", "")))
@@ -285,3 +292,124 @@ def test_read_daily_bars_is_one_series_of_the_same_reader(tmp_path):
     assert series.close.tolist() == [78000.0, 72800.0] and series.volume.tolist() == [100, 200]
     with pytest.raises(TapeError, match="33 codes"):
         read_daily_bars(LARGECAPS)
+
+
+def test_instrument_rows_base_price_from_the_previous_session_or_from_the_change():
+    bars = read_bars(LARGECAPS)
+    rows = instrument_rows(bars)
+    assert tuple(rows.columns) == INSTRUMENT_COLUMNS
+    first = rows.groupby("code").head(1)
+    assert (first["prev_close_from"] == "change").all()
+    later = rows.drop(first.index)
+    assert (later["prev_close_from"] == "bars").all()
+    assert later["prev_close"].tolist() == bars["close"].shift().loc[later.index].tolist()
+    # every other day: each base price is then derived from 등락률; where the bars are real
+    # prices (on the grid) it equals the close of the day in between, which is left out
+    odd = bars.iloc[1::2].reset_index(drop=True)
+    derived = instrument_rows(odd)
+    assert (derived["prev_close_from"] == "change").all()
+    real = ~derived["off_grid"].to_numpy() & ~off_grid(bars).iloc[0::2].to_numpy()
+    assert real.sum() > 100
+    assert derived.loc[real, "prev_close"].tolist() == bars["close"].iloc[0::2][real].tolist()
+    assert rows.loc[rows["code"] == "005930", "isin"].eq("KR7005930003").all()
+
+
+def test_instrument_rows_after_a_gap_and_without_a_change(tmp_path):
+    """The FDR episodes jump from 2020-03-31 to 2023-04-10: the first row after the gap takes
+    its base price from Change, not from a close three years old."""
+    rows = instrument_rows(read_bars(EPISODES, code="005930")).set_index("date")
+    assert rows.at[pd.Timestamp("2023-04-10"), "prev_close_from"] == "change"
+    text = "Date,Open,High,Low,Close,Volume\n2024-08-05,73800,75000,71400,72800,10\n"
+    rows = instrument_rows(read_bars(write(tmp_path / "005930.csv", text)))
+    assert rows["prev_close"].isna().all() and rows["prev_close_from"].eq("").all()
+
+
+def kis_trades(tmp_path, code="005930", price=72000):
+    from tests.test_loader_kis import trade_record
+    return write(tmp_path / "rec.txt", "".join(
+        f"0|H0STCNT0|001|{trade_record(t, price, 5, '1', code=code)}\n"
+        for t in ("090001", "090002")))
+
+
+def test_reference_instruments_fill_the_base_price_market_and_the_real_bar(tmp_path):
+    from replay.loaders import load
+
+    loaded = load("kis", [kis_trades(tmp_path)])
+    bars = read_bars([LARGECAPS])
+    table = reference_instruments(bars, "2024-08-05", loaded.instruments)
+    inst = table.by_symbol("005930")
+    assert (inst.prev_close_units, inst.ref_date) == (79600, "2024-08-05")
+    assert (inst.ref_open_units, inst.ref_high_units, inst.ref_low_units,
+            inst.ref_close_units, inst.ref_volume) == (76700, 76900, 70200, 71400, 54608790)
+    assert (inst.venue, inst.tick_units) == ("XKRX", 100)  # the rest as the loader made it
+    with pytest.raises(ValueError, match="do not cover 2024-08-12"):
+        reference_instruments(bars, "2024-08-12", loaded.instruments)
+    other = load("kis", [kis_trades(tmp_path, code="950220")])
+    with pytest.raises(ValueError, match="no bars of 950220"):
+        reference_instruments(bars, "2024-08-05", other.instruments)
+    adjusted = load("kis", [kis_trades(tmp_path, code="068270", price=170000)])
+    with pytest.raises(ValueError, match="off the KRX tick grid"):
+        reference_instruments(bars, "2024-08-05", adjusted.instruments)
+    halted = load("kis", [kis_trades(tmp_path, code="006740", price=33900)])
+    with pytest.raises(ValueError, match="did not trade"):
+        reference_instruments(read_bars(EPISODES), "2023-10-20", halted.instruments)
+
+
+def test_import_with_bars_writes_the_reference_into_the_tape(tmp_path):
+    from typer.testing import CliRunner
+
+    from replay.cli import app
+    from replay.tape import Tape
+
+    tape = tmp_path / "day.parquet"
+    r = CliRunner().invoke(app, ["data", "import", "--format", "kis",
+                                 str(kis_trades(tmp_path)), "--bars", str(EPISODES),
+                                 "-o", str(tape)])
+    assert r.exit_code == 0, r.output
+    assert "replaced by the bars' previous close 79,600" in " ".join(r.output.split())
+    inst = Tape(tape).instruments.by_symbol("005930")
+    assert (inst.prev_close_units, inst.ref_close_units, inst.ref_volume) == (
+        79600, 71400, 54608790)
+    r = CliRunner().invoke(app, ["data", "import", "--format", "kis",
+                                 str(kis_trades(tmp_path)), "--bars", str(KOSPI_YAHOO),
+                                 "-o", str(tape)])
+    assert r.exit_code == 2 and "no code column" in " ".join(r.output.split())
+
+
+def test_instruments_command_writes_one_row_per_code_and_day(tmp_path):
+    from typer.testing import CliRunner
+
+    from replay.cli import app
+
+    out = tmp_path / "instruments.csv"
+    r = CliRunner().invoke(app, ["data", "instruments", str(LARGECAPS), "--date",
+                                 "2024-08-05", "-o", str(out)])
+    assert r.exit_code == 0, r.output
+    assert "4 rows have prices off the KRX tick grid" in " ".join(r.output.split())
+    table = pd.read_csv(out, dtype={"code": str})
+    assert len(table) == 33 and tuple(table.columns) == INSTRUMENT_COLUMNS
+    samsung = table.set_index("code").loc["005930"]
+    assert (samsung["isin"], samsung["prev_close"], samsung["close"]) == (
+        "KR7005930003", 79600, 71400)
+    r = CliRunner().invoke(app, ["data", "instruments", str(LARGECAPS), "--date",
+                                 "2024-08-04", "-o", str(out)])
+    assert r.exit_code == 2 and "no bars on 2024-08-04" in " ".join(r.output.split())
+
+
+def test_old_tapes_without_the_reference_fields_still_load(tmp_path):
+    import json
+
+    import pyarrow.parquet as pq
+
+    from replay.tape import METADATA_KEY, Events, Instrument, InstrumentTable, Tape, write_tape
+
+    table = InstrumentTable([Instrument(0, "005930", ref_close_units=71400)])
+    path = write_tape(tmp_path / "t.parquet", Events.empty(0), table)
+    assert Tape(path).instruments[0].ref_close_units == 71400  # round trip
+    old = pq.read_table(path)
+    rows = json.loads(old.schema.metadata[METADATA_KEY])
+    rows = [{k: v for k, v in r.items() if not k.startswith("ref_")} for r in rows]
+    meta = {**old.schema.metadata, METADATA_KEY: json.dumps(rows).encode()}
+    pq.write_table(old.replace_schema_metadata(meta), tmp_path / "old.parquet")
+    inst = Tape(tmp_path / "old.parquet").instruments[0]
+    assert (inst.ref_date, inst.ref_close_units, inst.ref_volume) == ("", 0, 0)

@@ -216,3 +216,16 @@ def test_the_cli_imports_the_real_file_and_the_tape_reads_back(tmp_path):
     bad = CliRunner().invoke(app, ["data", "import", "--format", "kiwoom-ticks",
                                    str(tmp_path / "nothing.csv"), "-o", str(out)])
     assert bad.exit_code == 2
+
+
+def test_a_file_without_the_index_column_with_crlf_and_other_columns(tmp_path):
+    path = tmp_path / "039490.csv"
+    path.write_bytes("# saved by a script\r\n\r\n체결시간,현재가,거래량,수정주가구분\r\n"
+                     "20221222153031,-90500,2623,0\r\n20221222151941,+90300,2,0\r\n"
+                     .encode("cp949"))
+    ev = load("kiwoom-ticks", [path]).events
+    assert ev.price.tolist() == [90300, 90500] and ev.size.tolist() == [2, 2623]
+    path.write_bytes("체결시간,현재가,거래량\r\n20221222153031,-9o500,2623\r\n".encode())
+    with pytest.raises(TapeError) as exc:
+        load("kiwoom-ticks", [path])
+    assert (exc.value.row, exc.value.field) == (2, "현재가")

@@ -469,3 +469,51 @@ def test_no_broker_module_reads_a_file_format():
                     found.append((path.name, f"{name}()"))
     assert len(list(package.glob("*.py"))) >= 4  # the walk saw the package
     assert found == []
+
+
+LARGECAPS = Path(__file__).parent / "data" / "daily-2024-08-largecaps-pykrx.csv"
+TWO = InstrumentTable([Instrument(0, "005930", venue="XKRX"),
+                       Instrument(1, "000660", venue="XKRX")])
+
+
+def two_names(**shared) -> dict:
+    return {"bars": str(LARGECAPS), "kind": "credit", "loan_term_days": 5,
+            "as_of": "2024-08-02", **shared,
+            "names": [{"instrument": "005930", "accounts": 300, "credit_balance_krw": 3e10},
+                      {"instrument": "000660", "accounts": 200, "credit_balance_krw": 2e10}]}
+
+
+def test_a_spec_of_several_names_draws_each_from_its_own_bars_and_numbers_on():
+    pop = synthesize_population(two_names(), TWO, seed=3)
+    frame = pop.to_frame()
+    by = frame.groupby("instrument_id")
+    assert by.account_id.count().tolist() == [300, 200]
+    assert by.account_id.min().tolist() == [0, 300] and pop.account_id.max() == 499
+    # each name's loans sum to its own balance (within one share per account)
+    assert abs(by.loan.sum()[0] - 3e10) < 300 * 90_000
+    assert abs(by.loan.sum()[1] - 2e10) < 200 * 210_000
+    # entries at each name's own closes (the real pykrx bars, 2024-07-29..08-02)
+    bars = pd.read_csv(LARGECAPS, comment="#", dtype={"code": str})
+    for inst, code in ((0, "005930"), (1, "000660")):
+        closes = set(bars[bars.code == code]["종가"])
+        assert set(frame[frame.instrument_id == inst].entry_units) <= closes
+    again = synthesize_population(two_names(), TWO, seed=3)
+    assert np.array_equal(again.loan, pop.loan)
+    assert not np.array_equal(synthesize_population(two_names(), TWO, seed=4).loan, pop.loan)
+
+
+def test_a_several_names_spec_names_what_is_wrong():
+    with pytest.raises(ValueError, match=r"names\[0\] sets accounts, which the spec sets"):
+        synthesize_population(two_names(accounts=5), TWO, seed=1)
+    twice = two_names()
+    twice["names"][1]["instrument"] = "005930"
+    with pytest.raises(ValueError, match=r"names\[1\]: instrument 005930 is also names\[0\]"):
+        synthesize_population(twice, TWO, seed=1)
+    with pytest.raises(ValueError, match="non-empty array of tables"):
+        synthesize_population({**two_names(), "names": []}, TWO, seed=1)
+    # a file of several codes without the name in it
+    table = InstrumentTable([Instrument(0, "005935", venue="XKRX")])
+    lone = {k: v for k, v in two_names().items() if k != "names"}
+    with pytest.raises(TapeError, match="005935 is not one of them"):
+        synthesize_population({**lone, "instrument": "005935", "accounts": 5,
+                               "credit_balance_krw": 1e8}, table, seed=1)

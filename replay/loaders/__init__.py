@@ -35,6 +35,9 @@ FORMATS = {
     "csv": "csv",
     "kis": "kis",
     "kiwoom-ticks": "kiwoom",
+    "nautilus": "nautilus",
+    "krx-orders": "krx_orders",
+    "koscom-trades": "koscom",
 }
 
 
@@ -43,6 +46,11 @@ class Loaded:
     events: Events
     instruments: InstrumentTable
     repairs: RepairLog = field(default_factory=RepairLog)
+    #: what the loader found checking the file against itself (krx-orders: its book
+    #: against the book columns every row carries), kept in the tape's metadata
+    book_check: dict | None = None
+    #: optional tape columns (replay.tape.EXTRA_FIELDS) by name, row for row with ``events``
+    extra: dict = field(default_factory=dict)
 
 
 def load(fmt: str, paths: Sequence[str | Path], **options) -> Loaded:

@@ -15,6 +15,7 @@ import csv
 import io
 import re
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import date as Date
 from pathlib import Path
 
@@ -24,7 +25,8 @@ import pandas as pd
 from brokers.synthetic_population import DailyBars
 from replay.loaders.text import MISSING, decode_text
 from replay.quality import TapeError
-from replay.tape import MAX_UNITS
+from replay.tape import MAX_UNITS, InstrumentTable
+from venues.krx.calendar import sessions
 from venues.krx.ticks import REGIME_2023, tick_table
 
 #: The columns of :func:`read_bars`'s table, in order.
@@ -172,17 +174,15 @@ class _Columns:
                                 "Date, Open, High, Low, Close, Volume, Change, Amount, MarCap, "
                                 "Shares (FinanceDataReader, Yahoo), and optionally a code and "
                                 "a market column")
-            if ours in positions or (ours in ("change", "change_pct")
-                                     and {"change", "change_pct"} & set(positions)):
-                raise TapeError(path, self.header_line, raw.strip(),
-                                "a second column for the same field "
-                                f"(already {header[positions.get(ours, -1)].strip()!r})"
-                                if ours in positions else "a second change column")
+            same = [f for f in positions if f == ours or {f, ours} == {"change", "change_pct"}]
+            if same:
+                raise TapeError(path, self.header_line, raw.strip(), "a second column for "
+                                f"the same field as {self.names[same[0]]!r}")
             positions[ours] = i
             self.names[ours] = raw.strip()
         for need in REQUIRED:
             if need not in positions:
-                raise TapeError(path, self.header_line, need.capitalize(),
+                raise TapeError(path, None, need.capitalize(),
                                 "missing column; daily bars need Open, High, Low, Close, "
                                 "Volume (or 시가, 고가, 저가, 종가, 거래량)")
         width = len(header)
@@ -270,13 +270,18 @@ def _read_file(path: Path, code: str | None, day: Date | None,
     # the code: a code column (``code`` then filters it), else code=, else the file's name
     market_hint = np.full(n, "", dtype=object)
     if "code" in cols.columns:
-        codes = np.empty(n, dtype=object)
-        for r, text in enumerate(cols.columns["code"]):
+        written, index = np.unique(cols.columns["code"].astype(str), return_inverse=True)
+        parsed, bad = [], []
+        for k, text in enumerate(written):
             try:
-                codes[r], market_hint[r] = parse_code(text)
+                parsed.append(parse_code(text))
             except ValueError as exc:
-                raise TapeError(path, int(cols.lines[r]), cols.names["code"], str(exc)) \
-                    from None
+                bad.append((int(np.flatnonzero(index == k)[0]), str(exc)))
+        if bad:  # the first in file order
+            r, why = min(bad)
+            raise TapeError(path, int(cols.lines[r]), cols.names["code"], why)
+        codes = np.array([c for c, _ in parsed], dtype=object)[index]
+        market_hint = np.array([m for _, m in parsed], dtype=object)[index]
     else:
         given = parse_code(code) if code is not None else _code_from_name(path)
         if given is None and need_code:
@@ -471,18 +476,122 @@ def off_grid(bars: pd.DataFrame, columns: Sequence[str] = PRICES) -> pd.Series:
     return pd.Series(flagged & ~no_trade(bars).to_numpy(), index=bars.index, name="off_grid")
 
 
-def read_daily_bars(path: str | Path) -> DailyBars:
-    """One series of daily bars (:func:`read_bars`'s layouts; a code is not needed) as a
-    population is drawn from it: date, close and volume. A file of several codes is an
-    error: a population is calibrated to one name."""
+#: The columns of :func:`instrument_rows` (``cascade data instruments``), in order.
+INSTRUMENT_COLUMNS = ("code", "isin", "market", "date", "prev_close", "prev_close_from",
+                      "open", "high", "low", "close", "volume", "shares_outstanding",
+                      "off_grid")
+
+
+def instrument_rows(bars: pd.DataFrame) -> pd.DataFrame:
+    """Each bar as an instrument's reference for its day (:data:`INSTRUMENT_COLUMNS`):
+    the ISIN (:func:`code_to_isin`), and the base price of the day's limits
+    (docs/reference/krx.md: daily limits), ``prev_close``: the close of the code's previous
+    row when that row is the previous XKRX session (``prev_close_from`` = ``bars``); else
+    (the first day, a gap) ``close / (1 + change)`` rounded to the nearest tick (``change``),
+    else empty (``""``: no change given). ``off_grid`` marks back-adjusted prices
+    (:func:`off_grid`)."""
+    codes = bars["code"].to_numpy()
+    days = bars["date"].to_numpy().astype("datetime64[D]")
+    close = bars["close"].to_numpy()
+    same = np.r_[False, codes[1:] == codes[:-1]]
+    cal = sessions()
+    before = cal[np.maximum(np.searchsorted(cal, days) - 1, 0)]
+    adjacent = same & (np.r_[np.datetime64("NaT"), days[:-1]] == before)
+    prev = np.r_[0, close[:-1]]
+    change = bars["change"].to_numpy()
+    usable = ~adjacent & np.isfinite(change) & (change > -1)
+    raw = np.where(usable, close / np.where(usable, 1 + change, 1), 0.0)
+    tick = tick_of(bars, np.maximum(np.rint(raw).astype(np.int64), 1))
+    derived = np.rint(raw / tick).astype(np.int64) * tick
+    prev_close = pd.array(np.where(adjacent, prev, derived), dtype="Int64")
+    prev_close[~adjacent & ~usable] = pd.NA
+    source = np.where(adjacent, "bars", np.where(usable, "change", ""))
+    return pd.DataFrame({
+        "code": codes, "isin": [code_to_isin(c) for c in codes], "market": bars["market"],
+        "date": bars["date"], "prev_close": prev_close, "prev_close_from": source,
+        "open": bars["open"], "high": bars["high"], "low": bars["low"],
+        "close": bars["close"], "volume": bars["volume"], "shares_outstanding": bars["shares"],
+        "off_grid": off_grid(bars).to_numpy()}, columns=list(INSTRUMENT_COLUMNS))
+
+
+def reference_instruments(bars: pd.DataFrame, day: str | Date,
+                          table: InstrumentTable) -> InstrumentTable:
+    """``table`` with each instrument's reference for ``day`` from ``bars`` (read_bars):
+    ``prev_close_units`` (the base price, :func:`instrument_rows`), ``market`` and
+    ``shares_outstanding`` where the bars give them, and the day's bar as ``ref_*``
+    (docs/data-formats.md: daily bars). The symbol is the code (or ISIN). An instrument with
+    no bars, bars not covering ``day``, a day without trades, prices off the KRX tick grid
+    (back-adjusted bars) or no base price are errors naming the code."""
+    day = pd.Timestamp(day).normalize()
+    source = bars.attrs.get("source", "the daily bars")
+    rows = instrument_rows(bars)
+    out = []
+    for inst in table:
+        try:
+            code = parse_code(inst.symbol)[0]
+        except ValueError as exc:
+            raise ValueError(f"instrument {inst.symbol!r}: {exc}; daily bars are keyed by KRX "
+                             "code") from None
+        mine = rows[rows["code"] == code]
+        if mine.empty:
+            raise ValueError(f"{source}: no bars of {code} (instrument {inst.symbol} of the "
+                             "tape)")
+        hit = mine[mine["date"] == day]
+        if hit.empty:
+            raise ValueError(f"{source}: the bars of {code} do not cover {day:%Y-%m-%d}, the "
+                             f"tape's day (they run {mine['date'].min():%Y-%m-%d} to "
+                             f"{mine['date'].max():%Y-%m-%d})")
+        r = hit.iloc[0]
+        where = f"{source}: {code} on {day:%Y-%m-%d}"
+        if r["volume"] == 0 and r["open"] == 0:
+            raise ValueError(f"{where} did not trade (open, high, low 0), yet the tape has it")
+        if r["off_grid"]:
+            raise ValueError(f"{where}: prices off the KRX tick grid (back-adjusted bars); "
+                             "use unadjusted bars (pykrx adjusted=False)")
+        if pd.isna(r["prev_close"]):
+            raise ValueError(f"{where}: no base price: the bars hold no previous session and "
+                             "no change (등락률, Change) to derive it from")
+        base = int(r["prev_close"])
+        if base % int(tick_of(hit, np.array([base]))[0]) != 0:
+            raise ValueError(f"{where}: the previous close {base} is off the KRX tick grid "
+                             "(back-adjusted bars); use unadjusted bars")
+        scale, lot = 10**inst.price_decimals, 10**inst.size_decimals
+        if r["market"] and inst.market and r["market"] != inst.market:
+            raise ValueError(f"{where}: market {r['market']} in the bars, {inst.market} in "
+                             "the tape")
+        out.append(replace(
+            inst, prev_close_units=base * scale, market=r["market"] or inst.market,
+            shares_outstanding=int(r["shares_outstanding"]) or inst.shares_outstanding,
+            ref_date=f"{day:%Y-%m-%d}", ref_open_units=int(r["open"]) * scale,
+            ref_high_units=int(r["high"]) * scale, ref_low_units=int(r["low"]) * scale,
+            ref_close_units=int(r["close"]) * scale, ref_volume=int(r["volume"]) * lot))
+    return InstrumentTable(out)
+
+
+def read_daily_bars(path: str | Path, code: str | None = None) -> DailyBars:
+    """One series of daily bars (:func:`read_bars`'s layouts) as a population is drawn from
+    it: date, close and volume. A file of one name is that name's bars, whatever ``code``
+    says (a synthetic series needs no code); from a file of several codes, ``code`` (a
+    ticker or ISIN, e.g. the instrument's symbol) picks one, and without it, or when it is
+    not in the file, this is an error: a population is calibrated to one name."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such daily-bar file")
     frame, lines = _read_file(path, None, None, need_code=False)
     codes = frame["code"].unique()
     if len(codes) > 1:
-        raise TapeError(path, None, "code", f"bars of {len(codes)} codes "
-                        f"({', '.join(codes[:3])}, ...); a population needs one name's")
+        wanted = None
+        if code is not None:
+            try:
+                wanted = parse_code(code)[0]
+            except ValueError:
+                wanted = None
+        if wanted is None or wanted not in codes:
+            which = f"{code} is not one of them" if code is not None else "give the code"
+            raise TapeError(path, None, "code", f"bars of {len(codes)} codes "
+                            f"({', '.join(codes[:3])}, ...): {which}; a population is "
+                            "calibrated to one name's bars")
+        frame = frame[frame["code"] == wanted]
     days = frame["date"].to_numpy().astype("datetime64[D]").astype(np.int64)
     return DailyBars(days, frame["close"].to_numpy(float), frame["volume"].to_numpy(float),
-                     source=str(path))
+                     source=str(path) if len(codes) == 1 else f"{path} ({frame['code'].iat[0]})")

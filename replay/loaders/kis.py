@@ -1,40 +1,51 @@
-"""KIS (Korea Investment & Securities) real-time recordings: H0STASP0 quotes, H0STCNT0 trades.
+"""KIS (Korea Investment & Securities) real-time recordings: quotes (호가) and trades (체결).
 
-Layout: docs/reference/kis-realtime.md. One frame per line, ``E|TR_ID|NNN|f1^f2^...``, optionally
-preceded by the recorder's receive time (ISO-8601, or epoch seconds / milliseconds /
-nanoseconds) and a space, comma or tab. A frame holds NNN records of the TR's full field list.
+Layout: docs/reference/kis-realtime.md and docs/reference/krx-data-formats.md: 4. One frame
+per line, ``E|TR_ID|NNN|f1^f2^...``, optionally preceded by the recorder's receive time
+(ISO-8601, or epoch seconds / milliseconds / nanoseconds) and a space, comma or tab. A frame
+holds NNN records of the TR's full field list. Lines starting with ``#`` and one header line
+naming the columns (``local_timestamp,raw_frame``) before the first frame are skipped.
 
-- ``H0STASP0`` / ``H0UNASP0`` (10-level book, 59 fields in older recordings, 62-63 in newer):
-  each record is a snapshot; consecutive snapshots of a code are differenced into L2 level
-  updates (``M`` with the new size, ``D`` for a level that vanished at or better than the
-  tenth level shown). A level beyond the tenth is unknown, not empty: nothing is emitted for
-  it (with fewer than ten levels shown, the side has no other level and vanished ones go). The
-  first snapshot of a code clears its book (``R``).
-- ``H0STCNT0`` / ``H0UNCNT0`` (46 fields): a trade print ``T`` at STCK_PRPR for CNTG_VOL
-  shares; the aggressor from CCLD_DVSN (1 buy ``B``, 5 sell ``A``). CCLD_DVSN 3 (pre-open)
-  is a single-price auction's print: it has no aggressor (``N``) and carries ``F_AUCTION``,
-  so a venue that computes its own uncross skips it.
+- Quotes, a 10-level book: ``H0STASP0`` (KRX; 59 fields in older recordings, 62 or 63 in
+  newer), ``H0NXASP0`` (NXT; 65) and ``H0UNASP0`` (KRX+NXT; 65, or the KRX counts, which
+  kis-realtime.md gives it). The first 59 fields are the same in all. Each record is a
+  snapshot; consecutive snapshots of a code are differenced into L2 level updates (``M``
+  with the new size, ``D`` for a level that vanished at or better than the tenth level
+  shown). A level beyond the tenth is unknown, not empty: nothing is emitted for it (with
+  fewer than ten levels shown, the side has no other level and vanished ones go). The first
+  snapshot of a code clears its book (``R``).
+- Trades, 46 fields: ``H0STCNT0`` (KRX), ``H0NXCNT0`` (NXT), ``H0UNCNT0`` (KRX+NXT): a trade
+  print ``T`` at STCK_PRPR for CNTG_VOL shares; the aggressor from CCLD_DVSN (1 buy ``B``,
+  5 sell ``A``). CCLD_DVSN 3 (pre-open) is a single-price auction's print: it has no
+  aggressor (``N``) and carries ``F_AUCTION``, so a venue that computes its own uncross
+  skips it.
 
-Times are HHMMSS in Asia/Seoul. The date is ``date=`` when given, else the trade date
-(BSOP_DATE) of the nearest trade frame before (or, at the start, after) the quote, else the
-receive-time prefix's Seoul date. Within one second, a receive-time prefix orders events by
-its sub-second part; otherwise file order does. Encrypted frames (E=1: account data, never
-market data) and other TR_IDs are skipped and counted. A malformed frame is an error naming
-its line and the reason.
+Times are HHMMSS in Asia/Seoul, whole seconds: every event of a second has that second's
+``ts``. The date is ``date=`` when given, else the trade date (BSOP_DATE) of the nearest
+trade frame before (or, at the start, after) the frame, else the receive time's. The
+recorder's clock need not be Seoul's: a file's receive times are compared with its frames'
+exchange times, and the whole number of quarter hours nearest their median difference is
+the recorder's offset (a clock 2 h behind KST: +2 h). The receive time, shifted by that
+offset, dates the frames and orders the events within one exchange second; it never sets a
+``ts``. A frame whose shifted receive time is more than 15 minutes from its exchange time is
+an error. The previous close comes from the first trade (STCK_PRPR less its signed
+PRDY_VRSS) or quote (ANTC_CNPR less its signed ANTC_CNTG_VRSS) of a code that gives one.
+Encrypted frames (E=1: account data, never market data) and other TR_IDs are skipped and
+counted. A malformed frame is an error naming its line and the reason.
 """
 
 from __future__ import annotations
 
 import re
 from datetime import date as Date
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import numpy as np
 
 from replay.loaders import Loaded
-from replay.loaders.text import decode_text
+from replay.loaders.text import decode_text, parse_ts_ns
 from replay.quality import (
     MAX_UNITS,
     TS_MAX_NS,
@@ -63,13 +74,19 @@ from replay.tape import (
 )
 
 SEOUL = ZoneInfo("Asia/Seoul")
-QUOTES = {"H0STASP0", "H0UNASP0"}
-TRADES = {"H0STCNT0", "H0UNCNT0"}
-QUOTE_FIELDS = {59, 62, 63}
+KST_OFFSET_NS = 9 * 3600 * 10**9  # Seoul wall clock - UTC (no daylight saving since 1988)
+DAY_NS = 86_400 * 10**9
+#: Field counts of each quote TR (docs/reference/krx-data-formats.md: 4)
+QUOTE_FIELDS = {"H0STASP0": (59, 62, 63), "H0NXASP0": (65,), "H0UNASP0": (59, 62, 63, 65)}
+QUOTES = set(QUOTE_FIELDS)
+TRADES = {"H0STCNT0", "H0NXCNT0", "H0UNCNT0"}
 TRADE_FIELDS = 46
 LEVELS = 10
 # H0STASP0: code, hour, hour class, ASKP1..10, BIDP1..10, ASKP_RSQN1..10, BIDP_RSQN1..10
 Q_CODE, Q_HOUR, Q_ASK_PX, Q_BID_PX, Q_ASK_SZ, Q_BID_SZ = 0, 1, 3, 13, 23, 33
+# ... TOTAL_ASKP_RSQN, TOTAL_BIDP_RSQN, OVTM x2, ANTC_CNPR, ANTC_CNQN, ANTC_VOL,
+# ANTC_CNTG_VRSS, ANTC_CNTG_VRSS_SIGN: the indicative price and its change vs the previous close
+Q_TOTAL_ASK, Q_TOTAL_BID, Q_ANTC_PRICE, Q_ANTC_CHANGE, Q_ANTC_SIGN = 43, 44, 47, 50, 51
 # H0STCNT0 field positions
 T_CODE, T_HOUR, T_PRICE, T_SIZE, T_SIDE, T_DATE = 0, 1, 2, 12, 21, 33
 T_CHANGE_SIGN, T_CHANGE = 3, 4  # PRDY_VRSS_SIGN, PRDY_VRSS: the change vs the previous close
@@ -77,30 +94,41 @@ T_CHANGE_SIGN, T_CHANGE = 3, 4  # PRDY_VRSS_SIGN, PRDY_VRSS: the change vs the p
 CHANGE_SIGN = {"1": 1, "2": 1, "3": 0, "4": -1, "5": -1}
 AGGRESSOR = {"1": BID, "5": ASK, "3": NONE}
 AUCTION_DVSN = "3"  # pre-open: the single-price auction's print, no aggressor
+#: The recorder's clock offset is a whole number of these (time zones differ by them)
+OFFSET_STEP_NS = 15 * 60 * 10**9
+#: ... and a receive time, shifted by it, lies within this of its frame's exchange time
+OFFSET_TOLERANCE_NS = 15 * 60 * 10**9
 
 _INT_TEXT = re.compile(r"[+-]?[0-9]+", re.ASCII)
-_FRAME = re.compile(r"(?:^|[\s,])([01])\|([A-Z0-9]+)\|(\d{3})\|(.*)$")
+_FRAME = re.compile(r"(?:^|[\s,\"])([01])\|([A-Z0-9]+)\|(\d{3})\|(.*)$")
+#: a column header: names (letters first, any script) separated by commas
+_HEADER = re.compile(r"[^\W\d][\w ]*(,[^\W\d][\w ]*)*")
+_AWARE = re.compile(r"(Z|[+-]\d{2}(:?\d{2})?)$", re.IGNORECASE)
 
 
-def _receive_ns(prefix: str, path: Path, line: int) -> int | None:
-    text = prefix.strip().rstrip(",").strip()
+def _receive_wall_ns(prefix: str, path: Path, line: int) -> int | None:
+    """The receive time as a wall-clock reading in nanoseconds (as if UTC): a time without an
+    offset as written (the recorder's clock, whatever its zone); one with an offset, or an
+    epoch time, as Seoul's wall clock."""
+    text = prefix.strip().rstrip(",").strip().strip('"')
     if not text:
         return None
     try:
         if re.fullmatch(r"[0-9]+(\.[0-9]+)?", text, re.ASCII):
-            value = float(text) if "." in text else int(text)
-            if value > 1e17:
-                ns = int(value)  # ns
-            elif value > 1e11:
-                ns = int(value * 1_000_000)  # ms
+            whole, _, frac = text.partition(".")
+            value = int(whole)
+            if value > 10**17:
+                ns = value  # ns
+            elif value > 10**11:
+                ns = value * 10**6 + int(frac[:6].ljust(6, "0"))  # ms
             else:
-                ns = int(round(value * 1e9))  # s
+                ns = value * 10**9 + int(frac[:9].ljust(9, "0"))  # s
+            ns += KST_OFFSET_NS
         else:
-            moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-            if moment.tzinfo is None:
-                moment = moment.replace(tzinfo=SEOUL)
-            ns = int(moment.timestamp() * 1e9)
-    except ValueError:
+            ns = parse_ts_ns(text)  # no offset: the wall clock as written
+            if _AWARE.search(text):
+                ns += KST_OFFSET_NS
+    except (ValueError, OverflowError):
         raise TapeError(path, line, "receive_time",
                         f"{text!r} is neither ISO-8601 nor an epoch time") from None
     if not TS_MIN_NS <= ns < TS_MAX_NS:
@@ -134,6 +162,8 @@ def _split(line_text: str, path: Path, line: int):
         raise TapeError(path, line, "frame", "not a KIS frame (E|TR_ID|NNN|fields)")
     enc, tr_id, count, body = m.groups()
     prefix = line_text[:m.start(1)]
+    if prefix.endswith('"') and body.endswith('"'):  # a quoted CSV field
+        body = body[:-1]
     n = int(count)
     fields = body.split("^")
     if n == 0 or len(fields) % n:
@@ -143,19 +173,55 @@ def _split(line_text: str, path: Path, line: int):
     return enc, tr_id, records, prefix
 
 
+def _frame_lines(path: Path, repair: bool, log: RepairLog):
+    """(line, text) of a recording's frame lines: ``#`` lines and one column header before
+    the first frame are skipped."""
+    lines = [t.rstrip("\r") for t in decode_text(Path(path).read_bytes(), path).split("\n")]
+    if not any(t.strip() and not t.lstrip().startswith("#") for t in lines):
+        raise TapeError(path, None, None, f"no events in {path}: the file has no frames")
+    top, header_seen = 0, False
+    while top < len(lines):
+        text = lines[top].strip()
+        if not text or text.startswith("#"):
+            top += 1
+        elif not header_seen and "|" not in text and _HEADER.fullmatch(text):
+            header_seen = True
+            top += 1
+        else:
+            break
+    for line, text in distinct_lines(lines[top:], path, repair, log):
+        yield line + top, text
+
+
+def _clock_offset(path: Path, lines: np.ndarray, second: np.ndarray, wall: np.ndarray) -> int:
+    """The recorder's clock offset (Seoul minus its wall clock), in ns: the whole number of
+    quarter hours nearest the median of (exchange time - receive time) over the file's frames;
+    a frame whose shifted receive time is more than 15 minutes from its exchange time is an
+    error."""
+    half = DAY_NS // 2
+    gap = (second * 10**9 - wall % DAY_NS + half) % DAY_NS - half  # in [-12 h, 12 h)
+    offset = int(round(float(np.median(gap)) / OFFSET_STEP_NS)) * OFFSET_STEP_NS
+    residual = (gap - offset + half) % DAY_NS - half
+    far = np.abs(residual) > OFFSET_TOLERANCE_NS
+    if far.any():
+        r = int(np.flatnonzero(far)[0])
+        raise TapeError(path, int(lines[r]), "receive_time",
+                        f"the receive time is {int(residual[r]) / 1e9:+.0f} s from the frame's "
+                        f"exchange time after the recorder's clock offset of "
+                        f"{offset / 3.6e12:+g} h (more than 15 minutes)")
+    return offset
+
+
 def load(paths: list[Path], *, repair: bool = False, date: str | None = None,
          **_: object) -> Loaded:
     """Load KIS recordings; ``date`` (YYYY-MM-DD) dates frames that carry none."""
     log = RepairLog()
     fixed_date = Date.fromisoformat(date) if date else None
     # pass 1: frames as Python records (recordings are text, a few per second per code)
-    frames = []  # (kind, code, second, date or None, receive_ns or None, data, path, line)
+    frames = []  # (kind, code, second, date or None, receive ns or None, data, path, line)
     for path in paths:
-        lines = [t.rstrip("\r") for t in
-                 decode_text(Path(path).read_bytes(), path).split("\n")]
-        if not any(t.strip() for t in lines):
-            raise TapeError(path, None, None, f"no events in {path}: the file has no frames")
-        for line, text in distinct_lines(lines, path, repair, log):
+        mine = []
+        for line, text in _frame_lines(path, repair, log):
             enc, tr_id, records, prefix = _split(text, path, line)
             if enc == "1":
                 log.add("encrypted_frame_skipped", [line])
@@ -163,46 +229,72 @@ def load(paths: list[Path], *, repair: bool = False, date: str | None = None,
             if tr_id not in QUOTES and tr_id not in TRADES:
                 log.add("other_tr_id_skipped", [line])
                 continue
-            recv = _receive_ns(prefix, path, line)
+            wall = _receive_wall_ns(prefix, path, line)
             for rec in records:
-                frames.append(_record(tr_id, rec, recv, path, line))
+                mine.append(_record(tr_id, rec, wall, path, line))
+        # the recorder's clock, shifted to Seoul's (module docstring)
+        timed = [k for k, f in enumerate(mine) if f[4] is not None]
+        if timed:
+            offset = _clock_offset(path, np.array([mine[k][7] for k in timed], np.int64),
+                                   np.array([mine[k][2] for k in timed], np.int64),
+                                   np.array([mine[k][4] for k in timed], np.int64))
+            for k in timed:
+                f = mine[k]
+                mine[k] = (*f[:4], f[4] + offset, *f[5:])
+        frames.extend(mine)
     # dates: explicit, else nearest trade date in the file, else the receive time's
     trade_dates = [f[3] for f in frames if f[3] is not None]
     last = trade_dates[0] if trade_dates else None
     rows = []
+    order_key, last_path = 0, None
     for order, f in enumerate(frames):
         kind, code, second, day, recv, data, path, line = f
         if day is not None:
             last = day
         use = fixed_date or day or last
         if use is None and recv is not None:
-            use = datetime.fromtimestamp(recv / 1e9, SEOUL).date()
+            # the Seoul day whose midnight plus the exchange second is nearest the receive time
+            midnight = (recv - second * 10**9 + DAY_NS // 2) // DAY_NS
+            use = Date(1970, 1, 1) + timedelta(days=int(midnight))
         if use is None:
             raise TapeError(path, line, "date", "no date for this frame: no trade date in the "
                             "file and no receive time; pass --date YYYY-MM-DD")
         midnight = datetime(use.year, use.month, use.day, tzinfo=SEOUL)
         ts = int(midnight.timestamp()) * 10**9 + second * 10**9
-        sub = recv % 10**9 if recv is not None else 0
-        rows.append((ts + sub, order, kind, code, data, path, line, ts))
+        # the order key within a second: the receive time; a frame without one takes the
+        # previous frame's of its file (0 before the first), so it keeps its place
+        if recv is not None or path != last_path:
+            order_key, last_path = (recv or 0), path
+        rows.append((ts, order_key, order, kind, code, data, path, line))
     # frames must come in exchange-time order within each file (to the second: within one,
     # the receive time orders them): re-sorted frames are an error, or with repair sorted
     # and counted (unsorted_ts); files are then merged by time
     for path in paths:
-        mine = [r for r in rows if r[5] == path]
-        ts_of, line_of, second_of = (np.array([r[k] for r in mine], np.int64)
-                                     for k in (0, 6, 7))
+        mine = [r for r in rows if r[6] == path]
+        ts_of, line_of = (np.array([r[k] for r in mine], np.int64) for k in (0, 7))
         check_ts_ns(ts_of, path, line_of, "BSOP_DATE")
-        sort_or_reject(second_of, path, line_of, "HOUR (BSOP_HOUR / STCK_CNTG_HOUR)",
-                       repair, log)
-    rows.sort(key=lambda r: (r[0], r[1]))
-    return _events(rows, log)
+        sort_or_reject(ts_of, path, line_of, "HOUR (BSOP_HOUR / STCK_CNTG_HOUR)", repair, log)
+    rows.sort(key=lambda r: (r[0], r[1], r[2]))
+    return _events([(r[0], r[2], *r[3:], r[0]) for r in rows], log)
+
+
+def _change(price: int, sign_text: str, change_text: str, path: Path, line: int,
+            sign_name: str, change_name: str) -> int:
+    """The previous close: ``price`` less its change, whose sign is in its own field."""
+    sign = CHANGE_SIGN.get(sign_text.strip())
+    if sign is None:
+        raise TapeError(path, line, sign_name, f"{sign_text!r} is not 1-5")
+    prev_close = price - sign * abs(_int(change_text, path, line, change_name))
+    if prev_close < 0:
+        raise TapeError(path, line, change_name, f"previous close {prev_close} is negative")
+    return prev_close
 
 
 def _record(tr_id, rec, recv, path, line):
     if tr_id in QUOTES:
-        if len(rec) not in QUOTE_FIELDS:
+        if len(rec) not in QUOTE_FIELDS[tr_id]:
             raise TapeError(path, line, "fields", f"{tr_id} record has {len(rec)} fields; "
-                            f"expected one of {sorted(QUOTE_FIELDS)}")
+                            f"expected {' or '.join(map(str, QUOTE_FIELDS[tr_id]))}")
         second = _seconds(rec[Q_HOUR], path, line, "BSOP_HOUR")
         asks = [(_int(rec[Q_ASK_PX + k], path, line, f"ASKP{k + 1}"),
                  _int(rec[Q_ASK_SZ + k], path, line, f"ASKP_RSQN{k + 1}")) for k in range(LEVELS)]
@@ -212,7 +304,15 @@ def _record(tr_id, rec, recv, path, line):
             for k, (p, s) in enumerate(levels):
                 if p < 0 or s < 0:
                     raise TapeError(path, line, f"{name}{k + 1}", "negative price or size")
-        return ("Q", rec[Q_CODE], second, None, recv, (bids, asks), path, line)
+        # the indicative price less its change vs the previous close: the previous close
+        # (0 when neither is given; KIS sends ANTC_CNPR 0 in continuous trading, its change
+        # then being minus the previous close)
+        prev = 0
+        if rec[Q_ANTC_SIGN].strip() not in ("", "0"):  # 0 or empty: no change given
+            prev = _change(_int(rec[Q_ANTC_PRICE], path, line, "ANTC_CNPR"), rec[Q_ANTC_SIGN],
+                           rec[Q_ANTC_CHANGE], path, line, "ANTC_CNTG_VRSS_SIGN",
+                           "ANTC_CNTG_VRSS")
+        return ("Q", rec[Q_CODE], second, None, recv, (bids, asks, prev), path, line)
     if len(rec) != TRADE_FIELDS:
         raise TapeError(path, line, "fields",
                         f"{tr_id} record has {len(rec)} fields; expected {TRADE_FIELDS}")
@@ -230,12 +330,8 @@ def _record(tr_id, rec, recv, path, line):
     except ValueError:
         raise TapeError(path, line, "BSOP_DATE", f"{rec[T_DATE]!r} is not YYYYMMDD") from None
     flags = F_AUCTION if rec[T_SIDE] == AUCTION_DVSN else 0
-    sign = CHANGE_SIGN.get(rec[T_CHANGE_SIGN].strip())
-    if sign is None:
-        raise TapeError(path, line, "PRDY_VRSS_SIGN",
-                        f"{rec[T_CHANGE_SIGN]!r} is not 1-5")
-    change = abs(_int(rec[T_CHANGE], path, line, "PRDY_VRSS"))
-    prev_close = price - sign * change
+    prev_close = _change(price, rec[T_CHANGE_SIGN], rec[T_CHANGE], path, line,
+                         "PRDY_VRSS_SIGN", "PRDY_VRSS")
     if prev_close <= 0:
         raise TapeError(path, line, "PRDY_VRSS", f"previous close {prev_close} is not positive")
     return ("T", rec[T_CODE], second, day, recv, (price, size, side, flags, prev_close), path,
@@ -259,7 +355,9 @@ def _events(rows, log: RepairLog) -> Loaded:
             first_price.setdefault(inst, price)
             prev_close.setdefault(inst, prev)
         else:
-            bids, asks = data
+            bids, asks, prev = data
+            if prev > 0:
+                prev_close.setdefault(inst, prev)
             new = ({p: s for p, s in bids if p > 0 and s > 0},
                    {p: s for p, s in asks if p > 0 and s > 0})
             old = books.get(inst)

@@ -1,10 +1,12 @@
 """Kiwoom OpenAPI opt10079 (주식틱차트조회) trade rows: a trades-only tape.
 
-Layout: docs/reference/krx-data-formats.md (the Kiwoom sample of the real files) and
-docs/data-formats.md ("Kiwoom opt10079 ticks"). A CSV as Kiwoom users save it (pandas), with
+Layout: docs/data-formats.md ("Kiwoom opt10079 ticks"), as in the real recording shipped in
+tests/data (its first line names where it was copied from; the reference pages in
+docs/reference do not cover Kiwoom). A CSV as Kiwoom users save it (pandas), with
 a header holding ``체결시간`` (YYYYMMDDHHMMSS, Asia/Seoul), ``현재가`` (the trade price) and
 ``거래량`` (its size); an unnamed leading index column, ``시가``/``고가``/``저가`` and any other
-column are ignored. Lines starting with ``#`` before the header are comments.
+column are ignored. Lines starting with ``#`` (and blank lines) before the header are
+skipped.
 
 - Kiwoom writes ``현재가`` signed: the sign is the direction of the change against the previous
   close, the price is its absolute value. ``거래량`` is unsigned.
@@ -17,7 +19,7 @@ column are ignored. Lines starting with ``#`` before the header are comments.
 - The file names no aggressor: every print has side ``N``; nothing is inferred.
 - The symbol is the ``symbol`` option, else the file name's one 6-digit code.
 
-KST is UTC+9 all year (Korea has kept no daylight saving time since 1988).
+Seoul time is UTC+9 on every date (replay/loaders/seoul.py).
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from replay.loaders import Loaded
+from replay.loaders.seoul import KST_OFFSET_MS, days_of, ms_of_day, seoul_ns
 from replay.loaders.text import decode_text, merge_by_time
 from replay.quality import (
     RepairLog,
@@ -40,12 +43,10 @@ from replay.quality import (
     check_bounds,
     check_prices,
     first_row_error,
-    scaled_ts,
 )
 from replay.tape import F_LAST, NONE, TRADE, Events, Instrument, InstrumentTable
 
 TIME, PRICE, VOLUME = "체결시간", "현재가", "거래량"
-KST_OFFSET_S = 9 * 3600
 #: A stock code in a file name: six digits not part of a longer run of digits.
 _CODE_IN_NAME = re.compile(r"(?<![0-9])([0-9]{6})(?![0-9])")
 _SIGNED = r"^[+-]?[0-9]+$"
@@ -85,7 +86,8 @@ def _read(path: Path) -> _Rows:
     text = decode_text(path.read_bytes(), path)
     lines = text.split("\n", 64)
     skip = 0
-    while skip < len(lines) - 1 and lines[skip].lstrip().startswith("#"):
+    while skip < len(lines) - 1 and (not lines[skip].strip()
+                                     or lines[skip].lstrip().startswith("#")):
         skip += 1
     header_text = lines[skip].rstrip("\r")
     if not header_text.strip() or header_text.lstrip().startswith("#"):
@@ -156,7 +158,9 @@ def _missing(rows: _Rows, repair: bool, log: RepairLog) -> _Rows:
     return rows
 
 
-def _integers(rows: _Rows, name: str, pattern: str, why: str) -> np.ndarray:
+def _magnitudes(rows: _Rows, name: str, pattern: str, why: str) -> np.ndarray:
+    """The column's integer magnitudes once every value matches ``pattern`` (a sign, where
+    the pattern allows one, is dropped)."""
     col = pc.utf8_trim_whitespace(pa.array(rows.columns[name], pa.string()))
     ok = pc.match_substring_regex(col, pattern).to_numpy(zero_copy_only=False)
     if not ok.all():
@@ -176,23 +180,15 @@ def _integers(rows: _Rows, name: str, pattern: str, why: str) -> np.ndarray:
 
 def _times(rows: _Rows) -> np.ndarray:
     """체결시간 YYYYMMDDHHMMSS in Seoul time to UTC nanoseconds, exactly."""
-    stamp = _integers(rows, TIME, _STAMP, "is not YYYYMMDDHHMMSS (14 digits)")
-    year, rest = np.divmod(stamp, 10**10)
-    month, rest = np.divmod(rest, 10**8)
-    day, rest = np.divmod(rest, 10**6)
-    hour, rest = np.divmod(rest, 10**4)
-    minute, second = np.divmod(rest, 100)
-    month_ok = (month >= 1) & (month <= 12)
-    first = ((year - 1970) * 12 + np.where(month_ok, month, 1) - 1).astype("datetime64[M]")
-    days = first.astype("datetime64[D]").astype(np.int64) + day - 1
-    same_month = days.astype("datetime64[D]").astype("datetime64[M]") == first
-    ok = month_ok & (day >= 1) & same_month & (hour < 24) & (minute < 60) & (second < 60)
+    stamp = _magnitudes(rows, TIME, _STAMP, "is not YYYYMMDDHHMMSS (14 digits)")
+    days, date_ok = days_of(stamp // 10**6)
+    ms, time_ok = ms_of_day(stamp % 10**6)
+    ok = date_ok & time_ok
     if not ok.all():
         r = int(np.flatnonzero(~ok)[0])
         raise TapeError(rows.path, int(rows.lines[r]), TIME,
                         f"{rows.columns[TIME][r]!r} is not a date and time of day")
-    seconds = days * 86_400 + hour * 3600 + minute * 60 + second - KST_OFFSET_S
-    return scaled_ts(seconds, 10**9, rows.path, rows.lines, TIME, "seconds, from Seoul time")
+    return seoul_ns(days, ms, rows.path, rows.lines, TIME)
 
 
 def _time_order(rows: _Rows, ts: np.ndarray, repair: bool, log: RepairLog) -> np.ndarray:
@@ -217,9 +213,10 @@ def _time_order(rows: _Rows, ts: np.ndarray, repair: bool, log: RepairLog) -> np
     return np.arange(n)[::-1]
 
 
-def _one_file(path: Path, repair: bool, log: RepairLog) -> tuple[_Rows, np.ndarray, ...]:
+def _one_file(path: Path, repair: bool, log: RepairLog
+              ) -> tuple[_Rows, np.ndarray, np.ndarray, np.ndarray]:
     rows = _missing(_read(path), repair, log)
-    volume = _integers(rows, VOLUME, _UNSIGNED, "is not an unsigned integer (opt10079 "
+    volume = _magnitudes(rows, VOLUME, _UNSIGNED, "is not an unsigned integer (opt10079 "
                        "volumes carry no sign)")
     zero = volume == 0
     if zero.any():
@@ -231,8 +228,8 @@ def _one_file(path: Path, repair: bool, log: RepairLog) -> tuple[_Rows, np.ndarr
     if len(volume) == 0:
         raise TapeError(path, None, None, f"no events in {path}: every row was dropped")
     # the sign is the change against the previous close; the price is the absolute value
-    price = np.abs(_integers(rows, PRICE, _SIGNED, "is not an integer with at most one "
-                             "leading sign (+ up, - down against the previous close)"))
+    price = _magnitudes(rows, PRICE, _SIGNED, "is not an integer with at most one leading "
+                        "sign (+ up, - down against the previous close)")
     first_row_error(price == 0, path, rows.lines, PRICE, "a trade's price must be positive")
     ts = _times(rows)
     order = _time_order(rows, ts, repair, log)
@@ -273,4 +270,4 @@ def load(paths: list[Path], *, repair: bool = False, symbol: str | None = None,
 
 
 def _seoul_date(ts_ns: int) -> date:
-    return datetime.fromtimestamp(ts_ns // 10**9 + KST_OFFSET_S, UTC).date()
+    return datetime.fromtimestamp((ts_ns // 10**6 + KST_OFFSET_MS) // 1000, UTC).date()

@@ -24,7 +24,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
-from brokers.population import Population
+from brokers.population import Population, concatenate
 from brokers.rules import KINDS, MAX_WON, read_toml
 from brokers.synthetic_population import PopulationSpec, synthesize
 from replay.loaders.daily_bars import read_daily_bars
@@ -330,17 +330,53 @@ def synthesize_population(spec: str | Path | Mapping[str, Any], instruments: Ins
     text that is not UTF-8 is one line naming the file). The spec is checked before its bars
     are read; ``bars``, when relative, is relative to the spec file (to the working
     directory for a dict). ``held_by`` is the replay's first day: the positions must be held
-    when the replay starts."""
+    when the replay starts.
+
+    A spec of several names lists them under ``names`` (an array of tables, ``[[names]]``
+    in TOML), each with the keys that are its own (``instrument``, ``accounts``, the
+    balance); the keys outside ``names`` are shared. Each name is drawn as a spec of its
+    own, with the seed ``(seed, k)`` for the k-th name, and the accounts are numbered on
+    from the previous name's."""
     if isinstance(spec, Mapping):
         data, where, base = dict(spec), "population spec", Path.cwd()
     else:
         path = Path(spec)
         data, where, base = read_toml(path), str(path), path.parent
+    if "names" not in data:
+        return _one_name(data, where, base, instruments, seed, held_by)[1]
+    names = data.pop("names")
+    if not isinstance(names, list) or not names or \
+            not all(isinstance(n, Mapping) for n in names):
+        raise ValueError(f"{where}: names must be a non-empty array of tables ([[names]]), "
+                         "one per instrument")
+    symbols: list[str] = []
+    parts: list[Population] = []
+    for k, own in enumerate(names):
+        clash = sorted(set(own) & set(data))
+        if clash:
+            raise ValueError(f"{where}: names[{k}] sets {', '.join(clash)}, which the spec "
+                             "sets for every name; give each key in one place")
+        name_seed = int(np.random.SeedSequence([seed, k]).generate_state(1)[0])
+        symbol, drawn = _one_name({**data, **own}, f"{where}: names[{k}]", base, instruments,
+                                  name_seed, held_by)
+        if symbol in symbols:
+            raise ValueError(f"{where}: names[{k}]: instrument {symbol} is also "
+                             f"names[{symbols.index(symbol)}]'s; give each instrument once")
+        symbols.append(symbol)
+        parts.append(drawn)
+    return concatenate(parts)
+
+
+def _one_name(data: dict[str, Any], where: str, base: Path, instruments: InstrumentTable,
+              seed: int, held_by: date | None) -> tuple[str, Population]:
+    """One name's spec checked and drawn: its instrument's symbol and its accounts."""
     checked = PopulationSpec.from_mapping(data, instruments, where)
     bars_path = Path(checked.bars)
     if not bars_path.is_absolute():
         bars_path = base / bars_path
-    return synthesize(checked, read_daily_bars(bars_path), seed, held_by=held_by)
+    symbol = checked.instrument.symbol
+    return symbol, synthesize(checked, read_daily_bars(bars_path, code=symbol), seed,
+                              held_by=held_by)
 
 
 def _day_number(day: date) -> int:

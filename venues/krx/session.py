@@ -19,6 +19,8 @@ from zoneinfo import ZoneInfo
 import numpy as np
 
 SEOUL = ZoneInfo("Asia/Seoul")
+#: Seoul is UTC+9 on every date a tape can hold (no daylight saving time since 1988).
+KST_OFFSET_NS = 9 * 3600 * 10**9
 RANDOM_END_MAX = timedelta(seconds=30)  # docs/reference/krx.md: "within 30 s"
 
 PRE_OPEN = time(8, 30)
