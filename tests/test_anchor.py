@@ -21,7 +21,7 @@ from replay.fit_profile import fit_book, fit_profile
 from replay.inject import read_injected
 from replay.loaders import load
 from replay.loaders.daily_bars import off_grid, read_bars
-from replay.synth import SMALLCAP, synthesize
+from replay.synth import LARGECAP, SMALLCAP, synthesize
 from replay.tape import (
     ASK,
     BID,
@@ -378,3 +378,17 @@ def test_a_flow_too_thick_to_merge_in_memory_is_refused(bars):
     plan = plan_from_bars(bars, source=BARS)
     with pytest.raises(ValueError, match="lower the rate"):
         next(synthesize_from_bars(plan, seed=1, event_rate=100.0))
+
+
+def test_a_profile_fitted_from_the_kis_quote_recording_anchors_a_tape(bars):
+    # the 117 real H0STASP0 frames of Samsung Electronics: a one-tick spread
+    kis = load("kis", ["tests/data/kis-h0stasp0-005930-2026-02-20.csv"])
+    inst = kis.instruments.instruments[0]
+    fit = fit_book([kis.events], kis.instruments, inst.instrument_id)
+    assert fit.snapshots == 117 and fit.spread_ticks == 1.0
+    assert all(d > 0 for d in fit.depth) and len(fit.depth) == 10
+    prof = fit_profile(LARGECAP, fit)
+    plan = plan_from_bars(bars, source=BARS, codes=["005930"], days=1)
+    (events, _), = synthesize_from_bars(plan, seed=1, profile=prof, event_rate=0.2)
+    bar = plan.names[0].days[0]
+    assert tape_ohlcv(events, 1)[bar.day][:4] == (bar.open, bar.high, bar.low, bar.close)
