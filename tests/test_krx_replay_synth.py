@@ -108,3 +108,32 @@ def test_the_same_tape_and_seed_replay_identically(krx2d, tmp_path):
         pd.testing.assert_frame_equal(ta, tb)
     assert np.array_equal(pq.read_table(a / "injected.parquet").to_pandas().filled,
                           pq.read_table(b / "injected.parquet").to_pandas().filled)
+
+
+def test_a_sale_filled_in_the_opening_auction_shifts_history_by_what_it_moved(tmp_path):
+    # day 2 opens about 12% below day 1's close (a news gap history made itself); a small
+    # sell at the lower limit in the pre-open auction fills at the uncross. The re-centring
+    # gap is what the sale moved the uncross (a tick or so), not the overnight move: later
+    # history trades where it did without the sale, give or take that gap.
+    tape = tmp_path / "gap.parquet"
+    write_synthetic_tape(tape, "krx-smallcap", days=2, seed=SEED, shocks={1: -0.12})
+    days = trading_days(pd.Timestamp("2024-01-02").date(), 2)
+    symbol = Tape(tape).instruments.instruments[0].symbol
+    orders = tmp_path / "orders.csv"
+    orders.write_text("ts,instrument,side,type,price,size\n"
+                      f"{iso(days[1], time(8, 40))},{symbol},sell,market,,50\n")
+    with_sale = replay(tape, tmp_path / "a", orders, "--mode", "relative")
+    injected = pq.read_table(with_sale / "injected.parquet").to_pandas()
+    assert injected.filled.tolist() == [50]
+
+    def later_history(run):
+        t = pq.read_table(run / "trades.parquet").to_pandas()
+        at = pd.Timestamp(iso(days[1], time(10, 0))).value
+        return t[(t.ts > at) & (t.source.astype(str) == "history")].price.to_numpy()
+
+    r = CliRunner().invoke(app, ["replay", str(tape), "--venue", "krx", "--mode", "relative",
+                                 "-o", str(tmp_path / "b")])
+    assert r.exit_code == 0, r.output
+    moved = np.median(later_history(with_sale)) - np.median(later_history(tmp_path / "b"))
+    tick = Tape(tape).instruments.instruments[0].tick_units
+    assert abs(moved) <= 3 * tick, moved  # it was about the whole overnight gap (-12%)

@@ -424,6 +424,19 @@ class KrxVenue(Participant):
         self._at(n.pending_end, "auction_end", n.inst)
         return n.pending_end
 
+    @staticmethod
+    def _without_injected(bids: tuple, asks: tuple, ref: int, n: _Name,
+                          opening: bool) -> int:
+        """The price the auction would have uncrossed at without the injected orders (the
+        reference when nothing of history's crosses): what the injected orders moved is
+        the difference, not the move from the previous price, which holds the overnight
+        move history made itself."""
+        hb, ha = bids[4] < 0, asks[4] < 0
+        price, _, _, _ = uncross_arrays(bids[0][hb], bids[1][hb], asks[0][ha], asks[1][ha],
+                                        ref, lower_limit=n.lower, upper_limit=n.upper,
+                                        opening=opening)
+        return int(price) if price is not None else int(ref)
+
     def _end_auction(self, n: _Name, at: int) -> None:
         """Uncross ``n``'s auction at ``at``, unless a VI extends it first."""
         S = self.host.book.S
@@ -461,7 +474,8 @@ class KrxVenue(Participant):
             if before > 0 and n.shares > 0:  # the index moves with the uncross price too
                 S[H_IDX_NUM] += n.shares * (int(price) - before)
             if inj_bid or inj_ask:  # injected orders moved this price: a re-centring impact
-                self.host.record_impact(n.inst, at, before, int(price))
+                self.host.record_impact(n.inst, at, self._without_injected(
+                    bids, asks, ref, n, opening), int(price))
             # the price's cascade generation: 1 + the highest forced order filled in it
             gens = self.host.result_gen
             filled = np.concatenate([bids[4][(bid_fills > 0) & (bids[4] >= 0)],
