@@ -145,8 +145,14 @@ def test_liquidity_provider_buys_forced_sales_at_the_lower_limit(unwind, tmp_pat
     forced = pq.read_table(tmp_path / "lp" / "forced_orders.parquet").to_pandas()
     forced_days = set(pd.to_datetime(forced.ts, utc=True).dt.tz_convert("Asia/Seoul").dt.date)
     assert set(buys.day) <= forced_days
-    # its bids were the other side of forced sales that would otherwise not have filled
-    assert with_lp["broker"]["forced_volume"] > alone["broker"]["forced_volume"]
+    # its bids were the other side of forced sales: it bought no more than they sold there
+    assert 0 < buys.qty.sum() <= with_lp["broker"]["forced_volume"]
+    # and they moved the uncross: its bids at the lower limit are volume there, so the
+    # opening auction of the day it bought prints at the limit (alone, it did not)
+    ses_alone = sessions(tmp_path / "alone")
+    day = buys.day.iloc[0]
+    assert ses.loc[day, "open"] == ses.loc[day, "lower_limit"] < ses_alone.loc[day, "open"]
+    assert alone["broker"]["forced_volume"] > 0
     fills = pq.read_table(tmp_path / "lp" / "fills.parquet").to_pandas()
     assert set(fills[fills.ts.isin(buys.ts)].source.astype(str)) == {"auction"}
 
