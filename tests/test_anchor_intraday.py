@@ -21,6 +21,7 @@ from replay.tape import F_AUCTION, FILL, TRADE, Tape
 from venues.codes import SRC_AUCTION
 
 KIWOOM = "tests/data/kiwoom-opt10079-ticks-039490-2022-12-22.csv"
+SHIPPED = "tests/data/kiwoom-opt10080-minutes-039490-2022-12-22.csv"
 RATE = 0.5
 
 
@@ -39,15 +40,16 @@ def write_kiwoom(g: pd.DataFrame, path) -> None:
     """opt10080 as saved from pandas: newest first, signed prices, CP949, an index column."""
     k = g.iloc[::-1]
     pd.DataFrame({"체결시간": k.index.strftime("%Y%m%d%H%M%S"),
-                  "현재가": [f"+{x}" for x in k.close], "거래량": k.volume,
+                  "현재가": [f"+{x}" for x in k.close], "거래량": k.volume.to_numpy(),
                   "시가": [f"+{x}" for x in k.open], "고가": [f"+{x}" for x in k.high],
                   "저가": [f"+{x}" for x in k.low]}).to_csv(path, encoding="cp949")
 
 
 def write_generic(g: pd.DataFrame, path) -> None:
     pd.DataFrame({"datetime": [t.isoformat() for t in g.index], "code": "039490",
-                  "Open": g.open, "High": g.high, "Low": g.low, "Close": g.close,
-                  "Volume": g.volume}).to_csv(path, index=False)
+                  "Open": g.open.to_numpy(), "High": g.high.to_numpy(),
+                  "Low": g.low.to_numpy(), "Close": g.close.to_numpy(),
+                  "Volume": g.volume.to_numpy()}).to_csv(path, index=False)
 
 
 @pytest.fixture(scope="module")
@@ -93,6 +95,9 @@ def test_both_layouts_read_to_the_same_bars(files):
     # stamps at the bar's end give the same intervals one minute earlier
     e = read_intraday_bars(generic, stamp="end")
     assert (e.start == a.start - 60 * 10**9).all()
+    # the shipped file of the docs' examples is these bars
+    shipped = read_intraday_bars(SHIPPED)
+    pd.testing.assert_frame_equal(shipped[cols], a[cols])
 
 
 def test_every_bar_is_the_tapes_prints_in_its_minute(files):
