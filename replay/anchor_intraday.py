@@ -349,13 +349,20 @@ def _name_day(prof: Profile, b: dict, where: tuple, day: date, base: int, market
         afl[F_SHAPE_TOTAL] = max(afl[F_SHAPE_END] - shape_integral(float(t0 - origin),
                                                                    params), 1.0)
         st[_S_T] = t0 - origin
+        latest = 0  # the last row's time: a sweep that ran past the bar shows there
         for ev, _ in rows.run(anchored_continuous, head, book, st, fst, table, origin,
                               t_stop - origin, knots_t, knots_v, sweep_t, sweep_px, sweep_up,
                               lo, h, ast, afl):
+            latest = max(latest, int(ev.ts.max()))
             yield ev, table
+        if rows.pos:
+            latest = max(latest, int(rows.rows[0][:rows.pos].max()))
         params[P_LOG_MKT_SIZE] = base_log_mkt
-        if origin + st[_S_T] >= end - CLOSE_LEAD_NS:
-            raise RuntimeError(f"bar at {start}: its sweeps ran past the bar's end")
+        if latest >= end - CLOSE_LEAD_NS:
+            files, lines = where
+            raise TapeError(files[i], int(lines[i]), "high", f"the bar's range {lo}-{h} "
+                            "takes more steps of at most 2% (one second apart) than its "
+                            "interval holds")
         if st[_S_LAST] != c or ast[A_VOL] < v:
             yield from exact_print(end - CLOSE_LEAD_NS, c, v - int(ast[A_VOL]))
     if closing < len(b["start"]):

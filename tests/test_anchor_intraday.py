@@ -221,3 +221,22 @@ def test_cli_anchors_a_tape_to_intraday_bars(files, tmp_path):
                                  "intraday-bars", "--codes", "005930", "-o",
                                  str(tmp_path / "x.parquet")])
     assert r.exit_code == 2 and "code 005930 is not in the file" in r.output, r.output
+
+
+def test_a_bar_too_wide_for_its_interval_is_refused(tmp_path):
+    # 50,000 to 60,000 in steps of at most 2% a second does not fit in one second
+    csv = tmp_path / "wide.csv"
+    csv.write_text("datetime,code,open,high,low,close,volume\n"
+                   "2024-08-02 10:00:00,000100,50000,50000,50000,50000,10\n"
+                   "2024-08-02 10:00:01,000100,50000,60000,50000,50000,10\n")
+    bars = read_intraday_bars(csv, interval=1)
+    with pytest.raises(TapeError) as exc:
+        next(synthesize_from_intraday(bars, seed=1, event_rate=1))
+    assert (exc.value.row, exc.value.field) == (3, "high") and "interval" in str(exc.value)
+    # in a minute, the same bar is reproduced
+    csv.write_text(csv.read_text().replace("10:00:01", "10:01:00"))
+    bars = read_intraday_bars(csv)
+    (events, _), = synthesize_from_intraday(bars, seed=1, event_rate=1)
+    t = events.action == TRADE
+    assert per_bar(events.ts[t], events.price[t], events.size[t], bars)[1][:4] == (
+        50_000, 60_000, 50_000, 50_000)
