@@ -84,6 +84,7 @@ from replay.synth import (
 from replay.tape import ASK, BID, COLUMNS, Events, Instrument, InstrumentTable, TapeWriter
 from replay.trades_flow import _clear_side, _print
 from venues.book import can_alloc
+from venues.krx.calendar import is_trading_day
 from venues.krx.limits import price_limits
 from venues.krx.session import OPEN, schedule, seoul_date, seoul_ns
 from venues.krx.ticks import is_on_grid, price_grid, tick_size
@@ -174,6 +175,8 @@ def _checked(b: dict, where: tuple, day: date, base: int, market: str,
     closing-period) indexes; a bar the venue could not print is a TapeError."""
     lower, upper = price_limits(base, on=day, market=market)
     files, lines = where
+    if not is_trading_day(day):
+        raise TapeError(files[0], int(lines[0]), "time", f"{day} is not an XKRX trading day")
     for f in ("open", "high", "low", "close"):
         bad = ~is_on_grid(b[f], on=day, market=market) | (b[f] < lower) | (b[f] > upper)
         if bad.any():

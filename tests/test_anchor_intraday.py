@@ -240,3 +240,36 @@ def test_a_bar_too_wide_for_its_interval_is_refused(tmp_path):
     t = events.action == TRADE
     assert per_bar(events.ts[t], events.price[t], events.size[t], bars)[1][:4] == (
         50_000, 60_000, 50_000, 50_000)
+
+
+def test_two_codes_over_two_days_each_hold_their_bars(tmp_path):
+    g = minute_bars()
+    rows = []
+    for code in ("039490", "000660"):
+        for shift in (0, 1):  # 2022-12-22 and the next trading day, 12-23
+            for t, r in g.iterrows():
+                rows.append(((t + pd.Timedelta(days=shift)).isoformat(), code, r.open,
+                             r.high, r.low, r.close, r.volume))
+    csv = tmp_path / "two.csv"
+    pd.DataFrame(rows, columns=["datetime", "code", "open", "high", "low", "close",
+                                "volume"]).to_csv(csv, index=False)
+    bars = read_intraday_bars(csv)
+    out = list(synthesize_from_intraday(bars, seed=4, event_rate=1))
+    assert len(out) == 2
+    for events, table in out:
+        assert np.all(np.diff(events.ts) >= 0)
+        assert (np.diff(events.sequence.astype(np.int64)) == 1).all()
+        for inst in table:
+            mine = bars[bars.code == inst.symbol]
+            day = pd.to_datetime(mine.start, utc=True).dt.tz_convert("Asia/Seoul").dt.date
+            mine = mine[day == pd.Timestamp(events.ts[0], tz="UTC").tz_convert(
+                "Asia/Seoul").date()]
+            t = (events.instrument == inst.instrument_id) & (events.action == TRADE)
+            assert_bars_hold(per_bar(events.ts[t], events.price[t], events.size[t], mine),
+                             mine)
+    # the second day's base is the first day's last close
+    assert [i.prev_close_units for i in out[1][1]] == [90_500, 90_500]
+    csv.write_text("datetime,code,open,high,low,close,volume\n"
+                   "2022-12-25 10:00:00,000100,50000,50000,50000,50000,10\n")
+    with pytest.raises(TapeError, match="not an XKRX trading day"):
+        next(synthesize_from_intraday(read_intraday_bars(csv, interval=60), seed=1))
