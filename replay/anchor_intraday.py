@@ -152,7 +152,7 @@ def synthesize_from_intraday(bars: pd.DataFrame, seed: int,
             idx = np.flatnonzero(m)
             b = {f: bars[f].to_numpy(np.int64)[idx] for f in ("start", "end", "open", "high",
                                                             "low", "close", "volume")}
-            where = (files[idx], np.asarray(lines)[idx])
+            where = (files[idx], np.asarray(lines)[idx], bars.attrs.get("names", {}))
             chunks = [ev for ev, _ in _name_day(prof, b, where, day, base[c], markets[c],
                                                 states[k], seed, table, chunk_events)]
             ev = Events.concat(chunks)
@@ -174,38 +174,44 @@ def _checked(b: dict, where: tuple, day: date, base: int, market: str,
     """The day's limits, and the bars split into (opening, first continuous, first
     closing-period) indexes; a bar the venue could not print is a TapeError."""
     lower, upper = price_limits(base, on=day, market=market)
-    files, lines = where
+    files, lines, names = where
+
+    def col(i: int, f: str) -> str:  # the file's own column name of a field
+        return names.get(str(files[i]), {}).get(f, f)
+
     if not is_trading_day(day):
-        raise TapeError(files[0], int(lines[0]), "time", f"{day} is not an XKRX trading day")
+        raise TapeError(files[0], int(lines[0]), col(0, "time"),
+                        f"{day} is not an XKRX trading day")
     for f in ("open", "high", "low", "close"):
         bad = ~is_on_grid(b[f], on=day, market=market) | (b[f] < lower) | (b[f] > upper)
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
-            raise TapeError(files[i], int(lines[i]), f, f"{int(b[f][i])} is off the tick grid "
-                            f"or outside the day's limits {lower}-{upper} (base {base})")
+            raise TapeError(files[i], int(lines[i]), col(i, f), f"{int(b[f][i])} is off the "
+                            f"tick grid or outside the day's limits {lower}-{upper} (base "
+                            f"{base})")
     open_at = seoul_ns(day, OPEN)
     early = np.flatnonzero(b["end"] <= open_at)
     if len(early):
         i = int(early[0])
-        raise TapeError(files[i], int(lines[i]), "time", "a bar before 09:00: the opening "
+        raise TapeError(files[i], int(lines[i]), col(i, "time"), "a bar before 09:00: the opening "
                         "auction prints at 09:00, in the first bar from 09:00")
     opening = 1 if b["start"][0] <= open_at else 0
     closing = int(np.searchsorted(b["start"], cont_end_ns))
     late = np.flatnonzero(b["end"][opening:closing] > cont_end_ns)
     if len(late):
         i = opening + int(late[0])
-        raise TapeError(files[i], int(lines[i]), "time", "a bar across 15:20, the start of "
+        raise TapeError(files[i], int(lines[i]), col(i, "time"), "a bar across 15:20, the start of "
                         "the closing auction: continuous bars end by 15:20")
     if closing < len(b["start"]):
         px = {int(b[f][i]) for f in ("open", "high", "low", "close")
               for i in range(closing, len(b["start"]))}
         if len(px) > 1:
             i = closing
-            raise TapeError(files[i], int(lines[i]), "close", "the closing auction's bars "
+            raise TapeError(files[i], int(lines[i]), col(i, "close"), "the closing auction's bars "
                             f"(from 15:20) have several prices {sorted(px)[:4]}; one uncross "
                             "has one price")
     if opening and closing == 0:
-        raise TapeError(files[0], int(lines[0]), "time", "a bar across 09:00 and 15:20")
+        raise TapeError(files[0], int(lines[0]), col(0, "time"), "a bar across 09:00 and 15:20")
     return lower, upper, opening, closing
 
 
@@ -362,8 +368,9 @@ def _name_day(prof: Profile, b: dict, where: tuple, day: date, base: int, market
             latest = max(latest, int(rows.rows[0][:rows.pos].max()))
         params[P_LOG_MKT_SIZE] = base_log_mkt
         if latest >= end - CLOSE_LEAD_NS:
-            files, lines = where
-            raise TapeError(files[i], int(lines[i]), "high", f"the bar's range {lo}-{h} "
+            files, lines, names = where
+            raise TapeError(files[i], int(lines[i]), names.get(str(files[i]), {}).get(
+                "high", "high"), f"the bar's range {lo}-{h} "
                             "takes more steps of at most 2% (one second apart) than its "
                             "interval holds")
         if st[_S_LAST] != c or ast[A_VOL] < v:

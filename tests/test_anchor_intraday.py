@@ -202,12 +202,20 @@ def test_bad_bars_are_errors_naming_file_row_and_field(files, tmp_path):
 
 def test_the_anchor_names_a_bar_outside_the_days_limits(tmp_path):
     csv = tmp_path / "wild.csv"
-    csv.write_text("datetime,code,open,high,low,close,volume\n"
+    csv.write_text("Datetime,Code,Open,High,Low,Close,Volume\n"
                    "2024-08-02 10:00:00,000100,50000,50000,50000,50000,10\n"
                    "2024-08-02 10:01:00,000100,50000,70000,50000,50000,10\n")
     with pytest.raises(TapeError) as exc:
         next(synthesize_from_intraday(read_intraday_bars(csv), seed=1, event_rate=1))
-    assert (exc.value.row, exc.value.field) == (3, "high") and "65000" in str(exc.value)
+    # the file's own column name, as the reader's errors give it
+    assert (exc.value.row, exc.value.field) == (3, "High") and "65000" in str(exc.value)
+    csv.write_text("datetime,code,open,high,low,close,volume\n"
+                   "2024-08-02 08:50:00,000100,50000,50000,50000,50000,10\n"
+                   "2024-08-02 10:01:00,000100,50000,50000,50000,50000,10\n")
+    with pytest.raises(TapeError) as exc:
+        next(synthesize_from_intraday(read_intraday_bars(csv, interval=60), seed=1))
+    assert (exc.value.row, exc.value.field) == (2, "datetime") and "before 09:00" in \
+        str(exc.value)
 
 
 def test_cli_anchors_a_tape_to_intraday_bars(files, tmp_path):

@@ -74,6 +74,7 @@ def read_intraday_bars(paths: str | Path | Sequence[str | Path], *, code: str | 
         frame, line = _read_file(Path(p), code, stamp)
         frames.append(frame)
         lines.append(line)
+    names = {k: v for f in frames for k, v in f.attrs.pop("names").items()}
     bars = pd.concat(frames, ignore_index=True)
     line = np.concatenate(lines)
     files = np.concatenate([np.full(len(f), str(p), object) for f, p in zip(frames, paths,
@@ -111,6 +112,8 @@ def read_intraday_bars(paths: str | Path | Sequence[str | Path], *, code: str | 
                         "file": files, "row": line})
     out.attrs["source"] = ", ".join(map(str, paths))
     out.attrs["interval_s"] = int(step_ns // 10**9)
+    # each file's column of a field, for errors the anchor finds later ("고가", "High")
+    out.attrs["names"] = names
     return out
 
 
@@ -144,7 +147,7 @@ def _read_file(path: Path, code: str | None, stamp: str) -> tuple[pd.DataFrame, 
                             f"{', '.join(repr(h) for h in header)} (Kiwoom opt10080: 체결시간, "
                             "현재가, 시가, 고가, 저가, 거래량; generic: datetime, open, high, low, "
                             "close, volume)")
-    name = {f: (need[f] if f in need else f) for f in where}
+    name = {f: header[i] for f, i in where.items()}  # the file's own column names
     data, line = [], []
     for k, row in enumerate(rows[skip + 1:], start=skip + 2):
         if not "".join(row).strip():
@@ -191,9 +194,16 @@ def _read_file(path: Path, code: str | None, stamp: str) -> tuple[pd.DataFrame, 
         if len(empty):
             raise TapeError(path, line[int(empty[0])], "code", "empty code")
     else:
-        codes = np.full(len(data), symbol_of(path, code), object)
+        try:
+            the_code = symbol_of(path, code)
+        except TapeError:
+            raise TapeError(path, None, "code", f"no code column and no one 6-digit code in "
+                            f"the file name {path.name!r}: give code= (or rename the file, "
+                            "e.g. kiwoom-opt10080-005930.csv)") from None
+        codes = np.full(len(data), the_code, object)
     _check_order(stamps, codes, line_a, path, name["time"])
     frame = pd.DataFrame({"code": codes, "stamp": stamps, **values})
+    frame.attrs["names"] = {str(path): {f: name.get(f, f) for f in (*FIELDS, "time")}}
     return frame, line_a
 
 
