@@ -169,7 +169,7 @@ def synthesize_from_intraday(bars: pd.DataFrame, seed: int,
         yield merged, table
 
 
-def _checked(b: dict, where: tuple, day: date, base: int, market: str,
+def _checked(b: dict, where: tuple, day: date, base: int, market: str, open_ns: int,
              cont_end_ns: int) -> tuple[int, int, int, int]:
     """The day's limits, and the bars split into (opening, first continuous, first
     closing-period) indexes; a bar the venue could not print is a TapeError."""
@@ -210,6 +210,15 @@ def _checked(b: dict, where: tuple, day: date, base: int, market: str,
             raise TapeError(files[i], int(lines[i]), col(i, "close"), "the closing auction's bars "
                             f"(from 15:20) have several prices {sorted(px)[:4]}; one uncross "
                             "has one price")
+    # the seed's random end of the opening auction (up to 30 s past 09:00): the auction's
+    # print must fall in the first bar, and no continuous bar may start before it
+    inside = np.flatnonzero(b["start"][opening:closing] < open_ns)
+    if (opening and b["end"][0] <= open_ns) or len(inside):
+        i = 0 if opening and b["end"][0] <= open_ns else opening + int(inside[0])
+        raise TapeError(files[i], int(lines[i]), col(i, "time"), "the opening auction runs "
+                        f"to {(open_ns - open_at) / 1e9:.3f} s past 09:00 (its random end, "
+                        "this seed): the first bar must hold its print and no later bar may "
+                        "start before it (bars of a minute do)")
     if opening and closing == 0:
         raise TapeError(files[0], int(lines[0]), col(0, "time"), "a bar across 09:00 and 15:20")
     return lower, upper, opening, closing
@@ -267,7 +276,7 @@ def _name_day(prof: Profile, b: dict, where: tuple, day: date, base: int, market
               chunk: int) -> Iterator[tuple[Events, InstrumentTable]]:
     sched = schedule(day, seed)
     lower, upper, opening, closing = _checked(b, where, day, base, market,
-                                              sched.continuous_end_ns)
+                                              sched.open_ns, sched.continuous_end_ns)
     ladder = price_grid(lower, upper, on=day, market=market)
     book, st, rng = state.book, state.st, state.rng
     book.new_day(ladder)

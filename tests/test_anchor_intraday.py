@@ -6,6 +6,8 @@ replays the same."""
 
 from __future__ import annotations
 
+from datetime import date
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -19,6 +21,7 @@ from replay.loaders.intraday_bars import read_intraday_bars
 from replay.quality import TapeError
 from replay.tape import F_AUCTION, FILL, TRADE, Tape
 from venues.codes import SRC_AUCTION
+from venues.krx.session import schedule
 
 KIWOOM = "tests/data/kiwoom-opt10079-ticks-039490-2022-12-22.csv"
 SHIPPED = "tests/data/kiwoom-opt10080-minutes-039490-2022-12-22.csv"
@@ -281,3 +284,16 @@ def test_two_codes_over_two_days_each_hold_their_bars(tmp_path):
                    "2022-12-25 10:00:00,000100,50000,50000,50000,50000,10\n")
     with pytest.raises(TapeError, match="not an XKRX trading day"):
         next(synthesize_from_intraday(read_intraday_bars(csv, interval=60), seed=1))
+
+
+def test_second_bars_inside_the_opening_auctions_random_end_are_refused(tmp_path):
+    csv = tmp_path / "seconds.csv"
+    csv.write_text("datetime,code,open,high,low,close,volume\n"
+                   "2024-08-02 09:00:00,000100,50000,50000,50000,50000,10\n"
+                   "2024-08-02 09:00:01,000100,50000,50000,50000,50000,10\n")
+    bars = read_intraday_bars(csv)
+    seed = next(s for s in range(1, 50)
+                if schedule(date(2024, 8, 2), s).open_ns > bars.end.iloc[0])
+    with pytest.raises(TapeError) as exc:
+        next(synthesize_from_intraday(bars, seed=seed, event_rate=1))
+    assert exc.value.row == 2 and "random end" in str(exc.value)
