@@ -38,6 +38,8 @@ import pandas as pd
 
 from replay.anchor import (
     _FIX_NS,
+    MAX_DAY_ROWS,
+    ROWS_PER_RATE,
     _balance,
     _check_uncross,
     _exec_at,
@@ -79,6 +81,7 @@ from replay.synth import (
     _Book,
     _close_book,
     _DayRows,
+    _session_seconds,
     _uncross_packet,
 )
 from replay.tape import ASK, BID, COLUMNS, Events, Instrument, InstrumentTable, TapeWriter
@@ -138,6 +141,19 @@ def synthesize_from_intraday(bars: pd.DataFrame, seed: int,
         states.append(_NameState(_Book(max(1 << 12, 4 * prof.live_orders)), st, rng))
         first = np.flatnonzero(bars["code"].to_numpy() == c)[0]
         base[c] = int((bases or {}).get(c, bars["open"].iloc[first]))
+    # a day of all codes is held in memory while it is merged: refuse one estimated above
+    # the daily anchor's limit (rows a decision a second of a session, plus a top-up a bar)
+    per_day = pd.Series((bars["end"] - bars["start"]).to_numpy() / 1e9).groupby(
+        days_all).sum()
+    n_bars = pd.Series(days_all).value_counts()
+    for day in days:
+        est = ROWS_PER_RATE / _session_seconds() * prof.event_rate * per_day[day] \
+            + 30 * n_bars[day]
+        if est > MAX_DAY_ROWS:
+            raise ValueError(f"{source}: {day}: {n} code(s) at {prof.event_rate:g} "
+                             f"decisions/s make about {est:,.0f} rows, held in memory to "
+                             f"merge them (limit {MAX_DAY_ROWS:,}); lower the rate (--rate) "
+                             "or select fewer codes")
     seq = 1
     for day in days:
         table = InstrumentTable([Instrument(

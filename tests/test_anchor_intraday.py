@@ -297,3 +297,10 @@ def test_second_bars_inside_the_opening_auctions_random_end_are_refused(tmp_path
     with pytest.raises(TapeError) as exc:
         next(synthesize_from_intraday(bars, seed=seed, event_rate=1))
     assert exc.value.row == 2 and "random end" in str(exc.value)
+
+
+def test_a_day_too_thick_to_merge_in_memory_is_refused(files):
+    bars = read_intraday_bars(files[1])
+    # about 3,300 s of bars: at 2,000 decisions a second, 7 million rows
+    with pytest.raises(ValueError, match="lower the rate"):
+        next(synthesize_from_intraday(bars, seed=1, event_rate=2_000.0))
