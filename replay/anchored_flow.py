@@ -60,10 +60,12 @@ TO_CLOSE = 2
 
 
 # Slots of the anchor's integer state: the day's volume so far, its highest and lowest
-# print, the next sweep; of its float state: the value's noise, the market-size baseline,
+# print, the next sweep, and whether market orders stop once the volume wanted is reached
+# (intraday bars: a bar's volume is small, one share a decision past it would overshoot);
+# of its float state: the value's noise, the market-size baseline,
 # the volume wanted by the end of continuous trading and the volume at the open, the rate
 # shape's integral to the session's end and from the open to it.
-A_VOL, A_MAX, A_MIN, A_SWEEP, N_A = range(5)
+A_VOL, A_MAX, A_MIN, A_SWEEP, A_STRICT, N_A = range(6)
 F_NOISE, F_LOG_MKT, F_TARGET, F_BASE_VOL, F_SHAPE_END, F_SHAPE_TOTAL, N_F = range(7)
 
 
@@ -292,7 +294,10 @@ def anchored_continuous(params, ladder, rng, book, st, fst, outs, pos, origin_ns
         elif action == TRADE:
             side, size = market_order(bb, ba, last, params, ladder, fst[0], rng)
             # never past the volume wanted by 15:20: the closing auction makes up the rest
-            size = min(size, max(1, int(afl[F_TARGET]) - ast[A_VOL]))
+            short = int(afl[F_TARGET]) - ast[A_VOL]
+            if ast[A_STRICT] and short <= 0:
+                continue
+            size = min(size, max(1, short))
             opp = ba if side == BID else bb
             cap_px = min(hi_px, _step_price(ladder, last, True)) if side == BID \
                 else max(lo_px, _step_price(ladder, last, False))

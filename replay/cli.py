@@ -242,9 +242,10 @@ def data_synth(
              "close and volume each day of the tape reproduces (docs/synthetic-tapes.md: "
              "anchored tapes).")] = None,
     format: Annotated[str, typer.Option(
-        "--format", help="Layout of --anchor: bars (daily bars), or a trades format of "
-                         "cascade data import (kiwoom-ticks, kis, ...): every print on the "
-                         "tape as recorded.")] = "bars",
+        "--format", help="Layout of --anchor: bars (daily bars), intraday-bars (Kiwoom "
+                         "opt10080 minute bars or a datetime,open,...,volume CSV), or a "
+                         "trades format of cascade data import (kiwoom-ticks, kis, ...): "
+                         "every print on the tape as recorded.")] = "bars",
     codes: Annotated[str | None, typer.Option(
         help="With --anchor: codes to put on the tape, comma-separated (default all), "
              "e.g. 005930,000660.")] = None,
@@ -292,8 +293,8 @@ def _trades_synth(anchor: Path, fmt: str, output: Path, profile: str | None,
 
     t0 = time.perf_counter()
     if fmt not in FORMATS:
-        raise ValueError(f"--format {fmt!r}: choose bars (daily bars) or a trades format of "
-                         f"cascade data import ({', '.join(FORMATS)})")
+        raise ValueError(f"--format {fmt!r}: choose bars (daily bars), intraday-bars or a "
+                         f"trades format of cascade data import ({', '.join(FORMATS)})")
     for name, given in (("--codes", codes), ("--start", start), ("--days", days)):
         if given is not None:
             raise ValueError(f"{name} selects daily bars; a trades file is anchored whole")
@@ -303,6 +304,53 @@ def _trades_synth(anchor: Path, fmt: str, output: Path, profile: str | None,
     prints = int((loaded.events.action == TRADE).sum())
     out.print(f"wrote {len(Tape(path)):,} events anchored to the {prints:,} prints of "
               f"{anchor} ({fmt}, seed {seed}) to {path} in "
+              f"{time.perf_counter() - t0:.1f}s")
+
+
+def _intraday_synth(anchor: Path, output: Path, profile: str | None, days: int | None,
+                    seed: int, codes: str | None, start: str | None,
+                    rate: float | None) -> None:
+    """``cascade data synth --anchor FILE --format intraday-bars``: Kiwoom opt10080 or
+    generic OHLCV bars -> a tape through every bar's prices (docs/synthetic-tapes.md:
+    anchored to intraday bars). --codes selects codes, --start and --days the bars' days."""
+    from datetime import date as Date
+
+    import numpy as np
+
+    from replay.anchor_intraday import write_intraday_anchored_tape
+    from replay.loaders.intraday_bars import read_intraday_bars
+    from replay.tape import Tape
+    from venues.krx.session import seoul_date
+
+    t0 = time.perf_counter()
+    bars = read_intraday_bars(anchor)
+    if codes:
+        wanted = [c.strip() for c in codes.split(",") if c.strip()]
+        known = list(dict.fromkeys(bars["code"]))
+        for c in wanted:
+            if c not in known:
+                raise ValueError(f"{anchor}: code {c} is not in the file (codes: "
+                                 f"{', '.join(known[:12])})")
+        bars = bars[bars["code"].isin(wanted)]
+    day = np.array([seoul_date(int(t)) for t in bars["start"]])
+    all_days = sorted(set(day))
+    first = all_days[0]
+    if start is not None:
+        try:
+            first = Date.fromisoformat(start)
+        except ValueError:
+            raise ValueError(f"--start {start!r} is not a date YYYY-MM-DD") from None
+    chosen = [d for d in all_days if d >= first][:days]
+    if not chosen or (days is not None and (days < 1 or len(chosen) < days)):
+        raise ValueError(f"{anchor}: {days or 1} day(s) from {first} asked, the file's bars "
+                         f"run {all_days[0]} to {all_days[-1]} ({len(all_days)} day(s))")
+    attrs = dict(bars.attrs)
+    bars = bars[np.isin(day, chosen)].reset_index(drop=True)
+    bars.attrs.update(attrs)
+    path = write_intraday_anchored_tape(output, bars, seed, profile, event_rate=rate)
+    out.print(f"wrote {len(Tape(path)):,} events anchored to {len(bars):,} bars "
+              f"({bars.attrs['interval_s']} s) of {bars['code'].nunique()} code(s) x "
+              f"{len(chosen)} day(s) of {anchor}, seed {seed}, to {path} in "
               f"{time.perf_counter() - t0:.1f}s")
 
 
@@ -320,6 +368,9 @@ def _anchored_synth(anchor: Path, fmt: str, output: Path, profile: str | None,
     if shock:
         raise ValueError("--shock moves a free latent value; an anchored tape's value "
                          "follows the file (leave --shock out)")
+    if fmt == "intraday-bars":
+        _intraday_synth(anchor, output, profile, days, seed, codes, start, rate)
+        return
     if fmt != "bars":
         _trades_synth(anchor, fmt, output, profile, days, seed, codes, start, rate)
         return
