@@ -131,16 +131,34 @@ def test_price_path_draws_the_run_and_its_counterfactual_with_their_extremes(run
     assert "Thinned" in price.caption and "KST" in price.caption
 
 
-def test_the_price_line_runs_to_the_end_of_the_data(run_dir):
-    # limit-locked, the run's own line prints its last trade on the last morning while the
+@pytest.fixture(scope="module")
+def provider_run(tmp_path_factory, unwind_tape) -> Path:
+    """The unwind with the liquidity provider: its bids at the lower limit pull day 4's
+    opening uncross to the limit, and the run trades no more after that day while the
+    counterfactual trades to the last close."""
+    run = tmp_path_factory.mktemp("report") / "lp"
+    strategy = EXAMPLES.parents[1] / "strategies" / "liquidity_provider.py"
+    r = CliRunner().invoke(app, ["replay", str(unwind_tape), "--venue", "krx", "--mode",
+                                 "relative", "--broker", "cfd", "--population",
+                                 str(EXAMPLES / "unwind-heavy.csv"), "--strategy",
+                                 f"{strategy}:LiquidityProvider", "-o", str(run)])
+    assert r.exit_code == 0, r.output
+    return run
+
+
+def test_the_price_line_runs_to_the_end_of_the_data(provider_run):
+    # limit-locked, the run's own line prints its last trade a day before the end while the
     # counterfactual trades on to the close: both lines reach the end, at their last price
+    run_dir = provider_run
     (price,) = plots(run_dir, "price")
     (real,) = traces(price, "with the forced sales")
     (without,) = traces(price, "without the forced sales (counterfactual)")
     trades = pd.read_parquet(run_dir / "trades.parquet").sort_values("ts", kind="stable")
     cf = pd.read_parquet(run_dir / "counterfactual_trades.parquet")
-    end = max(trades.ts.max(), cf.ts.max())
-    assert trades.ts.max() < end - 3600 * 10**9  # the case this pins
+    assert trades.ts.max() < cf.ts.max() - 3600 * 10**9  # the case this pins
+    # the end of the data: the last trade of either, or the strategy's last equity mark
+    equity = pd.read_parquet(run_dir / "strategy_equity.parquet")
+    end = max(trades.ts.max(), cf.ts.max(), equity.ts.max())
     assert real.x[-1] == kst_ms(end)[0] and without.x[-1] == kst_ms(end)[0]
     assert real.y[-1] == trades.price_natural.iloc[-1]
 
@@ -182,8 +200,11 @@ def test_legends_name_only_what_is_drawn(run_dir, tmp_path):
     assert len(shown) == len(set(shown))  # each once
     (cascade,) = plots(run_dir, "forced")
     assert all(np.asarray(t.y).any() for t in cascade.figure.data)  # no empty bars
-    # the generation-1 orders never filled: no "filled" entry for them
-    assert not traces(cascade, "generation 1 filled")
+    # a generation's "filled" entry is drawn only when some of its orders filled
+    forced = pd.read_parquet(run_dir / "forced_orders.parquet")
+    for g, orders in forced.groupby("generation"):
+        assert bool(traces(cascade, f"generation {g} filled")) == bool(
+            (orders.filled_qty > 0).any()), g
     bare = copy_run(run_dir, tmp_path / "bare")
     for stem in ("counterfactual_trades", "forced_orders", "accounts"):
         (bare / f"{stem}.parquet").unlink()
