@@ -87,7 +87,7 @@ from replay.tape import (
     Events,
     Instrument,
     InstrumentTable,
-    TapeWriter,
+    write_tape_chunks,
 )
 from venues.auction import gather
 from venues.book import can_alloc
@@ -650,17 +650,6 @@ def write_anchored_tape(path: str | Path, plan: AnchorPlan, seed: int,
     """Stream :func:`synthesize_from_bars` into a Parquet tape at ``path``; its instrument
     table is the first day's and its session seed ``seed`` (the KRX venue draws the same
     auction ends, venues.krx.session.schedule)."""
-    writer: TapeWriter | None = None
-    try:
-        for events, table in synthesize_from_bars(plan, seed, profile, event_rate=event_rate,
-                                                  progress=progress):
-            if writer is None:
-                writer = TapeWriter(path, table, session_seed=seed)
-            writer.write(events)
-    except BaseException:
-        if writer is not None:
-            writer.abort()
-        raise
-    if writer is None:
-        raise ValueError(f"{path}: the plan makes an empty tape")
-    return writer.close()
+    chunks = synthesize_from_bars(plan, seed, profile, event_rate=event_rate,
+                                  progress=progress)
+    return write_tape_chunks(path, chunks, seed, "the plan makes an empty tape")

@@ -84,7 +84,15 @@ from replay.synth import (
     _session_seconds,
     _uncross_packet,
 )
-from replay.tape import ASK, BID, COLUMNS, Events, Instrument, InstrumentTable, TapeWriter
+from replay.tape import (
+    ASK,
+    BID,
+    COLUMNS,
+    Events,
+    Instrument,
+    InstrumentTable,
+    write_tape_chunks,
+)
 from replay.trades_flow import _clear_side, _print
 from venues.book import can_alloc
 from venues.krx.calendar import is_trading_day
@@ -416,18 +424,6 @@ def write_intraday_anchored_tape(path: str | Path, bars: pd.DataFrame, seed: int
                                  markets: Mapping[str, str] | None = None) -> Path:
     """Stream :func:`synthesize_from_intraday` into a Parquet tape (session seed ``seed``;
     the instrument table is the first day's)."""
-    writer: TapeWriter | None = None
-    try:
-        for events, table in synthesize_from_intraday(bars, seed, profile,
-                                                      event_rate=event_rate, bases=bases,
-                                                      markets=markets):
-            if writer is None:
-                writer = TapeWriter(path, table, session_seed=seed)
-            writer.write(events)
-    except BaseException:
-        if writer is not None:
-            writer.abort()
-        raise
-    if writer is None:
-        raise ValueError(f"{path}: the bars make an empty tape")
-    return writer.close()
+    chunks = synthesize_from_intraday(bars, seed, profile, event_rate=event_rate,
+                                      bases=bases, markets=markets)
+    return write_tape_chunks(path, chunks, seed, "the bars make an empty tape")

@@ -50,7 +50,7 @@ from replay.tape import (
     Events,
     Instrument,
     InstrumentTable,
-    TapeWriter,
+    write_tape_chunks,
 )
 from replay.trades_flow import _clear_side, trades_continuous
 from venues.krx.limits import price_limits
@@ -224,17 +224,6 @@ def write_trades_anchored_tape(path: str | Path, trades: Events, instruments: In
                                event_rate: float | None = None,
                                source: str = "trades") -> Path:
     """Stream :func:`synthesize_from_trades` into a Parquet tape (session seed ``seed``)."""
-    writer: TapeWriter | None = None
-    try:
-        for events, table in synthesize_from_trades(trades, instruments, seed, profile,
-                                                    event_rate=event_rate, source=source):
-            if writer is None:
-                writer = TapeWriter(path, table, session_seed=seed)
-            writer.write(events)
-    except BaseException:
-        if writer is not None:
-            writer.abort()
-        raise
-    if writer is None:
-        raise ValueError(f"{path}: the trades make an empty tape")
-    return writer.close()
+    chunks = synthesize_from_trades(trades, instruments, seed, profile,
+                                    event_rate=event_rate, source=source)
+    return write_tape_chunks(path, chunks, seed, "the trades make an empty tape")

@@ -108,7 +108,7 @@ from replay.tape import (
     Events,
     Instrument,
     InstrumentTable,
-    TapeWriter,
+    write_tape_chunks,
 )
 from venues.auction import gather
 from venues.book import (
@@ -1082,17 +1082,5 @@ def write_synthetic_tape(path: str | Path, profile: str | Profile, days: int, se
     is the first day's (later days' base prices follow from their previous day's close),
     and its session seed is ``seed``, so a replay draws the same auction ends
     (:func:`venues.krx.session.schedule`)."""
-    writer: TapeWriter | None = None
-    try:
-        for events, table in synthesize(profile, days, seed, start, chunk_events=chunk_events,
-                                        shocks=shocks):
-            if writer is None:
-                writer = TapeWriter(path, table, session_seed=seed)
-            writer.write(events)
-    except BaseException:
-        if writer is not None:
-            writer.abort()
-        raise
-    if writer is None:
-        raise ValueError(f"{path}: days={days} makes an empty tape")
-    return writer.close()
+    chunks = synthesize(profile, days, seed, start, chunk_events=chunk_events, shocks=shocks)
+    return write_tape_chunks(path, chunks, seed, f"days={days} makes an empty tape")

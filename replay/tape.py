@@ -391,3 +391,23 @@ class Tape:
             raise ValueError(f"{self.path}: the tape has no column {name!r} (its optional "
                              f"columns: {', '.join(self.extra) or 'none'})")
         return self._file.read(columns=[name]).column(name).to_numpy()
+
+
+def write_tape_chunks(path: str | Path, chunks, session_seed: int | None,
+                      empty: str) -> Path:
+    """Stream ``(events, instrument table)`` chunks into a Parquet tape at ``path``: the
+    tape's instrument table is the first chunk's, its session seed ``session_seed``; a
+    failure leaves nothing under ``path``; no chunk at all is an error ``path: empty``."""
+    writer: TapeWriter | None = None
+    try:
+        for events, table in chunks:
+            if writer is None:
+                writer = TapeWriter(path, table, session_seed=session_seed)
+            writer.write(events)
+    except BaseException:
+        if writer is not None:
+            writer.abort()
+        raise
+    if writer is None:
+        raise ValueError(f"{path}: {empty}")
+    return writer.close()
