@@ -19,7 +19,15 @@ For every selected name and day the tape:
   the closing pair topping the day's volume up to the real volume (the continuous flow's
   market orders are sized by a feedback on the volume still to trade);
 - a day that closed at a daily limit is limit-locked (the value is taken beyond the limit
-  for its last part, :mod:`replay.synth`'s locked flow).
+  for its last part, :mod:`replay.synth`'s locked flow);
+- holds its own static VIs as KRX does (docs/reference/krx.md: volatility interruption):
+  no execution reaches 10% from the static reference (the last single-price auction's
+  price); where the path goes past it, an order meets the threshold and the name goes to a
+  2-minute single-price auction ending when the KRX venue's does
+  (:func:`venues.krx.session.vi_end_ns`), which uncrosses at the path's value and becomes
+  the new reference. An open or close at or beyond a VI threshold extends its auction the
+  same way. So the venue, replaying the tape, interrupts where the tape did and suppresses
+  none of its prints.
 
 The base price of a day is the previous day's close in the bars; the first day's is the
 close divided by ``1 + change`` (the ``change`` column), rounded to the tick grid.
@@ -30,7 +38,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -39,6 +47,13 @@ import pandas as pd
 from replay.anchored_flow import (
     A_MAX,
     A_MIN,
+    A_VI,
+    A_VI_AT,
+    A_VI_HI_OK,
+    A_VI_HI_TRIG,
+    A_VI_LATEST,
+    A_VI_LO_OK,
+    A_VI_LO_TRIG,
     A_VOL,
     F_BASE_VOL,
     F_LOG_MKT,
@@ -48,6 +63,7 @@ from replay.anchored_flow import (
     N_A,
     N_F,
     TO_CLOSE,
+    _path_value,
     anchored_continuous,
     anchored_top_up,
     shape_integral,
@@ -92,10 +108,21 @@ from replay.tape import (
 from venues.auction import gather
 from venues.book import can_alloc
 from venues.krx.calendar import is_trading_day
-from venues.krx.limits import price_limits
-from venues.krx.session import CLOSE, CLOSE_AUCTION, OPEN, PRE_OPEN, schedule, seoul_ns
+from venues.krx.limits import beyond_bp, price_limits, vi_thresholds
+from venues.krx.session import (
+    CLOSE,
+    CLOSE_AUCTION,
+    OPEN,
+    PRE_OPEN,
+    RANDOM_END_MAX,
+    VI_AUCTION,
+    schedule,
+    seoul_ns,
+    vi_end_ns,
+)
 from venues.krx.ticks import is_on_grid, price_grid, tick_size
 from venues.krx.uncross import uncross
+from venues.krx.venue import KOSPI200, KrxRules
 
 #: Columns the daily-bar anchor needs (replay.loaders.daily_bars.read_bars' layout).
 BAR_COLUMNS = ("code", "date", "open", "high", "low", "close", "volume")
@@ -113,6 +140,11 @@ ROWS_PER_RATE = 26_000
 MAX_DAY_ROWS = 5_000_000
 #: The default flow of an anchored tape: the large-cap profile at a modest event rate.
 DEFAULT_EVENT_RATE = 5.0
+#: The VI thresholds the tape holds to: the KRX venue's defaults.
+_RULES = KrxRules()
+#: The longest a VI auction lasts (ns): one may begin no later than this before 15:20, or
+#: it would run into the closing auction.
+_VI_LONGEST_NS = (VI_AUCTION + RANDOM_END_MAX) // timedelta(microseconds=1) * 1_000
 
 
 @dataclass(frozen=True)
@@ -487,8 +519,9 @@ def day_params(prof: Profile, volume: int) -> np.ndarray:
 
 
 def _name_day(prof: Profile, bar: AnchorDay, market: str, state: _NameState, seed: int,
-              table: InstrumentTable, chunk: int) -> Iterator[Events]:
-    """One name's day as chunks of events (its own order ids and sequence numbers)."""
+              table: InstrumentTable, chunk: int, inst: int) -> Iterator[Events]:
+    """One name's day as chunks of events (its own order ids and sequence numbers);
+    ``inst`` is its instrument id, which keys its VI auctions' random ends."""
     if not bar.traded:
         return
     day = bar.day
@@ -499,7 +532,21 @@ def _name_day(prof: Profile, bar: AnchorDay, market: str, state: _NameState, see
     sched = schedule(day, seed)
     origin = seoul_ns(day, OPEN)
     session_ns = sched.continuous_end_ns - origin
-    t_open = sched.open_ns - origin
+    static_bp = _RULES.static_vi_bp
+    closing_bp = (_RULES.closing_vi_bp_kospi200
+                  if KOSPI200 in table[inst].index_member.upper()
+                  else _RULES.closing_vi_bp_other)
+    vis = 0  # the day's VIs so far, the venue's count (an auction's extension counts)
+
+    def vi_end(start: int) -> int:
+        nonlocal vis
+        vis += 1
+        return vi_end_ns(seed, day, inst, vis, start)
+
+    # an open at or beyond the static threshold of the base extends the opening auction
+    open_end = vi_end(sched.open_ns) if beyond_bp(bar.open, bar.base, static_bp) \
+        else sched.open_ns
+    t_open = open_end - origin
     params = day_params(prof, bar.volume)
     knots_t, knots_v, sweep_t, sweep_px, sweep_up = _plan_day(bar, ladder, session_ns,
                                                               t_open, rng)
@@ -511,6 +558,17 @@ def _name_day(prof: Profile, bar: AnchorDay, market: str, state: _NameState, see
     ast = np.zeros(N_A, np.int64)
     afl = np.zeros(N_F, np.float64)
 
+    def static_reference(ref: int) -> None:
+        # the static VI band around ``ref``, as the kernel reads it (anchored_flow: A_VI*)
+        lo_thr, hi_thr = vi_thresholds(ref, static_bp)
+        i = int(np.searchsorted(ladder, lo_thr, side="right"))  # first price above lo_thr
+        j = int(np.searchsorted(ladder, hi_thr, side="left"))  # first price at/above hi_thr
+        ast[A_VI] = 1
+        ast[A_VI_LO_OK] = ladder[min(i, len(ladder) - 1)]
+        ast[A_VI_LO_TRIG] = ladder[i - 1] if i > 0 else 0
+        ast[A_VI_HI_OK] = ladder[max(j - 1, 0)]
+        ast[A_VI_HI_TRIG] = ladder[j] if j < len(ladder) else 0
+
     def run(kernel, *tail) -> Iterator[Events]:
         for ev, _ in rows.run(kernel, head, book, st, fst, table, *tail):
             yield ev
@@ -520,21 +578,28 @@ def _name_day(prof: Profile, bar: AnchorDay, market: str, state: _NameState, see
             yield ev
 
     def auction(price: int, end_ns: int, rate: float, reference: int, opening: bool,
-                extra_to: int = 0, orders_volume: float = 0.0) -> Iterator[Events]:
+                extra_to: int = 0, orders_volume: float = 0.0,
+                uncross_ns: int = 0) -> Iterator[Events]:
         # random orders around ``price`` (the value), then the balancing orders, then the
         # uncross at end_ns: docs/reference/krx.md, single-price auction. With
         # ``orders_volume``, the random orders are sized to add up to about that much.
-        if rate > 0:
-            ap = params
-            n_orders = rate * (end_ns - _FIX_NS - origin - st[_S_T])
-            if orders_volume > 0 and n_orders >= 1:
-                ap = params.copy()
-                ap[P_LOG_SIZE] = math.log(max(orders_volume / n_orders, 1.0)) \
-                    - 0.5 * prof.size_sigma ** 2
-            for ev, _ in rows.run(_auction, (ap, ladder, rng), book, st, fst, table, origin,
-                                  end_ns - _FIX_NS - origin, rate):
-                yield ev
-        yield from flush(_balance(rows, book, st, price, 0, end_ns - _FIX_NS // 2, table))
+        # With ``uncross_ns`` (a VI extension: the venue found ``price`` at or beyond a
+        # threshold at end_ns), the orders go on to it and it uncrosses there.
+        ap = params
+        ends = [end_ns] + ([uncross_ns] if uncross_ns > end_ns else [])
+        for k, end in enumerate(ends):
+            if rate > 0:
+                n_orders = rate * (end - _FIX_NS - origin - st[_S_T])
+                if k == 0 and orders_volume > 0 and n_orders >= 1:
+                    ap = params.copy()
+                    ap[P_LOG_SIZE] = math.log(max(orders_volume / n_orders, 1.0)) \
+                        - 0.5 * prof.size_sigma ** 2
+                for ev, _ in rows.run(_auction, (ap, ladder, rng), book, st, fst, table,
+                                      origin, end - _FIX_NS - origin, rate):
+                    yield ev
+            yield from flush(_balance(rows, book, st, price, 0, end - _FIX_NS // 2, table))
+            st[_S_T] = max(int(st[_S_T]), end - _FIX_NS // 2 + 2 - origin)
+        end_ns = ends[-1]
         extra = max(0, extra_to - int(ast[A_VOL]) - _exec_at(book, price))
         if extra:
             yield from flush(_balance(rows, book, st, price, extra, end_ns - _FIX_NS // 4,
@@ -544,19 +609,21 @@ def _name_day(prof: Profile, bar: AnchorDay, market: str, state: _NameState, see
         yield from flush(_uncross_packet(rows, book, st, fst, params, ladder, reference,
                                          lower, upper, opening, end_ns, table))
 
-    # the opening call auction, 08:30 to open_ns, around the open
+    # the opening call auction, 08:30 to open_ns (or its VI extension), around the open
     st[_S_T] = sched.pre_open_ns - origin
     yield from auction(bar.open, sched.open_ns,
                        prof.auction_orders_open / (_seconds(PRE_OPEN, OPEN) * 1e9),
-                       bar.base, True)
+                       bar.base, True, uncross_ns=open_end)
     ast[A_MAX] = ast[A_MIN] = bar.open
+    static_reference(bar.open)
+    ast[A_VI_LATEST] = session_ns - _VI_LONGEST_NS - 1
     if lower < bar.open < upper and st[_S_LIVE] < prof.live_orders:
         yield from flush(rows.room(prof.live_orders, table))
         center = int(np.searchsorted(ladder, bar.open))
         first, done, n_adds = rows.pos, 0, prof.live_orders - int(st[_S_LIVE])
         while True:
             rows.pos, done, status = anchored_top_up(
-                params, ladder, rng, book.arrays, st, rows.rows, rows.pos, sched.open_ns,
+                params, ladder, rng, book.arrays, st, rows.rows, rows.pos, open_end,
                 center, first, done, n_adds, bar.low, bar.high)
             if status != _POOL_FULL:
                 break
@@ -568,17 +635,45 @@ def _name_day(prof: Profile, bar: AnchorDay, market: str, state: _NameState, see
     afl[F_SHAPE_END] = shape_integral(float(session_ns), params)
     afl[F_SHAPE_TOTAL] = max(afl[F_SHAPE_END] - shape_integral(float(t_open), params), 1.0)
     st[_S_T] = t_open
-    yield from run(anchored_continuous, origin, session_ns, knots_t, knots_v, sweep_t,
-                   sweep_px, sweep_up, bar.low, bar.high, ast, afl)
+    vi_rate = prof.event_rate / 1e9  # a VI auction's orders: the flow's own pace
+    sref = bar.open
+    while True:
+        ast[A_VI_AT] = 0
+        yield from run(anchored_continuous, origin, session_ns, knots_t, knots_v, sweep_t,
+                       sweep_px, sweep_up, bar.low, bar.high, ast, afl)
+        if not ast[A_VI_AT]:
+            break
+        # a VI: a single-price auction to the venue's end, uncrossed at the path's value
+        start = int(ast[A_VI_AT])
+        end = vi_end(start)
+        value = float(_path_value(float(end - origin), knots_t, knots_v))
+        sref = _grid_round(min(max(value, bar.low), bar.high), day, market)
+        sref = min(max(sref, bar.low), bar.high)
+        params[P_LOG_MKT_SIZE] = afl[F_LOG_MKT]
+        fst[0] = float(sref)
+        st[_S_T] = start + 1 - origin
+        # its orders add up to what the flow would trade meanwhile at the day's pace
+        pace = (afl[F_TARGET] - afl[F_BASE_VOL]) / max(session_ns - t_open, 1)
+        yield from auction(sref, end, vi_rate, int(st[_S_LAST]), False,
+                           orders_volume=max(1.0, pace * (end - start)))
+        ast[A_MAX] = max(int(ast[A_MAX]), sref)
+        ast[A_MIN] = min(int(ast[A_MIN]), sref)
+        static_reference(sref)
+        st[_S_T] = end - origin
     params[P_LOG_MKT_SIZE] = afl[F_LOG_MKT]
-    # the closing call auction around the close, topped up to the day's volume
+    # the closing call auction around the close, topped up to the day's volume; a close
+    # at or beyond the static threshold, or the closing one from the last print, extends
+    # it
     fst[0] = float(knots_v[-1])
+    close_end = vi_end(sched.close_ns) if (beyond_bp(bar.close, sref, static_bp) or
+                                           beyond_bp(bar.close, int(st[_S_LAST]),
+                                                     closing_bp)) else sched.close_ns
     yield from auction(bar.close, sched.close_ns,
                        prof.auction_orders_close / (_seconds(CLOSE_AUCTION, CLOSE) * 1e9),
                        int(st[_S_LAST]), False, bar.volume,
-                       max(0.0, 0.5 * (bar.volume - float(ast[A_VOL]))))
+                       max(0.0, 0.5 * (bar.volume - float(ast[A_VOL]))), uncross_ns=close_end)
     yield from flush(rows.room(int(st[_S_LIVE]), table))
-    rows.pos = _close_book(book.arrays, st, rows.rows, rows.pos, sched.close_ns)
+    rows.pos = _close_book(book.arrays, st, rows.rows, rows.pos, close_end)
     if rows.pos:
         yield rows.events()
 
@@ -627,7 +722,7 @@ def synthesize_from_bars(plan: AnchorPlan, seed: int, profile: str | Profile | N
         parts = []
         for k, name in enumerate(plan.names):
             chunks = list(_name_day(prof, name.days[i], name.market, states[k], seed, table,
-                                    chunk_events))
+                                    chunk_events, k + 1))
             ev = Events.concat(chunks)
             ev.instrument = np.full(len(ev), k + 1, np.uint32)
             ev.order_id = np.where(ev.order_id > 0, (ev.order_id - 1) * np.uint64(n)

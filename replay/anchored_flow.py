@@ -6,6 +6,13 @@ high]`` and no bid rests above the high, no ask below the low, so nothing prints
 the recorded range; market orders are sized by the volume still to trade. At the end of
 each extreme's hold, a sweep prints the extreme if the flow has not, and one before the
 closing auction prints the close.
+
+With the static VI on (``A_VI``: daily-bar anchors, docs/reference/krx.md: volatility
+interruption), no execution reaches the threshold of the static reference (``A_VI_LO_OK``
+and ``A_VI_HI_OK`` are the farthest prices inside it). Where the flow would go past it,
+an order crossing the book at the first price at or beyond the threshold is added instead,
+as the venue sees a VI begin: the kernel stops with :data:`VI` and ``A_VI_AT`` set, and
+the caller holds the 2-minute VI auction and resets the reference to its price.
 """
 
 from __future__ import annotations
@@ -57,6 +64,9 @@ STEP = 0.02
 STEP_GAP_NS = 1_000_000_000
 #: A sweep's kind: to the day's high (1), its low (0), or to the close from either side.
 TO_CLOSE = 2
+#: What :func:`anchored_continuous` returns when an order began a VI (after replay.synth's
+#: _DONE, _ROWS_FULL, _POOL_FULL).
+VI = 3
 
 
 # Slots of the anchor's integer state: the day's volume so far, its highest and lowest
@@ -65,7 +75,12 @@ TO_CLOSE = 2
 # of its float state: the value's noise, the market-size baseline,
 # the volume wanted by the end of continuous trading and the volume at the open, the rate
 # shape's integral to the session's end and from the open to it.
-A_VOL, A_MAX, A_MIN, A_SWEEP, A_STRICT, N_A = range(6)
+# Then the static VI: on or off, the farthest prices an execution may take inside its
+# thresholds, the first grid prices at or beyond them (0: beyond the daily limit, no VI),
+# the time of the order that began a VI (0: none), and the latest time one may begin (its
+# auction must end before the continuous session does).
+(A_VOL, A_MAX, A_MIN, A_SWEEP, A_STRICT, A_VI, A_VI_LO_OK, A_VI_HI_OK, A_VI_LO_TRIG,
+ A_VI_HI_TRIG, A_VI_AT, A_VI_LATEST, N_A) = range(13)
 F_NOISE, F_LOG_MKT, F_TARGET, F_BASE_VOL, F_SHAPE_END, F_SHAPE_TOTAL, N_F = range(7)
 
 
@@ -156,20 +171,60 @@ def _print_at(params, ladder, rng, book, st, fst, outs, pos, ts, price, up, room
 def _sweep(params, ladder, rng, book, st, fst, outs, pos, ts, price, up, ast, room):
     """Print at ``price`` (the day's high if ``up``, else its low) from the last price, in
     steps of at most STEP one second apart (:func:`_print_at` each), each taking at most
-    1/16 of ``room``, the volume still wanted. Returns (pos, ts)."""
+    1/16 of ``room``, the volume still wanted, and none reaching the static VI threshold.
+    Returns (pos, ts, why): why 0 when it printed the price or ran short of rows, 1 when
+    it began a VI on the way (:func:`_begin_vi`), 2 when it stopped at a threshold too late
+    in the session for a VI."""
     first = pos
     room = max(1, room // 16)
+    why = 0
     while True:
         last = st[_S_LAST]
         step = min(price, _step_price(ladder, last, True)) if up \
             else max(price, _step_price(ladder, last, False))
+        if ast[A_VI]:
+            band = ast[A_VI_HI_OK] if up else ast[A_VI_LO_OK]
+            if (up and step > band) or (not up and step < band):
+                if last != band:
+                    step = band
+                elif st[_S_T] <= ast[A_VI_LATEST]:
+                    pos, ts = _begin_vi(params, rng, book, st, outs, pos, ts, up, ast)
+                    why = 1
+                    break
+                else:
+                    why = 2
+                    break
         pos, ts = _print_at(params, ladder, rng, book, st, fst, outs, pos, ts, step, up,
                             room)
         if step == price or outs[0].shape[0] - pos < 2 * st[_S_LIVE] + 8:
             break
         ts += STEP_GAP_NS
     _tally(outs, first, pos, ast)
-    return pos, ts
+    return pos, ts, why
+
+
+@njit(cache=True)
+def _begin_vi(params, rng, book, st, outs, pos, ts, up, ast):
+    """Begin a static VI going up (down if not ``up``): at the first price at or beyond the
+    threshold, an order rests (the orders between it and the last print withdrawn) and an
+    order of a market order's size crosses it. The venue sees that order meet a VI, as
+    the kernel's own book does: nothing executes, ``A_VI_AT`` is its time. Returns (pos,
+    the next free nanosecond)."""
+    S = book[0]
+    p = ast[A_VI_HI_TRIG] if up else ast[A_VI_LO_TRIG]
+    rest, cross = (ASK, BID) if up else (BID, ASK)
+    pos = _clear_side(book, st, outs, pos, ts, rest, p, 0 if up else 1)
+    if level_size(S, _INST, rest, p) == 0:
+        size = _size(params[P_LOG_SIZE], params[P_SIZE_SIGMA], int(params[P_SIZE_MAX]), rng)
+        oid = _add_order(book, st, rest, p, size, ts)
+        pos = _emit(outs, pos, st, ts, ADD, rest, p, size, oid, F_LAST)
+    ts += 1
+    size = _size(params[P_LOG_MKT_SIZE], params[P_MKT_SIZE_SIGMA], int(params[P_SIZE_MAX]),
+                 rng)
+    oid = _add_order(book, st, cross, p, size, ts)
+    pos = _emit(outs, pos, st, ts, ADD, cross, p, size, oid, F_LAST)
+    ast[A_VI_AT] = ts
+    return pos, ts + 1
 
 
 @njit(cache=True)
@@ -241,12 +296,16 @@ def anchored_continuous(params, ladder, rng, book, st, fst, outs, pos, origin_ns
             if not _swept(sweep_px[k], sweep_up[k], st, ast):
                 up = st[_S_LAST] < sweep_px[k] if sweep_up[k] == TO_CLOSE else sweep_up[k] == 1
                 st[_S_T] += 1
-                pos, ts = _sweep(params, ladder, rng, book, st, fst, outs, pos,
-                                 origin_ns + st[_S_T], sweep_px[k], up, ast,
-                                 max(1, int(afl[F_TARGET]) - ast[A_VOL]))
+                pos, ts, why = _sweep(params, ladder, rng, book, st, fst, outs, pos,
+                                      origin_ns + st[_S_T], sweep_px[k], up, ast,
+                                      max(1, int(afl[F_TARGET]) - ast[A_VOL]))
                 st[_S_T] = ts - origin_ns
-                if not _swept(sweep_px[k], sweep_up[k], st, ast):
-                    ast[A_SWEEP] -= 1  # stopped short of rows: resumed in the next buffer
+                if why != 2 and not _swept(sweep_px[k], sweep_up[k], st, ast):
+                    # stopped short of rows, or at a VI: resumed in the next buffer, or
+                    # after the VI auction
+                    ast[A_SWEEP] -= 1
+                if why == 1:
+                    return pos, VI
             continue
         gap = arrival_gap_ns(st[_S_T], params, rng)
         t_next = st[_S_T] + gap
@@ -266,6 +325,13 @@ def anchored_continuous(params, ladder, rng, book, st, fst, outs, pos, origin_ns
         if lo < v < hi:  # inside the limits, the noise never takes it to one
             v = min(max(v * math.exp(afl[F_NOISE]), lo + 0.25 * (ladder[1] - ladder[0])),
                     hi - 0.25 * (ladder[-1] - ladder[-2]))
+            # an extreme once printed holds the value no farther: the flow trades on there
+            # rather than waiting, pressed beyond a price it may not print, for the hold
+            # to end
+            if ast[A_MIN] > 0 and ast[A_MIN] <= lo_px and v < lo_px:
+                v = float(lo_px)
+            if ast[A_MAX] >= hi_px and v > hi_px:
+                v = float(hi_px)
         fst[0] = v
         # market orders sized by the volume still to trade over the expected flow left
         left = (afl[F_SHAPE_END] - shape_integral(float(st[_S_T]), params)) \
@@ -303,6 +369,17 @@ def anchored_continuous(params, ladder, rng, book, st, fst, outs, pos, origin_ns
                 else max(lo_px, _step_price(ladder, last, False))
             if opp == 0 or (side == BID and opp > cap_px) or (side == ASK and opp < cap_px):
                 continue
+            if ast[A_VI]:
+                band = ast[A_VI_HI_OK] if side == BID else ast[A_VI_LO_OK]
+                if (side == BID and opp > band) or (side == ASK and opp < band):
+                    # the opposite best lies at or beyond the static VI threshold
+                    if st[_S_T] <= ast[A_VI_LATEST]:
+                        pos, _ = _begin_vi(params, rng, book, st, outs, pos, ts, side == BID,
+                                           ast)
+                        st[_S_T] = ast[A_VI_AT] - origin_ns
+                        return pos, VI
+                    continue
+                cap_px = min(cap_px, band) if side == BID else max(cap_px, band)
             pos, _ = _walk(params, ladder, book, st, fst, outs, pos, ts, side, size, cap_px)
         elif st[_S_LIVE] > 0:
             row = live[pick_live(st[_S_LIVE], rng)]

@@ -43,3 +43,17 @@ def price_limits(base: int, on: date | None = None, *, market: str = "KOSPI",
     upper = round_down_to_tick(base + width, on, market=market, etf=etf)
     lower = round_down_to_tick(base - width, on, market=market, etf=etf)
     return int(lower), int(upper)
+
+
+def beyond_bp(price: int, ref: int, bp: int) -> bool:
+    """``price`` at or beyond ``ref`` +- ``bp`` basis points (integers only; bp 0: off):
+    the VI test of docs/reference/krx.md, "trigger at the first tick at or beyond"."""
+    lo, hi = price * 10_000 <= ref * (10_000 - bp), price * 10_000 >= ref * (10_000 + bp)
+    return bp > 0 and (lo or hi)
+
+
+def vi_thresholds(ref: int, bp: int) -> tuple[int, int]:
+    """``(lo, hi)``: a price at or below ``lo``, or at or above ``hi``, lies at or beyond
+    ``ref`` +- ``bp`` basis points (the integers :func:`beyond_bp` tests; the compiled
+    loop's ``venues.rules.vi_stops`` computes the same)."""
+    return ref * (10_000 - bp) // 10_000, -((-ref * (10_000 + bp)) // 10_000)

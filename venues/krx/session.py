@@ -22,6 +22,7 @@ SEOUL = ZoneInfo("Asia/Seoul")
 #: Seoul is UTC+9 on every date a tape can hold (no daylight saving time since 1988).
 KST_OFFSET_NS = 9 * 3600 * 10**9
 RANDOM_END_MAX = timedelta(seconds=30)  # docs/reference/krx.md: "within 30 s"
+VI_AUCTION = timedelta(minutes=2)  # docs/reference/krx.md: "a 2-minute single-price auction"
 
 PRE_OPEN = time(8, 30)
 OPEN = time(9, 0)
@@ -77,11 +78,27 @@ class Schedule:
         return "closed"
 
 
+def random_extension_ns(seed: int, day: date, key: tuple[int, ...],
+                        most: timedelta = RANDOM_END_MAX) -> int:
+    """A random auction extension (0 to ``most``, whole microseconds, in ns) drawn from the
+    seed, the day and ``key`` (which auction): the same inputs give the same draw."""
+    rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence(
+        [seed, day.toordinal(), *key])))
+    return int(rng.integers(0, most // timedelta(microseconds=1))) * 1_000
+
+
 def random_end_ns(seed: int, day: date, which: str) -> int:
     """The random extension (0 to 30 s, in ns) of one auction, from the seed and the day."""
-    key = [seed, day.toordinal(), {"open": 0, "close": 1}[which]]
-    rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence(key)))
-    return int(rng.integers(0, RANDOM_END_MAX // timedelta(microseconds=1))) * 1_000
+    return random_extension_ns(seed, day, ({"open": 0, "close": 1}[which],))
+
+
+def vi_end_ns(seed: int, day: date, instrument: int, count: int, start_ns: int) -> int:
+    """When the ``count``-th VI auction of ``instrument`` on ``day`` (1 the first; an
+    opening or closing auction's VI extension counts too), begun at ``start_ns``, ends: 2
+    minutes plus a random end within 30 s (docs/reference/krx.md: volatility interruption).
+    The KRX venue draws it so; an anchored tape that holds its own VIs draws the same."""
+    return start_ns + VI_AUCTION // timedelta(microseconds=1) * 1_000 \
+        + random_extension_ns(seed, day, (2, instrument, count))
 
 
 def schedule(day: date, seed: int = 0) -> Schedule:

@@ -63,7 +63,7 @@ from venues.codes import (
 )
 from venues.krx import session as ses
 from venues.krx.calendar import is_trading_day, next_trading_day
-from venues.krx.limits import price_limits
+from venues.krx.limits import beyond_bp, price_limits
 from venues.krx.ticks import tick_table
 from venues.krx.uncross import uncross_arrays
 from venues.loop import I_LAST_GEN
@@ -121,7 +121,7 @@ class KrxRules:
     dynamic_vi_bp_other: int = 600  # "other KOSPI and KOSDAQ names +-6%"
     closing_vi_bp_kospi200: int = 200  # "(closing auction +-2%)"
     closing_vi_bp_other: int = 400  # "(closing auction +-4%)"
-    vi_auction: timedelta = timedelta(minutes=2)  # "switch to a 2-minute single-price auction"
+    vi_auction: timedelta = ses.VI_AUCTION  # "switch to a 2-minute single-price auction"
     random_end: timedelta = ses.RANDOM_END_MAX  # "a random moment within 30 s"
     cb_stages_bp: tuple[int, int, int] = (800, 1_500, 2_000)  # "-8%", "-15%", "-20%"
     cb_step_bp: int = 100  # "at least 1% below the stage-1 level"
@@ -413,9 +413,7 @@ class KrxVenue(Participant):
 
     # -- auctions -----------------------------------------------------------------------------
     def _random_end(self, *key: int) -> int:
-        rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence(
-            [self.seed, self.day.toordinal(), *key])))
-        return int(rng.integers(0, _ns(self.rules.random_end) // 1_000)) * 1_000
+        return ses.random_extension_ns(self.seed, self.day, key, self.rules.random_end)
 
     def _vi_end(self, n: _Name, at: int) -> int:
         """Schedule the end of a VI auction (or a VI extension) starting at ``at``."""
@@ -501,13 +499,13 @@ class KrxVenue(Participant):
         static vs the static reference; at the close also dynamic vs the last trade."""
         ins = self.host.book.ins
         sref = int(ins[n.inst, I_STATIC_REF])
-        if _beyond(price, sref, self.rules.static_vi_bp):
+        if beyond_bp(price, sref, self.rules.static_vi_bp):
             return "vi_static", sref
         if kind == "close":
             last = int(ins[n.inst, I_LAST])
             bp = (self.rules.closing_vi_bp_kospi200 if n.kospi200
                   else self.rules.closing_vi_bp_other)
-            if _beyond(price, last, bp):
+            if beyond_bp(price, last, bp):
                 return "vi_dynamic", last
         return None
 
@@ -639,12 +637,6 @@ class KrxVenue(Participant):
         self._sidecar_fired = self.day
         self._event(ts, f, "sidecar_sell" if side == ASK else "sidecar_buy", f.base, px,
                     until)
-
-
-def _beyond(price: int, ref: int, bp: int) -> bool:
-    """``price`` at or beyond ``ref`` +- ``bp`` basis points (integers only); bp 0: off."""
-    lo, hi = price * 10_000 <= ref * (10_000 - bp), price * 10_000 >= ref * (10_000 + bp)
-    return bp > 0 and (lo or hi)
 
 
 def _tick_market(market: str) -> str:
