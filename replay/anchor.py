@@ -381,11 +381,24 @@ def _checked_day(code: str, day: date, base: int, px: dict, volume: int, market:
 @dataclass
 class _NameState:
     """What carries over from one of a name's days to the next: its book (re-laddered each
-    day), its counters (order ids, sequence) and its random stream."""
+    day), its counters (order ids, sequence) and its random stream. Between days the book
+    may be put away (:meth:`park`: a market's thousands of names hold only their pool's
+    size), as every order has expired at the close."""
 
-    book: _Book
+    book: _Book | None
     st: np.ndarray
     rng: np.random.Generator
+    capacity: int = 0
+
+    def open_book(self) -> _Book:
+        if self.book is None:
+            self.book = _Book(self.capacity)
+        return self.book
+
+    def park(self) -> None:
+        if self.book is not None:
+            self.capacity = self.book.capacity
+            self.book = None
 
 
 def _press(extreme: int, up: bool, ladder: np.ndarray) -> float:
@@ -405,12 +418,29 @@ def _press(extreme: int, up: bool, ladder: np.ndarray) -> float:
                                                                               - ladder[0]))
 
 
+@dataclass(frozen=True)
+class DayPath:
+    """What a market gives one name-day's path (:mod:`replay.market`): when its extremes
+    happen and the shape between its knots. ``high_t``/``low_t`` are times after 09:00
+    (ns; 0: the seeded default) of the day's high and low; ``grid_t``, ``shape`` a latent
+    series (any units) on a grid of such times, ``scale`` won per unit of it. Between
+    the knots the value follows ``scale x (shape - its interpolation at the knots)``, so
+    it passes through every knot exactly and wiggles as the shape does."""
+
+    high_t: int = 0
+    low_t: int = 0
+    grid_t: np.ndarray | None = None
+    shape: np.ndarray | None = None
+    scale: float = 0.0
+
+
 def _plan_day(bar: AnchorDay, ladder: np.ndarray, session_ns: int, t_open: int,
-              rng: np.random.Generator):
+              rng: np.random.Generator, path: DayPath | None = None):
     """The value's knots and the sweeps of one day: open -> the extremes not printed by an
     auction (in a seeded order, each held HOLD_SHARE of the session, then swept if not yet
     printed) -> close, held to 15:20. A close at a daily limit is pressed beyond it (the
-    day ends limit-locked), from 70% of the session."""
+    day ends limit-locked), from 70% of the session. With ``path``, the extremes happen
+    at its times (in their order) and the value follows its shape between the knots."""
     lower, upper = int(ladder[0]), int(ladder[-1])
     locked_close = bar.close in (lower, upper) and bar.high != bar.low
     visit = []
@@ -418,15 +448,25 @@ def _plan_day(bar: AnchorDay, ladder: np.ndarray, session_ns: int, t_open: int,
         visit.append((bar.high, True))
     if bar.low not in (bar.open, bar.close):
         visit.append((bar.low, False))
-    if len(visit) == 2 and rng.random() < 0.5:
-        visit.reverse()
     hold = int(HOLD_SHARE * session_ns)
     span = session_ns - t_open
+    given = path is not None and (path.high_t > 0 or path.low_t > 0)
+    if given:
+        at = {True: path.high_t, False: path.low_t}
+        times = [min(max(at[up], t_open + 1), session_ns - 1) for _, up in visit]
+        order = sorted(range(len(visit)), key=lambda k: times[k])
+        visit = [visit[k] for k in order]
+        times = [times[k] for k in order]
+    else:
+        if len(visit) == 2 and rng.random() < 0.5:
+            visit.reverse()
+        slots = [(0.06, 0.36), (0.44, 0.62)] if len(visit) == 2 else [(0.15, 0.6)]
+        times = [t_open + int((a + (b - a) * rng.random()) * span)
+                 for (a, b), _ in zip(slots, visit, strict=False)]
     knots_t, knots_v = [t_open], [float(bar.open)]
     sweep_t, sweep_px, sweep_up = [], [], []
-    slots = [(0.06, 0.36), (0.44, 0.62)] if len(visit) == 2 else [(0.15, 0.6)]
-    for (px, up), (a, b) in zip(visit, slots, strict=False):
-        t = t_open + int((a + (b - a) * rng.random()) * span)
+    for (px, up), t in zip(visit, times, strict=True):
+        t = max(t, knots_t[-1] + 1)
         v = _press(px, up, ladder)
         knots_t += [t, t + hold]
         knots_v += [v, v]
@@ -437,7 +477,10 @@ def _plan_day(bar: AnchorDay, ladder: np.ndarray, session_ns: int, t_open: int,
         t_close, v = t_open + int(0.7 * span), _press(bar.close, bar.close == upper, ladder)
     else:
         t_close, v = t_open + int(0.8 * span), float(bar.close)
+    if given:  # an extreme late in the day: the close's approach follows it
+        t_close = min(max(t_close, knots_t[-1] + hold), t_open + int(0.9 * span))
     t_close = max(t_close, knots_t[-1] + 1)
+    holds = list(zip(knots_t[1::2], knots_t[2::2], strict=False))
     knots_t += [t_close, session_ns]
     knots_v += [v, v]
     # the last print before the closing auction is the close (a locked close: the limit,
@@ -446,9 +489,35 @@ def _plan_day(bar: AnchorDay, ladder: np.ndarray, session_ns: int, t_open: int,
     sweep_t.append(t_close + hold)
     sweep_px.append(bar.close)
     sweep_up.append(TO_CLOSE)
-    return (np.asarray(knots_t, np.int64), np.asarray(knots_v, np.float64),
-            np.asarray(sweep_t, np.int64), np.asarray(sweep_px, np.int64),
+    kt = np.asarray(knots_t, np.int64)
+    kv = np.asarray(knots_v, np.float64)
+    if path is not None and path.grid_t is not None and path.scale > 0:
+        kt, kv = _shaped(kt, kv, holds, t_close, path, bar)
+    return (kt, kv, np.asarray(sweep_t, np.int64), np.asarray(sweep_px, np.int64),
             np.asarray(sweep_up, np.int64))
+
+
+def _shaped(kt: np.ndarray, kv: np.ndarray, holds: list, t_close: int, path: DayPath,
+            bar: AnchorDay) -> tuple[np.ndarray, np.ndarray]:
+    """The knots with the path's shape added between them (outside the extremes' holds and
+    from the close's approach on), each added value kept within the day's low-high."""
+    g = np.asarray(path.grid_t, np.int64)
+    x = np.asarray(path.shape, np.float64)
+    keep = (g > kt[0]) & (g < t_close)
+    for a, b in holds:
+        keep &= (g < a) | (g > b)
+    keep &= ~np.isin(g, kt)
+    g = g[keep]
+    if not len(g):
+        return kt, kv
+    x_knots = np.interp(kt.astype(np.float64), path.grid_t.astype(np.float64), x)
+    resid = np.interp(g.astype(np.float64), path.grid_t.astype(np.float64), x) \
+        - np.interp(g.astype(np.float64), kt.astype(np.float64), x_knots)
+    base = np.interp(g.astype(np.float64), kt.astype(np.float64), kv)
+    v = np.clip(base + path.scale * resid, float(bar.low), float(bar.high))
+    t = np.concatenate([kt, g])
+    order = np.argsort(t, kind="stable")
+    return t[order], np.concatenate([kv, v])[order]
 
 
 def _sides(book: _Book) -> tuple[np.ndarray, ...]:
@@ -519,15 +588,17 @@ def day_params(prof: Profile, volume: int) -> np.ndarray:
 
 
 def _name_day(prof: Profile, bar: AnchorDay, market: str, state: _NameState, seed: int,
-              table: InstrumentTable, chunk: int, inst: int) -> Iterator[Events]:
+              table: InstrumentTable, chunk: int, inst: int,
+              path: DayPath | None = None) -> Iterator[Events]:
     """One name's day as chunks of events (its own order ids and sequence numbers);
-    ``inst`` is its instrument id, which keys its VI auctions' random ends."""
+    ``inst`` is its instrument id, which keys its VI auctions' random ends; ``path``, if
+    given, times its extremes and shapes its value (:class:`DayPath`)."""
     if not bar.traded:
         return
     day = bar.day
     lower, upper = price_limits(bar.base, on=day, market=market)
     ladder = price_grid(lower, upper, on=day, market=market)
-    book, st, rng = state.book, state.st, state.rng
+    book, st, rng = state.open_book(), state.st, state.rng
     book.new_day(ladder)
     sched = schedule(day, seed)
     origin = seoul_ns(day, OPEN)
@@ -549,7 +620,7 @@ def _name_day(prof: Profile, bar: AnchorDay, market: str, state: _NameState, see
     t_open = open_end - origin
     params = day_params(prof, bar.volume)
     knots_t, knots_v, sweep_t, sweep_px, sweep_up = _plan_day(bar, ladder, session_ns,
-                                                              t_open, rng)
+                                                              t_open, rng, path)
     fst = np.array([float(bar.open)])
     st[_S_TRADED] = 0
     st[_S_LAST] = bar.base
@@ -624,7 +695,8 @@ def _name_day(prof: Profile, bar: AnchorDay, market: str, state: _NameState, see
         while True:
             rows.pos, done, status = anchored_top_up(
                 params, ladder, rng, book.arrays, st, rows.rows, rows.pos, open_end,
-                center, first, done, n_adds, bar.low, bar.high)
+                center, first, done, n_adds, max(bar.low, int(ast[A_VI_LO_OK])),
+                min(bar.high, int(ast[A_VI_HI_OK])))
             if status != _POOL_FULL:
                 break
             book.grow()
@@ -696,46 +768,76 @@ def instrument_table(plan: AnchorPlan, day_index: int) -> InstrumentTable:
 def synthesize_from_bars(plan: AnchorPlan, seed: int, profile: str | Profile | None = None,
                          *, event_rate: float | None = None, chunk_events: int = 1 << 20,
                          progress: Callable[[int], None] | None = None,
+                         rates: Sequence[float] | None = None,
+                         paths: Callable[[int, int], DayPath | None] | None = None,
+                         max_day_rows: int = MAX_DAY_ROWS,
                          ) -> Iterator[tuple[Events, InstrumentTable]]:
     """The anchored tape of ``plan``, one day at a time: every name's day generated on its
     own (its own random stream, seeded from ``seed`` and its place in the plan), then the
     names merged by time (a packet stays whole; at equal times the lower instrument id
     first). Order ids are made unique over the tape (``local * n_names + k``); sequence
-    numbers increase over the whole tape. ``progress(1)`` is called per name-day."""
+    numbers increase over the whole tape. ``progress(1)`` is called per name-day.
+
+    ``rates`` gives each name its own decisions a second (the profile thinned to it, as
+    ``event_rate`` does for all); ``paths(k, i)`` the :class:`DayPath` of name ``k`` on
+    day ``i`` (a market's common timing, :mod:`replay.market`). A day estimated above
+    ``max_day_rows`` rows (held in memory to merge) is refused."""
     prof = _resolve(profile, event_rate)
     n = len(plan.names)
-    rows = n * ROWS_PER_RATE * prof.event_rate
-    if rows > MAX_DAY_ROWS:
-        raise ValueError(f"{n} name(s) at {prof.event_rate:g} decisions/s make about "
-                         f"{rows:,.0f} rows a day, held in memory to merge them (limit "
-                         f"{MAX_DAY_ROWS:,}); lower the rate (--rate) or select fewer codes")
+    if rates is not None and len(rates) != n:
+        raise ValueError(f"{len(rates)} rates for {n} names")
+    profs = [prof] * n if rates is None else [thin_profile(prof, r) for r in rates]
+    rows = ROWS_PER_RATE * sum(p.event_rate for p in profs)
+    if rows > max_day_rows:
+        raise ValueError(f"{n} name(s) at {rows / ROWS_PER_RATE:g} decisions/s in all make "
+                         f"about {rows:,.0f} rows a day, held in memory to merge them (limit "
+                         f"{max_day_rows:,}); lower the rate (--rate) or select fewer codes")
     states = []
     for k in range(n):
         st = np.zeros(_NSTATE, np.int64)
         st[_S_NEXT_ID] = 1
         st[_S_SEQ] = 1
         rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence([seed, k])))
-        states.append(_NameState(_Book(max(1 << 12, 4 * prof.live_orders)), st, rng))
+        states.append(_NameState(None, st, rng, max(1 << 12, 4 * profs[k].live_orders)))
     seq = 1
     for i in range(len(plan.names[0].days)):
         table = instrument_table(plan, i)
         parts = []
         for k, name in enumerate(plan.names):
-            chunks = list(_name_day(prof, name.days[i], name.market, states[k], seed, table,
-                                    chunk_events, k + 1))
+            path = paths(k, i) if paths is not None else None
+            chunks = list(_name_day(profs[k], name.days[i], name.market, states[k], seed,
+                                    table, chunk_events, k + 1, path))
             ev = Events.concat(chunks)
             ev.instrument = np.full(len(ev), k + 1, np.uint32)
             ev.order_id = np.where(ev.order_id > 0, (ev.order_id - 1) * np.uint64(n)
                                    + np.uint64(k + 1), 0).astype(np.uint64)
             parts.append(ev)
+            if n > 1:
+                states[k].park()
             if progress is not None:
                 progress(1)
-        day = Events.concat(parts)
-        order = np.lexsort((np.arange(len(day)), day.instrument, day.ts))
-        day = Events(**{c: getattr(day, c)[order] for c in COLUMNS})
+        day = _merge_by_time(parts)
         day.sequence = np.arange(seq, seq + len(day), dtype=np.uint64)
         seq += len(day)
         yield day, table
+
+
+def _merge_by_time(parts: list[Events]) -> Events:
+    """The names' days as one day in time order (at equal times the lower instrument id
+    first, a packet staying whole), built a column at a time and each part's column let go
+    once copied, so a market's day takes about twice its own size, not four times."""
+    ts = np.concatenate([p.ts for p in parts])
+    order = np.lexsort((np.arange(len(ts)), np.concatenate([p.instrument for p in parts]),
+                        ts))
+    cols = {"ts": ts[order]}
+    del ts
+    for c in COLUMNS:
+        if c != "ts":
+            cols[c] = np.concatenate([getattr(p, c) for p in parts])[order]
+        for p in parts:
+            setattr(p, c, None)
+    parts.clear()
+    return Events(**cols)
 
 
 def write_anchored_tape(path: str | Path, plan: AnchorPlan, seed: int,

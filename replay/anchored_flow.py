@@ -99,12 +99,19 @@ def _path_value(t, knots_t, knots_v):
     n = knots_t.shape[0]
     if t <= knots_t[0]:
         return knots_v[0]
-    for k in range(1, n):
-        if t <= knots_t[k]:
-            span = knots_t[k] - knots_t[k - 1]
-            w = (t - knots_t[k - 1]) / span if span > 0 else 1.0
-            return knots_v[k - 1] + w * (knots_v[k] - knots_v[k - 1])
-    return knots_v[n - 1]
+    if t > knots_t[n - 1]:
+        return knots_v[n - 1]
+    lo, hi = 1, n - 1  # the first knot at or after t, by bisection (a market's paths
+    while lo < hi:     # carry a knot a minute)
+        mid = (lo + hi) // 2
+        if knots_t[mid] < t:
+            lo = mid + 1
+        else:
+            hi = mid
+    k = lo
+    span = knots_t[k] - knots_t[k - 1]
+    w = (t - knots_t[k - 1]) / span if span > 0 else 1.0
+    return knots_v[k - 1] + w * (knots_v[k] - knots_v[k - 1])
 
 
 @njit(cache=True)
@@ -344,6 +351,10 @@ def anchored_continuous(params, ladder, rng, book, st, fst, outs, pos, origin_ns
         ba = best_price(S, _INST, ASK)
         last = st[_S_LAST]
         action = choose_action(st[_S_LIVE], params, rng)
+        # where orders may rest: no ask at or below the lower VI threshold, no bid at or
+        # above the upper one (a buy, or a sell, would print beyond it)
+        lo_rest = max(lo_px, ast[A_VI_LO_OK]) if ast[A_VI] else lo_px
+        hi_rest = min(hi_px, ast[A_VI_HI_OK]) if ast[A_VI] else hi_px
         # beyond a limit, the day locks once the price has reached it (on the way there
         # the flow sells, or buys, in steps like any other)
         locked = (fst[0] <= lo and last == ladder[0]) or (fst[0] >= hi and last == ladder[-1])
@@ -353,7 +364,7 @@ def anchored_continuous(params, ladder, rng, book, st, fst, outs, pos, origin_ns
                           fst[0] <= lo)
         elif action == ADD:
             side, price, size = limit_order(bb, ba, last, params, ladder, fst[0], rng)
-            if size == 0 or not _in_range(side, price, lo_px, hi_px, ladder, last):
+            if size == 0 or not _in_range(side, price, lo_rest, hi_rest, ladder, last):
                 continue
             oid = _add_order(book, st, side, price, size, ts)
             pos = _emit(outs, pos, st, ts, ADD, side, price, size, oid, F_LAST)
@@ -370,6 +381,9 @@ def anchored_continuous(params, ladder, rng, book, st, fst, outs, pos, origin_ns
             if opp == 0 or (side == BID and opp > cap_px) or (side == ASK and opp < cap_px):
                 continue
             if ast[A_VI]:
+                if (side == BID and opp < ast[A_VI_LO_OK]) or \
+                        (side == ASK and opp > ast[A_VI_HI_OK]):
+                    continue  # an order left beyond a threshold (after an uncross)
                 band = ast[A_VI_HI_OK] if side == BID else ast[A_VI_LO_OK]
                 if (side == BID and opp > band) or (side == ASK and opp < band):
                     # the opposite best lies at or beyond the static VI threshold
@@ -393,8 +407,8 @@ def anchored_continuous(params, ladder, rng, book, st, fst, outs, pos, origin_ns
                 _reduce(book, st, row, q)
             else:
                 new = place_price(side, bb, ba, last, params, ladder, rng)
-                if new == 0 or new == price or not _in_range(side, new, lo_px, hi_px, ladder,
-                                                                     last):
+                if new == 0 or new == price or not _in_range(side, new, lo_rest, hi_rest,
+                                                                     ladder, last):
                     continue
                 pos = _emit(outs, pos, st, ts, MODIFY, side, new, size, oid, F_LAST)
                 requeue(S, row, new)

@@ -447,6 +447,69 @@ def _parse_shocks(values: list[str]) -> dict[int, float]:
     return shocks
 
 
+market_app = typer.Typer(no_args_is_help=True,
+                         help="Build tapes of a whole market day from daily bars.")
+app.add_typer(market_app, name="market")
+
+
+@market_app.command("build")
+@_friendly
+def market_build(
+    bars: Annotated[Path, typer.Option(
+        help="Daily bars of many codes (pykrx, FinanceDataReader or Yahoo layout, one file "
+             "with a code column or a folder of per-code files).")],
+    date: Annotated[str, typer.Option("--date", help="The (first) day, YYYY-MM-DD.")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Tape to write.")],
+    codes: Annotated[str | None, typer.Option(
+        help="Codes to put on the tape, comma-separated (default: every code).")] = None,
+    top: Annotated[int | None, typer.Option(
+        help="The N names of the largest turnover (close x volume) on --date.")] = None,
+    days: Annotated[int, typer.Option(help="Days of the file from --date.")] = 1,
+    seed: Annotated[int, typer.Option(help="Random seed: same seed, same tape.")] = 0,
+    rate: Annotated[float, typer.Option(
+        help="Decisions a second of the whole market, split by turnover (each name "
+             "0.02-5).")] = 400.0,
+    beta: Annotated[float, typer.Option(
+        help="Loading of each name's path on the market factor (an assumption).")] = 0.6,
+    gamma: Annotated[float, typer.Option(
+        help="Loading on its sector's factor (the bars' sector column).")] = 0.4,
+) -> None:
+    """One anchored tape of a market day: every name opens, touches its high and low and
+    closes at its recorded prices, the names moving together through a market and a sector
+    factor (docs/synthetic-tapes.md: a market day).
+
+    Example: cascade market build --bars tests/data/daily-2024-08-05-all-krx-pykrx.csv
+    --date 2024-08-05 --top 50 -o market.parquet
+    """
+    from datetime import date as Date
+
+    from replay.loaders.daily_bars import read_bars
+    from replay.market import plan_market, write_market_tape
+    from replay.tape import Tape
+
+    t0 = time.perf_counter()
+    try:
+        first = Date.fromisoformat(date)
+    except ValueError:
+        raise ValueError(f"--date {date!r} is not a date YYYY-MM-DD") from None
+    wanted = [c.strip() for c in codes.split(",") if c.strip()] if codes else None
+    frame = read_bars(bars)
+    mplan = plan_market(frame, first, days=days, codes=wanted, top=top, rate=rate,
+                        source=str(bars))
+    with _bar_factory("market tape", len(mplan.names) * days) as advance:
+        path = write_market_tape(output, mplan, seed, beta=beta, gamma=gamma,
+                                 progress=advance)
+    left = ""
+    if mplan.dropped:
+        shown = "; ".join(f"{c}: {r}" for c, r in mplan.dropped[:3])
+        more = f"; {len(mplan.dropped) - 3} more" if len(mplan.dropped) > 3 else ""
+        left = (f"; {len(mplan.dropped)} of {mplan.asked} left out ({shown}{more}; the "
+                "tape's cascade.market lists them)")
+    out.print(f"wrote {len(Tape(path)):,} events ({len(mplan.names)} name(s) x {days} "
+              f"day(s) of {bars}, {sum(mplan.rates):.0f} decisions/s in all, seed "
+              f"{seed}{left}) to {path} in {time.perf_counter() - t0:.1f}s")
+
+
 @app.command("book")
 @_friendly
 def book(

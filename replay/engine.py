@@ -446,13 +446,28 @@ class Replay:
             overlap[0] = True
         return int(np.gcd.reduce(ticks[overlap]))
 
+    def ensure_ladders(self, ranges) -> None:
+        """:meth:`ensure_ladder` for several ``(inst, low, high)`` at once: one repack of the
+        book's arena for all of them."""
+        specs = [s for s in (self._ladder_spec(int(i), np.array([lo, hi]))
+                             for i, lo, hi in ranges) if s is not None]
+        if specs:
+            self.book.set_ladders(specs)
+
     def _ensure_ladder(self, inst: int, prices: np.ndarray) -> None:
+        spec = self._ladder_spec(inst, prices)
+        if spec is not None:
+            self.book.set_ladder(*spec)
+
+    def _ladder_spec(self, inst: int, prices: np.ndarray) -> tuple[int, int, int, int] | None:
+        """The ladder ``(inst, low, high, step)`` that covers ``prices`` with room to move
+        (None: the current one does)."""
         lo, hi = int(prices.min()), int(prices.max())
         current = self.book.ladder_step(inst)
         if current:
             cur_lo, cur_hi = self.book.ladder_bounds(inst)
             if lo >= cur_lo and hi <= cur_hi:
-                return
+                return None
             lo, hi = min(lo, cur_lo), max(hi, cur_hi)
         lo = max(1, lo)
         step = self._step_for(inst, lo, hi)
@@ -473,7 +488,7 @@ class Replay:
         if (wide_hi - wide_lo) // wide_step + 1 <= MAX_LADDER_LEVELS:
             lo, hi, step = wide_lo, wide_hi, wide_step
         # else a finer tick band inside the margin would break the bound: no margin
-        self.book.set_ladder(inst, lo, hi, step)
+        return inst, lo, hi, step
 
     def _symbol(self, inst: int) -> str:
         for i in self.instruments:
@@ -484,8 +499,7 @@ class Replay:
     def prepare(self, ev: Events) -> None:
         """Widen ladders to a chunk's prices before the kernel meets them."""
         lo, hi = price_ranges(ev.instrument, ev.action, ev.price, len(self.book.ins))
-        for inst in np.flatnonzero(hi > 0):
-            self._ensure_ladder(int(inst), np.array([lo[inst], hi[inst]]))
+        self.ensure_ladders((int(i), lo[i], hi[i]) for i in np.flatnonzero(hi > 0))
 
     def grow(self, status: int, inst: int = -1, price: int = 0) -> None:
         """Make the room a kernel stopped for: report rows (NEED_OUTPUT: flushed, and the

@@ -236,16 +236,21 @@ QUALITY_KEY = b"cascade.quality"
 BOOK_CHECK_KEY = b"cascade.book_check"
 #: The seed a synthetic tape's session schedule (auction random ends) was drawn from.
 SESSION_SEED_KEY = b"cascade.session_seed"
+#: How a market tape was made (replay.market): its day, names, the names left out and why,
+#: the factor loadings and the event-rate rule; JSON.
+MARKET_KEY = b"cascade.market"
 
 
 def _schema_with_metadata(instruments: InstrumentTable, quality: str | None,
                           session_seed: int | None, book_check: str | None = None,
-                          extra: tuple[str, ...] = ()) -> pa.Schema:
+                          extra: tuple[str, ...] = (), market: str | None = None) -> pa.Schema:
     meta = {METADATA_KEY: instruments.to_json().encode(), VERSION_KEY: str(TAPE_VERSION).encode()}
     if quality:
         meta[QUALITY_KEY] = quality.encode()
     if book_check:
         meta[BOOK_CHECK_KEY] = book_check.encode()
+    if market:
+        meta[MARKET_KEY] = market.encode()
     if session_seed is not None:
         meta[SESSION_SEED_KEY] = str(int(session_seed)).encode()
     schema = EVENT_SCHEMA
@@ -269,7 +274,7 @@ class TapeWriter:
     def __init__(self, path: str | Path, instruments: InstrumentTable,
                  row_group_size: int = 1 << 20, quality: str | None = None,
                  session_seed: int | None = None, book_check: str | None = None,
-                 extra: tuple[str, ...] = ()) -> None:
+                 extra: tuple[str, ...] = (), market: str | None = None) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._tmp = self.path.with_name(self.path.name + ".partial")
@@ -277,7 +282,7 @@ class TapeWriter:
         self.extra = _extra_names(extra)
         self._writer = pq.ParquetWriter(self._tmp, _schema_with_metadata(instruments, quality,
                                                                   session_seed, book_check,
-                                                                  self.extra),
+                                                                  self.extra, market),
                                         compression="zstd")
         self._row_group_size = row_group_size
         self.rows = 0
@@ -369,6 +374,8 @@ class Tape:
         self.instruments = InstrumentTable.from_json(meta[METADATA_KEY])
         self.quality = meta.get(QUALITY_KEY, b"").decode() or None
         self.book_check = meta.get(BOOK_CHECK_KEY, b"").decode() or None
+        #: how a market tape was made (:data:`MARKET_KEY`, JSON), else None
+        self.market = meta.get(MARKET_KEY, b"").decode() or None
         seed = meta.get(SESSION_SEED_KEY)
         #: the seed of the tape's own auction schedule (synthetic tapes), else None
         self.session_seed = int(seed) if seed is not None else None
@@ -394,15 +401,16 @@ class Tape:
 
 
 def write_tape_chunks(path: str | Path, chunks, session_seed: int | None,
-                      empty: str) -> Path:
+                      empty: str, market: str | None = None) -> Path:
     """Stream ``(events, instrument table)`` chunks into a Parquet tape at ``path``: the
-    tape's instrument table is the first chunk's, its session seed ``session_seed``; a
-    failure leaves nothing under ``path``; no chunk at all is an error ``path: empty``."""
+    tape's instrument table is the first chunk's, its session seed ``session_seed``
+    (``market``: :data:`MARKET_KEY`); a failure leaves nothing under ``path``; no chunk at
+    all is an error ``path: empty``."""
     writer: TapeWriter | None = None
     try:
         for events, table in chunks:
             if writer is None:
-                writer = TapeWriter(path, table, session_seed=session_seed)
+                writer = TapeWriter(path, table, session_seed=session_seed, market=market)
             writer.write(events)
     except BaseException:
         if writer is not None:

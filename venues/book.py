@@ -257,22 +257,36 @@ class BookState:
         """Give instrument ``i`` a ladder covering [low, high] (price units) in steps of
         ``step``, keeping every level it already has. The step may only get finer, by a
         divisor of the old one (a price on the old grid stays on the new one)."""
-        if step <= 0:
-            raise ValueError(f"instrument {i}: ladder step must be positive, got {step}")
+        self.set_ladders([(i, low, high, step)])
+
+    def set_ladders(self, specs) -> None:
+        """:meth:`set_ladder` for several instruments, ``(i, low, high, step)`` each, with
+        one repack of the arena (a market of thousands of names sets its day's ladders at
+        once, not thousands of times over)."""
         ins = self.ins.copy()
         lv = self.lv
-        old_n = int(ins[i, I_N])
-        old_step = int(ins[i, I_STEP])
-        if old_n:
-            if old_step % step:
-                raise ValueError(f"instrument {i}: ladder step {old_step} cannot become {step}")
-            old_lo, old_hi = self.ladder_bounds(i)
-            low, high = min(low, old_lo), max(high, old_hi)
-        low -= low % step
-        high += (-high) % step
-        n = (high - low) // step + 1
         sizes = ins[:, I_N].copy()
-        sizes[i] = n
+        new: dict[int, tuple[int, int]] = {}  # instrument -> (low, step) of its new ladder
+        for i, low, high, step in specs:
+            i, low, high, step = int(i), int(low), int(high), int(step)
+            if step <= 0:
+                raise ValueError(f"instrument {i}: ladder step must be positive, got {step}")
+            if i in new:
+                raise ValueError(f"instrument {i}: two ladders in one call")
+            old_n = int(ins[i, I_N])
+            old_step = int(ins[i, I_STEP])
+            if old_n:
+                if old_step % step:
+                    raise ValueError(f"instrument {i}: ladder step {old_step} cannot become "
+                                     f"{step}")
+                old_lo, old_hi = self.ladder_bounds(i)
+                low, high = min(low, old_lo), max(high, old_hi)
+            low -= low % step
+            high += (-high) % step
+            sizes[i] = (high - low) // step + 1
+            new[i] = (low, step)
+        if not new:
+            return
         offsets = np.concatenate([[0], np.cumsum(2 * sizes)[:-1]]).astype(np.int64)
         new_lv = np.zeros((int(2 * sizes.sum()), L_COLS), np.int64)
         new_lv[:, L_HEAD] = EMPTY
@@ -283,23 +297,26 @@ class BookState:
                 continue
             src = int(ins[j, I_OFF])
             new_n = int(sizes[j])
-            if j == i:
+            if j in new:
+                low, step = new[j]
                 # old slot k sits at price old_base + k*old_step = low + new_k*step
-                new_k = (int(ins[i, I_BASE]) - low + np.arange(nj) * old_step) // step
+                new_k = (int(ins[j, I_BASE]) - low + np.arange(nj) * int(ins[j, I_STEP])) \
+                    // step
             else:
                 new_k = np.arange(nj)
             dst = int(offsets[j])
             new_lv[dst + new_k] = lv[src:src + nj]  # bids
             new_lv[dst + new_n + new_k] = lv[src + nj:src + 2 * nj]  # asks
-            if j == i:
+            if j in new:
                 for col in (I_BEST_BID, I_BEST_ASK):
-                    if ins[i, col] >= 0:
-                        ins[i, col] = new_k[ins[i, col]]
+                    if ins[j, col] >= 0:
+                        ins[j, col] = new_k[ins[j, col]]
         ins[:, I_OFF] = offsets
         ins[:, I_N] = sizes
-        ins[i, I_BASE] = low
-        ins[i, I_STEP] = step
-        ins[i, I_INV_STEP] = round(RECIPROCAL_SCALE / step)
+        for i, (low, step) in new.items():
+            ins[i, I_BASE] = low
+            ins[i, I_STEP] = step
+            ins[i, I_INV_STEP] = round(RECIPROCAL_SCALE / step)
         self._repack(ins=ins, lv=new_lv)
 
     # -- order pool ---------------------------------------------------------------------------

@@ -149,6 +149,8 @@ class Host(Protocol):
 
     def ensure_ladder(self, inst: int, low: int, high: int) -> None: ...
 
+    def ensure_ladders(self, ranges) -> None: ...
+
     def write_top(self, inst: int, ts: int) -> None: ...
 
     def injected_orders(self) -> np.ndarray:
@@ -274,6 +276,18 @@ class KrxVenue(Participant):
         sch = ses.schedule(day, self.seed)
         self._sched = sch
         book = self.host.book
+        # every name's tick table and day's ladder first, in one go (thousands of names:
+        # one repack of the arena, not one per name)
+        ranges = []
+        for n in self.names.values():
+            if not n.future:
+                bounds, ticks = tick_table(on=day, market=_tick_market(n.market))
+                book.ticks[n.inst, :, :] = 0
+                book.ticks[n.inst, 0, :len(bounds)] = bounds
+                book.ticks[n.inst, 1, :len(ticks)] = ticks
+                ranges.append((n.inst, *price_limits(n.base, on=day,
+                                                     market=_tick_market(n.market))))
+        self.host.ensure_ladders(ranges)
         ins = book.ins
         for n in self.names.values():
             if n.future:
