@@ -350,18 +350,19 @@ def read_listing(path: str | Path | Sequence[str | Path], *, on: str | Date | No
         where.extend((str(p), int(line)) for line in lines)
     listing = pd.concat(frames, ignore_index=True)
     same = [c for c in ("code", "market", "shares", "marcap") if c in listing.columns]
-    exact = listing.duplicated(same)
-    clash = listing.duplicated("code", keep=False).to_numpy() & ~exact.to_numpy()
+    distinct = ~listing.duplicated(same).to_numpy()  # a repeat of an identical row is dropped
+    clash = distinct & listing.duplicated("code").to_numpy()
     if clash.any():
-        code = listing["code"].to_numpy()[np.flatnonzero(clash)[0]]
-        first, again = np.flatnonzero(listing["code"].to_numpy() == code)[:2]
+        again = int(np.flatnonzero(clash)[0])
+        code = listing["code"].iat[again]
+        first = int(np.flatnonzero(listing["code"].to_numpy() == code)[0])
         differ = [c for c in same[1:] if listing[c].iat[first] != listing[c].iat[again]]
         field = differ[0] if differ else "code"
         raise TapeError(where[again][0], where[again][1], field,
                         f"code {code} again ({field} {listing[field].iat[again]}), also in "
                         f"{where[first][0]}, row {where[first][1]} ({field} "
                         f"{listing[field].iat[first]}): one row per code")
-    listing = listing[~exact.to_numpy()]
+    listing = listing[distinct]
     listing = listing.sort_values("code", kind="stable").reset_index(drop=True)
     listing["shares"] = listing["shares"].astype(np.int64)
     listing.attrs["source"] = ", ".join(str(p) for p in paths)
