@@ -254,3 +254,11 @@ def test_instruments_command_takes_market_and_shares_from_a_listing(tmp_path):
     assert table.loc["086520", "shares_outstanding"] == 100 + codes.index("086520") - 1
     assert table.loc[codes[0], "market"] == ""
     assert table.loc[codes[0], "shares_outstanding"] == 0
+
+
+def test_a_descriptive_listing_without_shares_says_what_is_missing(tmp_path):
+    # fdr.StockListing('KRX-DESC') and KIND's 상장법인목록 name the market but not the shares
+    path = write(tmp_path / "desc.csv", "Code,Name,Market,Sector,Industry,ListingDate\n"
+                 "005930,삼성전자,KOSPI,통신 및 방송 장비 제조업,반도체,1975-06-11\n")
+    with pytest.raises(TapeError, match="needs the shares outstanding"):
+        read_listing(path)

@@ -45,6 +45,7 @@ HEADERS = {
     "단축코드": "code", "isu_srt_cd": "code",
     "isu_cd": "isin", "isin": "isin", "표준코드": "isin",
     "name": "name", "종목명": "name", "isu_abbrv": "name", "한글종목약명": "name",
+    "회사명": "name",
     "market": "market", "시장구분": "market", "시장": "market", "mkt_nm": "market",
     "marketid": "market_id", "mkt_id": "market_id",
     "stocks": "shares", "shares": "shares", "상장주식수": "shares", "list_shrs": "shares",
@@ -60,7 +61,10 @@ IGNORED = frozenset({
     "chagesratio", "changesratio", "open", "high", "low", "volume", "amount", "rank",
     "대비", "등락률", "시가", "고가", "저가", "거래량", "거래대금", "fluc_tp_cd",
     "cmpprevdd_prc", "fluc_rt", "tdd_opnprc", "tdd_hgprc", "tdd_lwprc", "acc_trdvol",
-    "acc_trdval"})
+    "acc_trdval",
+    # FinanceDataReader's descriptive listing (KRX-DESC) and KIND's 상장법인목록
+    "sector", "industry", "listingdate", "settlemonth", "representative", "homepage",
+    "region", "업종", "주요제품", "상장일", "결산월", "대표자명", "홈페이지", "지역"})
 
 #: Market names as the layouts write them -> KOSPI / KOSDAQ / KONEX.
 MARKETS = {
