@@ -150,9 +150,19 @@ def data_instruments(
                                                "FinanceDataReader, Yahoo).")],
     output: Annotated[Path, typer.Option("-o", "--output", help="CSV to write.")],
     date: Annotated[str | None, typer.Option(help="Only this day, YYYY-MM-DD.")] = None,
+    listing: Annotated[list[Path] | None, typer.Option(
+        help="A listing giving each code's market and shares outstanding "
+             "(FinanceDataReader StockListing, KRX 전종목 시세, marcap, pykrx "
+             "get_market_cap); repeat it for one file per market.")] = None,
+    listing_market: Annotated[str | None, typer.Option(
+        help="The market of a listing without a market column (pykrx).")] = None,
+    allow_missing: Annotated[bool, typer.Option(
+        help="Keep codes the listing lacks (without market and shares) instead of "
+             "failing; they are printed.")] = False,
 ) -> None:
     """Write each code's reference data per day from daily bars: ISIN, market, base price
-    (previous close), OHLCV, shares outstanding (docs/data-formats.md: daily bars).
+    (previous close), OHLCV, shares outstanding (docs/data-formats.md: daily bars; with
+    --listing, market and shares from the listing: docs/data-formats.md: listings).
 
     Example: cascade data instruments tests/data/daily-2024-08-largecaps-pykrx.csv
     --date 2024-08-05 -o instruments.csv
@@ -161,7 +171,22 @@ def data_instruments(
 
     from replay.loaders.daily_bars import instrument_rows, read_bars
 
-    rows = instrument_rows(read_bars(bars))
+    table = read_bars(bars)
+    if listing:
+        from replay.loaders.listing import read_listing, with_listing
+
+        on = date if date is not None else f"{table['date'].max():%Y-%m-%d}"
+        listed = read_listing(listing, on=on, market=listing_market)
+        table = with_listing(table, listed, missing="keep" if allow_missing else "raise")
+        when = f" of {listed.attrs['date']}" if "date" in listed.attrs else ""
+        out.print(f"listing{when}: {len(listed):,} codes; market and shares for "
+                  f"{table['code'].nunique() - len(table.attrs['listing_missing']):,} of the "
+                  f"bars' {table['code'].nunique():,} codes")
+        if table.attrs["listing_missing"]:
+            gone = table.attrs["listing_missing"]
+            out.print(f"{len(gone):,} codes not in the listing (no market, shares 0): "
+                      + ", ".join(gone[:20]) + (" ..." if len(gone) > 20 else ""))
+    rows = instrument_rows(table)
     if date is not None:
         try:
             day = pd.Timestamp(date).normalize()
