@@ -516,7 +516,11 @@ def split_market(spec: MarketSpec, names: list[MarketName],
     n = len(names)
     market = np.empty(n, object)
     for i, name in enumerate(names):
-        m = spec.markets.get(name.code) or name.market.upper() or spec.default_market
+        listed, said = spec.markets.get(name.code), name.market.upper()
+        if listed and said and listed != said:
+            raise fail("markets", f"lists {name.code} in {listed}, but the instrument table "
+                       f"or the bars say {said}")
+        m = listed or said or spec.default_market
         if m not in MARKETS:
             raise fail("default_market" if not name.market else "markets",
                        f"the market of {name.code} is not known (the instrument table and the "
