@@ -6,6 +6,8 @@ that breaks a portfolio account sells its other names one generation on
 
 from __future__ import annotations
 
+from datetime import date
+from datetime import time as t
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +23,7 @@ from replay.loaders.daily_bars import read_bars
 from replay.loaders.population import synthesize_market_population, synthesize_population
 from replay.tape import ADD, ASK, BID, F_LAST, TRADE, Events, Instrument, InstrumentTable
 from venues.codes import ORDER_TYPES
+from venues.krx.session import seoul_ns
 
 DATA = Path(__file__).parent / "data"
 LARGECAPS = DATA / "daily-2024-08-largecaps-pykrx.csv"
@@ -268,6 +271,53 @@ def test_a_portfolio_account_broken_in_a_sells_b_one_generation_on():
     assert f.filled_qty.tolist() == [60, 100, 100, 100]
     # B's last print was made by that generation-2 sale
     assert rp.book.column("last_generation")[B] == 3
+
+
+FRI, MON, TUE = date(2024, 1, 5), date(2024, 1, 8), date(2024, 1, 9)
+
+
+def krx_tape(rows) -> Events:
+    """(day, time, instrument, side, price, size) adds, one order id each."""
+    cols = {c: [] for c in ("ts", "instrument", "action", "side", "price", "size",
+                            "order_id", "flags")}
+    for k, (day, at, inst, side, px, sz) in enumerate(sorted(rows, key=lambda r: r[:3])):
+        for c, v in zip(cols, (seoul_ns(day, at), inst, ADD, side, px, sz, k + 1, F_LAST),
+                        strict=True):
+            cols[c].append(v)
+    return Events.from_columns({c: np.array(v, np.int64) for c, v in cols.items()})
+
+
+def test_at_the_close_a_portfolio_account_broken_in_a_sells_b_one_generation_on():
+    # krx-credit, grace_days 0: breached at a close, sold in the next pre-open auction.
+    # Friday: A closes 9,700, B 10,000. Account 7 (100 A, loan 700,000): 970,000 / 700,000
+    # = 1.386 < 1.40 -> sold Monday at the open (generation 0): 3 shares, which Monday's
+    # opening uncross fills against a 9,000 bid; A trades no more that day, so its close is
+    # that generation-0 print. Account 8 (100 A + 100 B, loan 1,380,000): Friday 1,970,000 /
+    # 1,380,000 = 1.4275, Monday 100 x 9,000 + 100 x 10,000 = 1,900,000 -> 1.3768: breached
+    # by A's close, so its Tuesday sales of A and of B are generation 1.
+    rows = [(FRI, t(8, 40), A, BID, 10_000, 100), (FRI, t(8, 40), A, ASK, 10_000, 100),
+            (FRI, t(15, 25), A, BID, 9_700, 50), (FRI, t(15, 25), A, ASK, 9_700, 50),
+            (FRI, t(8, 40), B, BID, 10_000, 100), (FRI, t(8, 40), B, ASK, 10_000, 100),
+            (MON, t(8, 40), A, BID, 9_000, 3),
+            (MON, t(8, 40), B, BID, 10_000, 10), (MON, t(8, 40), B, ASK, 10_000, 10),
+            (TUE, t(8, 40), A, BID, 8_000, 1000), (TUE, t(8, 40), B, BID, 9_900, 1000)]
+    table = InstrumentTable([Instrument(i, n, venue="XKRX", prev_close_units=10_000,
+                                        market="KOSPI") for i, n in ((A, "A"), (B, "B"))])
+    epoch = (FRI - date(1970, 1, 1)).days
+    pop = Population(account_id=[7, 8], kind=[0, 0], cash=[0, 0], loan=[700_000, 1_380_000],
+                     pos_account=[0, 1, 1], pos_instrument=[A, A, B],
+                     pos_shares=[100, 100, 100], pos_entry=[10_000] * 3,
+                     pos_trade_date=[epoch] * 3)
+    rp = Replay(table, venue="krx", seed=1)
+    broker = Broker(load_rules("krx-credit", ["grace_days=0"]), pop).attach(rp)
+    rp.run([krx_tape(rows)])
+    f = broker.forced_orders()
+    assert list(zip(f.account_id, f.instrument, f.generation, f.filled_qty, strict=True)) == [
+        (7, A, 0, 3), (7, A, 1, 20), (8, A, 1, 5), (8, B, 1, 5)]
+    assert f.ts.iloc[0] == seoul_ns(MON, t(8, 30)) and (f.ts.iloc[1:] == seoul_ns(
+        TUE, t(8, 30))).all()
+    monday = broker.snapshots[1].set_index("account_id")
+    assert monday.loc[8, "value"] == 1_900_000 and monday.loc[7, "value"] == 97 * 9_000
 
 
 # -- bad specs ----------------------------------------------------------------------------
