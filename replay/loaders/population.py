@@ -345,7 +345,10 @@ def synthesize_population(spec: str | Path | Mapping[str, Any], instruments: Ins
     in TOML), each with the keys that are its own (``instrument``, ``accounts``, the
     balance); the keys outside ``names`` are shared. Each name is drawn as a spec of its
     own, with the seed ``(seed, k)`` for the k-th name, and the accounts are numbered on
-    from the previous name's."""
+    from the previous name's.
+
+    A spec with a ``[market]`` table draws a whole market's accounts instead
+    (:func:`synthesize_market_population`, which also says how the balances were split)."""
     if isinstance(spec, Mapping):
         data, where, base = dict(spec), "population spec", Path.cwd()
     else:
