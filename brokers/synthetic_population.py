@@ -1,6 +1,9 @@
 """Synthetic populations: single-name accounts calibrated to daily bars and a credit balance
 (KRW or % of shares outstanding), positions spread over entry dates by volume and over down
-payment rates; seeded (docs/brokers.md: synthesised from daily bars).
+payment rates; seeded (docs/brokers.md: synthesised from daily bars). A market's accounts
+(:func:`synthesize_market`): each market's credit balance split across the names of the
+bars, drawn name by name the same way, some formed as portfolio accounts of several names
+(docs/brokers.md: a market's leverage).
 
 The method only, over data already read: a :class:`PopulationSpec` checked from the spec's
 keys, and :class:`DailyBars`. The spec file and the bars file are read in replay/
