@@ -511,6 +511,11 @@ def split_market(spec: MarketSpec, names: list[MarketName],
                        f"{len(names)} codes); a code of {key} must be one of the bars' codes")
     if spec.codes is not None:
         names = [by_code[c] for c in spec.codes]
+        for key, listed in (("concentrate", spec.concentrate.codes if spec.concentrate else ()),
+                            ("markets", tuple(spec.markets)), ("credit_ratio", tuple(ratios))):
+            outside = [c for c in listed if c not in spec.codes]
+            if outside:
+                raise fail(key, f"code {outside[0]} is not one of codes: only those are names")
     group = set(spec.concentrate.codes) if spec.concentrate else set()
     both = sorted(group & set(ratios))
     if both:

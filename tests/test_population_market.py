@@ -98,6 +98,15 @@ def test_a_credit_ratio_fixes_a_name_and_the_rest_is_spread(small):
     assert split.markets["KOSPI"]["credit_ratio_scale"] == pytest.approx(1 + 1e-9)
 
 
+def test_codes_pick_the_names(small):
+    # 1,000,000,001 split 1:2 = 333,333,333.67 and 666,666,667.33: the won to 111110
+    pop, split = synthesize_market_population(spec(small, codes=["111110", "222220"]), TABLE,
+                                              seed=1)
+    assert split.names.code.tolist() == ["111110", "222220"]
+    assert split.names.credit_krw.tolist() == [333_333_334, 666_666_667]
+    assert set(pop.pos_instrument) == {1, 2}
+
+
 def test_credit_ratios_from_a_csv(small, tmp_path):
     path = tmp_path / "ratios.csv"
     path.write_text("code,credit_ratio\n111110,0.01\n", encoding="utf-8")
@@ -358,6 +367,8 @@ GOOD = 'as_of = "2024-08-02"\naccounts = 100\nkospi_credit_balance_krw = 1e9\n' 
     ('markets = { NYSE = ["111110"] }\n', "markets =", "must be a table"),
     ('default_market = "NYSE"\n', "default_market = 'NYSE'", "KOSPI, KOSDAQ"),
     ('codes = ["111110", "777770"]\n', "codes =", "777770 is not in the bars"),
+    ('codes = ["111110", "222220"]\nconcentrate = { codes = ["333330"] }\n', "concentrate =",
+     "333330 is not one of codes"),
     ('names_not_in_table = "drop"\n', "names_not_in_table = 'drop'", '"error" or "leave"'),
     ("colour = 1\n", "[market]: unknown key 'colour'", "valid keys"),
 ])
