@@ -98,6 +98,23 @@ def test_a_credit_ratio_fixes_a_name_and_the_rest_is_spread(small):
     assert split.markets["KOSPI"]["credit_ratio_scale"] == pytest.approx(1 + 1e-9)
 
 
+@pytest.mark.parametrize("weight", ["market_cap", "equal"])
+def test_other_weights_and_ties_to_the_earlier_code(small, weight):
+    # four caps of 1,000,000 x 10,000 won (or equal weights): 250,000,000.25 each; the won
+    # left goes to the earliest of the tied remainders
+    _, split = synthesize_market_population(spec(small, weight=weight), TABLE, seed=1)
+    assert credit_of(split) == [250_000_001, 250_000_000, 250_000_000, 250_000_000]
+
+
+def test_a_market_cap_the_table_does_not_give_is_named(small):
+    table = InstrumentTable([Instrument(k + 1, c, venue="XKRX") for k, c in enumerate(CODES)])
+    with pytest.raises(ValueError, match=r"\[market\]: credit_ratio = .*the market cap of "
+                                         r"111110 is not known"):
+        synthesize_market_population(spec(small, credit_ratio={"111110": 0.01}), table, seed=1)
+    with pytest.raises(ValueError, match=r"weight = 'market_cap': .*111110 is not known"):
+        synthesize_market_population(spec(small, weight="market_cap"), table, seed=1)
+
+
 def test_codes_pick_the_names(small):
     # 1,000,000,001 split 1:2 = 333,333,333.67 and 666,666,667.33: the won to 111110
     pop, split = synthesize_market_population(spec(small, codes=["111110", "222220"]), TABLE,
