@@ -427,13 +427,14 @@ def _market(data: dict[str, Any], where: str, base: Path, instruments: Instrumen
     symbols = {inst.symbol: inst for inst in instruments}
     names = []
     day = frame["date"].to_numpy().astype("datetime64[D]").astype(np.int64)
+    closes, volumes = frame["close"].to_numpy(float), frame["volume"].to_numpy(float)
     bounds = np.flatnonzero(frame["code"].to_numpy()[1:] != frame["code"].to_numpy()[:-1]) + 1
     for rows in np.split(np.arange(len(frame)), bounds):
         if not len(rows):
             continue
         code = str(frame["code"].iat[rows[0]])
         d = day[rows]
-        close = frame["close"].to_numpy(float)[rows]
+        close = closes[rows]
         last = int(np.searchsorted(d, spec.as_of, side="right")) - 1
         inst = symbols.get(code)
         market = (inst.market if inst is not None and inst.market else "") or \
@@ -448,7 +449,7 @@ def _market(data: dict[str, Any], where: str, base: Path, instruments: Instrumen
                 cap = float(shares) * close[last]
         names.append(MarketName(
             code=code, market=market, instrument=inst, market_cap=cap,
-            bars=DailyBars(d, close, frame["volume"].to_numpy(float)[rows],
+            bars=DailyBars(d, close, volumes[rows],
                            source=f"{at(spec.bars)} ({code})")))
     balances = _market_balances(spec, at)
     ratios = spec.credit_ratio
