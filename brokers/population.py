@@ -162,3 +162,47 @@ def concatenate(parts: Sequence[Population]) -> Population:
         loan=joined("loan"), pos_account=np.concatenate(pos_account),
         pos_instrument=joined("pos_instrument"), pos_shares=joined("pos_shares"),
         pos_entry=joined("pos_entry"), pos_trade_date=joined("pos_trade_date"))
+
+
+def merge_accounts(population: Population, into: np.ndarray) -> Population:
+    """Accounts sharing a label of ``into`` (one integer per account) as one portfolio
+    account: its positions are theirs, its cash and loan their sums, its ``account_id`` the
+    label. Accounts come out in label order, their positions in the order they had here.
+    The accounts merged must be of one kind and hold different instruments (an account has
+    one position per instrument, as a CSV population does)."""
+    into = np.asarray(into, np.int64)
+    if into.shape != population.account_id.shape:
+        raise ValueError(f"population: {into.size} labels, expected one per account "
+                         f"({len(population)})")
+    labels, new = np.unique(into, return_inverse=True)
+    n = len(labels)
+    kind = np.full(n, -1, np.int64)
+    kind[new] = population.kind
+    mixed = np.flatnonzero(kind[new] != population.kind)
+    if len(mixed):
+        raise ValueError(f"population: account {labels[new[mixed[0]]]} would merge accounts "
+                         f"of kinds {KINDS[kind[new[mixed[0]]]]} and "
+                         f"{KINDS[population.kind[mixed[0]]]}")
+    pos_new = new[population.pos_account]
+    order = np.argsort(pos_new, kind="stable")
+    key = pos_new[order] * (int(population.pos_instrument.max(initial=0)) + 1) \
+        + population.pos_instrument[order]
+    twice = np.flatnonzero(key[1:] == key[:-1])
+    if len(twice):
+        row = order[twice[0]]
+        raise ValueError(f"population: account {labels[pos_new[row]]} would hold instrument "
+                         f"{population.pos_instrument[row]} twice")
+    return Population(
+        account_id=labels, kind=kind,
+        cash=_sum_by(new, population.cash, n),
+        loan=_sum_by(new, population.loan, n), pos_account=pos_new[order],
+        pos_instrument=population.pos_instrument[order],
+        pos_shares=population.pos_shares[order], pos_entry=population.pos_entry[order],
+        pos_trade_date=population.pos_trade_date[order])
+
+
+def _sum_by(group: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
+    """Exact int64 sums of ``values`` per ``group`` (bincount sums in float)."""
+    out = np.zeros(n, np.int64)
+    np.add.at(out, group, values)
+    return out

@@ -26,8 +26,17 @@ import pyarrow.csv as pacsv
 
 from brokers.population import Population, concatenate
 from brokers.rules import KINDS, MAX_WON, read_toml
-from brokers.synthetic_population import PopulationSpec, synthesize
-from replay.loaders.daily_bars import read_daily_bars
+from brokers.synthetic_population import (
+    DailyBars,
+    MarketName,
+    MarketSpec,
+    MarketSplit,
+    PopulationSpec,
+    synthesize,
+    synthesize_market,
+)
+from replay.loaders.credit import read_credit_balance
+from replay.loaders.daily_bars import read_bars, read_daily_bars
 from replay.loaders.text import not_utf8_error
 from replay.quality import TapeError
 from replay.tape import InstrumentTable
@@ -336,12 +345,17 @@ def synthesize_population(spec: str | Path | Mapping[str, Any], instruments: Ins
     in TOML), each with the keys that are its own (``instrument``, ``accounts``, the
     balance); the keys outside ``names`` are shared. Each name is drawn as a spec of its
     own, with the seed ``(seed, k)`` for the k-th name, and the accounts are numbered on
-    from the previous name's."""
+    from the previous name's.
+
+    A spec with a ``[market]`` table draws a whole market's accounts instead
+    (:func:`synthesize_market_population`, which also says how the balances were split)."""
     if isinstance(spec, Mapping):
         data, where, base = dict(spec), "population spec", Path.cwd()
     else:
         path = Path(spec)
         data, where, base = read_toml(path), str(path), path.parent
+    if "market" in data:
+        return _market(data, where, base, instruments, seed, held_by)[0]
     if "names" not in data:
         return _one_name(data, where, base, instruments, seed, held_by)[1]
     names = data.pop("names")
@@ -377,6 +391,133 @@ def _one_name(data: dict[str, Any], where: str, base: Path, instruments: Instrum
     symbol = checked.instrument.symbol
     return symbol, synthesize(checked, read_daily_bars(bars_path, code=symbol), seed,
                               held_by=held_by)
+
+
+def synthesize_market_population(spec: str | Path | Mapping[str, Any],
+                                 instruments: InstrumentTable, seed: int,
+                                 held_by: date | None = None) -> tuple[Population, MarketSplit]:
+    """A spec with a ``[market]`` table (docs/brokers.md: a market's leverage): its
+    population, and how the balances were split (:class:`brokers.synthetic_population.
+    MarketSplit`, whose ``summary()`` is the record to keep). :func:`synthesize_population`
+    gives the population alone.
+
+    Read here: the spec, its ``bars`` (one file of many codes, every code a name), the
+    ``credit_file`` (:func:`replay.loaders.credit.read_credit_balance`: each market's
+    balance on ``as_of``, where not given as a number) and ``credit_ratio`` when it is a
+    CSV path (columns ``code, credit_ratio``). Relative paths are relative to the spec."""
+    if isinstance(spec, Mapping):
+        data, where, base = dict(spec), "population spec", Path.cwd()
+    else:
+        path = Path(spec)
+        data, where, base = read_toml(path), str(path), path.parent
+    if "market" not in data:
+        raise ValueError(f"{where}: no [market] table")
+    return _market(data, where, base, instruments, seed, held_by)
+
+
+def _market(data: dict[str, Any], where: str, base: Path, instruments: InstrumentTable,
+            seed: int, held_by: date | None) -> tuple[Population, MarketSplit]:
+    spec = MarketSpec.from_mapping(data, where)
+
+    def at(name: str) -> Path:
+        p = Path(name)
+        return p if p.is_absolute() else base / p
+
+    frame = read_bars(at(spec.bars))
+    symbols = {inst.symbol: inst for inst in instruments}
+    names = []
+    day = frame["date"].to_numpy().astype("datetime64[D]").astype(np.int64)
+    closes, volumes = frame["close"].to_numpy(float), frame["volume"].to_numpy(float)
+    bounds = np.flatnonzero(frame["code"].to_numpy()[1:] != frame["code"].to_numpy()[:-1]) + 1
+    for rows in np.split(np.arange(len(frame)), bounds):
+        if not len(rows):
+            continue
+        code = str(frame["code"].iat[rows[0]])
+        d = day[rows]
+        close = closes[rows]
+        last = int(np.searchsorted(d, spec.as_of, side="right")) - 1
+        inst = symbols.get(code)
+        market = (inst.market if inst is not None and inst.market else "") or \
+            (str(frame["market"].iat[rows[last]]) if last >= 0 else "")
+        cap = float("nan")
+        if last >= 0:
+            r = rows[last]
+            shares = int(frame["shares"].iat[r]) or (inst.shares_outstanding if inst else 0)
+            if int(frame["market_cap"].iat[r]) > 0:
+                cap = float(frame["market_cap"].iat[r])
+            elif shares > 0:
+                cap = float(shares) * close[last]
+        names.append(MarketName(
+            code=code, market=market, instrument=inst, market_cap=cap,
+            bars=DailyBars(d, close, volumes[rows],
+                           source=f"{at(spec.bars)} ({code})")))
+    balances = _market_balances(spec, at)
+    ratios = spec.credit_ratio
+    if isinstance(ratios, str):
+        ratios = _read_ratios(at(ratios))
+    return synthesize_market(spec, names, balances, ratios or {}, seed, held_by=held_by)
+
+
+def _market_balances(spec: MarketSpec, at: Callable[[str], Path]) -> dict[str, tuple[int, str]]:
+    """Each market's credit balance on ``as_of``: the number given, else the credit file's
+    row of that day (a market the file has no column for is left out: the split names it
+    if it has names)."""
+    out = {m: (won, "given in the spec") for m, won in spec.credit_balance_krw.items()}
+    if spec.credit_file is None:
+        return out
+    path = at(spec.credit_file)
+    table = read_credit_balance(path)
+    days = table["date"].to_numpy().astype("datetime64[D]").astype(np.int64)
+    hit = np.flatnonzero(days == spec.as_of)
+    as_of = str(np.datetime64(spec.as_of, "D"))
+    if not len(hit):
+        before = days[days < spec.as_of]
+        after = days[days > spec.as_of]
+        near = ", ".join(str(np.datetime64(int(x), "D")) for x in
+                         ([before.max()] if len(before) else []) +
+                         ([after.min()] if len(after) else []))
+        raise spec.error("as_of", f"{path} has no balance on {as_of} (nearest: "
+                         f"{near or 'none'}); the balances are taken on as_of")
+    row = table.iloc[int(hit[0])]
+    for m in ("KOSPI", "KOSDAQ"):
+        if m not in out and int(row[m.lower()]) >= 0:
+            out[m] = (int(row[m.lower()]), f"{path} on {as_of}")
+    return out
+
+
+def _read_ratios(path: Path) -> dict[str, float]:
+    """A CSV of credit ratios: columns ``code, credit_ratio`` (a fraction in (0, 1)); a bad
+    row is a TapeError naming the file, the row and the field."""
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such credit-ratio file")
+    with path.open(newline="", encoding="utf-8-sig") as fh:
+        reader = csv.reader(fh)
+        header = [h.strip().lower() for h in next(reader, [])]
+        for name in ("code", "credit_ratio"):
+            if name not in header:
+                raise TapeError(path, 1, name, "missing column; expected code, credit_ratio")
+        ic, ir = header.index("code"), header.index("credit_ratio")
+        out: dict[str, float] = {}
+        for row in reader:
+            if not row or not any(x.strip() for x in row):
+                continue
+            line = reader.line_num
+            code = row[ic].strip() if len(row) > ic else ""
+            if not code:
+                raise TapeError(path, line, "code", "empty")
+            if code in out:
+                raise TapeError(path, line, "code", f"{code} is on an earlier row too")
+            text = row[ir].strip() if len(row) > ir else ""
+            try:
+                value = float(text)
+            except ValueError:
+                raise TapeError(path, line, "credit_ratio",
+                                f"{text!r} is not a number") from None
+            if not 0 < value < 1:
+                raise TapeError(path, line, "credit_ratio", f"{text} is not a fraction in "
+                                "(0, 1) (credit balance / market cap: 0.012 for 1.2%)")
+            out[code] = value
+    return out
 
 
 def _day_number(day: date) -> int:
