@@ -173,19 +173,8 @@ def data_instruments(
 
     table = read_bars(bars)
     if listing:
-        from replay.loaders.listing import read_listing, with_listing
-
         on = date if date is not None else f"{table['date'].max():%Y-%m-%d}"
-        listed = read_listing(listing, on=on, market=listing_market)
-        table = with_listing(table, listed, missing="keep" if allow_missing else "raise")
-        when = f" of {listed.attrs['date']}" if "date" in listed.attrs else ""
-        out.print(f"listing{when}: {len(listed):,} codes; market and shares for "
-                  f"{table['code'].nunique() - len(table.attrs['listing_missing']):,} of the "
-                  f"bars' {table['code'].nunique():,} codes")
-        if table.attrs["listing_missing"]:
-            gone = table.attrs["listing_missing"]
-            out.print(f"{len(gone):,} codes not in the listing (no market, shares 0): "
-                      + ", ".join(gone[:20]) + (" ..." if len(gone) > 20 else ""))
+        table = _with_listing(table, listing, on, listing_market, allow_missing)
     rows = instrument_rows(table)
     if date is not None:
         try:
@@ -208,6 +197,25 @@ def data_instruments(
     if rows["off_grid"].any():
         out.print(f"{int(rows['off_grid'].sum()):,} rows have prices off the KRX tick grid "
                   "(back-adjusted bars): off_grid = True")
+
+
+def _with_listing(table, listing: list[Path], on: str, listing_market: str | None,
+                  allow_missing: bool):
+    """Daily bars with their codes' market and shares from a listing (docs/data-formats.md:
+    listings), saying how many codes it covered and which it lacks."""
+    from replay.loaders.listing import read_listing, with_listing
+
+    listed = read_listing(listing, on=on, market=listing_market)
+    table = with_listing(table, listed, missing="keep" if allow_missing else "raise")
+    when = f" of {listed.attrs['date']}" if "date" in listed.attrs else ""
+    out.print(f"listing{when}: {len(listed):,} codes; market and shares for "
+              f"{table['code'].nunique() - len(table.attrs['listing_missing']):,} of the "
+              f"bars' {table['code'].nunique():,} codes")
+    if table.attrs["listing_missing"]:
+        gone = table.attrs["listing_missing"]
+        out.print(f"{len(gone):,} codes not in the listing (no market, shares 0): "
+                  + ", ".join(gone[:20]) + (" ..." if len(gone) > 20 else ""))
+    return table
 
 
 @data_app.command("check")
@@ -498,6 +506,14 @@ def market_build(
         help="Loading of each name's path on the market factor (an assumption).")] = 0.6,
     gamma: Annotated[float, typer.Option(
         help="Loading on its sector's factor (the bars' sector column).")] = 0.4,
+    listing: Annotated[list[Path] | None, typer.Option(
+        help="A listing giving each code's market and shares outstanding (the index "
+             "weights), repeatable (docs/data-formats.md: listings).")] = None,
+    listing_market: Annotated[str | None, typer.Option(
+        help="The market of a listing without a market column (pykrx).")] = None,
+    allow_missing: Annotated[bool, typer.Option(
+        "--allow-missing", help="Keep codes the listing lacks (KOSPI, shares 0: outside "
+                                "the index) instead of stopping.")] = False,
 ) -> None:
     """One anchored tape of a market day: every name opens, touches its high and low and
     closes at its recorded prices, the names moving together through a market and a sector
@@ -519,8 +535,23 @@ def market_build(
         raise ValueError(f"--date {date!r} is not a date YYYY-MM-DD") from None
     wanted = [c.strip() for c in codes.split(",") if c.strip()] if codes else None
     frame = read_bars(bars)
+    listed = None
+    if listing:
+        from replay.loaders.listing import read_listing
+
+        listed = read_listing(listing, on=date, market=listing_market)
     mplan = plan_market(frame, first, days=days, codes=wanted, top=top, rate=rate,
-                        source=str(bars))
+                        source=str(bars), listing=listed,
+                        listing_missing="keep" if allow_missing else "raise")
+    if listed is not None:
+        gone = mplan.notes["listing_missing"]
+        when = f" of {listed.attrs['date']}" if "date" in listed.attrs else ""
+        out.print(f"listing{when}: market and shares for {mplan.asked - len(gone):,} of the "
+                  f"{mplan.asked:,} selected codes")
+        if gone:
+            out.print(f"{len(gone):,} codes not in the listing (KOSPI, shares 0: outside "
+                      "the index): " + ", ".join(gone[:20]) + (" ..." if len(gone) > 20
+                                                              else ""))
     with _bar_factory("market tape", len(mplan.names) * days) as advance:
         path = write_market_tape(output, mplan, seed, beta=beta, gamma=gamma,
                                  progress=advance)

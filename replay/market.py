@@ -96,12 +96,17 @@ def _turnover(bars: pd.DataFrame, day: date) -> pd.Series:
 
 def plan_market(bars: pd.DataFrame, start: date, *, days: int = 1,
                 codes: Sequence[str] | None = None, top: int | None = None,
-                rate: float = MARKET_RATE, source: str | None = None) -> MarketPlan:
+                rate: float = MARKET_RATE, source: str | None = None,
+                listing: pd.DataFrame | None = None,
+                listing_missing: str = "raise") -> MarketPlan:
     """The names and days of a market tape (see the module docstring). ``start`` is the
     first day (it must be in the bars), ``days`` how many of the bars' days from it;
     ``codes`` or ``top`` select names (neither: every name of the bars); ``rate`` is the
-    market's decisions a second in all. Raises ValueError for a selection the bars cannot
-    give (a code not in them, a day not in them, no name left)."""
+    market's decisions a second in all. ``listing`` (replay.loaders.listing.read_listing)
+    gives the selected names their market and shares; a selected code it lacks is an
+    error, or with ``listing_missing="keep"`` stays KOSPI with shares 0 (listed in
+    ``notes["listing_missing"]``). Raises ValueError for a selection the bars cannot give
+    (a code not in them, a day not in them, no name left)."""
     source = source or bars.attrs.get("source", "bars")
     if codes and top:
         raise ValueError("give codes or top, not both")
@@ -131,6 +136,15 @@ def plan_market(bars: pd.DataFrame, start: date, *, days: int = 1,
         wanted = list(turnover.sort_values(ascending=False, kind="stable").index[:top])
     else:
         wanted = sorted(known)
+    notes: dict = {}
+    if listing is not None:
+        from replay.loaders.listing import with_listing
+
+        picked = frame[frame["code"].isin(wanted)].reset_index(drop=True)
+        picked.attrs["source"] = source
+        frame = with_listing(picked, listing, missing=listing_missing)
+        notes["listing_missing"] = list(frame.attrs.get("listing_missing", []))
+        notes["listing"] = str(listing.attrs.get("source", "listing"))
     dropped: list[tuple[str, str]] = []
     keep_rows = []
     groups = {c: g for c, g in frame.groupby("code", sort=False)}
@@ -164,7 +178,7 @@ def plan_market(bars: pd.DataFrame, start: date, *, days: int = 1,
         sectors = tuple(n.code for n in plan.names)
     return MarketPlan(plan=plan, rates=tuple(float(r) for r in rates), sectors=sectors,
                       turnover=tuple(float(t) for t in turn), dropped=tuple(dropped),
-                      asked=len(wanted))
+                      asked=len(wanted), notes=notes)
 
 
 def market_rates(turnover: np.ndarray, rate: float) -> np.ndarray:
@@ -268,6 +282,8 @@ def describe(mplan: MarketPlan, *, beta: float = BETA, gamma: float = GAMMA) -> 
         "names": len(mplan.names), "asked": mplan.asked,
         "dropped": [{"code": c, "reason": r} for c, r in mplan.dropped],
         "rounded_prices": mplan.plan.rounded,
+        "listing": mplan.notes.get("listing"),
+        "listing_missing": mplan.notes.get("listing_missing", []),
         "factor": {"beta": beta, "gamma": gamma, "grid_s": GRID_NS // 10**9,
                    "sectors": len(set(mplan.sectors)),
                    "extreme_window": list(EXTREME_WINDOW), "shape_share": SHAPE_SHARE},

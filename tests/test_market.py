@@ -162,3 +162,29 @@ def test_the_cli_builds_a_market_and_explains_bad_selections(tmp_path):
         r = CliRunner().invoke(app, argv + args)
         assert r.exit_code == 2 and why in r.output, (args, r.output)
         assert not (tmp_path / "x.parquet").exists()
+
+
+def test_a_listing_gives_the_market_tape_its_markets_and_index_weights(tmp_path):
+    # a FinanceDataReader listing (the layout of docs/data-formats.md: listings) written
+    # here: Samsung on KOSPI, Alteogen on KOSDAQ, with their shares outstanding
+    listing = tmp_path / "krx.csv"
+    listing.write_text(
+        ",Code,ISU_CD,Name,Market,Dept,Close,ChangeCode,Changes,ChagesRatio,Open,High,Low,"
+        "Volume,Amount,Marcap,Stocks,MarketId\n"
+        "0,005930,KR7005930003,삼성전자,KOSPI,,71400,2,-8200,-10.3,1,1,1,1,1,"
+        "426242474070000,5969782550,STK\n"
+        "1,196170,KR7196170005,알테오젠,KOSDAQ GLOBAL,,300000,2,-100,-0.1,1,1,1,1,1,"
+        "15951627600000,53172092,KSQ\n", encoding="utf-8")
+    out = tmp_path / "m.parquet"
+    base = ["market", "build", "--bars", ALL, "--date", "2024-08-05", "--rate", "2",
+            "--listing", str(listing)]
+    r = CliRunner().invoke(app, base + ["--codes", "005930,196170", "-o", str(out)])
+    assert r.exit_code == 0, r.output
+    got = {i.symbol: (i.market, i.shares_outstanding) for i in Tape(out).instruments}
+    assert got == {"005930": ("KOSPI", 5969782550), "196170": ("KOSDAQ", 53172092)}
+    r = CliRunner().invoke(app, base + ["--codes", "005930,000660", "-o",
+                                        str(tmp_path / "x.parquet")])
+    assert r.exit_code == 2 and "000660" in r.output, r.output
+    r = CliRunner().invoke(app, base + ["--codes", "005930,000660", "--allow-missing",
+                                        "-o", str(tmp_path / "y.parquet")])
+    assert r.exit_code == 0 and "not in the listing" in r.output, r.output
