@@ -20,7 +20,7 @@ from replay.cli import app
 from replay.engine import Replay
 from replay.runner import RunSpec, index_closes
 from replay.tape import ASK, BID, TRADE, Instrument, InstrumentTable, write_tape
-from tests.test_krx_venue import DAY, LMT, MIN, SEC, Tape, orders
+from tests.test_krx_venue import DAY, LMT, MIN, NEXT_DAY, SEC, Tape, orders
 from venues.codes import RJ_HALTED, RJ_SIDECAR, ST_EXPIRED, ST_FILLED, ST_REJECTED
 from venues.krx.session import seoul_ns
 from venues.krx.venue import KrxRules
@@ -133,6 +133,43 @@ def test_the_kospi_breaker_does_not_fire_before_its_minute():
     prints(tape, 3, seoul_ns(DAY, t(11, 0)), [4_750] + [4_550] * 9)
     _, r = run(tape, [A, B, C])
     assert breakers(r).market.tolist() == ["KOSDAQ"]
+
+
+def test_kospis_stage_3_ends_kospis_day_and_kosdaq_trades_on():
+    # krx.md:58-59: stage 3 (-20%, the only stage after 14:50) ends trading for the day, of
+    # that market only. A from 14:55 (steps inside the 6% dynamic VI; static VI off):
+    # 9,500, 9,000, 8,550, 8,100, then 7,700 from 14:55:40: (9,000 x 7,700 + 1,000 x
+    # 10,000) / 100,000,000 = 0.793, -20.7%, at or below the trigger 80,000,000 a minute
+    # later, at 14:56:40.
+    tape = opened(Tape(), A, B, C)
+    tape.add(t(9, 30), ASK, 5_010, 100, 3)
+    prints(tape, 1, seoul_ns(DAY, t(14, 55)), [9_500, 9_000, 8_550, 8_100] + [7_700] * 8)
+    at = seoul_ns(DAY, t(14, 56, 40))
+    _, r = run(tape, [A, B, C], orders((at + MIN, 1, BID, LMT, 7_700, 10),  # A: closed
+                                       (at + MIN, 3, BID, LMT, 5_010, 10)),  # C: fills
+               krx_rules=KrxRules(static_vi_bp=0))
+    cb = breakers(r)
+    assert list(zip(cb.kind, cb.market, cb.ts, strict=True)) == [
+        ("circuit_breaker_3", "KOSPI", at)]
+    assert r.injected.status.tolist() == [REJECTED, FILLED]
+    closing = r.venue_events[r.venue_events.kind == "uncross_close"]
+    assert closing.symbol.tolist() == ["C"]  # A and B had no closing auction
+
+
+def test_a_later_days_prior_close_is_the_simulated_close_before_it():
+    # Day 1 as in the first test: KOSPI closes at 0.919 of 2,676.19. Day 2 opens from A's
+    # close, 9,100 (capitalisation 91,900,000); A prints 9,500 (+4.4%): 95,500,000, so
+    # KOSPI closes at 2,676.19 x 0.919 x 95.5 / 91.9 = 2,676.19 x 0.955.
+    tape = two_market_tape()
+    tape.row(seoul_ns(NEXT_DAY, t(10, 0)), 1, TRADE, ASK, 9_500, 10)
+    rp, _ = run(tape, [A, B, C], index_prior_close=KOSPI_CLOSE)
+    kospi = rp.venue.index_report()["KOSPI"]
+    day1, day2 = kospi["days"]
+    assert day2["prior_close"] == day1["close"] == pytest.approx(KOSPI_CLOSE * 0.919)
+    assert day2["close"] == kospi["close"] == pytest.approx(KOSPI_CLOSE * 0.955)
+    assert day2["close_return"] == pytest.approx(95.5 / 91.9 - 1)
+    assert kospi["close_return"] == pytest.approx(-0.045)
+    assert kospi["low_return"] == pytest.approx(-0.081)  # day 1's low
 
 
 def test_a_single_number_is_kospis_prior_close():
