@@ -605,6 +605,32 @@ def book(
     out.print(f"wrote {rows:,} book rows x {levels} levels to {output}")
 
 
+def _parse_index_closes(items: list[str]) -> dict[str, float]:
+    """``--index-close NAME=POINTS`` options as a mapping, each index once."""
+    from venues.krx.venue import index_closes
+
+    out: dict[str, str] = {}
+    for item in items:
+        name, eq, value = item.partition("=")
+        if not eq or not name.strip() or not value.strip():
+            raise ValueError(f"--index-close {item!r}: give NAME=POINTS, e.g. KOSPI=2676.19")
+        key = name.strip().upper()
+        if key in out:
+            raise ValueError(f"--index-close {key} given twice")
+        out[key] = value.strip()
+    try:
+        return index_closes(out)
+    except ValueError as exc:
+        raise ValueError(f"--index-close: {exc}") from None
+
+
+def _index_line(name: str, ix: dict) -> str:
+    """One index in the console: its close and return, its low, its halts."""
+    halts = ", ".join(f"{e['kind'].replace('_', ' ')} at {e['time_seoul']}" for e in ix["events"])
+    return (f"{name} close {ix['close']:,.2f} ({ix['close_return']:+.2%}), low "
+            f"{ix['low']:,.2f} ({ix['low_return']:+.2%})" + (f", {halts}" if halts else ""))
+
+
 @app.command("replay", short_help="Replay a tape through the book, with injected orders, a "
                                   "broker and a strategy.")
 @_friendly
@@ -634,8 +660,13 @@ def replay_cmd(
              "compare: krx when every instrument of the tape is on XKRX, else generic.")]
     = None,
     index_prior_close: Annotated[float, typer.Option(
-        help="KRX venue: the index's previous close, to report circuit-breaker levels in "
-             "index points (the index is computed from the tape's constituents).")] = 0.0,
+        help="KRX venue: KOSPI's previous close, to report its levels in index points "
+             "(the same as --index-close KOSPI=...).")] = 0.0,
+    index_close: Annotated[list[str] | None, typer.Option(
+        help="KRX venue: an index's real previous close, NAME=POINTS for KOSPI, KOSDAQ or "
+             "KOSPI200, e.g. --index-close KOSPI=2676.19 --index-close KOSDAQ=779.33 "
+             "(repeatable; the indices are computed from the tape's constituents: "
+             "docs/krx-venue.md).")] = None,
     broker: Annotated[list[str] | None, typer.Option(
         help="Attach a margin broker: a preset (cascade brokers list) or a rules TOML file, "
              "with overrides after commas (krx-credit,maintenance_ratio=1.3). Repeatable: "
@@ -705,11 +736,16 @@ def replay_cmd(
                    population=first.population if first else None,
                    overrides=first.overrides if first else tuple(set_ or ()),
                    more_brokers=more, index_prior_close=index_prior_close,
+                   index_closes=_parse_index_closes(index_close or []),
                    chunk_rows=chunk_rows, strategy=strategy,
                    strategy_params=_parse_params(param or [], strategy),
                    overwrite=overwrite, profile=profile, days=days,
                    shocks=_parse_shocks(shock or []))
     summary = run_tape(spec, _bar_factory)
+    if summary.get("indices"):
+        out.print("indices: " + "; ".join(_index_line(name, ix)
+                                          for name, ix in summary["indices"].items()),
+                  highlight=False)
     if "broker" in summary:
         _print_broker(summary)
     if "strategy" in summary:

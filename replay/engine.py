@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import itertools
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -161,6 +161,8 @@ class ReplayResult:
     venue_events: pd.DataFrame = field(default_factory=pd.DataFrame)
     sessions: pd.DataFrame = field(default_factory=pd.DataFrame)
     unfilled: pd.DataFrame = field(default_factory=pd.DataFrame)
+    #: KRX venue: each index's levels and halts (venues.krx.venue.KrxVenue.index_report)
+    indices: dict = field(default_factory=dict)
 
     @property
     def events_per_second(self) -> float:
@@ -261,7 +263,7 @@ class Replay:
                  order_capacity: int = 1 << 16, buffer_rows: int = 1 << 18,
                  table_size: int = MIN_TABLE, session_date: object = None,
                  venue: str = "generic", seed: int = 0, krx_rules: object = None,
-                 index_prior_close: float = 0.0) -> None:
+                 index_prior_close: float | Mapping[str, float] = 0.0) -> None:
         if mode not in loop.MODES:
             raise ValueError(f"unknown replay mode {mode!r}; choose one of {list(loop.MODES)}")
         if venue not in VENUES:
@@ -667,7 +669,8 @@ class Replay:
             return {}
         return {"venue_events": pd.DataFrame(self.venue.events),
                 "sessions": pd.DataFrame(self.venue.sessions),
-                "unfilled": pd.DataFrame(self.venue.unfilled)}
+                "unfilled": pd.DataFrame(self.venue.unfilled),
+                "indices": self.venue.index_report()}
 
     def _frame(self, table: int, columns: list[str]) -> pd.DataFrame:
         parts = self._parts[table]

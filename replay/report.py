@@ -428,14 +428,20 @@ def halt_table(run: Run, halts: pd.DataFrame) -> str:
     """Each halt with its reference and trigger: a stock's in its price, a circuit
     breaker's in index points (docs/reference/krx.md: circuit breakers)."""
     scale = _scales(run)
-    base, rebased = _index_base(run)
     rows = []
     for h in halts.head(TABLE_ROWS).itertuples():
-        if str(h.kind).startswith("circuit_breaker"):
-            # the venue's index: rebased to 1 at the prior close unless one was given
+        proxy = h.instrument < 0 and str(h.kind).startswith("sidecar")  # the futures proxy
+        if str(h.kind).startswith("circuit_breaker") or proxy:
+            # the venue's index (its market's, or the proxy's): rebased to 1 at the prior
+            # close unless one was given; the row's own prior close where it has one
+            name = h.symbol if proxy else getattr(h, "market", None) or "KOSPI"
+            base, rebased = _index_base(run, name)
             level = getattr(h, "index", float("nan"))
+            prior = getattr(h, "index_prior_close", float("nan"))
             if level is not None and math.isfinite(level):
                 points = level * (100.0 if rebased else 1.0)
+                if prior is not None and math.isfinite(prior) and prior > 0:
+                    base = prior * (100.0 if rebased else 1.0)
             else:  # an older run directory: from the constituents' sums
                 points = base * h.price / h.reference if h.reference else float("nan")
             reference, price = base, points
@@ -452,10 +458,17 @@ def halt_table(run: Run, halts: pd.DataFrame) -> str:
                        "halted (s)"), rows)
 
 
-def _index_base(run: Run) -> tuple[float, bool]:
-    """The index's prior close in points, and whether it is a rebased 100 (no
-    ``--index-prior-close`` was given)."""
-    given = float(run.summary.get("config", {}).get("index_prior_close") or 0.0)
+def _index_base(run: Run, market: str = "KOSPI") -> tuple[float, bool]:
+    """A market index's prior close in points, and whether it is a rebased 100 (none was
+    given: ``--index-close``, or ``--index-prior-close`` for KOSPI)."""
+    config = run.summary.get("config", {})
+    entry = run.summary.get("indices", {}).get(market)
+    if entry is not None:  # the venue's own word (the futures proxy's too)
+        given = float(entry["prior_close"]) if entry.get("prior_close_given") else 0.0
+        return (given, False) if given > 0 else (100.0, True)
+    given = float((config.get("index_closes") or {}).get(market) or 0.0)
+    if not given and market == "KOSPI":
+        given = float(config.get("index_prior_close") or 0.0)
     return (given, False) if given > 0 else (100.0, True)
 
 

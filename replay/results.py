@@ -123,6 +123,8 @@ class RunWriter:
             "injected_orders": len(result.injected),
             "rows": self.rows,
             **({"venue_summary": venue} if venue else {}),
+            # KRX venue: each index's levels and halts (docs/krx-venue.md: summary.json)
+            **({"indices": result.indices} if result.indices else {}),
             "versions": versions(),
             "config": config or {},
         }

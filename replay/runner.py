@@ -67,7 +67,9 @@ class RunSpec:
     broker: str | None = None
     population: Path | None = None
     overrides: Sequence[str] = ()
-    index_prior_close: float = 0.0
+    index_prior_close: float = 0.0  # KOSPI's prior close (index points; 0: none)
+    #: real prior closes by index name (KOSPI, KOSDAQ, KOSPI200): docs/krx-venue.md
+    index_closes: dict[str, float] = field(default_factory=dict)
     chunk_rows: int = 1 << 20
     strategy: str | None = None
     strategy_params: dict[str, Any] = field(default_factory=dict)
@@ -90,7 +92,9 @@ class RunSpec:
             return str(v) if isinstance(v, Path) else list(v) if isinstance(v, tuple) else v
         config = {k: plain(v) for k, v in asdict(self).items()
                   if k not in ("output", "overwrite", "more_brokers", "rekind", "profile",
-                               "days", "shocks")}
+                               "days", "shocks", "index_closes")}
+        if self.index_closes:
+            config["index_closes"] = dict(self.index_closes)
         if self.mode == "generative":
             config.update(profile=self.profile, days=self.days,
                           shocks={str(k): v for k, v in self.shocks.items()})
@@ -100,6 +104,20 @@ class RunSpec:
             config["more_brokers"] = [{k: plain(v) for k, v in asdict(b).items()}
                                       for b in self.more_brokers]
         return config
+
+
+def index_closes(spec: RunSpec) -> dict[str, float]:
+    """The run's real index prior closes by name: ``index_prior_close`` is KOSPI's, and
+    ``index_closes`` may name KOSPI too, with the same value. ValueError otherwise, or for a
+    close that is not a positive number."""
+    from venues.krx.venue import index_closes as parse
+
+    kospi = parse(spec.index_prior_close)
+    named = parse(spec.index_closes)
+    if kospi and "KOSPI" in named and named["KOSPI"] != kospi["KOSPI"]:
+        raise ValueError(f"--index-prior-close {kospi['KOSPI']:g} and --index-close "
+                         f"KOSPI={named['KOSPI']:g} disagree: give KOSPI's close once")
+    return {**kospi, **named}
 
 
 def _no_progress(label: str, total: int | None):
@@ -145,6 +163,7 @@ def run_tape(spec: RunSpec, progress: ProgressFactory = _no_progress, *,
             spec = replace(spec, venue=default_venue(t.instruments))
         seed = spec.seed if spec.seed is not None else (t.session_seed or 0)
     injected = read_injected(spec.inject, t.instruments) if spec.inject else None
+    closes = index_closes(spec)
     market = []  # (label, rules, population) per broker
     if spec.broker:
         from replay.broker_run import load_brokers
@@ -165,7 +184,7 @@ def run_tape(spec: RunSpec, progress: ProgressFactory = _no_progress, *,
 
         rp = t.replay(spec.venue, seed) if isinstance(t, FlowInputs) else Replay(
             t.instruments, spec.mode, venue=spec.venue, seed=seed,
-            index_prior_close=spec.index_prior_close)
+            index_prior_close=closes)
         brokers, host = [], None
         strategy = strategy_class(**spec.strategy_params) if strategy_class else None
         for _, rules_, pop in market:

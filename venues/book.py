@@ -52,7 +52,7 @@ MAX_BANDS = 8
 (I_OFF, I_N, I_BASE, I_STEP, I_BEST_BID, I_BEST_ASK, I_LAST, I_HIST_LAST,
  I_INV_STEP) = range(9)
 BOOK_COLS = 9
-I_COLS = 20
+I_COLS = 21
 # I_INV_STEP holds round(2**52 / step): the reciprocal as an integer, so the arena stays int64
 RECIPROCAL_SCALE = 2.0**52
 RECIPROCAL_SCALE_INV = 1.0 / RECIPROCAL_SCALE

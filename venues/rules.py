@@ -15,9 +15,13 @@ slots and instrument columns), which only venues/ reads by index. At the KRX ven
   the dynamic one around the last trade before the order, the static one around the last
   auction price. The first tick at or beyond is the trigger price; the kernel records the
   event and puts the name in a single-price auction; the Python side schedules its end.
-- **Market watch.** A market-cap weighted index of the constituents' last prices (the
-  numerator ``sum(shares * last)``), compared with the circuit-breaker trigger, and the
-  index future's last price against the sidecar band; each must hold for a minute.
+- **Market watch.** Market-cap weighted indices of the constituents' last prices: per
+  index a numerator ``sum(shares * last)`` over the names whose index bits
+  (``I_INDICES``) name it: KOSPI, KOSDAQ and the sidecar's index (the KOSPI200 members,
+  or the KOSPI names where the tape has none). Each market's numerator is compared with its
+  circuit-breaker trigger, and the index future's last price (or, with no future in the
+  tape, the sidecar index's numerator, its proxy) against the sidecar band; each must hold
+  for a minute. Each numerator's low of the day is kept too.
 
 Thresholds are integers: a price ``p`` is at or beyond the lower threshold of reference
 ``r`` at ``bp`` basis points when ``p * 10000 <= r * (10000 - bp)``. No float decides.
@@ -57,19 +61,32 @@ from venues.codes import (
 from venues.kernel import kernel
 
 # -- the venue's block of the arena ----------------------------------------------------------
+# The indices the market watch keeps (slot k of each per-index block; bit k of I_INDICES):
+# the two markets, each with its circuit breakers, and the index the sidecar watches.
+IX_KOSPI, IX_KOSDAQ, IX_SIDECAR = range(3)
+N_INDICES = 3
+N_MARKETS = 2  # IX_KOSPI, IX_KOSDAQ: the indices with circuit breakers
 # Header slots: which rules apply (H_RULES, a set of RULE_* bits), the event a kernel stopped
-# for, the market index for circuit breakers, the index future for the sidecar, the program
-# side the sidecar suspended.
-(H_RULES, H_EV_KIND, H_EV_INST, H_EV_PX, H_EV_REF, H_EV_TS, H_IDX_NUM, H_IDX_TRIG,
- H_IDX_SINCE, H_FUT_INST, H_FUT_LO, H_FUT_HI, H_FUT_SINCE, H_PROG_SIDE,
- H_PROG_UNTIL) = range(BOOK_HEADER, BOOK_HEADER + 15)
-VENUE_HEADER_END = BOOK_HEADER + 15
+# for; per index its numerator (H_IDX_NUM + k) and the day's lowest numerator (H_IDX_LOW +
+# k); per market its circuit-breaker trigger and since when it holds; the index future for
+# the sidecar (an instrument, FUT_PROXY: the sidecar index, -1: none) with its band; the
+# program side the sidecar suspended.
+H_RULES, H_EV_KIND, H_EV_INST, H_EV_PX, H_EV_REF, H_EV_TS = range(BOOK_HEADER, BOOK_HEADER + 6)
+H_IDX_NUM = BOOK_HEADER + 6
+H_IDX_LOW = H_IDX_NUM + N_INDICES
+H_IDX_TRIG = H_IDX_LOW + N_INDICES
+H_IDX_SINCE = H_IDX_TRIG + N_MARKETS
+(H_FUT_INST, H_FUT_LO, H_FUT_HI, H_FUT_SINCE, H_PROG_SIDE,
+ H_PROG_UNTIL) = range(H_IDX_SINCE + N_MARKETS, H_IDX_SINCE + N_MARKETS + 6)
+VENUE_HEADER_END = H_PROG_UNTIL + 1
+FUT_PROXY = -2  # H_FUT_INST: the sidecar watches the proxy, the sidecar index's numerator
 # Instrument columns: trading phase, the day's price limits (0: none), the static VI
 # reference, the VI thresholds in basis points (0: off), shares outstanding (index weight),
-# the day's closing price (post-close trading).
+# the day's closing price (post-close trading), the indices the name counts in (bit k:
+# index k).
 (I_PHASE, I_LO_LIM, I_UP_LIM, I_STATIC_REF, I_DYN_BP, I_STATIC_BP, I_SHARES,
- I_CLOSE_PX) = range(BOOK_COLS, BOOK_COLS + 8)
-VENUE_COLS_END = BOOK_COLS + 8
+ I_CLOSE_PX, I_INDICES) = range(BOOK_COLS, BOOK_COLS + 9)
+VENUE_COLS_END = BOOK_COLS + 9
 register_columns("venue rules", phase=I_PHASE, lower_limit=I_LO_LIM, upper_limit=I_UP_LIM,
                  close=I_CLOSE_PX)
 # Phases (I_PHASE): continuous matching, single-price auction (orders rest, nothing
@@ -103,7 +120,9 @@ def event_time(S) -> int:
 def init_slots(S) -> None:
     """The venue's header slots before any venue sets them: no rules, nothing armed."""
     S[H_RULES:VENUE_HEADER_END] = 0
-    S[H_EV_INST] = S[H_IDX_TRIG] = S[H_IDX_SINCE] = S[H_FUT_INST] = S[H_FUT_SINCE] = -1
+    S[H_EV_INST] = S[H_FUT_INST] = S[H_FUT_SINCE] = -1
+    S[H_IDX_TRIG:H_IDX_TRIG + N_MARKETS] = -1
+    S[H_IDX_SINCE:H_IDX_SINCE + N_MARKETS] = -1
 
 # Venue events a kernel can stop for (H_EV_KIND).
 EV_NONE, EV_VI_STATIC, EV_VI_DYNAMIC, EV_CIRCUIT_BREAKER, EV_SIDECAR = range(5)
@@ -267,37 +286,55 @@ def _fire(S, kind, inst, px, ts):
 
 
 @kernel
-def market_watch(S, inst, before, ts):
-    """Keep the index numerator up to date after ``inst``'s last price moved from
-    ``before``, and fire the circuit breaker or the sidecar once their move has held for a
-    minute. Called after every event at the KRX venue."""
-    after = S[ii(S, inst, I_LAST)]
+def move_indices(S, inst, before, after):
+    """``inst``'s price moved from ``before`` to ``after``: move the numerator of every index
+    it counts in (and its low of the day)."""
     shares = S[ii(S, inst, I_SHARES)]
     if shares > 0 and before > 0 and after != before:
-        S[H_IDX_NUM] += shares * (after - before)
-    if S[H_IDX_TRIG] >= 0:
-        if S[H_IDX_NUM] <= S[H_IDX_TRIG]:
-            if S[H_IDX_SINCE] < 0:
-                S[H_IDX_SINCE] = ts
-            elif ts - S[H_IDX_SINCE] >= HOLD_NS:
-                S[H_IDX_TRIG] = -1
-                S[H_IDX_SINCE] = -1
-                _fire(S, EV_CIRCUIT_BREAKER, -1, S[H_IDX_NUM], ts)
+        d = shares * (after - before)
+        bits = S[ii(S, inst, I_INDICES)]
+        for k in range(N_INDICES):
+            if bits & (1 << k):
+                num = S[H_IDX_NUM + k] + d
+                S[H_IDX_NUM + k] = num
+                if num < S[H_IDX_LOW + k]:
+                    S[H_IDX_LOW + k] = num
+
+
+@kernel
+def market_watch(S, inst, before, ts):
+    """Keep the index numerators up to date after ``inst``'s last price moved from
+    ``before``, and fire a market's circuit breaker (event instrument: the market's index
+    slot) or the sidecar once their move has held for a minute. Called after every event at
+    the KRX venue."""
+    move_indices(S, inst, before, S[ii(S, inst, I_LAST)])
+    for m in range(N_MARKETS):
+        trig = S[H_IDX_TRIG + m]
+        if trig < 0:
+            continue
+        if S[H_IDX_NUM + m] <= trig:
+            if S[H_IDX_SINCE + m] < 0:
+                S[H_IDX_SINCE + m] = ts
+            elif ts - S[H_IDX_SINCE + m] >= HOLD_NS:
+                S[H_IDX_TRIG + m] = -1
+                S[H_IDX_SINCE + m] = -1
+                _fire(S, EV_CIRCUIT_BREAKER, m, S[H_IDX_NUM + m], ts)
                 return
         else:
-            S[H_IDX_SINCE] = -1
+            S[H_IDX_SINCE + m] = -1
     fut = S[H_FUT_INST]
-    if fut >= 0:
-        p = S[ii(S, fut, I_LAST)]
-        if p > 0 and (p <= S[H_FUT_LO] or p >= S[H_FUT_HI]):
-            if S[H_FUT_SINCE] < 0:
-                S[H_FUT_SINCE] = ts
-            elif ts - S[H_FUT_SINCE] >= HOLD_NS:
-                S[H_FUT_INST] = -1
-                S[H_FUT_SINCE] = -1
-                _fire(S, EV_SIDECAR, fut, p, ts)
-        else:
+    if fut == -1:
+        return
+    p = S[H_IDX_NUM + IX_SIDECAR] if fut == FUT_PROXY else S[ii(S, fut, I_LAST)]
+    if p > 0 and (p <= S[H_FUT_LO] or p >= S[H_FUT_HI]):
+        if S[H_FUT_SINCE] < 0:
+            S[H_FUT_SINCE] = ts
+        elif ts - S[H_FUT_SINCE] >= HOLD_NS:
+            S[H_FUT_INST] = -1
             S[H_FUT_SINCE] = -1
+            _fire(S, EV_SIDECAR, fut, p, ts)
+    else:
+        S[H_FUT_SINCE] = -1
 
 
 @kernel

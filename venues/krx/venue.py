@@ -19,26 +19,36 @@ of the loop (docs/reference/krx.md for every number):
 - **VI** in continuous trading (fired by the loop): the name goes to a 2-minute single-price
   auction with a random end of up to 30 s, after which it uncrosses and the static
   reference becomes that price.
-- **Circuit breakers** on an index of the constituents (market-cap weighted by the
-  instrument table's shares outstanding, rebased to ``index_prior_close``): stages -8%,
-  -15%, -20% held 1 minute, each at least 1% below the previous stage's level; stages 1-2
-  halt every name for 20 minutes (cancels only), then a 10-minute reopening auction; stage 3
-  ends the day; each stage once; no stage 1-2 after 14:50.
-- **Sidecar** on the index future (the instrument whose ``market`` is ``FUTURES``): +-5% vs
-  its previous close held 1 minute suspends program orders on that side for 5 minutes; once
-  a day; not in the first 5 minutes nor the last 40 of continuous trading.
+- **Indices** per market, KOSPI and KOSDAQ, from the tape's constituents of that market:
+  market-cap weighted by the instrument table's shares outstanding (weights renormalised
+  over the names the tape holds), each scaled to its real prior close
+  (``index_prior_close``: one close, KOSPI's, or a mapping by index name) and chained from
+  day to day (a day's prior close is the simulated close before it).
+- **Circuit breakers** per market, on its index: stages -8%, -15%, -20% held 1 minute, each
+  at least 1% below the previous stage's level; stages 1-2 halt that market's names for 20
+  minutes (cancels only), then a 10-minute reopening auction; stage 3 ends that market's
+  day; each stage once; no stage 1-2 after 14:50.
+- **Sidecar** on the index future (the instrument whose ``market`` is ``FUTURES``; with
+  none in the tape, a proxy: the KOSPI200 members' index, or the KOSPI index where the tape
+  has no member, times ``1 + futures_basis_bp``): +-5% vs its previous close held 1 minute
+  suspends program orders on that side for 5 minutes; once a day; not in the first 5
+  minutes nor the last 40 of continuous trading.
 
 Random ends come from the run's seed and the day (and the instrument and a counter for VIs),
 so a replay is reproducible. Outputs: :attr:`events` (VI, circuit breakers, sidecar and
-every uncross), :attr:`sessions` (each name's day: base, limits, open, close, whether it
-closed limit-locked) and :attr:`unfilled` (injected orders left at the end of a day).
+every uncross, each with its market), :attr:`sessions` (each name's day: base, limits,
+open, close, whether it closed limit-locked), :attr:`unfilled` (injected orders left at the
+end of a day) and :meth:`index_report` (each index's days and its breaker and sidecar
+events).
 """
 
 from __future__ import annotations
 
 import heapq
+import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import date, time, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import Any, Protocol
 
 import numpy as np
@@ -72,10 +82,12 @@ from venues.matching import (
 )
 from venues.participants import Participant
 from venues.rules import (
+    BP,
     EV_CIRCUIT_BREAKER,
     EV_SIDECAR,
     EV_VI_DYNAMIC,
     EV_VI_STATIC,
+    FUT_PROXY,
     H_EV_INST,
     H_EV_KIND,
     H_EV_PX,
@@ -85,6 +97,7 @@ from venues.rules import (
     H_FUT_INST,
     H_FUT_LO,
     H_FUT_SINCE,
+    H_IDX_LOW,
     H_IDX_NUM,
     H_IDX_SINCE,
     H_IDX_TRIG,
@@ -93,23 +106,62 @@ from venues.rules import (
     H_RULES,
     I_CLOSE_PX,
     I_DYN_BP,
+    I_INDICES,
     I_LO_LIM,
     I_PHASE,
     I_SHARES,
     I_STATIC_BP,
     I_STATIC_REF,
     I_UP_LIM,
+    IX_KOSPI,
+    IX_SIDECAR,
+    N_INDICES,
+    N_MARKETS,
     PH_AUCTION,
     PH_CLOSED,
     PH_CONTINUOUS,
     PH_HALTED,
     PH_POST_CLOSE,
     RULES_KRX,
+    move_indices,
 )
 
 FUTURES = "FUTURES"
 KOSPI200 = "KOSPI200"
 MINUTE = 60 * 10**9
+#: The markets with their own index and circuit breakers, in index-slot order (IX_KOSPI,
+#: IX_KOSDAQ); an instrument without a market is a KOSPI name, one of any other market
+#: (KONEX, say) counts in neither.
+MARKETS = ("KOSPI", "KOSDAQ")
+#: The indices whose real prior close a run may give (``index_prior_close``).
+INDEX_NAMES = ("KOSPI", "KOSDAQ", KOSPI200)
+#: The name of the futures proxy in venue events and the summary.
+FUTURES_PROXY = "KOSPI200F"
+
+
+def index_closes(given: float | Mapping[str, float] | None) -> dict[str, float]:
+    """The real prior closes a run gives, by index name: a number is KOSPI's (0: none), a
+    mapping names them (KOSPI, KOSDAQ, KOSPI200). ValueError for an unknown name or a close
+    that is not a positive finite number."""
+    if given is None:
+        return {}
+    if not isinstance(given, Mapping):
+        given = {"KOSPI": given} if float(given) != 0 else {}
+    out = {}
+    for name, value in given.items():
+        key = str(name).strip().upper()
+        if key not in INDEX_NAMES:
+            raise ValueError(f"index close {name!r}: unknown index; give one of "
+                             f"{', '.join(INDEX_NAMES)}")
+        try:
+            close = float(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"index close {key}={value!r}: not a number") from None
+        if not math.isfinite(close) or close <= 0:
+            raise ValueError(f"index close {key}={value!r}: must be a positive number "
+                             "(index points)")
+        out[key] = close
+    return out
 
 
 @dataclass(frozen=True)
@@ -132,6 +184,14 @@ class KrxRules:
     sidecar_suspend: timedelta = timedelta(minutes=5)  # "suspended 5 minutes"
     sidecar_quiet_start: timedelta = timedelta(minutes=5)  # "not in the first 5 minutes"
     sidecar_quiet_end: timedelta = timedelta(minutes=40)  # "nor the last 40"
+    #: With no FUTURES instrument in the tape, the sidecar watches a proxy of the KOSPI200
+    #: front future: the index of the KOSPI200 members (the KOSPI index where the tape has
+    #: none). An assumption: the reference gives the rule on the future, not its price.
+    futures_proxy: bool = True
+    #: The proxy future's basis over its index in basis points (negative: a discount), the
+    #: same all day; its previous close is the index's. An assumption, default 0: the
+    #: reference gives no basis (2024-08-05: the future -5.08% at the sidecar, 11:00).
+    futures_basis_bp: int = 0
 
 
 class Host(Protocol):
@@ -171,6 +231,9 @@ class _Name:
     kospi200: bool
     future: bool
     shares: int
+    first_base: int = 0  # the first day's base (its index weight at the first prior close)
+    market_ix: int = -1  # its market's index slot (IX_KOSPI, IX_KOSDAQ), -1: neither
+    indices: int = 0  # the indices it counts in (bit k: index slot k)
     base: int = 0
     lower: int = 0
     upper: int = 0
@@ -189,11 +252,14 @@ class KrxVenue(Participant):
     role = "venue"
 
     def __init__(self, host: Host, instruments, seed: int = 0, *,
-                 rules: KrxRules | None = None, index_prior_close: float = 0.0) -> None:
+                 rules: KrxRules | None = None,
+                 index_prior_close: float | Mapping[str, float] = 0.0) -> None:
         self.host = host
         self.seed = int(seed)
         self.rules = rules or KrxRules()
-        self.index_prior_close = float(index_prior_close)
+        #: the real prior closes given, by index name (docs/krx-venue.md: indices)
+        self.index_closes = index_closes(index_prior_close)
+        self.index_prior_close = self.index_closes.get("KOSPI", 0.0)
         self.names: dict[int, _Name] = {}
         for inst in instruments:
             future = inst.market.upper() == FUTURES
@@ -210,12 +276,32 @@ class KrxVenue(Participant):
                 inst=inst.instrument_id, symbol=inst.symbol, market=inst.market or "KOSPI",
                 kospi200=KOSPI200 in inst.index_member.upper(), future=future,
                 shares=int(inst.shares_outstanding) if not future else 0,
-                base=int(inst.prev_close_units))
+                base=int(inst.prev_close_units), first_base=int(inst.prev_close_units))
         futures = [n for n in self.names.values() if n.future]
         if len(futures) > 1:
             raise ValueError(f"{len(futures)} index futures in the instrument table; the "
                              "sidecar watches one")
         self.future = futures[0] if futures else None
+        for n in self.names.values():
+            market = n.market.upper()
+            n.market_ix = MARKETS.index(market) if market in MARKETS and not n.future else -1
+            if n.shares > 0 and n.market_ix >= 0:
+                n.indices = 1 << n.market_ix
+        #: what the sidecar index holds: KOSPI200 (its members) or KOSPI (no member in the
+        #: tape), for the futures proxy; "" when the tape has a future or no such name
+        self.proxy_source = ""
+        if self.future is None and self.rules.futures_proxy:
+            members = [n for n in self.names.values() if n.kospi200 and n.indices]
+            if members:
+                self.proxy_source = KOSPI200
+            else:
+                members = [n for n in self.names.values() if n.indices & (1 << IX_KOSPI)]
+                self.proxy_source = "KOSPI" if members else ""
+            for n in members:
+                n.indices |= 1 << IX_SIDECAR
+        self._den = [0] * N_INDICES  # per index: sum(shares * base) at the day's start
+        self._prior = [self._given_close(k) for k in range(N_INDICES)]
+        self.index_days: list[dict[str, Any]] = []  # per index and day: its levels
         self.events: list[dict[str, Any]] = []
         self.sessions: list[dict[str, Any]] = []
         self.unfilled: list[dict[str, Any]] = []
@@ -226,9 +312,10 @@ class KrxVenue(Participant):
         self.day: date | None = None
         self._queue: list[tuple[int, int, str, int]] = []
         self._seq = 0
-        self._cb_stage = 0  # stages fired today
-        self._cb_level = 0  # index numerator at the last stage
-        self._den = 0
+        self._cb_stage = [0] * N_MARKETS  # per market: stages fired today
+        self._cb_level = [0] * N_MARKETS  # per market: index numerator at the last stage
+        self._armed_stage = [0] * N_MARKETS  # per market: the stage armed (0-based)
+        self._ended: set[int] = set()  # markets whose day stage 3 ended
         self._sched: ses.Schedule | None = None
         S = host.book.S
         S[H_RULES] = RULES_KRX
@@ -308,16 +395,20 @@ class KrxVenue(Participant):
             ins[n.inst, I_DYN_BP] = (self.rules.dynamic_vi_bp_kospi200 if n.kospi200
                                      else self.rules.dynamic_vi_bp_other)
             ins[n.inst, I_SHARES] = n.shares
+            ins[n.inst, I_INDICES] = n.indices
             ins[n.inst, I_CLOSE_PX] = 0
             ins[n.inst, I_PHASE] = PH_CLOSED
             n.open_px, n.auction, n.extended, n.vi_count = 0, "", False, 0
         S = book.S
-        self._den = sum(n.shares * n.base for n in self.names.values())
-        S[H_IDX_NUM] = self._den
-        S[H_IDX_TRIG] = S[H_IDX_SINCE] = -1
+        for k in range(N_INDICES):
+            self._den[k] = sum(n.shares * n.base for n in self._stocks() if n.indices >> k & 1)
+            S[H_IDX_NUM + k] = S[H_IDX_LOW + k] = self._den[k]
+        for m in range(N_MARKETS):
+            S[H_IDX_TRIG + m] = S[H_IDX_SINCE + m] = -1
         S[H_FUT_INST] = S[H_FUT_SINCE] = -1
         S[H_PROG_SIDE] = S[H_PROG_UNTIL] = 0
-        self._cb_stage, self._cb_level = 0, 0
+        self._cb_stage, self._cb_level = [0] * N_MARKETS, [0] * N_MARKETS
+        self._ended = set()
         self._at(sch.pre_open_ns, "pre_open")
         self._at(sch.open_ns, "open")
         self._at(sch.continuous_end_ns, "closing_auction")
@@ -327,7 +418,7 @@ class KrxVenue(Participant):
         open_ns = ses.seoul_ns(day, ses.OPEN)
         close_ns = sch.continuous_end_ns
         self._at(ses.seoul_ns(day, self.rules.cb_last_stage12), "cb_late")
-        if self.future is not None:
+        if self.future is not None or self.proxy_source:
             self._at(open_ns + _ns(self.rules.sidecar_quiet_start), "sidecar_arm")
             self._at(close_ns - _ns(self.rules.sidecar_quiet_end), "sidecar_disarm")
 
@@ -336,6 +427,10 @@ class KrxVenue(Participant):
 
     def _stocks(self):
         return (n for n in self.names.values() if not n.future)
+
+    def _trading(self):
+        """The stocks whose market's day is not over (stage 3)."""
+        return (n for n in self._stocks() if n.market_ix not in self._ended)
 
     def _set_phase(self, inst: int, phase: int) -> None:
         self.host.book.ins[inst, I_PHASE] = phase
@@ -352,11 +447,13 @@ class KrxVenue(Participant):
         for n in self._stocks():
             if n.auction == "open":
                 self._end_auction(n, at)
-        self._arm_cb(at)
+        for m in range(N_MARKETS):
+            self._arm_cb(at, m)
 
     def _on_closing_auction(self, at: int, inst: int) -> None:
         S = self.host.book.S
-        S[H_IDX_TRIG] = S[H_IDX_SINCE] = -1  # no circuit breaker in the closing auction
+        for m in range(N_MARKETS):  # no circuit breaker in the closing auction
+            S[H_IDX_TRIG + m] = S[H_IDX_SINCE + m] = -1
         for n in self._stocks():
             ph = self.host.book.ins[n.inst, I_PHASE]
             if ph == PH_CLOSED:
@@ -376,11 +473,8 @@ class KrxVenue(Participant):
         ins = self.host.book.ins
         for n in self._stocks():
             if ins[n.inst, I_PHASE] == PH_CLOSED and ins[n.inst, I_CLOSE_PX] > 0 \
-                    and not self._ended_by_cb():
+                    and n.market_ix not in self._ended:
                 self._set_phase(n.inst, PH_POST_CLOSE)
-
-    def _ended_by_cb(self) -> bool:
-        return self._cb_stage >= 3
 
     def _on_day_end(self, at: int, inst: int) -> None:
         for listener in self.listeners:
@@ -402,6 +496,7 @@ class KrxVenue(Participant):
                 "closed_at_lower_limit": close == n.lower,
             })
             n.base = close  # docs/reference/krx.md: "Base price: previous close"
+        self._close_indices(day)
         inj = self.host.injected_orders()
         ids = inj[:, J_ID]
         live = np.flatnonzero(np.isin(res[ids, R_STATUS], (ST_RESTING, ST_PARTIAL))
@@ -483,8 +578,7 @@ class KrxVenue(Participant):
                         np.asarray(ask_fills, np.int64), inj_bid, int(volume))
             before = int(ins[n.inst, I_LAST])
             print_uncross(S, OUT, n.inst, at, int(price), int(volume))
-            if before > 0 and n.shares > 0:  # the index moves with the uncross price too
-                S[H_IDX_NUM] += n.shares * (int(price) - before)
+            move_indices(S, n.inst, before, int(price))  # the indices move with it too
             if inj_bid or inj_ask:  # injected orders moved this price: a re-centring impact
                 self.host.record_impact(n.inst, at, self._without_injected(
                     bids, asks, ref, n, opening), int(price))
@@ -496,8 +590,8 @@ class KrxVenue(Participant):
             ins[n.inst, I_STATIC_REF] = int(price)
             self.host.write_top(n.inst, at)
         self.events.append({"ts": at, "instrument": n.inst, "symbol": n.symbol,
-                            "kind": f"uncross_{kind}", "reference": ref,
-                            "price": int(price) if price is not None else -1,
+                            "market": n.market.upper(), "kind": f"uncross_{kind}",
+                            "reference": ref, "price": int(price) if price is not None else -1,
                             "volume": int(volume), "release_ts": at})
         if kind == "open" and price is not None:
             n.open_px = int(price)
@@ -542,100 +636,212 @@ class KrxVenue(Participant):
             self._event(ts, n, "vi_static" if kind == EV_VI_STATIC else "vi_dynamic", ref, px,
                         release)
         elif kind == EV_CIRCUIT_BREAKER:
-            self._circuit_breaker(ts, px)
+            self._circuit_breaker(ts, inst, px)
         elif kind == EV_SIDECAR:
             self._sidecar(ts, inst, px)
         else:
             raise RuntimeError(f"unknown venue event {kind}")
 
     def _event(self, ts: int, n: _Name | None, kind: str, ref: int, px: int,
-               release: int, volume: int = 0) -> None:
+               release: int, volume: int = 0, *, market: str = "", symbol: str = "") -> None:
         self.events.append({"ts": ts, "instrument": n.inst if n else -1,
-                            "symbol": n.symbol if n else "", "kind": kind, "reference": ref,
-                            "price": px, "volume": volume, "release_ts": release})
+                            "symbol": n.symbol if n else symbol,
+                            "market": market or (n.market.upper() if n else ""),
+                            "kind": kind, "reference": ref, "price": px, "volume": volume,
+                            "release_ts": release})
+
+    # -- indices --------------------------------------------------------------------------
+    def _given_close(self, k: int) -> float:
+        """Index ``k``'s real prior close as given (1.0 if none: levels rebased to 1)."""
+        name = MARKETS[k] if k < N_MARKETS else self.proxy_source
+        return self.index_closes.get(name, 1.0)
+
+    def index_level(self, numerator: int, k: int = IX_KOSPI) -> float:
+        """Index ``k``'s level for its numerator (sum of shares x price) today: its prior
+        close times the numerator over the day's (the prior close is the one given, else
+        1.0, on the first day, and the simulated close before it on later days)."""
+        den = self._den[k]
+        return self._prior[k] * numerator / den if den else float("nan")
+
+    def proxy_level(self, numerator: int) -> float:
+        """The futures proxy's level for the sidecar index's numerator: the index's level
+        times ``1 + futures_basis_bp`` (its previous close is the index's)."""
+        return self.index_level(numerator, IX_SIDECAR) * (BP + self.rules.futures_basis_bp) / BP
+
+    def _close_indices(self, day: date) -> None:
+        """Record each index's day (prior close, close, low); the close is the next day's
+        prior close."""
+        S = self.host.book.S
+        for k in range(N_INDICES):
+            den = self._den[k]
+            if den <= 0:
+                continue
+            num, low = int(S[H_IDX_NUM + k]), int(S[H_IDX_LOW + k])
+            close = self.index_level(num, k)
+            self.index_days.append({
+                "index": k, "day": day, "prior_close": self._prior[k], "close": close,
+                "low": self.index_level(low, k), "capitalisation_prior": den,
+                "capitalisation_close": num, "capitalisation_low": low})
+            self._prior[k] = close
+
+    def index_report(self) -> dict[str, Any]:
+        """Each index of the run (KOSPI, KOSDAQ, the futures proxy where the sidecar
+        watched one): its names and their weights at the first prior close, its prior
+        close, close and low over the run and per day, and its circuit-breaker and sidecar
+        events (the summary's ``indices`` section, docs/krx-venue.md)."""
+        out: dict[str, Any] = {}
+        for k in range(N_INDICES):
+            days = [d for d in self.index_days if d["index"] == k]
+            if not days or (k == IX_SIDECAR and not self.proxy_source):
+                continue
+            held = [n for n in self._stocks() if n.indices >> k & 1]
+            cap = {n.symbol: n.shares * n.first_base for n in held}
+            total = sum(cap.values())
+            weights = sorted(cap.items(), key=lambda w: (-w[1], w[0]))[:10]
+            source = MARKETS[k] if k < N_MARKETS else self.proxy_source
+            entry: dict[str, Any] = {}
+            scale = 1.0
+            if k == IX_SIDECAR:
+                scale = (BP + self.rules.futures_basis_bp) / BP
+                entry.update(proxy=True, follows=source, basis_bp=self.rules.futures_basis_bp)
+            entry.update({
+                "prior_close_given": source in self.index_closes,
+                "names": len(held),
+                "names_without_shares": sum(1 for n in self._stocks() if n.shares <= 0
+                                            and n.market_ix == k) if k < N_MARKETS else 0,
+                "capitalisation_prior_close": total,
+                "largest_weights": {s: round(c / total, 6) for s, c in weights},
+            })
+            prior, close = days[0]["prior_close"], days[-1]["close"]
+            low = min(d["low"] for d in days)
+            entry.update(_levels(prior, close, low, scale))
+            entry["days"] = [{"day": d["day"].isoformat(),
+                              **_levels(d["prior_close"], d["close"], d["low"], scale)}
+                             for d in days]
+            entry["events"] = []
+            out[FUTURES_PROXY if k == IX_SIDECAR else source] = entry
+        for e in self.events:
+            kind = e["kind"]
+            if kind.startswith("circuit_breaker"):
+                target = e["market"]
+            elif kind.startswith("sidecar") and e["instrument"] < 0:
+                target = FUTURES_PROXY
+            else:
+                continue
+            if target in out:
+                level, prior = e["index"], e["index_prior_close"]
+                out[target]["events"].append({
+                    "kind": kind, "ts_ns": int(e["ts"]), "time_seoul": _clock(e["ts"]),
+                    "level": round(level, 6), "return": round(level / prior - 1, 6),
+                    "release_ts_ns": int(e["release_ts"]),
+                    "release_time_seoul": _clock(e["release_ts"])})
+        return out
 
     # -- circuit breakers and sidecar ---------------------------------------------------------
-    def index_level(self, numerator: int) -> float:
-        """The index for an index numerator (sum of shares x price), rebased so the prior
-        close is ``index_prior_close`` (1.0 if none was given); for reports only."""
-        base = self.index_prior_close or 1.0
-        return base * numerator / self._den if self._den else float("nan")
-
-    def _arm_cb(self, at: int) -> None:
-        """Arm the next circuit-breaker stage (index numerator at or below the trigger)."""
+    def _arm_cb(self, at: int, m: int) -> None:
+        """Arm market ``m``'s next circuit-breaker stage (its index numerator at or below
+        the trigger)."""
         S = self.host.book.S
-        if self._den <= 0 or self._cb_stage >= 3:
+        den = self._den[m]
+        if den <= 0 or self._cb_stage[m] >= 3 or m in self._ended:
             return
-        stage = self._cb_stage  # 0-based index of the stage to arm
+        stage = self._cb_stage[m]  # 0-based index of the stage to arm
         if at >= ses.seoul_ns(self.day, self.rules.cb_last_stage12):
             stage = 2  # "stages 1-2 not after 14:50": only stage 3 remains
-        trig = self._den * (10_000 - self.rules.cb_stages_bp[stage]) // 10_000
-        if self._cb_level:
+        trig = den * (BP - self.rules.cb_stages_bp[stage]) // BP
+        if self._cb_level[m]:
             # "at least 1% below the stage-1 level" (and stage 3 below stage 2)
-            trig = min(trig, self._cb_level * (10_000 - self.rules.cb_step_bp) // 10_000)
-        self._armed_stage = stage
-        S[H_IDX_TRIG] = trig
-        S[H_IDX_SINCE] = -1
-
-    _armed_stage = 0
+            trig = min(trig, self._cb_level[m] * (BP - self.rules.cb_step_bp) // BP)
+        self._armed_stage[m] = stage
+        S[H_IDX_TRIG + m] = trig
+        S[H_IDX_SINCE + m] = -1
 
     def _on_cb_late(self, at: int, inst: int) -> None:
-        if self.host.book.S[H_IDX_TRIG] >= 0 and self._armed_stage < 2:
-            self._arm_cb(at)
+        S = self.host.book.S
+        for m in range(N_MARKETS):
+            if S[H_IDX_TRIG + m] >= 0 and self._armed_stage[m] < 2:
+                self._arm_cb(at, m)
 
-    def _circuit_breaker(self, ts: int, numerator: int) -> None:
-        stage = self._armed_stage + 1  # 1-based
-        self._cb_stage = stage
-        self._cb_level = numerator
-        level = self.index_level(numerator)
+    def _circuit_breaker(self, ts: int, m: int, numerator: int) -> None:
+        """Market ``m``'s armed stage fired: halt its names (stages 1-2) or end its day."""
+        stage = self._armed_stage[m] + 1  # 1-based
+        self._cb_stage[m] = stage
+        self._cb_level[m] = numerator
+        level = self.index_level(numerator, m)
         bp = self.rules.cb_stages_bp[stage - 1]
+        market = MARKETS[m]
         ins = self.host.book.ins
+        names = [n for n in self._stocks() if n.market_ix == m]
+        detail = {"index": level, "index_prior_close": self._prior[m], "threshold_bp": bp}
         if stage >= 3:
-            self._event(ts, None, "circuit_breaker_3", self._den, numerator, ts)
-            self.events[-1]["index"] = level
-            for n in self.names.values():
+            self._event(ts, None, "circuit_breaker_3", self._den[m], numerator, ts,
+                        market=market, symbol=market)
+            self.events[-1].update(detail)
+            self._ended.add(m)
+            if m == IX_KOSPI and self.future is not None:
+                names.append(self.future)  # the KOSPI200 future ends with KOSPI
+            for n in names:
                 n.auction = ""
                 self._set_phase(n.inst, PH_CLOSED)
-            # the day is over: drop the rest of today's schedule but its end
-            self._queue = [e for e in self._queue if e[2] in ("day_end", "next_day")]
-            heapq.heapify(self._queue)
+            if any(True for _ in self._trading()):
+                self._drop_auction_ends(m)
+            else:  # the day is over: drop the rest of today's schedule but its end
+                self._queue = [e for e in self._queue if e[2] in ("day_end", "next_day")]
+                heapq.heapify(self._queue)
             return
         halt_end = ts + _ns(self.rules.cb_halt)
-        reopen = halt_end + _ns(self.rules.cb_reopen_auction) + self._random_end(3, stage)
-        self._event(ts, None, f"circuit_breaker_{stage}", self._den, numerator, reopen)
-        self.events[-1]["index"] = level
-        self.events[-1]["threshold_bp"] = bp
-        for n in self._stocks():
+        key = (3, stage) if m == IX_KOSPI else (3, stage, m)
+        reopen = halt_end + _ns(self.rules.cb_reopen_auction) + self._random_end(*key)
+        self._event(ts, None, f"circuit_breaker_{stage}", self._den[m], numerator, reopen,
+                    market=market, symbol=market)
+        self.events[-1].update(detail)
+        for n in names:
             if ins[n.inst, I_PHASE] in (PH_CONTINUOUS, PH_AUCTION):
                 self._set_phase(n.inst, PH_HALTED)
                 n.auction = ""
         # pending VI ends are void: the halt and the reopening auction replace them
-        self._queue = [e for e in self._queue if e[2] != "auction_end"]
-        heapq.heapify(self._queue)
-        self._at(halt_end, "reopen_auction")
-        self._at(reopen, "reopen")
+        self._drop_auction_ends(m)
+        self._at(halt_end, "reopen_auction", m)
+        self._at(reopen, "reopen", m)
 
-    def _on_reopen_auction(self, at: int, inst: int) -> None:
+    def _drop_auction_ends(self, m: int) -> None:
+        """Drop the pending auction ends of market ``m``'s names."""
+        self._queue = [e for e in self._queue
+                       if not (e[2] == "auction_end" and self.names[e[3]].market_ix == m)]
+        heapq.heapify(self._queue)
+
+    def _on_reopen_auction(self, at: int, m: int) -> None:
         for n in self._stocks():
-            if self.host.book.ins[n.inst, I_PHASE] == PH_HALTED:
+            if n.market_ix == m and self.host.book.ins[n.inst, I_PHASE] == PH_HALTED:
                 self._set_phase(n.inst, PH_AUCTION)
                 n.auction = "reopen"
 
-    def _on_reopen(self, at: int, inst: int) -> None:
+    def _on_reopen(self, at: int, m: int) -> None:
         for n in self._stocks():
-            if n.auction == "reopen":
+            if n.market_ix == m and n.auction == "reopen":
                 self._end_auction(n, at)
         if at < self._sched.continuous_end_ns:
-            self._arm_cb(at)
+            self._arm_cb(at, m)
 
     def _on_sidecar_arm(self, at: int, inst: int) -> None:
         f = self.future
         S = self.host.book.S
-        if f is None or getattr(self, "_sidecar_fired", None) == self.day:
+        if getattr(self, "_sidecar_fired", None) == self.day:
             return
-        S[H_FUT_INST] = f.inst
-        S[H_FUT_LO] = f.base * (10_000 - self.rules.sidecar_bp) // 10_000
-        S[H_FUT_HI] = -((-f.base * (10_000 + self.rules.sidecar_bp)) // 10_000)
+        bp, basis = self.rules.sidecar_bp, self.rules.futures_basis_bp
+        if f is not None:
+            S[H_FUT_INST] = f.inst
+            S[H_FUT_LO] = f.base * (BP - bp) // BP
+            S[H_FUT_HI] = -((-f.base * (BP + bp)) // BP)
+        else:
+            # the proxy future F = index x (1 + basis), its previous close the index's: F
+            # at or below (1 - bp) of it is num * (BP + basis) <= den * (BP - bp)
+            den = self._den[IX_SIDECAR]
+            if den <= 0:
+                return
+            S[H_FUT_INST] = FUT_PROXY
+            S[H_FUT_LO] = den * (BP - bp) // (BP + basis)
+            S[H_FUT_HI] = -((-den * (BP + bp)) // (BP + basis))
         S[H_FUT_SINCE] = -1
 
     def _on_sidecar_disarm(self, at: int, inst: int) -> None:
@@ -643,14 +849,36 @@ class KrxVenue(Participant):
 
     def _sidecar(self, ts: int, inst: int, px: int) -> None:
         S = self.host.book.S
-        f = self.names[inst]
-        side = ASK if px < f.base else BID
         until = ts + _ns(self.rules.sidecar_suspend)
+        if inst == FUT_PROXY:
+            den = self._den[IX_SIDECAR]
+            falling = px * (BP + self.rules.futures_basis_bp) < den * BP
+            side = ASK if falling else BID
+            self._event(ts, None, "sidecar_sell" if side == ASK else "sidecar_buy", den, px,
+                        until, market="KOSPI", symbol=FUTURES_PROXY)
+            self.events[-1].update({"index": self.proxy_level(px),
+                                    "index_prior_close": self._prior[IX_SIDECAR] * (
+                                        BP + self.rules.futures_basis_bp) / BP})
+        else:
+            f = self.names[inst]
+            side = ASK if px < f.base else BID
+            self._event(ts, f, "sidecar_sell" if side == ASK else "sidecar_buy", f.base, px,
+                        until, market="KOSPI")
         S[H_PROG_SIDE] = side
         S[H_PROG_UNTIL] = until
         self._sidecar_fired = self.day
-        self._event(ts, f, "sidecar_sell" if side == ASK else "sidecar_buy", f.base, px,
-                    until)
+
+
+def _levels(prior: float, close: float, low: float, scale: float) -> dict[str, float]:
+    """Prior close, close and low (times ``scale``) with the returns of the close and low."""
+    return {"prior_close": round(prior * scale, 6), "close": round(close * scale, 6),
+            "close_return": round(close / prior - 1, 6), "low": round(low * scale, 6),
+            "low_return": round(low / prior - 1, 6)}
+
+
+def _clock(ts: int) -> str:
+    """Seoul wall-clock HH:MM:SS of ``ts`` (UTC ns)."""
+    return datetime.fromtimestamp(int(ts) // 10**9, ses.SEOUL).strftime("%H:%M:%S")
 
 
 def _tick_market(market: str) -> str:
