@@ -286,10 +286,15 @@ def data_synth(
         help="With --anchor: first day, YYYY-MM-DD (default the file's first).")] = None,
     rate: Annotated[float | None, typer.Option(
         help="With --anchor: decisions per second of each name's flow (fewer rows: a "
-             "thinner book and fewer orders; default 5).")] = None,
+             "thinner book and fewer orders; default 5); with krx-market, the market's in "
+             "all (default 400).")] = None,
+    names: Annotated[int | None, typer.Option(
+        help="With --profile krx-market: how many names (a made-up market moving "
+             "together, docs/synthetic-tapes.md: a market day).")] = None,
 ) -> None:
     """Make a synthetic KRX-like L3 tape: opening auction, continuous session, closing
-    auction (docs/synthetic-tapes.md); with --anchor, one whose days follow daily bars.
+    auction (docs/synthetic-tapes.md); with --anchor, one whose days follow daily bars;
+    with --profile krx-market --names N, a made-up market of N names.
 
     Example: cascade data synth --profile krx-smallcap --days 2 --seed 1 --shock 1:-0.4
     -o locked.parquet
@@ -297,6 +302,9 @@ def data_synth(
     from replay.tape import Tape
 
     t0 = time.perf_counter()
+    if profile == "krx-market" or names is not None:
+        _market_synth(output, profile, names, days, seed, shock, rate, anchor, codes, start)
+        return
     if anchor is not None:
         _anchored_synth(anchor, format, output, profile, days, seed, shock, codes, start,
                         rate)
@@ -313,6 +321,42 @@ def data_synth(
     path = write_synthetic_tape(output, profile, days=days, seed=seed, shocks=shocks)
     out.print(f"wrote {len(Tape(path)):,} events ({profile}, {days} day(s), seed {seed}) to "
               f"{path} in {time.perf_counter() - t0:.1f}s")
+
+
+def _market_synth(output: Path, profile: str | None, names: int | None, days: int | None,
+                  seed: int, shock: list[str] | None, rate: float | None,
+                  anchor: Path | None, codes: str | None, start: str | None) -> None:
+    """``cascade data synth --profile krx-market --names N``: made-up daily bars of N names
+    (replay.market.synthetic_market_bars) built into a market tape as real ones are."""
+    from datetime import date as Date
+
+    from replay.market import MARKET_RATE, plan_market, synthetic_market_bars, write_market_tape
+    from replay.tape import Tape
+
+    t0 = time.perf_counter()
+    if profile != "krx-market":
+        raise ValueError("--names makes a synthetic market: give --profile krx-market")
+    if names is None:
+        raise ValueError("--profile krx-market needs --names N (how many names)")
+    for flag, given in (("--anchor", anchor), ("--codes", codes)):
+        if given is not None:
+            raise ValueError(f"{flag} anchors to a file; a krx-market tape is made up: for "
+                             "real bars use cascade market build")
+    first = Date(2024, 1, 2)
+    if start is not None:
+        try:
+            first = Date.fromisoformat(start)
+        except ValueError:
+            raise ValueError(f"--start {start!r} is not a date YYYY-MM-DD") from None
+    days = 1 if days is None else days
+    bars = synthetic_market_bars(names, days, seed, start=first,
+                                 shocks=_parse_shocks(shock or []))
+    mplan = plan_market(bars, bars["date"].min().date(), days=days,
+                        rate=MARKET_RATE if rate is None else rate)
+    with _bar_factory("synthetic market", len(mplan.names) * days) as advance:
+        path = write_market_tape(output, mplan, seed, progress=advance)
+    out.print(f"wrote {len(Tape(path)):,} events (krx-market: {len(mplan.names)} name(s) x "
+              f"{days} day(s), seed {seed}) to {path} in {time.perf_counter() - t0:.1f}s")
 
 
 def _trades_synth(anchor: Path, fmt: str, output: Path, profile: str | None,

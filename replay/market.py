@@ -292,5 +292,71 @@ def describe(mplan: MarketPlan, *, beta: float = BETA, gamma: float = GAMMA) -> 
     }
 
 
+#: A synthetic market's names: daily volatility of the market factor and of a name's own
+#: return (fractions), the share of names per sector, prices and turnover (log-uniform
+#: and log-normal), all assumptions of the synthetic market (no source: a plausible shape).
+SYNTH_MARKET_VOL = 0.012
+SYNTH_OWN_VOL = 0.02
+SYNTH_SECTORS = 10
+SYNTH_PRICE = (1_000, 300_000)
+SYNTH_TURNOVER_MEDIAN = 3e9  # won a day
+SYNTH_TURNOVER_SIGMA = 1.5
+
+
+def synthetic_market_bars(names: int, days: int, seed: int, *, start: date = date(2024, 1, 2),
+                          shocks: dict[int, float] | None = None) -> pd.DataFrame:
+    """Daily bars of a made-up market of ``names`` KOSPI names over ``days`` XKRX days from
+    ``start``, in read_bars' layout (code, date, open, high, low, close, volume, change,
+    market, shares, sector): each day's return is ``market + sector/2 + own`` (normal, with
+    the SYNTH_* volatilities; ``shocks`` adds a market move on a day, 0 the first), the
+    open a share of it, the range around open and close, volume from a log-normal turnover,
+    prices on the tick grid and inside the daily limits. Seeded: same arguments, same bars.
+    A market tape is then built from them as from real bars (:func:`plan_market`)."""
+    from replay.anchor import _grid_round
+    from venues.krx.calendar import trading_days
+    from venues.krx.limits import price_limits
+
+    if not 1 <= names <= 10_000:
+        raise ValueError(f"--names {names}: between 1 and 10,000")
+    if not 1 <= days <= 250:
+        raise ValueError(f"--days {days}: between 1 and 250")
+    rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence([seed, 5])))
+    cal = trading_days(start, days)
+    lo, hi = math.log(SYNTH_PRICE[0]), math.log(SYNTH_PRICE[1])
+    price0 = np.exp(rng.uniform(lo, hi, names))
+    turnover = SYNTH_TURNOVER_MEDIAN * np.exp(SYNTH_TURNOVER_SIGMA * rng.standard_normal(names))
+    shares = np.round(turnover * 200 / price0).astype(np.int64) + 1_000
+    sector = rng.integers(0, SYNTH_SECTORS, names)
+    rows = []
+    prev = [_grid_round(p, cal[0], "KOSPI") for p in price0]
+    for d, day in enumerate(cal):
+        m = SYNTH_MARKET_VOL * rng.standard_normal() + (shocks or {}).get(d, 0.0)
+        s = SYNTH_MARKET_VOL * rng.standard_normal(SYNTH_SECTORS)
+        own = SYNTH_OWN_VOL * rng.standard_normal(names)
+        gap = rng.uniform(0.2, 0.6, names)
+        wide = np.abs(SYNTH_OWN_VOL * rng.standard_normal((2, names)))
+        for k in range(names):
+            base = prev[k]
+            lower, upper = price_limits(base, on=day, market="KOSPI")
+            ret = m + 0.5 * s[sector[k]] + own[k]
+            close = min(max(base * math.exp(ret), lower), upper)
+            opn = min(max(base * math.exp(gap[k] * ret), lower), upper)
+            high = min(max(opn, close) * (1 + wide[0, k]), upper)
+            low = max(min(opn, close) * (1 - wide[1, k]), lower)
+            px = {f: min(max(_grid_round(v, day, "KOSPI"), lower), upper)
+                  for f, v in (("open", opn), ("high", high), ("low", low), ("close", close))}
+            px["high"] = max(px.values())
+            px["low"] = min(px.values())
+            vol = max(1, int(turnover[k] * math.exp(0.3 * rng.standard_normal()) / px["close"]))
+            rows.append((f"{900000 + k:06d}", pd.Timestamp(day), px["open"], px["high"],
+                         px["low"], px["close"], vol, px["close"] / base - 1, "KOSPI",
+                         int(shares[k]), f"S{sector[k]}"))
+            prev[k] = px["close"]
+    bars = pd.DataFrame(rows, columns=["code", "date", "open", "high", "low", "close",
+                                       "volume", "change", "market", "shares", "sector"])
+    bars.attrs["source"] = f"synthetic market ({names} names, seed {seed})"
+    return bars
+
+
 __all__ = ["BETA", "GAMMA", "MarketPlan", "describe", "market_paths", "market_rates",
-           "plan_market", "synthesize_market", "write_market_tape"]
+           "plan_market", "synthesize_market", "synthetic_market_bars", "write_market_tape"]

@@ -188,3 +188,31 @@ def test_a_listing_gives_the_market_tape_its_markets_and_index_weights(tmp_path)
     r = CliRunner().invoke(app, base + ["--codes", "005930,000660", "--allow-missing",
                                         "-o", str(tmp_path / "y.parquet")])
     assert r.exit_code == 0 and "not in the listing" in r.output, r.output
+
+
+def test_a_made_up_market_moves_together_and_builds_like_a_real_one(tmp_path):
+    from replay.market import synthetic_market_bars
+
+    bars = synthetic_market_bars(40, 3, seed=2, start=date(2024, 3, 4), shocks={1: -0.08})
+    again = synthetic_market_bars(40, 3, seed=2, start=date(2024, 3, 4), shocks={1: -0.08})
+    pd.testing.assert_frame_equal(bars, again)
+    assert sorted(set(bars.date.dt.date)) == [date(2024, 3, 4), date(2024, 3, 5),
+                                             date(2024, 3, 6)]
+    # the shocked day falls across the names; the other days are about flat
+    by_day = bars.groupby(bars.date.dt.date).change.median()
+    assert by_day.iloc[1] < -0.05 and abs(by_day.iloc[0]) < 0.03
+    mplan = plan_market(bars, date(2024, 3, 4), days=3, rate=20.0)
+    assert len(mplan.names) == 40 and not mplan.dropped
+    assert all(n.shares > 0 for n in mplan.names)
+    out = tmp_path / "made-up.parquet"
+    r = CliRunner().invoke(app, ["data", "synth", "--profile", "krx-market", "--names", "6",
+                                 "--days", "2", "--rate", "6", "-o", str(out)])
+    assert r.exit_code == 0, r.output
+    assert "krx-market: 6 name(s) x 2 day(s)" in r.output
+    assert len(Tape(out).instruments) == 6
+    for args, why in ((["--profile", "krx-market"], "needs --names"),
+                      (["--profile", "krx-largecap", "--names", "3"], "krx-market"),
+                      (["--profile", "krx-market", "--names", "0"], "between 1 and")):
+        r = CliRunner().invoke(app, ["data", "synth", *args, "-o",
+                                     str(tmp_path / "x.parquet")])
+        assert r.exit_code == 2 and why in r.output, (args, r.output)
