@@ -13,6 +13,12 @@ and a strategy, reported, and one compared under two maintenance ratios.
    (strategies/credit_momentum.py) that bought on day 1 is among them.
 3. **140% vs 130%**: the large-cap crash under ``krx-credit`` and under the same rules with
    a 130% maintenance ratio, each in its own process.
+4. **A market, credit concentrated or spread** (2024-08-02..08-07, real bars): the 33 large
+   caps of tests/data on one anchored market tape (replay.market), with 1 trillion won of
+   신용융자 and 100 billion of 미수 over 20,000 accounts (a fifth holding two names) laid
+   by a ``[market]`` population spec either 70% in the semiconductor names 005930, 000660
+   and 042700 or spread by turnover (docs/brokers.md: a market's leverage); the same tape,
+   brokers and seed, under krx-credit and krx-misu.
 
 The output directory holds only the demo's own files (:data:`OWN`); run again, the demo
 replaces its run directories whole, resumes the comparison, and writes demo-summary.json
@@ -41,14 +47,37 @@ from replay.rundir import OutputError, is_temporary, write_json
 from replay.runner import RunSpec, run_tape
 from replay.synth import write_synthetic_tape
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "brokers" / "examples"
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = ROOT / "brokers" / "examples"
 
 SMALL = {"profile": "krx-smallcap", "days": 5, "seed": 5, "shocks": {1: -0.12}}
 LARGE = {"profile": "krx-largecap", "days": 4, "seed": 3, "shocks": {1: -0.17}}
 SUMMARY = "demo-summary.json"
+#: The market scenario: real bars, the days, the market's decisions a second, the seed, the
+#: semiconductor names the credit is concentrated in, and the two ways it is laid.
+MARKET = {"bars": ROOT / "tests" / "data" / "daily-2024-08-largecaps-pykrx.csv",
+          "start": "2024-08-02", "days": 4, "rate": 165.0, "seed": 2}
+SEMIS = ("005930", "000660", "042700")
+LAYOUTS = {"market-concentrated": ", share = 0.7", "market-spread": ""}
+MARKET_SPEC = """# the demo's market population (replay/demo.py): amounts are assumptions
+bars = "{bars}"
+loan_term_days = 4            # credit bought 07-29..08-01, the bars' first days
+margin_rate = [0.4, 0.45]     # down payments at the low end of 40-60% (docs/reference/krx.md)
+
+[market]
+as_of = "2024-08-02"
+accounts = 20000
+kospi_credit_balance_krw = 1e12
+default_market = "KOSPI"
+misu_share = 0.1
+misu_loan_term_days = 2       # 미수 bought 07-31..08-01, due on T+2
+portfolio_share = 0.2
+concentrate = {{ codes = {codes}{share} }}
+"""
 #: What the demo writes into its output directory, and all it may find there.
 OWN = frozenset({"smallcap-unwind.parquet", "largecap-crash.parquet", "smallcap-unwind",
-                 "largecap-crash", "compare-140-130", SUMMARY})
+                 "largecap-crash", "compare-140-130", SUMMARY, "market-2024-08.parquet",
+                 *LAYOUTS, *(f"{name}.toml" for name in LAYOUTS)})
 
 
 def check_output(output: Path) -> None:
@@ -112,6 +141,7 @@ def run_demo(output: Path, console: Console) -> dict:
                              "counterfactual": result["counterfactual"],
                              "venue": result.get("venue_summary", {}),
                              "strategy": result.get("strategy", {})}
+        summary.update(_market(output, bars, progress))
         task = bars.add_task("compare 140% vs 130% (two processes)", total=2)
         table = compare(tapes["largecap-crash"], ["krx-credit",
                                                   "krx-credit,maintenance_ratio=1.3"],
@@ -127,6 +157,49 @@ def run_demo(output: Path, console: Console) -> dict:
     write_json(output / SUMMARY, summary)
     _print(console, summary, table)
     return summary
+
+
+def _market(output: Path, bars: Progress, progress) -> dict:
+    """Scenario 4: one market tape of the large caps, its credit laid two ways."""
+    import json
+    from datetime import date
+
+    import pandas as pd
+
+    from replay.loaders.daily_bars import read_bars
+    from replay.market import plan_market, write_market_tape
+    from replay.runner import BrokerSpec
+
+    mplan = plan_market(read_bars(MARKET["bars"]), date.fromisoformat(MARKET["start"]),
+                        days=MARKET["days"], rate=MARKET["rate"], source=str(MARKET["bars"]))
+    tape = output / "market-2024-08.parquet"
+    task = bars.add_task(f"build the market tape ({len(mplan.names)} names x "
+                         f"{MARKET['days']} days)", total=len(mplan.names) * MARKET["days"])
+    write_market_tape(tape, mplan, MARKET["seed"], progress=lambda n: bars.advance(task, n))
+    out = {}
+    for name, share in LAYOUTS.items():
+        spec = output / f"{name}.toml"
+        spec.write_text(MARKET_SPEC.format(bars=MARKET["bars"].as_posix(),
+                                           codes=json.dumps(list(SEMIS)), share=share),
+                        encoding="utf-8")
+        run = RunSpec(tape=tape, output=output / name, mode="relative", venue="krx",
+                      broker="krx-credit", population=spec,
+                      more_brokers=(BrokerSpec("krx-misu"),), overwrite=True)
+        result = run_tape(run, progress)
+        with progress(f"report {name}", 1) as advance:
+            report = write_report(run.output)
+            advance(1)
+        forced = pd.read_parquet(run.output / "forced_orders.parquet")
+        symbols = {k + 1: n.code for k, n in enumerate(mplan.names)}  # the tape's ids
+        value = forced.filled_qty * forced.avg_price.fillna(0)
+        semis = forced.instrument.map(symbols).isin(SEMIS)
+        out[name] = {"run_dir": str(run.output), "run_id": result["run_id"],
+                     "report": str(report), "broker": result["broker"],
+                     "counterfactual": result["counterfactual"],
+                     "venue": result.get("venue_summary", {}), "strategy": {},
+                     "forced_value_semis": float(value[semis].sum()),
+                     "forced_value_others": float(value[~semis].sum())}
+    return out
 
 
 def _print(console: Console, summary: dict, table) -> None:
@@ -156,6 +229,23 @@ def _print(console: Console, summary: dict, table) -> None:
     for title, part, key, fmt in rows:
         shown.add_row(title, *(fmt.format(c[part].get(key, 0)) for c in columns.values()))
     console.print(shown)
+    market = Table(title="one market, its credit laid two ways (2024-08-02..08-07, 33 large "
+                         "caps)", box=None, padding=(0, 2, 0, 0), header_style="bold")
+    market.add_column("", no_wrap=True)
+    for name in LAYOUTS:
+        market.add_column(name.removeprefix("market-"), justify="right")
+    m = [summary[name] for name in LAYOUTS]
+    for title, get in (
+            ("accounts called", lambda c: f"{c['broker']['accounts_called']:,}"),
+            ("accounts force-sold", lambda c: f"{c['broker']['accounts_force_sold']:,}"),
+            ("forced sales, bn won", lambda c: f"{c['broker']['forced_value'] / 1e9:,.1f}"),
+            (f"  of them in {', '.join(SEMIS)}",
+             lambda c: f"{c['forced_value_semis'] / 1e9:,.1f}"),
+            ("max drawdown", lambda c: f"{c['broker']['max_drawdown']:.1%}"),
+            ("  without them", lambda c: f"{c['counterfactual']['max_drawdown']:.1%}"),
+            ("VI", lambda c: f"{c['venue'].get('volatility_interruptions', 0)}")):
+        market.add_row(title, *(get(c) for c in m))
+    console.print(market)
     # the crash run and the comparison's first variant are "the same" case: say why their
     # figures differ (the crash run trades a strategy, the comparison does not)
     from replay.comparison_page import config_differences, run_config
@@ -174,6 +264,6 @@ def _print(console: Console, summary: dict, table) -> None:
                           f"won of {st['initial_cash']:,.0f}; {st['margin_calls']} margin "
                           f"call(s), {st['liquidations']} forced sale(s)", highlight=False)
     console.print("\nopen these in a browser:", style="bold")
-    for name in ("smallcap-unwind", "largecap-crash"):
+    for name in ("smallcap-unwind", "largecap-crash", *LAYOUTS):
         console.print(f"  {summary[name]['report']}", highlight=False, soft_wrap=True)
     console.print(f"  {summary['compare']['html']}", highlight=False, soft_wrap=True)

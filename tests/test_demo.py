@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pandas as pd
+import pytest
 from typer.testing import CliRunner
 
 from replay.cli import app
@@ -38,10 +39,22 @@ def test_the_demo_writes_both_reports_and_the_comparison(tmp_path):
             "strategy: largecap crash strategies.credit_momentum:CreditMomentum; crash at "
             "140% none") in " ".join(r.output.split())
 
+    # one market, its credit laid two ways on the same tape: concentrated in the
+    # semiconductor names, more of the forced selling falls on them; without the forced
+    # sales the two runs are the same market
+    conc, spread = summary["market-concentrated"], summary["market-spread"]
+    assert conc["forced_value_semis"] > spread["forced_value_semis"] > 0
+    assert conc["counterfactual"]["max_drawdown"] == spread["counterfactual"]["max_drawdown"]
+    for s in (conc, spread):
+        assert s["broker"]["max_drawdown"] > s["counterfactual"]["max_drawdown"]
+        assert s["broker"]["forced_value"] == pytest.approx(
+            s["forced_value_semis"] + s["forced_value_others"])
+    assert "one market, its credit laid two ways" in r.output
+
     # every run directory of the demo is complete, its tables one run's
     from replay.rundir import verify
 
-    for name in ("smallcap-unwind", "largecap-crash"):
+    for name in ("smallcap-unwind", "largecap-crash", "market-concentrated", "market-spread"):
         assert verify(out / name)["run_id"] == summary[name]["run_id"]
     for label in ("ratio-140", "ratio-130"):
         verify(out / "compare-140-130" / label)
