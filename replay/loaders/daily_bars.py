@@ -142,6 +142,19 @@ def _day_from_name(path: Path) -> Date | None:
         return None
 
 
+def csv_after_comments(text: str):
+    """``(skipped, header, reader)`` of CSV ``text`` whose first lines may be ``#`` comments
+    or blank (the shipped files' source lines): how many lines were skipped, the header row
+    (None if there is none) and a csv reader over the rows after it."""
+    lines = text.splitlines()
+    skip = 0
+    while skip < len(lines) and (lines[skip].lstrip().startswith("#")
+                                 or not lines[skip].strip()):
+        skip += 1
+    reader = csv.reader(io.StringIO("\n".join(lines[skip:])))
+    return skip, next(reader, None), reader
+
+
 class _Columns:
     """A bar file's data rows as string columns, with each row's line (as a user counts
     them: the skipped ``#`` lines and the header included) and the header's own names."""
@@ -149,13 +162,7 @@ class _Columns:
     def __init__(self, path: Path) -> None:
         self.path = path
         text = decode_text(path.read_bytes(), path)
-        lines = text.splitlines()
-        skip = 0
-        while skip < len(lines) and (lines[skip].lstrip().startswith("#")
-                                     or not lines[skip].strip()):
-            skip += 1
-        reader = csv.reader(io.StringIO("\n".join(lines[skip:])))
-        header = next(reader, None)
+        skip, header, reader = csv_after_comments(text)
         if not header:
             raise TapeError(path, None, None, "no header: expected daily bars (pykrx, "
                             "FinanceDataReader or Yahoo layout)")

@@ -18,9 +18,7 @@ daily bars do not carry (docs/data-formats.md: listings).
 
 from __future__ import annotations
 
-import csv
 import gzip
-import io
 import re
 from collections.abc import Sequence
 from datetime import date as Date
@@ -29,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from replay.loaders.daily_bars import parse_code
+from replay.loaders.daily_bars import csv_after_comments, parse_code
 from replay.loaders.text import MISSING, decode_text
 from replay.quality import TapeError
 from replay.tape import MAX_UNITS
@@ -113,13 +111,7 @@ class _Rows:
             self._from_text(decode_text(data, path))
 
     def _from_text(self, text: str) -> None:
-        lines = text.splitlines()
-        skip = 0
-        while skip < len(lines) and (lines[skip].lstrip().startswith("#")
-                                     or not lines[skip].strip()):
-            skip += 1
-        reader = csv.reader(io.StringIO("\n".join(lines[skip:])))
-        header = next(reader, None)
+        skip, header, reader = csv_after_comments(text)
         if not header:
             raise TapeError(self.path, None, None, f"no header: expected a listing ({_LAYOUTS})")
         positions = self._header(header, skip + 1)
