@@ -216,3 +216,38 @@ def test_a_made_up_market_moves_together_and_builds_like_a_real_one(tmp_path):
         r = CliRunner().invoke(app, ["data", "synth", *args, "-o",
                                      str(tmp_path / "x.parquet")])
         assert r.exit_code == 2 and why in r.output, (args, r.output)
+
+
+def test_the_tape_s_index_closes_at_the_cap_weighted_return_of_its_names(bars, tmp_path):
+    """KOSPI computed by the venue from the 50 largest names of 2024-08-05: its close return
+    is the cap-weighted return of their replayed closes, and its breaker fires once the
+    index has been 8% down for a minute. The shipped bars have no shares outstanding (and
+    no public listing of 2024-08 is shipped), so the weights here are made up: each name's
+    shares = its turnover / close x 40, a test of the computation, not of the real KOSPI."""
+    from replay.loaders.listing import read_listing
+
+    on = bars[bars.date.dt.date == DAY].set_index("code")
+    top = (on.close * on.volume).sort_values(ascending=False).index[:50]
+    shares = (on.volume[top] * 40).astype(int)
+    listing = tmp_path / "listing.csv"
+    listing.write_text("Code,Market,Stocks\n" + "".join(
+        f"{c},KOSPI,{int(s)}\n" for c, s in shares.items()), encoding="utf-8")
+    mplan = plan_market(bars, DAY, codes=list(top), rate=50.0, source=ALL,
+                        listing=read_listing(listing))
+    tape = Tape(write_market_tape(tmp_path / "m.parquet", mplan, seed=1))
+    result = Replay(tape.instruments, venue="krx", seed=1,
+                    index_prior_close={"KOSPI": 2676.19}).run(tape.chunks())
+    kospi = result.indices["KOSPI"]
+    closes = result.sessions.set_index("instrument").close
+    cap0 = sum(i.shares_outstanding * i.prev_close_units for i in tape.instruments)
+    cap1 = sum(i.shares_outstanding * int(closes[i.instrument_id]) for i in tape.instruments)
+    assert abs(kospi["close_return"] - (cap1 / cap0 - 1)) < 0.002  # 0.2 points
+    assert kospi["names"] == 50
+    # the breaker: never without the index 8% below its prior close, and then at a level
+    # at or below -8%; this day's names go far enough below it for long enough
+    fired = [e for e in kospi["events"] if e["kind"].startswith("circuit_breaker")]
+    if kospi["low_return"] > -0.08:
+        assert not fired
+    assert fired and all(e["return"] <= -0.08 for e in fired)
+    print(f"KOSPI of 50 names: close {kospi['close_return']:.2%}, low "
+          f"{kospi['low_return']:.2%}, breakers {[e['time_seoul'] for e in fired]}")
