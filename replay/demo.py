@@ -55,7 +55,7 @@ LARGE = {"profile": "krx-largecap", "days": 4, "seed": 3, "shocks": {1: -0.17}}
 SUMMARY = "demo-summary.json"
 #: The market scenario: real bars, the days, the market's decisions a second, the seed, the
 #: semiconductor names the credit is concentrated in, and the two ways it is laid.
-MARKET = {"bars": ROOT / "tests" / "data" / "daily-2024-08-largecaps-pykrx.csv",
+MARKET_DAY = {"bars": ROOT / "tests" / "data" / "daily-2024-08-largecaps-pykrx.csv",
           "start": "2024-08-02", "days": 4, "rate": 165.0, "seed": 2}
 SEMIS = ("005930", "000660", "042700")
 LAYOUTS = {"market-concentrated": ", share = 0.7", "market-spread": ""}
@@ -170,16 +170,17 @@ def _market(output: Path, bars: Progress, progress) -> dict:
     from replay.market import plan_market, write_market_tape
     from replay.runner import BrokerSpec
 
-    mplan = plan_market(read_bars(MARKET["bars"]), date.fromisoformat(MARKET["start"]),
-                        days=MARKET["days"], rate=MARKET["rate"], source=str(MARKET["bars"]))
+    day = MARKET_DAY
+    mplan = plan_market(read_bars(day["bars"]), date.fromisoformat(day["start"]),
+                        days=day["days"], rate=day["rate"], source=str(day["bars"]))
     tape = output / "market-2024-08.parquet"
     task = bars.add_task(f"build the market tape ({len(mplan.names)} names x "
-                         f"{MARKET['days']} days)", total=len(mplan.names) * MARKET["days"])
-    write_market_tape(tape, mplan, MARKET["seed"], progress=lambda n: bars.advance(task, n))
+                         f"{day['days']} days)", total=len(mplan.names) * day["days"])
+    write_market_tape(tape, mplan, day["seed"], progress=lambda n: bars.advance(task, n))
     out = {}
     for name, share in LAYOUTS.items():
         spec = output / f"{name}.toml"
-        spec.write_text(MARKET_SPEC.format(bars=MARKET["bars"].as_posix(),
+        spec.write_text(MARKET_SPEC.format(bars=day["bars"].as_posix(),
                                            codes=json.dumps(list(SEMIS)), share=share),
                         encoding="utf-8")
         run = RunSpec(tape=tape, output=output / name, mode="relative", venue="krx",
