@@ -146,7 +146,7 @@ def plan_market(bars: pd.DataFrame, start: date, *, days: int = 1,
         notes["listing_missing"] = list(frame.attrs.get("listing_missing", []))
         notes["listing"] = str(listing.attrs.get("source", "listing"))
     dropped: list[tuple[str, str]] = []
-    keep_rows = []
+    keep_rows, plans = [], []
     groups = {c: g for c, g in frame.groupby("code", sort=False)}
     for code in wanted:
         rows = groups[code]
@@ -155,8 +155,8 @@ def plan_market(bars: pd.DataFrame, start: date, *, days: int = 1,
         if missing:
             dropped.append((code, f"no bar on {missing[0]}"))
             continue
-        try:  # each name checked on its own: one bad series leaves only itself out
-            plan_from_bars(rows, source=source, start=start, days=days)
+        try:  # each name planned on its own: one bad series leaves only itself out
+            plans.append(plan_from_bars(rows, source=source, start=start, days=days))
         except ValueError as e:
             dropped.append((code, str(e).removeprefix(f"{source}: ").removeprefix(
                 f"{code} ")))
@@ -166,9 +166,10 @@ def plan_market(bars: pd.DataFrame, start: date, *, days: int = 1,
         raise ValueError(f"{source}: none of the {len(wanted)} selected names can be anchored "
                          f"from {start} (first reason: {dropped[0][1] if dropped else '-'})")
     kept = pd.concat(keep_rows, ignore_index=True)
-    kept.attrs["source"] = source
-    plan = plan_from_bars(kept, source=source, start=start, days=days,
-                          codes=[c for c in wanted if c not in dict(dropped)])
+    # every kept name has a bar on each chosen day, so the names' plans join into one
+    plan = AnchorPlan(source=source, names=tuple(p.names[0] for p in plans),
+                      rounded=sum(p.rounded for p in plans),
+                      rounded_rows=tuple(r for p in plans for r in p.rounded_rows))
     turn = np.array([float(turnover.get(n.code, 0.0)) for n in plan.names])
     rates = market_rates(turn, rate)
     if "sector" in kept.columns:

@@ -155,6 +155,23 @@ def csv_after_comments(text: str):
     return skip, next(reader, None), reader
 
 
+def csv_fields(path: Path, reader, skip: int, width: int, picked) -> tuple[list, list]:
+    """The ``picked`` fields (stripped) of every non-blank row of ``reader`` (after
+    :func:`csv_after_comments`), and each row's line as a user counts it; a row whose width
+    is not the header's is an error naming the file and the line."""
+    rows, numbers = [], []
+    picked = list(picked)
+    for row in reader:
+        if not row or (len(row) == 1 and not row[0].strip()):
+            continue
+        line = skip + reader.line_num
+        if len(row) != width:
+            raise TapeError(path, line, None, f"{len(row)} fields, the header has {width}")
+        rows.append([row[i].strip() for i in picked])
+        numbers.append(line)
+    return rows, numbers
+
+
 class _Columns:
     """A bar file's data rows as string columns, with each row's line (as a user counts
     them: the skipped ``#`` lines and the header included) and the header's own names."""
@@ -192,17 +209,7 @@ class _Columns:
                 raise TapeError(path, None, need.capitalize(),
                                 "missing column; daily bars need Open, High, Low, Close, "
                                 "Volume (or 시가, 고가, 저가, 종가, 거래량)")
-        width = len(header)
-        rows, numbers = [], []
-        for row in reader:
-            if not row or (len(row) == 1 and not row[0].strip()):
-                continue
-            line = skip + reader.line_num
-            if len(row) != width:
-                raise TapeError(path, line, None,
-                                f"{len(row)} fields, the header has {width}")
-            rows.append([row[i].strip() for i in positions.values()])
-            numbers.append(line)
+        rows, numbers = csv_fields(path, reader, skip, len(header), positions.values())
         if not rows:
             raise TapeError(path, None, None, "no bars: the file has no data rows")
         table = np.array(rows, dtype=object).reshape(len(rows), len(positions))

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from replay.loaders.daily_bars import csv_after_comments, parse_code
+from replay.loaders.daily_bars import csv_after_comments, csv_fields, parse_code
 from replay.loaders.text import MISSING, decode_text
 from replay.quality import TapeError
 from replay.tape import MAX_UNITS
@@ -115,17 +115,7 @@ class _Rows:
         if not header:
             raise TapeError(self.path, None, None, f"no header: expected a listing ({_LAYOUTS})")
         positions = self._header(header, skip + 1)
-        width = len(header)
-        rows, numbers = [], []
-        for row in reader:
-            if not row or (len(row) == 1 and not row[0].strip()):
-                continue
-            line = skip + reader.line_num
-            if len(row) != width:
-                raise TapeError(self.path, line, None, f"{len(row)} fields, the header has "
-                                f"{width}")
-            rows.append([row[i].strip() for i in positions.values()])
-            numbers.append(line)
+        rows, numbers = csv_fields(self.path, reader, skip, len(header), positions.values())
         table = np.array(rows, dtype=object).reshape(len(rows), len(positions))
         self.columns = {f: table[:, j] for j, f in enumerate(positions)}
         self.lines = np.array(numbers, np.int64)

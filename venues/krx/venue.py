@@ -207,9 +207,8 @@ class Host(Protocol):
 
     def report_room(self, fills: int) -> None: ...
 
-    def ensure_ladder(self, inst: int, low: int, high: int) -> None: ...
-
-    def ensure_ladders(self, ranges) -> None: ...
+    def ensure_ladders(self, ranges) -> None:
+        """Ladders covering ``(inst, low, high)`` for each name, in one repack."""
 
     def write_top(self, inst: int, ts: int) -> None: ...
 
@@ -372,22 +371,16 @@ class KrxVenue(Participant):
                 book.ticks[n.inst, :, :] = 0
                 book.ticks[n.inst, 0, :len(bounds)] = bounds
                 book.ticks[n.inst, 1, :len(ticks)] = ticks
-                ranges.append((n.inst, *price_limits(n.base, on=day,
-                                                     market=_tick_market(n.market))))
+                n.lower, n.upper = price_limits(n.base, on=day,
+                                                market=_tick_market(n.market))
+                ranges.append((n.inst, n.lower, n.upper))
         self.host.ensure_ladders(ranges)
-        ins = book.ins
+        ins = book.ins  # the ladders repacked the arena
         for n in self.names.values():
             if n.future:
                 ins[n.inst, I_LAST] = n.base
                 ins[n.inst, I_PHASE] = PH_CLOSED
                 continue
-            bounds, ticks = tick_table(on=day, market=_tick_market(n.market))
-            book.ticks[n.inst, :, :] = 0
-            book.ticks[n.inst, 0, :len(bounds)] = bounds
-            book.ticks[n.inst, 1, :len(ticks)] = ticks
-            n.lower, n.upper = price_limits(n.base, on=day, market=_tick_market(n.market))
-            self.host.ensure_ladder(n.inst, n.lower, n.upper)
-            ins = book.ins  # the ladder may have repacked the arena
             ins[n.inst, I_LO_LIM], ins[n.inst, I_UP_LIM] = n.lower, n.upper
             ins[n.inst, I_LAST] = ins[n.inst, I_HIST_LAST] = n.base
             ins[n.inst, I_STATIC_REF] = n.base
