@@ -8,8 +8,9 @@ rebuilds the tape from the current exogenous bars (same builder, same seed: only
 anchors change) and replays it with the brokers; each name-day's exogenous close then moves
 by a secant step on its own gap (slope kept in [0.5, 2], bracketed by the closes already
 seen above and below the target, on the tick grid), its open kept and its high and low
-widened to take the new close in (:func:`exogenous_plan`). The exogenous path replayed *without* the forced sales is the
-counterfactual, and the share of a fall the forced sales made is read from the two.
+widened to take the new close in (:func:`exogenous_plan`). The exogenous path replayed
+*without* the forced sales is the counterfactual, and the share of a fall the forced sales
+made is read from the two.
 
 :class:`TapeRecipe` is what rebuilds a tape from its bars: the anchored plan of
 ``cascade data synth --anchor`` or the market plan of ``cascade market build``
@@ -129,6 +130,29 @@ def _tape_days(path: Path) -> list[date]:
     return sorted({seoul_date(int(t)) for t in probe} | {seoul_date(int(ts[-1]))})
 
 
+def _with_total_rate(mplan, total: float):
+    """``mplan`` with the market rate whose split by turnover (replay.market.market_rates)
+    adds up to ``total``, the sum a market tape records (found by bisection: the sum grows
+    with the rate)."""
+    from replay.market import market_rates
+
+    turn = np.asarray(mplan.turnover, np.float64)
+
+    def rates(r: float) -> np.ndarray:
+        return market_rates(turn, r)
+
+    if abs(sum(mplan.rates) - total) <= 1e-6 * max(total, 1.0):
+        return mplan
+    lo, hi = 1e-9, 1e9
+    for _ in range(200):
+        mid = (lo * hi) ** 0.5
+        if rates(mid).sum() < total:
+            lo = mid
+        else:
+            hi = mid
+    return replace(mplan, rates=tuple(float(r) for r in rates(hi)))
+
+
 def recipe_from_tape(tape: str | Path, *, bars: str | Path | None = None,
                      seed: int | None = None, rate: float | None = None,
                      profile: str | None = None) -> TapeRecipe:
@@ -159,11 +183,14 @@ def recipe_from_tape(tape: str | Path, *, bars: str | Path | None = None,
         frame.loc[mine, "market"] = [inst[c].market for c in frame.loc[mine, "code"]]
         frame.loc[mine, "shares"] = [inst[c].shares_outstanding for c in frame.loc[mine, "code"]]
         factor = meta.get("factor", {})
-        return recipe_from_bars(source, start=meta["days"][0], days=len(meta["days"]),
-                                codes=codes, seed=the_seed, market=True,
-                                rate=float(meta["rates"]["total"]),
-                                beta=float(factor.get("beta", 0.6)),
-                                gamma=float(factor.get("gamma", 0.4)), frame=frame)
+        recipe = recipe_from_bars(source, start=meta["days"][0], days=len(meta["days"]),
+                                  codes=codes, seed=the_seed, market=True, rate=rate,
+                                  beta=float(factor.get("beta", 0.6)),
+                                  gamma=float(factor.get("gamma", 0.4)), frame=frame)
+        if rate is None:  # the tape records its names' total rate, not the --rate given
+            recipe = replace(recipe, market=_with_total_rate(recipe.market,
+                                                             float(meta["rates"]["total"])))
+        return recipe
     if bars is None:
         raise ValueError(f"{tape}: an anchored tape records its names ({', '.join(codes[:6])}"
                          f"{' ...' if len(codes) > 6 else ''}) and seed but not its bars; "
@@ -418,7 +445,6 @@ def attribute(recipe: TapeRecipe, spec: RunSpec, out_dir: str | Path, *,
     ticks = _ticks(observed)
     traded = _traded(observed)
     solver = _Solver(obs, ticks, traded)
-    x = obs.astype(np.float64)
     history: list[dict] = []
     method = {"name": "secant iteration on each name-day's exogenous close",
               "slope_range": list(SLOPE_RANGE), "tolerance_ticks": tolerance_ticks,
@@ -426,49 +452,12 @@ def attribute(recipe: TapeRecipe, spec: RunSpec, out_dir: str | Path, *,
               "builder": recipe.builder, "bars": recipe.source or observed.source,
               "bar": "the close moves; the observed open is kept; high and low widen to the close",
               "brokers": [b.rules for b in spec.brokers()]}
-    n_name_days = int(traded.sum())
-    converged = False
-    plan = observed
-    y = obs
-    for it in range(1, max_iter + 1):
-        plan = exogenous_plan(observed, x)
-        x_used = closes_of(plan)
-        tape_path = work / f"tape-{it}.parquet"
-        t0 = time.perf_counter()
-        with progress(f"iteration {it}: tape", len(plan.names) * len(plan.names[0].days)) \
-                as advance:
-            recipe.with_plan(plan).write(tape_path, progress=advance)
-        from replay.tape import Tape
-
-        rows = len(Tape(tape_path))
-        if it == 1 and spec.tape is not None and Path(spec.tape).is_file():
-            given = len(Tape(spec.tape))
-            if given != rows:
-                raise ValueError(f"{spec.tape}: {given:,} events, but its bars rebuild a tape "
-                                 f"of {rows:,}: the options do not rebuild it (give the "
-                                 "--bars, --seed and --rate it was built with)")
-        with progress(f"iteration {it}: replay with forced sales", rows) as advance:
-            y = _replay_closes(tape_path, spec, seed, observed, advance)
-        missing = traded & (y < 0)
-        if missing.any():
-            k, i = np.argwhere(missing)[0]
-            raise ValueError(f"iteration {it}: the replay has no close for "
-                             f"{observed.names[k].code} on {observed.names[k].days[i].day}")
-        gap_ticks = np.where(traded, np.abs(y - obs) / ticks, 0.0)
-        open_ = gap_ticks > tolerance_ticks + 1e-9
-        history.append({"iteration": it, "max_gap_ticks": round(float(gap_ticks.max()), 3),
-                        "name_days_not_converged": int(open_.sum()),
-                        "not_converged": _where(observed, open_, gap_ticks, x_used, y),
-                        "events": rows, "seconds": round(time.perf_counter() - t0, 3)})
-        log(f"iteration {it}: max gap {gap_ticks.max():.1f} tick(s), "
-            f"{int(open_.sum())} of {n_name_days} name-day(s) not within "
-            f"{tolerance_ticks:g} ({time.perf_counter() - t0:.1f}s)")
-        if it > 1:
-            (work / f"tape-{it - 1}.parquet").unlink(missing_ok=True)
-        if not open_.any():
-            converged = True
-            break
-        x = solver.step(x_used, y, open_)
+    try:
+        plan, y, converged = _iterate(recipe, spec, seed, observed, solver, work, history,
+                                      tolerance_ticks, max_iter, progress, log)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
     final_tape = out / "exogenous.parquet"
     (work / f"tape-{len(history)}.parquet").replace(final_tape)
     write_text(out / "exogenous_bars.csv",
@@ -507,6 +496,58 @@ def attribute(recipe: TapeRecipe, spec: RunSpec, out_dir: str | Path, *,
     write_text(out / "attribution.csv", table.to_csv(index=False))
     write_json(out / "attribution.json", result.to_json())
     return result
+
+
+def _iterate(recipe: TapeRecipe, spec: RunSpec, seed: int, observed: AnchorPlan,
+             solver: _Solver, work: Path, history: list[dict], tolerance_ticks: float,
+             max_iter: int, progress, log) -> tuple[AnchorPlan, np.ndarray, bool]:
+    """The iterations: each rebuilds the tape from the current exogenous closes into
+    ``work`` and replays it with the brokers, until every traded name-day is within
+    ``tolerance_ticks`` or ``max_iter`` have run; returns the last plan, its simulated
+    closes and whether they converged (the last tape stays in ``work``)."""
+    from replay.tape import Tape
+
+    obs, ticks, traded = solver.observed.astype(np.int64), solver.ticks, solver.traded
+    n_name_days = int(traded.sum())
+    x = obs.astype(np.float64)
+    plan, y = observed, obs
+    for it in range(1, max_iter + 1):
+        plan = exogenous_plan(observed, x)
+        x_used = closes_of(plan)
+        tape_path = work / f"tape-{it}.parquet"
+        t0 = time.perf_counter()
+        with progress(f"iteration {it}: tape", len(plan.names) * len(plan.names[0].days)) \
+                as advance:
+            recipe.with_plan(plan).write(tape_path, progress=advance)
+        rows = len(Tape(tape_path))
+        if it == 1 and spec.tape is not None and Path(spec.tape).is_file():
+            given = len(Tape(spec.tape))
+            if given != rows:
+                raise ValueError(f"{spec.tape}: {given:,} events, but its bars rebuild a tape "
+                                 f"of {rows:,}: the options do not rebuild it (give the "
+                                 "--bars, --seed and --rate it was built with)")
+        with progress(f"iteration {it}: replay with forced sales", rows) as advance:
+            y = _replay_closes(tape_path, spec, seed, observed, advance)
+        missing = traded & (y < 0)
+        if missing.any():
+            k, i = np.argwhere(missing)[0]
+            raise ValueError(f"iteration {it}: the replay has no close for "
+                             f"{observed.names[k].code} on {observed.names[k].days[i].day}")
+        gap_ticks = np.where(traded, np.abs(y - obs) / ticks, 0.0)
+        open_ = gap_ticks > tolerance_ticks + 1e-9
+        history.append({"iteration": it, "max_gap_ticks": round(float(gap_ticks.max()), 3),
+                        "name_days_not_converged": int(open_.sum()),
+                        "not_converged": _where(observed, open_, gap_ticks, x_used, y),
+                        "events": rows, "seconds": round(time.perf_counter() - t0, 3)})
+        log(f"iteration {it}: max gap {gap_ticks.max():.1f} tick(s), "
+            f"{int(open_.sum())} of {n_name_days} name-day(s) not within "
+            f"{tolerance_ticks:g} ({time.perf_counter() - t0:.1f}s)")
+        if it > 1:
+            (work / f"tape-{it - 1}.parquet").unlink(missing_ok=True)
+        if not open_.any():
+            return plan, y, True
+        x = solver.step(x_used, y, open_)
+    return plan, y, False
 
 
 def _where(plan: AnchorPlan, open_: np.ndarray, gap_ticks: np.ndarray, x: np.ndarray,
@@ -565,6 +606,8 @@ def _index_table(runs: dict[str, dict]) -> pd.DataFrame:
     ix = {k: runs[k].get("indices") or {} for k in runs}
     rows = []
     for name, entry in ix["observed"].items():
+        if entry.get("proxy"):  # the futures proxy follows KOSPI200: not a market's index
+            continue
         first = entry["days"][0]["prior_close"] if entry.get("days") else None
         prev_obs, prev_impact = first, 0.0
         for j, day in enumerate(entry.get("days", [])):
