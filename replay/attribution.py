@@ -460,9 +460,10 @@ def attribute(recipe: TapeRecipe, spec: RunSpec, out_dir: str | Path, *,
         raise
     final_tape = out / "exogenous.parquet"
     (work / f"tape-{len(history)}.parquet").replace(final_tape)
+    method["rebuild"] = rebuild_command(recipe, "exogenous_bars.csv")
     write_text(out / "exogenous_bars.csv",
-               f"# exogenous bars of {method['bars']} (docs/attribution.md)\n"
-               + bars_frame(plan).to_csv(index=False))
+               f"# exogenous bars of {method['bars']} (docs/attribution.md); the exogenous "
+               f"tape: {method['rebuild']}\n" + bars_frame(plan).to_csv(index=False))
     if not converged:
         result = AttributionResult(False, _table(observed, plan, y, None, ticks), pd.DataFrame(),
                                    history, out, method, seconds=time.perf_counter() - t_start)
@@ -548,6 +549,22 @@ def _iterate(recipe: TapeRecipe, spec: RunSpec, seed: int, observed: AnchorPlan,
             return plan, y, True
         x = solver.step(x_used, y, open_)
     return plan, y, False
+
+
+def rebuild_command(recipe: TapeRecipe, bars: str) -> str:
+    """The command that builds ``recipe``'s tape from the bars file ``bars`` (its names in
+    the tape's order: the order seeds each name's flow)."""
+    codes = ",".join(n.code for n in recipe.plan.names)
+    days = recipe.plan.days
+    if recipe.market is not None:
+        return (f"cascade market build --bars {bars} --date {days[0]} --days {len(days)} "
+                f"--codes {codes} --seed {recipe.seed} --beta {recipe.beta:g} "
+                f"--gamma {recipe.gamma:g} (its event rates follow the bars' turnover, so "
+                "exogenous.parquet, built with the observed rates, is the tape the runs used)")
+    extra = f" --rate {recipe.event_rate:g}" if recipe.event_rate is not None else ""
+    extra += f" --profile {recipe.profile}" if recipe.profile else ""
+    return (f"cascade data synth --anchor {bars} --codes {codes} --start {days[0]} "
+            f"--days {len(days)} --seed {recipe.seed}{extra}")
 
 
 def _where(plan: AnchorPlan, open_: np.ndarray, gap_ticks: np.ndarray, x: np.ndarray,

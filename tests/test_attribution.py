@@ -8,9 +8,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 
-from replay.anchor import plan_from_bars
+from replay.anchor import plan_from_bars, write_anchored_tape
 from replay.attribution import AttributionError, attribute, recipe_from_bars
 from replay.loaders.daily_bars import read_bars
 from replay.runner import RunSpec
@@ -97,9 +98,12 @@ def test_forced_sales_attributed_and_the_final_replay_closes_at_the_observed(tmp
     assert sale.share_of_fall == pytest.approx(impact / (sale.prior_close
                                                          - sale.observed_close), abs=1e-6)
     assert (t[t.date == "2024-07-31"].forced_sale_impact == 0).all()
-    # the exogenous bars file gives the counterfactual tape's bars back
+    # the exogenous bars file builds the exogenous tape again, row for row
     back = plan_from_bars(read_bars(out / "exogenous_bars.csv"))
     assert [d.close for d in back.names[0].days] == list(t.exogenous_close)
+    write_anchored_tape(tmp_path / "again.parquet", back, 3, event_rate=1.0)
+    assert pq.read_table(tmp_path / "again.parquet").equals(
+        pq.read_table(out / "exogenous.parquet"))
     saved = json.loads((out / "attribution.json").read_text())
     assert saved["converged"] is True and saved["iterations"] == len(result.history)
     assert saved["method"]["tolerance_ticks"] == 1.0
