@@ -8,6 +8,14 @@ from typing import Annotated
 
 import typer
 
+#: Name-days the console shows (the whole table is in attribution.csv).
+SHOWN_ROWS = 20
+
+
+def _pct(share: float | None) -> str:
+    """A share as a percentage; "-" where the price did not fall (no share)."""
+    return "-" if share is None or share != share else f"{share:.1%}"
+
 
 def register(app: typer.Typer) -> None:
     """Add ``attribute`` to the ``cascade`` app."""
@@ -110,19 +118,19 @@ def register(app: typer.Typer) -> None:
         cli.out.print(f"converged in {len(result.history)} iteration(s): max gap "
                       f"{last['max_gap_ticks']:g} tick(s) (tolerance {tolerance_ticks:g}), "
                       f"{result.seconds:.1f}s", highlight=False)
-        for r in result.table.itertuples(index=False):
-            share = "-" if r.share_of_fall is None or r.share_of_fall != r.share_of_fall \
-                else f"{r.share_of_fall:.1%}"
+        shown = result.table.head(SHOWN_ROWS)
+        for r in shown.itertuples(index=False):
             cli.out.print(f"{r.code} {r.date}: observed {r.observed_close:,}, exogenous "
                           f"{r.exogenous_close:,}, with forced sales {r.simulated_close:,}; "
-                          f"share of the day's fall made by forced sales {share}",
-                          highlight=False)
+                          f"forced sales made {_pct(r.share_of_fall)} of the day's fall, "
+                          f"{_pct(r.share_of_fall_since_start)} of the fall since the first "
+                          "prior close", highlight=False)
+        if len(result.table) > len(shown):
+            cli.out.print(f"({len(result.table):,} name-days in all: attribution.csv)")
         for r in result.indices.itertuples(index=False):
-            share = "-" if r.share_of_fall is None or r.share_of_fall != r.share_of_fall \
-                else f"{r.share_of_fall:.1%}"
             cli.out.print(f"{r.index} {r.date}: observed {r.observed_close:,.2f}, exogenous "
                           f"{r.exogenous_close:,.2f}, with forced sales "
-                          f"{r.simulated_close:,.2f}; share of the fall {share}",
-                          highlight=False)
+                          f"{r.simulated_close:,.2f}; forced sales made "
+                          f"{_pct(r.share_of_fall)} of the day's fall", highlight=False)
         cli.out.print(f"results in {output}/ (attribution.csv, attribution.json, "
                       "exogenous_bars.csv)", highlight=False)

@@ -118,3 +118,28 @@ def test_no_convergence_within_the_cap_names_the_name_days(tmp_path):
     saved = json.loads((out / "attribution.json").read_text())
     assert saved["converged"] is False
     assert saved["history"][0]["not_converged"][0]["code"] == "900001"
+
+
+def test_cli_attributes_a_tape_and_replays_a_variant_on_the_exogenous_path(tmp_path):
+    from typer.testing import CliRunner
+
+    from replay.cli import app
+
+    r = recipe(tmp_path)
+    tape = r.write(tmp_path / "tape.parquet")
+    pop = misu_accounts(tmp_path)
+    runner = CliRunner()
+    common = ["--broker", "krx-misu", "--population", str(pop), "--rate", "1"]
+    # a tape of cascade data synth --anchor does not hold its bars: said, and what to give
+    res = runner.invoke(app, ["attribute", str(tape), *common, "-o", str(tmp_path / "no")])
+    assert res.exit_code == 2 and "give --bars FILE" in " ".join(res.output.split())
+    out = tmp_path / "att"
+    res = runner.invoke(app, ["attribute", str(tape), "--bars", str(bars(tmp_path)), *common,
+                              "--variant", "haircut=0.3", "-o", str(out)])
+    assert res.exit_code == 0, res.output
+    text = " ".join(res.output.split())
+    assert "converged in" in text and "at haircut=0.3 900001 would close 2024-08-01 at" in text
+    saved = json.loads((out / "attribution.json").read_text())
+    assert saved["variant"]["applied_to"] == {"krx-misu": ["haircut=0.3"]}
+    assert (out / "variant" / "summary.json").is_file()
+    assert (out / "forced" / "forced_orders.parquet").is_file()
