@@ -459,7 +459,7 @@ def attribute(recipe: TapeRecipe, spec: RunSpec, out_dir: str | Path, *,
         shutil.rmtree(work, ignore_errors=True)
         raise
     final_tape = out / "exogenous.parquet"
-    (work / f"tape-{len(history)}.parquet").replace(final_tape)
+    shutil.copyfile(work / f"tape-{len(history)}.parquet", final_tape)
     method["rebuild"] = rebuild_command(recipe, "exogenous_bars.csv")
     write_text(out / "exogenous_bars.csv",
                f"# exogenous bars of {method['bars']} (docs/attribution.md); the exogenous "
@@ -467,22 +467,25 @@ def attribute(recipe: TapeRecipe, spec: RunSpec, out_dir: str | Path, *,
     if not converged:
         result = AttributionResult(False, _table(observed, plan, y, None, ticks), pd.DataFrame(),
                                    history, out, method, seconds=time.perf_counter() - t_start)
-        write_json(out / "attribution.json", result.to_json())
         shutil.rmtree(work, ignore_errors=True)
+        write_json(out / "attribution.json", result.to_json())
         raise AttributionError(_not_converged(observed, history[-1], tolerance_ticks,
                                               max_iter, out))
-    shutil.rmtree(work, ignore_errors=True)
     # the final runs: with the forced sales, without them (the counterfactual), observed
     base = replace(spec, tape=final_tape)
     runs = {}
-    runs["forced"] = run_tape(replace(base, output=out / "forced"), progress)
-    plain = replace(base, broker=None, population=None, overrides=(), more_brokers=())
-    runs["counterfactual"] = run_tape(replace(plain, output=out / "counterfactual"), progress)
-    observed_tape = out / "observed.parquet"
-    recipe.write(observed_tape)
-    runs["observed"] = run_tape(replace(plain, tape=observed_tape, output=out / "observed"),
-                                progress)
-    observed_tape.unlink()
+    try:
+        runs["forced"] = run_tape(replace(base, output=out / "forced"), progress)
+        plain = replace(base, broker=None, population=None, overrides=(), more_brokers=())
+        runs["counterfactual"] = run_tape(replace(plain, output=out / "counterfactual"),
+                                          progress)
+        note = {"tape": "the tape of the observed bars, rebuilt by the attribution and not "
+                        f"kept: {rebuild_command(recipe, method['bars'])}"}
+        runs["observed"] = run_tape(replace(plain, tape=work / "tape-1.parquet",
+                                            output=out / "observed"), progress,
+                                    sections={"attribution": note})
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
     sim = _session_closes(pd.read_parquet(out / "forced" / "sessions.parquet"), observed)
     cf = _session_closes(pd.read_parquet(out / "counterfactual" / "sessions.parquet"), observed)
     table = _table(observed, plan, sim, cf, ticks)
@@ -543,7 +546,7 @@ def _iterate(recipe: TapeRecipe, spec: RunSpec, seed: int, observed: AnchorPlan,
         log(f"iteration {it}: max gap {gap_ticks.max():.1f} tick(s), "
             f"{int(open_.sum())} of {n_name_days} name-day(s) not within "
             f"{tolerance_ticks:g} ({time.perf_counter() - t0:.1f}s)")
-        if it > 1:
+        if it > 2:  # the first (the observed bars' tape) is replayed alone at the end
             (work / f"tape-{it - 1}.parquet").unlink(missing_ok=True)
         if not open_.any():
             return plan, y, True
