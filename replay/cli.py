@@ -1090,5 +1090,10 @@ def demo(output: Annotated[Path, typer.Option("-o", "--output", help="Directory 
     run_demo(output, out)
 
 
+from replay.cli_attribute import register as _register_attribute  # noqa: E402
+
+_register_attribute(app)
+
+
 def main() -> None:  # pragma: no cover
     app()
