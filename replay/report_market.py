@@ -321,7 +321,7 @@ def paths_section(run: Run) -> Section | None:
     fig = go.Figure()
     budget = max(PATH_POINTS // len(chosen), 500)
     notes, stamps = [], [np.array([run.end_ts])]
-    for k, (inst, why) in enumerate(chosen):
+    for inst, why in chosen:
         t = run.trades[run.trades.instrument == inst].sort_values("ts", kind="stable")
         if t.empty:
             continue
