@@ -36,7 +36,7 @@ BARS = Path(__file__).parent / "data" / "daily-2024-08-largecaps-pykrx.csv"
 START = date(2024, 8, 2)
 CODES = ["005930", "000660", "042700", "373220", "005380"]
 SEMIS = CODES[:3]
-KOSPI_CLOSE = 2767.29  # 2024-08-01's, the prior close of 08-02 (krx.md: episodes)
+KOSPI_CLOSE = 2777.68  # 08-01's close, 08-02's prior (tests/data/kospi-index-daily-ohlc.csv)
 SPEC = """bars = "{bars}"
 loan_term_days = 4
 margin_rate = [0.4, 0.45]
