@@ -422,7 +422,7 @@ def generation_parts(run: Run, per: pd.DataFrame, rows: pd.DataFrame) -> list[st
                              marker_color=_generation_colour(g, generations),
                              hovertemplate="%{x}<br>%{y:,} shares<extra>generation " + str(g)
                                            + "</extra>"))
-    fig.update_layout(barmode="stack")
+    fig.update_layout(barmode="stack", showlegend=True)  # named even with one generation
     fig.update_xaxes(type="category")
     fig.update_yaxes(title_text="shares force-sold", tickformat=",")
     _style(fig, height=440)
@@ -463,7 +463,7 @@ def split_section(run: Run) -> Section | None:
         parts.append(html_table(
             ("market", "credit (won)", "from", "names", "split by", "group of names",
              "group's credit (won)", "group's share (%)", "the other names' credit (won)",
-             "미수 (won)", "CFD (won)", "left out (won)"), rows))
+             "미수, unpaid purchases (won)", "CFD (won)", "left out (won)"), rows))
         accounts = split.get("accounts", {})
         if accounts:
             parts.append(f"<p>Accounts drawn: {cell(accounts.get('accounts'))}, of which "
