@@ -312,9 +312,14 @@ def drawn_names(run: Run) -> list[tuple[int, str]]:
 
 def paths_section(run: Run) -> Section | None:
     bases = _bases(run)
-    chosen = drawn_names(run)
-    if bases is None or not chosen:
+    if bases is None:
         return None
+    chosen = drawn_names(run)
+    if not chosen:
+        return Section("names", "The names' paths", (
+            "<p>No name to draw: none has shares outstanding (its capitalisation is not "
+            "known: build the tape with a listing, docs/data-formats.md: listings) and none "
+            "was force-sold.</p>",))
     symbols = _symbols(run)
     per = forced_by_instrument(run)
     sold = per.set_index("instrument").value if per is not None else pd.Series(dtype=float)
@@ -344,8 +349,10 @@ def paths_section(run: Run) -> Section | None:
     fig.update_xaxes(type="date", rangebreaks=time_gaps(stamps), title_text=f"time ({TZ_LABEL})")
     fig.update_yaxes(ticksuffix="%", title_text="% of the day's prior close")
     _style(fig, height=480)
-    caption = (f"The {LARGEST} largest names by capitalisation at the first prior close "
-               f"(solid) and the {MOST_FORCED} most force-sold by value among the others "
+    largest = sum(why == "largest" for _, why in chosen)
+    caption = (f"The {largest} largest names by capitalisation at the first prior close "
+               f"(solid; no name without shares outstanding counts) and the "
+               f"{len(chosen) - largest} most force-sold by value among the others "
                "(dotted), each in % of its own prior close of the day, on one time axis.")
     if notes:
         caption += " Thinned: " + "; ".join(notes) + "."
