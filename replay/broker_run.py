@@ -49,11 +49,14 @@ if TYPE_CHECKING:
 SELL = ASK  # the aggressor side of a sell print
 
 
-def load_brokers(specs, tape: Tape, seed: int) -> list[tuple[str, Any, Population]]:
+def load_brokers(specs, tape: Tape, seed: int,
+                 splits: dict[str, Any] | None = None) -> list[tuple[str, Any, Population]]:
     """(label, rules, population) per broker of ``specs`` (:class:`replay.runner.BrokerSpec`):
     each population file is read once; a broker without one shares the first. Labels are the
     rules' names, made unique with -2, -3. Two brokers of one kind on the same accounts are
-    refused: every account has one broker (docs/brokers.md: several brokers)."""
+    refused: every account has one broker (docs/brokers.md: several brokers). ``splits``
+    receives, per spec with a ``[market]`` table, how its balances were split
+    (:func:`split_record`)."""
     from brokers.population import KIND_CODES
     from brokers.rules import load_rules
 
@@ -65,7 +68,7 @@ def load_brokers(specs, tape: Tape, seed: int) -> list[tuple[str, Any, Populatio
         path = Path(spec.population) if spec.population is not None else first
         rules = load_rules(spec.rules, list(spec.overrides))
         if path not in loaded:
-            loaded[path] = load_population(path, tape, seed)
+            loaded[path] = load_population(path, tape, seed, splits)
         pop = loaded[path]
         if spec.rekind and not (np.asarray(pop.kind) == KIND_CODES[rules.kind]).any():
             from brokers.population import rekind
@@ -82,19 +85,49 @@ def load_brokers(specs, tape: Tape, seed: int) -> list[tuple[str, Any, Populatio
     return out
 
 
-def load_population(path: Path, tape: Tape, seed: int) -> Population:
+def load_population(path: Path, tape: Tape, seed: int,
+                    splits: dict[str, Any] | None = None) -> Population:
     """A population from a CSV of accounts or a TOML spec synthesised from daily bars, for
     a replay of ``tape``: every position must be dated on or before the tape's first day
-    (:func:`tape_first_day`), or the load stops naming the row (CSV) or the key (spec)."""
-    from replay.loaders.population import load_population_csv, synthesize_population
+    (:func:`tape_first_day`), or the load stops naming the row (CSV) or the key (spec).
+    A spec with a ``[market]`` table records in ``splits`` how it split its balances."""
+    from replay.loaders.population import (
+        load_population_csv,
+        synthesize_market_population,
+        synthesize_population,
+    )
 
     path = Path(path)
     first = getattr(tape, "first_day", None) or tape_first_day(tape)
     if path.suffix.lower() == ".toml":
+        if splits is not None and _is_market_spec(path):
+            pop, split = synthesize_market_population(path, tape.instruments, seed,
+                                                      held_by=first)
+            splits[str(path)] = split_record(split)
+            return pop
         return synthesize_population(path, tape.instruments, seed, held_by=first)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such population file")
     return load_population_csv(path, tape.instruments, held_by=first)
+
+
+def _is_market_spec(path: Path) -> bool:
+    from brokers.rules import read_toml
+
+    return "market" in read_toml(path)
+
+
+def split_record(split: Any) -> dict[str, Any]:
+    """summary.json's record of a market population's split
+    (:class:`brokers.synthetic_population.MarketSplit`): per market its balances and how
+    they were laid (the concentration group's share among them), the accounts drawn, and
+    every name holding a balance (code, market, rule, credit, 미수 and CFD in won)."""
+    names = split.names
+    held = names[names[["credit_krw", "misu_krw", "cfd_krw"]].sum(axis=1) > 0]
+    columns = ["code", "market", "rule", "credit_krw", "misu_krw", "cfd_krw"]
+    rows = [[str(r[0]), str(r[1]), str(r[2]), int(r[3]), int(r[4]), int(r[5])]
+            for r in held[columns].itertuples(index=False)]
+    return {**split.summary(), "names": {"columns": columns, "rows": rows}}
 
 
 def tape_first_day(tape: Tape) -> date | None:

@@ -786,6 +786,10 @@ def replay_cmd(
                    overwrite=overwrite, profile=profile, days=days,
                    shocks=_parse_shocks(shock or []))
     summary = run_tape(spec, _bar_factory)
+    if summary.get("market"):  # a tape of several names
+        m = summary["market"]
+        out.print(f"market: {m['names']:,} names (" + ", ".join(
+            f"{k} {v:,}" for k, v in m["by_market"].items()) + ")", highlight=False)
     if summary.get("indices"):
         out.print("indices: " + "; ".join(_index_line(name, ix)
                                           for name, ix in summary["indices"].items()),

@@ -217,10 +217,13 @@ def _end_ts(run_dir: Path, trades: pd.DataFrame, tables: dict[str, pd.DataFrame]
 # -- the sections ----------------------------------------------------------------------------
 
 def build_sections(run: Run) -> list[Section]:
-    """The page's sections, in order, each only when the run has its data."""
-    builders = (summary_section, price_section, forced_section, brokers_section,
-                ratios_sections, end_accounts_section, venue_section, strategy_section,
-                run_section)
+    """The page's sections, in order, each only when the run has its data (a market run's:
+    replay/report_market.py)."""
+    from replay.report_market import first_sections, market_sections
+
+    builders = (first_sections, summary_section, price_section, market_sections,
+                forced_section, brokers_section, ratios_sections, end_accounts_section,
+                venue_section, strategy_section, run_section)
     out: list[Section] = []
     for build in builders:
         made = build(run)

@@ -165,10 +165,11 @@ def run_tape(spec: RunSpec, progress: ProgressFactory = _no_progress, *,
     injected = read_injected(spec.inject, t.instruments) if spec.inject else None
     closes = index_closes(spec)
     market = []  # (label, rules, population) per broker
+    splits: dict[str, Any] = {}  # a [market] population's split, per spec
     if spec.broker:
         from replay.broker_run import load_brokers
 
-        market = load_brokers(spec.brokers(), t, seed)
+        market = load_brokers(spec.brokers(), t, seed, splits)
     rules = market[0][1] if market else None
     strategy_class = None
     if spec.strategy:
@@ -256,9 +257,28 @@ def run_tape(spec: RunSpec, progress: ProgressFactory = _no_progress, *,
                 summary["rules_by_broker"] = {label: asdict(r) for label, r, _ in market}
         summary["load_seconds"] = round(load_seconds, 6)
         summary["wall_seconds"] = round(time.perf_counter() - t_start, 6)
+        if splits:
+            summary["population_split"] = splits
+        if spec.mode != "generative" and len(t.instruments) > 1:
+            summary["market"] = market_record(t.instruments)
         summary.update(sections or {})
         run.finish(summary)
     return verify(spec.output)
+
+
+def market_record(instruments) -> dict[str, Any]:
+    """summary.json's ``market`` of a tape of several names: how many, per market, and each
+    name's market, shares outstanding, prior close and KOSPI200 membership, from which the
+    report draws the indices through the day (docs/reports.md: a market run)."""
+    columns = ["instrument", "symbol", "market", "shares", "prior_close", "kospi200"]
+    rows = [[int(i.instrument_id), str(i.symbol), str(i.market or ""),
+             int(i.shares_outstanding or 0), int(i.prev_close_units or 0),
+             "KOSPI200" in str(i.index_member or "")] for i in instruments]
+    by_market: dict[str, int] = {}
+    for r in rows:
+        by_market[r[2] or "unknown"] = by_market.get(r[2] or "unknown", 0) + 1
+    return {"names": len(rows), "by_market": by_market,
+            "constituents": {"columns": columns, "rows": rows}}
 
 
 def warm_up(tape, mode: str, venue: str, seed: int) -> None:
