@@ -572,7 +572,7 @@ def price_figure(run: Run) -> Plot | None:
             _add_halt_marks(fig, halts[halts.instrument == inst], scale.get(inst, 1.0), run,
                             row)
     if halts is not None:
-        _shade_halts(fig, halts, panels)
+        _shade_halts(fig, halts, panels, trades.instrument.unique())
     fig.update_xaxes(type="date", rangebreaks=_breaks(run), hoverformat="%m-%d %H:%M:%S")
     fig.update_xaxes(title_text=f"time ({TZ_LABEL})", row=len(panels), col=1)
     for row, (_, symbol) in enumerate(panels, start=1):
@@ -1061,11 +1061,18 @@ def _add_halt_marks(fig: go.Figure, halts: pd.DataFrame, scale: float, run: Run,
         hovertemplate="%{x|%m-%d %H:%M:%S}<br>%{text}<extra></extra>"), row=row, col=1)
 
 
-def _shade_halts(fig: go.Figure, halts: pd.DataFrame, panels: list[tuple[int, str]]) -> None:
+def _shade_halts(fig: go.Figure, halts: pd.DataFrame, panels: list[tuple[int, str]],
+                 traded_instruments) -> None:
     """A band from each halt to its release: in its instrument's panel, or in all of them
-    for a market-wide one (circuit breaker, or an instrument not drawn such as a future)."""
+    for a market-wide one (a circuit breaker, or an instrument that prints no trade such as
+    a future). A stock's halt (its VI) whose stock has no panel is not drawn: on a market
+    tape those are thousands, and each would otherwise shade every panel."""
     rows = {inst: row for row, (inst, _) in enumerate(panels, start=1)}
-    for h in halts.head(HALT_SHAPES).itertuples():
+    traded = set(traded_instruments)
+    wide = halts.kind.astype(str).str.startswith("circuit_breaker").to_numpy()
+    keep = halts.instrument.isin(rows.keys()).to_numpy() | wide \
+        | ~halts.instrument.isin(traded).to_numpy()
+    for h in halts[keep].head(HALT_SHAPES).itertuples():
         start, end = stamp(h.ts), stamp(max(h.release_ts, h.ts))
         fig.add_vrect(x0=start, x1=end, row=rows.get(h.instrument, "all"), col=1,
                       fillcolor=HALT_COLOUR, opacity=0.25, layer="below",
