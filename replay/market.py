@@ -24,7 +24,8 @@ close and volume (:mod:`replay.anchor`), with
   path through them, scaled to the walk's range, plus a Brownian bridge pinned to zero at
   every knot (``KNOT_NOISE`` of a unit walk), so the market's low and its fall come when
   the waypoints say (the names still open, close and touch their own high and low: only
-  their timing follows); the extremes' window then reaches ``KNOT_EXTREME_END``. The loadings (default 0.6 and 0.4) and the
+  their timing follows); the extremes' window then reaches ``KNOT_EXTREME_END`` and the
+  value follows ``X``'s wiggles whole (a share of 1, not ``SHAPE_SHARE``). The loadings (default 0.6 and 0.4) and the
   reversion are parameters: no source in docs/reference/krx.md gives intraday
   correlations of Korean names, so the defaults are an assumption; a sector is a name's
   ``sector`` column in the bars (none: each name its own, i.e. no common sector);
@@ -337,7 +338,8 @@ def market_paths(mplan: MarketPlan, seed: int, *, beta: float = BETA,
         t_high = int(grid[idx[np.argmax(x[win])]])
         t_low = int(grid[idx[np.argmin(x[win])]])
         span = float(x.max() - x.min())
-        scale = SHAPE_SHARE * (bar.high - bar.low) / span if span > 0 else 0.0
+        share = 1.0 if bar.day in knots else SHAPE_SHARE  # an index path: followed whole
+        scale = share * (bar.high - bar.low) / span if span > 0 else 0.0
         return DayPath(high_t=t_high, low_t=t_low, grid_t=grid, shape=x, scale=scale)
 
     return paths
