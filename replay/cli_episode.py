@@ -34,12 +34,13 @@ def episode_list() -> None:
     from replay.episodes import list_episodes, load_episode
 
     table = Table(box=None, header_style="bold", padding=(0, 2, 0, 0))
-    for c in ("episode", "from", "days", "codes", "facts", "title"):
-        table.add_column(c)
+    for c in ("episode", "from", "days", "names", "facts"):
+        table.add_column(c, no_wrap=True)
+    table.add_column("title")
     for name in list_episodes():
         ep = load_episode(name)
         table.add_row(name, str(ep.start), str(ep.days),
-                      ", ".join(ep.codes) if ep.codes else "all of the bars",
+                      str(len(ep.codes)) if ep.codes else "the bars' (--top)",
                       str(len(ep.facts)), ep.title)
     out.print(table)
 

@@ -215,9 +215,10 @@ def run_episode(name: str, out_dir: str | Path, overrides: dict[str, str] | None
         build_seconds = time.perf_counter() - t0
         kept = [n.code for n in mplan.names]
         bars_file = _write_bars(bars[bars["code"].isin(kept)], tmp / "bars.csv")
+        population, dropped_balances = _for_markets(ep.population, {n.market for n in
+                                                                     mplan.names})
         spec = tmp / "population.toml"
-        spec.write_text(ep.population.replace("{bars}", bars_file.as_posix()),
-                        encoding="utf-8")
+        spec.write_text(population.replace("{bars}", bars_file.as_posix()), encoding="utf-8")
         first, *more = ep.brokers
         run = RunSpec(tape=tape, output=out_dir, mode="relative", venue="krx", seed=ep.seed,
                       broker=first["rules"], population=spec,
@@ -231,15 +232,31 @@ def run_episode(name: str, out_dir: str | Path, overrides: dict[str, str] | None
                     "index_knots": [list(k) for k in ep.knots],
                     "brokers": [dict(b) for b in ep.brokers],
                     "index_closes": dict(ep.index_closes), "shares": ep.shares,
-                    "overrides": dict(overrides or {})}
+                    "overrides": dict(overrides or {}),
+                    "balances_dropped": dropped_balances}
         summary = run_tape(run, progress or _no_progress, sections={"episode": settings})
-        (out_dir / "population.toml").write_text(ep.population.replace("{bars}", "bars.csv"),
+        (out_dir / "population.toml").write_text(population.replace("{bars}", "bars.csv"),
                                                  encoding="utf-8")
     table = measure_facts(ep, out_dir, summary, mplan)
     write_table(table, out_dir)
     return EpisodeResult(name=name, run_dir=out_dir, table=table, summary=summary,
                          build_seconds=build_seconds,
                          wall_seconds=time.perf_counter() - t0, settings=settings)
+
+
+def _for_markets(population: str, markets: set[str]) -> tuple[str, list[str]]:
+    """The spec without the credit balance of a market none of the tape's names is in (a
+    --top selection may hold no KOSDAQ name); the keys dropped, for the summary."""
+    import re
+
+    dropped = []
+    for market in ("KOSPI", "KOSDAQ"):
+        if market not in markets:
+            key = f"{market.lower()}_credit_balance_krw"
+            population, n = re.subn(rf"(?m)^{key}\s*=.*$\n?", "", population)
+            if n:
+                dropped.append(key)
+    return population, dropped
 
 
 def write_table(table: pd.DataFrame, out_dir: Path) -> None:

@@ -102,7 +102,10 @@ def event_return(run: _Run, index: str, kind: str, day: str):
     return round(100 * ev[0]["return"], 2), f"at {ev[0]['time_seoul']}"
 
 
-def forced_value(run: _Run, day: str, broker: str | None = None, unit: str = "eok"):
+def forced_value(run: _Run, day: str, broker: str | None = None):
+    s = run.sessions()
+    if not len(s) or _day(day) not in set(s["day"]):
+        return None, f"{day} is not a session of the run"
     f = run.forced(broker)
     if not len(f):
         return 0.0, f"no forced order of {broker or 'any broker'} in the run"
