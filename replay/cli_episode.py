@@ -45,6 +45,17 @@ def episode_list() -> None:
     out.print(table)
 
 
+def _shown(v, sign: bool = False) -> str:
+    """A cell: numbers with thousands separators (a sign for gaps), text as is."""
+    if v is None or (isinstance(v, float) and v != v):
+        return ""
+    if isinstance(v, bool) or not isinstance(v, int | float):
+        return str(v)
+    s = f"{v:+,}" if sign else f"{v:,}"
+    return s if isinstance(v, int) or float(v) != int(v) else (
+        f"{int(v):+,}" if sign else f"{int(v):,}")
+
+
 def print_table(result) -> None:
     """The reported-vs-simulated table on the console."""
     t = Table(title=f"{result.name}: reported vs simulated", box=None, header_style="bold",
@@ -52,8 +63,8 @@ def print_table(result) -> None:
     for c in ("fact", "reported", "simulated", "gap", "unit"):
         t.add_column(c, justify="left" if c == "fact" else "right")
     for r in result.table.itertuples():
-        t.add_row(r.fact, f"{r.reported}", f"{r.simulated}",
-                  "" if r.gap is None or r.gap != r.gap else f"{r.gap:+g}", r.unit)
+        t.add_row(r.fact, _shown(r.reported), _shown(r.simulated), _shown(r.gap, sign=True),
+                  r.unit)
     out.print(t)
     out.print(f"notes: {result.run_dir / 'reported_vs_simulated.csv'}; run directory "
               f"{result.run_dir} (cascade report {result.run_dir}); built in "
