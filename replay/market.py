@@ -25,10 +25,11 @@ close and volume (:mod:`replay.anchor`), with
   every knot (``KNOT_NOISE`` of a unit walk), so the market's low and its fall come when
   the waypoints say (the names still open, close and touch their own high and low: only
   their timing follows); the extremes' window then reaches ``KNOT_EXTREME_END`` and the
-  value follows ``X``'s wiggles whole (a share of 1, not ``SHAPE_SHARE``). The loadings (default 0.6 and 0.4) and the
-  reversion are parameters: no source in docs/reference/krx.md gives intraday
-  correlations of Korean names, so the defaults are an assumption; a sector is a name's
-  ``sector`` column in the bars (none: each name its own, i.e. no common sector);
+  value follows ``X``'s wiggles whole (a share of 1, not ``SHAPE_SHARE``). The loadings
+  (default 0.6 and 0.4) and the reversion are parameters: no source in
+  docs/reference/krx.md gives intraday correlations of Korean names, so the defaults are
+  an assumption; a sector is a name's ``sector`` column in the bars (none: each name its
+  own, i.e. no common sector);
 - **events by turnover**: name ``i`` gets ``rate x turnover_i / sum(turnover)`` decisions a
   second in all (``rate`` the market's total), at least ``MIN_RATE`` and at most
   ``MAX_RATE``, so a large cap's book is as deep and busy as the default anchored tape's
