@@ -558,6 +558,10 @@ def market_build(
     allow_missing: Annotated[bool, typer.Option(
         "--allow-missing", help="Keep codes the listing lacks (KOSPI, shares 0: outside "
                                 "the index) instead of stopping.")] = False,
+    index_knot: Annotated[list[str] | None, typer.Option(
+        "--index-knot", help="DATE,HH:MM:SS,RET: a waypoint of the market factor (return "
+                             "vs prior close, e.g. 2024-08-05,09:00:00,-0.0242), "
+                             "repeatable (docs/synthetic-tapes.md: an index path).")] = None,
 ) -> None:
     """One anchored tape of a market day: every name opens, touches its high and low and
     closes at its recorded prices, the names moving together through a market and a sector
@@ -569,10 +573,11 @@ def market_build(
     from datetime import date as Date
 
     from replay.loaders.daily_bars import read_bars
-    from replay.market import plan_market, write_market_tape
+    from replay.market import group_knots, parse_index_knot, plan_market, write_market_tape
     from replay.tape import Tape
 
     t0 = time.perf_counter()
+    knots = group_knots([parse_index_knot(k) for k in index_knot or ()])
     try:
         first = Date.fromisoformat(date)
     except ValueError:
@@ -597,7 +602,7 @@ def market_build(
                       "the index): " + ", ".join(gone[:20]) + (" ..." if len(gone) > 20
                                                               else ""))
     with _bar_factory("market tape", len(mplan.names) * days) as advance:
-        path = write_market_tape(output, mplan, seed, beta=beta, gamma=gamma,
+        path = write_market_tape(output, mplan, seed, beta=beta, gamma=gamma, knots=knots,
                                  progress=advance)
     left = ""
     if mplan.dropped:
@@ -1097,6 +1102,10 @@ def demo(output: Annotated[Path, typer.Option("-o", "--output", help="Directory 
 from replay.cli_attribute import register as _register_attribute  # noqa: E402
 
 _register_attribute(app)
+
+from replay.cli_episode import episode_app  # noqa: E402  (cascade episode list / run)
+
+app.add_typer(episode_app, name="episode")
 
 
 def main() -> None:  # pragma: no cover

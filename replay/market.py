@@ -19,10 +19,17 @@ close and volume (:mod:`replay.anchor`), with
   away from it. The lowest and highest points of ``X`` over the session time the name's
   low and high, and the value follows ``X``'s wiggles between its knots (scaled to
   ``SHAPE_SHARE`` of the day's range per unit of X's range). A market-wide fall thus
-  happens at about the same time across names. The loadings (default 0.6 and 0.4) and the
-  reversion are parameters: no source in docs/reference/krx.md gives intraday
-  correlations of Korean names, so the defaults are an assumption; a sector is a name's
-  ``sector`` column in the bars (none: each name its own, i.e. no common sector);
+  happens at about the same time across names. With ``knots`` (an index path: per day,
+  ``(ns after 09:00, return vs prior close)`` waypoints), ``M`` is the piecewise-linear
+  path through them, scaled to the walk's range, plus a Brownian bridge pinned to zero at
+  every knot (``KNOT_NOISE`` of a unit walk), so the market's low and its fall come when
+  the waypoints say (the names still open, close and touch their own high and low: only
+  their timing follows); the extremes' window then reaches ``KNOT_EXTREME_END`` and the
+  value follows ``X``'s wiggles whole (a share of 1, not ``SHAPE_SHARE``). The loadings
+  (default 0.6 and 0.4) and the reversion are parameters: no source in
+  docs/reference/krx.md gives intraday correlations of Korean names, so the defaults are
+  an assumption; a sector is a name's ``sector`` column in the bars (none: each name its
+  own, i.e. no common sector);
 - **events by turnover**: name ``i`` gets ``rate x turnover_i / sum(turnover)`` decisions a
   second in all (``rate`` the market's total), at least ``MIN_RATE`` and at most
   ``MAX_RATE``, so a large cap's book is as deep and busy as the default anchored tape's
@@ -33,7 +40,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -67,6 +74,11 @@ MAX_RATE = DEFAULT_EVENT_RATE
 #: session from 09:00: not in its first minutes, and leaving room for the close's approach).
 GRID_NS = 60 * 10**9
 EXTREME_WINDOW = (0.02, 0.82)
+#: With index knots: the bridge's noise (a share of a unit-step walk), the knot path's range
+#: in unit steps per sqrt(grid points), and the end of the extremes' window.
+KNOT_NOISE = 0.3
+KNOT_RANGE = 2.0
+KNOT_EXTREME_END = 0.93
 #: Rows a day of the market may hold in memory while it is merged (about 60 bytes a row).
 MAX_MARKET_DAY_ROWS = 30_000_000
 
@@ -191,17 +203,88 @@ def market_rates(turnover: np.ndarray, rate: float) -> np.ndarray:
     return np.clip(rate * share, MIN_RATE, MAX_RATE)
 
 
+IndexKnots = Mapping[date, Sequence[tuple[int, float]]]
+
+
+def parse_index_knot(text: str) -> tuple[date, int, float]:
+    """``DATE,HH:MM:SS,RET`` (RET a fraction vs the prior close, e.g. -0.0242) as (day, ns
+    after 09:00, return); ValueError naming the field otherwise."""
+    parts = [p.strip() for p in text.split(",")]
+    if len(parts) != 3:
+        raise ValueError(f"--index-knot {text!r}: give DATE,HH:MM:SS,RET")
+    try:
+        day = date.fromisoformat(parts[0])
+    except ValueError:
+        raise ValueError(f"--index-knot {text!r}: {parts[0]!r} is not a date") from None
+    try:
+        hh, mm, *ss = (int(x) for x in parts[1].split(":"))
+        secs = hh * 3600 + mm * 60 + (ss[0] if ss else 0) - 9 * 3600
+    except ValueError:
+        raise ValueError(f"--index-knot {text!r}: {parts[1]!r} is not HH:MM:SS") from None
+    if not 0 <= secs <= 6 * 3600 + 20 * 60:
+        raise ValueError(f"--index-knot {text!r}: {parts[1]} is outside 09:00-15:20")
+    try:
+        ret = float(parts[2])
+    except ValueError:
+        raise ValueError(f"--index-knot {text!r}: {parts[2]!r} is not a number") from None
+    if not -0.5 < ret < 0.5:
+        raise ValueError(f"--index-knot {text!r}: return {ret} is a fraction (-0.0242 "
+                         "for -2.42%), within (-0.5, 0.5)")
+    return day, secs * 10**9, ret
+
+
+def group_knots(items: Sequence[tuple[date, int, float]],
+                ) -> dict[date, list[tuple[int, float]]]:
+    """Knots by day, in time order (a time given twice on a day is an error)."""
+    out: dict[date, list[tuple[int, float]]] = {}
+    for day, t, r in items:
+        out.setdefault(day, []).append((int(t), float(r)))
+    for day, ks in out.items():
+        ks.sort()
+        ts = [t for t, _ in ks]
+        if len(set(ts)) != len(ts):
+            raise ValueError(f"index knots of {day}: a time is given twice")
+    return out
+
+
+def knot_series(grid: np.ndarray, knots: Sequence[tuple[int, float]],
+                rng: np.random.Generator) -> np.ndarray:
+    """The market factor of a day with index knots (module docstring): the linear path
+    through the knots (flat before the first and after the last), scaled to KNOT_RANGE
+    unit steps per sqrt(len(grid)), plus a Brownian bridge pinned at the knots."""
+    kt = np.array([t for t, _ in knots], np.float64)
+    kv = np.array([r for _, r in knots], np.float64)
+    g = grid.astype(np.float64)
+    base = np.interp(g, kt, kv)
+    span = float(base.max() - base.min())
+    scale = KNOT_RANGE * math.sqrt(len(grid)) / span if span > 0 else 0.0
+    walk = np.concatenate([[0.0], np.cumsum(rng.standard_normal(len(grid) - 1))])
+    # pin the walk to zero at each knot (and the ends): a bridge between the pins
+    pins = np.unique(np.concatenate([[g[0]], np.clip(kt, g[0], g[-1]), [g[-1]]]))
+    pinned = np.interp(g, pins, np.interp(pins, g, walk))
+    return scale * base + KNOT_NOISE * (walk - pinned)
+
+
 def market_paths(mplan: MarketPlan, seed: int, *, beta: float = BETA,
-                 gamma: float = GAMMA) -> Callable[[int, int], DayPath | None]:
+                 gamma: float = GAMMA, knots: IndexKnots | None = None,
+                 ) -> Callable[[int, int], DayPath | None]:
     """``paths(k, i)``: the :class:`DayPath` of name ``k`` on day ``i`` from the factor
     model of the module docstring, seeded from ``seed`` (the market's and sectors' series
     from (seed, day, 1) and (seed, day, 2, sector), the name's own from (seed, day, 3,
-    k)). Raises ValueError for loadings outside [0, 1] or with beta^2 + gamma^2 > 1."""
+    k)). ``knots`` (by day) give the market factor an index path (module docstring).
+    Raises ValueError for loadings outside [0, 1] or with beta^2 + gamma^2 > 1, or for
+    knots on a day the plan lacks."""
     if not (0.0 <= beta <= 1.0 and 0.0 <= gamma <= 1.0 and beta**2 + gamma**2 <= 1.0):
         raise ValueError(f"loadings beta {beta}, gamma {gamma}: each in [0, 1] and "
                          "beta^2 + gamma^2 at most 1")
     own = math.sqrt(max(0.0, 1.0 - beta**2 - gamma**2))
     names = mplan.plan.names
+    knots = dict(knots or {})
+    plan_days = {d.day for d in names[0].days}
+    for day in knots:
+        if day not in plan_days:
+            raise ValueError(f"index knots on {day}: not a day of the tape "
+                             f"({', '.join(str(d) for d in sorted(plan_days))})")
     sector_ids = {s: j for j, s in enumerate(dict.fromkeys(mplan.sectors))}
     shared = {s for s in mplan.sectors if mplan.sectors.count(s) > 1}
     cache: dict[int, tuple[np.ndarray, np.ndarray, dict]] = {}
@@ -228,7 +311,12 @@ def market_paths(mplan: MarketPlan, seed: int, *, beta: float = BETA,
             day = names[0].days[i].day
             session = seoul_ns(day, CLOSE_AUCTION) - seoul_ns(day, OPEN)
             grid = np.arange(0, session + 1, GRID_NS, dtype=np.int64)
-            m = walk([seed, day.toordinal(), 1], len(grid))
+            if day in knots:
+                rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence(
+                    [seed, day.toordinal(), 1])))
+                m = knot_series(grid, knots[day], rng)
+            else:
+                m = walk([seed, day.toordinal(), 1], len(grid))
             secs = {s: wander([seed, day.toordinal(), 2, sector_ids[s]], len(grid))
                     for s in shared}
             cache.clear()  # one day at a time
@@ -244,39 +332,46 @@ def market_paths(mplan: MarketPlan, seed: int, *, beta: float = BETA,
         x = beta * m + own * wander([seed, bar.day.toordinal(), 3, k], len(grid))
         x = x + gamma * s if s is not None else x + gamma * wander(
             [seed, bar.day.toordinal(), 4, k], len(grid))
-        lo, hi = (int(EXTREME_WINDOW[0] * grid[-1]), int(EXTREME_WINDOW[1] * grid[-1]))
+        end = KNOT_EXTREME_END if bar.day in knots else EXTREME_WINDOW[1]
+        lo, hi = (int(EXTREME_WINDOW[0] * grid[-1]), int(end * grid[-1]))
         win = (grid >= lo) & (grid <= hi)
         idx = np.flatnonzero(win)
         t_high = int(grid[idx[np.argmax(x[win])]])
         t_low = int(grid[idx[np.argmin(x[win])]])
         span = float(x.max() - x.min())
-        scale = SHAPE_SHARE * (bar.high - bar.low) / span if span > 0 else 0.0
+        share = 1.0 if bar.day in knots else SHAPE_SHARE  # an index path: followed whole
+        scale = share * (bar.high - bar.low) / span if span > 0 else 0.0
         return DayPath(high_t=t_high, low_t=t_low, grid_t=grid, shape=x, scale=scale)
 
     return paths
 
 
 def synthesize_market(mplan: MarketPlan, seed: int, *, beta: float = BETA,
-                      gamma: float = GAMMA, progress: Callable[[int], None] | None = None,
+                      gamma: float = GAMMA, knots: IndexKnots | None = None,
+                      progress: Callable[[int], None] | None = None,
                       max_day_rows: int = MAX_MARKET_DAY_ROWS,
                       ) -> Iterator[tuple[Events, InstrumentTable]]:
     """The market tape of ``mplan``, one day at a time (see the module docstring)."""
     return synthesize_from_bars(mplan.plan, seed, rates=mplan.rates,
-                                paths=market_paths(mplan, seed, beta=beta, gamma=gamma),
+                                paths=market_paths(mplan, seed, beta=beta, gamma=gamma,
+                                                   knots=knots),
                                 progress=progress, max_day_rows=max_day_rows)
 
 
 def write_market_tape(path: str | Path, mplan: MarketPlan, seed: int, *, beta: float = BETA,
-                      gamma: float = GAMMA,
+                      gamma: float = GAMMA, knots: IndexKnots | None = None,
                       progress: Callable[[int], None] | None = None) -> Path:
     """Stream :func:`synthesize_market` into a Parquet tape at ``path`` (session seed
     ``seed``; the instrument table is the first day's)."""
-    chunks = synthesize_market(mplan, seed, beta=beta, gamma=gamma, progress=progress)
+    chunks = synthesize_market(mplan, seed, beta=beta, gamma=gamma, knots=knots,
+                               progress=progress)
     return write_tape_chunks(path, chunks, seed, "the market plan makes an empty tape",
-                             market=json.dumps(describe(mplan, beta=beta, gamma=gamma)))
+                             market=json.dumps(describe(mplan, beta=beta, gamma=gamma,
+                                                        knots=knots)))
 
 
-def describe(mplan: MarketPlan, *, beta: float = BETA, gamma: float = GAMMA) -> dict:
+def describe(mplan: MarketPlan, *, beta: float = BETA, gamma: float = GAMMA,
+             knots: IndexKnots | None = None) -> dict:
     """What a market tape records of how it was made (the tape's ``cascade.market``)."""
     return {
         "source": mplan.plan.source, "days": [str(d) for d in mplan.plan.days],
@@ -287,10 +382,17 @@ def describe(mplan: MarketPlan, *, beta: float = BETA, gamma: float = GAMMA) -> 
         "listing_missing": mplan.notes.get("listing_missing", []),
         "factor": {"beta": beta, "gamma": gamma, "grid_s": GRID_NS // 10**9,
                    "sectors": len(set(mplan.sectors)),
-                   "extreme_window": list(EXTREME_WINDOW), "shape_share": SHAPE_SHARE},
+                   "extreme_window": list(EXTREME_WINDOW), "shape_share": SHAPE_SHARE,
+                   "index_knots": {str(d): [[_clock(t), r] for t, r in ks]
+                                   for d, ks in sorted((knots or {}).items())}},
         "rates": {"total": round(sum(mplan.rates), 6), "min": MIN_RATE, "max": MAX_RATE,
                   "rule": "market rate x turnover share, clipped to [min, max]"},
     }
+
+
+def _clock(ns_after_open: int) -> str:
+    s = 9 * 3600 + ns_after_open // 10**9
+    return f"{s // 3600:02d}:{s % 3600 // 60:02d}:{s % 60:02d}"
 
 
 #: A synthetic market's names: daily volatility of the market factor and of a name's own
@@ -359,5 +461,6 @@ def synthetic_market_bars(names: int, days: int, seed: int, *, start: date = dat
     return bars
 
 
-__all__ = ["BETA", "GAMMA", "MarketPlan", "describe", "market_paths", "market_rates",
+__all__ = ["BETA", "GAMMA", "MarketPlan", "describe", "group_knots", "knot_series",
+           "market_paths", "market_rates", "parse_index_knot",
            "plan_market", "synthesize_market", "synthetic_market_bars", "write_market_tape"]
