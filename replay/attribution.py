@@ -70,6 +70,8 @@ class TapeRecipe:
     beta: float = 0.6
     gamma: float = 0.4
     source: str = ""
+    #: a market tape's index path (replay.market.group_knots), rebuilt with it
+    knots: Any = None
 
     def with_plan(self, plan: AnchorPlan) -> TapeRecipe:
         return replace(self, plan=plan)
@@ -80,7 +82,8 @@ class TapeRecipe:
             from replay.market import write_market_tape
 
             return write_market_tape(path, replace(self.market, plan=self.plan), self.seed,
-                                     beta=self.beta, gamma=self.gamma, progress=progress)
+                                     beta=self.beta, gamma=self.gamma, knots=self.knots,
+                                     progress=progress)
         from replay.anchor import write_anchored_tape
 
         return write_anchored_tape(path, self.plan, self.seed, self.profile,
@@ -187,6 +190,12 @@ def recipe_from_tape(tape: str | Path, *, bars: str | Path | None = None,
                                   codes=codes, seed=the_seed, market=True, rate=rate,
                                   beta=float(factor.get("beta", 0.6)),
                                   gamma=float(factor.get("gamma", 0.4)), frame=frame)
+        knots = factor.get("index_knots")
+        if knots:  # the index path the tape was built on
+            from replay.market import group_knots, parse_index_knot
+
+            recipe = replace(recipe, knots=group_knots(
+                [parse_index_knot(f"{d},{t},{r!r}") for d, ks in knots.items() for t, r in ks]))
         if rate is None:  # the tape records its names' total rate, not the --rate given
             recipe = replace(recipe, market=_with_total_rate(recipe.market,
                                                              float(meta["rates"]["total"])))
@@ -342,22 +351,30 @@ class _Solver:
         self.lo = np.full_like(self.x, -np.inf)
         self.hi = np.full_like(self.x, np.inf)
 
-    def step(self, x_used: np.ndarray, y: np.ndarray, open_: np.ndarray) -> np.ndarray:
+    def step(self, x_used: np.ndarray, y: np.ndarray, open_: np.ndarray,
+             active: np.ndarray | None = None) -> np.ndarray:
         """The next exogenous closes from the closes ``x_used`` gave ``y``; only the
-        name-days in ``open_`` (not converged) move."""
+        name-days in ``open_`` (not converged) and ``active`` (the day being solved and
+        those before it) move. A name-day's bracket and slope learn only from replays in
+        which it was active: before, the days before it were still moving, so what its
+        close did then says nothing about its own anchor."""
         x_used = x_used.astype(np.float64)
         y = y.astype(np.float64)
+        active = np.ones(x_used.shape, bool) if active is None else active
         gap = self.observed - y  # > 0: the replay closed below the observed close
-        below, above = gap > 0, gap < 0
+        below, above = active & (gap > 0), active & (gap < 0)
         self.lo = np.where(below, np.maximum(self.lo, x_used), self.lo)
         self.hi = np.where(above, np.minimum(self.hi, x_used), self.hi)
         if self.prev is not None:
-            px, py = self.prev
+            px, py, seen = self.prev
             dx = x_used - px
-            ok = np.abs(dx) > 0
+            ok = (np.abs(dx) > 0) & seen & active
             est = np.where(ok, (y - py) / np.where(ok, dx, 1.0), self.slope)
             self.slope = np.clip(np.where(np.isfinite(est), est, self.slope), *SLOPE_RANGE)
-        self.prev = (x_used, y)
+            seen = seen | active
+            self.prev = (np.where(active, x_used, px), np.where(active, y, py), seen)
+        else:
+            self.prev = (x_used, y, active.copy())
         proposal = x_used + gap / self.slope
         inside = (proposal > self.lo) & (proposal < self.hi)
         both = np.isfinite(self.lo) & np.isfinite(self.hi)
@@ -368,7 +385,7 @@ class _Solver:
         need = np.sign(gap) * self.ticks
         proposal = np.where(np.abs(proposal - x_used) < self.ticks,
                             x_used + need, proposal)
-        return np.where(open_ & self.traded, proposal, x_used)
+        return np.where(open_ & active & self.traded, proposal, x_used)
 
 
 @dataclass
@@ -469,7 +486,7 @@ def attribute(recipe: TapeRecipe, spec: RunSpec, out_dir: str | Path, *,
                                    history, out, method, seconds=time.perf_counter() - t_start)
         shutil.rmtree(work, ignore_errors=True)
         write_json(out / "attribution.json", result.to_json())
-        raise AttributionError(_not_converged(observed, history[-1], tolerance_ticks,
+        raise AttributionError(_not_converged(observed, history, tolerance_ticks,
                                               max_iter, out))
     # the final runs: with the forced sales, without them (the counterfactual), observed
     base = replace(spec, tape=final_tape)
@@ -515,7 +532,8 @@ def _iterate(recipe: TapeRecipe, spec: RunSpec, seed: int, observed: AnchorPlan,
     n_name_days = int(traded.sum())
     x = obs.astype(np.float64)
     plan, y = observed, obs
-    for it in range(1, max_iter + 1):
+    spent = np.zeros(obs.shape[1], np.int64)  # iterations spent on each day
+    for it in range(1, max_iter * obs.shape[1] + 1):
         plan = exogenous_plan(observed, x)
         x_used = closes_of(plan)
         tape_path = work / f"tape-{it}.parquet"
@@ -550,7 +568,15 @@ def _iterate(recipe: TapeRecipe, spec: RunSpec, seed: int, observed: AnchorPlan,
             (work / f"tape-{it - 1}.parquet").unlink(missing_ok=True)
         if not open_.any():
             return plan, y, True
-        x = solver.step(x_used, y, open_)
+        # days in order: a day's closes do not depend on later days' anchors, so the first
+        # day not yet converged moves alone (the days before it stay put, converged)
+        day = int(np.flatnonzero(open_.any(axis=0))[0])
+        spent[day] += 1
+        if spent[day] >= max_iter:
+            return plan, y, False
+        active = np.zeros(open_.shape, bool)
+        active[:, : day + 1] = True
+        x = solver.step(x_used, y, open_, active)
     return plan, y, False
 
 
@@ -579,13 +605,34 @@ def _where(plan: AnchorPlan, open_: np.ndarray, gap_ticks: np.ndarray, x: np.nda
             for k, i in np.argwhere(open_)]
 
 
-def _not_converged(plan: AnchorPlan, last: dict, tol: float, max_iter: int, out: Path) -> str:
+def _not_converged(plan: AnchorPlan, history: list[dict], tol: float, max_iter: int,
+                   out: Path) -> str:
+    last = history[-1]
+    first = min(w["date"] for w in last["not_converged"])
     shown = ", ".join(f"{w['code']} {w['date']} {w['gap_ticks']:g} ticks"
                       for w in last["not_converged"][:8])
     more = len(last["not_converged"]) - 8
-    return (f"attribution did not converge in {max_iter} iteration(s) to {tol:g} tick(s): "
+    stuck = ""
+    if len(history) > 2:  # the day's name-days whose exogenous close no longer moves
+        # (the same as one or two iterations before: at a limit, or between two ticks)
+        before = [{(w["code"], w["date"]): w["exogenous_close"] for w in h["not_converged"]}
+                  for h in history[-3:-1]]
+        still = [f"{w['code']} {w['date']}" for w in last["not_converged"]
+                 if w["date"] == first
+                 and any(b.get((w["code"], w["date"])) == w["exogenous_close"]
+                         for b in before)]
+        if still:
+            stuck = (f"; {len(still)} of them no longer move ({', '.join(still[:4])}"
+                     f"{' ...' if len(still) > 4 else ''}): their exogenous close is at the "
+                     "day's price limit or goes back and forth between two ticks, so no "
+                     "exogenous close within the limits gives the observed one with this "
+                     "population (its forced sales lock the name, or an account's forced "
+                     "sale switches on and off between the two ticks)")
+    return (f"attribution did not converge to {tol:g} tick(s): {first} still apart after "
+            f"{max_iter} iteration(s) on it ({len(history)} in all): "
             f"{last['name_days_not_converged']} name-day(s) still apart: {shown}"
-            f"{f' and {more} more' if more > 0 else ''} (history in {out}/attribution.json;"
+            f"{f' and {more} more' if more > 0 else ''}{stuck} (history in "
+            f"{out}/attribution.json;"
             " raise --max-iter or --tolerance-ticks)")
 
 

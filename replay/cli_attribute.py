@@ -42,7 +42,8 @@ def register(app: typer.Typer) -> None:
             help="Converged when every simulated close is within this many of its name's "
                  "KRX ticks of the observed close.")] = 1.0,
         max_iter: Annotated[int, typer.Option(
-            help="At most this many iterations (each rebuilds the tape and replays it).")]
+            help="At most this many iterations per day (days are solved in order; each "
+                 "iteration rebuilds the tape and replays it).")]
         = 12,
         variant: Annotated[list[str] | None, typer.Option(
             help="KEY=VALUE rule override replayed on the exogenous path into DIR/variant "
@@ -114,23 +115,31 @@ def register(app: typer.Typer) -> None:
                            max_iter=max_iter, variant=variant or (), overwrite=overwrite,
                            progress=cli._bar_factory,
                            log=lambda s: cli.out.print(s, highlight=False))
-        last = result.history[-1]
-        cli.out.print(f"converged in {len(result.history)} iteration(s): max gap "
-                      f"{last['max_gap_ticks']:g} tick(s) (tolerance {tolerance_ticks:g}), "
-                      f"{result.seconds:.1f}s", highlight=False)
-        shown = result.table.head(SHOWN_ROWS)
-        for r in shown.itertuples(index=False):
-            cli.out.print(f"{r.code} {r.date}: observed {r.observed_close:,}, exogenous "
-                          f"{r.exogenous_close:,}, with forced sales {r.simulated_close:,}; "
-                          f"forced sales made {_pct(r.share_of_fall)} of the day's fall, "
-                          f"{_pct(r.share_of_fall_since_start)} of the fall since the first "
-                          "prior close", highlight=False)
-        if len(result.table) > len(shown):
-            cli.out.print(f"({len(result.table):,} name-days in all: attribution.csv)")
-        for r in result.indices.itertuples(index=False):
-            cli.out.print(f"{r.index} {r.date}: observed {r.observed_close:,.2f}, exogenous "
-                          f"{r.exogenous_close:,.2f}, with forced sales "
-                          f"{r.simulated_close:,.2f}; forced sales made "
-                          f"{_pct(r.share_of_fall)} of the day's fall", highlight=False)
-        cli.out.print(f"results in {output}/ (attribution.csv, attribution.json, "
-                      "exogenous_bars.csv)", highlight=False)
+        print_result(result, tolerance_ticks, output)
+
+
+def print_result(result, tolerance_ticks: float, output) -> None:
+    """The console lines of an attribution: convergence, the name-days (at most
+    SHOWN_ROWS), the indices, where the files are."""
+    from replay import cli
+
+    last = result.history[-1]
+    cli.out.print(f"converged in {len(result.history)} iteration(s): max gap "
+                  f"{last['max_gap_ticks']:g} tick(s) (tolerance {tolerance_ticks:g}), "
+                  f"{result.seconds:.1f}s", highlight=False)
+    shown = result.table.head(SHOWN_ROWS)
+    for r in shown.itertuples(index=False):
+        cli.out.print(f"{r.code} {r.date}: observed {r.observed_close:,}, exogenous "
+                      f"{r.exogenous_close:,}, with forced sales {r.simulated_close:,}; "
+                      f"forced sales made {_pct(r.share_of_fall)} of the day's fall, "
+                      f"{_pct(r.share_of_fall_since_start)} of the fall since the first "
+                      "prior close", highlight=False)
+    if len(result.table) > len(shown):
+        cli.out.print(f"({len(result.table):,} name-days in all: attribution.csv)")
+    for r in result.indices.itertuples(index=False):
+        cli.out.print(f"{r.index} {r.date}: observed {r.observed_close:,.2f}, exogenous "
+                      f"{r.exogenous_close:,.2f}, with forced sales "
+                      f"{r.simulated_close:,.2f}; forced sales made "
+                      f"{_pct(r.share_of_fall)} of the day's fall", highlight=False)
+    cli.out.print(f"results in {output}/ (attribution.csv, attribution.json, "
+                  "exogenous_bars.csv)", highlight=False)

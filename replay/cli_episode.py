@@ -84,6 +84,15 @@ def episode_run(
     )] = None,
     overwrite: Annotated[bool, typer.Option(
         "--overwrite", help="Replace a non-empty output directory whole.")] = False,
+    attribute: Annotated[bool, typer.Option(
+        "--attribute", help="Then solve for the exogenous path and the share of each fall "
+                            "the forced sales made, into DIR/attribution "
+                            "(docs/attribution.md).")] = False,
+    tolerance_ticks: Annotated[float, typer.Option(
+        help="--attribute: converged when every close is within this many ticks.")] = 1.0,
+    max_iter: Annotated[int, typer.Option(
+        help="--attribute: iterations at most per day (each rebuilds and replays the tape)."
+    )] = 12,
 ) -> None:
     """Build the episode's market tape, replay it at the KRX venue (relative mode) with its
     brokers and population, and write the run directory with reported_vs_simulated.csv.
@@ -95,8 +104,18 @@ def episode_run(
 
     try:
         result = run_episode(name, output, _sets(set_), top, overwrite=overwrite,
-                             progress=_bar_factory)
+                             progress=_bar_factory, attribute=attribute,
+                             tolerance_ticks=tolerance_ticks, max_iter=max_iter,
+                             log=lambda s: out.print(s, highlight=False))
     except (ValueError, FileNotFoundError, FileExistsError) as exc:
         out.print(f"error: {exc}", style="red", highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None
     print_table(result)
+    if result.attribution is not None:
+        from replay.cli_attribute import print_result
+
+        print_result(result.attribution, tolerance_ticks, output / "attribution")
+    if result.attribution_error:
+        out.print(f"error: attribution: {result.attribution_error}", style="red",
+                  highlight=False, soft_wrap=True)
+        raise typer.Exit(1)

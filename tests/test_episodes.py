@@ -1,6 +1,7 @@
 """The bundled episodes (replay/episodes, docs/episodes.md): listed, their facts cited, and
 one short run whose reported-vs-simulated table holds every fact with its gap."""
 
+import json
 import re
 from datetime import date
 from pathlib import Path
@@ -93,3 +94,24 @@ def test_a_short_run_writes_every_fact_with_its_gap_and_the_misu_peak_after_the_
     peak = by.loc["day of the 미수 forced-sale peak", "simulated"]
     assert date.fromisoformat(peak) > date(2024, 8, 5)  # D+3: sold after the crash day
     assert (out / "summary.json").exists() and (out / "forced_orders.parquet").exists()
+
+
+def test_attribute_solves_the_days_in_order_to_a_tick_of_the_observed_closes(tmp_path):
+    out = tmp_path / "aug"
+    r = CliRunner().invoke(app, ["episode", "run", "2024-08-05", "--attribute", "-o",
+                                 str(out)])  # as shipped: 33 names, 5 days
+    assert r.exit_code == 0, r.output
+    att = json.loads((out / "attribution" / "attribution.json").read_text())
+    assert att["converged"] is True
+    table = pd.read_csv(out / "attribution" / "attribution.csv", dtype={"code": str})
+    assert len(table) == 33 * 5 and (table.gap_ticks <= 1).all()
+    # nothing is forced on 8/5 itself (calls and unpaid 미수 sell at 8/6's pre-open): its
+    # exogenous closes are the observed ones, and some later close is not
+    first = table[table.date == "2024-08-05"]
+    assert (first.exogenous_close == first.observed_close).all()
+    assert (table.exogenous_close != table.observed_close).any()
+    # once a day is within the tolerance it stays there: days are solved in order
+    open_days = [sorted({w["date"] for w in h["not_converged"]}) for h in att["history"]]
+    fronts = [d[0] for d in open_days if d]
+    assert fronts == sorted(fronts)
+    assert "converged in" in " ".join(r.output.split())

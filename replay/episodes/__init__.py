@@ -64,6 +64,10 @@ class EpisodeResult:
     build_seconds: float
     wall_seconds: float
     settings: dict
+    #: with ``attribute``: the attribution (replay.attribution.AttributionResult), or the
+    #: error that stopped it (its attribution.json still says how far it got)
+    attribution: Any = None
+    attribution_error: str | None = None
 
 
 def list_episodes() -> list[str]:
@@ -188,11 +192,16 @@ def _write_bars(frame: pd.DataFrame, path: Path) -> Path:
 
 def run_episode(name: str, out_dir: str | Path, overrides: dict[str, str] | None = None,
                 top: int | None = None, *, overwrite: bool = False,
-                progress=None) -> EpisodeResult:
+                progress=None, attribute: bool = False, tolerance_ticks: float | None = None,
+                max_iter: int | None = None, log=lambda s: None) -> EpisodeResult:
     """Build the episode's market tape, replay it at the KRX venue (relative mode) with its
     brokers and population into ``out_dir``, and write the reported-vs-simulated table
     there (``reported_vs_simulated.csv`` and ``.json``). ``top`` keeps the N names of the
-    largest turnover on the first day (an episode with fixed codes refuses it)."""
+    largest turnover on the first day (an episode with fixed codes refuses it).
+
+    ``attribute`` then solves for the exogenous bars of the episode's tape (replay.attribution,
+    docs/attribution.md) with the same brokers and population, into ``out_dir/attribution``;
+    a run that does not converge keeps its table and says why in ``attribution_error``."""
     from replay.episodes.facts import measure_facts
     from replay.market import group_knots, parse_index_knot, plan_market, write_market_tape
     from replay.runner import BrokerSpec, RunSpec, run_tape
@@ -237,11 +246,26 @@ def run_episode(name: str, out_dir: str | Path, overrides: dict[str, str] | None
         summary = run_tape(run, progress or _no_progress, sections={"episode": settings})
         (out_dir / "population.toml").write_text(population.replace("{bars}", "bars.csv"),
                                                  encoding="utf-8")
+        solved, error = None, None
+        if attribute:
+            import replay.attribution as attribution
+
+            recipe = attribution.TapeRecipe(plan=mplan.plan, seed=ep.seed, market=mplan,
+                                            knots=knots, source=str(bars.attrs["source"]))
+            try:
+                solved = attribution.attribute(
+                    recipe, run, out_dir / "attribution",
+                    tolerance_ticks=tolerance_ticks or attribution.TOLERANCE_TICKS,
+                    max_iter=max_iter or attribution.MAX_ITER,
+                    progress=progress or _no_progress, log=log)
+            except attribution.AttributionError as exc:
+                error = str(exc)
     table = measure_facts(ep, out_dir, summary, mplan)
     write_table(table, out_dir)
     return EpisodeResult(name=name, run_dir=out_dir, table=table, summary=summary,
                          build_seconds=build_seconds,
-                         wall_seconds=time.perf_counter() - t0, settings=settings)
+                         wall_seconds=time.perf_counter() - t0, settings=settings,
+                         attribution=solved, attribution_error=error)
 
 
 def _for_markets(population: str, markets: set[str]) -> tuple[str, list[str]]:
