@@ -23,7 +23,6 @@ import json
 import shutil
 import time
 from collections.abc import Callable, Sequence
-from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
@@ -33,7 +32,7 @@ import numpy as np
 import pandas as pd
 
 from replay.anchor import AnchorDay, AnchorPlan, _grid_round, plan_from_bars
-from replay.runner import RunSpec, run_tape
+from replay.runner import RunSpec, no_progress, run_tape
 from venues.krx.limits import price_limits
 from venues.krx.ticks import tick_size
 
@@ -419,14 +418,10 @@ class AttributionResult:
                           **({"variant": "variant"} if self.variant else {})}}
 
 
-def _no_progress(label: str, total: int | None):
-    return nullcontext(lambda n: None)
-
-
 def attribute(recipe: TapeRecipe, spec: RunSpec, out_dir: str | Path, *,
               tolerance_ticks: float = TOLERANCE_TICKS, max_iter: int = MAX_ITER,
               variant: Sequence[str] = (), overwrite: bool = False,
-              progress=_no_progress, log: Callable[[str], None] = lambda s: None,
+              progress=no_progress, log: Callable[[str], None] = lambda s: None,
               ) -> AttributionResult:
     """Solve for the exogenous bars of ``recipe`` whose tape, replayed with the brokers of
     ``spec`` (its ``broker``/``population``/``more_brokers``, ``mode``, ``seed``,

@@ -120,11 +120,11 @@ def index_closes(spec: RunSpec) -> dict[str, float]:
     return {**kospi, **named}
 
 
-def _no_progress(label: str, total: int | None):
+def no_progress(label: str, total: int | None):
     return nullcontext(lambda n: None)
 
 
-def run_tape(spec: RunSpec, progress: ProgressFactory = _no_progress, *,
+def run_tape(spec: RunSpec, progress: ProgressFactory = no_progress, *,
              sections: dict[str, Any] | None = None) -> dict[str, Any]:
     """Replay ``spec.tape`` into the run directory ``spec.output``; return the summary
     written there (``sections`` are added to it).

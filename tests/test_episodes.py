@@ -94,6 +94,9 @@ def test_a_short_run_writes_every_fact_with_its_gap_and_the_misu_peak_after_the_
     peak = by.loc["day of the 미수 forced-sale peak", "simulated"]
     assert date.fromisoformat(peak) > date(2024, 8, 5)  # D+3: sold after the crash day
     assert (out / "summary.json").exists() and (out / "forced_orders.parquet").exists()
+    # the run's population spec reads bars that are there beside it
+    assert 'bars = "bars.csv"' in (out / "population.toml").read_text(encoding="utf-8")
+    assert len(pd.read_csv(out / "bars.csv", dtype={"code": str})["code"].unique()) == 5
 
 
 def test_attribute_solves_the_days_in_order_to_a_tick_of_the_observed_closes(tmp_path):

@@ -15,6 +15,7 @@ relative mode with the brokers (replay.runner.run_tape), and writes
 from __future__ import annotations
 
 import json
+import shutil
 import tempfile
 import time
 import tomllib
@@ -160,11 +161,11 @@ def _float(value: str, key: str) -> float:
         raise ValueError(f"--set {key}={value}: must be a number") from None
 
 
-def episode_bars(ep: Episode, top: int | None = None) -> pd.DataFrame:
+def episode_bars(ep: Episode) -> pd.DataFrame:
     """The episode's bars (all its files), with the markets it names and, for
     ``shares = "volume_x40"``, made-up shares outstanding (the first day's volume x 40:
-    no listing of the day ships, so the index weights are an assumption), restricted to
-    ``codes`` or the ``top`` N by turnover on the first day."""
+    no listing of the day ships, so the index weights are an assumption); plan_market
+    selects the codes or the top N from them."""
     from replay.loaders.daily_bars import read_bars
 
     frame = pd.concat([read_bars(b) for b in ep.bars], ignore_index=True)
@@ -204,7 +205,7 @@ def run_episode(name: str, out_dir: str | Path, overrides: dict[str, str] | None
     a run that does not converge keeps its table and says why in ``attribution_error``."""
     from replay.episodes.facts import measure_facts
     from replay.market import group_knots, parse_index_knot, plan_market, write_market_tape
-    from replay.runner import BrokerSpec, RunSpec, run_tape
+    from replay.runner import BrokerSpec, RunSpec, no_progress, run_tape
 
     t0 = time.perf_counter()
     ep = load_episode(name, overrides)
@@ -243,7 +244,9 @@ def run_episode(name: str, out_dir: str | Path, overrides: dict[str, str] | None
                     "index_closes": dict(ep.index_closes), "shares": ep.shares,
                     "overrides": dict(overrides or {}),
                     "balances_dropped": dropped_balances}
-        summary = run_tape(run, progress or _no_progress, sections={"episode": settings})
+        summary = run_tape(run, progress or no_progress, sections={"episode": settings})
+        # the run's population spec, with the bars it reads beside it (rerunnable from DIR)
+        shutil.copyfile(bars_file, out_dir / "bars.csv")
         (out_dir / "population.toml").write_text(population.replace("{bars}", "bars.csv"),
                                                  encoding="utf-8")
         solved, error = None, None
@@ -257,10 +260,10 @@ def run_episode(name: str, out_dir: str | Path, overrides: dict[str, str] | None
                     recipe, run, out_dir / "attribution",
                     tolerance_ticks=tolerance_ticks or attribution.TOLERANCE_TICKS,
                     max_iter=max_iter or attribution.MAX_ITER,
-                    progress=progress or _no_progress, log=log)
+                    progress=progress or no_progress, log=log)
             except attribution.AttributionError as exc:
                 error = str(exc)
-    table = measure_facts(ep, out_dir, summary, mplan)
+    table = measure_facts(ep, out_dir, summary)
     write_table(table, out_dir)
     return EpisodeResult(name=name, run_dir=out_dir, table=table, summary=summary,
                          build_seconds=build_seconds,
@@ -289,12 +292,6 @@ def write_table(table: pd.DataFrame, out_dir: Path) -> None:
     rows = json.loads(table.to_json(orient="records"))
     (out_dir / f"{TABLE}.json").write_text(json.dumps(rows, indent=1, ensure_ascii=False),
                                            encoding="utf-8")
-
-
-def _no_progress(label, total):
-    from contextlib import nullcontext
-
-    return nullcontext(lambda n: None)
 
 
 __all__ = ["Episode", "EpisodeResult", "list_episodes", "load_episode", "run_episode"]

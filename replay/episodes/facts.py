@@ -29,11 +29,10 @@ class _Run:
         self.summary = summary
         self._cache: dict[str, pd.DataFrame] = {}
 
-    def table(self, name: str, columns=None) -> pd.DataFrame:
+    def table(self, name: str) -> pd.DataFrame:
         if name not in self._cache:
             path = self.dir / f"{name}.parquet"
-            self._cache[name] = pd.read_parquet(path, columns=columns) if path.exists() \
-                else pd.DataFrame()
+            self._cache[name] = pd.read_parquet(path) if path.exists() else pd.DataFrame()
         return self._cache[name]
 
     def sessions(self) -> pd.DataFrame:
@@ -247,7 +246,7 @@ def gap(reported, simulated, unit: str):
     return round(float(simulated) - float(reported), 4)
 
 
-def measure_facts(ep, run_dir: Path, summary: dict, mplan=None) -> pd.DataFrame:
+def measure_facts(ep, run_dir: Path, summary: dict) -> pd.DataFrame:
     """The reported-vs-simulated table of an episode's run (module docstring)."""
     run = _Run(Path(run_dir), summary)
     rows = []
