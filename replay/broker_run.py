@@ -39,7 +39,7 @@ from brokers.engine import Broker
 from brokers.rules import KINDS
 from replay.engine import TRADE_NAMES
 from replay.rundir import TableStream, write_parquet
-from venues.codes import ASK
+from venues.codes import ASK, SRC_HISTORY
 from venues.matching import TRADES
 
 if TYPE_CHECKING:
@@ -49,14 +49,16 @@ if TYPE_CHECKING:
 SELL = ASK  # the aggressor side of a sell print
 
 
-def load_brokers(specs, tape: Tape, seed: int,
-                 splits: dict[str, Any] | None = None) -> list[tuple[str, Any, Population]]:
+def load_brokers(specs, tape: Tape, seed: int, splits: dict[str, Any] | None = None, *,
+                 cache: dict[Any, Any] | None = None) -> list[tuple[str, Any, Population]]:
     """(label, rules, population) per broker of ``specs`` (:class:`replay.runner.BrokerSpec`):
     each population file is read once; a broker without one shares the first. Labels are the
     rules' names, made unique with -2, -3. Two brokers of one kind on the same accounts are
     refused: every account has one broker (docs/brokers.md: several brokers). ``splits``
     receives, per spec with a ``[market]`` table, how its balances were split
-    (:func:`split_record`)."""
+    (:func:`split_record`). ``cache``, a dict kept by the caller for this tape, holds the
+    populations loaded (by path and seed) for the next call: a population is not changed
+    by a broker holding it (brokers.engine.Broker copies an array before changing it)."""
     from brokers.population import KIND_CODES
     from brokers.rules import load_rules
 
@@ -67,8 +69,17 @@ def load_brokers(specs, tape: Tape, seed: int,
     for spec in specs:
         path = Path(spec.population) if spec.population is not None else first
         rules = load_rules(spec.rules, list(spec.overrides))
-        if path not in loaded:
-            loaded[path] = load_population(path, tape, seed, splits)
+        if path not in loaded and cache is not None and (str(path), seed) in cache:
+            loaded[path], split = cache[str(path), seed]
+            if split is not None and splits is not None:
+                splits[str(path)] = split
+        elif path not in loaded:
+            own: dict[str, Any] = {}
+            loaded[path] = load_population(path, tape, seed, own)
+            if splits is not None:
+                splits.update(own)
+            if cache is not None:
+                cache[str(path), seed] = (loaded[path], own.get(str(path)))
         pop = loaded[path]
         if spec.rekind and not (np.asarray(pop.kind) == KIND_CODES[rules.kind]).any():
             from brokers.population import rekind
@@ -163,14 +174,48 @@ def max_drawdown(trades: pd.DataFrame) -> float:
     return worst
 
 
-def trade_figures(path: Path) -> tuple[int, float]:
+class TradeFigures:
     """The tape's own sell volume (prints of history whose aggressor sold) and the max
-    drawdown (:func:`max_drawdown`) of the trade prints in ``path``, read a batch at a
-    time: memory does not grow with the number of prints. The prints are in time order
-    (the replay writes them as they happen); if they are not, the file is read whole."""
+    drawdown (:func:`max_drawdown`) of trade prints given a batch at a time, in time order:
+    memory does not grow with the number of prints. Fed batch by batch or whole, the
+    figures are the same numbers."""
+
+    def __init__(self) -> None:
+        self.peaks: dict[int, float] = {}
+        self.worst = 0.0
+        self.own_sells = 0
+
+    def add(self, ts: np.ndarray, inst: np.ndarray, price: np.ndarray, size: np.ndarray,
+            side: np.ndarray, history: np.ndarray) -> None:
+        if not len(ts):
+            return
+        self.own_sells += int(size[history & (side == SELL)].sum())
+        px = price.astype(float)
+        order = np.argsort(inst, kind="stable")
+        inst, px = inst[order], px[order]
+        cuts = np.flatnonzero(np.diff(inst)) + 1
+        for lo, hi in zip(np.r_[0, cuts], np.r_[cuts, len(inst)], strict=True):
+            k = int(inst[lo])
+            peak = np.maximum.accumulate(np.r_[self.peaks.get(k, -np.inf), px[lo:hi]])[1:]
+            self.peaks[k] = float(peak[-1])
+            self.worst = max(self.worst, float(np.max(1.0 - px[lo:hi] / peak)))
+
+    def add_rows(self, rows: np.ndarray) -> None:
+        """Report rows of the trades table (:data:`replay.engine.TRADE_NAMES` columns)."""
+        ts, inst, price, size, side, source = (rows[:, j] for j in range(6))
+        self.add(ts, inst, price, size, side, source == SRC_HISTORY)
+
+    @property
+    def figures(self) -> tuple[int, float]:
+        return self.own_sells, self.worst
+
+
+def trade_figures(path: Path) -> tuple[int, float]:
+    """:class:`TradeFigures` of the trade prints in ``path``, read a batch at a time. The
+    prints are in time order (the replay writes them as they happen); if they are not, the
+    file is read whole."""
     f = pq.ParquetFile(path)
-    peaks: dict[int, float] = {}
-    worst, own_sells, last_ts = 0.0, 0, np.iinfo(np.int64).min
+    acc, last_ts = TradeFigures(), np.iinfo(np.int64).min
     for batch in f.iter_batches(BATCH_ROWS, columns=["ts", "instrument", "price", "size",
                                                       "side", "source"]):
         ts = batch.column("ts").to_numpy()
@@ -187,24 +232,15 @@ def trade_figures(path: Path) -> tuple[int, float]:
             source = source.cast(pa.string())
             history = pc.equal(source, "history").to_numpy(zero_copy_only=False)
         else:
-            history = source.to_numpy() == 0
-        side = batch.column("side").to_numpy()
-        own_sells += int(batch.column("size").to_numpy()[history & (side == SELL)].sum())
-        inst = batch.column("instrument").to_numpy()
-        px = batch.column("price").to_numpy().astype(float)
-        order = np.argsort(inst, kind="stable")
-        inst, px = inst[order], px[order]
-        cuts = np.flatnonzero(np.diff(inst)) + 1
-        for lo, hi in zip(np.r_[0, cuts], np.r_[cuts, len(inst)], strict=True):
-            k = int(inst[lo])
-            peak = np.maximum.accumulate(np.r_[peaks.get(k, -np.inf), px[lo:hi]])[1:]
-            peaks[k] = float(peak[-1])
-            worst = max(worst, float(np.max(1.0 - px[lo:hi] / peak)))
-    return own_sells, worst
+            history = source.to_numpy() == SRC_HISTORY
+        acc.add(ts, batch.column("instrument").to_numpy(), batch.column("price").to_numpy(),
+                batch.column("size").to_numpy(), batch.column("side").to_numpy(), history)
+    return acc.figures
 
 
-def metrics(broker: Broker, trades: Path) -> dict[str, Any]:
-    """The broker's figures for one run; ``trades`` is the run's trade prints file.
+def metrics(broker: Broker, trades: tuple[int, float]) -> dict[str, Any]:
+    """The broker's figures for one run; ``trades`` is the run's own sell volume and max
+    drawdown (:func:`trade_figures` of its trade prints file, or :class:`TradeFigures`).
 
     The account counts (docs/brokers.md, "What the summary counts"), each over the accounts
     of the broker's kind, each counted once however often it happened:
@@ -222,7 +258,7 @@ def metrics(broker: Broker, trades: Path) -> dict[str, Any]:
     forced = broker.forced_orders()
     accounts = broker.accounts()
     pop = broker.population
-    own_sells, drawdown = trade_figures(trades)
+    own_sells, drawdown = trades
     filled = forced.filled_qty.to_numpy(dtype=np.int64) if len(forced) else np.zeros(0, int)
     value = float(np.nansum(forced.filled_qty * forced.avg_price)) if len(forced) else 0.0
     kinds = np.bincount(np.asarray(pop.kind)[~broker.managed], minlength=len(KINDS))
@@ -345,12 +381,14 @@ def total(sections: list[dict[str, Any]], brokers: list[Broker]) -> dict[str, An
 
 
 def broker_sections(brokers: list[Broker], cf_brokers: list[Broker],
-                    labels: list[str | None], run_dir: Path) -> dict[str, Any]:
+                    labels: list[str | None], trades: tuple[int, float],
+                    cf_trades: tuple[int, float]) -> dict[str, Any]:
     """summary.json's broker figures: ``broker`` and ``counterfactual`` (several brokers:
     their totals), and with several brokers ``brokers``, each broker's two sections by
-    label."""
-    run = [metrics(b, run_dir / "trades.parquet") for b in brokers]
-    cf = [metrics(b, run_dir / "counterfactual_trades.parquet") for b in cf_brokers]
+    label. ``trades`` and ``cf_trades``: each run's own sell volume and max drawdown
+    (:class:`TradeFigures`)."""
+    run = [metrics(b, trades) for b in brokers]
+    cf = [metrics(b, cf_trades) for b in cf_brokers]
     if labels == [None]:
         return {"broker": run[0], "counterfactual": cf[0]}
     return {"broker": total(run, brokers), "counterfactual": total(cf, cf_brokers),

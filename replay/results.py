@@ -138,20 +138,29 @@ class RunWriter:
             frame = getattr(result, name)
             write_parquet(self.run_dir / f"{name}.parquet",
                           pa.Table.from_pandas(frame, preserve_index=False), self.run_id)
-        ev, ses, unf = result.venue_events, result.sessions, result.unfilled
-        kinds = ev["kind"].value_counts().to_dict() if len(ev) else {}
-        return {
-            "volatility_interruptions": int(sum(v for k, v in kinds.items()
-                                                if k.startswith("vi_"))),
-            "circuit_breakers": int(sum(v for k, v in kinds.items()
-                                        if k.startswith("circuit_breaker"))),
-            "sidecars": int(sum(v for k, v in kinds.items() if k.startswith("sidecar"))),
-            "events_by_kind": {k: int(v) for k, v in sorted(kinds.items())},
-            "sessions": len(ses),
-            "limit_locked_down_sessions": int(ses["limit_locked_down"].sum()) if len(ses) else 0,
-            "unfilled_orders": len(unf),
-            "unfilled_quantity": int(unf["unfilled"].sum()) if len(unf) else 0,
-        }
+        return venue_summary(result)
+
+
+def venue_summary(result: ReplayResult) -> dict:
+    """summary.json's ``venue_summary`` of a run at the KRX venue ({} at the generic
+    venue): its VIs, circuit breakers and sidecars, its events by kind, sessions,
+    limit-locked-down sessions and the injected orders left unfilled."""
+    if result.venue == "generic":
+        return {}
+    ev, ses, unf = result.venue_events, result.sessions, result.unfilled
+    kinds = ev["kind"].value_counts().to_dict() if len(ev) else {}
+    return {
+        "volatility_interruptions": int(sum(v for k, v in kinds.items()
+                                            if k.startswith("vi_"))),
+        "circuit_breakers": int(sum(v for k, v in kinds.items()
+                                    if k.startswith("circuit_breaker"))),
+        "sidecars": int(sum(v for k, v in kinds.items() if k.startswith("sidecar"))),
+        "events_by_kind": {k: int(v) for k, v in sorted(kinds.items())},
+        "sessions": len(ses),
+        "limit_locked_down_sessions": int(ses["limit_locked_down"].sum()) if len(ses) else 0,
+        "unfilled_orders": len(unf),
+        "unfilled_quantity": int(unf["unfilled"].sum()) if len(unf) else 0,
+    }
 
 
 def write_run(result: ReplayResult, run_dir: str | Path, *, seed: int,

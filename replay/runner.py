@@ -124,71 +124,45 @@ def no_progress(label: str, total: int | None):
     return nullcontext(lambda n: None)
 
 
-def run_tape(spec: RunSpec, progress: ProgressFactory = no_progress, *,
-             sections: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Replay ``spec.tape`` into the run directory ``spec.output``; return the summary
-    written there (``sections`` are added to it).
+@dataclass
+class Prepared:
+    """A run's inputs read and checked, ready to replay any number of times: the tape (or
+    the generative flow), the seed, the injected orders, the index closes, each broker's
+    (label, rules, population) and the strategy's class. :meth:`make_replay` gives a fresh
+    replay with everything attached; :meth:`replay_all` drives it. ``cascade replay`` runs
+    it twice (with the forced orders, then the counterfactual) into a run directory; a
+    sweep cell (replay/sweep/) runs it in memory."""
 
-    A non-empty output is refused before any work unless ``spec.overwrite``. Timings:
-    ``load_seconds`` (inputs read, compiled kernels loaded), ``replay_seconds`` (the replay
-    alone; ``events_per_second`` is over it) and ``wall_seconds`` (everything)."""
-    from replay.engine import Replay
-    from replay.generative import FlowInputs
-    from replay.inject import read_injected
-    from replay.results import RunWriter
-    from replay.rundir import RunDirectory, check_target, verify
-    from replay.tape import Tape
+    spec: RunSpec
+    tape: Any  # replay.tape.Tape, a tape held in memory, or replay.generative.FlowInputs
+    seed: int
+    injected: Any
+    closes: dict[str, float]
+    market: list[tuple[str, Any, Any]]
+    splits: dict[str, Any]
+    strategy_class: Any = None
 
-    t_start = time.perf_counter()
-    if bool(spec.broker) != bool(spec.population):
-        raise ValueError("a broker needs both --broker and --population")
-    if spec.overrides and not spec.broker:
-        raise ValueError("--set overrides a broker's rules: give --broker")
-    if spec.more_brokers and not spec.broker:
-        raise ValueError("more brokers need a first one (RunSpec.broker)")
-    check_target(spec.output, spec.overwrite)
-    if spec.mode == "generative":
+    @property
+    def generative(self) -> bool:
         from replay.generative import FlowInputs
 
-        if spec.tape is not None:
-            raise ValueError("generative mode takes no tape; drop the TAPE argument")
-        t = FlowInputs(spec.profile or "krx-smallcap", spec.days, spec.shocks)
-        spec = replace(spec, venue=spec.venue or "generic")
-        seed = spec.seed or 0
-    else:
-        if spec.tape is None:
-            raise ValueError(f"{spec.mode} mode replays a tape: give TAPE")
-        t = Tape(spec.tape)
-        if spec.venue is None:
-            spec = replace(spec, venue=default_venue(t.instruments))
-        seed = spec.seed if spec.seed is not None else (t.session_seed or 0)
-    injected = read_injected(spec.inject, t.instruments) if spec.inject else None
-    closes = index_closes(spec)
-    market = []  # (label, rules, population) per broker
-    splits: dict[str, Any] = {}  # a [market] population's split, per spec
-    if spec.broker:
-        from replay.broker_run import load_brokers
+        return isinstance(self.tape, FlowInputs)
 
-        market = load_brokers(spec.brokers(), t, seed, splits)
-    rules = market[0][1] if market else None
-    strategy_class = None
-    if spec.strategy:
-        from strategies.base import load_strategy
-
-        strategy_class = load_strategy(spec.strategy)
-
-    def make_replay(submit_forced: bool = True):
+    def make_replay(self, submit_forced: bool = True):
         """A fresh replay with the brokers (and strategy) attached, in the order given; a
         margin strategy's account joins the first broker of its kind (with none, a broker of
         its kind's preset holding its account alone)."""
         from brokers.engine import Broker
+        from replay.engine import Replay
 
-        rp = t.replay(spec.venue, seed) if isinstance(t, FlowInputs) else Replay(
+        spec, t, seed = self.spec, self.tape, self.seed
+        rp = t.replay(spec.venue, seed) if self.generative else Replay(
             t.instruments, spec.mode, venue=spec.venue, seed=seed,
-            index_prior_close=closes)
+            index_prior_close=self.closes)
         brokers, host = [], None
-        strategy = strategy_class(**spec.strategy_params) if strategy_class else None
-        for _, rules_, pop in market:
+        cls = self.strategy_class
+        strategy = cls(**spec.strategy_params) if cls else None
+        for _, rules_, pop in self.market:
             if strategy is not None and host is None and strategy.account == rules_.kind:
                 from strategies.base import attach_strategy
 
@@ -204,19 +178,91 @@ def run_tape(spec: RunSpec, progress: ProgressFactory = no_progress, *,
             host = attach_strategy(rp, strategy, seed=seed, submit_forced=submit_forced)
         return rp, brokers, host
 
-    def replay_all(rp, sink, advance):
+    def replay_all(self, rp, sink, advance=None):
         """The run's events through ``rp``: the tape's chunks, or the generative flow."""
-        if isinstance(t, FlowInputs):
-            result = t.run(rp, seed, injected, sink)
-            advance(result.events)
+        if self.generative:
+            result = self.tape.run(rp, self.seed, self.injected, sink)
+            if advance is not None:
+                advance(result.events)
             return result
-        return rp.run(t.chunks(spec.chunk_rows), injected, progress=advance, sink=sink)
+        return rp.run(self.tape.chunks(self.spec.chunk_rows), self.injected,
+                      progress=advance, sink=sink)
+
+
+def check_spec(spec: RunSpec) -> None:
+    """The checks of ``spec`` that read no file: a broker has a population, and so on."""
+    if bool(spec.broker) != bool(spec.population):
+        raise ValueError("a broker needs both --broker and --population")
+    if spec.overrides and not spec.broker:
+        raise ValueError("--set overrides a broker's rules: give --broker")
+    if spec.more_brokers and not spec.broker:
+        raise ValueError("more brokers need a first one (RunSpec.broker)")
+
+
+def prepare(spec: RunSpec, *, tape: Any = None,
+            populations: dict[Any, Any] | None = None) -> Prepared:
+    """Read and check everything ``spec`` names: the tape (``tape``: one already read, in
+    its place), the injected orders, the index closes, the brokers' rules and populations
+    (``populations``: a cache of those already loaded, shared between calls) and the
+    strategy's class. ValueError names what is wrong."""
+    from replay.inject import read_injected
+    from replay.tape import Tape
+
+    check_spec(spec)
+    if spec.mode == "generative":
+        from replay.generative import FlowInputs
+
+        if spec.tape is not None:
+            raise ValueError("generative mode takes no tape; drop the TAPE argument")
+        t = FlowInputs(spec.profile or "krx-smallcap", spec.days, spec.shocks)
+        spec = replace(spec, venue=spec.venue or "generic")
+        seed = spec.seed or 0
+    else:
+        if spec.tape is None:
+            raise ValueError(f"{spec.mode} mode replays a tape: give TAPE")
+        t = tape if tape is not None else Tape(spec.tape)
+        if spec.venue is None:
+            spec = replace(spec, venue=default_venue(t.instruments))
+        seed = spec.seed if spec.seed is not None else (t.session_seed or 0)
+    injected = read_injected(spec.inject, t.instruments) if spec.inject else None
+    closes = index_closes(spec)
+    market = []  # (label, rules, population) per broker
+    splits: dict[str, Any] = {}  # a [market] population's split, per spec
+    if spec.broker:
+        from replay.broker_run import load_brokers
+
+        market = load_brokers(spec.brokers(), t, seed, splits, cache=populations)
+    strategy_class = None
+    if spec.strategy:
+        from strategies.base import load_strategy
+
+        strategy_class = load_strategy(spec.strategy)
+    return Prepared(spec, t, seed, injected, closes, market, splits, strategy_class)
+
+
+def run_tape(spec: RunSpec, progress: ProgressFactory = no_progress, *,
+             sections: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Replay ``spec.tape`` into the run directory ``spec.output``; return the summary
+    written there (``sections`` are added to it).
+
+    A non-empty output is refused before any work unless ``spec.overwrite``. Timings:
+    ``load_seconds`` (inputs read, compiled kernels loaded), ``replay_seconds`` (the replay
+    alone; ``events_per_second`` is over it) and ``wall_seconds`` (everything)."""
+    from replay.results import RunWriter
+    from replay.rundir import RunDirectory, check_target, verify
+
+    t_start = time.perf_counter()
+    check_spec(spec)
+    check_target(spec.output, spec.overwrite)
+    run_ = prepare(spec)
+    spec, t, seed, market = run_.spec, run_.tape, run_.seed, run_.market
+    rules = market[0][1] if market else None
 
     with RunDirectory(spec.output, overwrite=spec.overwrite) as run:
-        if not isinstance(t, FlowInputs):
+        if not run_.generative:
             warm_up(t, spec.mode, spec.venue, seed)
         load_seconds = time.perf_counter() - t_start
-        rp, brokers, host = make_replay()
+        rp, brokers, host = run_.make_replay()
         labels = [label for label, _, _ in market] if len(market) > 1 else [None]
         snapshots = None
         if brokers:
@@ -228,7 +274,7 @@ def run_tape(spec: RunSpec, progress: ProgressFactory = no_progress, *,
                 broker.snapshot_sink = sink
         writer = RunWriter(run.path, t.instruments, run.run_id)  # streams as rows come
         with progress(f"replay ({spec.mode}, {spec.venue})", len(t) or None) as advance:
-            result = replay_all(rp, writer, advance)
+            result = run_.replay_all(rp, writer, advance)
         config = spec.config()
         summary = writer.close(result, seed=seed, config=config)
         if host is not None:
@@ -238,18 +284,21 @@ def run_tape(spec: RunSpec, progress: ProgressFactory = no_progress, *,
                 CounterfactualTrades,
                 broker_sections,
                 discard_snapshot,
+                trade_figures,
                 write_broker_tables,
             )
 
             write_broker_tables(run.path, brokers, labels, snapshots[0].stream, run.run_id)
             with progress("counterfactual (no forced orders)", len(t) or None) as advance:
-                cf, cf_brokers, _ = make_replay(submit_forced=False)
+                cf, cf_brokers, _ = run_.make_replay(submit_forced=False)
                 for b in cf_brokers:
                     b.snapshot_sink = discard_snapshot
                 cf_trades = CounterfactualTrades(run.stream("counterfactual_trades.parquet"))
-                replay_all(cf, cf_trades, advance)
+                run_.replay_all(cf, cf_trades, advance)
                 cf_trades.close()
-            summary.update(broker_sections(brokers, cf_brokers, labels, run.path))
+            summary.update(broker_sections(
+                brokers, cf_brokers, labels, trade_figures(run.path / "trades.parquet"),
+                trade_figures(run.path / "counterfactual_trades.parquet")))
             summary["config"] = {**config, "broker": rules.name}
             summary["rules"] = asdict(rules)  # as applied, overrides included
             if len(market) > 1:
@@ -257,8 +306,8 @@ def run_tape(spec: RunSpec, progress: ProgressFactory = no_progress, *,
                 summary["rules_by_broker"] = {label: asdict(r) for label, r, _ in market}
         summary["load_seconds"] = round(load_seconds, 6)
         summary["wall_seconds"] = round(time.perf_counter() - t_start, 6)
-        if splits:
-            summary["population_split"] = splits
+        if run_.splits:
+            summary["population_split"] = run_.splits
         if spec.mode != "generative" and len(t.instruments) > 1:
             summary["market"] = market_record(t.instruments)
         summary.update(sections or {})

@@ -1,0 +1,400 @@
+"""One sweep cell's figures, computed in a worker that keeps what it has loaded.
+
+A worker (a process of the local pool, or a Ray worker) runs one paired block at a time
+(:func:`run_block`): the cells of one tape, population, mode and seed, one per rule
+variant. It keeps the compiled kernels loaded (a warm-up replay once per mode and venue),
+the last :data:`KEEP_TAPES` tapes it has read or made (in memory, as the 2^20-row chunks
+a tape file gives) and, per tape, the populations drawn on it; so a cell pays for its
+replay, not for process start, imports, kernel loading, tape parsing or drawing accounts.
+
+The replay is the one ``cascade replay`` runs (replay.runner.prepare) with the report rows
+reduced as they are flushed (:class:`FigureSink`) instead of written: the figures are the
+numbers summary.json would hold for the same inputs (tests/test_sweep.py checks them
+against :func:`replay.runner.run_tape`). Without a strategy the counterfactual (no forced
+order) is the same market for every variant of a block, so it is replayed once per block.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import traceback
+from collections import OrderedDict
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from replay.sweep.spec import Cell, SweepSpec, TapeDef
+
+#: Tapes a worker keeps in memory (a one-day large-cap tape is about 170 MB).
+KEEP_TAPES = 2
+CHUNK_ROWS = 1 << 20  # as replay.runner.RunSpec.chunk_rows: the chunks a tape file gives
+
+#: The figures of a cell, in the order of cells.parquet (after the axes): (name, dtype).
+FIGURES = (
+    ("forced_orders", "int64"), ("forced_volume", "int64"), ("forced_value", "float64"),
+    ("amplification", "float64"), ("max_drawdown", "float64"),
+    ("counterfactual_max_drawdown", "float64"), ("excess_drawdown", "float64"),
+    ("accounts_managed", "int64"), ("accounts_called", "int64"),
+    ("accounts_force_sold", "int64"), ("accounts_wiped_out", "int64"),
+    ("broker_shortfall", "int64"), ("max_generation", "int64"),
+    ("tape_sell_volume", "int64"), ("limit_locked_days", "Int64"), ("vi_count", "Int64"),
+    ("circuit_breakers", "Int64"), ("sidecars", "Int64"), ("index_close", "float64"),
+    ("index_return", "float64"), ("events", "int64"),
+)
+STRATEGY_FIGURES = (("strategy_return", "float64"), ("strategy_final_equity", "float64"),
+                    ("strategy_margin_calls", "Int64"), ("strategy_liquidations", "Int64"))
+#: Per broker of a run of several: ``<figure>[<broker label>]``.
+PER_BROKER = ("forced_volume", "forced_value", "accounts_called", "accounts_force_sold",
+              "accounts_wiped_out", "broker_shortfall")
+
+
+class MemoryTape:
+    """A tape held in memory: what replay.runner.prepare reads of a replay.tape.Tape
+    (``instruments``, ``session_seed``, ``first_day``, ``chunks``, ``len``)."""
+
+    def __init__(self, chunks: list, instruments, session_seed: int | None, first_day,
+                 path: Path | None = None) -> None:
+        self._chunks = chunks
+        self.instruments = instruments
+        self.session_seed = session_seed
+        self.first_day = first_day
+        self.path = path
+        self.rows = sum(len(c) for c in chunks)
+
+    def __len__(self) -> int:
+        return self.rows
+
+    def chunks(self, rows: int = CHUNK_ROWS) -> Iterator:
+        """The chunks held (``rows`` = :data:`CHUNK_ROWS`: as a tape file gives them), or
+        each cut into pieces of at most ``rows``."""
+        if rows == CHUNK_ROWS:
+            yield from self._chunks
+            return
+        for c in self._chunks:
+            for lo in range(0, len(c), rows):
+                yield c.take(slice(lo, lo + rows))
+
+    @property
+    def nbytes(self) -> int:
+        return sum(sum(getattr(c, f).nbytes for f in c.__dataclass_fields__) for c in
+                   self._chunks)
+
+
+def _rechunk(parts: list, rows: int = CHUNK_ROWS) -> list:
+    from replay.tape import Events
+
+    whole = Events.concat(parts) if len(parts) != 1 else parts[0]
+    return [whole.take(slice(lo, lo + rows)) for lo in range(0, len(whole), rows)]
+
+
+def read_tape(tape: TapeDef, seed: int) -> MemoryTape:
+    """The tape of ``tape`` for a cell of ``seed``: a file read whole, or a synthetic
+    tape made (replay.synth.synthesize, the tape ``cascade data synth`` writes)."""
+    from replay.broker_run import tape_first_day
+    from replay.tape import Tape
+
+    if tape.kind == "file":
+        t = Tape(tape.path)
+        return MemoryTape(list(t.chunks(CHUNK_ROWS)), t.instruments, t.session_seed,
+                          tape_first_day(t), tape.path)
+    from replay.synth import synthesize
+    from venues.krx.session import seoul_date
+
+    s = tape.tape_seed(seed)
+    parts, table = [], None
+    for events, day_table in synthesize(tape.profile, tape.days, s, tape.start,
+                                        shocks=dict(tape.shocks)):
+        table = day_table if table is None else table  # the first day's, as a tape file
+        parts.append(events)
+    chunks = _rechunk(parts)
+    first = seoul_date(int(chunks[0].ts[0])) if chunks and len(chunks[0]) else None
+    return MemoryTape(chunks, table, s, first)
+
+
+def write_tape(tape: TapeDef, seed: int, path: Path) -> Path:
+    """The same tape as a file (a kept run replays it by path)."""
+    from replay.synth import write_synthetic_tape
+
+    if tape.kind == "file":
+        return tape.path
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.partial")
+        write_synthetic_tape(tmp, tape.profile, tape.days, tape.tape_seed(seed), tape.start,
+                             shocks=dict(tape.shocks))
+        os.replace(tmp, path)
+    return path
+
+
+class FigureSink:
+    """A replay's report sink that keeps only the trade prints' figures
+    (replay.broker_run.TradeFigures): nothing is written, memory stays flat."""
+
+    def __init__(self) -> None:
+        from replay.broker_run import TradeFigures
+
+        self.trades = TradeFigures()
+
+    def append(self, table: int, rows: np.ndarray) -> None:
+        from venues.matching import TRADES
+
+        if table == TRADES:
+            self.trades.add_rows(rows)
+
+
+@dataclass
+class _Loaded:
+    tape: MemoryTape
+    populations: dict  # replay.broker_run.load_brokers' cache, for this tape
+    seconds: float
+
+
+class WorkerState:
+    """What a worker keeps between blocks."""
+
+    def __init__(self) -> None:
+        self.tapes: OrderedDict[tuple, _Loaded] = OrderedDict()
+        self.warm: set[tuple[str, str]] = set()
+
+    def tape(self, tape: TapeDef, seed: int) -> _Loaded:
+        key = (tape, tape.tape_seed(seed) if tape.kind == "synthetic" else None)
+        if key in self.tapes:
+            self.tapes.move_to_end(key)
+            hit = self.tapes[key]
+            return _Loaded(hit.tape, hit.populations, 0.0)
+        while len(self.tapes) >= KEEP_TAPES:
+            self.tapes.popitem(last=False)
+        t0 = time.perf_counter()
+        loaded = _Loaded(read_tape(tape, seed), {}, 0.0)
+        loaded.seconds = time.perf_counter() - t0
+        self.tapes[key] = loaded
+        return loaded
+
+    def warm_up(self, tape: MemoryTape, mode: str, venue: str, seed: int) -> None:
+        from replay.runner import warm_up
+
+        if (mode, venue) not in self.warm:
+            warm_up(tape, mode, venue, seed)
+            self.warm.add((mode, venue))
+
+
+STATE = WorkerState()
+
+
+def run_spec(spec: SweepSpec, cell: Cell, populations: dict[str, Path], *,
+             brokers: bool = True, output: Path | None = None):
+    """The replay.runner.RunSpec of a cell (``brokers`` False: the same run with none)."""
+    from replay.runner import BrokerSpec, RunSpec
+
+    v, t = cell.variant, cell.tape
+    generative = cell.mode == "generative"
+    first, *more = v.brokers
+    kw: dict[str, Any] = {}
+    if brokers:
+        kw = dict(broker=first.rules, population=populations[first.population
+                                                             or cell.population.name],
+                  overrides=tuple(first.overrides),
+                  more_brokers=tuple(BrokerSpec(b.rules, populations[b.population]
+                                                if b.population else None,
+                                                tuple(b.overrides), True) for b in more),
+                  rekind=True)
+    return RunSpec(tape=None if generative else (t.path or Path(f"{t.name}.parquet")),
+                   output=output or Path(os.devnull), mode=cell.mode, venue=spec.venue,
+                   seed=cell.seed, inject=spec.inject, index_prior_close=spec.index_prior_close,
+                   strategy=spec.strategy, strategy_params=dict(spec.params),
+                   profile=t.profile if generative else None,
+                   days=t.days if generative else 1,
+                   shocks=dict(t.shocks) if generative else {}, **kw)
+
+
+def _market_figures(result, trades) -> dict[str, Any]:
+    from replay.results import venue_summary
+
+    venue = venue_summary(result)
+    kospi = (result.indices or {}).get("KOSPI", {})
+    own_sells, drawdown = trades.figures
+    return {"max_drawdown": drawdown, "tape_sell_volume": own_sells,
+            "limit_locked_days": venue.get("limit_locked_down_sessions"),
+            "vi_count": venue.get("volatility_interruptions"),
+            "circuit_breakers": venue.get("circuit_breakers"),
+            "sidecars": venue.get("sidecars"),
+            "index_close": kospi.get("close"), "index_return": kospi.get("close_return"),
+            "events": int(result.events)}
+
+
+def _replay(prepared, submit_forced: bool):
+    from replay.broker_run import discard_snapshot
+
+    rp, brokers, host = prepared.make_replay(submit_forced)
+    for b in brokers:
+        b.snapshot_sink = discard_snapshot
+    sink = FigureSink()
+    result = prepared.replay_all(rp, sink)
+    return result, sink.trades, brokers, host
+
+
+def cell_figures(spec: SweepSpec, cell: Cell, populations: dict[str, Path], loaded,
+                 counterfactual: tuple | None) -> tuple[dict[str, Any], dict[str, float]]:
+    """The figures of one cell and its timings; ``counterfactual`` (market figures, seconds)
+    when already replayed for its block. ``loaded``: the cell's tape (None in generative
+    mode)."""
+    from replay.broker_run import metrics, total
+    from replay.runner import prepare
+
+    t0 = time.perf_counter()
+    kw = {} if loaded is None else {"tape": loaded.tape, "populations": loaded.populations}
+    prepared = prepare(run_spec(spec, cell, populations), **kw)
+    t1 = time.perf_counter()
+    result, trades, brokers, host = _replay(prepared, True)
+    t2 = time.perf_counter()
+    if counterfactual is None or spec.strategy:
+        cf_result, cf_trades, _, _ = _replay(prepared, False)
+        cf_market = _market_figures(cf_result, cf_trades)
+        cf_seconds = time.perf_counter() - t2
+    else:
+        cf_market, cf_seconds = counterfactual
+    labels = [label for label, _, _ in prepared.market]
+    own = [metrics(b_, trades.figures) for b_ in brokers]
+    b = own[0] if len(own) == 1 else total(own, brokers)
+    fig: dict[str, Any] = {k: b[k] for k in (
+        "forced_orders", "forced_volume", "forced_value", "amplification",
+        "accounts_managed", "accounts_called", "accounts_force_sold", "accounts_wiped_out",
+        "broker_shortfall", "max_generation")}
+    fig.update(_market_figures(result, trades))
+    fig["counterfactual_max_drawdown"] = cf_market["max_drawdown"]
+    fig["excess_drawdown"] = fig["max_drawdown"] - cf_market["max_drawdown"]
+    if len(labels) > 1:
+        for label, one in zip(labels, own, strict=True):
+            for k in PER_BROKER:
+                fig[f"{k}[{label}]"] = one[k]
+    if host is not None:
+        st = host.summary()
+        fig.update(strategy_return=st["return"], strategy_final_equity=st["final_equity"],
+                   strategy_margin_calls=st["margin_calls"],
+                   strategy_liquidations=st["liquidations"])
+    timing = {"prepare_seconds": t1 - t0, "replay_seconds": t2 - t1,
+              "counterfactual_seconds": cf_seconds}
+    return fig, timing
+
+
+def block_counterfactual(spec: SweepSpec, cell: Cell, populations: dict[str, Path],
+                         loaded) -> tuple[dict[str, Any], float]:
+    """The counterfactual market of a block: its tape replayed with no broker (what every
+    variant's counterfactual is, its brokers sending nothing)."""
+    from replay.runner import prepare
+
+    t0 = time.perf_counter()
+    kw = {} if loaded is None else {"tape": loaded.tape}
+    prepared = prepare(run_spec(spec, cell, populations, brokers=False), **kw)
+    result, trades, _, _ = _replay(prepared, False)
+    return _market_figures(result, trades), time.perf_counter() - t0
+
+
+#: ``emit(record)``: a finished cell's record (replay.sweep.store.Record fields as a dict).
+Emit = Callable[[dict[str, Any]], None]
+
+
+def iter_block(spec: SweepSpec, cells: Sequence[Cell], populations: dict[str, Path],
+               keep_runs: Path | None = None) -> Iterator[dict[str, Any]]:
+    """Run the cells of one paired block (one tape, population, mode and seed), yielding
+    each cell's record as it finishes; a cell that fails is yielded with its error and the
+    others go on. ``keep_runs``: each cell also writes its full run directory there
+    (replay.runner.run_tape), and its figures are read from it."""
+    first = cells[0]
+    cf: tuple | None = None
+    loaded = None
+    load_seconds = 0.0
+    for k, cell in enumerate(cells):
+        t0 = time.perf_counter()
+        try:
+            if keep_runs is not None:
+                fig, timing = kept_run(spec, cell, populations, keep_runs)
+            else:
+                if loaded is None and cell.mode != "generative":
+                    loaded = STATE.tape(first.tape, first.seed)
+                    load_seconds = loaded.seconds
+                    venue = spec.venue or _default_venue(loaded.tape)
+                    STATE.warm_up(loaded.tape, cell.mode, venue, cell.seed)
+                if cf is None and not spec.strategy:
+                    cf = block_counterfactual(spec, cell, populations, loaded)
+                    cf_share = cf[1]
+                else:
+                    cf_share = 0.0
+                fig, timing = cell_figures(spec, cell, populations, loaded, cf)
+                if not spec.strategy:
+                    timing["counterfactual_seconds"] = cf_share
+            timing["load_seconds"] = load_seconds if k == 0 else 0.0
+            record = {"key": cell.key, "axes": cell.axes(), "status": "ok", "figures": fig,
+                      "error": None}
+        except Exception as exc:  # recorded with its error; the others go on
+            timing = {"load_seconds": load_seconds if k == 0 else 0.0}
+            record = {"key": cell.key, "axes": cell.axes(), "status": "failed",
+                      "figures": None, "error": f"{type(exc).__name__}: {exc}",
+                      "traceback": traceback.format_exc(limit=8)}
+        timing["wall_seconds"] = time.perf_counter() - t0
+        record["timing"] = {k_: round(v, 6) for k_, v in timing.items()}
+        record["worker_pid"] = os.getpid()
+        yield record
+
+
+def run_block(spec: SweepSpec, cells: Sequence[Cell], populations: dict[str, Path],
+              emit: Emit, keep_runs: Path | None = None) -> int:
+    """:func:`iter_block`, each record given to ``emit``; returns the cells run."""
+    n = 0
+    for record in iter_block(spec, cells, populations, keep_runs):
+        emit(record)
+        n += 1
+    return n
+
+
+def _default_venue(tape: MemoryTape) -> str:
+    from replay.runner import default_venue
+
+    return default_venue(tape.instruments)
+
+
+def kept_run(spec: SweepSpec, cell: Cell, populations: dict[str, Path],
+             runs: Path) -> tuple[dict[str, Any], dict[str, float]]:
+    """A cell run as ``cascade replay`` runs it, into ``runs/<key[:16]>/``; its figures
+    read from the summary written there."""
+    from replay.runner import run_tape
+
+    out = runs / cell.key[:16]
+    tape_path = None
+    if cell.mode != "generative":
+        tape_path = write_tape(cell.tape, cell.seed, runs.parent / "tapes" /
+                               f"{cell.tape.name}-seed{cell.tape.tape_seed(cell.seed)}.parquet")
+    rs = replace(run_spec(spec, cell, populations, output=out), tape=tape_path, overwrite=True)
+    summary = run_tape(rs, sections={"sweep": {"cell": cell.key, **cell.axes()}})
+    return summary_figures(summary), {"replay_seconds": summary["wall_seconds"]}
+
+
+def summary_figures(summary: dict[str, Any]) -> dict[str, Any]:
+    """A run directory's summary.json as a cell's figures (the names of :data:`FIGURES`)."""
+    b, c = summary["broker"], summary["counterfactual"]
+    venue = summary.get("venue_summary", {})
+    kospi = summary.get("indices", {}).get("KOSPI", {})
+    fig = {k: b[k] for k in ("forced_orders", "forced_volume", "forced_value",
+                             "amplification", "accounts_managed", "accounts_called",
+                             "accounts_force_sold", "accounts_wiped_out", "broker_shortfall",
+                             "max_generation", "max_drawdown", "tape_sell_volume")}
+    fig.update(counterfactual_max_drawdown=c["max_drawdown"],
+               excess_drawdown=b["max_drawdown"] - c["max_drawdown"],
+               limit_locked_days=venue.get("limit_locked_down_sessions"),
+               vi_count=venue.get("volatility_interruptions"),
+               circuit_breakers=venue.get("circuit_breakers"), sidecars=venue.get("sidecars"),
+               index_close=kospi.get("close"), index_return=kospi.get("close_return"),
+               events=summary["events_processed"])
+    for label, s in summary.get("brokers", {}).items():
+        for k in PER_BROKER:
+            fig[f"{k}[{label}]"] = s["broker"][k]
+    st = summary.get("strategy")
+    if st:
+        fig.update(strategy_return=st["return"], strategy_final_equity=st["final_equity"],
+                   strategy_margin_calls=st["margin_calls"],
+                   strategy_liquidations=st["liquidations"])
+    return fig

@@ -1,0 +1,344 @@
+"""Running a sweep: the cells not yet recorded, on a local process pool or Ray, into DIR.
+
+:func:`run_sweep` checks the spec whole (replay.sweep.spec.load_spec, then every
+population drawn on every tape it meets), runs the cells that have no record (with
+``retry_failed``, the failed ones too) in paired blocks (replay.sweep.cell.run_block),
+records each as it finishes (replay.sweep.store), and writes ``cells.parquet``,
+``sweep.json`` and ``sweep.html`` from the records.
+
+Backends (docs/sweeps.md):
+
+- ``local``: ``jobs`` spawned worker processes, kept for the whole sweep (each keeps its
+  kernels, tapes and populations loaded). A worker dies with the process that started it
+  (Linux ``PR_SET_PDEATHSIG``, and a watcher thread elsewhere), so a sweep killed with
+  SIGKILL leaves no worker behind.
+- ``ray``: one Ray actor per job, on the cluster at ``address`` (``auto``,
+  ``ray://host:port``), or on a local Ray instance started for the sweep; each actor keeps
+  its state as a local worker does and streams each record back as it finishes. The
+  records are the same bytes as the local backend's.
+"""
+
+from __future__ import annotations
+
+import math
+import multiprocessing
+import os
+import queue
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from replay.sweep import store
+from replay.sweep.cell import run_block
+from replay.sweep.spec import Cell, SweepSpec, apply_overrides, keyed, load_spec
+
+BACKENDS = ("local", "ray")
+#: What a sweep directory holds: all it may hold.
+OUTPUTS = ("spec.toml", "cells.parquet", "sweep.json", "sweep.html", store.RECORDS,
+           "inputs", "runs", "tapes")
+
+#: ``progress(record, done, failed, total)``: in the driver, as each cell is recorded.
+CellDone = Callable[[dict[str, Any], int, int, int], None]
+
+
+@dataclass
+class SweepResult:
+    table: pd.DataFrame
+    ran: int
+    reused: int
+    failed: int
+    seconds: float
+    pruned: int = 0
+    summary: dict[str, Any] = field(default_factory=dict)
+
+
+class SweepError(RuntimeError):
+    """The sweep could not go on (a worker died, the cluster was lost); what was recorded
+    is kept: run it again to resume."""
+
+
+def check_output(out: Path, overwrite: bool) -> None:
+    """``out`` may be absent, or a sweep directory (only :data:`OUTPUTS`); anything else is
+    refused unless ``overwrite``, which empties it first."""
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"{out}: exists and is not a directory; choose another -o")
+    if not out.is_dir():
+        return
+    foreign = [p for p in sorted(out.iterdir()) if p.name not in OUTPUTS
+               and not p.name.startswith(".tmp")]
+    if foreign and not overwrite:
+        raise ValueError(f"{foreign[0]}: not part of a sweep directory (it holds "
+                         f"{', '.join(OUTPUTS)}); choose another -o, or give --overwrite to "
+                         f"replace {out} whole")
+    if overwrite:
+        shutil.rmtree(out)
+
+
+def population_paths(spec: SweepSpec, out: Path) -> dict[str, Path]:
+    """The file each population is read from: its own, or for a spec with overrides the
+    spec rewritten under ``out/inputs/`` (paths in it made absolute)."""
+    import tomli_w
+
+    from brokers.rules import read_toml
+
+    paths: dict[str, Path] = {}
+    for p in spec.populations:
+        if not p.overrides:
+            paths[p.name] = p.path
+            continue
+        data = apply_overrides(read_toml(p.path), p.overrides)
+        for node in (data, data.get("market")):
+            if isinstance(node, dict):
+                for key in ("bars", "credit_file", "credit_ratio"):
+                    v = node.get(key)
+                    if isinstance(v, str) and not Path(v).is_absolute():
+                        node[key] = str((p.path.parent / v).resolve())
+        target = out / "inputs" / f"{_safe(p.name)}.toml"
+        text = (f"# {p.name}: {p.path} with {', '.join(f'{k} = {v!r}' for k, v in p.overrides)}"
+                f" (written by cascade sweep)\n" + tomli_w.dumps(data))
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if not target.is_file() or target.read_text(encoding="utf-8") != text:
+            from replay.rundir import write_text
+
+            write_text(target, text)
+        paths[p.name] = target
+    return paths
+
+
+def _safe(name: str) -> str:
+    import hashlib
+    import re
+
+    base = re.sub(r"[^A-Za-z0-9._=+-]+", "_", name).strip("._")[:80] or "population"
+    return f"{base}-{hashlib.sha256(name.encode()).hexdigest()[:8]}"
+
+
+def check_inputs(spec: SweepSpec, populations: dict[str, Path]) -> None:
+    """Every population drawn on every tape it is paired with (the first seed), so a
+    population that does not fit a tape (a symbol it lacks, a position dated after its
+    first day, a spec value out of range) stops the sweep before any cell runs. A
+    synthetic tape is represented by its first day's instrument table."""
+    from replay.broker_run import load_population
+
+    pairs: list[tuple[Any, str]] = []
+    for cell in spec.cells:
+        names = [cell.population.name] + [b.population for b in cell.variant.brokers
+                                          if b.population]
+        for name in names:
+            if (cell.tape, name) not in pairs:
+                pairs.append((cell.tape, name))
+    tapes: dict[Any, Any] = {}
+    for tape, name in pairs:
+        if tape not in tapes:
+            tapes[tape] = _tape_head(tape, spec.seeds[0])
+        try:
+            load_population(populations[name], tapes[tape], spec.seeds[0])
+        except (ValueError, FileNotFoundError) as exc:
+            raise ValueError(f"{spec.path}: population {name!r} on tape {tape.name!r}: "
+                             f"{exc}") from None
+
+
+def _tape_head(tape, seed: int):
+    from replay.sweep.cell import MemoryTape
+
+    if tape.kind == "file":
+        from replay.broker_run import tape_first_day
+        from replay.tape import Tape
+
+        t = Tape(tape.path)
+        return MemoryTape([], t.instruments, t.session_seed, tape_first_day(t), tape.path)
+    from replay.synth import synthesize
+    from venues.krx.session import seoul_date
+
+    events, table = next(synthesize(tape.profile, 1, tape.tape_seed(seed), tape.start,
+                                    chunk_events=1 << 12))
+    return MemoryTape([], table, tape.tape_seed(seed), seoul_date(int(events.ts[0])))
+
+
+def tasks_of(cells: Sequence[Cell], jobs: int) -> list[list[Cell]]:
+    """The cells as tasks: each paired block whole (its tape read and counterfactual run
+    once), split evenly where there are too few blocks to keep ``jobs`` workers busy."""
+    blocks: dict[tuple, list[Cell]] = {}
+    for c in cells:
+        blocks.setdefault(c.group, []).append(c)
+    size = max(1, math.ceil(len(cells) / (2 * jobs)))
+    out = []
+    for block in blocks.values():
+        parts = math.ceil(len(block) / size)
+        step = math.ceil(len(block) / parts)
+        out.extend(block[i:i + step] for i in range(0, len(block), step))
+    return out
+
+
+def run_sweep(spec_path: str | Path, out: str | Path, *, jobs: int | None = None,
+              backend: str = "local", address: str | None = None, keep_runs: bool = False,
+              retry_failed: bool = False, overwrite: bool = False,
+              progress: CellDone | None = None, only: Sequence[str] = (),
+              log: Callable[[str], None] = lambda s: None) -> SweepResult:
+    """Run the sweep of the spec at ``spec_path`` into ``out``; return its table.
+
+    ``only``: run just the cells whose key starts with one of these (with ``keep_runs``,
+    to re-make a cell's run directory). The spec is copied to ``out/spec.toml``
+    (``cascade sweep report`` reads it back)."""
+    t0 = time.perf_counter()
+    if backend not in BACKENDS:
+        raise ValueError(f"--backend {backend!r}: choose one of {', '.join(BACKENDS)}")
+    if address is not None and backend != "ray":
+        raise ValueError("--address is the Ray cluster's: give --backend ray")
+    jobs = jobs if jobs is not None else (os.cpu_count() or 1)
+    if not 1 <= jobs <= 1024:
+        raise ValueError(f"--jobs {jobs}: must be in [1, 1024]")
+    spec_path, out = Path(spec_path), Path(out)
+    spec = load_spec(spec_path)
+    check_output(out, overwrite)
+    out.mkdir(parents=True, exist_ok=True)
+    populations = population_paths(spec, out)
+    check_inputs(spec, populations)
+    spec = keyed(spec)
+    shutil.copyfile(spec_path, out / ".tmp-spec.toml")
+    os.replace(out / ".tmp-spec.toml", out / "spec.toml")
+    store.clear_temporary(out)
+    records = store.read_records(out)
+    todo = store.missing(spec, records, retry_failed)
+    if only:
+        chosen = [c for c in spec.cells if any(c.key.startswith(k) for k in only)]
+        if not chosen:
+            raise ValueError(f"--cell {', '.join(only)}: no cell of the spec has that key")
+        todo = chosen
+    for name in ("cells.parquet", "sweep.html"):  # no stale table beside new records
+        (out / name).unlink(missing_ok=True)
+    total = len(todo)
+    reused = len(spec.cells) - total if not only else 0
+    log(f"{len(spec.cells):,} cells: {total:,} to run, {len(spec.cells) - total:,} recorded")
+    counts = {"done": 0, "failed": 0}
+    timings: list[dict[str, float]] = []
+
+    def record(rec: dict[str, Any]) -> None:
+        store.write_record(out, rec)
+        records[rec["key"]] = rec
+        counts["done"] += 1
+        counts["failed"] += rec["status"] != "ok"
+        timings.append(rec.get("timing", {}))
+        if progress is not None:
+            progress(rec, counts["done"], counts["failed"], total)
+
+    light = replace(spec, cells=())
+    runs = out / "runs" if keep_runs else None
+    t_run = time.perf_counter()
+    if todo:
+        tasks = tasks_of(todo, jobs)
+        if backend == "local":
+            _run_local(light, tasks, populations, runs, jobs, record)
+        else:
+            from replay.sweep.ray_backend import run_ray
+
+            run_ray(light, tasks, populations, runs, jobs, address, record)
+    run_seconds = time.perf_counter() - t_run
+    pruned = store.prune(out, [c.key for c in spec.cells]) if not only else 0
+    frame = store.table(spec, records)
+    store.write_table(out / "cells.parquet", frame)
+    summary = _summary(spec, frame, counts, reused, timings, run_seconds, jobs, backend,
+                       time.perf_counter() - t0)
+    from replay.rundir import write_json
+
+    write_json(out / "sweep.json", summary)
+    from replay.sweep.page import write_page
+
+    write_page(out, frame, summary)
+    return SweepResult(frame, counts["done"], reused, int((frame.status != "ok").sum()),
+                       time.perf_counter() - t0, pruned, summary)
+
+
+def _summary(spec: SweepSpec, frame: pd.DataFrame, counts: dict[str, int], reused: int,
+             timings: list[dict[str, float]], run_seconds: float, jobs: int, backend: str,
+             wall: float) -> dict[str, Any]:
+    """sweep.json: the spec, the counts, and this run's timings: cells per minute, and
+    the share of the workers' time spent outside the replays themselves."""
+    replay = sum(t.get("replay_seconds", 0.0) + t.get("counterfactual_seconds", 0.0)
+                 for t in timings)
+    busy = run_seconds * jobs
+    return {
+        "spec": str(spec.path.resolve()), "cells": len(spec.cells), "ran": counts["done"],
+        "failed_now": counts["failed"], "failed": int((frame.status != "ok").sum()),
+        "reused": reused, "baseline": spec.baseline,
+        "axes": {"variants": [v.name for v in spec.variants],
+                 "tapes": [t.name for t in spec.tapes],
+                 "populations": [p.name for p in spec.populations],
+                 "modes": list(spec.modes), "seeds": len(spec.seeds)},
+        "backend": backend, "jobs": jobs,
+        "timing": {
+            "wall_seconds": round(wall, 3), "run_seconds": round(run_seconds, 3),
+            "cells_per_minute": round(counts["done"] / run_seconds * 60, 2)
+            if run_seconds > 0 and counts["done"] else None,
+            "replay_seconds": round(replay, 3),
+            "load_seconds": round(sum(t.get("load_seconds", 0.0) for t in timings), 3),
+            "outside_replay_share": round(1 - replay / busy, 4) if busy > 0 and timings
+            else None,
+        },
+    }
+
+
+# -- the local backend ---------------------------------------------------------------------
+
+_QUEUE: Any = None
+
+
+def _init_local(parent: int, q) -> None:
+    from replay.compare import _worker_init
+
+    global _QUEUE
+    _QUEUE = q
+    _worker_init(parent)
+
+
+def _local_task(spec: SweepSpec, cells: list[Cell], populations: dict[str, Path],
+                runs: Path | None) -> int:
+    return run_block(spec, cells, populations, _QUEUE.put, runs)
+
+
+def _run_local(spec: SweepSpec, tasks: list[list[Cell]], populations: dict[str, Path],
+               runs: Path | None, jobs: int, record: Callable[[dict[str, Any]], None]) -> None:
+    """The tasks on ``jobs`` spawned workers (spawn, not fork: numba's and Arrow's threads),
+    each record sent back on a queue and written here, one writer."""
+    ctx = multiprocessing.get_context("spawn")
+    q = ctx.Queue()
+    expected = sum(len(t) for t in tasks)
+    got = 0
+
+    def drain(timeout: float) -> None:
+        nonlocal got
+        while got < expected:
+            try:
+                rec = q.get(timeout=timeout)
+            except queue.Empty:
+                return
+            record(rec)
+            got += 1
+
+    with ProcessPoolExecutor(max_workers=min(jobs, len(tasks)), mp_context=ctx,
+                             initializer=_init_local, initargs=(os.getpid(), q)) as pool:
+        pending = {pool.submit(_local_task, spec, t, populations, runs) for t in tasks}
+        while got < expected:
+            drain(0.2)
+            finished = {f for f in pending if f.done()}
+            pending -= finished
+            failed = [f for f in finished if f.exception() is not None]
+            if failed:
+                for f in pending:
+                    f.cancel()
+                drain(0.5)  # what was sent before the failure is kept
+                error = failed[0].exception()
+                raise SweepError(f"a sweep worker stopped: {type(error).__name__}: {error}; "
+                                 "the cells recorded are kept: run the sweep again to "
+                                 "resume") from error
+            if not pending:
+                drain(5.0)
+                if got < expected:
+                    raise SweepError(f"{expected - got} cell records never arrived from the "
+                                     "workers; run the sweep again to resume")
