@@ -28,6 +28,8 @@ A session, step by step (each command's --help has more examples):
 * cascade report runs/day
 * cascade compare day.parquet --population accounts.csv --broker krx-credit
   --broker krx-credit,maintenance_ratio=1.3 -o runs/140-vs-130
+* cascade sweep sweep.toml -o runs/sweep (variants x tapes x populations x seeds, paired,
+  resumable, local or on Ray: docs/sweeps.md)
 * cascade demo (the bundled scenarios, end to end)
 """)
 data_app = typer.Typer(no_args_is_help=True, help="Import, check and synthesise tapes.")
@@ -1104,6 +1106,9 @@ from replay.cli_attribute import register as _register_attribute  # noqa: E402
 _register_attribute(app)
 
 from replay.cli_episode import episode_app  # noqa: E402  (cascade episode list / run)
+from replay.cli_sweep import register as _register_sweep  # noqa: E402
+
+_register_sweep(app)
 
 app.add_typer(episode_app, name="episode")
 

@@ -21,3 +21,12 @@ def write_page(out: Path, frame: pd.DataFrame, info: dict) -> Path:
             "<th>mean excess drawdown</th></tr>" + "".join(rows) + "</table>")
     return write_text(out / "sweep.html", f"<!doctype html><meta charset=utf-8><title>"
                       f"{html.escape(Path(info['spec']).name)}</title>{body}")
+
+
+def redraw(out: Path) -> Path:
+    import json
+
+    import pyarrow.parquet as pq
+
+    return write_page(out, pq.read_table(out / "cells.parquet").to_pandas(),
+                      json.loads((out / "sweep.json").read_text(encoding="utf-8")))
