@@ -50,7 +50,8 @@ SELL = ASK  # the aggressor side of a sell print
 
 
 def load_brokers(specs, tape: Tape, seed: int, splits: dict[str, Any] | None = None, *,
-                 cache: dict[Any, Any] | None = None) -> list[tuple[str, Any, Population]]:
+                 cache: dict[Any, Any] | None = None,
+                 rekinded: list[bool] | None = None) -> list[tuple[str, Any, Population]]:
     """(label, rules, population) per broker of ``specs`` (:class:`replay.runner.BrokerSpec`):
     each population file is read once; a broker without one shares the first. Labels are the
     rules' names, made unique with -2, -3. Two brokers of one kind on the same accounts are
@@ -58,7 +59,9 @@ def load_brokers(specs, tape: Tape, seed: int, splits: dict[str, Any] | None = N
     receives, per spec with a ``[market]`` table, how its balances were split
     (:func:`split_record`). ``cache``, a dict kept by the caller for this tape, holds the
     populations loaded (by path and seed) for the next call: a population is not changed
-    by a broker holding it (brokers.engine.Broker copies an array before changing it)."""
+    by a broker holding it (brokers.engine.Broker copies an array before changing it).
+    ``rekinded`` receives, per spec, whether its population's accounts were taken as its
+    rules' kind (``spec.rekind`` and none of that kind held)."""
     from brokers.population import KIND_CODES
     from brokers.rules import load_rules
 
@@ -81,10 +84,13 @@ def load_brokers(specs, tape: Tape, seed: int, splits: dict[str, Any] | None = N
             if cache is not None:
                 cache[str(path), seed] = (loaded[path], own.get(str(path)))
         pop = loaded[path]
-        if spec.rekind and not (np.asarray(pop.kind) == KIND_CODES[rules.kind]).any():
+        applied = spec.rekind and not (np.asarray(pop.kind) == KIND_CODES[rules.kind]).any()
+        if applied:
             from brokers.population import rekind
 
             pop = rekind(pop, rules.kind)
+        if rekinded is not None:
+            rekinded.append(bool(applied))
         label, k = rules.name, 2
         while label in {o[0] for o in out}:
             label, k = f"{rules.name}-{k}", k + 1

@@ -1,33 +1,28 @@
 """Broker rule variants on the identical tape, population and seed: ``cascade compare``.
 
 Each variant is a preset or rules TOML with ``key=value`` overrides
-(``krx-credit,maintenance_ratio=1.3``). Every variant is replayed by
-:func:`replay.runner.run_tape` into ``DIR/<label>/``, in a process of its own (spawned, not
-forked: the replay runs compiled numba code), and the figures of all of them are written side
-by side: ``comparison.csv`` and ``comparison.parquet`` (one row per variant, the same bytes
-for the same inputs) and ``comparison.html`` (replay/comparison_page.py).
+(``krx-credit,maintenance_ratio=1.3``). A comparison is a sweep of one axis
+(:func:`as_sweep`, replay/sweep, docs/sweeps.md): its variants run as the sweep's cells
+on the local backend, each cell's full run directory (:func:`replay.runner.run_tape`)
+kept as ``DIR/<label>/``, and the figures of all of them are written side by side:
+``comparison.csv`` and ``comparison.parquet`` (one row per variant, the same bytes for the
+same inputs) and ``comparison.html`` (replay/comparison_page.py).
 
-Each variant's run directory is complete or absent (replay/rundir.py), so a comparison that
-was killed resumes: a variant whose run directory is complete, made by the same options,
-rules, code versions and input files (by their SHA-256), is reused, not run again; any
-other is run again and replaced. The workers die with the process that started them
-(Linux: ``PR_SET_PDEATHSIG``; elsewhere they watch their parent's pid). ``overwrite``
-runs every variant again into a directory beside the output and replaces it whole.
+Each finished variant is recorded in ``DIR/cells/`` (replay/sweep/store.py) under the hash
+of everything that decides it (options, rules, code versions, input files by their
+SHA-256), and its run directory is complete or absent (replay/rundir.py), so a comparison
+that was killed resumes: a variant recorded with a complete run directory is reused, not
+run again; any other is run again and replaced. The workers die with the process that
+started them. ``overwrite`` runs every variant again into a directory beside the output
+and replaces it whole.
 """
 
 from __future__ import annotations
 
-import ctypes
-import hashlib
-import multiprocessing
 import os
 import re
 import shutil
-import signal
-import sys
-import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +42,8 @@ from replay.rundir import (
     verify,
     write_text,
 )
-from replay.runner import DEFAULT_MODE, RunSpec, default_venue
+from replay.runner import DEFAULT_MODE, default_venue
+from replay.sweep.store import RECORDS
 
 #: ``progress(label, summary)``: called in the calling process as each variant finishes.
 VariantDone = Callable[[str, dict[str, Any]], None]
@@ -200,15 +196,12 @@ def compare(tape: str | Path, variants: list[str], population: str | Path,
             (output / name).unlink(missing_ok=True)
     except OSError as exc:
         raise OutputError(output, exc) from None
-    specs = [RunSpec(tape=Path(tape), output=output / label, mode=mode, venue=venue, seed=seed,
-                     inject=Path(inject) if inject else None, broker=name,
-                     population=Path(population), overrides=tuple(sets), rekind=other,
-                     index_prior_close=index_prior_close, strategy=strategy,
-                     strategy_params=dict(strategy_params or {}))
-             for label, (name, sets, other) in zip(names, parsed, strict=True)]
-    inputs = _inputs(tape, population, inject, strategy)
+    spec = as_sweep(tape, names, variants, [(n, s) for n, s, _ in parsed], population,
+                    output, mode=mode, venue=venue, seed=seed, inject=inject,
+                    index_prior_close=index_prior_close, strategy=strategy,
+                    strategy_params=strategy_params)
     try:
-        _run_all(names, variants, specs, jobs, progress, inputs)
+        _run_cells(spec, output, jobs, progress, Path(population))
         if output != target:  # --overwrite: the new comparison replaces the old whole
             swap_into_place(output, target)
     except BaseException:
@@ -229,6 +222,81 @@ def compare(tape: str | Path, variants: list[str], population: str | Path,
     return table
 
 
+def as_sweep(tape: str | Path, labels: Sequence[str], variants: Sequence[str],
+             parsed: Sequence[tuple[str, Sequence[str]]], population: str | Path,
+             output: Path, *, mode: str, venue: str, seed: int,
+             inject: str | Path | None, index_prior_close: float, strategy: str | None,
+             strategy_params: dict[str, Any] | None):
+    """The comparison as a sweep of one axis (replay/sweep): a variant per label, on the
+    one tape, population, mode and seed, each cell's run directory kept as
+    ``output/<label>/``."""
+    from dataclasses import replace
+
+    from replay.sweep.spec import keyed, parse_spec
+
+    def absolute(path: str | Path) -> str:
+        return str(Path(path).resolve())
+
+    rules = {label: ",".join([absolute(name) if name.endswith(".toml") else name, *sets])
+             for label, (name, sets) in zip(labels, parsed, strict=True)}
+    sweep: dict[str, Any] = {"seeds": [seed], "modes": [mode], "baseline": labels[0],
+                             "venue": venue, "index_prior_close": index_prior_close}
+    if inject is not None:
+        sweep["inject"] = absolute(inject)
+    if strategy:
+        module, _, cls = strategy.rpartition(":")
+        sweep["strategy"] = f"{absolute(module)}:{cls}" if module.endswith(".py") else strategy
+        sweep["params"] = dict(strategy_params or {})
+    spec = parse_spec({"sweep": sweep, "variants": rules,
+                       "tapes": {Path(tape).stem or "tape": {"file": absolute(tape)}},
+                       "populations": {Path(population).stem or "population":
+                                       {"file": absolute(population)}}},
+                      output / "comparison")
+    given = dict(zip(labels, variants, strict=True))
+    spec = replace(spec, run_names="variant",
+                   variants=tuple(replace(v, given=given[v.name]) for v in spec.variants))
+    cells = tuple(replace(c, variant=replace(c.variant, given=given[c.variant.name]))
+                  for c in spec.cells)
+    return keyed(replace(spec, cells=cells))
+
+
+def _run_cells(spec, output: Path, jobs: int, progress: VariantDone | None,
+               population: Path) -> None:
+    """Run the variants not recorded with a complete run directory (the sweep's local
+    backend, replay.sweep.run.execute), reporting the reused ones first; a failed variant
+    raises :class:`VariantError` naming it, after the others have run."""
+    from replay.rundir import is_complete
+    from replay.sweep import store
+    from replay.sweep.run import execute
+
+    def stale(cell, record) -> bool:
+        return record["status"] != "ok" or not is_complete(output / cell.variant.name)
+
+    records = store.read_records(output)
+    for cell in spec.cells:
+        rec = records.get(cell.key)
+        if rec is not None and not stale(cell, rec):
+            if progress is not None:
+                summary = verify(output / cell.variant.name)
+                summary["compare"] = {**summary.get("compare", {}), "reused": True}
+                progress(cell.variant.name, summary)
+        else:
+            remove_stale(output / cell.variant.name)
+
+    def done(rec: dict[str, Any], n: int, failed: int, total: int) -> None:
+        if rec["status"] == "ok" and progress is not None:
+            progress(rec["axes"]["variant"], verify(output / rec["axes"]["variant"]))
+
+    ran = execute(spec, output, jobs=jobs, backend="local", address=None,
+                  populations={p.name: p.path for p in spec.populations}, runs=output,
+                  progress=done, stale=stale)
+    failures = [f"variant {c.variant.name!r} ({c.variant.given}) failed: "
+                f"{ran.records[c.key]['error']}" for c in spec.cells
+                if ran.records[c.key]["status"] != "ok"]
+    if failures:
+        raise VariantError("; ".join(failures))
+
+
 def _check_output(output: Path, labels: Sequence[str], overwrite: bool) -> None:
     """``output`` may be absent, or hold this comparison's own files: the comparison
     files, the variants' run directories and temporary names. Anything else (a run
@@ -238,130 +306,12 @@ def _check_output(output: Path, labels: Sequence[str], overwrite: bool) -> None:
         raise ValueError(f"{output}: exists and is not a directory; choose another -o")
     if overwrite or not output.is_dir():
         return
-    own = set(OUTPUTS) | set(labels)
+    own = set(OUTPUTS) | set(labels) | {RECORDS}
     for entry in sorted(output.iterdir()):
         if entry.name not in own and not is_temporary(entry):
             raise ValueError(f"{entry}: not part of this comparison (its variants: "
                              f"{', '.join(labels)}); remove it, or give --overwrite to "
                              f"replace {output} whole")
-
-
-def _inputs(tape, population, inject, strategy) -> dict[str, str]:
-    """The input files' SHA-256: a variant is reused only if its inputs are the same."""
-    files = {"tape": tape, "population": population, "inject": inject}
-    if strategy and strategy.rpartition(":")[0].endswith(".py") \
-            and Path(strategy.rpartition(":")[0]).is_file():
-        files["strategy"] = strategy.rpartition(":")[0]
-    out = {}
-    for key, path in files.items():
-        if path is None:
-            continue
-        digest = hashlib.sha256()
-        with open(path, "rb") as f:
-            while block := f.read(1 << 22):
-                digest.update(block)
-        out[key] = digest.hexdigest()
-    return out
-
-
-def reusable(spec: RunSpec, inputs: dict[str, str]) -> dict[str, Any] | None:
-    """The summary of the complete run directory of ``spec`` made by the same options,
-    code versions and input files; None when there is none (it must run)."""
-    from replay.results import versions
-
-    if not spec.output.is_dir():
-        return None
-    try:
-        summary = verify(spec.output)
-    except (ValueError, FileNotFoundError):
-        return None
-    made = summary.get("compare", {})
-    if made.get("spec") == spec.config() and made.get("inputs") == inputs \
-            and summary.get("versions") == versions():
-        return summary
-    return None
-
-
-def _run_variant(spec: RunSpec, label: str, variant: str,
-                 inputs: dict[str, str]) -> dict[str, Any]:
-    """One variant in a worker process; its summary.json gets a ``compare`` section: the
-    label, the variant text, the options and input digests it was made with (what a
-    resumed comparison checks) and the worker's process id."""
-    from dataclasses import replace
-
-    from replay.runner import run_tape
-
-    section = {"label": label, "variant": variant, "spec": spec.config(), "inputs": inputs,
-               "worker_pid": os.getpid()}
-    # an earlier, different run of this variant is replaced whole
-    return run_tape(replace(spec, overwrite=True), sections={"compare": section})
-
-
-_PR_SET_PDEATHSIG = 1
-
-
-def _worker_init(parent: int) -> None:
-    """Make a worker die with the process that started it: the kernel kills it when its
-    parent exits (Linux ``prctl(PR_SET_PDEATHSIG, SIGKILL)``), and a watcher thread exits
-    it if its parent is gone anyway (the parent died before the prctl, another system)."""
-    if sys.platform.startswith("linux"):
-        try:
-            libc = ctypes.CDLL(None, use_errno=True)
-            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-        except (OSError, AttributeError):
-            pass
-    if os.getppid() != parent:
-        os._exit(1)
-
-    def watch() -> None:
-        import time
-
-        while os.getppid() == parent:
-            time.sleep(0.5)
-        os._exit(1)
-
-    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
-
-
-def _run_all(labels: list[str], variants: Sequence[str], specs: list[RunSpec], jobs: int,
-             progress: VariantDone | None, inputs: dict[str, str]) -> None:
-    """Run every spec not reusable from an earlier run, one fresh spawned process per
-    variant; on a failure the variants not yet started are cancelled and every failure is
-    raised together."""
-    failures: list[str] = []
-    todo = []
-    for spec, label, text in zip(specs, labels, variants, strict=True):
-        earlier = reusable(spec, inputs)
-        if earlier is None:
-            remove_stale(spec.output)
-            todo.append((spec, label, text))
-        elif progress is not None:
-            earlier["compare"] = {**earlier["compare"], "reused": True}
-            progress(label, earlier)
-    if not todo:
-        return
-    # spawn, not fork: the parent may hold numba's and Arrow's threads; a fresh process per
-    # variant (max_tasks_per_child=1) so no state passes from one variant to the next
-    with ProcessPoolExecutor(max_workers=min(jobs, len(todo)),
-                             mp_context=multiprocessing.get_context("spawn"),
-                             max_tasks_per_child=1, initializer=_worker_init,
-                             initargs=(os.getpid(),)) as pool:
-        futures = {pool.submit(_run_variant, spec, label, text, inputs): (label, text)
-                   for spec, label, text in todo}
-        for future in as_completed(futures):
-            label, text = futures[future]
-            if future.cancelled():
-                continue
-            exc = future.exception()
-            if exc is not None:
-                failures.append(f"variant {label!r} ({text}) failed: "
-                                f"{type(exc).__name__}: {exc}")
-                for other in futures:
-                    other.cancel()
-            elif progress is not None:
-                progress(label, future.result())
-    if failures:
-        raise VariantError("; ".join(failures))
 
 
 def comparison_table(labels: Sequence[str], parsed: Sequence[tuple[str, Sequence[str]]],

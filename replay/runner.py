@@ -231,7 +231,12 @@ def prepare(spec: RunSpec, *, tape: Any = None,
     if spec.broker:
         from replay.broker_run import load_brokers
 
-        market = load_brokers(spec.brokers(), t, seed, splits, cache=populations)
+        applied: list[bool] = []
+        market = load_brokers(spec.brokers(), t, seed, splits, cache=populations,
+                              rekinded=applied)
+        # the run records a rekind only where it was applied (docs/brokers.md: comparing kinds)
+        spec = replace(spec, rekind=applied[0], more_brokers=tuple(
+            replace(b, rekind=a) for b, a in zip(spec.more_brokers, applied[1:], strict=True)))
     strategy_class = None
     if spec.strategy:
         from strategies.base import load_strategy

@@ -119,10 +119,16 @@ def test_the_counterfactual_is_common_to_every_variant(compared):
     assert paths[0].num_rows > 0 and all(p.equals(paths[0]) for p in paths[1:])
 
 
-def test_each_variant_ran_in_a_process_of_its_own(compared):
-    table, _, _ = compared
+def test_the_variants_ran_in_worker_processes(compared):
+    """A comparison is a sweep of one axis: its cells run in the sweep's workers (kept for
+    the whole comparison, replay/sweep/run.py), never in the calling process, and each is
+    recorded in DIR/cells/."""
+    table, out, _ = compared
     pids = [summary(d)["compare"]["worker_pid"] for d in table.run_dir]
-    assert len(set(pids)) == len(pids) and os.getpid() not in pids
+    assert os.getpid() not in pids
+    records = [json.loads(p.read_text()) for p in (out / "cells").glob("*.json")]
+    assert sorted(r["axes"]["variant"] for r in records) == sorted(table.label)
+    assert {r["worker_pid"] for r in records} == set(pids)
 
 
 def test_the_comparison_files_hold_the_table_and_the_page_loads_nothing(compared):

@@ -359,17 +359,23 @@ def _default_venue(tape: MemoryTape) -> str:
 
 def kept_run(spec: SweepSpec, cell: Cell, populations: dict[str, Path],
              runs: Path) -> tuple[dict[str, Any], dict[str, float]]:
-    """A cell run as ``cascade replay`` runs it, into ``runs/<key[:16]>/``; its figures
-    read from the summary written there."""
+    """A cell run as ``cascade replay`` runs it, into ``runs/<key[:16]>/`` (cascade compare:
+    ``runs/<variant>/``); its figures read from the summary written there."""
     from replay.runner import run_tape
 
-    out = runs / cell.key[:16]
+    by_variant = spec.run_names == "variant"
+    out = runs / (cell.variant.name if by_variant else cell.key[:16])
     tape_path = None
     if cell.mode != "generative":
         tape_path = write_tape(cell.tape, cell.seed, runs.parent / "tapes" /
                                f"{cell.tape.name}-seed{cell.tape.tape_seed(cell.seed)}.parquet")
     rs = replace(run_spec(spec, cell, populations, output=out), tape=tape_path, overwrite=True)
-    summary = run_tape(rs, sections={"sweep": {"cell": cell.key, **cell.axes()}})
+    sections: dict[str, Any] = {"sweep": {"cell": cell.key, **cell.axes()}}
+    if by_variant:  # cascade compare's own record of the variant
+        sections["compare"] = {"label": cell.variant.name,
+                               "variant": cell.variant.given or cell.variant.text(),
+                               "worker_pid": os.getpid()}
+    summary = run_tape(rs, sections=sections)
     return summary_figures(summary), {"replay_seconds": summary["wall_seconds"]}
 
 

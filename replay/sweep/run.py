@@ -203,15 +203,59 @@ def run_sweep(spec_path: str | Path, out: str | Path, *, jobs: int | None = None
     spec = keyed(spec)
     shutil.copyfile(spec_path, out / ".tmp-spec.toml")
     os.replace(out / ".tmp-spec.toml", out / "spec.toml")
+    ran = execute(spec, out, jobs=jobs, backend=backend, address=address,
+                  populations=populations, runs=out / "runs" if keep_runs else None,
+                  retry_failed=retry_failed, only=only, progress=progress, log=log,
+                  clear=("cells.parquet", "sweep.html"))
+    records, counts, reused = ran.records, ran.counts, ran.reused
+    pruned = store.prune(out, [c.key for c in spec.cells]) if not only else 0
+    frame = store.table(spec, records)
+    store.write_table(out / "cells.parquet", frame)
+    summary = _summary(spec, frame, counts, reused, ran.timings, ran.seconds, jobs, backend,
+                       time.perf_counter() - t0)
+    from replay.rundir import write_json
+
+    write_json(out / "sweep.json", summary)
+    from replay.sweep.page import write_page
+
+    write_page(out, frame, summary)
+    return SweepResult(frame, counts["done"], reused, int((frame.status != "ok").sum()),
+                       time.perf_counter() - t0, pruned, summary)
+
+
+@dataclass
+class Execution:
+    records: dict[str, dict[str, Any]]
+    counts: dict[str, int]
+    reused: int
+    timings: list[dict[str, float]]
+    seconds: float
+
+
+def execute(spec: SweepSpec, out: Path, *, jobs: int, backend: str, address: str | None,
+            populations: dict[str, Path], runs: Path | None, retry_failed: bool = False,
+            only: Sequence[str] = (), progress: CellDone | None = None,
+            log: Callable[[str], None] = lambda s: None, clear: Sequence[str] = (),
+            stale: Callable[[Cell, dict[str, Any]], bool] | None = None) -> Execution:
+    """Run the cells of the keyed ``spec`` that ``out`` has no record of, recording each
+    as it finishes; ``cascade sweep`` and ``cascade compare`` both run their cells here.
+
+    ``clear``: files of ``out`` removed before any cell runs (a table that would be stale
+    beside new records). ``stale(cell, record)``: a record to run again anyway (compare: a
+    record whose run directory is not complete)."""
     store.clear_temporary(out)
     records = store.read_records(out)
+    if stale is not None:
+        for c in spec.cells:
+            if c.key in records and stale(c, records[c.key]):
+                del records[c.key]
     todo = store.missing(spec, records, retry_failed)
     if only:
         chosen = [c for c in spec.cells if any(c.key.startswith(k) for k in only)]
         if not chosen:
             raise ValueError(f"--cell {', '.join(only)}: no cell of the spec has that key")
         todo = chosen
-    for name in ("cells.parquet", "sweep.html"):  # no stale table beside new records
+    for name in clear:
         (out / name).unlink(missing_ok=True)
     total = len(todo)
     reused = len(spec.cells) - total if not only else 0
@@ -229,7 +273,6 @@ def run_sweep(spec_path: str | Path, out: str | Path, *, jobs: int | None = None
             progress(rec, counts["done"], counts["failed"], total)
 
     light = replace(spec, cells=())
-    runs = out / "runs" if keep_runs else None
     t_run = time.perf_counter()
     if todo:
         tasks = tasks_of(todo, jobs)
@@ -239,20 +282,7 @@ def run_sweep(spec_path: str | Path, out: str | Path, *, jobs: int | None = None
             from replay.sweep.ray_backend import run_ray
 
             run_ray(light, tasks, populations, runs, jobs, address, record)
-    run_seconds = time.perf_counter() - t_run
-    pruned = store.prune(out, [c.key for c in spec.cells]) if not only else 0
-    frame = store.table(spec, records)
-    store.write_table(out / "cells.parquet", frame)
-    summary = _summary(spec, frame, counts, reused, timings, run_seconds, jobs, backend,
-                       time.perf_counter() - t0)
-    from replay.rundir import write_json
-
-    write_json(out / "sweep.json", summary)
-    from replay.sweep.page import write_page
-
-    write_page(out, frame, summary)
-    return SweepResult(frame, counts["done"], reused, int((frame.status != "ok").sum()),
-                       time.perf_counter() - t0, pruned, summary)
+    return Execution(records, counts, reused, timings, time.perf_counter() - t_run)
 
 
 def _summary(spec: SweepSpec, frame: pd.DataFrame, counts: dict[str, int], reused: int,
@@ -289,9 +319,36 @@ def _summary(spec: SweepSpec, frame: pd.DataFrame, counts: dict[str, int], reuse
 _QUEUE: Any = None
 
 
-def _init_local(parent: int, q) -> None:
-    from replay.compare import _worker_init
+_PR_SET_PDEATHSIG = 1
 
+
+def _worker_init(parent: int) -> None:
+    """Make a worker die with the process that started it: the kernel kills it when its
+    parent exits (Linux ``prctl(PR_SET_PDEATHSIG, SIGKILL)``), and a watcher thread exits
+    it if its parent is gone anyway (the parent died before the prctl, another system)."""
+    import ctypes
+    import signal
+    import sys
+    import threading
+
+    if sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        except (OSError, AttributeError):
+            pass
+    if os.getppid() != parent:
+        os._exit(1)
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
+def _init_local(parent: int, q) -> None:
     global _QUEUE
     _QUEUE = q
     _worker_init(parent)

@@ -76,6 +76,7 @@ class Variant:
     brokers: tuple[BrokerDef, ...]
     #: the values of ``vary`` this variant has (key -> value as written): columns of the table
     params: tuple[tuple[str, Any], ...] = ()
+    given: str = ""  # the text it was given as (cascade compare --broker)
 
     def text(self) -> str:
         """The first broker as ``cascade compare --broker`` takes it."""
@@ -144,6 +145,9 @@ class SweepSpec:
     strategy: str | None = None
     params: dict[str, Any] = field(default_factory=dict)
     description: str = ""
+    #: a kept run's directory is named by the cell's key ("key": runs/<key[:16]>) or by its
+    #: variant ("variant": cascade compare's DIR/<label>)
+    run_names: str = "key"
 
     def population(self, name: str) -> PopulationDef:
         return next(p for p in self.populations if p.name == name)
