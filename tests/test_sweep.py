@@ -252,3 +252,91 @@ def test_the_command_line_runs_a_sweep_and_redraws_its_page(tmp_path):
     bad = subprocess.run([str(CASCADE), "sweep", str(spec), "-o", str(out), "--backend", "x"],
                          capture_output=True, text=True)
     assert bad.returncode == 2 and "--backend 'x'" in bad.stderr
+
+
+EPISODE = """
+[sweep]
+seeds = [1]
+
+[variants]
+both = { rules = "cfd", brokers = ["krx-credit"] }
+
+[variants.credit-150]
+rules = "cfd"
+brokers = [{ rules = "krx-credit", set = { maintenance_ratio = 1.5 } }]
+
+[tapes]
+cfd = { episode = "2023-04-cfd", days = 2 }
+
+[tapes.aug]
+market = "BARS"
+start = "2024-08-02"
+top = 3
+rate = 20.0
+index_knots = ["2024-08-02,10:00:00,-0.02"]
+index_closes = { KOSPI = 2777.68 }
+
+[populations]
+cfd = { episode = "2023-04-cfd", vary = { "market.accounts" = [2000, 4000] } }
+market = "MARKET_SPEC"
+
+[[cells]]
+tape = "cfd"
+population = "cfd"
+"""
+
+MARKET_SPEC = """
+bars = "BARS"
+loan_term_days = 4
+margin_rate = [0.4, 0.45]
+
+[market]
+as_of = "2024-08-02"
+accounts = 3000
+kospi_credit_balance_krw = 1e11
+cfd_balance_krw = 5e10
+cfd_margin_rate = [0.4, 0.45]
+default_market = "KOSPI"
+names_not_in_table = "leave"   # the bars' other 30 names are not on the three-name tape
+"""
+
+
+def test_episodes_market_days_and_population_fields_as_axes(tmp_path):
+    """A bundled episode's tape and population, a population spec's field varied, two
+    brokers per variant, and an anchored market day: each cell the figures of the same
+    cell run as cascade replay runs it."""
+    bars = (ROOT / "tests" / "data" / "daily-2024-08-largecaps-pykrx.csv").as_posix()
+    market = tmp_path / "market.toml"
+    market.write_text(MARKET_SPEC.replace("BARS", bars), encoding="utf-8")
+    text = EPISODE.replace("MARKET_SPEC", market.as_posix()).replace("BARS", bars)
+    spec = load_spec(write_spec(tmp_path, text))
+    assert [(c.variant.name, c.population.name) for c in spec.cells] == [
+        ("both", "cfd[market.accounts=2000]"), ("both", "cfd[market.accounts=4000]"),
+        ("credit-150", "cfd[market.accounts=2000]"),
+        ("credit-150", "cfd[market.accounts=4000]")]
+    fast = run_sweep(write_spec(tmp_path, text), tmp_path / "fast", jobs=2)
+    assert (fast.table.status == "ok").all(), fast.table.error.tolist()
+    assert fast.table["population.market.accounts"].tolist() == [2000.0, 4000.0] * 2
+    t = fast.table.set_index(["variant", "population"])
+    assert (t["forced_volume[cfd]"] > 0).all()
+    assert (t["accounts_managed"].xs("cfd[market.accounts=4000]", level=1) >
+            t["accounts_managed"].xs("cfd[market.accounts=2000]", level=1)).all()
+    written = " ".join(p.read_text() for p in (tmp_path / "fast" / "inputs").glob("*.toml"))
+    assert "accounts = 4000" in written and "accounts = 2000" in written
+    kept = run_sweep(write_spec(tmp_path, text), tmp_path / "kept", jobs=2, keep_runs=True)
+    assert kept.ran == 4
+    assert (tmp_path / "fast" / "cells.parquet").read_bytes() == \
+        (tmp_path / "kept" / "cells.parquet").read_bytes()
+    # the market day: three names of the 2024-08 large caps
+    day = text.replace('tape = "cfd"\npopulation = "cfd"',
+                       'tape = "aug"\npopulation = "market"\nvariant = "both"')
+    one = run_sweep(write_spec(tmp_path, day, "day.toml"), tmp_path / "day", jobs=1)
+    assert one.table.status.tolist() == ["ok"], one.table.error.tolist()
+    assert one.table.accounts_managed.iloc[0] == 3000
+    # pykrx bars carry no shares outstanding: no index weights, so no index close (missing,
+    # never 0), while the venue's own figures are there
+    assert pd.isna(one.table.index_close.iloc[0]) and one.table.vi_count.notna().all()
+    wrong = day.replace(f'market = "{market.as_posix()}"',
+                        f'market = "{HEAVY.as_posix()}"')
+    with pytest.raises(ValueError, match="population 'market' on tape 'aug'"):
+        run_sweep(write_spec(tmp_path, wrong, "wrong.toml"), tmp_path / "wrong", jobs=1)

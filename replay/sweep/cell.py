@@ -28,10 +28,10 @@ from typing import Any
 import numpy as np
 
 from replay.sweep.spec import Cell, SweepSpec, TapeDef
+from replay.sweep.tapes import MemoryTape, read_tape, write_tape
 
 #: Tapes a worker keeps in memory (a one-day large-cap tape is about 170 MB).
 KEEP_TAPES = 2
-CHUNK_ROWS = 1 << 20  # as replay.runner.RunSpec.chunk_rows: the chunks a tape file gives
 
 #: The figures of a cell, in the order of cells.parquet (after the axes): (name, dtype).
 FIGURES = (
@@ -50,84 +50,6 @@ STRATEGY_FIGURES = (("strategy_return", "float64"), ("strategy_final_equity", "f
 #: Per broker of a run of several: ``<figure>[<broker label>]``.
 PER_BROKER = ("forced_volume", "forced_value", "accounts_called", "accounts_force_sold",
               "accounts_wiped_out", "broker_shortfall")
-
-
-class MemoryTape:
-    """A tape held in memory: what replay.runner.prepare reads of a replay.tape.Tape
-    (``instruments``, ``session_seed``, ``first_day``, ``chunks``, ``len``)."""
-
-    def __init__(self, chunks: list, instruments, session_seed: int | None, first_day,
-                 path: Path | None = None) -> None:
-        self._chunks = chunks
-        self.instruments = instruments
-        self.session_seed = session_seed
-        self.first_day = first_day
-        self.path = path
-        self.rows = sum(len(c) for c in chunks)
-
-    def __len__(self) -> int:
-        return self.rows
-
-    def chunks(self, rows: int = CHUNK_ROWS) -> Iterator:
-        """The chunks held (``rows`` = :data:`CHUNK_ROWS`: as a tape file gives them), or
-        each cut into pieces of at most ``rows``."""
-        if rows == CHUNK_ROWS:
-            yield from self._chunks
-            return
-        for c in self._chunks:
-            for lo in range(0, len(c), rows):
-                yield c.take(slice(lo, lo + rows))
-
-    @property
-    def nbytes(self) -> int:
-        return sum(sum(getattr(c, f).nbytes for f in c.__dataclass_fields__) for c in
-                   self._chunks)
-
-
-def _rechunk(parts: list, rows: int = CHUNK_ROWS) -> list:
-    from replay.tape import Events
-
-    whole = Events.concat(parts) if len(parts) != 1 else parts[0]
-    return [whole.take(slice(lo, lo + rows)) for lo in range(0, len(whole), rows)]
-
-
-def read_tape(tape: TapeDef, seed: int) -> MemoryTape:
-    """The tape of ``tape`` for a cell of ``seed``: a file read whole, or a synthetic
-    tape made (replay.synth.synthesize, the tape ``cascade data synth`` writes)."""
-    from replay.broker_run import tape_first_day
-    from replay.tape import Tape
-
-    if tape.kind == "file":
-        t = Tape(tape.path)
-        return MemoryTape(list(t.chunks(CHUNK_ROWS)), t.instruments, t.session_seed,
-                          tape_first_day(t), tape.path)
-    from replay.synth import synthesize
-    from venues.krx.session import seoul_date
-
-    s = tape.tape_seed(seed)
-    parts, table = [], None
-    for events, day_table in synthesize(tape.profile, tape.days, s, tape.start,
-                                        shocks=dict(tape.shocks)):
-        table = day_table if table is None else table  # the first day's, as a tape file
-        parts.append(events)
-    chunks = _rechunk(parts)
-    first = seoul_date(int(chunks[0].ts[0])) if chunks and len(chunks[0]) else None
-    return MemoryTape(chunks, table, s, first)
-
-
-def write_tape(tape: TapeDef, seed: int, path: Path) -> Path:
-    """The same tape as a file (a kept run replays it by path)."""
-    from replay.synth import write_synthetic_tape
-
-    if tape.kind == "file":
-        return tape.path
-    if not path.is_file():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.partial")
-        write_synthetic_tape(tmp, tape.profile, tape.days, tape.tape_seed(seed), tape.start,
-                             shocks=dict(tape.shocks))
-        os.replace(tmp, path)
-    return path
 
 
 class FigureSink:
@@ -200,11 +122,18 @@ def run_spec(spec: SweepSpec, cell: Cell, populations: dict[str, Path], *,
                   overrides=tuple(first.overrides),
                   more_brokers=tuple(BrokerSpec(b.rules, populations[b.population]
                                                 if b.population else None,
-                                                tuple(b.overrides), True) for b in more),
-                  rekind=True)
-    return RunSpec(tape=None if generative else (t.path or Path(f"{t.name}.parquet")),
+                                                tuple(b.overrides)) for b in more),
+                  # a variant of one broker takes a population holding none of its kind as
+                  # its own (as cascade compare: comparing kinds); with several brokers
+                  # every account keeps its kind, and so its one broker
+                  rekind=not more)
+    from replay.sweep.tapes import index_closes
+
+    return RunSpec(tape=None if generative else (t.path if t.kind == "file"
+                                                 else Path(f"{t.name}.parquet")),
                    output=output or Path(os.devnull), mode=cell.mode, venue=spec.venue,
                    seed=cell.seed, inject=spec.inject, index_prior_close=spec.index_prior_close,
+                   index_closes=index_closes(t),
                    strategy=spec.strategy, strategy_params=dict(spec.params),
                    profile=t.profile if generative else None,
                    days=t.days if generative else 1,

@@ -81,34 +81,64 @@ def check_output(out: Path, overwrite: bool) -> None:
 
 
 def population_paths(spec: SweepSpec, out: Path) -> dict[str, Path]:
-    """The file each population is read from: its own, or for a spec with overrides the
-    spec rewritten under ``out/inputs/`` (paths in it made absolute)."""
+    """The file each population is read from: its own; for a spec with overrides, the spec
+    rewritten under ``out/inputs/`` (its paths made absolute); for an episode's, its
+    population spec and bars written there (as ``cascade episode run`` writes them)."""
+    import tomllib
+
     import tomli_w
 
     from brokers.rules import read_toml
+    from replay.rundir import write_text
 
     paths: dict[str, Path] = {}
     for p in spec.populations:
-        if not p.overrides:
+        if p.episode is None and not p.overrides:
             paths[p.name] = p.path
             continue
-        data = apply_overrides(read_toml(p.path), p.overrides)
-        for node in (data, data.get("market")):
-            if isinstance(node, dict):
-                for key in ("bars", "credit_file", "credit_ratio"):
-                    v = node.get(key)
-                    if isinstance(v, str) and not Path(v).is_absolute():
-                        node[key] = str((p.path.parent / v).resolve())
+        if p.episode is not None:
+            data = tomllib.loads(_episode_population(p.episode, out))
+            note = f"episode {p.episode}'s population"
+        else:
+            data = read_toml(p.path)
+            for node in (data, data.get("market")):
+                if isinstance(node, dict):
+                    for key in ("bars", "credit_file", "credit_ratio"):
+                        v = node.get(key)
+                        if isinstance(v, str) and not Path(v).is_absolute():
+                            node[key] = str((p.path.parent / v).resolve())
+            note = str(p.path)
+        data = apply_overrides(data, p.overrides)
         target = out / "inputs" / f"{_safe(p.name)}.toml"
-        text = (f"# {p.name}: {p.path} with {', '.join(f'{k} = {v!r}' for k, v in p.overrides)}"
-                f" (written by cascade sweep)\n" + tomli_w.dumps(data))
+        sets = ", ".join(f"{k} = {v!r}" for k, v in p.overrides)
+        text = (f"# {p.name}: {note}{' with ' + sets if sets else ''} (written by cascade "
+                "sweep)\n" + tomli_w.dumps(data))
         target.parent.mkdir(parents=True, exist_ok=True)
         if not target.is_file() or target.read_text(encoding="utf-8") != text:
-            from replay.rundir import write_text
-
             write_text(target, text)
         paths[p.name] = target
     return paths
+
+
+def _episode_population(name: str, out: Path) -> str:
+    """An episode's population spec, reading its bars from ``out/inputs/`` (written there:
+    the bars of the names its tape holds), without the balance of a market none of them is
+    in (replay.episodes.run_episode does the same)."""
+    from replay.episodes import _for_markets, _write_bars, episode_bars, load_episode
+    from replay.rundir import atomic_write
+    from replay.sweep.spec import TapeDef
+    from replay.sweep.tapes import market_plan
+
+    ep = load_episode(name)
+    mplan, _, _ = market_plan(TapeDef(f"episode-{name}", "episode", episode=name,
+                                      days=ep.days, start=ep.start))
+    bars = episode_bars(ep)
+    kept = [n.code for n in mplan.names]
+    path = (out / "inputs" / f"episode-{name}-bars.csv").resolve()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(path, lambda tmp: _write_bars(bars[bars["code"].isin(kept)], tmp))
+    text, _ = _for_markets(ep.population, {n.market for n in mplan.names})
+    return text.replace("{bars}", path.as_posix())
 
 
 def _safe(name: str) -> str:
@@ -133,32 +163,17 @@ def check_inputs(spec: SweepSpec, populations: dict[str, Path]) -> None:
         for name in names:
             if (cell.tape, name) not in pairs:
                 pairs.append((cell.tape, name))
+    from replay.sweep.tapes import head
+
     tapes: dict[Any, Any] = {}
     for tape, name in pairs:
         if tape not in tapes:
-            tapes[tape] = _tape_head(tape, spec.seeds[0])
+            tapes[tape] = head(tape, spec.seeds[0])
         try:
             load_population(populations[name], tapes[tape], spec.seeds[0])
         except (ValueError, FileNotFoundError) as exc:
             raise ValueError(f"{spec.path}: population {name!r} on tape {tape.name!r}: "
                              f"{exc}") from None
-
-
-def _tape_head(tape, seed: int):
-    from replay.sweep.cell import MemoryTape
-
-    if tape.kind == "file":
-        from replay.broker_run import tape_first_day
-        from replay.tape import Tape
-
-        t = Tape(tape.path)
-        return MemoryTape([], t.instruments, t.session_seed, tape_first_day(t), tape.path)
-    from replay.synth import synthesize
-    from venues.krx.session import seoul_date
-
-    events, table = next(synthesize(tape.profile, 1, tape.tape_seed(seed), tape.start,
-                                    chunk_events=1 << 12))
-    return MemoryTape([], table, tape.tape_seed(seed), seoul_date(int(events.ts[0])))
 
 
 def tasks_of(cells: Sequence[Cell], jobs: int) -> list[list[Cell]]:

@@ -46,9 +46,12 @@ SWEEP_KEYS = ("seeds", "modes", "baseline", "venue", "index_prior_close", "injec
               "strategy", "params", "description")
 VARIANT_KEYS = ("rules", "set", "vary", "brokers")
 BROKER_KEYS = ("rules", "set", "population")
-TAPE_KINDS = ("file", "synthetic")
+TAPE_KINDS = ("file", "synthetic", "episode", "market")
 SYNTH_KEYS = ("synthetic", "days", "shocks", "seed", "start")
-POPULATION_KEYS = ("file", "spec", "set", "vary")
+EPISODE_KEYS = ("episode", "days", "seed")
+MARKET_KEYS = ("market", "start", "days", "codes", "top", "rate", "seed", "listing",
+               "allow_missing", "index_knots", "index_closes")
+POPULATION_KEYS = ("file", "spec", "episode", "set", "vary")
 CELL_AXES = ("variant", "tape", "population", "mode", "seed")
 #: The most cells a spec may make: each is a replay, and the store holds a file per cell.
 MAX_CELLS = 1_000_000
@@ -87,13 +90,21 @@ class Variant:
 @dataclass(frozen=True)
 class TapeDef:
     name: str
-    kind: str  # file or synthetic
-    path: Path | None = None
+    kind: str  # file, synthetic, episode or market (:data:`TAPE_KINDS`)
+    path: Path | None = None  # a file tape; a market tape's bars
     profile: str | None = None
-    days: int = 1
+    days: int = 1  # synthetic, market; an episode's (0: the episode's own)
     shocks: tuple[tuple[int, float], ...] = ()
     seed: int | None = None  # None: the cell's seed
     start: date = date(2024, 1, 2)
+    episode: str | None = None
+    codes: tuple[str, ...] = ()
+    top: int | None = None
+    rate: float = 400.0
+    listing: tuple[Path, ...] = ()
+    allow_missing: bool = False
+    knots: tuple[tuple[str, str, float], ...] = ()  # (day, HH:MM:SS, return vs prior close)
+    index_closes: tuple[tuple[str, float], ...] = ()
 
     def tape_seed(self, cell_seed: int) -> int:
         return self.seed if self.seed is not None else cell_seed
@@ -102,9 +113,10 @@ class TapeDef:
 @dataclass(frozen=True)
 class PopulationDef:
     name: str
-    path: Path  # the file, or the spec the overrides apply to
+    path: Path | None  # the file, or the spec the overrides apply to (None: an episode's)
     overrides: tuple[tuple[str, Any], ...] = ()  # (dotted key, value): a spec's keys
     params: tuple[tuple[str, Any], ...] = ()  # the values of ``vary``
+    episode: str | None = None  # the bundled episode whose population this is
 
 
 @dataclass(frozen=True)
@@ -380,6 +392,12 @@ def _tapes(table: Mapping[str, Any], where: str, base: Path) -> tuple[TapeDef, .
             out.append(TapeDef(name, "file", path=_file(value["file"], where, f"{key}.file",
                                                         base)))
             continue
+        if kinds[0] == "episode":
+            out.append(_episode_tape(name, value, where, key))
+            continue
+        if kinds[0] == "market":
+            out.append(_market_tape(name, value, where, key, base))
+            continue
         for k in value:
             if k not in SYNTH_KEYS:
                 raise _fail(where, f"{key}.{k}", f"unknown key; valid: {', '.join(SYNTH_KEYS)}")
@@ -402,23 +420,114 @@ def _tapes(table: Mapping[str, Any], where: str, base: Path) -> tuple[TapeDef, .
                 raise _fail(where, f"{key}.shocks.{day}", "a fractional move in (-1, 10): "
                             "-0.17 is a 17% fall")
             moves.append((int(day), float(move)))
-        seed = value.get("seed")
-        if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool)
-                                 or not 0 <= seed <= MAX_SEED):
-            raise _fail(where, f"{key}.seed", f"a whole number in [0, {MAX_SEED}] (omit it: "
-                        "the tape takes each cell's seed)")
-        start = value.get("start", date(2024, 1, 2))
-        if isinstance(start, str):
-            try:
-                start = date.fromisoformat(start)
-            except ValueError:
-                raise _fail(where, f"{key}.start", "must be a date YYYY-MM-DD") from None
-        if not isinstance(start, date):
-            raise _fail(where, f"{key}.start", "must be a date YYYY-MM-DD")
         out.append(TapeDef(name, "synthetic", profile=profile, days=days,
-                           shocks=tuple(sorted(moves)), seed=seed, start=start))
+                           shocks=tuple(sorted(moves)), seed=_tape_seed(value, where, key),
+                           start=_date(value.get("start", date(2024, 1, 2)), where,
+                                       f"{key}.start")))
     _unique([t.name for t in out], where, "tapes")
     return tuple(out)
+
+
+def _tape_seed(value: Mapping[str, Any], where: str, key: str) -> int | None:
+    seed = value.get("seed")
+    if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool)
+                             or not 0 <= seed <= MAX_SEED):
+        raise _fail(where, f"{key}.seed", f"a whole number in [0, {MAX_SEED}] (omit it: "
+                    "the tape takes each cell's seed)")
+    return seed
+
+
+def _date(value: Any, where: str, key: str) -> date:
+    if isinstance(value, str):
+        try:
+            value = date.fromisoformat(value)
+        except ValueError:
+            raise _fail(where, key, "must be a date YYYY-MM-DD") from None
+    if not isinstance(value, date):
+        raise _fail(where, key, "must be a date YYYY-MM-DD")
+    return value
+
+
+def _keys(value: Mapping[str, Any], allowed: Sequence[str], where: str, key: str) -> None:
+    for k in value:
+        if k not in allowed:
+            raise _fail(where, f"{key}.{k}", f"unknown key; valid: {', '.join(allowed)}")
+
+
+def _episode_tape(name: str, value: Mapping[str, Any], where: str, key: str) -> TapeDef:
+    """``{episode = NAME, days = N, seed = S}``: a bundled episode's market tape
+    (replay/episodes), its first ``days`` (default all), with its index closes."""
+    from replay.episodes import list_episodes, load_episode
+
+    _keys(value, EPISODE_KEYS, where, key)
+    episode = value["episode"]
+    if episode not in list_episodes():
+        raise _fail(where, f"{key}.episode", f"{episode!r}: choose one of "
+                    f"{', '.join(list_episodes())}")
+    ep = load_episode(episode)
+    days = value.get("days", ep.days)
+    if not isinstance(days, int) or isinstance(days, bool) or not 1 <= days <= ep.days:
+        raise _fail(where, f"{key}.days", f"a whole number of days in [1, {ep.days}] (the "
+                    "episode's)")
+    return TapeDef(name, "episode", episode=episode, days=days,
+                   seed=_tape_seed(value, where, key), start=ep.start,
+                   index_closes=tuple(sorted(ep.index_closes.items())))
+
+
+def _market_tape(name: str, value: Mapping[str, Any], where: str, key: str,
+                 base: Path) -> TapeDef:
+    """``{market = BARS, start = DATE, ...}``: an anchored market tape, as ``cascade market
+    build`` makes it (replay/market.py)."""
+    from replay.market import parse_index_knot
+
+    _keys(value, MARKET_KEYS, where, key)
+    bars = value["market"]
+    if not isinstance(bars, str) or not bars:
+        raise _fail(where, f"{key}.market", "must be the path of daily bars of many codes")
+    path = Path(bars) if Path(bars).is_absolute() else base / bars
+    if not path.exists():
+        raise _fail(where, f"{key}.market", f"{bars!r}: no such file or folder ({path})")
+    if "start" not in value:
+        raise _fail(where, key, "missing key 'start' (the first day, YYYY-MM-DD)")
+    start = _date(value["start"], where, f"{key}.start")
+    days = value.get("days", 1)
+    if not isinstance(days, int) or isinstance(days, bool) or not 1 <= days <= 250:
+        raise _fail(where, f"{key}.days", "a whole number of trading days in [1, 250]")
+    codes = value.get("codes", [])
+    if not isinstance(codes, list) or not all(isinstance(c, str) for c in codes):
+        raise _fail(where, f"{key}.codes", "a list of codes as text, e.g. [\"005930\"]")
+    top = value.get("top")
+    if top is not None and (not isinstance(top, int) or isinstance(top, bool) or top < 1):
+        raise _fail(where, f"{key}.top", "a whole number of names >= 1")
+    if codes and top:
+        raise _fail(where, f"{key}.top", "give codes or top, not both")
+    rate = value.get("rate", 400.0)
+    if isinstance(rate, bool) or not isinstance(rate, int | float) or not rate > 0 or \
+            not math.isfinite(rate):
+        raise _fail(where, f"{key}.rate", "decisions a second of the market: a number > 0")
+    listing = value.get("listing", [])
+    listing = [listing] if isinstance(listing, str) else listing
+    if not isinstance(listing, list):
+        raise _fail(where, f"{key}.listing", "a path or a list of paths")
+    files = tuple(_file(p, where, f"{key}.listing", base) for p in listing)
+    allow = value.get("allow_missing", False)
+    if not isinstance(allow, bool):
+        raise _fail(where, f"{key}.allow_missing", "true or false")
+    knots = []
+    for i, k in enumerate(value.get("index_knots", [])):
+        try:
+            parse_index_knot(str(k))
+        except ValueError as exc:
+            raise _fail(where, f"{key}.index_knots[{i}]", str(exc)) from None
+        day, at, ret = (p.strip() for p in str(k).split(","))
+        knots.append((day, at, float(ret)))
+    closes = value.get("index_closes", {})
+    if not isinstance(closes, Mapping):
+        raise _fail(where, f"{key}.index_closes", "a table {KOSPI = 2676.19, ...}")
+    return TapeDef(name, "market", path=path, days=days, seed=_tape_seed(value, where, key),
+                   start=start, codes=tuple(codes), top=top, rate=float(rate),
+                   listing=files, allow_missing=allow, knots=tuple(knots),
+                   index_closes=tuple(sorted((str(k), float(v)) for k, v in closes.items())))
 
 
 def _populations(table: Mapping[str, Any], where: str, base: Path) -> tuple[PopulationDef, ...]:
@@ -436,43 +545,57 @@ def _populations(table: Mapping[str, Any], where: str, base: Path) -> tuple[Popu
             if k not in POPULATION_KEYS:
                 raise _fail(where, f"{key}.{k}", f"unknown key; valid: "
                             f"{', '.join(POPULATION_KEYS)}")
-        if ("file" in value) == ("spec" in value):
+        if sum(k in value for k in ("file", "spec", "episode")) != 1:
             raise _fail(where, key, "give exactly one of file (accounts CSV or spec as it "
-                        "is) or spec (a population spec with set/vary)")
+                        "is), spec (a population spec with set/vary) or episode (a bundled "
+                        "episode's population, with set/vary)")
         if "file" in value:
             if "set" in value or "vary" in value:
                 raise _fail(where, key, "set and vary change a population spec: give "
                             "spec = PATH instead of file")
             out.append(PopulationDef(name, _file(value["file"], where, f"{key}.file", base)))
             continue
-        path = _file(value["spec"], where, f"{key}.spec", base)
-        if path.suffix.lower() != ".toml":
-            raise _fail(where, f"{key}.spec", "must be a population spec (.toml); a CSV of "
-                        "accounts is file = PATH")
-        data = read_toml(path)
+        episode = None
+        if "episode" in value:
+            import tomllib
+
+            from replay.episodes import list_episodes, load_episode
+
+            episode, path = value["episode"], None
+            if episode not in list_episodes():
+                raise _fail(where, f"{key}.episode", f"{episode!r}: choose one of "
+                            f"{', '.join(list_episodes())}")
+            data = tomllib.loads(load_episode(episode).population)
+        else:
+            path = _file(value["spec"], where, f"{key}.spec", base)
+            if path.suffix.lower() != ".toml":
+                raise _fail(where, f"{key}.spec", "must be a population spec (.toml); a CSV "
+                            "of accounts is file = PATH")
+            data = read_toml(path)
         sets = value.get("set", {})
         if not isinstance(sets, Mapping):
             raise _fail(where, f"{key}.set", "must be a table of spec keys, e.g. "
                         "{accounts = 100000}")
+        what = path.name if path else f"episode {episode}'s population"
         for k in sets:
-            _check_spec_key(data, k, where, f"{key}.set.{k}", path)
+            _check_spec_key(data, k, where, f"{key}.set.{k}", what)
         for combo in _combinations(value.get("vary"), where, f"{key}.vary"):
             for k, _ in combo:
-                _check_spec_key(data, k, where, f"{key}.vary.{k}", path)
+                _check_spec_key(data, k, where, f"{key}.vary.{k}", what)
             out.append(PopulationDef(_label(name, combo), path,
-                                     tuple(sets.items()) + combo, combo))
+                                     tuple(sets.items()) + combo, combo, episode))
     _unique([p.name for p in out], where, "populations")
     return tuple(out)
 
 
 def _check_spec_key(data: Mapping[str, Any], key: str, where: str, at: str,
-                    path: Path) -> None:
+                    what: str) -> None:
     """A dotted key of a population spec: ``market.accounts`` needs a [market] table; the
     value itself is checked when the population is drawn (the whole spec, before any cell
     runs: :func:`replay.sweep.runner.check_inputs`)."""
     head, _, rest = key.partition(".")
     if rest and not isinstance(data.get(head), Mapping):
-        raise _fail(where, at, f"{path.name} has no [{head}] table")
+        raise _fail(where, at, f"{what} has no [{head}] table")
 
 
 def apply_overrides(data: dict[str, Any], overrides: Sequence[tuple[str, Any]]) -> dict:
@@ -555,10 +678,14 @@ def _cells(listed: Any, where: str, variants, tapes, populations, modes,
             for a in CELL_AXES:
                 if a in entry:
                     v = entry[a]
-                    if v not in axes[a]:
+                    # a variant's or population's name stands for every value its vary made
+                    family = [x for k, x in axes[a].items()
+                              if isinstance(k, str) and isinstance(v, str)
+                              and k.startswith(f"{v}[")]
+                    if v not in axes[a] and not family:
                         raise _fail(where, f"cells[{i}].{a}", f"{v!r} is not one of "
                                     f"{', '.join(map(str, axes[a]))}")
-                    choice.append([axes[a][v]])
+                    choice.append([axes[a][v]] if v in axes[a] else family)
                 else:
                     choice.append(list(axes[a].values()))
             for k in entry:
@@ -615,6 +742,11 @@ def population_files(p: PopulationDef) -> list[Path]:
     """The files a population reads: the CSV or spec, and a spec's bars and credit files."""
     from brokers.rules import read_toml
 
+    if p.episode is not None:
+        from replay.episodes import load_episode
+
+        ep = load_episode(p.episode)
+        return [ep.path, *ep.bars]
     files = [p.path]
     if p.path.suffix.lower() == ".toml":
         data = apply_overrides(read_toml(p.path), p.overrides)
@@ -647,6 +779,20 @@ def cell_identity(spec: SweepSpec, cell: Cell, code: dict[str, str] | None = Non
     tape: dict[str, Any]
     if t.kind == "file":
         tape = {"file": file_digest(t.path)}
+    elif t.kind == "episode":
+        from replay.episodes import load_episode
+
+        ep = load_episode(t.episode)
+        tape = {"episode": t.episode, "days": t.days, "seed": t.tape_seed(cell.seed),
+                "files": [file_digest(f) for f in (ep.path, *ep.bars)]}
+    elif t.kind == "market":
+        bars = sorted(t.path.rglob("*")) if t.path.is_dir() else [t.path]
+        tape = {"market": [file_digest(f) for f in bars if f.is_file()],
+                "listing": [file_digest(f) for f in t.listing], "start": t.start.isoformat(),
+                "days": t.days, "codes": list(t.codes), "top": t.top, "rate": t.rate,
+                "allow_missing": t.allow_missing, "knots": [list(k) for k in t.knots],
+                "index_closes": [list(c) for c in t.index_closes],
+                "seed": t.tape_seed(cell.seed)}
     else:
         tape = {"synthetic": t.profile, "days": t.days, "shocks": [list(s) for s in t.shocks],
                 "seed": t.tape_seed(cell.seed), "start": t.start.isoformat()}
