@@ -261,7 +261,7 @@ def effect_sentence(diffs: pd.DataFrame, baseline: str, drawn: list[str],
     parts = []
     for figure in HEADLINE_FIGURES:
         if figure in skipped:
-            parts.append(f"{NAMES[figure][0]} does not vary: {skipped[figure]}")
+            parts.append(f"{NAMES[figure][0]} is {skipped[figure]}")
             continue
         if figure not in drawn:  # not a column of the table
             continue
@@ -272,9 +272,9 @@ def effect_sentence(diffs: pd.DataFrame, baseline: str, drawn: list[str],
             continue
         best = rows.loc[rows["mean"].abs().idxmax()]
         unit = _unit(figure)
-        if best["mean"] == 0 and best["low"] == 0 and best["high"] == 0:
-            parts.append(f"on {NAMES[figure][0]} no variant differs from {baseline} in any "
-                         f"of its pairs ({int(best.pairs):,} for {best.variant})")
+        if best["mean"] == 0:
+            parts.append(f"for {NAMES[figure][0]}, every variant's mean paired difference "
+                         f"from {baseline} is 0")
             continue
         if math.isnan(best["low"]):
             interval = "one pair, so no interval"
@@ -282,9 +282,10 @@ def effect_sentence(diffs: pd.DataFrame, baseline: str, drawn: list[str],
             interval = (f"{LEVEL:.0%} CI {_diff(best.low, unit, currency)} to "
                         f"{_diff(best.high, unit, currency)}, which "
                         + ("excludes 0" if best.excludes_zero else "includes 0"))
-        parts.append(f"in {NAMES[figure][0]}, the largest mean paired difference from "
-                     f"{baseline} is {best.variant}: {_diff(best['mean'], unit, currency)} "
-                     f"over {_count(int(best.pairs), 'pair')} ({interval})")
+        parts.append(f"for {NAMES[figure][0]}, the variant that differs most from "
+                     f"{baseline} on average is {best.variant}: "
+                     f"{_diff(best['mean'], unit, currency)} over "
+                     f"{_count(int(best.pairs), 'pair')} ({interval})")
     if not parts:
         return "Neither the drawdown the forced sales added nor the shares force-sold is in " \
                "the table."
@@ -369,8 +370,8 @@ def table_rows(frame: pd.DataFrame) -> np.ndarray:
 
 
 def _rows_note(frame: pd.DataFrame, shown: np.ndarray) -> str:
-    text = ("Each row's command re-makes the cell's full run directory (DIR/runs/KEY, its "
-            "report with cascade report). ")
+    text = ("Each row's command re-makes the cell's full run directory, DIR/runs/KEY16 "
+            "(KEY16: the first 16 hex digits of the cell's key; cascade report draws it). ")
     if len(shown) == len(frame):
         return text + f"All {_count(len(frame), 'cell')}, in the spec's order."
     failed = int((frame["status"] != "ok").sum())
