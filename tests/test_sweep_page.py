@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import base64
 import gzip
+import html
 import json
 import re
+import shutil
+import subprocess
 
 import numpy as np
 import pandas as pd
@@ -15,6 +18,7 @@ import pytest
 from replay.sweep import page as sweep_page
 from replay.sweep.page import redraw, write_page
 from replay.sweep.stats import bootstrap_interval, paired_differences, tail_figures
+from tests.render_report import find_chromium, measure
 
 SPEC = "/sweeps/margin.toml"
 
@@ -211,8 +215,8 @@ def test_page_shows_every_variant_the_baseline_commands_and_failures(tmp_path):
     assert (f"cascade sweep {SPEC} -o {tmp_path.resolve()} --cell {key[:16]} --keep-runs"
             in text)
     assert key not in text  # the command names the cell by its first 16 hex digits
-    assert text.count("<tr id='cell-") == len(frame)
-    assert "<tr id='cell-4' class='failed'>" in text
+    assert text.count("<tbody id='cell-") == len(frame)
+    assert "<tbody id='cell-4' class='failed'>" in text
     # figures missing or the same in every ok cell are named in a line, not drawn
     assert re.search(r"Not drawn or differenced: accounts wiped out: 0 in every ok cell that "
                      r"has it; broker shortfall \(won\): 0 in every ok cell that has it; "
@@ -268,13 +272,20 @@ def test_a_large_sweep_lists_its_failed_cells_first_and_says_how_many(tmp_path, 
     frame = cells(seeds=4)  # 16 cells
     fail(frame, 12, "RuntimeError: worker lost")
     text = write_page(tmp_path, frame, info_of(frame)).read_text(encoding="utf-8")
-    assert re.findall(r"<tr id='cell-(\d+)'", text) == ["12", "0", "1", "2", "3"]
+    assert re.findall(r"<tbody id='cell-(\d+)'", text) == ["12", "0", "1", "2", "3"]
     assert "5 of 16 cells shown: the 1 failed, then the first ok ones" in text
     extra = json.loads(re.search(r"id='sweep-cells'>(.*?)</script>", text).group(1))
     assert sorted(map(int, extra)) == [r for r in range(4, 16) if r != 12]
     key16, label, status = extra["9"]
     assert key16 == frame.key[9][:16] and status == "ok"
     assert label == f"{frame.tape[9]} · credit · relative · seed {frame.seed[9]}"
+    for row in (3, 8):
+        fail(frame, row)
+    monkeypatch.setattr(sweep_page, "MAX_ROWS", 2)
+    text = write_page(tmp_path, frame, info_of(frame)).read_text(encoding="utf-8")
+    assert re.findall(r"<tbody id='cell-(\d+)'", text) == ["3", "8"]
+    assert ("2 of 16 cells shown: the first 2 of the 3 failed in the spec&#x27;s order"
+            in text)
 
 
 def test_generic_venue_page_has_no_limit_or_circuit_breaker_chance(tmp_path):
@@ -361,17 +372,13 @@ console.log(JSON.stringify(out));
 
 
 def test_a_click_scrolls_to_a_listed_cell_and_shows_an_unlisted_one(tmp_path, monkeypatch):
-    import html
-    import shutil
-    import subprocess
-
     node = shutil.which("node")
     if node is None:
         pytest.skip("no node to run the page's script")
     monkeypatch.setattr(sweep_page, "MAX_ROWS", 4)
     frame = cells(seeds=4)
     text = write_page(tmp_path, frame, info_of(frame)).read_text(encoding="utf-8")
-    page = {"rows": re.findall(r"<tr id='(cell-\d+)'", text), "listed": 2, "unlisted": 9,
+    page = {"rows": re.findall(r"<tbody id='(cell-\d+)'", text), "listed": 2, "unlisted": 9,
             "extra": re.search(r"id='sweep-cells'>(.*?)</script>", text).group(1),
             "command": html.unescape(re.search(r"data-command='([^']*)'", text).group(1)),
             "script": re.findall(r"<script>(.*?)</script>", text, re.S)[0]}
@@ -389,3 +396,54 @@ def test_a_click_scrolls_to_a_listed_cell_and_shows_an_unlisted_one(tmp_path, mo
                            f"{frame.seed[9]}, ok, key {frame.key[9][:16]}")
     assert command == (f"cascade sweep {SPEC} -o {tmp_path.resolve()} --cell "
                        f"{frame.key[9][:16]} --keep-runs")
+
+
+# -- the click, in a browser -----------------------------------------------------------------------
+
+#: Scroll to the ``nth`` point of variant ``variant`` in the panel ``panel`` and click it as a
+#: mouse does (move, press, release on plotly's drag layer); returns the rows picked in the
+#: table, the point's row as plotly reports it, and the box shown for an unlisted cell.
+_CLICK = """(() => {
+  const gd = document.getElementById("chart-distributions");
+  const k = gd.data.findIndex((t) => t.type === "scatter" && t.name === VARIANT &&
+                                     t.yaxis === AXIS);
+  const trace = [...gd.querySelectorAll(".scatterlayer .trace")]
+    .find((t) => t.__data__ && t.__data__[0] && t.__data__[0].trace.index === k);
+  const point = trace.querySelectorAll("path.point")[NTH];
+  point.scrollIntoView({block: "center"});
+  const r = point.getBoundingClientRect();
+  const at = {clientX: r.left + r.width / 2, clientY: r.top + r.height / 2, bubbles: true,
+              cancelable: true, view: window, buttons: 1};
+  const layer = document.elementFromPoint(at.clientX, at.clientY);
+  for (const kind of ["mousemove", "mousedown", "mouseup"]) {
+    layer.dispatchEvent(new MouseEvent(kind, at));
+  }
+  const box = document.getElementById("picked-cell");
+  return JSON.stringify({
+    picked: [...document.querySelectorAll("tbody.picked")].map((t) => t.id),
+    hovered: (gd._hoverdata || []).map((p) => p.customdata),
+    box: box.hidden ? null : box.textContent});
+})()"""
+
+
+@pytest.mark.skipif(find_chromium() is None, reason="no chromium, chromium-browser or "
+                    "google-chrome on PATH (or CASCADE_CHROMIUM)")
+@pytest.mark.parametrize("listed", [True, False])
+def test_clicking_a_point_in_chromium_picks_its_cell(tmp_path, monkeypatch, listed):
+    if not listed:
+        monkeypatch.setattr(sweep_page, "MAX_ROWS", 3)
+    frame = cells(seeds=4)
+    path = write_page(tmp_path, frame, info_of(frame))
+    script = (_CLICK.replace("VARIANT", json.dumps("strict")).replace("AXIS", '"y3"')
+              .replace("NTH", "5"))
+    value, errors = measure(path, script)
+    assert not errors
+    out = json.loads(value)
+    (row,) = out["hovered"]
+    # the 6th point of strict's trace in the third panel is strict's 6th ok cell
+    assert row == frame.index[frame.variant == "strict"][5]
+    if listed:
+        assert out == {"picked": [f"cell-{row}"], "hovered": [row], "box": None}
+    else:
+        assert out["picked"] == [] and f"key {frame.key[row][:16]}" in out["box"]
+        assert f"--cell {frame.key[row][:16]} --keep-runs" in out["box"]

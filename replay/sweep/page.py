@@ -66,10 +66,11 @@ div.wide { overflow-x: auto; }
 div.numbers td { text-align: right; font-variant-numeric: tabular-nums;
                  white-space: nowrap; }
 div.numbers td:first-child, div.keys2 td:nth-child(2) { text-align: left; }
-table.cells td { white-space: nowrap; } table.cells td.error { color: #a00;
-  white-space: normal; min-width: 240px; } table.cells code { font-size: 12px; }
-table.cells tr.failed td { background: #fdf0f0; }
-table.cells tr.picked td { background: #fff1b8; }
+table.cells td { white-space: nowrap; } table.cells tr.run td { border-bottom-color: #ccc;
+  padding-top: 0; white-space: normal; color: #555; } table.cells code { font-size: 12px; }
+table.cells tbody tr:first-child td { border-bottom: none; } table.cells .error { color: #a00; }
+table.cells tbody.failed td { background: #fdf0f0; }
+table.cells tbody.picked td { background: #fff1b8; }
 div.picked { border: 1px solid #e0c060; background: #fff8dc; padding: 6px 10px;
              margin: 0 0 16px; } div.picked code { font-size: 12px; }
 """
@@ -83,12 +84,12 @@ _CLICKS = """
   const extra = JSON.parse(document.getElementById("sweep-cells").textContent);
   const box = document.getElementById("picked-cell");
   const show = (row) => {
-    for (const tr of document.querySelectorAll("tr.picked")) tr.classList.remove("picked");
-    const tr = document.getElementById("cell-" + row);
-    if (tr) {
+    for (const old of document.querySelectorAll("tbody.picked")) old.classList.remove("picked");
+    const rows = document.getElementById("cell-" + row);
+    if (rows) {
       box.hidden = true;
-      tr.classList.add("picked");
-      tr.scrollIntoView({block: "center"});
+      rows.classList.add("picked");
+      rows.scrollIntoView({block: "center"});
       return;
     }
     const [key, label, status] = extra[row];
@@ -176,7 +177,8 @@ def sweep_html(out: Path, frame: pd.DataFrame, info: dict) -> str:
     failed = len(frame) - len(ok)
     page.add("<p class='note'>" + html.escape(
         (f"{_count(failed, 'cell')} failed: left out of every statistic and figure on this "
-         "page, listed with their error in the cells table. " if failed else "")
+         f"page, listed with {'its error' if failed == 1 else 'their errors'} in the cells "
+         "table. " if failed else "")
         + "Statistics are over the ok cells only.") + "</p>")
     if skipped:
         page.add("<p class='note'>Not drawn or differenced: "
@@ -213,9 +215,10 @@ def sweep_html(out: Path, frame: pd.DataFrame, info: dict) -> str:
         listed = set(shown.tolist())
         unlisted = [r for r in points if r not in listed]
         if unlisted:
-            labels = _labels(frame.loc[unlisted])
-            extra = {int(r): [str(frame.at[r, "key"])[:16], labels[r],
-                              str(frame.at[r, "status"])] for r in unlisted}
+            part = frame.loc[unlisted]
+            extra = {r: list(c) for r, c in zip(unlisted, zip(
+                part["key"].astype(str).str[:16].tolist(), _labels(part).tolist(),
+                part["status"].astype(str).tolist(), strict=True), strict=True)}
     else:
         page.add("<p>No figure varies across the ok cells.</p>")
     command = COMMAND.format(spec=shlex.quote(str(info["spec"])),
@@ -375,16 +378,19 @@ def _rows_note(frame: pd.DataFrame, shown: np.ndarray) -> str:
     if len(shown) == len(frame):
         return text + f"All {_count(len(frame), 'cell')}, in the spec's order."
     failed = int((frame["status"] != "ok").sum())
-    return text + (f"{len(shown):,} of {len(frame):,} cells shown: the "
-                   f"{min(failed, len(shown)):,} failed, then the first ok ones in the spec's "
-                   "order; cells.parquet holds them all, and a click on any point of the "
-                   "distributions shows its cell.")
+    which = (f"the {failed:,} failed, then the first ok ones in the spec's order"
+             if failed < len(shown) else
+             f"the first {len(shown):,} of the {failed:,} failed in the spec's order")
+    return text + (f"{len(shown):,} of {len(frame):,} cells shown: {which}; cells.parquet "
+                   "holds them all, and a click on any point of the distributions shows "
+                   "its cell.")
 
 
 def cells_table(frame: pd.DataFrame, shown: np.ndarray, figures: list[str], info: dict,
                 out: Path, currency: str) -> str:
-    """The cells ``shown``: axes, status, ``figures``, error and command; row ids
-    ``cell-<row>`` for the clicks."""
+    """The cells ``shown``: a row of axes, status and ``figures``, and under it the
+    command that re-makes the cell's run directory (and a failed cell's error); each cell's
+    two rows a tbody ``cell-<row>``, for the clicks."""
     part = frame.iloc[shown]
     columns = [("cell", [str(r + 1) for r in shown], True)]
     for axis in ("variant", *PAIR_AXES, "status"):
@@ -402,11 +408,11 @@ def cells_table(frame: pd.DataFrame, shown: np.ndarray, figures: list[str], info
         tds = "".join(f"<td class='num'>{html.escape(values[i])}</td>" if numeric else
                       f"<td>{html.escape(values[i])}</td>" for _, values, numeric in columns)
         failed = " class='failed'" if part["status"].iat[i] != "ok" else ""
-        body.append(f"<tr id='cell-{row}'{failed}>{tds}<td class='error'>"
-                    f"{html.escape(errors[i])}</td><td><code>{html.escape(commands[i])}"
-                    "</code></td></tr>")
-    return (f"<table class='cells'><thead><tr>{head}<th>error</th><th>command</th></tr>"
-            f"</thead><tbody>{''.join(body)}</tbody></table>")
+        error = (f"<div class='error'>{html.escape(errors[i])}</div>" if errors[i] else "")
+        body.append(f"<tbody id='cell-{row}'{failed}><tr>{tds}</tr><tr class='run'><td></td>"
+                    f"<td colspan='{len(columns) - 1}'>{error}<code>"
+                    f"{html.escape(commands[i])}</code></td></tr></tbody>")
+    return (f"<table class='cells'><thead><tr>{head}</tr></thead>{''.join(body)}</table>")
 
 
 # -- figures -------------------------------------------------------------------------------
