@@ -172,7 +172,7 @@ def sweep_html(out: Path, frame: pd.DataFrame, info: dict) -> str:
     page = Page(f"sweep {spec_name}", CSS)
     page.add(headline(frame, info, spec_name), "<p class='headline'>"
              + html.escape(effect_sentence(diffs, baseline, drawn, skipped, currency,
-                                           len(info["axes"]["variants"])))
+                                           len(info["axes"]["variants"]), len(ok)))
              + "</p>")
     failed = len(frame) - len(ok)
     page.add("<p class='note'>" + html.escape(
@@ -255,12 +255,15 @@ def headline(frame: pd.DataFrame, info: dict, spec_name: str) -> str:
 
 
 def effect_sentence(diffs: pd.DataFrame, baseline: str, drawn: list[str],
-                    skipped: dict[str, str], currency: str, variants: int) -> str:
+                    skipped: dict[str, str], currency: str, variants: int,
+                    ok_cells: int) -> str:
     """One sentence: for each of :data:`HEADLINE_FIGURES`, the variant whose mean paired
     difference from the baseline is largest in size, with its interval and whether the
     interval excludes 0."""
     if variants < 2:
         return f"The sweep has one variant, {baseline}: there is nothing to difference."
+    if not ok_cells:
+        return "No cell is ok: there is nothing to measure."
     parts = []
     for figure in HEADLINE_FIGURES:
         if figure in skipped:
@@ -270,8 +273,8 @@ def effect_sentence(diffs: pd.DataFrame, baseline: str, drawn: list[str],
             continue
         rows = diffs[(diffs.figure == figure) & (diffs.pairs > 0)]
         if not len(rows):
-            parts.append(f"no variant has a pair with {baseline} on "
-                         f"{NAMES[figure][0]} (both cells ok)")
+            parts.append(f"for {NAMES[figure][0]}, no variant has a pair with {baseline} "
+                         "(both cells ok)")
             continue
         best = rows.loc[rows["mean"].abs().idxmax()]
         unit = _unit(figure)
