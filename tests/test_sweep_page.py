@@ -202,6 +202,8 @@ def test_tails_of_the_generic_venue_have_no_limit_or_circuit_breaker_chance():
 def test_page_shows_every_variant_the_baseline_commands_and_failures(tmp_path):
     frame = cells(variants=("base", "strict", "loose"))
     fail(frame, 4, "ValueError: population credit: symbol 005930 not on tape calm")
+    frame["accounts_wiped_out"] = frame["accounts_wiped_out"].astype("Int64")
+    frame.loc[0, "accounts_wiped_out"] = pd.NA  # ok, but without the figure
     path = write_page(tmp_path, frame, info_of(frame))
     assert path == tmp_path / "sweep.html"
     text = path.read_text(encoding="utf-8")
@@ -219,8 +221,8 @@ def test_page_shows_every_variant_the_baseline_commands_and_failures(tmp_path):
     assert "<tbody id='cell-4' class='failed'>" in text
     # figures missing or the same in every ok cell are named in a line, not drawn
     assert re.search(r"Not drawn or differenced: accounts wiped out: 0 in every ok cell that "
-                     r"has it; broker shortfall \(won\): 0 in every ok cell that has it; "
-                     r"KOSPI close vs its prior close \(%\): missing in every ok cell\.", text)
+                     r"has it; broker shortfall \(won\): 0 in every ok cell; KOSPI close vs "
+                     r"its prior close \(%\): missing in every ok cell\.", text)
     titles = [a["text"] for a in unpack_figures(text)["chart-distributions"]["layout"]
               ["annotations"]]
     assert "shares force-sold (shares)" in titles
@@ -241,13 +243,33 @@ def test_headline_states_the_largest_effect_with_its_interval(tmp_path):
         frame.loc[frame.variant == v, "forced_volume"] = \
             frame.loc[base, "forced_volume"].to_numpy() + add
     text = write_page(tmp_path, frame, info_of(frame)).read_text(encoding="utf-8")
-    sentence = re.search(r"<p class='headline'>(.*?)</p>", text).group(1)
+    sentence = headline_of(text)
     assert ("for shares force-sold, the variant that differs most from base on average is "
             "plus7: +7 shares over 6 pairs (95% CI +7 shares to +7 shares, which excludes 0)"
             in sentence)
-    d = pd.concat([paired_differences(frame, "base", "excess_drawdown")])
+    d = paired_differences(frame, "base", "excess_drawdown")
     best = d.loc[d["mean"].abs().idxmax()]
     assert f"is {best.variant}: " in sentence.split(";")[0]
+
+
+def headline_of(text: str) -> str:
+    return html.unescape(re.search(r"<p class='headline'>(.*?)</p>", text).group(1))
+
+
+def test_headline_says_when_there_is_nothing_to_difference(tmp_path):
+    one = cells(variants=("base",))
+    assert headline_of(write_page(tmp_path, one, info_of(one)).read_text()) == \
+        "The sweep has one variant, base: there is nothing to difference."
+    frame = cells()
+    frame["excess_drawdown"] = 0.0
+    assert headline_of(write_page(tmp_path, frame, info_of(frame)).read_text()).startswith(
+        "Drawdown the forced sales added is 0.00% in every ok cell; for shares "
+        "force-sold, the variant that differs most from base on average is strict: ")
+    for row in range(len(frame)):
+        fail(frame, row)
+    text = write_page(tmp_path, frame, info_of(frame)).read_text()
+    assert headline_of(text) == "No cell is ok: there is nothing to measure."
+    assert "12 cells: 0 ok, 12 failed." in text
 
 
 def test_points_are_the_ok_cells_of_their_variant_and_carry_their_row(tmp_path):

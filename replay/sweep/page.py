@@ -309,8 +309,8 @@ def split_figures(ok: pd.DataFrame, figures: list[str],
         if not len(values):
             skipped[figure] = "missing in every ok cell"
         elif values.nunique() == 1:
-            skipped[figure] = (f"{cell(values.iloc[0], _unit(figure))} in every ok cell "
-                               "that has it")
+            skipped[figure] = (f"{cell(values.iloc[0], _unit(figure))} in every ok cell"
+                               + (" that has it" if len(values) < len(ok) else ""))
         else:
             drawn.append(figure)
     return drawn, skipped
