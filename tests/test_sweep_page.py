@@ -360,7 +360,7 @@ for (const id of page.rows) {
                           remove(c) { rows[id].classes.delete(c); }},
               scrollIntoView() { rows[id].scrolled++; }};
 }
-const box = {hidden: true, dataset: {command: page.command}, children: [],
+const box = {hidden: true, dataset: {before: page.before, after: page.after}, children: [],
              replaceChildren() { this.children = []; }, append(...c) { this.children.push(...c); }};
 let click = null;
 const chart = {on(event, fn) { if (event === "plotly_click") click = fn; }};
@@ -399,10 +399,12 @@ def test_a_click_scrolls_to_a_listed_cell_and_shows_an_unlisted_one(tmp_path, mo
         pytest.skip("no node to run the page's script")
     monkeypatch.setattr(sweep_page, "MAX_ROWS", 4)
     frame = cells(seeds=4)
-    text = write_page(tmp_path, frame, info_of(frame)).read_text(encoding="utf-8")
+    spec = "/sweeps/KEY/margin.toml"  # the key is put in after the spec, not in it
+    text = write_page(tmp_path, frame, {**info_of(frame), "spec": spec}).read_text()
     page = {"rows": re.findall(r"<tbody id='(cell-\d+)'", text), "listed": 2, "unlisted": 9,
             "extra": re.search(r"id='sweep-cells'>(.*?)</script>", text).group(1),
-            "command": html.unescape(re.search(r"data-command='([^']*)'", text).group(1)),
+            "before": html.unescape(re.search(r"data-before='([^']*)'", text).group(1)),
+            "after": html.unescape(re.search(r"data-after='([^']*)'", text).group(1)),
             "script": re.findall(r"<script>(.*?)</script>", text, re.S)[0]}
     assert "plotly_click" in page["script"]
     done = subprocess.run([node, "-e", _FAKE_DOM], input=json.dumps(page), text=True,
@@ -416,7 +418,7 @@ def test_a_click_scrolls_to_a_listed_cell_and_shows_an_unlisted_one(tmp_path, mo
     line, command = out["unlisted"]["text"]
     assert line.startswith(f"cell 10: {frame.tape[9]} · credit · relative · seed "
                            f"{frame.seed[9]}, ok, key {frame.key[9][:16]}")
-    assert command == (f"cascade sweep {SPEC} -o {tmp_path.resolve()} --cell "
+    assert command == (f"cascade sweep {spec} -o {tmp_path.resolve()} --cell "
                        f"{frame.key[9][:16]} --keep-runs")
 
 

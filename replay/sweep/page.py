@@ -93,7 +93,7 @@ _CLICKS = """
       return;
     }
     const [key, label, status] = extra[row];
-    const command = box.dataset.command.replace("KEY", key);
+    const command = box.dataset.before + key + box.dataset.after;
     box.replaceChildren();
     const line = document.createElement("div");
     line.textContent = `cell ${row + 1}: ${label}, ${status}, key ${key} (not in the ` +
@@ -221,10 +221,12 @@ def sweep_html(out: Path, frame: pd.DataFrame, info: dict) -> str:
                 part["status"].astype(str).tolist(), strict=True), strict=True)}
     else:
         page.add("<p>No figure varies across the ok cells.</p>")
-    command = COMMAND.format(spec=shlex.quote(str(info["spec"])),
-                             out=shlex.quote(str(out.resolve())), key="KEY")
+    before, _, after = COMMAND.format(spec=shlex.quote(str(info["spec"])),
+                                      out=shlex.quote(str(out.resolve())),
+                                      key="\0").partition("\0")  # no path holds NUL
     page.add(f"<div id='picked-cell' class='picked' hidden "
-             f"data-command='{html.escape(command, quote=True)}'></div>")
+             f"data-before='{html.escape(before, quote=True)}' "
+             f"data-after='{html.escape(after, quote=True)}'></div>")
 
     page.add("<h2>Cells</h2>", "<p class='note'>" + html.escape(_rows_note(frame, shown))
              + "</p>",
