@@ -245,11 +245,14 @@ def test_headline_states_the_largest_effect_with_its_interval(tmp_path):
     text = write_page(tmp_path, frame, info_of(frame)).read_text(encoding="utf-8")
     sentence = headline_of(text)
     assert ("for shares force-sold, the variant that differs most from base on average is "
-            "plus7: +7 shares over 6 pairs (95% CI +7 shares to +7 shares, which excludes 0)"
-            in sentence)
+            "plus7: +7 shares over 6 pairs (95% CI +7 shares to +7 shares, which excludes 0; "
+            "with so few pairs the interval is rough)." in sentence)
     d = paired_differences(frame, "base", "excess_drawdown")
     best = d.loc[d["mean"].abs().idxmax()]
     assert f"is {best.variant}: " in sentence.split(";")[0]
+    more = cells(seeds=5)  # 10 pairs
+    sentence = headline_of(write_page(tmp_path, more, info_of(more)).read_text())
+    assert "over 10 pairs" in sentence and "rough" not in sentence
 
 
 def headline_of(text: str) -> str:

@@ -11,6 +11,7 @@ each with the one command that re-makes its full run directory. A click on a poi
 its cell. Failed cells are counted at the top, listed with their error, and left out of
 every statistic. Drawn with the render kit the run report shares (replay/render/), so
 values read alike and the page opens offline; the same table gives the same bytes.
+``cascade sweep report DIR`` draws it again from the directory's files (:func:`redraw`).
 """
 
 from __future__ import annotations
@@ -57,6 +58,9 @@ MAX_ROWS = 2000
 #: the cells beyond its box's whiskers farthest from its median, at most MAX_OUTLIERS.
 ALL_POINTS = 400
 MAX_OUTLIERS = 200
+#: Fewer pairs than this and the headline calls the interval rough: a bootstrap of n pairs
+#: cannot reach past their smallest and largest difference.
+FEW_PAIRS = 10
 #: The command that re-makes a cell's full run directory (replay.sweep.run: ``only``).
 COMMAND = "cascade sweep {spec} -o {out} --cell {key} --keep-runs"
 
@@ -289,7 +293,9 @@ def effect_sentence(diffs: pd.DataFrame, baseline: str, drawn: list[str],
         else:
             interval = (f"{LEVEL:.0%} CI {_diff(best.low, unit, currency)} to "
                         f"{_diff(best.high, unit, currency)}, which "
-                        + ("excludes 0" if best.excludes_zero else "includes 0"))
+                        + ("excludes 0" if best.excludes_zero else "includes 0")
+                        + ("; with so few pairs the interval is rough"
+                           if best.pairs < FEW_PAIRS else ""))
         parts.append(f"for {NAMES[figure][0]}, the variant that differs most from "
                      f"{baseline} on average is {best.variant}: "
                      f"{_diff(best['mean'], unit, currency)} over "
@@ -328,8 +334,9 @@ def _method(baseline: str) -> str:
             f"the {LEVEL:.0%} interval is the {(1 - LEVEL) / 2:.1%} to {(1 + LEVEL) / 2:.1%} "
             f"percentiles of that mean over {RESAMPLES:,} bootstrap resamples of the pairs "
             f"(with replacement, numpy default_rng({SEED})), none for a single pair. "
-            "Left out: the variant's cells without such a pair. A difference of a share (%) "
-            "is in percentage points (pp).")
+            f"With few pairs (under {FEW_PAIRS}) the interval is rough: it cannot reach past "
+            "the smallest and largest difference of the pairs. Left out: the variant's cells "
+            "without such a pair. A difference of a share (%) is in percentage points (pp).")
 
 
 # -- tables --------------------------------------------------------------------------------
