@@ -123,6 +123,7 @@ def _run(cli, spec: Path, output: Path, **kw) -> None:
 
 
 def _print(cli, result, output: Path) -> None:
+    from rich.markup import escape
     from rich.table import Table
 
     frame = result.table
@@ -133,7 +134,7 @@ def _print(cli, result, output: Path) -> None:
     for name, _ in SHOWN:
         shown.add_column(name.replace("_", " "), justify="right")
     for variant, g in ok.groupby("variant", sort=False):
-        shown.add_row(variant, str(len(g)),
+        shown.add_row(escape(variant), str(len(g)),
                       *(fmt.format(g[name].mean()) if g[name].notna().any() else "-"
                         for name, fmt in SHOWN))
     cli.out.print(shown)

@@ -340,3 +340,29 @@ def test_episodes_market_days_and_population_fields_as_axes(tmp_path):
                         f'market = "{HEAVY.as_posix()}"')
     with pytest.raises(ValueError, match="population 'market' on tape 'aug'"):
         run_sweep(write_spec(tmp_path, wrong, "wrong.toml"), tmp_path / "wrong", jobs=1)
+
+
+def test_the_docs_spec_runs_as_written_on_both_backends(tmp_path):
+    """docs/sweeps.md opens with a complete spec and the commands that run it (saved as
+    sweep-small.toml in the repository root): at most 24 cells, the same cells.parquet on
+    the local pool and on Ray."""
+    pytest.importorskip("ray")
+    from tests.test_docs_examples import SHIPPED
+
+    page = (ROOT / "docs" / "sweeps.md").read_text(encoding="utf-8")
+    toml = page.split("```toml\n", 1)[1].split("```", 1)[0]
+    commands = page.split("```bash\n", 1)[1].split("```", 1)[0]
+    assert page.index("```toml") < page.index("```bash")
+    for name in SHIPPED:
+        (tmp_path / name).symlink_to(ROOT / name, target_is_directory=True)
+    (tmp_path / "sweep-small.toml").write_text(toml, encoding="utf-8")
+    assert len(load_spec(tmp_path / "sweep-small.toml").cells) <= 24
+    env = {**os.environ, "PATH": f"{CASCADE.parent}{os.pathsep}{os.environ['PATH']}"}
+    done = subprocess.run(["bash", "-euo", "pipefail", "-c", commands], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    local = tmp_path / "runs" / "sweep-small" / "cells.parquet"
+    assert local.read_bytes() == (tmp_path / "runs" / "sweep-small-ray" /
+                                  "cells.parquet").read_bytes()
+    table = pq.read_table(local).to_pandas()
+    assert (table.status == "ok").all() and table.forced_volume.gt(0).all()
