@@ -978,7 +978,7 @@ def compare_cmd(
     index_prior_close: Annotated[float, typer.Option(
         help="KRX venue: the index's previous close (circuit-breaker levels).")] = 0.0,
     jobs: Annotated[int | None, typer.Option(
-        help="Variants run at once, each in its own process. Default: min(variants, CPUs).")]
+        help="Worker processes running the variants. Default: min(variants, CPUs).")]
     = None,
     strategy: Annotated[str | None, typer.Option(
         help="A strategy trading in every variant (FILE.py:Class), its account under each "

@@ -130,7 +130,7 @@ def compare(tape: str | Path, variants: list[str], population: str | Path,
             jobs: int | None = None, progress: VariantDone | None = None,
             strategy: str | None = None, strategy_params: dict[str, Any] | None = None,
             overwrite: bool = False) -> pd.DataFrame:
-    """Replay ``tape`` once per rule variant, each in its own process, into
+    """Replay ``tape`` once per rule variant, in the sweep's worker processes, into
     ``output/<label>/``; write the comparison files (:data:`OUTPUTS`) and return its table.
 
     ``overrides`` apply to every variant before the variant's own. Every variant's rules,

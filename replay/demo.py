@@ -12,7 +12,7 @@ and a strategy, reported, and one compared under two maintenance ratios.
    are sold in the pre-open auction of day 4. A leveraged momentum strategy
    (strategies/credit_momentum.py) that bought on day 1 is among them.
 3. **140% vs 130%**: the large-cap crash under ``krx-credit`` and under the same rules with
-   a 130% maintenance ratio, each in its own process.
+   a 130% maintenance ratio (a one-axis sweep: replay/compare.py).
 4. **A market, credit concentrated or spread** (2024-08-02..08-07, real bars): the 33 large
    caps of tests/data on one anchored market tape (replay.market), with 1 trillion won of
    신용융자 and 100 billion of 미수 over 20,000 accounts (a fifth holding two names) laid

@@ -1,7 +1,7 @@
 """One replay of a tape into a run directory: what ``cascade replay`` does, as a function.
 
 :func:`run_tape` is shared by the command line, ``cascade compare`` (which calls it once per
-rule variant, each in its own process) and the demo. With a broker it also runs the
+rule variant, as a sweep cell whose run is kept) and the demo. With a broker it also runs the
 counterfactual: the same tape, seed, injected orders and strategy with the broker's forced
 orders switched off (replay/broker_run.py). The run is written into a temporary directory
 beside ``output`` and renamed into place once complete (replay/rundir.py).

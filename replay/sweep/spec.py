@@ -269,7 +269,7 @@ def _file(value: Any, where: str, key: str, base: Path) -> Path:
     p = p if p.is_absolute() else base / p
     if not p.is_file():
         raise _fail(where, key, f"{value!r}: no such file ({p})")
-    return p
+    return p.resolve()  # workers (a Ray actor) may run in another folder
 
 
 def _overrides(value: Any, where: str, key: str) -> tuple[str, ...]:
@@ -487,6 +487,7 @@ def _market_tape(name: str, value: Mapping[str, Any], where: str, key: str,
     path = Path(bars) if Path(bars).is_absolute() else base / bars
     if not path.exists():
         raise _fail(where, f"{key}.market", f"{bars!r}: no such file or folder ({path})")
+    path = path.resolve()
     if "start" not in value:
         raise _fail(where, key, "missing key 'start' (the first day, YYYY-MM-DD)")
     start = _date(value["start"], where, f"{key}.start")
