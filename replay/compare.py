@@ -201,7 +201,7 @@ def compare(tape: str | Path, variants: list[str], population: str | Path,
                     index_prior_close=index_prior_close, strategy=strategy,
                     strategy_params=strategy_params)
     try:
-        _run_cells(spec, output, jobs, progress, Path(population))
+        _run_cells(spec, output.absolute(), jobs, progress)
         if output != target:  # --overwrite: the new comparison replaces the old whole
             swap_into_place(output, target)
     except BaseException:
@@ -260,8 +260,7 @@ def as_sweep(tape: str | Path, labels: Sequence[str], variants: Sequence[str],
     return keyed(replace(spec, cells=cells))
 
 
-def _run_cells(spec, output: Path, jobs: int, progress: VariantDone | None,
-               population: Path) -> None:
+def _run_cells(spec, output: Path, jobs: int, progress: VariantDone | None) -> None:
     """Run the variants not recorded with a complete run directory (the sweep's local
     backend, replay.sweep.run.execute), reporting the reused ones first; a failed variant
     raises :class:`VariantError` naming it, after the others have run."""

@@ -209,7 +209,7 @@ def run_sweep(spec_path: str | Path, out: str | Path, *, jobs: int | None = None
     jobs = jobs if jobs is not None else (os.cpu_count() or 1)
     if not 1 <= jobs <= 1024:
         raise ValueError(f"--jobs {jobs}: must be in [1, 1024]")
-    spec_path, out = Path(spec_path), Path(out)
+    spec_path, out = Path(spec_path), Path(out).absolute()  # workers may run elsewhere
     spec = load_spec(spec_path)
     check_output(out, overwrite)
     out.mkdir(parents=True, exist_ok=True)
