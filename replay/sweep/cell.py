@@ -30,8 +30,10 @@ import numpy as np
 from replay.sweep.spec import Cell, SweepSpec, TapeDef
 from replay.sweep.tapes import MemoryTape, read_tape, write_tape
 
-#: Tapes a worker keeps in memory (a one-day large-cap tape is about 170 MB).
+#: Tapes a worker keeps in memory (a one-day large-cap tape is about 170 MB), and the bytes
+#: beyond which it keeps only the one in use (a whole market day is several GB).
 KEEP_TAPES = 2
+KEEP_BYTES = 3 << 30
 
 #: The figures of a cell, in the order of cells.parquet (after the axes): (name, dtype).
 FIGURES = (
@@ -94,6 +96,9 @@ class WorkerState:
         loaded = _Loaded(read_tape(tape, seed), {}, 0.0)
         loaded.seconds = time.perf_counter() - t0
         self.tapes[key] = loaded
+        while len(self.tapes) > 1 and sum(x.tape.nbytes for x in self.tapes.values()) > \
+                KEEP_BYTES:
+            self.tapes.popitem(last=False)
         return loaded
 
     def warm_up(self, tape: MemoryTape, mode: str, venue: str, seed: int) -> None:

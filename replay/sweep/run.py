@@ -393,8 +393,9 @@ def _run_local(spec: SweepSpec, tasks: list[list[Cell]], populations: dict[str, 
             record(rec)
             got += 1
 
-    with ProcessPoolExecutor(max_workers=min(jobs, len(tasks)), mp_context=ctx,
-                             initializer=_init_local, initargs=(os.getpid(), q)) as pool:
+    pool = ProcessPoolExecutor(max_workers=min(jobs, len(tasks)), mp_context=ctx,
+                               initializer=_init_local, initargs=(os.getpid(), q))
+    try:
         pending = {pool.submit(_local_task, spec, t, populations, runs) for t in tasks}
         while got < expected:
             drain(0.2)
@@ -414,3 +415,9 @@ def _run_local(spec: SweepSpec, tasks: list[list[Cell]], populations: dict[str, 
                 if got < expected:
                     raise SweepError(f"{expected - got} cell records never arrived from the "
                                      "workers; run the sweep again to resume")
+    except BaseException:  # Ctrl-C, an error: the workers stop now, not after their block
+        for process in list(getattr(pool, "_processes", {}).values()):
+            process.kill()
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown()
