@@ -252,3 +252,26 @@ def test_the_command_line_runs_a_sweep_and_redraws_its_page(tmp_path):
     bad = subprocess.run([str(CASCADE), "sweep", str(spec), "-o", str(out), "--backend", "x"],
                          capture_output=True, text=True)
     assert bad.returncode == 2 and "--backend 'x'" in bad.stderr
+
+
+def test_a_one_day_synthetic_tape_in_memory_is_its_tape_file(tmp_path):
+    """A worker makes a one-day tape in one buffer cut into views: the same chunks, row for
+    row, as the tape file ``cascade data synth`` writes and a kept run reads."""
+    import numpy as np
+
+    from replay.broker_run import tape_first_day
+    from replay.sweep.cell import CHUNK_ROWS, read_tape, write_tape
+    from replay.sweep.spec import TapeDef
+    from replay.tape import COLUMNS, Tape
+
+    day = TapeDef("day", "synthetic", profile="krx-largecap")
+    held = read_tape(day, 3)
+    tape = Tape(write_tape(day, 3, tmp_path / "day.parquet"))
+    from_file = list(tape.chunks(CHUNK_ROWS))
+    assert len(from_file) >= 2 and [len(c) for c in held.chunks()] == \
+        [len(c) for c in from_file]
+    for a, b in zip(held.chunks(), from_file, strict=True):
+        for c in COLUMNS:
+            assert np.array_equal(getattr(a, c), getattr(b, c)), c
+    assert held.session_seed == tape.session_seed == 3
+    assert held.first_day == tape_first_day(tape)

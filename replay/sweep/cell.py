@@ -32,6 +32,11 @@ from replay.sweep.spec import Cell, SweepSpec, TapeDef
 #: Tapes a worker keeps in memory (a one-day large-cap tape is about 170 MB).
 KEEP_TAPES = 2
 CHUNK_ROWS = 1 << 20  # as replay.runner.RunSpec.chunk_rows: the chunks a tape file gives
+#: The rows of the buffer replay.synth writes a one-day tape into (a chunk never spans two
+#: days, and the events do not depend on its size): a large-cap day (about 3.6 M rows) comes
+#: in one buffer and is cut into :data:`CHUNK_ROWS` views instead of being copied into a
+#: second array. A tape of several days is joined whole anyway, from the default chunks.
+SYNTH_ROWS = 1 << 22
 
 #: The figures of a cell, in the order of cells.parquet (after the axes): (name, dtype).
 FIGURES = (
@@ -105,9 +110,10 @@ def read_tape(tape: TapeDef, seed: int) -> MemoryTape:
     from venues.krx.session import seoul_date
 
     s = tape.tape_seed(seed)
+    rows = SYNTH_ROWS if tape.days == 1 else CHUNK_ROWS
     parts, table = [], None
     for events, day_table in synthesize(tape.profile, tape.days, s, tape.start,
-                                        shocks=dict(tape.shocks)):
+                                        chunk_events=rows, shocks=dict(tape.shocks)):
         table = day_table if table is None else table  # the first day's, as a tape file
         parts.append(events)
     chunks = _rechunk(parts)
