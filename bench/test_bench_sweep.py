@@ -10,17 +10,20 @@ months of 2023 at 62,000-80,000 won with 40-60% down) and a spec whose tape is
 day, and runs it with :func:`replay.sweep.run_sweep` on ``--jobs 2``.
 
 The variants: ``krx-credit`` at maintenance ratios 1.3-1.7 (valued at the close, sold in
-the next pre-open auction: on a one-day tape they call accounts but never sell) and
-``instant`` at 1.5-1.7 (valued at every trade and sold at once with a market order; the
-credit accounts are taken as the instant broker's), which sell from about 1% of the
-accounts to a sixth of them into the day. The closing section prints the cells, the wall
-time, cells per minute, the share of the workers' time outside the replays, and where the
-time went: tapes made, prepare (rules, population from the worker's cache), the replays
-with forced orders, the counterfactuals (one per seed), the rest of each cell (the warm-up
-replay, the figures), and what lies outside every cell (process start, imports,
-scheduling), with the driver's own time (checking the spec and populations, keys, the
-table and page). Timings are printed, never asserted; the run is checked: every cell ok,
-one row per cell, the credit variants never sell and the instant ones do.
+the next pre-open auction: on a one-day tape they call accounts, up to about an eighth of
+them at 1.7, but never sell) and ``instant`` at 1.45-1.6 (valued at every trade and sold at
+once with a market order; the credit accounts are taken as the instant broker's), which
+sell from a handful of accounts at 1.45 to about a thousand at 1.5, and from 1.525 on
+start a cascade that locks the stock at its lower limit on most days.
+
+The closing section prints the cells, the wall time, cells per minute, the share of the
+workers' time outside the replays, and where the time went: tapes made, prepare (rules,
+population from the worker's cache), the replays with forced orders, the counterfactuals
+(one per seed), the rest of each cell (the warm-up replay, the figures), and what lies
+outside every cell (process start, imports, scheduling), with the driver's own time
+(checking the spec and populations, keys, the table and page), and the load average.
+Timings are printed, never asserted; the run is checked: every cell ok, one row per cell,
+the credit variants never sell and the instant ones do.
 
     CASCADE_BENCH_SWEEP_SEEDS=10 .venv/bin/python -m pytest bench/test_bench_sweep.py \\
         --benchmark-only -q
@@ -49,14 +52,14 @@ JOBS = int(os.environ.get("CASCADE_BENCH_SWEEP_JOBS", "2"))
 ACCOUNTS = 100_000
 TOTAL_SHARES = 10_000_000  # about 0.9 of a synthetic large-cap day's volume
 CREDIT_RATIOS = (1.3, 1.4, 1.5, 1.6, 1.7)
-INSTANT_RATIOS = (1.5, 1.55, 1.6, 1.65, 1.7)
+INSTANT_RATIOS = (1.45, 1.5, 1.525, 1.55, 1.6)
 
 
 def credit_accounts(n: int, total_shares: int, seed: int) -> pd.DataFrame:
     """``n`` credit accounts on SYNTH-LARGE, as make_unwind_populations.credit_population
     draws them: ``total_shares`` split at random, bought between 2023-11-01 and 2023-12-28
-    at 62,000-80,000 won (tick 100) with 40-60% down. At the 70,000 prior close every one
-    is above 145%; at 150% about 1% breach, at 170% about a sixth."""
+    at 62,000-80,000 won (tick 100) with 40-60% down: at the 70,000 prior close every one
+    is above 145%, and at 70,000 about 0.5% are below 150%, 14% below 170%."""
     rng = np.random.default_rng(seed)
     shares = np.maximum(1, (rng.dirichlet(np.ones(n)) * total_shares).astype(np.int64))
     entry = (rng.uniform(62_000, 80_000, n) // 100 * 100).astype(np.int64)
@@ -147,6 +150,7 @@ def test_sweep_of_one_day_tapes(benchmark, tmp_path, sweep_table):
     spec.write_text(spec_text(population, SEEDS, chosen), encoding="utf-8")
     out = tmp_path / "out"
 
+    load_before = os.getloadavg()
     t0 = time.perf_counter()
     result = benchmark.pedantic(lambda: run_sweep(spec, out, jobs=JOBS), rounds=1,
                                 iterations=1)
@@ -165,6 +169,9 @@ def test_sweep_of_one_day_tapes(benchmark, tmp_path, sweep_table):
     assert (table.groupby("seed").counterfactual_max_drawdown.nunique() == 1).all()
 
     lines = breakdown(out, result.summary, wall, JOBS)
+    lines.append("load average (1, 5, 15 min) before: "
+                 f"{', '.join(f'{x:.2f}' for x in load_before)}; after: "
+                 f"{', '.join(f'{x:.2f}' for x in os.getloadavg())} (on {os.cpu_count()} CPUs)")
     figures = by[["accounts_called", "accounts_force_sold", "forced_volume",
                   "excess_drawdown", "limit_locked_days"]].mean()
     lines.append("mean per cell, by variant:")
