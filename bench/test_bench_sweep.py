@@ -10,17 +10,18 @@ months of 2023 at 62,000-80,000 won with 40-60% down) and a spec whose tape is
 day, and runs it with :func:`replay.sweep.run_sweep` on ``--jobs 2``.
 
 The variants: ``krx-credit`` at maintenance ratios 1.3-1.7 (valued at the close, sold in
-the next pre-open auction: on a one-day tape they call accounts, up to about an eighth of
-them at 1.7, but never sell) and ``instant`` at 1.45-1.6 (valued at every trade and sold at
-once with a market order; the credit accounts are taken as the instant broker's), which
-sell from a handful of accounts at 1.45 to about a thousand at 1.5, and from 1.525 on
-start a cascade that locks the stock at its lower limit on most days.
+the next pre-open auction: on a one-day tape they call accounts, about 14% of them at 1.7,
+but never sell) and ``instant`` at 1.45-1.6 (valued at every trade and sold at once with a
+market order; the credit accounts are taken as the instant broker's), which sell a few
+dozen accounts a day at 1.45, about a thousand at 1.5, and from 1.525 on start a cascade
+that locks the stock at its lower limit (every one of the 100 days).
 
 The closing section prints the cells, the wall time, cells per minute, the share of the
 workers' time outside the replays, and where the time went: tapes made, prepare (rules,
 population from the worker's cache), the replays with forced orders, the counterfactuals
 (one per seed), the rest of each cell (the warm-up replay, the figures), and what lies
-outside every cell (process start, imports, scheduling), with the driver's own time
+outside every cell (process start, imports, the collection after each block, a worker
+idle at the end), with the driver's own time
 (checking the spec and populations, keys, the table and page), and the load average.
 Timings are printed, never asserted; the run is checked: every cell ok, one row per cell,
 the credit variants never sell and the instant ones do.
@@ -126,7 +127,7 @@ def breakdown(out: Path, summary: dict, wall: float, jobs: int) -> list[str]:
             ("replay with forced orders", total["replay_seconds"]),
             ("counterfactual replays", total["counterfactual_seconds"]),
             ("rest of the cells (warm-up, figures)", in_cells),
-            ("outside cells (start, scheduling)", busy - total["wall_seconds"])]
+            ("outside cells (start, gc, idle)", busy - total["wall_seconds"])]
     cells = summary["ran"]
     lines = [f"{cells:,} cells ({summary['axes']['seeds']} seeds x "
              f"{len(summary['axes']['variants'])} variants) on {jobs} jobs: wall {wall:.1f} s "
