@@ -366,3 +366,26 @@ def test_the_docs_spec_runs_as_written_on_both_backends(tmp_path):
                                   "cells.parquet").read_bytes()
     table = pq.read_table(local).to_pandas()
     assert (table.status == "ok").all() and table.forced_volume.gt(0).all()
+
+
+def test_a_one_day_synthetic_tape_in_memory_is_its_tape_file(tmp_path):
+    """A worker makes a one-day tape in one buffer cut into views: the same chunks, row for
+    row, as the tape file ``cascade data synth`` writes and a kept run reads."""
+    import numpy as np
+
+    from replay.broker_run import tape_first_day
+    from replay.sweep.spec import TapeDef
+    from replay.sweep.tapes import CHUNK_ROWS, read_tape, write_tape
+    from replay.tape import COLUMNS, Tape
+
+    day = TapeDef("day", "synthetic", profile="krx-largecap")
+    held = read_tape(day, 3)
+    tape = Tape(write_tape(day, 3, tmp_path / "day.parquet"))
+    from_file = list(tape.chunks(CHUNK_ROWS))
+    assert len(from_file) >= 2 and [len(c) for c in held.chunks()] == \
+        [len(c) for c in from_file]
+    for a, b in zip(held.chunks(), from_file, strict=True):
+        for c in COLUMNS:
+            assert np.array_equal(getattr(a, c), getattr(b, c)), c
+    assert held.session_seed == tape.session_seed == 3
+    assert held.first_day == tape_first_day(tape)

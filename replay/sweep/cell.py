@@ -16,6 +16,7 @@ order) is the same market for every variant of a block, so it is replayed once p
 
 from __future__ import annotations
 
+import gc
 import os
 import time
 import traceback
@@ -273,6 +274,10 @@ def iter_block(spec: SweepSpec, cells: Sequence[Cell], populations: dict[str, Pa
         record["timing"] = {k_: round(v, 6) for k_, v in timing.items()}
         record["worker_pid"] = os.getpid()
         yield record
+    # A replay and its brokers refer to each other: what the block's replays held (books,
+    # forced orders, about 30 MB a large-cap cell) is freed only by a full collection, which
+    # the collector seldom runs on its own; without it a worker grows by every block it ran.
+    gc.collect()
 
 
 def run_block(spec: SweepSpec, cells: Sequence[Cell], populations: dict[str, Path],

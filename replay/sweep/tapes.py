@@ -18,6 +18,10 @@ from typing import Any
 from replay.sweep.spec import TapeDef
 
 CHUNK_ROWS = 1 << 20  # as replay.runner.RunSpec.chunk_rows: the chunks a tape file gives
+#: The rows of the buffer replay.synth writes a one-day tape into (a chunk never spans two
+#: days, and the events do not depend on its size): a large-cap day (about 3.6 M rows) comes
+#: in one buffer and is cut into :data:`CHUNK_ROWS` views instead of being copied.
+SYNTH_ROWS = 1 << 22
 
 
 class MemoryTape:
@@ -118,6 +122,7 @@ def _synthetic(tape: TapeDef, seed: int) -> Iterator:
     from replay.synth import synthesize
 
     return synthesize(tape.profile, tape.days, tape.tape_seed(seed), tape.start,
+                      chunk_events=SYNTH_ROWS if tape.days == 1 else CHUNK_ROWS,
                       shocks=dict(tape.shocks))
 
 
