@@ -9,9 +9,12 @@ from typing import Annotated
 
 import typer
 
-#: Figures the console shows per variant (all of them are in cells.parquet).
-SHOWN = (("forced_volume", "{:,.0f}"), ("excess_drawdown", "{:.2%}"),
-         ("max_drawdown", "{:.2%}"), ("accounts_force_sold", "{:,.0f}"))
+#: Figures the console shows per variant, with a short header (all of them, by their full
+#: names, are in cells.parquet).
+SHOWN = (("forced_volume", "shares sold", "{:,.0f}"),
+         ("excess_drawdown", "added dd", "{:.2%}"),
+         ("max_drawdown", "drawdown", "{:.2%}"),
+         ("accounts_force_sold", "accts sold", "{:,.0f}"))
 
 
 def register(app: typer.Typer) -> None:
@@ -129,15 +132,18 @@ def _print(cli, result, output: Path) -> None:
     frame = result.table
     ok = frame[frame.status == "ok"]
     shown = Table(box=None, padding=(0, 2, 0, 0), header_style="bold")
-    shown.add_column("variant (mean over cells)", no_wrap=True)
-    shown.add_column("cells", justify="right")
-    for name, _ in SHOWN:
-        shown.add_column(name.replace("_", " "), justify="right")
+    # the numbers are never cut: a long variant name folds onto a second line instead
+    shown.add_column("variant (mean over its cells)", overflow="fold", min_width=22)
+    shown.add_column("cells", justify="right", no_wrap=True)
+    for _, header, _ in SHOWN:
+        shown.add_column(header, justify="right", no_wrap=True)
     for variant, g in ok.groupby("variant", sort=False):
         shown.add_row(escape(variant), str(len(g)),
                       *(fmt.format(g[name].mean()) if g[name].notna().any() else "-"
-                        for name, fmt in SHOWN))
+                        for name, _, fmt in SHOWN))
     cli.out.print(shown)
+    cli.out.print("added dd: the drawdown the forced sales added (excess_drawdown); accts "
+                  "sold: accounts force-sold", highlight=False)
     timing = result.summary.get("timing", {})
     rate = timing.get("cells_per_minute")
     cli.out.print(f"{len(frame):,} cells: {result.ran:,} run now"
