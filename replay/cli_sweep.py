@@ -61,9 +61,9 @@ def register(app: typer.Typer) -> None:
         that fails is recorded with its error and the others go on (--retry-failed runs
         them again). The spec is checked whole before anything runs.
 
-        Examples: cascade sweep docs/examples/sweep-small.toml -o runs/sweep;
-        cascade sweep docs/examples/sweep-small.toml -o runs/sweep --backend ray;
-        cascade sweep report runs/sweep
+        Examples (sweep-small.toml: the spec docs/sweeps.md opens with): cascade sweep
+        sweep-small.toml -o runs/sweep; cascade sweep sweep-small.toml -o runs/sweep-ray
+        --backend ray; cascade sweep report runs/sweep
         """
         if spec == "report":
             if directory is None:
