@@ -245,7 +245,8 @@ def as_sweep(tape: str | Path, labels: Sequence[str], variants: Sequence[str],
         sweep["inject"] = absolute(inject)
     if strategy:
         module, _, cls = strategy.rpartition(":")
-        sweep["strategy"] = f"{absolute(module)}:{cls}" if module.endswith(".py") else strategy
+        sweep["strategy"] = f"{absolute(module)}:{cls}" if module.endswith(".py") and \
+            Path(module).is_file() else strategy  # else a module, or a shipped example
         sweep["params"] = dict(strategy_params or {})
     spec = parse_spec({"sweep": sweep, "variants": rules,
                        "tapes": {Path(tape).stem or "tape": {"file": absolute(tape)}},

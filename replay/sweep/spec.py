@@ -236,7 +236,10 @@ def parse_spec(data: Mapping[str, Any], path: Path) -> SweepSpec:
         if not isinstance(strategy, str) or ":" not in strategy:
             raise _fail(where, "sweep.strategy", "must be FILE.py:Class or module:Class")
         module, _, cls = strategy.rpartition(":")
-        if module.endswith(".py"):
+        shipped = module.startswith("strategies/") and not (base / module).is_file()
+        if module.endswith(".py") and shipped:  # the shipped examples, from any folder
+            strategy = f"{module[:-3].replace('/', '.')}:{cls}"
+        elif module.endswith(".py"):
             strategy = f"{_file(module, where, 'sweep.strategy', base)}:{cls}"
     if not isinstance(params, Mapping):
         raise _fail(where, "sweep.params", "must be a table of the strategy's parameters")
