@@ -389,3 +389,27 @@ def test_a_one_day_synthetic_tape_in_memory_is_its_tape_file(tmp_path):
             assert np.array_equal(getattr(a, c), getattr(b, c)), c
     assert held.session_seed == tape.session_seed == 3
     assert held.first_day == tape_first_day(tape)
+
+
+def test_a_worker_keeps_a_made_tape_per_seed(tmp_path):
+    """One worker runs both seeds of an episode tape: each seed's cells replay that seed's
+    tape (the figures of the same cells run as cascade replay runs them)."""
+    text = f"""
+[sweep]
+seeds = [1, 2]
+
+[variants]
+both = {{ rules = "cfd", brokers = ["krx-credit"] }}
+
+[tapes]
+cfd = {{ episode = "2023-04-cfd", days = 2 }}
+
+[populations]
+cfd = {{ episode = "2023-04-cfd" }}
+"""
+    spec = write_spec(tmp_path, text)
+    fast = run_sweep(spec, tmp_path / "fast", jobs=1)
+    assert len({r["worker_pid"] for r in _records(tmp_path / "fast")}) == 1
+    kept = run_sweep(spec, tmp_path / "kept", jobs=1, keep_runs=True)
+    assert fast.table.events.nunique() == 2  # two seeds, two tapes
+    pd.testing.assert_frame_equal(fast.table, kept.table)

@@ -86,7 +86,7 @@ class WorkerState:
         self.warm: set[tuple[str, str]] = set()
 
     def tape(self, tape: TapeDef, seed: int) -> _Loaded:
-        key = (tape, tape.tape_seed(seed) if tape.kind == "synthetic" else None)
+        key = (tape, None if tape.kind == "file" else tape.tape_seed(seed))  # made: by seed
         if key in self.tapes:
             self.tapes.move_to_end(key)
             hit = self.tapes[key]
