@@ -146,21 +146,6 @@ def run_spec(spec: SweepSpec, cell: Cell, populations: dict[str, Path], *,
                    shocks=dict(t.shocks) if generative else {}, **kw)
 
 
-def _market_figures(result, trades) -> dict[str, Any]:
-    from replay.results import venue_summary
-
-    venue = venue_summary(result)
-    kospi = (result.indices or {}).get("KOSPI", {})
-    own_sells, drawdown = trades.figures
-    return {"max_drawdown": drawdown, "tape_sell_volume": own_sells,
-            "limit_locked_days": venue.get("limit_locked_down_sessions"),
-            "vi_count": venue.get("volatility_interruptions"),
-            "circuit_breakers": venue.get("circuit_breakers"),
-            "sidecars": venue.get("sidecars"),
-            "index_close": kospi.get("close"), "index_return": kospi.get("close_return"),
-            "events": int(result.events)}
-
-
 def _replay(prepared, submit_forced: bool):
     from replay.broker_run import discard_snapshot
 
@@ -174,10 +159,12 @@ def _replay(prepared, submit_forced: bool):
 
 def cell_figures(spec: SweepSpec, cell: Cell, populations: dict[str, Path], loaded,
                  counterfactual: tuple | None) -> tuple[dict[str, Any], dict[str, float]]:
-    """The figures of one cell and its timings; ``counterfactual`` (market figures, seconds)
-    when already replayed for its block. ``loaded``: the cell's tape (None in generative
-    mode)."""
+    """The figures of one cell and its timings; ``counterfactual`` (its max drawdown,
+    seconds) when already replayed for its block. ``loaded``: the cell's tape (None in
+    generative mode). The figures are read from the summary.json sections ``cascade
+    replay`` would write (:func:`summary_figures`), made here without writing them."""
     from replay.broker_run import metrics, total
+    from replay.results import venue_summary
     from replay.runner import prepare
 
     t0 = time.perf_counter()
@@ -187,46 +174,38 @@ def cell_figures(spec: SweepSpec, cell: Cell, populations: dict[str, Path], load
     result, trades, brokers, host = _replay(prepared, True)
     t2 = time.perf_counter()
     if counterfactual is None or spec.strategy:
-        cf_result, cf_trades, _, _ = _replay(prepared, False)
-        cf_market = _market_figures(cf_result, cf_trades)
-        cf_seconds = time.perf_counter() - t2
+        _, cf_trades, _, _ = _replay(prepared, False)
+        cf_drawdown, cf_seconds = cf_trades.figures[1], time.perf_counter() - t2
     else:
-        cf_market, cf_seconds = counterfactual
+        cf_drawdown, cf_seconds = counterfactual
     labels = [label for label, _, _ in prepared.market]
-    own = [metrics(b_, trades.figures) for b_ in brokers]
-    b = own[0] if len(own) == 1 else total(own, brokers)
-    fig: dict[str, Any] = {k: b[k] for k in (
-        "forced_orders", "forced_volume", "forced_value", "amplification",
-        "accounts_managed", "accounts_called", "accounts_force_sold", "accounts_wiped_out",
-        "broker_shortfall", "max_generation")}
-    fig.update(_market_figures(result, trades))
-    fig["counterfactual_max_drawdown"] = cf_market["max_drawdown"]
-    fig["excess_drawdown"] = fig["max_drawdown"] - cf_market["max_drawdown"]
+    own = [metrics(b, trades.figures) for b in brokers]
+    summary: dict[str, Any] = {
+        "broker": own[0] if len(own) == 1 else total(own, brokers),
+        "counterfactual": {"max_drawdown": cf_drawdown},
+        "venue_summary": venue_summary(result), "indices": result.indices or {},
+        "events_processed": int(result.events)}
     if len(labels) > 1:
-        for label, one in zip(labels, own, strict=True):
-            for k in PER_BROKER:
-                fig[f"{k}[{label}]"] = one[k]
+        summary["brokers"] = {label: {"broker": one} for label, one in
+                              zip(labels, own, strict=True)}
     if host is not None:
-        st = host.summary()
-        fig.update(strategy_return=st["return"], strategy_final_equity=st["final_equity"],
-                   strategy_margin_calls=st["margin_calls"],
-                   strategy_liquidations=st["liquidations"])
+        summary["strategy"] = host.summary()
     timing = {"prepare_seconds": t1 - t0, "replay_seconds": t2 - t1,
               "counterfactual_seconds": cf_seconds}
-    return fig, timing
+    return summary_figures(summary), timing
 
 
 def block_counterfactual(spec: SweepSpec, cell: Cell, populations: dict[str, Path],
-                         loaded) -> tuple[dict[str, Any], float]:
-    """The counterfactual market of a block: its tape replayed with no broker (what every
-    variant's counterfactual is, its brokers sending nothing)."""
+                         loaded) -> tuple[float, float]:
+    """The counterfactual of a block, its max drawdown and seconds: its tape replayed with
+    no broker (what every variant's counterfactual is, its brokers sending nothing)."""
     from replay.runner import prepare
 
     t0 = time.perf_counter()
     kw = {} if loaded is None else {"tape": loaded.tape}
     prepared = prepare(run_spec(spec, cell, populations, brokers=False), **kw)
-    result, trades, _, _ = _replay(prepared, False)
-    return _market_figures(result, trades), time.perf_counter() - t0
+    _, trades, _, _ = _replay(prepared, False)
+    return trades.figures[1], time.perf_counter() - t0
 
 
 #: ``emit(record)``: a finished cell's record (replay.sweep.store.Record fields as a dict).
@@ -306,8 +285,16 @@ def kept_run(spec: SweepSpec, cell: Cell, populations: dict[str, Path],
     out = runs / (cell.variant.name if by_variant else cell.key[:16])
     tape_path = None
     if cell.mode != "generative":
-        tape_path = write_tape(cell.tape, cell.seed, runs.parent / "tapes" /
-                               f"{cell.tape.name}-seed{cell.tape.tape_seed(cell.seed)}.parquet")
+        import hashlib
+        import json
+
+        from replay.sweep.spec import cell_identity
+
+        # named by its recipe (and its inputs' digests): a changed recipe is another file
+        recipe = json.dumps(cell_identity(spec, cell)["tape"], sort_keys=True)
+        digest = hashlib.sha256(recipe.encode()).hexdigest()[:12]
+        tape_path = write_tape(cell.tape, cell.seed, runs.parent / "tapes" / (
+            f"{cell.tape.name}-seed{cell.tape.tape_seed(cell.seed)}-{digest}.parquet"))
     rs = replace(run_spec(spec, cell, populations, output=out), tape=tape_path, overwrite=True)
     sections: dict[str, Any] = {"sweep": {"cell": cell.key, **cell.axes()}}
     if by_variant:  # cascade compare's own record of the variant
@@ -319,7 +306,8 @@ def kept_run(spec: SweepSpec, cell: Cell, populations: dict[str, Path],
 
 
 def summary_figures(summary: dict[str, Any]) -> dict[str, Any]:
-    """A run directory's summary.json as a cell's figures (the names of :data:`FIGURES`)."""
+    """A run's summary.json sections as a cell's figures (the names of :data:`FIGURES`):
+    the one mapping, for a kept run and for a cell run in memory."""
     b, c = summary["broker"], summary["counterfactual"]
     venue = summary.get("venue_summary", {})
     kospi = summary.get("indices", {}).get("KOSPI", {})
