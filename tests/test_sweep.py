@@ -71,6 +71,14 @@ def test_cells_are_the_figures_cascade_replay_writes(tmp_path):
     runs = sorted((tmp_path / "kept" / "runs").iterdir())
     assert len(runs) == 6 and all((r / "summary.json").is_file() for r in runs)
     assert not (tmp_path / "fast" / "runs").exists()
+    assert len(list((tmp_path / "kept" / "tapes").iterdir())) == 2  # one per seed
+    # the spec without a variant: its records and kept runs go, nothing stale is left
+    fewer = write_spec(tmp_path, SPEC.replace('instant = "instant"\n', ""), "fewer.toml")
+    less = run_sweep(fewer, tmp_path / "kept", jobs=1, keep_runs=True)
+    assert less.ran == 0 and less.pruned == 2 and len(less.table) == 4
+    assert sorted(d.name for d in (tmp_path / "kept" / "runs").iterdir()) == \
+        sorted(k[:16] for k in less.table.key)
+    assert len(list((tmp_path / "kept" / "tapes").iterdir())) == 2
 
 
 def test_a_spec_is_checked_whole_before_anything_runs(tmp_path):
@@ -394,18 +402,18 @@ def test_a_one_day_synthetic_tape_in_memory_is_its_tape_file(tmp_path):
 def test_a_worker_keeps_a_made_tape_per_seed(tmp_path):
     """One worker runs both seeds of an episode tape: each seed's cells replay that seed's
     tape (the figures of the same cells run as cascade replay runs them)."""
-    text = f"""
+    text = """
 [sweep]
 seeds = [1, 2]
 
 [variants]
-both = {{ rules = "cfd", brokers = ["krx-credit"] }}
+both = { rules = "cfd", brokers = ["krx-credit"] }
 
 [tapes]
-cfd = {{ episode = "2023-04-cfd", days = 2 }}
+cfd = { episode = "2023-04-cfd", days = 2 }
 
 [populations]
-cfd = {{ episode = "2023-04-cfd" }}
+cfd = { episode = "2023-04-cfd" }
 """
     spec = write_spec(tmp_path, text)
     fast = run_sweep(spec, tmp_path / "fast", jobs=1)

@@ -285,16 +285,8 @@ def kept_run(spec: SweepSpec, cell: Cell, populations: dict[str, Path],
     out = runs / (cell.variant.name if by_variant else cell.key[:16])
     tape_path = None
     if cell.mode != "generative":
-        import hashlib
-        import json
-
-        from replay.sweep.spec import cell_identity
-
-        # named by its recipe (and its inputs' digests): a changed recipe is another file
-        recipe = json.dumps(cell_identity(spec, cell)["tape"], sort_keys=True)
-        digest = hashlib.sha256(recipe.encode()).hexdigest()[:12]
-        tape_path = write_tape(cell.tape, cell.seed, runs.parent / "tapes" / (
-            f"{cell.tape.name}-seed{cell.tape.tape_seed(cell.seed)}-{digest}.parquet"))
+        tape_path = write_tape(cell.tape, cell.seed,
+                               runs.parent / "tapes" / kept_tape_name(spec, cell))
     rs = replace(run_spec(spec, cell, populations, output=out), tape=tape_path, overwrite=True)
     sections: dict[str, Any] = {"sweep": {"cell": cell.key, **cell.axes()}}
     if by_variant:  # cascade compare's own record of the variant
@@ -303,6 +295,19 @@ def kept_run(spec: SweepSpec, cell: Cell, populations: dict[str, Path],
                                "worker_pid": os.getpid()}
     summary = run_tape(rs, sections=sections)
     return summary_figures(summary), {"replay_seconds": summary["wall_seconds"]}
+
+
+def kept_tape_name(spec: SweepSpec, cell: Cell, code: dict[str, str] | None = None) -> str:
+    """The file name of a kept run's tape: its name, seed and the digest of its recipe and
+    inputs, so a changed recipe under the same name is another file."""
+    import hashlib
+    import json
+
+    from replay.sweep.spec import cell_identity
+
+    recipe = json.dumps(cell_identity(spec, cell, code)["tape"], sort_keys=True)
+    digest = hashlib.sha256(recipe.encode()).hexdigest()[:12]
+    return f"{cell.tape.name}-seed{cell.tape.tape_seed(cell.seed)}-{digest}.parquet"
 
 
 def summary_figures(summary: dict[str, Any]) -> dict[str, Any]:

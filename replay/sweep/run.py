@@ -117,6 +117,14 @@ def population_paths(spec: SweepSpec, out: Path) -> dict[str, Path]:
         if not target.is_file() or target.read_text(encoding="utf-8") != text:
             write_text(target, text)
         paths[p.name] = target
+    folder = out / "inputs"
+    if folder.is_dir():  # what an earlier spec derived, no longer read
+        written = {p.resolve() for p in paths.values()} | {
+            (folder / f"episode-{p.episode}-bars.csv").resolve()
+            for p in spec.populations if p.episode}
+        for f in folder.iterdir():
+            if f.resolve() not in written:
+                f.unlink(missing_ok=True)
     return paths
 
 
@@ -223,7 +231,10 @@ def run_sweep(spec_path: str | Path, out: str | Path, *, jobs: int | None = None
                   retry_failed=retry_failed, only=only, progress=progress, log=log,
                   clear=("cells.parquet", "sweep.html"))
     records, counts, reused = ran.records, ran.counts, ran.reused
-    pruned = store.prune(out, [c.key for c in spec.cells]) if not only else 0
+    pruned = 0
+    if not only:
+        pruned = store.prune(out, [c.key for c in spec.cells])
+        _prune_kept(spec, out)
     frame = store.table(spec, records)
     store.write_table(out / "cells.parquet", frame)
     summary = _summary(spec, frame, counts, reused, ran.timings, ran.seconds, jobs, backend,
@@ -298,6 +309,30 @@ def execute(spec: SweepSpec, out: Path, *, jobs: int, backend: str, address: str
 
             run_ray(light, tasks, populations, runs, jobs, address, record)
     return Execution(records, counts, reused, timings, time.perf_counter() - t_run)
+
+
+def _prune_kept(spec: SweepSpec, out: Path) -> None:
+    """Remove the kept run directories and tapes of cells the spec no longer has (a table
+    of today's cells beside yesterday's runs would mislead)."""
+    from replay.results import versions
+    from replay.sweep.cell import kept_tape_name
+
+    runs, tapes = out / "runs", out / "tapes"
+    if runs.is_dir():
+        keep = {c.key[:16] for c in spec.cells}
+        for d in runs.iterdir():
+            if d.name in keep:
+                continue
+            if d.is_dir():
+                shutil.rmtree(d, ignore_errors=True)
+            else:
+                d.unlink(missing_ok=True)
+    if tapes.is_dir():
+        code = versions()
+        keep = {kept_tape_name(spec, c, code) for c in spec.cells if c.mode != "generative"}
+        for f in tapes.iterdir():
+            if f.name not in keep:
+                f.unlink(missing_ok=True)
 
 
 def _summary(spec: SweepSpec, frame: pd.DataFrame, counts: dict[str, int], reused: int,
